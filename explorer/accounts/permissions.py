@@ -1,0 +1,84 @@
+"""The one rule for every interface: reads are open to everyone, writes need an account.
+
+- JSON API: `ReadOpenWriteAccount` is the NinjaAPI's default auth (explorer/api/api.py), so a
+  new endpoint is covered without doing anything. It accepts an API key (`Authorization:
+  Bearer <key>` or `X-API-Key: <key>`) or the session (with the CSRF check for writes).
+- HTML views: decorate with `writes_need_account`.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest
+from ninja.security.base import AuthBase
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Anonymous:
+    """request.auth for anonymous reads (truthy, so ninja lets the request through)."""
+
+    is_authenticated = False
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "Anonymous"
+
+
+ANONYMOUS = Anonymous()
+
+
+def api_key_from_request(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+class ReadOpenWriteAccount(AuthBase):
+    """Ninja auth: the user for a valid key/session, ANONYMOUS for anonymous reads, else None
+    (-> 401). A wrong API key is rejected even on reads, so typos do not look anonymous."""
+
+    openapi_type = "apiKey"
+    openapi_in = "header"
+    openapi_name = "X-API-Key"
+
+    def __call__(self, request: HttpRequest):
+        from explorer.accounts.selectors import api_key_user
+
+        raw = api_key_from_request(request)
+        if raw is not None:
+            user = api_key_user(raw=raw)
+            if user is not None:
+                request.user = user
+                request.auth_method = "api_key"
+            return user
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            if request.method not in SAFE_METHODS:
+                from ninja.utils import check_csrf
+
+                if check_csrf(request) is not None:
+                    return None
+            request.auth_method = "session"
+            return user
+        if request.method in SAFE_METHODS:
+            request.auth_method = None
+            return ANONYMOUS
+        return None
+
+
+def writes_need_account(view):
+    """Django view decorator: unsafe methods from anonymous users go to the sign-in page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if request.method not in SAFE_METHODS and not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapper

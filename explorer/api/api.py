@@ -1,0 +1,93 @@
+"""The JSON API at /api/v1 (OpenAPI docs at /api/v1/docs).
+
+Every endpoint goes through `ReadOpenWriteAccount` (reads open, writes need an account) and
+every error has one shape (explorer/api/errors.py). Endpoints stay thin: they call services
+and selectors.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import NinjaAPI, Schema
+
+from explorer.accounts import selectors as account_selectors
+from explorer.accounts import services as account_services
+from explorer.accounts.permissions import ReadOpenWriteAccount
+from explorer.api import errors
+from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.core.health import health_report
+
+api = NinjaAPI(
+    title="SAE Feature Explorer API",
+    version="1",
+    urls_namespace="api-v1",
+    auth=ReadOpenWriteAccount(),
+)
+errors.install(api)
+
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+
+
+class HealthOut(Schema):
+    status: str
+    database: str
+    redis: str
+    queues: dict[str, list[str]]
+    missing_queues: list[str]
+
+
+class MeOut(Schema):
+    authenticated: bool
+    username: str | None
+    auth: str | None  # "session", "api_key" or null
+
+
+class ApiKeyIn(StrictSchema):
+    name: str
+
+
+class ApiKeyOut(Schema):
+    id: int
+    name: str
+    prefix: str
+    created: datetime
+    last_used: datetime | None
+    revoked: datetime | None
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    key: str  # shown once; only its digest is stored
+
+
+@api.get("/health", response={200: HealthOut, 503: HealthOut}, summary="Service health")
+def health(request: HttpRequest):
+    body, healthy = health_report()
+    return (200 if healthy else 503), body
+
+
+@api.get("/me", response={200: MeOut, **ERRORS}, summary="Who the request is authenticated as")
+def me(request: HttpRequest):
+    user = request.auth
+    if not user.is_authenticated:
+        return {"authenticated": False, "username": None, "auth": None}
+    return {"authenticated": True, "username": user.get_username(), "auth": request.auth_method}
+
+
+@api.get("/me/api-keys", response={200: list[ApiKeyOut], **ERRORS}, summary="Your API keys")
+def api_keys(request: HttpRequest):
+    if not request.auth.is_authenticated:
+        return []
+    return list(account_selectors.api_key_list(user=request.auth))
+
+
+@api.post("/me/api-keys", response={201: ApiKeyCreatedOut, **ERRORS}, summary="Create an API key")
+def api_key_create(request: HttpRequest, payload: ApiKeyIn):
+    key, raw = account_services.api_key_create(user=request.auth, name=payload.name)
+    return 201, {**ApiKeyOut.from_orm(key).dict(), "key": raw}
+
+
+@api.delete("/me/api-keys/{key_id}", response={200: ApiKeyOut, **ERRORS}, summary="Revoke an API key")
+def api_key_revoke(request: HttpRequest, key_id: int):
+    return account_services.api_key_revoke(user=request.auth, key_id=key_id)

@@ -1,0 +1,23 @@
+"""Shared schema pieces of the JSON API."""
+
+from __future__ import annotations
+
+from ninja import Schema
+from pydantic import ConfigDict
+
+
+class StrictSchema(Schema):
+    """Input schemas reject unknown fields, so a typo is an error rather than a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(Schema):
+    message: str
+    code: str
+
+
+class ErrorOut(Schema):
+    """The one error shape of the API: {"error": {"message": ..., "code": ...}}."""
+
+    error: ErrorBody

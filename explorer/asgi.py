@@ -1,0 +1,27 @@
+"""ASGI entry point: HTTP through Django, websockets under /ws/ through Channels.
+
+Websockets get the same origin check as forms (the Origin header must be one of
+ALLOWED_HOSTS) and the session user (AuthMiddlewareStack). This module must not import torch:
+the web process stays light (tests/explorer/test_no_torch_in_web.py).
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "explorer.settings")
+# Django must be set up before importing consumers (they import models).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+
+from explorer.routing import websocket_urlpatterns
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

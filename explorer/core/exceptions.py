@@ -1,0 +1,37 @@
+"""Errors raised by services and mapped to one error shape by every interface.
+
+The JSON API renders them as {"error": {"message": ..., "code": ...}} with `status`; the
+websocket uses the same message in {"type": "error", "message": ...}.
+"""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    """A problem the caller can fix; `message` is safe to show to users."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class NotFound(ApplicationError):
+    status = 404
+    code = "not_found"
+
+
+class PermissionDenied(ApplicationError):
+    status = 403
+    code = "forbidden"
+
+
+class AuthenticationRequired(ApplicationError):
+    status = 401
+    code = "authentication_required"

@@ -1,0 +1,185 @@
+"""`python manage.py demo`: the whole stack on one machine, stopped by Ctrl-C.
+
+manage.py has already started (or reused) the embedded PostgreSQL and Redis when
+DATABASE_URL / REDIS_URL were unset (explorer/core/embedded.py) and exported their URLs; this
+command checks the set-up, migrates, collects static files, then supervises one Celery worker
+and uvicorn (explorer/core/supervisor.py), which inherit the URLs by environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from explorer.core import embedded
+from explorer.core.supervisor import Child, Supervisor
+from workers.celery import BATCH_QUEUES, live_queue
+
+
+def register_demo_sae_if_needed(stdout) -> None:
+    """First-start hook: register the committed demo model + SAE and index them.
+
+    TODO(issue 4): call the indexing service here (sae_register + index run with a progress
+    bar on `stdout`); it must be a no-op when the demo SAE is already indexed.
+    """
+
+
+class Command(BaseCommand):
+    help = "Run the explorer locally: PostgreSQL, Redis, a Celery worker and the ASGI server."
+    requires_system_checks = ()  # we run them ourselves, after the servers are up
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+        parser.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
+        parser.add_argument(
+            "--allow-missing-frontend", action="store_true",
+            help="serve pages without the built frontend (tests, or while working on the backend)",
+        )
+        parser.add_argument("--stop-timeout", type=float, default=10.0, help="seconds before SIGKILL")
+
+    def handle(self, *args, **options) -> None:
+        host, port = options["host"], options["port"]
+        self._check_port_free(host, port)
+        self._check_database()
+        if not options["allow_missing_frontend"]:
+            self._check_frontend()
+        call_command("check", databases=["default"], stdout=self.stdout, stderr=self.stderr)
+        call_command("migrate", interactive=False, verbosity=0)
+        self._collectstatic_if_stale()
+        register_demo_sae_if_needed(self.stdout)
+
+        supervisor = Supervisor()
+        stopping = False
+
+        def on_sigterm(signum, frame) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        log_dir = embedded.var_dir() / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            env = self._child_env()
+            if not options["no_worker"]:
+                queues = ",".join([*BATCH_QUEUES, *(live_queue(m) for m in settings.EXPLORER_LIVE_MODELS)])
+                worker_log = open(log_dir / "worker.log", "ab")  # noqa: SIM115 - lives as long as the child
+                supervisor.start(
+                    Child("worker", [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
+                                     "-Q", queues, "--concurrency", "1", "-n", "demo@%h", "--loglevel", "INFO"], env),
+                    log=worker_log,
+                )
+                self.stdout.write(f"worker: queues {queues} (log: {log_dir / 'worker.log'})")
+            web = supervisor.start(
+                Child("web", [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", host,
+                              "--port", str(port), "--lifespan", "off", "--no-access-log"], env)
+            )
+            url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+            self._wait_http(url + "healthz", web, supervisor)
+            self.stdout.write(self.style.SUCCESS(f"SAE Feature Explorer is running at {url}"))
+            self.stdout.write(f"pids: {' '.join(f'{c.name}={c.pid}' for c in supervisor.children)}")
+            self.stdout.write("Press Ctrl-C to stop.")
+            self.stdout.flush()
+            while True:
+                exited = supervisor.first_exited()
+                if exited is not None:
+                    child, code = exited
+                    raise CommandError(f"{child.name} exited with code {code}; stopping everything.")
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            stopping = True
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.stdout.write("Stopping...")
+            supervisor.stop_all(options["stop_timeout"])
+            embedded.release_all()
+            if stopping:
+                self.stdout.write("Stopped.")
+
+    # --- checks with clear messages ------------------------------------------------------------
+
+    def _check_port_free(self, host: str, port: int) -> None:
+        import socket
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                raise CommandError(
+                    f"Port {port} on {host} is in use ({exc.strerror}). Stop what uses it or pass --port."
+                ) from None
+
+    def _check_database(self) -> None:
+        from django.db import connection
+
+        try:
+            connection.ensure_connection()
+        except Exception as exc:  # noqa: BLE001 - any failure is reported the same way
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise CommandError(
+                f"Cannot reach the database {settings.DATABASES['default']['NAME']!r} "
+                f"(DATABASE_URL): {first}. Check the URL, or unset DATABASE_URL to use the embedded server."
+            ) from None
+
+    def _check_frontend(self) -> None:
+        manifest = Path(settings.FRONTEND_DIST) / ".vite" / "manifest.json"
+        if manifest.exists():
+            return
+        if shutil.which("npm") is None or shutil.which("node") is None:
+            raise CommandError(
+                "The frontend is not built and npm/node are missing: install Node.js 20+ "
+                "(apt-get install -y nodejs npm), then run `make install`."
+            )
+        raise CommandError(
+            f"The frontend is not built ({manifest} is missing): run `make install` "
+            "(or `cd frontend && npm ci && npm run build`)."
+        )
+
+    def _collectstatic_if_stale(self) -> None:
+        """Collect when any source file is newer than the collected manifest (warm starts skip it)."""
+        from django.contrib.staticfiles.finders import get_finders
+
+        collected = Path(settings.STATIC_ROOT) / "staticfiles.json"
+        stamp = collected.stat().st_mtime if collected.exists() else 0.0
+        for finder in get_finders():
+            for path, storage in finder.list([]):
+                if os.path.getmtime(storage.path(path)) > stamp:
+                    call_command("collectstatic", interactive=False, verbosity=0)
+                    return
+
+    # --- children ---------------------------------------------------------------------------------
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # Children use exactly the servers we checked; they never start embedded ones.
+        env["DATABASE_URL"] = settings.DATABASE_URL
+        env["REDIS_URL"] = settings.REDIS_URL
+        env.setdefault("HTTPS", "false")
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _wait_http(self, url: str, web: Child, supervisor: Supervisor, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            exited = supervisor.first_exited()
+            if exited is not None:
+                raise CommandError(f"{exited[0].name} exited with code {exited[1]} during start-up.")
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                return
+            except urllib.error.HTTPError:
+                return  # the server answers; 503 only means a worker is not up yet
+            except OSError:
+                time.sleep(0.2)
+        raise CommandError(f"The web server did not answer on {url} within {timeout:.0f}s.")

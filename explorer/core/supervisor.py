@@ -1,0 +1,90 @@
+"""Child processes for `manage.py demo`: each in its own process group, stopped as a group.
+
+Each child starts in a new session, so the terminal's Ctrl-C reaches only the supervisor, which
+then stops the children in order: SIGTERM to the whole group, SIGKILL after a timeout. Killing
+the group (not just the pid) also takes grandchildren, e.g. Celery's prefork pool processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self, *, log=None) -> None:
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT if log else None
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def exited(self) -> int | None:
+        """The exit code if the child has exited, else None."""
+        return self.process.poll() if self.process else 0
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the group, wait up to `timeout`, then SIGKILL the group. Idempotent."""
+        if self.process is None:
+            return
+        pgid = self.process.pid  # leader of its own session/group
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(pgid, signal.SIGKILL)
+            self.process.wait(5)
+        # Stragglers in the group (a pool child that ignored SIGTERM) go too.
+        _signal_group(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+class Supervisor:
+    """Starts children in order; stops them in reverse order (web first, so no new work)."""
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+
+    def start(self, child: Child, *, log=None) -> Child:
+        child.start(log=log)
+        self.children.append(child)
+        return child
+
+    def first_exited(self) -> tuple[Child, int] | None:
+        for child in self.children:
+            code = child.exited()
+            if code is not None:
+                return child, code
+        return None
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        for child in reversed(self.children):
+            child.stop(timeout)
+        self.children.clear()

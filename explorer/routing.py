@@ -1,0 +1,5 @@
+"""All websocket routes (under /ws/); each app contributes its own list."""
+
+from explorer.core.routing import websocket_urlpatterns as core_routes
+
+websocket_urlpatterns = [*core_routes]

@@ -1,0 +1,207 @@
+"""The one settings module: the same code in the quickstart and in production (DESIGN.md §3).
+
+Everything an administrator can change comes from the environment through the strict readers
+in explorer/env.py; each variable is listed with its type, default and meaning in
+docs/configuration.md (keep the two in step: tests/deploy checks deploy files against it).
+With no DATABASE_URL / REDIS_URL, the URLs point at the embedded servers under var/, which
+manage.py starts (explorer/core/embedded.py); importing this module starts nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from explorer.core import embedded
+from explorer.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = embedded.var_dir()  # EXPLORER_VAR_DIR
+
+# --- core ------------------------------------------------------------------------------------
+
+DEBUG: bool = env_bool("DEBUG", False)
+
+# Production sets SECRET_KEY (or SECRET_KEY_FILE). The quickstart keeps a random key in
+# var/secret_key so sessions survive restarts; `check --deploy` warns (explorer.W004) if used.
+SECRET_KEY_FROM_VAR = False
+SECRET_KEY: str = env_str("SECRET_KEY") or ""
+if not SECRET_KEY:
+    _key_file = VAR_DIR / "secret_key"
+    if not _key_file.exists():
+        _key_file.parent.mkdir(parents=True, exist_ok=True)
+        _key_file.touch(mode=0o600)
+        _key_file.write_text(secrets.token_urlsafe(50))
+    SECRET_KEY = _key_file.read_text().strip()
+    SECRET_KEY_FROM_VAR = True
+elif len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
+
+ALLOWED_HOSTS: list[str] = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS item {_origin!r} must start with http:// or https://."
+        )
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "ninja",
+    "explorer.core",
+    "explorer.accounts",
+    "explorer.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Right after SecurityMiddleware, as whitenoise asks: static files skip the rest.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "explorer.urls"
+ASGI_APPLICATION = "explorer.asgi.application"
+WSGI_APPLICATION = None  # ASGI only: websockets need it (uvicorn in demo and production)
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+DATABASE_URL: str = env_str("DATABASE_URL") or embedded.EmbeddedPostgres(VAR_DIR).url()
+DATABASES = {"default": parse_database_url(DATABASE_URL)}
+# Seconds to keep a connection open; 0 under ASGI unless a pooler sits in front (each request
+# runs in a thread, so persistent connections multiply with threads).
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker, channel layer, cache ---------------------------------------------------
+
+REDIS_URL: str = env_str("REDIS_URL") or embedded.EmbeddedRedis(VAR_DIR).url()
+if not REDIS_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"REDIS_URL must start with redis:// or rediss://; got {REDIS_URL!r}.")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # Live steering sends many small frames; deltas are coalesced (DESIGN.md §6), so a
+        # modest capacity is enough and an overflow is visible (gap -> resync), not silent growth.
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 200, "expiry": 30},
+    }
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Celery reads CELERY_* from here lazily; the tunables live in workers/celery.py.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+
+# Live model queues (`live.<model>`) this deployment serves; a model without a consumer on its
+# queue is reported by /healthz and explorer.W005.
+EXPLORER_LIVE_MODELS: list[str] = env_list("EXPLORER_LIVE_MODELS", ["demo"])
+# Queues /healthz requires a live consumer on (shell patterns): batch indexing and any live model.
+HEALTHZ_REQUIRED_QUEUES: list[str] = env_list("HEALTHZ_REQUIRED_QUEUES", ["index", "live.*"])
+HEALTHZ_INSPECT_TIMEOUT: float = env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05)
+HEALTHZ_CACHE_SECONDS: float = env_float("HEALTHZ_CACHE_SECONDS", 2.0, minimum=0.0)
+
+# --- auth ------------------------------------------------------------------------------------------
+
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "core:home"
+LOGOUT_REDIRECT_URL = "core:home"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- security: secure by default; the quickstart (plain http on localhost) sets HTTPS=false -----
+
+# The site is reached over HTTPS (directly or behind a TLS-terminating proxy).
+HTTPS: bool = env_bool("HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT: bool = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# Probes (load balancer, kubelet) call /healthz over plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS: int = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD: bool = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a proxy that terminates TLS, trust its X-Forwarded-Proto (only if it always sets it).
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+
+# --- static files ----------------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
+FRONTEND_DIST = Path(env_str("FRONTEND_DIST") or BASE_DIR / "frontend" / "dist")  # the Vite build
+# collectstatic fails on a missing STATICFILES_DIRS entry; an empty dist means "not built yet".
+FRONTEND_DIST.mkdir(parents=True, exist_ok=True)
+STATICFILES_DIRS = [FRONTEND_DIST]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names + gzip; whitenoise then serves them with a one-year immutable Cache-Control.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_MAX_AGE = 3600  # unhashed files (favicon etc.); hashed ones are cached for a year
+
+# --- misc -----------------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+LOG_LEVEL: str = (env_str("LOG_LEVEL") or "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
+
+NINJA_PAGINATION_PER_PAGE = 50

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from explorer.api.api import api
+
+urlpatterns = [
+    path("", include("explorer.core.urls")),
+    path("accounts/", include("explorer.accounts.urls")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

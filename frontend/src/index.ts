@@ -1,0 +1,16 @@
+export { featureHistogram, type FeatureHistogram, type HistogramOptions, type Margin } from "./charts/histogram";
+export { binsFromEdges } from "./charts/binsFromEdges";
+export type { HistogramBin } from "./charts/histogramBin";
+export { tokenStrip, type TokenStrip, type TokenStripOptions } from "./tokens/tokenStrip";
+export type { TokenData } from "./tokens/tokenData";
+export { displayToken } from "./tokens/displayToken";
+export { tokenKind, type TokenKind } from "./tokens/tokenKind";
+export { activationColor } from "./scales/activationColor";
+export { readableTextColor } from "./scales/readableTextColor";
+export { initTheme } from "./theme/initTheme";
+export type { Theme } from "./theme/theme";
+export { enhance } from "./enhance/enhance";
+export { chartRenderers } from "./enhance/chartRenderers";
+export { readChartData } from "./enhance/readChartData";
+export { invalid } from "./options/invalid";
+export type { Accessor } from "./options/accessor";

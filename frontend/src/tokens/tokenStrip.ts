@@ -1,0 +1,100 @@
+import { max as d3max, select, type BaseType, type ScaleSequential, type Selection } from "d3";
+import { invalid } from "../options/invalid";
+import { activationColor } from "../scales/activationColor";
+import { readableTextColor } from "../scales/readableTextColor";
+import { displayToken } from "./displayToken";
+import type { TokenData } from "./tokenData";
+import { tokenKind } from "./tokenKind";
+
+export interface TokenStripOptions {
+  /** Activation drawn in the strongest colour; null: the largest finite value in the data. @default null */
+  max: number | null;
+  /** Builds the colour scale for a max; swap it to change the palette. @default activationColor */
+  color: (max: number) => ScaleSequential<string, string>;
+  /** Significant digits of the value shown in each token's tooltip. @default 3 */
+  precision: number;
+}
+
+const defaults: TokenStripOptions = { max: null, color: activationColor, precision: 3 };
+
+interface TokenItem {
+  token: string;
+  value: number;
+}
+
+/** A reusable token heatmap: call it on a selection whose datum is TokenData, call again to update. */
+export interface TokenStrip {
+  <E extends HTMLElement, D extends TokenData, P extends BaseType, PD>(selection: Selection<E, D, P, PD>): void;
+  max(): number | null;
+  max(value: number | null): TokenStrip;
+  color(): TokenStripOptions["color"];
+  color(value: TokenStripOptions["color"]): TokenStrip;
+  precision(): number;
+  precision(value: number): TokenStrip;
+}
+
+/**
+ * Creates a token strip. Model text is untrusted: every token is written with `.text()`,
+ * so markup in a token shows as characters and never becomes an element.
+ */
+export function tokenStrip(): TokenStrip {
+  const o: TokenStripOptions = { ...defaults };
+
+  const strip = (<E extends HTMLElement, D extends TokenData, P extends BaseType, PD>(selection: Selection<E, D, P, PD>) => {
+    selection.each(function (data) {
+      render(this, data, o);
+    });
+  }) as TokenStrip;
+
+  strip.max = function (...args: unknown[]) {
+    if (args.length === 0) return o.max;
+    const v = args[0];
+    if (v !== null && (typeof v !== "number" || !Number.isFinite(v) || v <= 0)) invalid("max", v);
+    o.max = v as number | null;
+    return strip;
+  } as TokenStrip["max"];
+  strip.color = function (...args: unknown[]) {
+    if (args.length === 0) return o.color;
+    if (typeof args[0] !== "function") invalid("color", args[0]);
+    o.color = args[0] as TokenStripOptions["color"];
+    return strip;
+  } as TokenStrip["color"];
+  strip.precision = function (...args: unknown[]) {
+    if (args.length === 0) return o.precision;
+    const v = args[0];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 21) invalid("precision", v);
+    o.precision = v;
+    return strip;
+  } as TokenStrip["precision"];
+  return strip;
+}
+
+function render(container: HTMLElement, data: TokenData, o: TokenStripOptions): void {
+  if (typeof data !== "object" || data === null || !Array.isArray(data.tokens)) invalid("tokens", data);
+  const values = data.values ?? [];
+  const items: TokenItem[] = data.tokens.map((token, i) => {
+    const v = values[i];
+    return { token: String(token), value: v == null ? NaN : +v };
+  });
+  const observed = d3max(items, (d) => (Number.isFinite(d.value) ? d.value : undefined)) ?? 0;
+  // Nothing fired: any positive max gives the same all-transparent strip.
+  const color = o.color(o.max ?? (observed > 0 ? observed : 1));
+
+  select(container)
+    .selectAll<HTMLSpanElement, TokenData>("span.token-strip")
+    .data([data])
+    .join("span")
+    .attr("class", "token-strip")
+    .selectAll<HTMLSpanElement, TokenItem>("span.token")
+    .data(items)
+    .join("span")
+    .attr("class", (d) => {
+      const kind = tokenKind(d.token);
+      return `token token--${kind}${Number.isFinite(d.value) ? "" : " token--unknown"}`;
+    })
+    .text((d) => displayToken(d.token))
+    .attr("title", (d) => `${JSON.stringify(d.token)}: ${Number.isFinite(d.value) ? +d.value.toPrecision(o.precision) : "unknown"}`)
+    .attr("data-value", (d) => (Number.isFinite(d.value) ? String(d.value) : "NaN"))
+    .style("background-color", (d) => color(d.value))
+    .style("color", (d) => readableTextColor(color(d.value)));
+}

@@ -1,0 +1,107 @@
+"""Headless Chromium for end-to-end tests: Debian's /usr/bin/chromium driven by Playwright.
+
+No browser is ever downloaded (`playwright install` is never run): Playwright launches the
+system binary through `executable_path`. Each test gets a fresh profile directory, so storage
+(the theme choice in localStorage) never leaks between tests. Console errors, uncaught page
+errors and failed requests are recorded on the page fixture; tests assert there are none.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+# Quiet, offline, reproducible: nothing here may reach the network or start background work.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class BrowserPage:
+    """A Playwright page plus what went wrong on it."""
+
+    page: object  # playwright.sync_api.Page
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+
+    def screenshot(self, name: str, *, full_page: bool = True) -> Path:
+        """Save test-artifacts/<name>.png (git-ignored) and return its path."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make install` does).")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def browser_options() -> dict:
+    """Context options; override in a test module (e.g. a phone viewport or dark colour scheme)."""
+    return {"viewport": {"width": 1280, "height": 800}, "color_scheme": "light"}
+
+
+@pytest.fixture
+def browser_page(
+    live_server_url, playwright_driver, chromium_path, browser_options
+) -> Iterator[BrowserPage]:
+    """A page in a fresh Chromium profile. Depends on live_server_url so the server (and the
+    test database) exist before the browser's event loop does."""
+    profile = tempfile.mkdtemp(prefix="sfe-chromium-")
+    context = playwright_driver.chromium.launch_persistent_context(
+        profile,
+        executable_path=str(chromium_path),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        **browser_options,
+    )
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        result = BrowserPage(page=page)
+        page.on(
+            "console", lambda msg: msg.type == "error" and result.console_errors.append(msg.text)
+        )
+        page.on("pageerror", lambda exc: result.console_errors.append(f"uncaught: {exc}"))
+        page.on(
+            "requestfailed", lambda req: result.failed_requests.append(f"{req.url}: {req.failure}")
+        )
+        page.on(
+            "response",
+            lambda resp: (
+                resp.status >= 400 and result.failed_requests.append(f"{resp.url}: {resp.status}")
+            ),
+        )
+        page.set_default_timeout(15_000)
+        yield result
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)

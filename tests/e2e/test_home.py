@@ -1,0 +1,108 @@
+"""The home page through the real ASGI server in headless Chromium: the built frontend loads,
+runs, themes the page, and nothing errors. Screenshots land in test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def open_home(browser_page, live_server_url):
+    page = browser_page.page
+    response = page.goto(live_server_url + "/", wait_until="networkidle")
+    assert response is not None and response.status == 200
+    return page
+
+
+def test_home_page_loads_the_frontend_module_without_errors(browser_page, live_server_url):
+    page = open_home(browser_page, live_server_url)
+    scripts = page.eval_on_selector_all('script[type="module"]', "els => els.map(e => e.src)")
+    assert any("/static/assets/main-" in src for src in scripts), scripts
+    # initTheme() ran: the module executed, not just downloaded.
+    assert page.get_attribute("html", "data-theme") == "light"
+    browser_page.screenshot("home-light")
+    assert browser_page.console_errors == []
+    assert browser_page.failed_requests == []
+
+
+def test_home_page_applies_the_built_stylesheet(browser_page, live_server_url):
+    page = open_home(browser_page, live_server_url)
+    hrefs = page.eval_on_selector_all('link[rel="stylesheet"]', "els => els.map(e => e.href)")
+    assert any("/static/assets/main-" in href for href in hrefs), hrefs
+    bg = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--bg').trim()")
+    assert bg == "#ffffff"
+
+
+@pytest.mark.parametrize(
+    "browser_options", [{"color_scheme": "dark", "viewport": {"width": 1280, "height": 800}}]
+)
+def test_home_page_follows_a_dark_system_setting(browser_page, live_server_url):
+    page = open_home(browser_page, live_server_url)
+    assert page.get_attribute("html", "data-theme") == "dark"
+    bg = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--bg').trim()")
+    assert bg == "#14171b"
+    browser_page.screenshot("home-dark")
+    assert browser_page.console_errors == []
+
+
+def test_theme_toggle_switches_and_persists_across_reloads(browser_page, live_server_url):
+    page = open_home(browser_page, live_server_url)
+    toggle = page.locator("[data-theme-toggle]")
+    if toggle.count() == 0:
+        pytest.skip("the home template has no [data-theme-toggle] button yet (explorer/ templates)")
+    toggle.first.click()
+    assert page.get_attribute("html", "data-theme") == "dark"
+    page.reload(wait_until="networkidle")
+    assert page.get_attribute("html", "data-theme") == "dark"
+    browser_page.screenshot("home-toggled-dark")
+    assert browser_page.console_errors == []
+
+
+def test_chart_placeholders_on_the_home_page_get_rendered(browser_page, live_server_url):
+    page = open_home(browser_page, live_server_url)
+    charts = page.locator("[data-chart]")
+    if charts.count() == 0:
+        pytest.skip("the home template has no [data-chart] placeholder yet (explorer/ templates)")
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        assert chart.get_attribute("data-chart-error") is None
+        assert chart.get_attribute("data-chart-rendered") == "true"
+        assert chart.locator("svg, span.token").count() > 0
+    assert browser_page.console_errors == []
+
+
+@pytest.mark.parametrize(
+    "browser_options",
+    [
+        {
+            "viewport": {"width": 390, "height": 844},
+            "device_scale_factor": 2,
+            "is_mobile": True,
+            "has_touch": True,
+        }
+    ],
+)
+def test_home_page_fits_a_phone_screen(browser_page, live_server_url):
+    page = open_home(browser_page, live_server_url)
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    browser_page.screenshot("home-phone")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("UPDATE_README_SCREENSHOT"),
+    reason="set UPDATE_README_SCREENSHOT=1 to retake it",
+)
+def test_readme_screenshot(browser_page, live_server_url):
+    """Retakes docs/screenshot-home.png (README): UPDATE_README_SCREENSHOT=1 pytest tests/e2e -k readme."""
+    open_home(browser_page, live_server_url)
+    shot = browser_page.screenshot("readme-home", full_page=False)
+    shutil.copyfile(shot, REPO / "docs" / "screenshot-home.png")

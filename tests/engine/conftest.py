@@ -1,0 +1,178 @@
+"""Shared engine fixtures: tiny random models built from transformers configs, tiny SAEs, the demo.
+
+Nothing is downloaded. Builders take overrides (``build_tiny_gpt2(n_layer=3)``); fixtures hand
+out fresh deep copies of session-cached objects, so a test may mutate what it gets.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from sae_lens import (
+    SAE,
+    GatedSAEConfig,
+    JumpReLUSAEConfig,
+    StandardSAEConfig,
+    TopKSAEConfig,
+)
+from sae_lens.saes.sae import SAEMetadata
+
+from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
+from workers.engine.loading import LoadedModel, attach_sae, load_model, load_sae
+
+torch.set_num_threads(1)
+
+CORPUS = [
+    "The cat sat on the mat. The dog ran in the park.",
+    "A quick brown fox jumps over the lazy dog.",
+    "She said that the weather was fine, and they went out to play.",
+    "Numbers like 1, 2 and 3 are small; 1000 is larger.",
+]
+EOT = "<|endoftext|>"
+
+
+def build_tokenizer(vocab_size: int = 320) -> transformers.PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained in memory (any text encodes; no downloads)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=EOT)
+
+
+def _demo_tokenizer_or_tiny() -> Any:
+    if (DEMO_MODEL_DIR / "tokenizer.json").is_file():
+        return transformers.AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
+    return build_tokenizer()
+
+
+def build_tiny_gpt2(tokenizer: Any = None, **overrides: Any) -> transformers.GPT2LMHeadModel:
+    """A random-weight GPT-2 (2 layers, d_model 32) sized to the tokenizer's vocabulary."""
+    tokenizer = tokenizer or build_tokenizer()
+    cfg = {"vocab_size": len(tokenizer), "n_positions": 64, "n_embd": 32, "n_layer": 2,
+           "n_head": 4, "bos_token_id": tokenizer.bos_token_id,
+           "eos_token_id": tokenizer.eos_token_id, **overrides}
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).eval()
+
+
+SAE_CONFIGS = {
+    "standard": StandardSAEConfig,
+    "topk": TopKSAEConfig,
+    "jumprelu": JumpReLUSAEConfig,
+    "gated": GatedSAEConfig,
+}
+
+
+def build_sae(d_in: int, d_sae: int = 64, hook_name: str = "blocks.1.hook_resid_post",
+              architecture: str = "standard", seed: int = 0, **overrides: Any) -> SAE:
+    """A SAELens SAE with random weights (non-zero biases; JumpReLU thresholds > 0).
+
+    ``metadata={...}`` adds SAE metadata (e.g. ``model_from_pretrained_kwargs``); other
+    overrides go to the architecture's config (``k=8``, ``normalize_activations=...``).
+    """
+    meta = {"hook_name": hook_name, "prepend_bos": True, **overrides.pop("metadata", {})}
+    cfg = SAE_CONFIGS[architecture](d_in=d_in, d_sae=d_sae, dtype="float32", device="cpu",
+                                    **overrides)
+    cfg.metadata = SAEMetadata(**meta)
+    gen = torch.Generator().manual_seed(seed)
+    sae = SAE.from_dict(cfg.to_dict())
+    with torch.no_grad():
+        for name, p in sae.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            if name == "W_dec":
+                p.copy_(noise / d_in**0.5)
+            elif name == "W_enc":
+                p.copy_(sae.W_dec.T * 2.0)
+            elif name == "threshold":
+                p.copy_(noise.abs() * 0.05)
+            else:
+                p.copy_(noise * 0.1)
+    return sae.eval()
+
+
+@pytest.fixture(autouse=True)
+def reproducibility() -> None:
+    """Seed every RNG before each test."""
+    torch.manual_seed(42)
+    random.seed(42)
+    np.random.seed(42)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 + tokenizer saved as a Hugging Face directory (loaded by load_model)."""
+    path = tmp_path_factory.mktemp("tiny_gpt2")
+    tokenizer = _demo_tokenizer_or_tiny()
+    build_tiny_gpt2(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def _tiny_lm_cached(tiny_model_dir: Path) -> LoadedModel:
+    return load_model(str(tiny_model_dir), device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def tiny_lm(_tiny_lm_cached: LoadedModel) -> LoadedModel:
+    """A LoadedModel around a random 2-layer GPT-2 (fresh deep copy per test)."""
+    return copy.deepcopy(_tiny_lm_cached)
+
+
+@pytest.fixture
+def tiny_sae(tiny_lm: LoadedModel) -> SAE:
+    """A random standard SAE on ``blocks.1.hook_resid_post`` of ``tiny_lm`` (d_sae 64)."""
+    return build_sae(tiny_lm.d_model)
+
+
+@pytest.fixture
+def tiny_att(tiny_lm: LoadedModel, tiny_sae: SAE):
+    """``tiny_sae`` attached to ``tiny_lm``."""
+    return attach_sae(tiny_lm, tiny_sae)
+
+
+def _demo_model_present() -> bool:
+    return (DEMO_MODEL_DIR / "model.safetensors").is_file()
+
+
+def _demo_sae_present() -> bool:
+    return (DEMO_SAE_DIR / "sae_weights.safetensors").is_file()
+
+
+@pytest.fixture(scope="session")
+def _demo_lm_cached() -> LoadedModel:
+    if not _demo_model_present():
+        pytest.skip("demo model checkpoint not present")
+    return load_model("demo", device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def demo_lm(_demo_lm_cached: LoadedModel) -> LoadedModel:
+    """The committed demo model (skips when the checkpoint is absent)."""
+    return copy.deepcopy(_demo_lm_cached)
+
+
+@pytest.fixture
+def demo_sae() -> SAE:
+    """The committed demo SAE (skips when the checkpoint is absent)."""
+    if not _demo_sae_present():
+        pytest.skip("demo SAE checkpoint not present")
+    return load_sae("demo", device="cpu")
+
+
+@pytest.fixture
+def demo_att(demo_lm: LoadedModel, demo_sae: SAE):
+    return attach_sae(demo_lm, demo_sae)

@@ -1,0 +1,101 @@
+"""`python -m workers.engine steer|activations`: JSON on stdout, exit 2 + message on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import build_sae
+from workers.engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_sae_dir(tmp_path_factory, _tiny_lm_cached) -> Path:
+    path = tmp_path_factory.mktemp("tiny_sae")
+    build_sae(_tiny_lm_cached.d_model).save_model(path)
+    return path
+
+
+@pytest.fixture
+def models(tiny_model_dir, tiny_sae_dir) -> list[str]:
+    return ["--model", str(tiny_model_dir), "--sae", str(tiny_sae_dir), "--device", "cpu"]
+
+
+def run_main(capsys, argv) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_steer_prints_default_and_steered_text_and_tokens(capsys, models):
+    code, out, _ = run_main(capsys, ["steer", *models, "--prompt", "The cat", "--feature",
+                                     "3:6", "--feature", "5:2:clamp", "--seed", "1",
+                                     "--max-new-tokens", "5", "--temperature", "0.8"])
+    assert code == 0
+    result = json.loads(out)
+    for row in ("default", "steered"):
+        assert set(result[row]) == {"text", "tokens"}
+        assert len(result[row]["tokens"]) <= 5
+    assert result["seed"] == 1
+    assert [i["mode"] for i in result["spec"]["interventions"]] == ["add", "clamp"]
+
+
+def test_steer_is_reproducible_for_a_seed(capsys, models):
+    argv = ["steer", *models, "--prompt", "The cat", "--feature", "3:6", "--seed", "4",
+            "--max-new-tokens", "6", "--temperature", "1.0", "--top-p", "0.9",
+            "--positions", "generated"]
+    assert run_main(capsys, argv)[1] == run_main(capsys, argv)[1]
+
+
+def test_activations_prints_each_token_with_its_top_features(capsys, models):
+    code, out, _ = run_main(capsys, ["activations", *models, "--text", "The cat sat",
+                                     "--top", "3"])
+    assert code == 0
+    result = json.loads(out)
+    assert result["d_sae"] == 64
+    assert [t["is_bos"] for t in result["tokens"]][0] is True
+    for token in result["tokens"]:
+        values = [f["value"] for f in token["features"]]
+        assert len(values) <= 3 and values == sorted(values, reverse=True)
+        assert all(0 <= f["index"] < 64 for f in token["features"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--feature", "64:1"], "d_sae=64"),
+    (["--feature", "3:nan"], "strength must be finite"),
+    (["--feature", "3"], "expected INDEX:STRENGTH"),
+    (["--feature", "3:1:boost"], "unknown mode 'boost'"),
+    (["--feature", "3:1:ablate-mean"], "needs FeatureStats.mean"),
+    (["--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
+])
+def test_bad_steer_input_exits_2_with_a_message(capsys, models, args, message):
+    code, out, err = run_main(capsys, ["steer", *models, "--prompt", "The cat", *args])
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+
+
+def test_an_empty_prompt_and_a_missing_sae_folder_exit_2(capsys, models, tmp_path):
+    code, _, err = run_main(capsys, ["steer", *models, "--prompt", " "])
+    assert code == 2 and "prompt is empty" in err
+    code, _, err = run_main(capsys, ["activations", "--model", models[1], "--sae",
+                                     str(tmp_path / "nope"), "--text", "hi"])
+    assert code == 2 and "SAE spec" in err
+
+
+def test_python_dash_m_runs_the_cli_and_reports_bad_input_without_a_traceback(models):
+    ok = subprocess.run([sys.executable, "-m", "workers.engine", "steer", *models, "--prompt",
+                         "The cat", "--feature", "1:2", "--max-new-tokens", "3"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert set(json.loads(ok.stdout)) >= {"default", "steered"}
+    bad = subprocess.run([sys.executable, "-m", "workers.engine", "steer", *models, "--prompt",
+                          "The cat", "--feature", "999:1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert "d_sae=64" in bad.stderr and "Traceback" not in bad.stderr

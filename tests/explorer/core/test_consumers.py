@@ -1,0 +1,59 @@
+"""/ws/ping/: a websocket round trip through the real Redis channel layer."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from tests.explorer.websocket import WebsocketCommunicator
+
+pytestmark = pytest.mark.integration
+
+LOCAL = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+
+
+def _application():
+    from explorer.asgi import application
+
+    return application
+
+
+def test_ping_round_trips_through_the_redis_channel_layer(redis_url):
+    from channels.layers import get_channel_layer
+    from channels_redis.core import RedisChannelLayer
+
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(_application(), "/ws/ping/", headers=LOCAL)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        await communicator.send_json_to({"type": "ping", "payload": "<b>hi</b>"})
+        reply = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return reply
+
+    assert async_to_sync(scenario)() == {"type": "pong", "payload": "<b>hi</b>"}
+
+
+def test_ping_rejects_a_websocket_from_a_foreign_origin(redis_url):
+    async def scenario():
+        communicator = WebsocketCommunicator(
+            _application(), "/ws/ping/", headers=[(b"origin", b"https://evil.example"), (b"host", b"localhost")]
+        )
+        connected, _ = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_ping_answers_an_unknown_message_with_an_error(redis_url):
+    async def scenario():
+        communicator = WebsocketCommunicator(_application(), "/ws/ping/", headers=LOCAL)
+        await communicator.connect(timeout=5)
+        await communicator.send_json_to({"type": "steer"})
+        reply = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return reply
+
+    assert async_to_sync(scenario)()["type"] == "error"

@@ -1,0 +1,30 @@
+"""The web process never imports torch (DESIGN.md §2): checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+SCRIPT = """
+import sys
+import django
+django.setup()
+import explorer.asgi, explorer.urls, workers.celery, workers.health
+from django.test import Client
+response = Client(HTTP_HOST="localhost").get("/accounts/login/", secure=True)
+assert response.status_code == 200, response.status_code
+response = Client(HTTP_HOST="localhost").get("/api/v1/openapi.json", secure=True)
+assert response.status_code == 200, response.status_code
+heavy = sorted(m for m in ("torch", "transformers", "sae_lens", "transformer_lens") if m in sys.modules)
+print("heavy:", heavy)
+"""
+
+
+def test_serving_requests_imports_no_torch():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "heavy: []" in result.stdout

@@ -1,0 +1,35 @@
+"""The Celery app's documented tunables and queue layout."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.celery import TIME_LIMITS, app, live_queue, time_limits
+
+
+def test_tasks_are_acknowledged_late_and_prefetched_one_at_a_time():
+    assert app.conf.task_acks_late is True
+    assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_batch_queues_are_declared_and_live_queues_are_per_model():
+    assert {q.name for q in app.conf.task_queues} == {"index", "explain"}
+    assert app.conf.task_create_missing_queues is True
+    assert live_queue("gpt2") == "live.gpt2"
+
+
+@pytest.mark.parametrize(("queue", "kind"), [("live.gpt2", "live"), ("index", "index"), ("explain", "explain")])
+def test_time_limits_come_from_one_table_per_queue(queue, kind):
+    soft, hard = TIME_LIMITS[kind]
+    assert time_limits(queue) == {"soft_time_limit": soft, "time_limit": hard}
+    assert soft < hard
+
+
+def test_an_unknown_queue_has_no_time_limits():
+    with pytest.raises(KeyError):
+        time_limits("nightly")
+
+
+def test_messages_are_json_only():
+    assert app.conf.accept_content == ["json"]
+    assert app.conf.task_serializer == "json"

@@ -1,0 +1,169 @@
+"""Feature activations on text: per-token values of chosen features, and top-k features per token.
+
+The forward pass runs only as far as the SAE's hook (:func:`~.hooks.run_to_hook`). Texts are
+right-padded: with causal attention a real token never sees the padding after it and keeps its
+own position ids, so padded rows equal unpadded ones exactly. BOS and padding are marked in the
+result (``is_bos``, ``mask``) so callers can exclude them from statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from .hooks import run_to_hook
+from .loading import AttachedSAE
+
+DEFAULT_BATCH_SIZE = 16
+
+
+@dataclass
+class TextActivations:
+    """One text: its tokens and the values of the requested features at each token."""
+
+    text: str
+    token_ids: list[int]
+    tokens: list[str]
+    values: Float[Tensor, "pos n_features"]  # float32, CPU
+    is_bos: list[bool]  # True where the token is the prepended BOS
+    features: list[int] | None  # column order of ``values``; None = all d_sae features
+
+
+@dataclass
+class ActivationBatch:
+    """Padded activations of a batch of texts (for bulk consumers such as indexing)."""
+
+    input_ids: Int[Tensor, "batch pos"]
+    mask: Bool[Tensor, "batch pos"]  # real tokens (False on padding)
+    is_bos: Bool[Tensor, "batch pos"]
+    values: Float[Tensor, "batch pos n_features"]
+
+
+def tokenize_batch(
+    att: AttachedSAE, texts: list[str], prepend_bos: bool
+) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
+    """Right-padded ids and real-token mask. Raises ValueError on an empty/too-long text."""
+    rows = [att.lm.encode(t, prepend_bos=prepend_bos) for t in texts]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), att.lm.pad_token_id, dtype=torch.long,
+                     device=att.lm.device)  # [batch, pos]
+    mask = torch.zeros((len(rows), width), dtype=torch.bool, device=att.lm.device)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = True
+    return ids, mask
+
+
+def hooked_features(
+    att: AttachedSAE,
+    input_ids: Int[Tensor, "batch pos"],
+    mask: Bool[Tensor, "batch pos"] | None = None,
+) -> Float[Tensor, "batch pos d_sae"]:
+    """All SAE feature activations at the hook, stopping the forward pass there."""
+    attn = None if mask is None else mask.long()
+    acts = run_to_hook(att.lm, input_ids, attn, att.hook_name)  # [batch, pos, d_in]
+    return att.encode(acts)  # [batch, pos, d_sae]
+
+
+def _check_features(att: AttachedSAE, features: list[int] | None) -> list[int] | None:
+    if features is None:
+        return None
+    if len(features) == 0:
+        raise ValueError("no features requested; pass None for all features")
+    return [att.check_feature(f) for f in features]
+
+
+def _check_texts(texts: list[str] | str) -> list[str]:
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise ValueError("no texts given")
+    return texts
+
+
+def activation_batches(
+    att: AttachedSAE,
+    texts: list[str] | str,
+    features: list[int] | None = None,
+    *,
+    prepend_bos: bool | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+):
+    """Yield (texts of the batch, ActivationBatch) in input order, ``batch_size`` texts at a time.
+
+    All texts are tokenized and checked before any forward pass runs.
+    """
+    texts = _check_texts(texts)
+    cols = _check_features(att, features)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    bos = att.preprocessing.prepend_bos if prepend_bos is None else prepend_bos
+    for t in texts:  # validate everything first: nothing half-done
+        att.lm.encode(t, prepend_bos=bos)
+    col_index = None if cols is None else torch.tensor(cols, device=att.lm.device)
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        ids, mask = tokenize_batch(att, chunk, bos)  # [b, pos]
+        feats = hooked_features(att, ids, mask)  # [b, pos, d_sae]
+        if col_index is not None:
+            feats = feats.index_select(-1, col_index)  # [b, pos, n_features]
+        is_bos = torch.zeros_like(mask)
+        if bos:
+            is_bos[:, 0] = True
+        yield chunk, ActivationBatch(input_ids=ids, mask=mask, is_bos=is_bos,
+                                     values=feats.float())
+
+
+def feature_activations(
+    att: AttachedSAE,
+    texts: list[str] | str,
+    features: list[int] | None = None,
+    *,
+    prepend_bos: bool | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[TextActivations]:
+    """Per-token values of ``features`` (None = all) for each text, in input order.
+
+    ``prepend_bos`` defaults to the SAE's training setting. Raises ValueError for an unknown
+    feature index (naming d_sae), an empty list of texts or features, or an empty or too-long
+    text; nothing runs in that case.
+    """
+    cols = _check_features(att, features)
+    out: list[TextActivations] = []
+    for chunk, batch in activation_batches(att, texts, cols, prepend_bos=prepend_bos,
+                                           batch_size=batch_size):
+        for i, text in enumerate(chunk):
+            n = int(batch.mask[i].sum())
+            ids = batch.input_ids[i, :n].tolist()
+            out.append(TextActivations(
+                text=text, token_ids=ids, tokens=att.lm.token_strings(ids),
+                values=batch.values[i, :n].cpu(), is_bos=batch.is_bos[i, :n].tolist(),
+                features=cols))
+    return out
+
+
+def top_features_per_token(
+    att: AttachedSAE,
+    text: str,
+    k: int = 5,
+    *,
+    prepend_bos: bool | None = None,
+    include_bos: bool = False,
+) -> list[tuple[str, list[tuple[int, float]]]]:
+    """For each token, up to ``k`` (feature, value) pairs with value > 0, largest first.
+
+    The BOS token is left out unless ``include_bos``. Raises ValueError for k < 1.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    (row,) = feature_activations(att, text, None, prepend_bos=prepend_bos)
+    vals, idx = row.values.topk(min(k, att.d_sae), dim=-1)  # [pos, k]
+    result = []
+    for pos, token in enumerate(row.tokens):
+        if row.is_bos[pos] and not include_bos:
+            continue
+        pairs = [(int(f), float(v)) for f, v in zip(idx[pos], vals[pos], strict=True) if v > 0]
+        result.append((token, pairs))
+    return result

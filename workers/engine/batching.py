@@ -1,0 +1,425 @@
+"""Continuous batching: independent rows share one forward pass per decode step.
+
+`DecodeBatch` is the only decoding loop in the engine. It holds rows left-padded into one
+KV cache (transformers DynamicCache, `[batch, heads, T, d_head]` per layer) plus a 2-D
+attention mask over the cache columns. Rows join between steps (their prompts are prefilled
+together, then their cache rows are left-padded and concatenated onto the running batch) and
+leave between steps (their cache rows are dropped; leading all-padding columns are trimmed).
+Each row carries its own `RowPlan` (interventions + positions), sampling settings and
+`torch.Generator`, so a row's tokens depend only on its own request: a row is never written
+by another row's plan, and padding is masked out of attention.
+
+`generate()` (generation.py) runs one `Job` (its default and steered rows) through a private
+`DecodeBatch`; `BatchScheduler` runs many jobs through one shared `DecodeBatch` on one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformers import DynamicCache
+
+from workers.engine.hooks import intercept
+from workers.engine.interventions import Kind, RowPlan, apply_logit_bias, apply_plans
+
+log = logging.getLogger(__name__)
+
+TokenCallback = Callable[[str, int, str], None]  # (row label, token id, new text)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sample_token(
+    logits: Float[Tensor, " vocab"], temperature: float, top_p: float, generator: torch.Generator
+) -> int:
+    """Greedy when temperature == 0, else temperature + nucleus (top-p) sampling."""
+    if temperature == 0.0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / temperature, dim=-1)  # [vocab]
+    if top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)  # [vocab]
+        # keep the smallest prefix whose mass reaches top_p (always at least one token)
+        drop = (torch.cumsum(sorted_p, dim=-1) - sorted_p) >= top_p  # [vocab]
+        sorted_p[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)  # [vocab]
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+# --------------------------------------------------------------------------- rows and jobs
+
+
+@dataclass
+class RowRequest:
+    """One row to decode: prompt token ids, steering plan (None = unsteered), sampling."""
+
+    label: str
+    prompt_ids: list[int]
+    plan: RowPlan | None
+    temperature: float
+    top_p: float
+    seed: int
+    max_new_tokens: int
+
+
+@dataclass
+class RowState:
+    req: RowRequest
+    job: Job
+    generator: torch.Generator
+    tokens: list[int] = field(default_factory=list)  # generated ids
+    n_real: int = 0  # real (non-padding) tokens in the KV cache
+    text: str = ""  # text streamed so far (stable prefix of decode(tokens))
+    done: bool = False
+
+
+@dataclass
+class Job:
+    """Rows that belong to one request. `finish(outputs, cancelled)` builds the result from
+    {label: (tokens, text)}; `on_token` streams; `cancel()` is polled before every step."""
+
+    rows: Sequence[RowRequest]
+    finish: Callable[[dict[str, tuple[list[int], str]], bool], Any]
+    on_token: TokenCallback | None = None
+    cancel: Callable[[], bool] | None = None
+    cancelled: bool = False
+    error: BaseException | None = None
+    states: list[RowState] = field(default_factory=list)
+
+    def should_stop(self) -> bool:
+        if not self.cancelled and self.cancel is not None and self.cancel():
+            self.cancelled = True
+        return self.cancelled or self.error is not None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.states) and all(s.done for s in self.states)
+
+    def outputs(self) -> dict[str, tuple[list[int], str]]:
+        return {s.req.label: (list(s.tokens), s.text) for s in self.states}
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def _pad_left(t: Tensor, width: int, dim: int) -> Tensor:
+    if width == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = width
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+class DecodeBatch:
+    """Rows decoding together. Not thread-safe: one thread drives join/step/evict."""
+
+    def __init__(self, lm: Any, stop_ids: Sequence[int] | None = None) -> None:
+        """`stop_ids` end a row when sampled; None = the tokenizer's EOS token."""
+        self.lm = lm
+        self.model = lm.model
+        self.device = torch.device(lm.device)
+        if stop_ids is None:
+            eos = lm.tokenizer.eos_token_id
+            stop_ids = () if eos is None else (int(eos),)
+        self.stop_ids = frozenset(stop_ids)
+        self.rows: list[RowState] = []
+        self.cache: DynamicCache | None = None
+        self.mask: Tensor | None = None  # [batch, T] 1 = real token in the cache
+
+    # -- forward with every row's own steering --------------------------------------------
+
+    def _forward(self, ids: Tensor, mask: Tensor, pos: Tensor, cache: DynamicCache,
+                 rows: Sequence[RowState], kind: Kind) -> Float[Tensor, "batch vocab"]:
+        plans = [r.req.plan for r in rows]
+        hooks = {p.hook_name: p.encode for p in plans if p is not None and p.needs_hook}
+        q = ids.shape[1]
+        eligible = torch.tensor(
+            [p is not None and p.acts_on(kind) for p in plans], device=self.device
+        )[:, None] & mask[:, -q:].bool()  # [batch, q]
+        with ExitStack() as stack:
+            for name in hooks:
+                row_plans = [p if p is not None and p.hook_name == name else None for p in plans]
+                stack.enter_context(intercept(
+                    self.model, name, lambda x, rp=row_plans: apply_plans(x, rp, eligible)
+                ))
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
+                             use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1, :].float()  # [batch, vocab]
+        return apply_logit_bias(logits, plans, kind)
+
+    def _emit(self, rows: Sequence[RowState], logits: Float[Tensor, "batch vocab"]) -> None:
+        for row, lg in zip(rows, logits, strict=True):
+            r = row.req
+            tok = sample_token(lg, r.temperature, r.top_p, row.generator)
+            row.tokens.append(tok)
+            row.done = len(row.tokens) >= r.max_new_tokens or tok in self.stop_ids
+            # Stream only text that is final: a byte-level BPE token may end mid-character.
+            full = self.lm.decode(row.tokens)
+            if row.done or not full.endswith("\ufffd"):
+                delta, row.text = full[len(row.text):], full
+            else:
+                delta = ""
+            job = row.job
+            if job.on_token is not None and job.error is None:
+                try:
+                    job.on_token(r.label, tok, delta)
+                except Exception as exc:  # a broken consumer ends its own job only
+                    log.exception("on_token callback failed; stopping that request")
+                    job.error = exc
+
+    # -- rows join ------------------------------------------------------------------------
+
+    def join(self, job: Job) -> list[Job]:
+        """Prefill the job's rows (together), sample each row's first token, merge the rows
+        into the running batch. Rows that are already finished leave at once. Returns the jobs
+        now complete (see `evict`)."""
+        reqs = list(job.rows)
+        t = max(len(r.prompt_ids) for r in reqs)
+        ids = torch.zeros(len(reqs), t, dtype=torch.long)  # [b, t] left padded
+        mask = torch.zeros(len(reqs), t, dtype=torch.long)  # [b, t]
+        for i, r in enumerate(reqs):
+            ids[i, t - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
+            mask[i, t - len(r.prompt_ids):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [b, t]
+        states = [
+            RowState(req=r, job=job, n_real=len(r.prompt_ids),
+                     generator=torch.Generator(device=self.device).manual_seed(r.seed))
+            for r in reqs
+        ]
+        job.states = states
+        cache = DynamicCache()
+        logits = self._forward(ids, mask, pos, cache, states, "prompt")  # [b, vocab]
+        self._emit(states, logits)
+        self._merge(states, cache, mask)
+        return self.evict()
+
+    def _merge(self, states: list[RowState], cache: DynamicCache, mask: Tensor) -> None:
+        if self.cache is None or not self.rows:
+            self.rows, self.cache, self.mask = states, cache, mask
+            return
+        t_old, t_new = self.mask.shape[1], mask.shape[1]
+        width = max(t_old, t_new)
+        for old, new in zip(self.cache.layers, cache.layers, strict=True):
+            # keys/values: [batch, heads, T, d_head]
+            old.keys = torch.cat([_pad_left(old.keys, width - t_old, 2),
+                                  _pad_left(new.keys, width - t_new, 2)], dim=0)
+            old.values = torch.cat([_pad_left(old.values, width - t_old, 2),
+                                    _pad_left(new.values, width - t_new, 2)], dim=0)
+        self.mask = torch.cat([_pad_left(self.mask, width - t_old, 1),
+                               _pad_left(mask, width - t_new, 1)], dim=0)  # [batch, width]
+        self.rows = self.rows + states
+
+    # -- one decode step ------------------------------------------------------------------
+
+    def step(self) -> list[Job]:
+        """One forward pass for every row, one new token per row; finished rows leave.
+        Returns the jobs now complete."""
+        if not self.rows:
+            return []
+        rows = self.rows
+        ids = torch.tensor([[r.tokens[-1]] for r in rows], device=self.device)  # [batch, 1]
+        pos = torch.tensor([[r.n_real] for r in rows], device=self.device)  # [batch, 1]
+        mask = torch.cat([self.mask, self.mask.new_ones(len(rows), 1)], dim=1)  # [batch, T+1]
+        logits = self._forward(ids, mask, pos, self.cache, rows, "generated")  # [batch, vocab]
+        self.mask = mask
+        for r in rows:
+            r.n_real += 1
+        self._emit(rows, logits)
+        return self.evict()
+
+    # -- rows leave -----------------------------------------------------------------------
+
+    def evict(self) -> list[Job]:
+        """Drop finished rows and every row of a stopped (cancelled/failed) job. Returns the
+        jobs that are now complete."""
+        for r in self.rows:
+            if r.job.should_stop():
+                r.done = True
+        keep = [i for i, r in enumerate(self.rows) if not r.done]
+        if len(keep) == len(self.rows):
+            return []
+        gone = {id(r.job): r.job for r in self.rows if r.done}
+        self.rows = [self.rows[i] for i in keep]
+        if not keep:
+            self.cache, self.mask = None, None
+        else:
+            idx = torch.tensor(keep, device=self.device)
+            self.mask = self.mask[idx]  # [batch', T]
+            start = int(self.mask.any(0).nonzero()[0])  # first column anyone still needs
+            self.mask = self.mask[:, start:]
+            for layer in self.cache.layers:
+                layer.keys = layer.keys[idx, :, start:]  # [batch', heads, T', d_head]
+                layer.values = layer.values[idx, :, start:]
+        return [j for j in gone.values() if j.finished]
+
+
+def run_job(lm: Any, job: Job, stop_ids: Sequence[int] | None = None) -> Any:
+    """Decode one job alone on the calling thread; returns `job.finish(...)`."""
+    batch = DecodeBatch(lm, stop_ids)
+    with torch.inference_mode():
+        if not job.should_stop():
+            batch.join(job)
+            while batch.rows:
+                batch.evict()  # polls cancel() before every step
+                batch.step()
+    if job.error is not None:
+        raise job.error
+    return job.finish(job.outputs(), job.cancelled)
+
+
+# --------------------------------------------------------------------------- scheduler
+
+
+class JobHandle:
+    """What `BatchScheduler.submit` returns: `result()` waits, `cancel()` stops the job
+    before the scheduler's next step."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._cancel_flag = threading.Event()
+        user_cancel = job.cancel
+        job.cancel = lambda: self._cancel_flag.is_set() or bool(user_cancel and user_cancel())
+
+    def cancel(self) -> None:
+        self._cancel_flag.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self._done.wait(timeout):
+            raise TimeoutError("generation did not finish in time")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def _settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        self._result, self._error = result, error
+        self._done.set()
+
+
+class BatchScheduler:
+    """Owns one model's decode loop on one thread; jobs join and leave between steps.
+
+    Use as a context manager (or call `close()`): the thread stops after the current step and
+    unfinished jobs end as cancelled. `max_rows` bounds the batch; further jobs wait.
+    """
+
+    def __init__(self, lm: Any, *, max_rows: int = 32,
+                 stop_ids: Sequence[int] | None = None) -> None:
+        self.lm = lm
+        self.max_rows = max_rows
+        self._batch = DecodeBatch(lm, stop_ids)
+        self._inbox: queue.Queue[JobHandle] = queue.Queue()
+        self._waiting: list[JobHandle] = []
+        self._handles: dict[int, JobHandle] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="engine-decode", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> JobHandle:
+        if self._stop.is_set():
+            raise RuntimeError("scheduler is closed")
+        handle = JobHandle(job)
+        self._inbox.put(handle)
+        return handle
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _settle(self, job: Job) -> None:
+        handle = self._handles.pop(id(job), None)
+        if handle is None:
+            return
+        if job.error is not None:
+            handle._settle(error=job.error)
+            return
+        try:
+            handle._settle(job.finish(job.outputs(), job.cancelled))
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller, not swallowed
+            handle._settle(error=exc)
+
+    def _admit(self) -> None:
+        while True:
+            try:
+                self._waiting.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        while self._waiting:
+            handle = self._waiting[0]
+            if len(self._batch.rows) + len(handle.job.rows) > self.max_rows and self._batch.rows:
+                break
+            self._waiting.pop(0)
+            job = handle.job
+            self._handles[id(job)] = handle
+            if job.should_stop():
+                self._settle(job)
+                continue
+            try:
+                completed = self._batch.join(job)
+            except Exception as exc:
+                log.exception("prefill failed")
+                job.error = exc
+                completed = self._batch.evict()
+                if id(job) in self._handles:
+                    completed.append(job)
+            for j in completed:
+                if id(j) in self._handles:
+                    self._settle(j)
+
+    def _loop(self) -> None:
+        with torch.inference_mode():
+            while not self._stop.is_set():
+                self._admit()
+                if not self._batch.rows:
+                    try:  # idle: block until a job arrives (or wake up to check _stop)
+                        self._waiting.append(self._inbox.get(timeout=0.05))
+                    except queue.Empty:
+                        pass
+                    continue
+                completed = self._batch.evict()  # polls every job's cancel()
+                try:
+                    completed += self._batch.step()
+                except Exception as exc:  # a failed forward fails every job in it
+                    log.exception("decode step failed")
+                    for r in self._batch.rows:
+                        r.job.error = exc
+                    completed += self._batch.evict()
+                for job in completed:
+                    self._settle(job)
+        # closing: everything still running or waiting ends as cancelled
+        for r in self._batch.rows:
+            r.job.cancelled = True
+        for job in self._batch.evict():
+            self._settle(job)
+        for handle in self._waiting + list(self._drain()):
+            handle.job.cancelled = True
+            self._handles[id(handle.job)] = handle
+            self._settle(handle.job)
+
+    def _drain(self):
+        while True:
+            try:
+                yield self._inbox.get_nowait()
+            except queue.Empty:
+                return

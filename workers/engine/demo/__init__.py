@@ -1,0 +1,14 @@
+"""The demo model: a small GPT-2 trained from scratch on English text, and an SAE on it.
+
+The committed checkpoint lives in `checkpoint/` (`model/` is a Hugging Face GPT-2
+directory with its tokenizer, `sae/` is a SAELens folder); `train.py` is the seeded
+recipe that produced it and `corpus.py` reads its training text.
+"""
+
+from pathlib import Path
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoint"
+MODEL_DIR = CHECKPOINT_DIR / "model"
+SAE_DIR = CHECKPOINT_DIR / "sae"
+
+__all__ = ["CHECKPOINT_DIR", "MODEL_DIR", "SAE_DIR"]

@@ -1,0 +1,105 @@
+"""Weight-only feature facts: direct logit effects and decoder-cosine neighbours.
+
+Both run over the SAE's features in blocks of ``block_size`` rows, so peak extra memory is
+``block_size x d_vocab`` (logits) or ``block_size x d_sae`` (cosines) floats, never a
+``d_sae x d_sae`` matrix: a 24,576-feature SAE needs ~50 MB of scratch at the default sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from .hooks import family_of, resolve
+from .loading import AttachedSAE
+
+LOGIT_BLOCK = 256
+NEIGHBOUR_BLOCK = 512
+
+
+def _linear_no_bias(module: nn.Module, x: Float[Tensor, "n d_in"]) -> Float[Tensor, "n d_out"]:
+    """Apply a projection's weight only (HF Linear stores [out, in]; GPT-2 Conv1D [in, out])."""
+    w = module.weight.float()
+    return x @ w.T if isinstance(module, nn.Linear) else x @ w
+
+
+def residual_directions(att: AttachedSAE) -> Float[Tensor, "d_sae d_model"]:
+    """Decoder rows expressed in the residual stream (float32).
+
+    For attn_z SAEs each row is mapped through the attention output projection (its weight,
+    not its bias: a direction, not a point), i.e. what the feature writes to the residual.
+    """
+    w_dec = att.decoder_directions.detach().float()  # [d_sae, d_in]
+    if att.hook.kind == "attn_z":
+        out_proj, _, _ = resolve(att.lm.model, att.hook_name)
+        w_dec = _linear_no_bias(out_proj, w_dec)  # [d_sae, d_model]
+    return w_dec
+
+
+def logit_effects(
+    att: AttachedSAE, k: int = 10, *, block_size: int = LOGIT_BLOCK
+) -> tuple[Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"],
+           Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"]]:
+    """Top and bottom ``k`` tokens of each feature's direct logit effect ``d_f · W_U``.
+
+    Final-norm handling (the usual "direct logit attribution" approximation): the direction is
+    passed through the final norm's *linear* part only. For LayerNorm families (GPT-2, Pythia)
+    we subtract its mean over d_model (exact: centring is linear) and multiply by gamma; for
+    RMSNorm families (Llama, Gemma) we multiply by gamma (``1 + w`` for Gemma). The division by
+    the norm's scale (a positive per-position scalar), the LayerNorm bias and Gemma-2's final
+    logit soft-capping are ignored: none changes the ranking of tokens for a feature. Effects
+    through later layers are not included. Returns (top_ids, top_vals, bottom_ids,
+    bottom_vals), each ``[d_sae, k]``, CPU, values float32, largest first / smallest first.
+    """
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    lm = att.lm
+    family = family_of(lm.model)
+    norm = lm.model.get_submodule(family.final_norm)
+    w_u = lm.model.get_submodule(family.unembed).weight.detach().float()  # [d_vocab, d_model]
+    k = min(k, w_u.shape[0])
+    gamma = norm.weight.detach().float() + family.norm_weight_offset  # [d_model]
+    dirs = residual_directions(att)  # [d_sae, d_model]
+    outs: list[list[Tensor]] = [[], [], [], []]
+    for start in range(0, dirs.shape[0], block_size):
+        d = dirs[start : start + block_size]  # [block, d_model]
+        if family.norm_kind == "layernorm":
+            d = d - d.mean(dim=-1, keepdim=True)
+        logits = (d * gamma) @ w_u.T  # [block, d_vocab]
+        top = logits.topk(k, dim=-1)
+        bottom = logits.topk(k, dim=-1, largest=False)
+        for acc, t in zip(outs, (top.indices, top.values, bottom.indices, bottom.values),
+                          strict=True):
+            acc.append(t.cpu())
+    top_ids, top_vals, bottom_ids, bottom_vals = (torch.cat(a) for a in outs)
+    return top_ids, top_vals, bottom_ids, bottom_vals
+
+
+def decoder_neighbours(
+    att_or_w_dec: AttachedSAE | Tensor, k: int = 10, *, block_size: int = NEIGHBOUR_BLOCK
+) -> tuple[Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"]]:
+    """The ``k`` features whose decoder rows have the highest cosine with each feature's row.
+
+    A feature is never its own neighbour. Zero rows have cosine 0 with everything.
+    ``k`` is capped at ``d_sae - 1``. Returns (indices, cosines), each ``[d_sae, k]``, on CPU,
+    highest first.
+    """
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    w = att_or_w_dec.decoder_directions if isinstance(att_or_w_dec, AttachedSAE) else att_or_w_dec
+    w = w.detach().float()  # [d_sae, d_in]
+    d_sae = w.shape[0]
+    k = min(k, d_sae - 1)
+    if k < 1:
+        raise ValueError(f"need at least 2 features to find neighbours, got d_sae={d_sae}")
+    unit = w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # [d_sae, d_in]
+    idx_out, cos_out = [], []
+    for start in range(0, d_sae, block_size):
+        sims = unit[start : start + block_size] @ unit.T  # [block, d_sae]
+        rows = torch.arange(sims.shape[0], device=sims.device)
+        sims[rows, rows + start] = float("-inf")  # exclude self
+        top = sims.topk(k, dim=-1)
+        idx_out.append(top.indices.cpu())
+        cos_out.append(top.values.cpu())
+    return torch.cat(idx_out), torch.cat(cos_out)

@@ -1,0 +1,132 @@
+"""Steered generation: the default and the steered continuation of one prompt, side by side.
+
+Both rows decode as two rows of ONE batch through `batching.DecodeBatch` (the engine's only
+decoding loop), with a KV cache, each row with its own `torch.Generator` seeded with the
+spec's seed. The unsteered row carries no plan at all, and zero-strength add/logit
+interventions compile to nothing, so seed + zero strength reproduces the default text exactly.
+
+A row stops after `max_new_tokens` or after emitting the tokenizer's EOS token (included in
+`tokens`). `text` is the decoded continuation only (the prompt is not repeated).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.engine.batching import BatchScheduler, Job, JobHandle, RowRequest, run_job
+from workers.engine.interventions import FeatureStats, SteerSpec, compile_plan
+
+ROWS = ("default", "steered")
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    tokens: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "tokens": list(self.tokens)}
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """`seed` is the seed actually used (the spec's, or a fresh one when it had none)."""
+
+    default: Row
+    steered: Row
+    prompt_tokens: list[int]
+    seed: int
+    cancelled: bool = False
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"default": self.default.to_dict(), "steered": self.steered.to_dict()}
+
+
+def prepare_job(
+    att: Any,
+    prompt: str,
+    spec: SteerSpec,
+    *,
+    on_token: Callable[[str, int, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    stats: Mapping[int, FeatureStats] | None = None,
+) -> Job:
+    """Validate everything and build the two-row job; no model work happens here.
+
+    Raises ValueError for an empty prompt, a prompt + max_new_tokens beyond the model's
+    context, an unknown feature index (naming d_sae), missing ablation stats, or a spec that
+    is not a SteerSpec.
+    """
+    if not isinstance(spec, SteerSpec):
+        raise TypeError(f"spec must be a SteerSpec, got {type(spec).__name__}")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt is empty")
+    for iv in spec.interventions:
+        att.check_feature(iv.feature)
+    lm = att.lm
+    ids = lm.encode(prompt, prepend_bos=att.preprocessing.prepend_bos).tolist()
+    if len(ids) + spec.max_new_tokens > lm.n_ctx:
+        raise ValueError(
+            f"prompt ({len(ids)} tokens) + max_new_tokens ({spec.max_new_tokens}) exceeds the "
+            f"model's context of {lm.n_ctx} tokens"
+        )
+    seed = spec.seed if spec.seed is not None else random.randrange(2**31)
+    plan = compile_plan(att, spec.interventions, spec.positions, stats=stats, seed=seed)
+    rows = [
+        RowRequest(label=label, prompt_ids=ids, plan=None if label == "default" or plan.is_noop
+                   else plan, temperature=spec.temperature, top_p=spec.top_p, seed=seed,
+                   max_new_tokens=spec.max_new_tokens)
+        for label in ROWS
+    ]
+
+    def finish(outputs: dict[str, tuple[list[int], str]], cancelled: bool) -> GenerationResult:
+        got = {k: Row(text=v[1], tokens=v[0]) for k, v in outputs.items()}
+        empty = Row(text="", tokens=[])
+        return GenerationResult(default=got.get("default", empty),
+                                steered=got.get("steered", empty), prompt_tokens=ids,
+                                seed=seed, cancelled=cancelled, spec=spec.to_dict())
+
+    return Job(rows=rows, finish=finish, on_token=on_token, cancel=cancel)
+
+
+def generate(
+    att: Any,
+    prompt: str,
+    spec: SteerSpec,
+    *,
+    on_token: Callable[[str, int, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    stats: Mapping[int, FeatureStats] | None = None,
+) -> GenerationResult:
+    """Generate the default and the steered continuation of `prompt` on the calling thread.
+
+    `on_token(row, token_id, text)` is called once per generated token per row ("default" or
+    "steered"); `text` is the newly final text (may be "" while a character is incomplete).
+    `cancel()` is polled before every decode step; when it returns True generation stops and
+    the result has `cancelled=True` with the tokens so far. Validation errors (ValueError) are
+    raised before any model work; an exception raised by `on_token` propagates.
+    """
+    job = prepare_job(att, prompt, spec, on_token=on_token, cancel=cancel, stats=stats)
+    return run_job(att.lm, job)
+
+
+def submit(
+    scheduler: BatchScheduler,
+    att: Any,
+    prompt: str,
+    spec: SteerSpec,
+    *,
+    on_token: Callable[[str, int, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    stats: Mapping[int, FeatureStats] | None = None,
+) -> JobHandle:
+    """Like `generate`, but decoded by a shared `BatchScheduler` alongside other requests.
+    Validation errors raise here; `handle.result()` returns the GenerationResult."""
+    if att.lm.model is not scheduler.lm.model:
+        raise ValueError("the SAE is attached to a different model than the scheduler's")
+    return scheduler.submit(prepare_job(att, prompt, spec, on_token=on_token, cancel=cancel,
+                                        stats=stats))

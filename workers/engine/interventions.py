@@ -1,0 +1,401 @@
+"""Steering interventions at an SAE's hook: the specs (wire format) and the math.
+
+An `Intervention` names one SAE feature, a strength and a mode, found through a registry:
+
+- ``add``:    ``x += s · d_f``                       (d_f = the feature's decoder row)
+- ``clamp``:  ``x += (c − f(x)) · d_f``              (c = strength; f from the SAE's own encode,
+                                                     so the SAE's error term is kept)
+- ``ablate``: clamp to 0 (``zero``), to the feature's mean (``mean``) or to a value drawn from
+              its activation samples (``resample``); mean/resample need `FeatureStats`.
+- ``logit``:  add ``s · (d_f · W_U)`` to the logits, no hook at all. The final norm is handled
+              exactly as the direct logit effects in facts.py do it (its linear part only: centred
+              for LayerNorm families, times gamma; its per-position scale and bias are skipped),
+              so a feature's listed top tokens are the ones its logit bias pushes up, and
+              ``bias / s`` equals its ``logit_effects`` row.
+
+Positions: an intervention acts where a row's residual positions are eligible: ``all``,
+``prompt`` (the prompt's tokens only: during prefill) or ``generated`` (positions whose input
+token was generated; the first generated token is predicted from the last prompt position, so
+``generated`` steering starts changing the text from the second new token). The logit bias
+follows the same rule applied to the position whose logits are sampled.
+
+`SteerSpec.to_dict()` is the wire format and the input of the `SteeringResult` hash: keys are
+fixed, interventions are sorted, floats are plain Python floats, so equal specs give equal dicts.
+
+`compile_plan` turns a spec into a `RowPlan` (tensors on the model's device); `apply_plans`
+applies one `RowPlan` per batch row inside a hook. Rows are handled one by one: a row's
+residual is only ever written from its own plan, so no steering leaks across rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from workers.engine.hooks import resolve
+
+POSITIONS = ("all", "prompt", "generated")
+ABLATIONS = ("zero", "mean", "resample")
+Positions = Literal["all", "prompt", "generated"]
+Kind = Literal["prompt", "generated"]  # which kind of forward pass: prefill or decode
+
+
+class SteeringSAE(Protocol):
+    """What the math needs of an attached SAE (loading.AttachedSAE satisfies it)."""
+
+    hook_name: str
+
+    def encode(self, acts: Tensor) -> Tensor: ...
+
+    @property
+    def decoder_directions(self) -> Tensor: ...
+
+
+# --------------------------------------------------------------------------- registry
+
+# mode name -> compiler: fn(intervention, ctx, plan) adds the intervention's effect to the plan.
+InterventionFn = Callable[["Intervention", "CompileContext", "RowPlan"], None]
+_REGISTRY: dict[str, InterventionFn] = {}
+
+
+def register_intervention(name: str, fn: InterventionFn) -> None:
+    """Register an intervention mode. Raises ValueError if `name` is already registered."""
+    if name in _REGISTRY:
+        raise ValueError(f"intervention mode {name!r} is already registered")
+    _REGISTRY[name] = fn
+
+
+def registered_modes() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def _finite_float(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, got {value!r}")  # noqa: TRY004 - bad input
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value}")
+    return value + 0.0  # -0.0 -> 0.0, so equal specs give equal dicts
+
+
+def _int(value: Any, what: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an integer, got {value!r}")  # noqa: TRY004
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_keys(d: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:
+    if not isinstance(d, Mapping):
+        raise ValueError(f"{what} must be an object, got {type(d).__name__}")  # noqa: TRY004
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {what} field(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """One feature steered one way. `strength` is the raw activation value (add amount, clamp
+    target, logit scale); ablation ignores it but it must still be finite."""
+
+    feature: int
+    strength: float
+    mode: str = "add"
+    ablation: str = "zero"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feature", _int(self.feature, "feature index"))
+        object.__setattr__(self, "strength", _finite_float(self.strength, "strength"))
+        if self.mode not in _REGISTRY:
+            raise ValueError(f"unknown mode {self.mode!r}; registered: {list(registered_modes())}")
+        if self.ablation not in ABLATIONS:
+            raise ValueError(f"unknown ablation {self.ablation!r}; use one of {list(ABLATIONS)}")
+        if self.mode != "ablate" and self.ablation != "zero":
+            raise ValueError(f"ablation={self.ablation!r} only applies to mode 'ablate'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "strength": self.strength,
+            "mode": self.mode,
+            "ablation": self.ablation,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Intervention:
+        _check_keys(d, ("feature", "strength", "mode", "ablation"), "intervention")
+        if "feature" not in d or "strength" not in d:
+            raise ValueError("an intervention needs 'feature' and 'strength'")
+        return cls(**d)
+
+    def sort_key(self) -> tuple:
+        return (self.feature, self.mode, self.ablation, self.strength)
+
+
+@dataclass(frozen=True)
+class SteerSpec:
+    """Everything that decides a steered generation besides the model, SAE and prompt.
+
+    temperature 0 means greedy; seed None means a fresh random seed (reported in the result).
+    Interventions are stored sorted, so the order a client sent them in does not matter.
+    """
+
+    interventions: tuple[Intervention, ...] = ()
+    positions: str = "all"
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    max_new_tokens: int = 32
+
+    MAX_NEW_TOKENS = 1024  # a guard against runaway requests, not a model limit
+
+    def __post_init__(self) -> None:
+        items = tuple(
+            i if isinstance(i, Intervention) else Intervention.from_dict(i)
+            for i in self.interventions
+        )
+        seen: set[tuple[int, str]] = set()
+        for i in items:
+            if (i.feature, i.mode) in seen:
+                raise ValueError(f"feature {i.feature} appears twice with mode {i.mode!r}")
+            seen.add((i.feature, i.mode))
+        object.__setattr__(self, "interventions", tuple(sorted(items, key=Intervention.sort_key)))
+        if self.positions not in POSITIONS:
+            raise ValueError(f"unknown positions {self.positions!r}; use one of {list(POSITIONS)}")
+        t = _finite_float(self.temperature, "temperature")
+        if t < 0:
+            raise ValueError(f"temperature must be >= 0, got {t}")
+        object.__setattr__(self, "temperature", t)
+        p = _finite_float(self.top_p, "top_p")
+        if not 0 < p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {p}")
+        object.__setattr__(self, "top_p", p)
+        if self.seed is not None:
+            object.__setattr__(self, "seed", _int(self.seed, "seed"))
+        n = _int(self.max_new_tokens, "max_new_tokens", minimum=1)
+        if n > self.MAX_NEW_TOKENS:
+            raise ValueError(f"max_new_tokens must be <= {self.MAX_NEW_TOKENS}, got {n}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "interventions": [i.to_dict() for i in self.interventions],
+            "positions": self.positions,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SteerSpec:
+        keys = ("interventions", "positions", "temperature", "top_p", "seed", "max_new_tokens")
+        _check_keys(d, keys, "steer spec")
+        d = dict(d)
+        items = d.get("interventions", ())
+        if not isinstance(items, (list, tuple)):
+            raise ValueError("interventions must be a list")  # noqa: TRY004
+        d["interventions"] = tuple(Intervention.from_dict(i) for i in items)
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-feature activation statistics for mean/resample ablation (from the index)."""
+
+    mean: float | None = None
+    samples: Sequence[float] = ()
+
+
+# --------------------------------------------------------------------------- compiled plans
+
+
+@dataclass
+class RowPlan:
+    """One row's interventions as tensors. Empty parts are None/empty and cost nothing."""
+
+    positions: str
+    hook_name: str | None = None
+    encode: Callable[[Tensor], Tensor] | None = None
+    add: Float[Tensor, " d"] | None = None
+    clamp_features: list[int] = field(default_factory=list)
+    clamp_values: list[float] = field(default_factory=list)  # NaN = resample from the pool
+    resample_pools: dict[int, Tensor] = field(default_factory=dict)  # clamp slot -> samples
+    clamp_directions: Float[Tensor, "k d"] | None = None
+    logit_bias: Float[Tensor, " vocab"] | None = None
+    generator: torch.Generator | None = None  # for resample draws only
+
+    @property
+    def needs_hook(self) -> bool:
+        return self.add is not None or bool(self.clamp_features)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.needs_hook and self.logit_bias is None
+
+    def acts_on(self, kind: Kind) -> bool:
+        return self.positions == "all" or self.positions == kind
+
+
+@dataclass
+class CompileContext:
+    directions: Float[Tensor, "d_sae d"]
+    logit_direction: Callable[[int], Tensor] | None  # feature -> [vocab] logit effect
+    stats: Mapping[int, FeatureStats]
+
+
+def _add(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
+    if iv.strength == 0.0:
+        return  # exact no-op: zero strength must reproduce the unsteered text bit for bit
+    d_f = ctx.directions[iv.feature]  # [d]
+    plan.add = iv.strength * d_f if plan.add is None else plan.add + iv.strength * d_f
+
+
+def _clamp_to(plan: RowPlan, feature: int, value: float) -> None:
+    plan.clamp_features.append(feature)
+    plan.clamp_values.append(value)
+
+
+def _clamp(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
+    _clamp_to(plan, iv.feature, iv.strength)
+
+
+def _ablate(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
+    if iv.ablation == "zero":
+        return _clamp_to(plan, iv.feature, 0.0)
+    st = ctx.stats.get(iv.feature)
+    if iv.ablation == "mean":
+        if st is None or st.mean is None or not math.isfinite(st.mean):
+            raise ValueError(f"mean ablation of feature {iv.feature} needs FeatureStats.mean")
+        return _clamp_to(plan, iv.feature, float(st.mean))
+    if st is None or len(st.samples) == 0:
+        raise ValueError(f"resample ablation of feature {iv.feature} needs FeatureStats.samples")
+    plan.resample_pools[len(plan.clamp_features)] = torch.tensor(
+        list(st.samples), dtype=ctx.directions.dtype, device=ctx.directions.device
+    )
+    _clamp_to(plan, iv.feature, math.nan)
+
+
+def _logit(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
+    if iv.strength == 0.0:
+        return
+    if ctx.logit_direction is None:
+        raise ValueError("logit mode needs the model's unembedding (an attached SAE)")
+    bias = iv.strength * ctx.logit_direction(iv.feature)  # [vocab]
+    plan.logit_bias = bias if plan.logit_bias is None else plan.logit_bias + bias
+
+
+register_intervention("add", _add)
+register_intervention("clamp", _clamp)
+register_intervention("ablate", _ablate)
+register_intervention("logit", _logit)
+
+
+def compile_plan(
+    att: SteeringSAE,
+    interventions: Sequence[Intervention],
+    positions: str = "all",
+    *,
+    stats: Mapping[int, FeatureStats] | None = None,
+    seed: int = 0,
+) -> RowPlan:
+    """Turn interventions into one row's `RowPlan` (`seed` drives resample draws only).
+
+    Raises ValueError for a feature index outside the SAE (naming d_sae) and for
+    mean/resample ablation without stats.
+    """
+    directions = att.decoder_directions  # [d_sae, d]
+    d_sae = directions.shape[0]
+    for iv in interventions:
+        if not 0 <= iv.feature < d_sae:
+            raise ValueError(f"feature {iv.feature} is out of range: this SAE has d_sae={d_sae}")
+    if positions not in POSITIONS:
+        raise ValueError(f"unknown positions {positions!r}; use one of {list(POSITIONS)}")
+    plan = RowPlan(positions=positions, hook_name=att.hook_name, encode=att.encode)
+    logit_fn = (lambda f: logit_direction(att, f)) if hasattr(att, "lm") else None
+    ctx = CompileContext(directions=directions, logit_direction=logit_fn, stats=stats or {})
+    for iv in interventions:
+        _REGISTRY[iv.mode](iv, ctx, plan)
+    if plan.clamp_features:
+        plan.clamp_directions = directions[plan.clamp_features]  # [k, d]
+    if plan.resample_pools:
+        plan.generator = torch.Generator(device=directions.device).manual_seed(seed)
+    return plan
+
+
+def logit_direction(att: Any, feature: int) -> Float[Tensor, " vocab"]:
+    """``d_f · W_U`` through the final norm's linear part, as facts.logit_effects computes it
+    (attn_z rows are first mapped through the attention output projection's weight)."""
+    lm = att.lm
+    family = lm.family
+    d = att.decoder_directions[feature].float()  # [d_in]
+    if att.hook.kind == "attn_z":
+        out_proj = resolve(lm.model, att.hook_name)[0]
+        w = out_proj.weight.float()  # Linear [out, in]; GPT-2 Conv1D [in, out]
+        d = w @ d if isinstance(out_proj, torch.nn.Linear) else d @ w  # [d_model]
+    norm = lm.model.get_submodule(family.final_norm)
+    gamma = norm.weight.float() + family.norm_weight_offset  # [d_model]
+    if family.norm_kind == "layernorm":
+        d = d - d.mean()
+    w_u = lm.model.get_submodule(family.unembed).weight.float()  # [vocab, d_model]
+    return w_u @ (d * gamma)  # [vocab]
+
+
+# --------------------------------------------------------------------------- the math
+
+
+def _clamp_targets(plan: RowPlan, f: Float[Tensor, "pos k"]) -> Float[Tensor, "pos k"]:
+    target = torch.tensor(plan.clamp_values, dtype=f.dtype, device=f.device).expand_as(f).clone()
+    for slot, pool in plan.resample_pools.items():
+        idx = torch.randint(
+            len(pool), (f.shape[0],), generator=plan.generator, device=pool.device
+        )  # [pos]
+        target[:, slot] = pool[idx].to(f.dtype)
+    return target
+
+
+def apply_plans(
+    x: Float[Tensor, "batch pos d"],
+    plans: Sequence[RowPlan | None],
+    eligible: Bool[Tensor, "batch pos"],
+) -> Float[Tensor, "batch pos d"] | None:
+    """Apply each row's plan to its own row of `x` at its eligible positions.
+
+    `eligible` already combines the row's `positions` rule with real (non-padding) tokens.
+    Returns a new tensor, or None when no row has anything to do (x is left untouched).
+    """
+    rows = [i for i, p in enumerate(plans) if p is not None and p.needs_hook]
+    if not rows:
+        return None
+    x = x.clone()
+    for i in rows:
+        plan = plans[i]
+        m = eligible[i].unsqueeze(-1).to(x.dtype)  # [pos, 1]
+        if plan.add is not None:
+            x[i] += m * plan.add.to(x.dtype)  # [pos, d]
+        if plan.clamp_features:
+            f = plan.encode(x[i : i + 1])[0][:, plan.clamp_features]  # [pos, k]
+            delta = (_clamp_targets(plan, f) - f) * m  # [pos, k]
+            x[i] += delta.to(x.dtype) @ plan.clamp_directions.to(x.dtype)  # [pos, d]
+    return x
+
+
+def apply_logit_bias(
+    logits: Float[Tensor, "batch vocab"],
+    plans: Sequence[RowPlan | None],
+    kind: Kind,
+) -> Float[Tensor, "batch vocab"]:
+    """Add each row's logit bias to its own logits (only where the row acts on `kind`)."""
+    for i, plan in enumerate(plans):
+        if plan is not None and plan.logit_bias is not None and plan.acts_on(kind):
+            logits[i] += plan.logit_bias[: logits.shape[-1]].to(logits.dtype)  # [vocab]
+    return logits
