@@ -32,7 +32,7 @@ $(CORPORA_STAMP): workers/engine/demo/corpora/package.json workers/engine/demo/c
 	cd workers/engine/demo/corpora && npm ci --no-audit --no-fund
 	touch $@
 
-$(BUILD_STAMP): $(NPM_STAMP) $(shell find frontend/src -type f 2>/dev/null) frontend/vite.config.ts
+$(BUILD_STAMP): $(NPM_STAMP) $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/vite.config.ts frontend/tsconfig.json
 	cd frontend && npm run build
 
 # Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
@@ -52,7 +52,7 @@ test-py:
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-js:
-	cd frontend && npm test
+	cd frontend && npm run typecheck && npm test
 
 bench: install
 	$(PY) -m tests.bench $(BENCH)

@@ -158,7 +158,8 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS: int = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-SECURE_HSTS_PRELOAD: bool = env_bool("SECURE_HSTS_PRELOAD", False)
+# Lets the domain be submitted to browsers' preload lists (Django warns, security.W021, if off).
+SECURE_HSTS_PRELOAD: bool = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
 # Behind a proxy that terminates TLS, trust its X-Forwarded-Proto (only if it always sets it).
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

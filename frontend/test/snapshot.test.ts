@@ -1,4 +1,6 @@
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { matchSnapshot, normalizeSvg } from "./snapshot";
 
@@ -7,7 +9,8 @@ const NAME = "snapshot-helper-probe.svg";
 describe("matchSnapshot", () => {
   afterEach(() => {
     for (const name of [NAME, NAME.replace(".svg", "-changed.svg")]) {
-      const path = new URL(`./snapshots/${name}`, import.meta.url);
+      // node's path helpers: the jsdom environment's global URL is not one fs accepts.
+      const path = join(dirname(fileURLToPath(import.meta.url)), "snapshots", name);
       if (existsSync(path)) unlinkSync(path);
     }
   });

@@ -291,3 +291,24 @@ def test_k8s_sets_only_variables_the_settings_read():
 def test_k8s_secret_and_configmap_carry_the_required_settings():
     names = k8s_env_names(k8s_documents())
     assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS"} <= names
+
+
+# --- documentation --------------------------------------------------------------------------
+
+
+def all_deploy_env_names() -> set[str]:
+    names = k8s_env_names(k8s_documents())
+    for service in our_services(load_compose()).values():
+        names |= environment_names(service.get("environment"))
+    for path in DOCKERFILES:
+        names |= dockerfile_env_names(path)
+    return names
+
+
+def test_every_variable_the_deploy_files_set_is_documented():
+    """docs/configuration.md lists each variable (NAME_FILE is covered by NAME's entry)."""
+    documented = set(
+        re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / "configuration.md").read_text())
+    )
+    used = {name.removesuffix("_FILE") for name in all_deploy_env_names()}
+    assert sorted(used - documented) == []

@@ -88,7 +88,11 @@ def browser_page(
         page = context.pages[0] if context.pages else context.new_page()
         result = BrowserPage(page=page)
         page.on(
-            "console", lambda msg: msg.type == "error" and result.console_errors.append(msg.text)
+            "console",
+            lambda msg: (
+                msg.type == "error"
+                and result.console_errors.append(f"{msg.text} at {msg.location.get('url', '?')}")
+            ),
         )
         page.on("pageerror", lambda exc: result.console_errors.append(f"uncaught: {exc}"))
         page.on(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def build_sae(d_in: int, d_sae: int = 64, hook_name: str = "blocks.1.hook_resid_
                                     **overrides)
     cfg.metadata = SAEMetadata(**meta)
     gen = torch.Generator().manual_seed(seed)
-    sae = SAE.from_dict(cfg.to_dict())
+    with warnings.catch_warnings():  # sae-lens nags about model_from_pretrained_kwargs
+        warnings.filterwarnings("ignore", message=".*model_from_pretrained_kwargs.*")
+        sae = SAE.from_dict(cfg.to_dict())
     with torch.no_grad():
         for name, p in sae.named_parameters():
             noise = torch.randn(p.shape, generator=gen)

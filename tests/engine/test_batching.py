@@ -6,11 +6,13 @@ import threading
 
 import pytest
 import torch
+import transformers
 
 from workers.engine.batching import BatchScheduler, DecodeBatch, Job, RowRequest, run_job
 from workers.engine.generation import generate, submit
-from workers.engine.hooks import active_hook_count
+from workers.engine.hooks import active_hook_count, family_of, intercept
 from workers.engine.interventions import Intervention, SteerSpec, compile_plan
+from workers.engine.loading import LoadedModel
 
 
 def one_row_job(lm, prompt: str, n: int, *, plan=None, temperature=0.0, seed=0) -> Job:
@@ -127,9 +129,8 @@ def test_a_failing_token_callback_fails_only_its_own_request(tiny_att):
 
 
 def test_bad_input_is_refused_at_submit_before_it_reaches_the_batch(tiny_att):
-    with BatchScheduler(tiny_att.lm) as scheduler:
-        with pytest.raises(ValueError, match="d_sae=64"):
-            submit(scheduler, tiny_att, "The cat", SteerSpec((Intervention(99, 1.0),)))
+    with BatchScheduler(tiny_att.lm) as scheduler, pytest.raises(ValueError, match="d_sae=64"):
+        submit(scheduler, tiny_att, "The cat", SteerSpec((Intervention(99, 1.0),)))
 
 
 def test_closing_the_scheduler_ends_unfinished_requests_as_cancelled(tiny_att):
@@ -141,3 +142,80 @@ def test_closing_the_scheduler_ends_unfinished_requests_as_cancelled(tiny_att):
     assert result.cancelled or len(result.default.tokens) == 50
     with pytest.raises(RuntimeError, match="closed"):
         submit(scheduler, tiny_att, "The cat", SteerSpec())
+
+
+# --- other architecture families ------------------------------------------------------------
+
+FAMILY_CONFIGS = {
+    "gpt_neox": lambda v: transformers.GPTNeoXConfig(
+        vocab_size=v, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=64),
+    "llama": lambda v: transformers.LlamaConfig(
+        vocab_size=v, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64),
+    # a sliding window shorter than the prompts exercises the windowed masks
+    "gemma2": lambda v: transformers.Gemma2Config(
+        vocab_size=v, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8, intermediate_size=64, max_position_embeddings=64,
+        sliding_window=4),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
+def test_other_families_decode_like_a_cacheless_loop_and_batch_transparently(tiny_lm, family):
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(
+        FAMILY_CONFIGS[family](len(tiny_lm.tokenizer))).eval()
+    lm = LoadedModel(model=model, tokenizer=tiny_lm.tokenizer, family=family_of(model),
+                     name=family, device=torch.device("cpu"), dtype=torch.float32)
+    prompts = {"The cat sat on the mat.": 6, "A dog": 10}
+    reference = {}
+    for prompt, n in prompts.items():
+        ids = lm.encode(prompt).tolist()
+        with torch.no_grad():
+            for _ in range(n):
+                ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+        reference[prompt] = ids[-n:]
+        assert alone(lm, prompt, n) == reference[prompt]
+    jobs = {p: one_row_job(lm, p, n) for p, n in prompts.items()}
+    batch = DecodeBatch(lm, stop_ids=())
+    with torch.inference_mode():
+        batch.join(jobs["The cat sat on the mat."])
+        batch.step()
+        batch.join(jobs["A dog"])
+        while batch.rows:
+            batch.step()
+    assert {p: j.outputs()["row"][0] for p, j in jobs.items()} == reference
+
+
+def test_steering_hooks_ignore_forward_passes_of_other_threads(tiny_att):
+    """Module hooks are global; a forward pass on another thread that runs while a steered
+    step is in flight (here: started from inside it) must see the clean model."""
+    lm = tiny_att.lm
+    ids = lm.encode("The cat sat")[None]
+    with torch.no_grad():
+        clean = lm.model(ids).logits
+    seen = []
+
+    def other_thread_forward(x):
+        def run():
+            with torch.no_grad():
+                seen.append(lm.model(ids, use_cache=False).logits)
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+
+    spec = SteerSpec((Intervention(5, 50.0), Intervention(6, 9.0, "clamp")), max_new_tokens=2)
+    with intercept(lm, "blocks.0.hook_resid_pre", other_thread_forward):
+        generate(tiny_att, "The cat", spec)
+    assert len(seen) >= 2
+    for logits in seen:
+        torch.testing.assert_close(logits, clean, rtol=0, atol=0)
+
+
+def test_a_failing_cancel_check_ends_the_request_with_its_error(tiny_att):
+    def cancel():
+        raise ConnectionError("redis is down")
+
+    with pytest.raises(ConnectionError, match="redis is down"):
+        generate(tiny_att, "The cat", SteerSpec(max_new_tokens=5), cancel=cancel)

@@ -59,7 +59,7 @@ def test_activations_prints_each_token_with_its_top_features(capsys, models):
     assert code == 0
     result = json.loads(out)
     assert result["d_sae"] == 64
-    assert [t["is_bos"] for t in result["tokens"]][0] is True
+    assert result["tokens"][0]["is_bos"] is True
     for token in result["tokens"]:
         values = [f["value"] for f in token["features"]]
         assert len(values) <= 3 and values == sorted(values, reverse=True)
@@ -88,14 +88,12 @@ def test_an_empty_prompt_and_a_missing_sae_folder_exit_2(capsys, models, tmp_pat
     assert code == 2 and "SAE spec" in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli_and_reports_bad_input_without_a_traceback(models):
-    ok = subprocess.run([sys.executable, "-m", "workers.engine", "steer", *models, "--prompt",
-                         "The cat", "--feature", "1:2", "--max-new-tokens", "3"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0, ok.stderr
-    assert set(json.loads(ok.stdout)) >= {"default", "steered"}
+    """One real process (imports torch: ~10 s on a busy machine); in-process tests cover the
+    rest of the CLI."""
     bad = subprocess.run([sys.executable, "-m", "workers.engine", "steer", *models, "--prompt",
                           "The cat", "--feature", "999:1"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stdout == ""
     assert "d_sae=64" in bad.stderr and "Traceback" not in bad.stderr

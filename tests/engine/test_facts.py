@@ -7,7 +7,7 @@ import torch
 import transformers
 
 from tests.engine.conftest import build_sae, build_tokenizer
-from workers.engine.facts import decoder_neighbours, logit_effects
+from workers.engine.facts import decoder_neighbours, logit_effects, logit_vectors
 from workers.engine.hooks import HookPoint, family_of
 from workers.engine.loading import LoadedModel, attach_sae
 
@@ -31,6 +31,16 @@ def test_logit_effects_equal_brute_force_for_any_block_size(tiny_att, block_size
     torch.testing.assert_close(bottom_vals, expected_bottom.values, rtol=1e-5, atol=1e-5)
     assert torch.equal(top_ids, expected_top.indices)
     assert torch.equal(bottom_ids, expected_bottom.indices)
+
+
+def test_logit_vectors_of_chosen_features_equal_the_brute_force_rows(tiny_att):
+    torch.testing.assert_close(logit_vectors(tiny_att, [4, 0]),
+                               brute_force_logits(tiny_att)[[4, 0]], rtol=1e-5, atol=1e-5)
+
+
+def test_logit_vectors_refuse_an_unknown_feature(tiny_att):
+    with pytest.raises(ValueError, match="d_sae=64"):
+        logit_vectors(tiny_att, [64])
 
 
 def test_top_logit_effect_follows_the_final_norm_gamma(tiny_att):

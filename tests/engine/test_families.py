@@ -88,12 +88,13 @@ def test_attn_out_and_mlp_out_are_the_additive_contributions(model, ids):
 
 
 def test_attn_z_through_the_output_projection_gives_attn_out(model, ids):
-    if family_of(model).name == "gemma2":
-        pytest.skip("Gemma-2 applies a post-norm after the projection (checked additively)")
     a = capture_all(model, ids, 2)
     out_proj, _, _ = resolve(model, "blocks.2.attn.hook_z")
     with torch.no_grad():
-        torch.testing.assert_close(out_proj(a["attn_z"]), a["attn_out"], rtol=1e-4, atol=1e-5)
+        projected = out_proj(a["attn_z"])  # [b, pos, d_model]
+        if family_of(model).name == "gemma2":  # then Gemma-2's post-attention norm
+            projected = model.model.layers[2].post_attention_layernorm(projected)
+    torch.testing.assert_close(projected, a["attn_out"], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", HOOK_KINDS)

@@ -41,7 +41,7 @@ def greedy_without_cache(att, prompt: str, spec: SteerSpec) -> list[int]:
 
 
 def test_zero_strength_reproduces_the_unsteered_text_for_the_same_seed(tiny_att):
-    sampling = dict(temperature=1.0, top_p=0.9, seed=7, max_new_tokens=12)
+    sampling = {"temperature": 1.0, "top_p": 0.9, "seed": 7, "max_new_tokens": 12}
     zero = generate(tiny_att, "The cat sat", SteerSpec(
         (Intervention(3, 0.0), Intervention(9, 0.0, "logit")), **sampling))
     plain = generate(tiny_att, "The cat sat", SteerSpec((), **sampling))

@@ -102,11 +102,6 @@ def test_an_sae_spec_of_no_known_form_is_refused():
         load_sae("/no/such/folder")
 
 
-def test_an_unknown_registry_release_is_refused_by_sae_lens():
-    with pytest.raises(ValueError, match="no-such-release"):
-        load_sae("no-such-release:layer_0")
-
-
 def test_the_demo_sae_loads_when_present():
     if not (DEMO_SAE_DIR / "sae_weights.safetensors").is_file():
         with pytest.raises(FileNotFoundError, match="demo SAE is missing"):

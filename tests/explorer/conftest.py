@@ -6,11 +6,6 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _static_collected(collected_static):
-    """Pages link hashed static files, as in production: collect them once per session."""
-
-
-@pytest.fixture(autouse=True)
 def _plain_http(settings):
     """The test client speaks plain HTTP; production's HTTPS redirect is tested via check --deploy."""
     settings.SECURE_SSL_REDIRECT = False

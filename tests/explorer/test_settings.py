@@ -14,7 +14,7 @@ from tests.conftest import REPO, TEST_SECRET_KEY
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and k not in {"DEBUG", "SECRET_KEY", "HTTPS"}}
     return subprocess.run(
-        [sys.executable, *args], cwd=REPO, env={**base, "DJANGO_SETTINGS_MODULE": "explorer.settings", **env},
+        [sys.executable, *args], check=False, cwd=REPO, env={**base, "DJANGO_SETTINGS_MODULE": "explorer.settings", **env},
         capture_output=True, text=True, timeout=120,
     )
 

@@ -96,8 +96,12 @@ class Job:
     states: list[RowState] = field(default_factory=list)
 
     def should_stop(self) -> bool:
-        if not self.cancelled and self.cancel is not None and self.cancel():
-            self.cancelled = True
+        if not self.cancelled and self.error is None and self.cancel is not None:
+            try:
+                self.cancelled = bool(self.cancel())
+            except Exception as exc:  # e.g. the store holding the cancel flag is down
+                log.exception("cancel() failed; stopping that request")
+                self.error = exc
         return self.cancelled or self.error is not None
 
     @property
@@ -140,17 +144,25 @@ class DecodeBatch:
     def _forward(self, ids: Tensor, mask: Tensor, pos: Tensor, cache: DynamicCache,
                  rows: Sequence[RowState], kind: Kind) -> Float[Tensor, "batch vocab"]:
         plans = [r.req.plan for r in rows]
-        hooks = {p.hook_name: p.encode for p in plans if p is not None and p.needs_hook}
-        q = ids.shape[1]
-        eligible = torch.tensor(
-            [p is not None and p.acts_on(kind) for p in plans], device=self.device
-        )[:, None] & mask[:, -q:].bool()  # [batch, q]
+        names = {p.hook_name for p in plans if p is not None and p.needs_hook}
         with ExitStack() as stack:
-            for name in hooks:
+            if names:
+                q = ids.shape[1]
+                acts = torch.tensor([p is not None and p.acts_on(kind) for p in plans],
+                                    device=self.device)  # [batch]
+                eligible = acts[:, None] & mask[:, -q:].bool()  # [batch, q]
+                owner = threading.get_ident()
+            for name in names:
                 row_plans = [p if p is not None and p.hook_name == name else None for p in plans]
-                stack.enter_context(intercept(
-                    self.model, name, lambda x, rp=row_plans: apply_plans(x, rp, eligible)
-                ))
+
+                def steer(x: Tensor, rp: list = row_plans) -> Tensor | None:
+                    # Module hooks are visible to every thread: never touch another
+                    # thread's forward pass on the same model.
+                    if threading.get_ident() != owner:
+                        return None
+                    return apply_plans(x, rp, eligible)
+
+                stack.enter_context(intercept(self.model, name, steer))
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
                              use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1, :].float()  # [batch, vocab]
@@ -178,15 +190,16 @@ class DecodeBatch:
 
     # -- rows join ------------------------------------------------------------------------
 
-    def join(self, job: Job) -> list[Job]:
-        """Prefill the job's rows (together), sample each row's first token, merge the rows
-        into the running batch. Rows that are already finished leave at once. Returns the jobs
-        now complete (see `evict`)."""
-        reqs = list(job.rows)
-        t = max(len(r.prompt_ids) for r in reqs)
+    def join(self, jobs: Job | Sequence[Job]) -> list[Job]:
+        """Prefill the rows of `jobs` (all in one forward pass), sample each row's first token,
+        merge the rows into the running batch. Rows that are already finished leave at once.
+        Returns the jobs now complete (see `evict`)."""
+        jobs = [jobs] if isinstance(jobs, Job) else list(jobs)
+        reqs = [(job, r) for job in jobs for r in job.rows]
+        t = max(len(r.prompt_ids) for _, r in reqs)
         ids = torch.zeros(len(reqs), t, dtype=torch.long)  # [b, t] left padded
         mask = torch.zeros(len(reqs), t, dtype=torch.long)  # [b, t]
-        for i, r in enumerate(reqs):
+        for i, (_, r) in enumerate(reqs):
             ids[i, t - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
             mask[i, t - len(r.prompt_ids):] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
@@ -194,9 +207,10 @@ class DecodeBatch:
         states = [
             RowState(req=r, job=job, n_real=len(r.prompt_ids),
                      generator=torch.Generator(device=self.device).manual_seed(r.seed))
-            for r in reqs
+            for job, r in reqs
         ]
-        job.states = states
+        for job in jobs:
+            job.states = [s for s in states if s.job is job]
         cache = DynamicCache()
         logits = self._forward(ids, mask, pos, cache, states, "prompt")  # [b, vocab]
         self._emit(states, logits)
@@ -360,54 +374,73 @@ class BatchScheduler:
             handle._settle(error=exc)
 
     def _admit(self) -> None:
+        """Move waiting jobs into the batch (one prefill for all of them) while rows fit."""
         while True:
             try:
                 self._waiting.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
+        joining: list[Job] = []
+        n_rows = len(self._batch.rows)
         while self._waiting:
-            handle = self._waiting[0]
-            if len(self._batch.rows) + len(handle.job.rows) > self.max_rows and self._batch.rows:
+            job = self._waiting[0].job
+            if n_rows + len(job.rows) > self.max_rows and (n_rows or joining):
                 break
-            self._waiting.pop(0)
-            job = handle.job
-            self._handles[id(job)] = handle
-            if job.should_stop():
+            self._handles[id(job)] = self._waiting.pop(0)
+            if job.should_stop():  # cancelled while waiting
                 self._settle(job)
                 continue
-            try:
-                completed = self._batch.join(job)
-            except Exception as exc:
-                log.exception("prefill failed")
+            joining.append(job)
+            n_rows += len(job.rows)
+        if not joining:
+            return
+        try:
+            completed = self._batch.join(joining)
+        except Exception as exc:  # e.g. out of memory: fail these jobs, keep serving
+            log.exception("prefill failed")
+            for job in joining:
                 job.error = exc
-                completed = self._batch.evict()
-                if id(job) in self._handles:
-                    completed.append(job)
-            for j in completed:
-                if id(j) in self._handles:
-                    self._settle(j)
+            completed = self._batch.evict() + [j for j in joining if id(j) in self._handles]
+        for job in completed:
+            self._settle(job)
 
     def _loop(self) -> None:
         with torch.inference_mode():
             while not self._stop.is_set():
-                self._admit()
-                if not self._batch.rows:
-                    try:  # idle: block until a job arrives (or wake up to check _stop)
-                        self._waiting.append(self._inbox.get(timeout=0.05))
-                    except queue.Empty:
-                        pass
-                    continue
-                completed = self._batch.evict()  # polls every job's cancel()
                 try:
-                    completed += self._batch.step()
-                except Exception as exc:  # a failed forward fails every job in it
-                    log.exception("decode step failed")
+                    self._tick()
+                except Exception as exc:  # never die silently: fail what is in flight
+                    log.exception("decode loop failed")
                     for r in self._batch.rows:
-                        r.job.error = exc
-                    completed += self._batch.evict()
-                for job in completed:
-                    self._settle(job)
-        # closing: everything still running or waiting ends as cancelled
+                        r.job.error = r.job.error or exc
+                    self._batch = DecodeBatch(self.lm, self._batch.stop_ids)
+                    for handle in list(self._handles.values()):
+                        handle.job.error = handle.job.error or exc
+                        self._settle(handle.job)
+            self._shutdown()
+
+    def _tick(self) -> None:
+        """Admit waiting jobs, then one decode step for every row in the batch."""
+        self._admit()
+        if not self._batch.rows:
+            try:  # idle: block until a job arrives (or wake up to check _stop)
+                self._waiting.append(self._inbox.get(timeout=0.05))
+            except queue.Empty:
+                pass
+            return
+        completed = self._batch.evict()  # polls every job's cancel()
+        try:
+            completed += self._batch.step()
+        except Exception as exc:  # a failed forward fails every job in it, not the loop
+            log.exception("decode step failed")
+            for r in self._batch.rows:
+                r.job.error = exc
+            completed += self._batch.evict()
+        for job in completed:
+            self._settle(job)
+
+    def _shutdown(self) -> None:
+        """Closing: everything still running or waiting ends as cancelled."""
         for r in self._batch.rows:
             r.job.cancelled = True
         for job in self._batch.evict():

@@ -9,6 +9,7 @@ Prompt and completion are concatenated as strings; include any separating space 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,8 @@ from .hooks import HookPoint, run_to_hook
 from .loading import AttachedSAE, LoadedModel
 
 Triple = tuple[str, str, str]  # (prompt, positive completion, negative completion)
+# Triples come from users: validated by hand (ValueError), so the annotation stays loose.
+Triples = Sequence[Sequence[str]]
 
 
 def _last_token_acts(
@@ -40,7 +43,7 @@ def _last_token_acts(
 def caa_vector(
     lm: LoadedModel,
     hook_name: str | HookPoint,
-    triples: list[Triple],
+    triples: Triples,
     *,
     prepend_bos: bool = True,
     batch_size: int = 16,

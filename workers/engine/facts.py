@@ -37,6 +37,32 @@ def residual_directions(att: AttachedSAE) -> Float[Tensor, "d_sae d_model"]:
     return w_dec
 
 
+class _Unembed:
+    """The final norm's linear part and W_U, ready to turn residual directions into logits."""
+
+    def __init__(self, att: AttachedSAE) -> None:
+        model = att.lm.model
+        family = family_of(model)
+        self.centre = family.norm_kind == "layernorm"
+        norm = model.get_submodule(family.final_norm)
+        self.gamma = norm.weight.detach().float() + family.norm_weight_offset  # [d_model]
+        self.w_u = model.get_submodule(family.unembed).weight.detach().float()  # [vocab, d_model]
+
+    def __call__(self, d: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_vocab"]:
+        if self.centre:
+            d = d - d.mean(dim=-1, keepdim=True)
+        return (d * self.gamma) @ self.w_u.T
+
+
+def logit_vectors(att: AttachedSAE, features: list[int]) -> Float[Tensor, "n d_vocab"]:
+    """``d_f · W_U`` for a few features, with the final-norm handling of :func:`logit_effects`.
+
+    Raises ValueError for an unknown feature index (naming d_sae).
+    """
+    rows = [att.check_feature(f) for f in features]
+    return _Unembed(att)(residual_directions(att)[rows])  # [n, d_vocab]
+
+
 def logit_effects(
     att: AttachedSAE, k: int = 10, *, block_size: int = LOGIT_BLOCK
 ) -> tuple[Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"],
@@ -54,19 +80,12 @@ def logit_effects(
     """
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    lm = att.lm
-    family = family_of(lm.model)
-    norm = lm.model.get_submodule(family.final_norm)
-    w_u = lm.model.get_submodule(family.unembed).weight.detach().float()  # [d_vocab, d_model]
-    k = min(k, w_u.shape[0])
-    gamma = norm.weight.detach().float() + family.norm_weight_offset  # [d_model]
+    unembed = _Unembed(att)
+    k = min(k, unembed.w_u.shape[0])
     dirs = residual_directions(att)  # [d_sae, d_model]
     outs: list[list[Tensor]] = [[], [], [], []]
     for start in range(0, dirs.shape[0], block_size):
-        d = dirs[start : start + block_size]  # [block, d_model]
-        if family.norm_kind == "layernorm":
-            d = d - d.mean(dim=-1, keepdim=True)
-        logits = (d * gamma) @ w_u.T  # [block, d_vocab]
+        logits = unembed(dirs[start : start + block_size])  # [block, d_vocab]
         top = logits.topk(k, dim=-1)
         bottom = logits.topk(k, dim=-1, largest=False)
         for acc, t in zip(outs, (top.indices, top.values, bottom.indices, bottom.values),

@@ -21,7 +21,16 @@ from torch import Tensor
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from .constants import DEMO_MODEL_DIR, DEMO_SAE_DIR, DEMO_SPEC, resolve_dtype
-from .hooks import Family, HookPoint, family_of, hook_width, n_layers_of, resolve, run_to_hook
+from .hooks import (
+    Family,
+    HookPoint,
+    family_of,
+    hook_width,
+    n_layers_of,
+    parse_hook_name,
+    resolve,
+    run_to_hook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +225,7 @@ class AttachedSAE:
 
     @property
     def hook(self) -> HookPoint:
-        return resolve(self.lm.model, self.hook_name)[2]
+        return parse_hook_name(self.hook_name)  # validated against the model by attach_sae
 
     @property
     def d_sae(self) -> int:

@@ -22,7 +22,7 @@ export interface HistogramOptions {
   yScale: "linear" | "symlog";
   /** Bar fill: a constant or a function of the bin and its index. @default "currentColor" */
   fill: Accessor<HistogramBin, string>;
-  /** Fill of a bin whose count is unknown (NaN); drawn full height, faint. @default "#9e9e9e" */
+  /** Colour of a bin whose count is unknown (NaN): a faint, dashed, full-height box. @default "#9e9e9e" */
   unknown: string;
   /** Accessible name of the chart. @default "Activation histogram" */
   label: string;
@@ -154,7 +154,9 @@ function render(container: HTMLElement | SVGElement, bins: HistogramBin[], o: Hi
     .attr("y", (b) => (Number.isFinite(b.count) ? y(b.count) : margin.top))
     .attr("height", (b) => (Number.isFinite(b.count) ? y(0) - y(b.count) : height - margin.bottom - margin.top))
     .attr("fill", (b, i) => (Number.isFinite(b.count) ? resolve(o.fill, b, i) : o.unknown))
-    .attr("fill-opacity", (b) => (Number.isFinite(b.count) ? null : 0.35))
+    .attr("fill-opacity", (b) => (Number.isFinite(b.count) ? null : 0.15))
+    .attr("stroke", (b) => (Number.isFinite(b.count) ? null : o.unknown))
+    .attr("stroke-dasharray", (b) => (Number.isFinite(b.count) ? null : "3,2"))
     .selectAll("title")
     .data((b) => [b])
     .join("title")

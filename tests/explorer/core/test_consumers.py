@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
+
 from tests.explorer.websocket import WebsocketCommunicator
 
 pytestmark = pytest.mark.integration

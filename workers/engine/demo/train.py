@@ -46,24 +46,24 @@ class Recipe:
     # tokenizer
     vocab_size: int = 4096
     # language model
-    n_layer: int = 4
+    n_layer: int = 3
     n_head: int = 4
-    n_embd: int = 128
+    n_embd: int = 96
     n_ctx: int = 128
     no_bos_fraction: float = 0.1
-    lm_batch: int = 32
-    lm_steps: int = 1500  # ~2 s/step on 2 CPU cores shared with other work
+    lm_batch: int = 16
+    lm_steps: int = 1000  # 1-3 s/step on 2 CPU cores shared with other work
     lm_lr: float = 3e-3
     lm_warmup: int = 100
     weight_decay: float = 0.1
     eval_batches: int = 20
     # SAE
-    sae_layer: int = 2
+    sae_layer: int = 1  # the middle of 3 blocks
     d_sae: int = 1536
-    k: int = 24
-    sae_tokens: int = 400_000  # activations collected once, then shuffled for every epoch
+    k: int = 20
+    sae_tokens: int = 300_000  # activations collected once, then shuffled for every epoch
     sae_batch: int = 2048
-    sae_steps: int = 2000
+    sae_steps: int = 1200
     sae_lr: float = 1e-3
     aux_k: int = 256
     aux_coef: float = 1 / 32

@@ -22,6 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from explorer.core import embedded
+from explorer.core.static import collectstatic_if_stale
 from explorer.core.supervisor import Child, Supervisor
 from workers.celery import BATCH_QUEUES, live_queue
 
@@ -54,11 +55,6 @@ class Command(BaseCommand):
         self._check_database()
         if not options["allow_missing_frontend"]:
             self._check_frontend()
-        call_command("check", databases=["default"], stdout=self.stdout, stderr=self.stderr)
-        call_command("migrate", interactive=False, verbosity=0)
-        self._collectstatic_if_stale()
-        register_demo_sae_if_needed(self.stdout)
-
         supervisor = Supervisor()
         stopping = False
 
@@ -70,6 +66,7 @@ class Command(BaseCommand):
         log_dir.mkdir(parents=True, exist_ok=True)
         try:
             env = self._child_env()
+            # The worker boots (seconds) while we migrate; nothing enqueues before the web is up.
             if not options["no_worker"]:
                 queues = ",".join([*BATCH_QUEUES, *(live_queue(m) for m in settings.EXPLORER_LIVE_MODELS)])
                 worker_log = open(log_dir / "worker.log", "ab")  # noqa: SIM115 - lives as long as the child
@@ -79,12 +76,17 @@ class Command(BaseCommand):
                     log=worker_log,
                 )
                 self.stdout.write(f"worker: queues {queues} (log: {log_dir / 'worker.log'})")
+            # migrate runs the system checks first, database ones included (explorer.W002).
+            call_command("migrate", interactive=False, verbosity=0, skip_checks=False)
+            collectstatic_if_stale()
+            register_demo_sae_if_needed(self.stdout)
             web = supervisor.start(
                 Child("web", [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", host,
                               "--port", str(port), "--lifespan", "off", "--no-access-log"], env)
             )
             url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-            self._wait_http(url + "healthz", web, supervisor)
+            if not self._wait_http(url + "healthz", web, supervisor, want_ok=not options["no_worker"]):
+                self.stderr.write(f"warning: {url}healthz is not 200 yet (worker still starting?)")
             self.stdout.write(self.style.SUCCESS(f"SAE Feature Explorer is running at {url}"))
             self.stdout.write(f"pids: {' '.join(f'{c.name}={c.pid}' for c in supervisor.children)}")
             self.stdout.write("Press Ctrl-C to stop.")
@@ -146,18 +148,6 @@ class Command(BaseCommand):
             "(or `cd frontend && npm ci && npm run build`)."
         )
 
-    def _collectstatic_if_stale(self) -> None:
-        """Collect when any source file is newer than the collected manifest (warm starts skip it)."""
-        from django.contrib.staticfiles.finders import get_finders
-
-        collected = Path(settings.STATIC_ROOT) / "staticfiles.json"
-        stamp = collected.stat().st_mtime if collected.exists() else 0.0
-        for finder in get_finders():
-            for path, storage in finder.list([]):
-                if os.path.getmtime(storage.path(path)) > stamp:
-                    call_command("collectstatic", interactive=False, verbosity=0)
-                    return
-
     # --- children ---------------------------------------------------------------------------------
 
     def _child_env(self) -> dict[str, str]:
@@ -169,17 +159,27 @@ class Command(BaseCommand):
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _wait_http(self, url: str, web: Child, supervisor: Supervisor, timeout: float = 60.0) -> None:
+    def _wait_http(
+        self, url: str, web: Child, supervisor: Supervisor, *, want_ok: bool, timeout: float = 90.0
+    ) -> bool:
+        """Wait for the web server to answer `url` (with 200 if `want_ok`); False on timeout
+        after it answered something. Raises CommandError if a child dies or nothing answers."""
+        answered = False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             exited = supervisor.first_exited()
             if exited is not None:
                 raise CommandError(f"{exited[0].name} exited with code {exited[1]} during start-up.")
             try:
-                urllib.request.urlopen(url, timeout=2).close()
-                return
+                urllib.request.urlopen(url, timeout=5).close()
+                return True
             except urllib.error.HTTPError:
-                return  # the server answers; 503 only means a worker is not up yet
+                answered = True  # the server is up; 503 means the worker is not ready yet
+                if not want_ok:
+                    return True
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
+        if answered:
+            return False
         raise CommandError(f"The web server did not answer on {url} within {timeout:.0f}s.")

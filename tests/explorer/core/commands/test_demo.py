@@ -1,0 +1,186 @@
+"""`manage.py demo`: starts every child, stops them all on Ctrl-C, and explains bad set-ups."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from explorer.core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def var_dir():
+    # Outside pytest's 0700 basetemp: as root, Postgres runs as `pgserver` (see tests/conftest.py).
+    path = Path(tempfile.mkdtemp(prefix="sfe-test-demo-"))
+    yield path
+    for server in (EmbeddedPostgres(path), EmbeddedRedis(path)):
+        server.stop()  # only if a failed test left them running
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(var_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and k not in {"DEBUG", "SECRET_KEY"}}
+    return {**env, "EXPLORER_VAR_DIR": str(var_dir), "STATIC_ROOT": str(var_dir / "static"),
+            "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _start_demo(env: dict[str, str], port: int, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--port", str(port), "--allow-missing-frontend", *args],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait_for_line(process: subprocess.Popen, marker: str, timeout: float = 180.0) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return lines
+    process.kill()
+    raise AssertionError(f"demo did not print {marker!r}:\n{''.join(lines)}")
+
+
+def _wait_healthy(url: str, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return status
+
+
+def _all_pids(demo: subprocess.Popen, var_dir: Path) -> set[int]:
+    children = {p.pid for p in psutil.Process(demo.pid).children(recursive=True)}
+    servers = {EmbeddedPostgres(var_dir).pid(), EmbeddedRedis(var_dir).pid()}
+    return children | {pid for pid in servers if pid}
+
+
+def _dead(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _run_and_stop(var_dir: Path) -> tuple[float, set[int], str]:
+    port = free_port()
+    started = time.monotonic()
+    demo = _start_demo(_env(var_dir), port)
+    lines = _wait_for_line(demo, "Press Ctrl-C to stop.")
+    assert _wait_healthy(f"http://127.0.0.1:{port}/healthz") == 200
+    ready_s = time.monotonic() - started
+    pids = _all_pids(demo, var_dir)
+    demo.send_signal(signal.SIGINT)
+    out, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, "".join(lines) + out
+    return ready_s, pids, "".join(lines) + out
+
+
+def test_demo_starts_every_child_and_ctrl_c_leaves_no_process_behind(var_dir):
+    _, pids, output = _run_and_stop(var_dir)
+
+    assert "running at http://127.0.0.1:" in output
+    # postgres, redis, the worker (+ its pool child) and uvicorn at least
+    assert len(pids) >= 5, pids
+    deadline = time.monotonic() + 10
+    while not all(_dead(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in pids if not _dead(pid)] == []
+    assert "Stopped." in output
+
+
+def test_a_second_start_reuses_var_and_keeps_the_data(var_dir):
+    pg_version = var_dir / "pg" / "PG_VERSION"
+    assert pg_version.exists(), "runs after the first start"
+    before = pg_version.stat().st_mtime_ns
+    secret = (var_dir / "secret_key").read_text()
+
+    ready_s, _, _ = _run_and_stop(var_dir)
+
+    assert pg_version.stat().st_mtime_ns == before  # no new initdb
+    assert (var_dir / "secret_key").read_text() == secret
+    assert ready_s < 60
+
+
+def test_a_stale_var_dir_gets_a_clear_message(tmp_path):
+    (tmp_path / "VERSION.json").write_text(json.dumps({"format": 0, "postgres_major": "16"}))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "demo", "--port", str(free_port())],
+        check=False, cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "was created by another version" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _demo_with_services(embedded_services, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = _env(tmp_path, DATABASE_URL=embedded_services.database_url, REDIS_URL=embedded_services.redis_url)
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "demo", *args], check=False, cwd=REPO, env=environment,
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_a_port_in_use_gets_a_clear_message(embedded_services, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _demo_with_services(embedded_services, tmp_path, "--port", str(port), "--allow-missing-frontend")
+    assert result.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_url_gets_a_clear_message(embedded_services, tmp_path):
+    bad = f"postgresql://postgres@127.0.0.1:{free_port()}/explorer"
+    result = _demo_with_services(embedded_services, tmp_path, "--port", str(free_port()), DATABASE_URL=bad)
+    assert result.returncode != 0
+    assert "Cannot reach the database 'explorer' (DATABASE_URL)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_frontend_build_gets_a_clear_message(embedded_services, tmp_path):
+    result = _demo_with_services(
+        embedded_services, tmp_path, "--port", str(free_port()), FRONTEND_DIST=str(tmp_path / "dist")
+    )
+    assert result.returncode != 0
+    assert "The frontend is not built" in result.stderr
+    assert "make install" in result.stderr
+
+
+def test_missing_npm_and_node_get_a_clear_message(embedded_services, tmp_path):
+    result = _demo_with_services(
+        embedded_services, tmp_path, "--port", str(free_port()),
+        FRONTEND_DIST=str(tmp_path / "dist"), PATH=str(tmp_path / "empty-bin"),
+    )
+    assert result.returncode != 0
+    assert "npm/node are missing: install Node.js 20+" in result.stderr
