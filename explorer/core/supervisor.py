@@ -3,6 +3,9 @@
 Each child starts in a new session, so the terminal's Ctrl-C reaches only the supervisor, which
 then stops the children in order: SIGTERM to the whole group, SIGKILL after a timeout. Killing
 the group (not just the pid) also takes grandchildren, e.g. Celery's prefork pool processes.
+If the supervisor itself is killed (SIGKILL), the kernel sends each child SIGTERM (Linux
+PR_SET_PDEATHSIG); the embedded PostgreSQL/Redis daemons then stay up and the next start
+reuses them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +28,9 @@ class Child:
 
     def start(self, *, log=None) -> None:
         self.process = subprocess.Popen(
-            self.argv, env=self.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT if log else None
+            self.argv, env=self.env, start_new_session=True, stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the supervisor runs no threads
         )
 
     @property
@@ -51,6 +57,17 @@ class Child:
         deadline = time.monotonic() + 5
         while _group_alive(pgid) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the supervisor dies (even by SIGKILL), so a
+    killed `demo` leaves no web server or worker behind. Linux only; a no-op elsewhere."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -34,11 +34,14 @@ def _fallback() -> tuple[LoadedModel, object, str]:
     from sae_lens import SAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from tests.engine.conftest import build_tokenizer
     from workers.engine.hooks import family_of
 
-    tok = (transformers.AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
-           if (DEMO_MODEL_DIR / "tokenizer.json").is_file() else build_tokenizer())
+    if (DEMO_MODEL_DIR / "tokenizer.json").is_file():
+        tok = transformers.AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
+    else:  # importing the test fixtures pins torch to 1 thread; only do it when needed
+        from tests.engine.conftest import build_tokenizer
+
+        tok = build_tokenizer()
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=128, n_layer=4,
                                   n_head=4, bos_token_id=tok.bos_token_id,

@@ -8,7 +8,14 @@ import pytest
 import torch
 import transformers
 
-from workers.engine.batching import BatchScheduler, DecodeBatch, Job, RowRequest, run_job
+from workers.engine.batching import (
+    BatchScheduler,
+    DecodeBatch,
+    Job,
+    RowRequest,
+    RowState,
+    run_job,
+)
 from workers.engine.generation import generate, submit
 from workers.engine.hooks import active_hook_count, family_of, intercept
 from workers.engine.interventions import Intervention, SteerSpec, compile_plan
@@ -197,7 +204,11 @@ def test_steering_hooks_ignore_forward_passes_of_other_threads(tiny_att):
         clean = lm.model(ids).logits
     seen = []
 
+    main = threading.get_ident()
+
     def other_thread_forward(x):
+        if threading.get_ident() != main:
+            return  # the other thread's own pass through this hook
         def run():
             with torch.no_grad():
                 seen.append(lm.model(ids, use_cache=False).logits)
@@ -219,3 +230,19 @@ def test_a_failing_cancel_check_ends_the_request_with_its_error(tiny_att):
 
     with pytest.raises(ConnectionError, match="redis is down"):
         generate(tiny_att, "The cat", SteerSpec(max_new_tokens=5), cancel=cancel)
+
+
+def test_streamed_text_never_splits_a_character_and_adds_up_to_the_text(tiny_lm):
+    text = " naïve café 😀 ok — 東京"
+    ids = tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    batch = DecodeBatch(tiny_lm)
+    row = RowState(req=one_row_job(tiny_lm, "x", len(ids)).rows[0], job=None,
+                   generator=torch.Generator())
+    deltas = []
+    for i, tok in enumerate(ids):
+        row.tokens.append(tok)
+        row.done = i == len(ids) - 1
+        deltas.append(batch._delta(row))
+        row.text += deltas[-1]
+    assert "".join(deltas) == tiny_lm.decode(ids) == text
+    assert not any("\ufffd" in d for d in deltas)

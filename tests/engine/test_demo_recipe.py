@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from sae_lens import SAE
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workers.engine.demo import CHECKPOINT_DIR, MODEL_DIR, SAE_DIR
@@ -91,7 +91,7 @@ def test_micro_sae_reconstructs_the_hooked_activations(micro_run) -> None:
 
 
 def test_micro_recipe_is_deterministic_for_a_seed(tmp_path: Path) -> None:
-    short = dict(lm_steps=20, sae_steps=20)
+    short = {"lm_steps": 20, "sae_steps": 20}
     first, second = _micro(tmp_path / "a", **short), _micro(tmp_path / "b", **short)
     assert first["model"]["curve"] == second["model"]["curve"]
     assert first["sae"]["curve"] == second["sae"]["curve"]

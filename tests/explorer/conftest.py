@@ -6,6 +6,11 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _static_collected(collected_static):
+    """Every page links the built frontend through hashed static names, as in production."""
+
+
+@pytest.fixture(autouse=True)
 def _plain_http(settings):
     """The test client speaks plain HTTP; production's HTTPS redirect is tested via check --deploy."""
     settings.SECURE_SSL_REDIRECT = False

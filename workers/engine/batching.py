@@ -78,7 +78,9 @@ class RowState:
     generator: torch.Generator
     tokens: list[int] = field(default_factory=list)  # generated ids
     n_real: int = 0  # real (non-padding) tokens in the KV cache
-    text: str = ""  # text streamed so far (stable prefix of decode(tokens))
+    text: str = ""  # text streamed so far
+    prefix_offset: int = 0  # incremental detokenization window (see _delta)
+    read_offset: int = 0
     done: bool = False
 
 
@@ -174,12 +176,8 @@ class DecodeBatch:
             tok = sample_token(lg, r.temperature, r.top_p, row.generator)
             row.tokens.append(tok)
             row.done = len(row.tokens) >= r.max_new_tokens or tok in self.stop_ids
-            # Stream only text that is final: a byte-level BPE token may end mid-character.
-            full = self.lm.decode(row.tokens)
-            if row.done or not full.endswith("\ufffd"):
-                delta, row.text = full[len(row.text):], full
-            else:
-                delta = ""
+            delta = self._delta(row)
+            row.text += delta
             job = row.job
             if job.on_token is not None and job.error is None:
                 try:
@@ -187,6 +185,24 @@ class DecodeBatch:
                 except Exception as exc:  # a broken consumer ends its own job only
                     log.exception("on_token callback failed; stopping that request")
                     job.error = exc
+
+    def _delta(self, row: RowState) -> str:
+        """New final text of a row, decoding a short window rather than the whole row.
+
+        The window starts one chunk back so that tokenizers which drop a leading space on the
+        first decoded token (SentencePiece) still decode it; text ending in U+FFFD (a byte-level
+        token cut mid-character) is held back until the character completes or the row ends.
+        """
+        toks = row.tokens
+        if row.done:
+            full = self.lm.decode(toks)
+            return full[len(row.text):] if full.startswith(row.text) else ""
+        prefix = self.lm.decode(toks[row.prefix_offset:row.read_offset])
+        new = self.lm.decode(toks[row.prefix_offset:])
+        if len(new) > len(prefix) and not new.endswith("\ufffd"):
+            row.prefix_offset, row.read_offset = row.read_offset, len(toks)
+            return new[len(prefix):]
+        return ""
 
     # -- rows join ------------------------------------------------------------------------
 

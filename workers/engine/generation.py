@@ -84,7 +84,8 @@ def prepare_job(
     ]
 
     def finish(outputs: dict[str, tuple[list[int], str]], cancelled: bool) -> GenerationResult:
-        got = {k: Row(text=v[1], tokens=v[0]) for k, v in outputs.items()}
+        # the full decode (the streamed deltas may stop short of it when cancelled)
+        got = {k: Row(text=lm.decode(v[0]), tokens=v[0]) for k, v in outputs.items()}
         empty = Row(text="", tokens=[])
         return GenerationResult(default=got.get("default", empty),
                                 steered=got.get("steered", empty), prompt_tokens=ids,

@@ -38,5 +38,12 @@ def create_extensions(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     initial = True
+    # First of all migrations: a server without pgvector is refused before anything is created.
+    run_before = [  # noqa: RUF012
+        ("contenttypes", "0001_initial"),
+        ("auth", "0001_initial"),
+        ("admin", "0001_initial"),
+        ("sessions", "0001_initial"),
+    ]
     dependencies = []  # noqa: RUF012 (Django migration convention)
     operations = [migrations.RunPython(create_extensions, migrations.RunPython.noop)]  # noqa: RUF012

@@ -97,6 +97,12 @@ def test_migrate_explains_a_missing_pgvector_without_a_traceback(django_db_block
             [sys.executable, "manage.py", "migrate", "--no-input"], check=False, cwd=REPO, env=env,
             capture_output=True, text=True, timeout=120,
         )
+        with django_db_blocker.unblock():
+            probe = _connection(env["DATABASE_URL"])
+            with probe.cursor() as cursor:
+                cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                tables = [row[0] for row in cursor.fetchall()]
+            probe.close()
     finally:
         with django_db_blocker.unblock(), admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -105,3 +111,4 @@ def test_migrate_explains_a_missing_pgvector_without_a_traceback(django_db_block
     assert "lacks the extension(s) vector: this project requires pgvector and pg_trgm" in result.stderr
     assert "Traceback" not in result.stderr
     assert "explorer.W002" in result.stderr + result.stdout
+    assert tables == ["django_migrations"]  # refused before any app table was created

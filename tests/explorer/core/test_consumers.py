@@ -7,7 +7,9 @@ from asgiref.sync import async_to_sync
 
 from tests.explorer.websocket import WebsocketCommunicator
 
-pytestmark = pytest.mark.integration
+# Channels closes stale DB connections around each handler (and the session middleware may
+# query), so these tests may touch the database from the consumer thread.
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 LOCAL = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 

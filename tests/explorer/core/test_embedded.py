@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from explorer.core import embedded
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +23,7 @@ def root():
     path = Path(tempfile.mkdtemp(prefix="sfe-test-embedded-"))
     yield path
     embedded.EmbeddedRedis(path).stop()
+    embedded.EmbeddedPostgres(path).stop()
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -80,3 +84,19 @@ def test_pgdata_without_a_stamp_is_refused(root):
     (root / "pg" / "PG_VERSION").write_text("16\n")
     with pytest.raises(embedded.EmbeddedError, match="Move it away"):
         embedded.check_version_stamp(root)
+
+
+@pytest.mark.slow
+def test_a_standalone_command_starts_the_servers_and_stops_them_at_exit(root):
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
+    env.update(EXPLORER_VAR_DIR=str(root), STATIC_ROOT=str(root / "static"))
+    code = "from django.db import connection; connection.ensure_connection(); print('connected')"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code], check=False, cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "connected" in result.stdout
+    assert (root / "pg" / "PG_VERSION").exists()
+    assert not embedded.EmbeddedPostgres(root).is_running()
+    assert not embedded.EmbeddedRedis(root).is_running()

@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-def test_home_page_loads_the_built_frontend_entry(client, collected_static):
+def test_home_page_loads_the_built_frontend_entry(client):
     response = client.get("/")
     assert response.status_code == 200
     body = response.content.decode()

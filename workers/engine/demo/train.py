@@ -175,7 +175,8 @@ def train_lm(model, train: Tensor, val: Tensor, r: Recipe, eot: int) -> dict:
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": r.weight_decay}, {"params": no_decay, "weight_decay": 0}],
+        [{"params": decay, "weight_decay": r.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
         lr=r.lm_lr, betas=(0.9, 0.95),
     )
     gen = torch.Generator().manual_seed(r.seed)
@@ -381,17 +382,17 @@ def run(r: Recipe, out: Path) -> dict:
     val_acts = collect_activations(model, val, r, eot, max(2_000, r.sae_tokens // 20), r.seed + 3)
     sae, sae_stats = train_sae(acts, val_acts, r)
     sae_stats["spliced_val_loss"] = round(spliced_val_loss(model, sae, val, r, eot), 4)
-    provenance = {"corpus_packages": package_versions(), "training_tokens": int(len(train)),
+    provenance = {"corpus_packages": package_versions(), "training_tokens": len(train),
                   "recipe_seed": r.seed}
     save_sae(sae, r, out / "sae", provenance)
 
     record = {
         "recipe": asdict(r),
         "corpus": {"packages": package_versions(), "documents": len(docs),
-                   "train_tokens": int(len(train)), "val_tokens": int(len(val))},
+                   "train_tokens": len(train), "val_tokens": len(val)},
         "model": {"params": n_params, "lm_tokens_seen": r.lm_steps * r.lm_batch * r.n_ctx, **lm},
         "sae": {"hook_name": f"blocks.{r.sae_layer}.hook_resid_post",
-                "tokens": int(len(acts)), **sae_stats},
+                "tokens": len(acts), **sae_stats},
         "sizes_bytes": {"model": _dir_bytes(out / "model"), "sae": _dir_bytes(out / "sae")},
         "seconds_total": round(time.time() - t_start, 1),
         "torch": torch.__version__,

@@ -184,3 +184,19 @@ def test_missing_npm_and_node_get_a_clear_message(embedded_services, tmp_path):
     )
     assert result.returncode != 0
     assert "npm/node are missing: install Node.js 20+" in result.stderr
+
+
+def test_children_stop_even_when_the_supervisor_is_killed(var_dir):
+    port = free_port()
+    demo = _start_demo(_env(var_dir), port, "--no-worker")
+    _wait_for_line(demo, "Press Ctrl-C to stop.")
+    children = {p.pid for p in psutil.Process(demo.pid).children(recursive=True)}
+    assert children
+
+    demo.kill()
+    demo.wait(10)
+
+    deadline = time.monotonic() + 15
+    while not all(_dead(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in children if not _dead(pid)] == []

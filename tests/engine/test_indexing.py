@@ -1,0 +1,276 @@
+"""Indexing: the streaming statistics pass agrees with a brute-force reference, shards merge
+exactly, and the second pass re-materialises the chosen windows.
+
+The reference sorts every (feature, value, window, pos) of the corpus in plain Python; it
+reads the same activations as the pass (same batches), so comparisons are exact (==).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from workers.engine.activations import hooked_features
+from workers.engine.indexing import (
+    IndexingCancelled,
+    Shard,
+    Windows,
+    index_corpus,
+    index_shard,
+    make_windows,
+    materialize_examples,
+)
+from workers.engine.stats import FeatureStats, FeatureStatsAccumulator, sample_hash, token_key
+
+CONTEXT = 16
+BATCH = 4
+TOKENS = 900
+WORDS = ("the cat sat on a mat while dogs ran far in parks and 1 2 3 numbers were small "
+         "she said that weather was fine so they went out to play").split()
+FIELDS = ("count", "sum", "max", "hist_edges", "hist_counts", "top_values", "top_windows",
+          "top_positions", "quantile_bounds", "quantile_values", "quantile_windows",
+          "quantile_positions")
+
+
+def _documents(n: int = 60, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40))) for _ in range(n)]
+
+
+@pytest.fixture
+def windows(tiny_att) -> Windows:
+    return make_windows(tiny_att.lm, _documents(), context=CONTEXT, tokens=TOKENS)
+
+
+def assert_stats_equal(a: FeatureStats, b: FeatureStats) -> None:
+    assert a.n_tokens == b.n_tokens
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def reference(att, windows: Windows, include_bos: bool = False) -> tuple[list, int]:
+    """Every (feature, value, window, pos) with value > 0 on counted tokens, and the count."""
+    entries, n_tokens = [], 0
+    for b in range(0, len(windows), BATCH):
+        ids = list(range(b, min(b + BATCH, len(windows))))
+        input_ids, real = windows.batch(ids, att.lm.pad_token_id, att.lm.device)
+        acts = hooked_features(att, input_ids, None if bool(real.all()) else real)
+        for row, w in enumerate(ids):
+            for p in range(int(real[row].sum())):
+                if p == 0 and not include_bos:
+                    continue
+                n_tokens += 1
+                for f in torch.nonzero(acts[row, p] > 0).flatten().tolist():
+                    entries.append((f, float(acts[row, p, f]), w, p))
+    return entries, n_tokens
+
+
+def _index(att, windows: Windows, **kw) -> FeatureStats:
+    return index_corpus(att, windows, batch_size=BATCH, top_k=6, n_quantiles=3,
+                        per_quantile=2, **kw)
+
+
+# ---- the accumulator against the reference -------------------------------------------------
+
+def test_density_max_and_mean_match_the_reference(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    entries, n_tokens = reference(tiny_att, windows)
+    assert stats.n_tokens == n_tokens
+    for f in range(tiny_att.d_sae):
+        vals = [v for g, v, _, _ in entries if g == f]
+        assert stats.count[f] == len(vals)
+        assert stats.density[f] == len(vals) / n_tokens
+        assert stats.max[f] == (max(vals) if vals else 0.0)
+        assert stats.mean[f] == pytest.approx(np.mean(vals) if vals else 0.0, abs=1e-6)
+
+
+def test_histogram_counts_every_value_in_its_bin(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    entries, _ = reference(tiny_att, windows)
+    expected = np.zeros_like(stats.hist_counts)
+    for f, v, _, _ in entries:  # bin j holds edges[j] <= v < edges[j+1]
+        expected[f, np.searchsorted(stats.hist_edges, v, side="right") - 1] += 1
+    np.testing.assert_array_equal(stats.hist_counts, expected)
+    edges, counts = stats.histogram(int(np.argmax(stats.count)))
+    assert len(edges) == len(counts) + 1 and counts.sum() == stats.count.max()
+
+
+def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    entries, _ = reference(tiny_att, windows)
+    for f in range(tiny_att.d_sae):
+        best = sorted(((-v, w, p) for g, v, w, p in entries if g == f))[:6]
+        got = [(-float(v), int(w), int(p)) for v, w, p in zip(
+            stats.top_values[f], stats.top_windows[f], stats.top_positions[f], strict=True)
+            if w >= 0]
+        assert got == best
+
+
+def test_quantile_samples_are_the_smallest_hashes_of_their_bin(tiny_att, windows):
+    stats = _index(tiny_att, windows, seed=7)
+    entries, _ = reference(tiny_att, windows)
+    for f in range(tiny_att.d_sae):
+        mine = [(v, w, p) for g, v, w, p in entries if g == f]
+        bounds = stats.quantile_bounds[f]
+        for k in range(3):
+            hi_ok = (lambda v: v <= bounds[3]) if k == 2 else (lambda v, k=k: v < bounds[k + 1])
+            members = [(v, w, p) for v, w, p in mine if v >= bounds[k] and hi_ok(v) and v > 0]
+            keys = torch.tensor([token_key(torch.tensor(w), torch.tensor(p)).item()
+                                 for _, w, p in members], dtype=torch.long)
+            hashes = sample_hash(keys, torch.full_like(keys, f), 7).tolist()
+            chosen = sorted(zip(hashes, keys.tolist(), members, strict=True))[:2]
+            want = sorted((-v, w, p) for _, _, (v, w, p) in chosen)
+            got = [(-float(v), int(w), int(p)) for v, w, p in zip(
+                stats.quantile_values[f, k], stats.quantile_windows[f, k],
+                stats.quantile_positions[f, k], strict=True) if w >= 0]
+            assert got == want, (f, k)
+
+
+def test_quantile_examples_lie_within_their_bin_bounds(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    b = stats.quantile_bounds  # [F, 4]
+    for f, k, r in zip(*np.nonzero(stats.quantile_windows >= 0), strict=True):
+        v = stats.quantile_values[f, k, r]
+        assert b[f, k] <= v and (v < b[f, k + 1] or (k == 2 and v <= b[f, 3]))
+        assert v > 0
+
+
+def test_quantile_bounds_sit_less_than_a_sixteenth_below_k_max_over_n(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    live = stats.max > 0
+    target = stats.max[live, None].astype(np.float64) * np.arange(1, 3) / 3
+    inner = stats.quantile_bounds[live, 1:3]
+    assert np.all(inner <= target * (1 + 1e-6)) and np.all(inner > target * (1 - 1 / 16))
+    assert np.all(np.diff(stats.quantile_bounds[live], axis=1) > 0)
+
+
+# ---- shards, BOS, dead features ----------------------------------------------------------
+
+def test_three_shards_merged_equal_one_pass(tiny_att, windows):
+    single = _index(tiny_att, windows)
+    kw = dict(batch_size=BATCH, top_k=6, n_quantiles=3, per_quantile=2)
+    parts = [index_shard(tiny_att, windows, shard=Shard(i, 3), **kw) for i in (2, 0, 1)]
+    merged = parts[0].merge(parts[1]).merge(parts[2]).finalize()
+    assert_stats_equal(merged, single)
+
+
+def test_shards_partition_the_windows(tiny_att, windows):
+    seen = [index_shard(tiny_att, windows, batch_size=BATCH, shard=Shard(i, 3)).n_tokens
+            for i in range(3)]
+    assert sum(seen) == _index(tiny_att, windows).n_tokens
+
+
+def test_a_shard_round_trips_through_its_state_dict(tiny_att, windows):
+    acc = index_shard(tiny_att, windows, batch_size=BATCH, shard=Shard(1, 2))
+    again = FeatureStatsAccumulator.from_state_dict(acc.state_dict())
+    assert_stats_equal(again.finalize(), acc.finalize())
+
+
+def test_results_do_not_depend_on_when_candidates_are_compacted():
+    gen = torch.Generator().manual_seed(0)
+    acts = torch.rand(12, 10, 40, generator=gen).mul(4).round().div(4)  # many exact ties
+    acts[acts < 1.5] = 0
+    out = []
+    for compact_at in (1, 1 << 16):
+        acc = FeatureStatsAccumulator(40, top_k=5, n_quantiles=4, per_quantile=3,
+                                      compact_at=compact_at)
+        for b in range(0, 12, 3):
+            acc.update(acts[b : b + 3], torch.arange(b, b + 3))
+        out.append(acc.finalize())
+    assert_stats_equal(*out)
+
+
+def test_sparse_and_dense_batches_give_the_same_statistics():
+    gen = torch.Generator().manual_seed(1)
+    acts = torch.rand(4, 8, 16, generator=gen).sub(0.6).clamp(min=0)
+    mask = torch.ones(4, 8, dtype=torch.bool)
+    mask[:, 0] = False
+    dense, sparse = FeatureStatsAccumulator(16), FeatureStatsAccumulator(16)
+    dense.update(acts, torch.arange(4), mask)
+    sparse.update(acts.to_sparse(), torch.arange(4), mask)
+    assert_stats_equal(dense.finalize(), sparse.finalize())
+
+
+def test_bos_is_excluded_by_default(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    assert stats.settings["include_bos"] is False
+    assert stats.n_tokens == windows.n_tokens - len(windows)
+    assert not np.any(stats.top_positions == 0)
+
+
+def test_bos_is_counted_when_asked(tiny_att, windows):
+    stats = _index(tiny_att, windows, include_bos=True)
+    entries, n_tokens = reference(tiny_att, windows, include_bos=True)
+    assert stats.settings["include_bos"] is True
+    assert stats.n_tokens == n_tokens == windows.n_tokens
+    assert stats.count.sum() == len(entries)
+
+
+def test_features_that_never_fire_are_marked_dead(tiny_att, windows):
+    with torch.no_grad():
+        tiny_att.sae.b_enc[:3] = -1e4  # features 0..2 can never fire
+    stats = _index(tiny_att, windows)
+    assert stats.dead[:3].all() and not stats.dead[3:].all()
+    assert (stats.max[:3] == 0).all() and (stats.top_windows[:3] == -1).all()
+    assert stats.histogram(0)[1].size == 0
+
+
+# ---- windows, progress, cancel, bad input ----------------------------------------------------
+
+def test_windows_start_with_bos_and_stop_at_the_token_budget(tiny_att, windows):
+    assert windows.n_tokens == TOKENS
+    assert all(windows[i].token_ids[0] == tiny_att.lm.bos_token_id for i in range(len(windows)))
+    assert windows.lengths().max() == CONTEXT
+    w = windows[3]
+    doc = tiny_att.lm.tokenizer(_documents()[w.doc], add_special_tokens=False)["input_ids"]
+    assert w.token_ids[1:].tolist() == doc[w.start : w.start + len(w.token_ids) - 1]
+
+
+def test_progress_reports_tokens_and_cancel_stops_the_pass(tiny_att, windows):
+    calls = []
+    index_corpus(tiny_att, windows, batch_size=BATCH, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (TOKENS, TOKENS) and len(calls) == -(-len(windows) // BATCH)
+    with pytest.raises(IndexingCancelled):
+        index_corpus(tiny_att, windows, batch_size=BATCH, cancel=lambda: len(calls) > 0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tokens": 0}, "tokens must be a positive"),
+    ({"tokens": 10, "context": 10_000}, "longer than the model"),
+])
+def test_bad_sizes_are_refused(tiny_att, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        index_corpus(tiny_att, _documents(), **kwargs)
+
+
+def test_an_empty_corpus_is_refused(tiny_att):
+    with pytest.raises(ValueError, match="corpus is empty"):
+        index_corpus(tiny_att, ["", ""], context=CONTEXT, tokens=100)
+
+
+def test_merging_different_settings_is_refused():
+    with pytest.raises(ValueError, match="different settings"):
+        FeatureStatsAccumulator(8, top_k=3).merge(FeatureStatsAccumulator(8, top_k=4))
+
+
+# ---- second pass -------------------------------------------------------------------------------
+
+def test_materialized_values_equal_a_direct_computation(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    refs = stats.example_refs()[:40]
+    examples = materialize_examples(tiny_att, windows, refs, batch_size=3)
+    assert len(examples) == len(refs)
+    for ref, ex in zip(refs, examples, strict=True):
+        ids = torch.tensor(windows[ref.window].token_ids)[None]
+        direct = hooked_features(tiny_att, ids)[0, :, ref.feature]  # [pos]
+        assert ex.token_ids.tolist() == ids[0].tolist()
+        torch.testing.assert_close(torch.from_numpy(ex.values), direct, rtol=1e-5, atol=1e-5)
+        assert ex.values[ref.pos] == pytest.approx(ref.value, rel=1e-5, abs=1e-5)
+
+
+def test_materializing_an_unknown_window_is_refused(tiny_att, windows):
+    with pytest.raises(ValueError, match="unknown window"):
+        materialize_examples(tiny_att, windows, [(0, len(windows), 1)])
