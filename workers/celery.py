@@ -70,6 +70,10 @@ app.conf.update(
     result_expires=3600,
     # Broker connection retries forever at start-up: the worker may start before Redis does.
     broker_connection_retry_on_startup=True,
+    # Redis redelivers an un-acked task after the visibility timeout (default 1 h). With
+    # acks_late, a long index shard would be handed to a second worker while the first still
+    # runs, so the timeout must exceed the longest hard time limit.
+    broker_transport_options={"visibility_timeout": max(h for _, h in TIME_LIMITS.values()) + 300},
     # Send task-started events so "running" differs from "queued" in flower / IndexRun.
     task_track_started=True,
     # Task modules the worker imports at start (one module per queue; add yours here).

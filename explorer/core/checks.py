@@ -5,6 +5,7 @@ explorer.W002  PostgreSQL lacks pgvector or pg_trgm (migrations will refuse to r
 explorer.W003  PostgreSQL unreachable.
 explorer.W004  deploy: SECRET_KEY comes from var/secret_key instead of the environment.
 explorer.W005  no live model queue configured (EXPLORER_LIVE_MODELS is empty).
+explorer.W006  the frontend is not built (every page links it through {% vite_asset %}).
 """
 
 from __future__ import annotations
@@ -96,6 +97,22 @@ def check_live_models(app_configs=None, **kwargs) -> list[Warning]:
             "No live model queue is configured (EXPLORER_LIVE_MODELS is empty).",
             hint="List the models whose live.<model> queues workers serve, e.g. EXPLORER_LIVE_MODELS=demo.",
             id="explorer.W005",
+        )
+    ]
+
+
+@register()
+def check_frontend_build(app_configs=None, **kwargs) -> list[Warning]:
+    from pathlib import Path
+
+    manifest = Path(settings.FRONTEND_DIST) / ".vite" / "manifest.json"
+    if manifest.exists():
+        return []
+    return [
+        Warning(
+            f"The frontend is not built: {manifest} is missing, so pages cannot render.",
+            hint="Run `make install` (or `cd frontend && npm ci && npm run build`).",
+            id="explorer.W006",
         )
     ]
 

@@ -283,19 +283,8 @@ class EmbeddedRedis:
             (self.dir / "port").write_text(str(self._port))
         conf = self.dir / "redis.conf"
         conf.write_text(
-            "\n".join(
-                [
-                    "bind 127.0.0.1",
-                    f"port {self.port}",
-                    f"dir {self.dir}",
-                    f"pidfile {self.dir / 'redis.pid'}",
-                    f"logfile {self.dir / 'redis.log'}",
-                    "daemonize yes",
-                    'save ""',
-                    "appendonly no",
-                ]
-            )
-            + "\n"
+            f"bind 127.0.0.1\nport {self.port}\ndir {self.dir}\npidfile {self.dir / 'redis.pid'}\n"
+            f"logfile {self.dir / 'redis.log'}\ndaemonize yes\nsave \"\"\nappendonly no\n"
         )
         try:
             subprocess.run([binary, str(conf)], check=True, capture_output=True, timeout=timeout)
@@ -389,10 +378,8 @@ def ensure_services(environ: dict | None = None) -> dict[str, str]:
 
 
 # Commands that never touch the database or Redis: no servers for them.
-OFFLINE_COMMANDS = {
-    "help", "version", "--help", "-h", "--version", "makemigrations", "collectstatic",
-    "startapp", "startproject", "makemessages", "compilemessages", "diffsettings", "check",
-}
+OFFLINE_COMMANDS = {"help", "version", "--help", "-h", "--version", "makemigrations", "collectstatic",
+                    "startapp", "makemessages", "compilemessages", "diffsettings", "check"}
 
 
 def bootstrap(argv: list[str]) -> None:

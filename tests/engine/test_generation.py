@@ -63,6 +63,7 @@ def test_cache_and_no_cache_generations_match_greedily(tiny_att, positions):
     spec = SteerSpec((Intervention(5, 6.0), Intervention(11, 3.0, "clamp"),
                       Intervention(2, 0.5, "logit")), positions=positions, max_new_tokens=10)
     result = generate(tiny_att, "The quick brown fox", spec)
+    assert result.steered.tokens != result.default.tokens  # the steering does something
     assert result.steered.tokens == greedy_without_cache(tiny_att, "The quick brown fox", spec)
     assert result.default.tokens == greedy_without_cache(tiny_att, "The quick brown fox",
                                                          SteerSpec(max_new_tokens=10))

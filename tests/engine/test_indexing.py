@@ -28,8 +28,7 @@ from workers.engine.stats import FeatureStats, FeatureStatsAccumulator, sample_h
 CONTEXT = 16
 BATCH = 4
 TOKENS = 900
-WORDS = ("the cat sat on a mat while dogs ran far in parks and 1 2 3 numbers were small "
-         "she said that weather was fine so they went out to play").split()
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "far", "in", "parks", "and", "1", "2", "3", "numbers", "were", "small", "she", "said", "that", "weather", "was", "fine", "so", "they", "went", "out", "to", "play"]
 FIELDS = ("count", "sum", "max", "hist_edges", "hist_counts", "top_values", "top_windows",
           "top_positions", "quantile_bounds", "quantile_values", "quantile_windows",
           "quantile_positions")
@@ -68,6 +67,12 @@ def reference(att, windows: Windows, include_bos: bool = False) -> tuple[list, i
     return entries, n_tokens
 
 
+def _in_bin(v: float, bounds: np.ndarray, k: int) -> bool:
+    """Bin k is [b_k, b_k+1), the last one [b_n-1, max], the first (0, b_1)."""
+    last = k == len(bounds) - 2
+    return v > 0 and v >= bounds[k] and (v <= bounds[k + 1] if last else v < bounds[k + 1])
+
+
 def _index(att, windows: Windows, **kw) -> FeatureStats:
     return index_corpus(att, windows, batch_size=BATCH, top_k=6, n_quantiles=3,
                         per_quantile=2, **kw)
@@ -98,8 +103,10 @@ def test_histogram_counts_every_value_in_its_bin(tiny_att, windows):
     assert len(edges) == len(counts) + 1 and counts.sum() == stats.count.max()
 
 
-def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, windows):
-    stats = _index(tiny_att, windows)
+@pytest.mark.parametrize("compact_at", [1, 1 << 16])  # 1: prefilters and compaction every batch
+def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, windows,
+                                                                     compact_at):
+    stats = _index(tiny_att, windows, compact_at=compact_at)
     entries, _ = reference(tiny_att, windows)
     for f in range(tiny_att.d_sae):
         best = sorted(((-v, w, p) for g, v, w, p in entries if g == f))[:6]
@@ -109,15 +116,15 @@ def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, w
         assert got == best
 
 
-def test_quantile_samples_are_the_smallest_hashes_of_their_bin(tiny_att, windows):
-    stats = _index(tiny_att, windows, seed=7)
+@pytest.mark.parametrize("compact_at", [1, 1 << 16])
+def test_quantile_samples_are_the_smallest_hashes_of_their_bin(tiny_att, windows, compact_at):
+    stats = _index(tiny_att, windows, seed=7, compact_at=compact_at)
     entries, _ = reference(tiny_att, windows)
     for f in range(tiny_att.d_sae):
         mine = [(v, w, p) for g, v, w, p in entries if g == f]
         bounds = stats.quantile_bounds[f]
         for k in range(3):
-            hi_ok = (lambda v: v <= bounds[3]) if k == 2 else (lambda v, k=k: v < bounds[k + 1])
-            members = [(v, w, p) for v, w, p in mine if v >= bounds[k] and hi_ok(v) and v > 0]
+            members = [(v, w, p) for v, w, p in mine if _in_bin(v, bounds, k)]
             keys = torch.tensor([token_key(torch.tensor(w), torch.tensor(p)).item()
                                  for _, w, p in members], dtype=torch.long)
             hashes = sample_hash(keys, torch.full_like(keys, f), 7).tolist()
@@ -134,8 +141,7 @@ def test_quantile_examples_lie_within_their_bin_bounds(tiny_att, windows):
     b = stats.quantile_bounds  # [F, 4]
     for f, k, r in zip(*np.nonzero(stats.quantile_windows >= 0), strict=True):
         v = stats.quantile_values[f, k, r]
-        assert b[f, k] <= v and (v < b[f, k + 1] or (k == 2 and v <= b[f, 3]))
-        assert v > 0
+        assert _in_bin(float(v), b[f], int(k))
 
 
 def test_quantile_bounds_sit_less_than_a_sixteenth_below_k_max_over_n(tiny_att, windows):
@@ -151,7 +157,7 @@ def test_quantile_bounds_sit_less_than_a_sixteenth_below_k_max_over_n(tiny_att, 
 
 def test_three_shards_merged_equal_one_pass(tiny_att, windows):
     single = _index(tiny_att, windows)
-    kw = dict(batch_size=BATCH, top_k=6, n_quantiles=3, per_quantile=2)
+    kw = {"batch_size": BATCH, "top_k": 6, "n_quantiles": 3, "per_quantile": 2}
     parts = [index_shard(tiny_att, windows, shard=Shard(i, 3), **kw) for i in (2, 0, 1)]
     merged = parts[0].merge(parts[1]).merge(parts[2]).finalize()
     assert_stats_equal(merged, single)
@@ -167,31 +173,6 @@ def test_a_shard_round_trips_through_its_state_dict(tiny_att, windows):
     acc = index_shard(tiny_att, windows, batch_size=BATCH, shard=Shard(1, 2))
     again = FeatureStatsAccumulator.from_state_dict(acc.state_dict())
     assert_stats_equal(again.finalize(), acc.finalize())
-
-
-def test_results_do_not_depend_on_when_candidates_are_compacted():
-    gen = torch.Generator().manual_seed(0)
-    acts = torch.rand(12, 10, 40, generator=gen).mul(4).round().div(4)  # many exact ties
-    acts[acts < 1.5] = 0
-    out = []
-    for compact_at in (1, 1 << 16):
-        acc = FeatureStatsAccumulator(40, top_k=5, n_quantiles=4, per_quantile=3,
-                                      compact_at=compact_at)
-        for b in range(0, 12, 3):
-            acc.update(acts[b : b + 3], torch.arange(b, b + 3))
-        out.append(acc.finalize())
-    assert_stats_equal(*out)
-
-
-def test_sparse_and_dense_batches_give_the_same_statistics():
-    gen = torch.Generator().manual_seed(1)
-    acts = torch.rand(4, 8, 16, generator=gen).sub(0.6).clamp(min=0)
-    mask = torch.ones(4, 8, dtype=torch.bool)
-    mask[:, 0] = False
-    dense, sparse = FeatureStatsAccumulator(16), FeatureStatsAccumulator(16)
-    dense.update(acts, torch.arange(4), mask)
-    sparse.update(acts.to_sparse(), torch.arange(4), mask)
-    assert_stats_equal(dense.finalize(), sparse.finalize())
 
 
 def test_bos_is_excluded_by_default(tiny_att, windows):
@@ -229,12 +210,28 @@ def test_windows_start_with_bos_and_stop_at_the_token_budget(tiny_att, windows):
     assert w.token_ids[1:].tolist() == doc[w.start : w.start + len(w.token_ids) - 1]
 
 
-def test_progress_reports_tokens_and_cancel_stops_the_pass(tiny_att, windows):
+def test_progress_reports_tokens_after_every_batch(tiny_att, windows):
     calls = []
     index_corpus(tiny_att, windows, batch_size=BATCH, progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (TOKENS, TOKENS) and len(calls) == -(-len(windows) // BATCH)
-    with pytest.raises(IndexingCancelled):
-        index_corpus(tiny_att, windows, batch_size=BATCH, cancel=lambda: len(calls) > 0)
+    assert len(calls) == -(-len(windows) // BATCH) and calls[-1] == (TOKENS, TOKENS)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_cancel_stops_the_pass_before_the_next_batch(tiny_att, windows):
+    done = []
+    with pytest.raises(IndexingCancelled, match="cancelled after"):
+        index_corpus(tiny_att, windows, batch_size=BATCH, progress=lambda d, t: done.append(d),
+                     cancel=lambda: len(done) >= 2)
+    assert len(done) == 2
+
+
+def test_a_budget_beyond_the_corpus_indexes_all_of_it(tiny_att):
+    docs = _documents(5)
+    stats = index_corpus(tiny_att, docs, context=CONTEXT, tokens=10**6)
+    n_doc_tokens = sum(len(tiny_att.lm.tokenizer(d, add_special_tokens=False)["input_ids"])
+                       for d in docs)
+    assert stats.n_tokens == n_doc_tokens  # every document token, each window's BOS excluded
+    assert stats.settings["corpus_tokens"] == n_doc_tokens + stats.settings["corpus_windows"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -249,11 +246,6 @@ def test_bad_sizes_are_refused(tiny_att, kwargs, message):
 def test_an_empty_corpus_is_refused(tiny_att):
     with pytest.raises(ValueError, match="corpus is empty"):
         index_corpus(tiny_att, ["", ""], context=CONTEXT, tokens=100)
-
-
-def test_merging_different_settings_is_refused():
-    with pytest.raises(ValueError, match="different settings"):
-        FeatureStatsAccumulator(8, top_k=3).merge(FeatureStatsAccumulator(8, top_k=4))
 
 
 # ---- second pass -------------------------------------------------------------------------------

@@ -33,3 +33,27 @@ def test_an_unknown_queue_has_no_time_limits():
 def test_messages_are_json_only():
     assert app.conf.accept_content == ["json"]
     assert app.conf.task_serializer == "json"
+
+
+def test_the_worker_parent_imports_no_torch():
+    """Prefork children cannot use CUDA initialised in the parent: task modules (everything in
+    `include`, which the parent imports at start) must import the engine inside task bodies."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = (
+        "import sys, importlib, django; django.setup()\n"
+        "from workers.celery import app\n"
+        "app.loader.import_default_modules()\n"
+        "for name in app.conf.include: importlib.import_module(name)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

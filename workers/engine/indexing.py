@@ -6,9 +6,10 @@
    ``i``; it knows its document and token offset. The stream stops at ``tokens`` positions
    (BOS included), truncating the last window.
 2. :func:`index_shard` runs the windows of one :class:`Shard` (batches of windows dealt
-   round-robin: S shards partition the stream exactly) through the model *to the SAE hook only*, encodes
-   and feeds a :class:`~.stats.FeatureStatsAccumulator`. Nothing is cached on disk. Shard
-   accumulators ``merge`` exactly; :func:`index_corpus` is the one-shard shortcut.
+   round-robin: S shards partition the stream exactly) through the model *to the SAE hook
+   only*, encodes and feeds a :class:`~.stats.FeatureStatsAccumulator`. Nothing is cached
+   on disk. Shard accumulators ``merge`` exactly; :func:`index_corpus` is the one-shard
+   shortcut.
 3. :func:`materialize_examples` re-runs only the windows of the chosen examples and returns
    each example's window with the feature's value at every token.
 
@@ -137,14 +138,18 @@ def make_windows(lm: LoadedModel, documents: Iterable[str], *, context: int = DE
     left = tokens
 
     def docs_in_chunks() -> Iterable[list[str]]:
+        # Tokenize about as much text as the budget still needs (~3 chars a token at most),
+        # not whole batches of long documents that would be thrown away.
         buf: list[str] = []
+        chars = 0
         for d in documents:
             if not isinstance(d, str):
                 raise TypeError(f"documents must be strings, got {type(d).__name__}")
             buf.append(d)
-            if len(buf) == _TOKENIZE_CHUNK:
+            chars += len(d)
+            if len(buf) == _TOKENIZE_CHUNK or chars >= max(3 * left, 2000):
                 yield buf
-                buf = []
+                buf, chars = [], 0
         if buf:
             yield buf
 

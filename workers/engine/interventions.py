@@ -40,6 +40,10 @@ from torch import Tensor
 
 from workers.engine.hooks import resolve
 
+# Part of every SteeringResult hash: bump when the steering math, sampling or decoding changes
+# what a given spec generates, so cached results from the old engine are not served.
+STEERING_VERSION = 1
+
 POSITIONS = ("all", "prompt", "generated")
 ABLATIONS = ("zero", "mean", "resample")
 Positions = Literal["all", "prompt", "generated"]

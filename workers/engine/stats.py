@@ -3,7 +3,9 @@
 :class:`FeatureStatsAccumulator` takes batches of feature activations ``[batch, pos, d_sae]``
 (dense or sparse COO) and keeps, per feature, only what a dashboard needs. Every piece is
 built so that ``merge`` is *exact*: accumulating shards separately and merging gives the
-same bits as one pass over the concatenated stream, whatever the order.
+same bits as one pass over the concatenated stream, whatever the order, provided each token's
+activations are the same bits in both (the indexing pass ensures it by computing every window
+in the same batch whatever the shard count; see :class:`~.indexing.Shard`).
 
 - **Counts, max, histogram** are integers or maxima: associative as they are.
 - **Sum** is kept in int64 fixed point (units of 2^-20), so addition is associative; the
@@ -36,99 +38,38 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-POS_BITS = 20  # token key = window << POS_BITS | pos
+from .sampling import (
+    HASH_MAX,
+    POS_BITS,
+    Q_SHIFT,
+    QUANTILE_BINS_PER_OCTAVE,
+    desc_order,
+    grid_edge,
+    grid_key,
+    positive_indices,
+    quantile_bounds,
+    quantile_floor,
+    rank_in_group,
+    sample_hash,
+    select_per_group,
+    token_key,
+)
+
 FIXED_POINT_BITS = 20  # sums are int64 in units of 2^-FIXED_POINT_BITS
-QUANTILE_BINS_PER_OCTAVE = 16
-_Q_SHIFT = 23 - 4  # float32 mantissa bits dropped for the quantile grid (16 = 2^4 per octave)
-_HASH_MAX = (1 << 32) - 1
 _INIT_KEYS = ("d_sae", "top_k", "n_quantiles", "per_quantile", "hist_bins_per_octave",
               "hist_octaves", "seed", "include_bos")
 
 
-def token_key(window: Tensor, pos: Tensor) -> Tensor:
-    """The int64 key ordering tokens by (window, pos); ties in value are broken by it."""
-    return (window.long() << POS_BITS) | pos.long()
-
-
-# ---- deterministic hashing (splitmix64 on wrapping int64) -------------------------------------
-
-def _i64(c: int) -> int:
-    return c - (1 << 64) if c >= 1 << 63 else c
-
-
-_GOLD, _C1, _C2 = _i64(0x9E3779B97F4A7C15), _i64(0xBF58476D1CE4E5B9), _i64(0x94D049BB133111EB)
-
-
-def _srl(x: Tensor, s: int) -> Tensor:
-    """Logical right shift of int64 (torch shifts arithmetically)."""
-    return (x >> s) & ((1 << (64 - s)) - 1)
-
-
-def _splitmix(x: Tensor) -> Tensor:
-    x = x + _GOLD
-    x = (x ^ _srl(x, 30)) * _C1
-    x = (x ^ _srl(x, 27)) * _C2
-    return x ^ _srl(x, 31)
-
-
-def sample_hash(key: Int[Tensor, " n"], feature: Int[Tensor, " n"], seed: int) -> Tensor:
-    """A 32-bit pseudo-random priority for each (token key, feature), fixed by ``seed``."""
-    return _srl(_splitmix(_splitmix(key ^ _i64(seed & (2**64 - 1))) ^ feature), 32)
-
-
-# ---- bins from float32 bit patterns -----------------------------------------------------------
-
-def _fkey(v: Float[Tensor, " n"], shift: int) -> Int[Tensor, " n"]:
-    """Monotone grid cell of positive float32 values: exponent and top mantissa bits."""
-    return v.float().contiguous().view(torch.int32).long() >> shift
-
-
-def _fedge(k: Int[Tensor, " n"], shift: int) -> Float[Tensor, " n"]:
-    """Lower edge (float32, exact) of grid cell ``k``."""
-    return (k << shift).to(torch.int32).view(torch.float32)
-
-
-def quantile_bounds(mx: Float[Tensor, " d_sae"], n: int) -> Float[Tensor, "d_sae n_plus_1"]:
-    """Bin bounds [0, b_1, ..., b_{n-1}, max]: b_k = k·max/n snapped down onto the fine grid.
-
-    Bin 0 is (0, b_1); bin k is [b_k, b_{k+1}); the last bin also includes max.
-    """
-    k = torch.arange(1, n, device=mx.device, dtype=torch.float32)
-    target = (mx.float()[:, None] * k) / n  # [F, n-1] float32
-    inner = _fedge(_fkey(target, _Q_SHIFT), _Q_SHIFT)  # [F, n-1]
-    zero = torch.zeros_like(mx, dtype=torch.float32)[:, None]
-    return torch.cat([zero, inner, mx.float()[:, None]], dim=1)  # [F, n+1]
-
-
-def _qfloor(mx: Float[Tensor, " d_sae"], n: int) -> Int[Tensor, " d_sae"]:
-    """Grid cell of b_1: cells strictly below it can only ever be in bin 0."""
-    return _fkey((mx.float() * 1.0) / n, _Q_SHIFT)
-
-
-# ---- bottom-k per group -----------------------------------------------------------------------
-
-def select_per_group(group: Tensor, order: Tensor, key: Tensor, keep: int) -> Tensor:
-    """Indices of the ``keep`` smallest (order, key) entries of every group.
-
-    Returned sorted by (group, order, key). Three sorts, least significant key first.
-    """
-    idx = torch.sort(key, stable=True).indices
-    idx = idx[torch.sort(order[idx], stable=True).indices]
-    idx = idx[torch.sort(group[idx], stable=True).indices]
-    g = group[idx]
-    n = g.numel()
-    if n == 0:
-        return idx
-    start = torch.ones(n, dtype=torch.bool, device=g.device)
-    start[1:] = g[1:] != g[:-1]
-    pos = torch.arange(n, device=g.device)
-    first = torch.cummax(torch.where(start, pos, 0), 0).values
-    return idx[(pos - first) < keep]
+def _pick(idx: Tensor, *ts: Tensor) -> tuple[Tensor, ...]:
+    return tuple(t.index_select(0, idx) for t in ts)
 
 
 @dataclass
 class _Pool:
-    """Candidate entries (feature, token key, value, hash), kept + pending."""
+    """Candidate entries (feature, token key, value, hash), kept + pending.
+
+    The top-K pool leaves ``hsh`` empty: it orders by value.
+    """
 
     feat: list[Tensor] = field(default_factory=list)
     key: list[Tensor] = field(default_factory=list)
@@ -150,25 +91,12 @@ class _Pool:
 
     def keep(self, idx: Tensor) -> None:
         f, k, v, h = self.cat()
-        self.feat, self.key, self.val, self.hsh = [f[idx]], [k[idx]], [v[idx]], [h[idx]]
+        self.feat, self.key, self.val, self.hsh = ([t.index_select(0, idx)] if t.numel() else [t]
+                                                   for t in (f, k, v, h))
         self.stored, self.pending = idx.numel(), 0
 
     def due(self, at: int) -> bool:
         return self.pending > max(self.stored, at)
-
-
-def _rank_in_group(g: Tensor) -> Tensor:
-    """0, 1, 2, ... within runs of equal values of a sorted group vector."""
-    n = g.numel()
-    start = torch.ones(n, dtype=torch.bool, device=g.device)
-    start[1:] = g[1:] != g[:-1]
-    pos = torch.arange(n, device=g.device)
-    return pos - torch.cummax(torch.where(start, pos, 0), 0).values
-
-
-def _desc_order(v: Tensor) -> Tensor:
-    """Ascending sort key for descending positive float32 values."""
-    return 0x7FFFFFFF - v.float().contiguous().view(torch.int32).long()
 
 
 @dataclass(frozen=True)
@@ -293,7 +221,7 @@ class FeatureStatsAccumulator:
         self.device = torch.device(device)
         self.compact_at = compact_at
         self._h_shift = 23 - (hist_bins_per_octave.bit_length() - 1)
-        self._h_lo = _fkey(torch.tensor([2.0**lo]), self._h_shift).item()
+        self._h_lo = grid_key(torch.tensor([2.0**lo]), self._h_shift).item()
         self._n_hist = (hi - lo) * hist_bins_per_octave + 2  # + underflow + overflow
         # live quantile cells per feature: "below" + cells up to the max (see module doc)
         self._q_width = (n_quantiles - 1).bit_length() * QUANTILE_BINS_PER_OCTAVE + 2
@@ -309,8 +237,8 @@ class FeatureStatsAccumulator:
             pool.add(empty, empty, empty.float(), empty)
         # Prefilter thresholds, refreshed at each compaction (stale ones are conservative).
         self._kth = torch.zeros(F, dtype=torch.float32, device=dev)
-        self._thr_floor = _qfloor(self.max, n_quantiles)
-        self._qthr = torch.full((F, self._q_width), _HASH_MAX + 1, dtype=torch.long, device=dev)
+        self._thr_floor = quantile_floor(self.max, n_quantiles)
+        self._qthr = torch.full((F, self._q_width), HASH_MAX + 1, dtype=torch.long, device=dev)
 
     # -- update ----------------------------------------------------------------------------
 
@@ -337,31 +265,36 @@ class FeatureStatsAccumulator:
             sp = acts.coalesce()
             b, p, f = sp.indices().to(dev)  # [nnz] each
             v = sp.values().to(dev, torch.float32)
-            keep = v > 0
-            b, p, f, v = b[keep], p[keep], f[keep], v[keep]
+            bp = b * P + p
         else:
-            b, p, f = (acts > 0).nonzero().to(dev).unbind(1)  # [nnz] each
-            v = acts[b, p, f].to(dev, torch.float32)
-        keep = mask[b, p]
+            flat = acts.detach().reshape(-1)  # [B*P*F]
+            i = positive_indices(flat)  # [nnz]
+            v = flat.index_select(0, i).to(dev, torch.float32)
+            i = i.to(dev)
+            f, bp = i % F, i // F
+        keep = (v > 0) & mask.reshape(-1).index_select(0, bp)
         if not bool(keep.all()):
-            b, p, f, v = b[keep], p[keep], f[keep], v[keep]
-        col = p if pos is None else pos.to(dev).long()[b, p]
+            f, bp, v = _pick(keep.nonzero().squeeze(1), f, bp, v)
+        b = bp // P
+        col = bp % P if pos is None else pos.to(dev).long().reshape(-1).index_select(0, bp)
         self.n_tokens += int(mask.sum())
-        self._ingest(f, token_key(window[b], col), v)
+        self._ingest(f, token_key(window.index_select(0, b), col), v)
 
     def _ingest(self, f: Tensor, key: Tensor, v: Tensor) -> None:
         F = self.settings["d_sae"]
         self.count += torch.bincount(f, minlength=F)
         self.fsum.index_add_(0, f, (v * 2.0**FIXED_POINT_BITS).round().long())
         self.max.scatter_reduce_(0, f, v, "amax")
-        hb = (_fkey(v, self._h_shift) - self._h_lo + 1).clamp_(0, self._n_hist - 1)
+        hb = (grid_key(v, self._h_shift) - self._h_lo + 1).clamp_(0, self._n_hist - 1)
         self.hist += torch.bincount(f * self._n_hist + hb, minlength=F * self._n_hist)
-        sel = v >= self._kth[f]  # ties kept: they may win on the token key
-        self._top.add(f[sel], key[sel], v[sel], key[sel])
-        rel = (_fkey(v, _Q_SHIFT) - self._thr_floor[f] + 1).clamp_(min=0)  # 0 = below
-        h = sample_hash(key, f, self.settings["seed"])
-        sel = (rel >= self._q_width) | (h <= self._qthr[f, rel.clamp(max=self._q_width - 1)])
-        self._quant.add(f[sel], key[sel], v[sel], h[sel])
+        sel = (v >= self._kth.index_select(0, f)).nonzero().squeeze(1)  # ties may win on key
+        self._top.add(*_pick(sel, f, key, v), key[:0])
+        rel = (grid_key(v, Q_SHIFT) - self._thr_floor.index_select(0, f) + 1).clamp_(min=0)
+        h = sample_hash(key, f, self.settings["seed"])  # rel 0 = the "below" cell
+        thr = self._qthr.view(-1).index_select(0, f * self._q_width
+                                               + rel.clamp(max=self._q_width - 1))
+        sel = ((rel >= self._q_width) | (h <= thr)).nonzero().squeeze(1)
+        self._quant.add(*_pick(sel, f, key, v, h))
         if self._top.due(self.compact_at) or self._quant.due(self.compact_at):
             self._compact()
 
@@ -371,7 +304,7 @@ class FeatureStatsAccumulator:
         F, K = self.settings["d_sae"], self.settings["top_k"]
         S, W = self.settings["per_quantile"], self._q_width
         f, key, v, _ = self._top.cat()
-        idx = select_per_group(f, _desc_order(v), key, K)
+        idx = select_per_group(f, desc_order(v), key, K)
         self._top.keep(idx)
         f, v = f[idx], v[idx]
         full = torch.bincount(f, minlength=F) == K
@@ -379,8 +312,8 @@ class FeatureStatsAccumulator:
         self._kth = torch.where(full, low, 0.0)
 
         f, key, v, h = self._quant.cat()
-        floor = _qfloor(self.max, self.settings["n_quantiles"])
-        rel = (_fkey(v, _Q_SHIFT) - floor[f] + 1).clamp_(min=0)  # < 2^13: the whole grid
+        floor = quantile_floor(self.max, self.settings["n_quantiles"])
+        rel = (grid_key(v, Q_SHIFT) - floor[f] + 1).clamp_(min=0)  # < 2^13: the whole grid
         idx = select_per_group((f << 13) | rel, h, key, S)
         self._quant.keep(idx)
         f, rel, h = f[idx], rel[idx], h[idx]
@@ -389,7 +322,7 @@ class FeatureStatsAccumulator:
         full = torch.bincount(g, minlength=F * W) == S
         top = torch.zeros(F * W, dtype=torch.long, device=self.device).scatter_reduce_(
             0, g, h, "amax")
-        self._qthr = torch.where(full, top, _HASH_MAX + 1).view(F, W)
+        self._qthr = torch.where(full, top, HASH_MAX + 1).view(F, W)
         self._thr_floor = floor
 
     # -- merge, state, finalize --------------------------------------------------------------
@@ -447,7 +380,7 @@ class FeatureStatsAccumulator:
         n, S = self.settings["n_quantiles"], self.settings["per_quantile"]
         lo, hi = self.settings["hist_octaves"]
         f, key, v, _ = self._top.cat()  # sorted by (feature, value desc, key) by _compact
-        r = _rank_in_group(f)
+        r = rank_in_group(f)
         top_v = torch.zeros(F, K, device=self.device)
         top_k = torch.full((F, K), -1, dtype=torch.long, device=self.device)
         top_v[f, r], top_k[f, r] = v, key
@@ -457,15 +390,15 @@ class FeatureStatsAccumulator:
         qbin = (v[:, None] >= bounds[f, 1:n]).sum(1)  # [m]
         group = f * n + qbin
         idx = select_per_group(group, h, key, S)
-        idx = idx[select_per_group(group[idx], _desc_order(v[idx]), key[idx], S)]
+        idx = idx[select_per_group(group[idx], desc_order(v[idx]), key[idx], S)]
         g = group[idx]
-        r = _rank_in_group(g)
+        r = rank_in_group(g)
         q_v = torch.zeros(F * n, S, device=self.device)
         q_k = torch.full((F * n, S), -1, dtype=torch.long, device=self.device)
         q_v[g, r], q_k[g, r] = v[idx], key[idx]
 
         bpo = self.settings["hist_bins_per_octave"]
-        inner = _fedge(self._h_lo + torch.arange((hi - lo) * bpo + 1), self._h_shift).double()
+        inner = grid_edge(self._h_lo + torch.arange((hi - lo) * bpo + 1), self._h_shift).double()
         edges = torch.cat([torch.zeros(1, dtype=torch.float64), inner,
                            torch.full((1,), float("inf"), dtype=torch.float64)])
 

@@ -112,3 +112,15 @@ def test_migrate_explains_a_missing_pgvector_without_a_traceback(django_db_block
     assert "Traceback" not in result.stderr
     assert "explorer.W002" in result.stderr + result.stdout
     assert tables == ["django_migrations"]  # refused before any app table was created
+
+
+def test_w006_warns_when_the_frontend_is_not_built(settings, tmp_path):
+    settings.FRONTEND_DIST = tmp_path
+    assert [w.id for w in checks.check_frontend_build()] == ["explorer.W006"]
+
+
+def test_w006_is_quiet_with_a_build(settings, tmp_path):
+    (tmp_path / ".vite").mkdir()
+    (tmp_path / ".vite" / "manifest.json").write_text("{}")
+    settings.FRONTEND_DIST = tmp_path
+    assert checks.check_frontend_build() == []

@@ -45,7 +45,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
         parser.add_argument(
             "--allow-missing-frontend", action="store_true",
-            help="serve pages without the built frontend (tests, or while working on the backend)",
+            help="start without a frontend build: the API and /healthz work, pages fail until it is built",
         )
         parser.add_argument("--stop-timeout", type=float, default=10.0, help="seconds before SIGKILL")
 
@@ -58,10 +58,13 @@ class Command(BaseCommand):
         supervisor = Supervisor()
         stopping = False
 
-        def on_sigterm(signum, frame) -> None:
+        def on_stop_signal(signum, frame) -> None:
             raise KeyboardInterrupt
 
-        signal.signal(signal.SIGTERM, on_sigterm)
+        # Installed explicitly: a shell starts background jobs with SIGINT ignored, and a
+        # closed terminal sends SIGHUP; each must still stop the children.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, on_stop_signal)
         log_dir = embedded.var_dir() / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -100,12 +103,22 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             stopping = True
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            self.stdout.write("Stopping...")
+            # A second Ctrl-C must not interrupt the clean-up half-way.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            self._say("Stopping...")
             supervisor.stop_all(options["stop_timeout"])
             embedded.release_all()
             if stopping:
-                self.stdout.write("Stopped.")
+                self._say("Stopped.")
+
+    def _say(self, message: str) -> None:
+        """Write during shutdown; a closed terminal (broken pipe) must not skip the clean-up."""
+        try:
+            self.stdout.write(message)
+            self.stdout.flush()
+        except OSError:
+            pass
 
     # --- checks with clear messages ------------------------------------------------------------
 
