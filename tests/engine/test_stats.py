@@ -45,8 +45,9 @@ def test_sample_hash_is_splitmix64_with_wrapping_arithmetic():
     assert got == want
 
 
-def test_select_per_group_keeps_the_smallest_of_each_group_and_breaks_ties_by_key():
-    group = torch.tensor([1, 0, 1, 1, 0, 1])
+@pytest.mark.parametrize("offset", [0, 1 << 40])  # 1 << 40: too wide for one 64-bit sort
+def test_select_per_group_keeps_the_smallest_of_each_group_and_breaks_ties_by_key(offset):
+    group = torch.tensor([1, 0, 1, 1, 0, 1]) + offset
     order = torch.tensor([5, 2, 3, 3, 9, 1])
     key = torch.tensor([0, 1, 9, 4, 3, 2])
     idx = select_per_group(group, order, key, keep=2)

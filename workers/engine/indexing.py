@@ -129,6 +129,8 @@ def make_windows(lm: LoadedModel, documents: Iterable[str], *, context: int = DE
     _check_positive("context", context)
     if context > lm.n_ctx:
         raise ValueError(f"context {context} is longer than the model's {lm.n_ctx} positions")
+    if context > 1 << POS_BITS:
+        raise ValueError(f"context {context} exceeds the {1 << POS_BITS} positions a key holds")
     if prepend_bos and context < 2:
         raise ValueError("context must be >= 2 when BOS is prepended")
     body = context - int(prepend_bos)
@@ -155,7 +157,8 @@ def make_windows(lm: LoadedModel, documents: Iterable[str], *, context: int = DE
 
     doc = 0
     for batch in docs_in_chunks():
-        for ids in lm.tokenizer(batch, add_special_tokens=False)["input_ids"]:
+        # verbose=False: documents may be longer than the model; they are cut below.
+        for ids in lm.tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
             for s in range(0, len(ids), body):
                 w = (bos + ids[s : s + body])[:left]
                 if len(w) <= len(bos):
@@ -305,10 +308,10 @@ def materialize_examples(
                 rows.append(row), which.append(i)
         feats = torch.tensor([triples[i][0] for i in which], device=dev)
         vals = acts[torch.tensor(rows, device=dev), :, feats].float().cpu().numpy()  # [n, pos]
-        for row, i, v in zip(rows, which, vals, strict=True):
+        for i, v in zip(which, vals, strict=True):
             f, w, p = triples[i]
             n = int(lengths[w])
             out[i] = MaterializedExample(
-                feature=f, window=w, pos=p, token_ids=input_ids[row, :n].cpu().numpy(),
-                values=v[:n].copy(), doc=int(windows.doc[w]), start=int(windows.start[w]))
+                feature=f, window=w, pos=p, token_ids=windows[w].token_ids, values=v[:n].copy(),
+                doc=int(windows.doc[w]), start=int(windows.start[w]))
     return out  # type: ignore[return-value]

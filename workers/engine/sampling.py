@@ -92,20 +92,19 @@ def positive_indices(flat: Float[Tensor, " n"]) -> Int[Tensor, " nnz"]:
 def select_per_group(group: Tensor, order: Tensor, key: Tensor, keep: int) -> Tensor:
     """Indices of the ``keep`` smallest (order, key) entries of every group.
 
-    Returned sorted by (group, order, key). Three sorts, least significant key first.
+    All three are non-negative int64; returned sorted by (group, order, key). Sorts least
+    significant first; (group, order) share one 64-bit sort when they fit in 31 + 32 bits.
     """
-    idx = torch.sort(key, stable=True).indices
-    idx = idx[torch.sort(order[idx], stable=True).indices]
-    idx = idx[torch.sort(group[idx], stable=True).indices]
-    g = group[idx]
-    n = g.numel()
-    if n == 0:
-        return idx
-    start = torch.ones(n, dtype=torch.bool, device=g.device)
-    start[1:] = g[1:] != g[:-1]
-    pos = torch.arange(n, device=g.device)
-    first = torch.cummax(torch.where(start, pos, 0), 0).values
-    return idx[(pos - first) < keep]
+    if group.numel() == 0:
+        return group
+    idx = torch.sort(key).indices  # equal keys only occur in different groups
+    if int(group.max()) < 1 << 31 and int(order.max()) < 1 << 32:
+        comp = (group << 32) | order
+        idx = idx.index_select(0, torch.sort(comp.index_select(0, idx), stable=True).indices)
+    else:
+        idx = idx.index_select(0, torch.sort(order.index_select(0, idx), stable=True).indices)
+        idx = idx.index_select(0, torch.sort(group.index_select(0, idx), stable=True).indices)
+    return idx[rank_in_group(group.index_select(0, idx)) < keep]
 
 
 def rank_in_group(g: Tensor) -> Tensor:
