@@ -181,11 +181,20 @@ def test_hooked_activations_equal_transformer_lens_on_tiny_gpt2(tiny_tl_pair, na
     torch.testing.assert_close(ours, tl_activation(cache, name), rtol=1e-4, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def demo_tl_pair(_demo_lm_cached):
+    return _demo_lm_cached, hooked_transformer_from(_demo_lm_cached.model)
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
 @pytest.mark.parametrize("kind", HOOK_KINDS)
-def test_hooked_activations_equal_transformer_lens_on_the_demo_model(demo_lm, kind):
-    tl = hooked_transformer_from(demo_lm.model)
-    name = HookPoint(demo_lm.n_layers - 1, kind).name
-    ids = demo_lm.encode("The jury said the city had no evidence.")[None]
+def test_hooked_activations_equal_transformer_lens_on_the_demo_model(demo_tl_pair, layer, kind):
+    lm, tl = demo_tl_pair
+    name = HookPoint(min(layer, lm.n_layers - 1), kind).name
+    rows = [lm.encode("The jury said the city had no evidence."),
+            lm.encode("She walked home slowly in the rain, and then")]
+    n = min(len(r) for r in rows)
+    ids = torch.stack([r[:n] for r in rows])  # [2, pos]
     _, cache = tl.run_with_cache(ids, names_filter=[name])
-    ours = run_to_hook(demo_lm, ids, None, name)
+    ours = run_to_hook(lm, ids, None, name)
     torch.testing.assert_close(ours, tl_activation(cache, name), rtol=1e-4, atol=1e-4)

@@ -214,9 +214,13 @@ def test_sae_trained_on_centred_weights_sees_the_centred_activations(tiny_lm, ho
     torch.testing.assert_close(ours, reference_sae.encode(cache[hook]), rtol=1e-4, atol=1e-5)
 
 
-def test_demo_sae_encoding_equals_sae_lens(demo_lm, demo_sae):
+def test_demo_sae_encoding_equals_sae_lens_on_transformer_lens_activations(demo_lm, demo_sae):
     reference_sae = copy.deepcopy(demo_sae)
     att = attach_sae(demo_lm, demo_sae)
     ids = demo_lm.encode("The jury said the city had no evidence.")[None]
-    acts = run_to_hook(demo_lm, ids, None, att.hook_name)
-    torch.testing.assert_close(att.encode(acts), reference_sae.encode(acts), rtol=1e-4, atol=1e-5)
+    _, cache = hooked_transformer_from(demo_lm.model).run_with_cache(
+        ids, names_filter=[att.hook_name])
+    expected = reference_sae.encode(cache[att.hook_name])  # [1, pos, d_sae]
+    ours = att.encode(run_to_hook(demo_lm, ids, None, att.hook_name))
+    assert (expected > 0).any()
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
