@@ -26,7 +26,7 @@ from workers.engine.loading import LoadedModel, attach_sae, load_model, load_sae
 
 PROMPT = "The jury said that the city"
 NEW_TOKENS = 48
-REPEATS = 9
+REPEATS = 21  # pairs; the median of per-pair ratios shrugs off load spikes
 
 
 def _fallback() -> tuple[LoadedModel, object, str]:
@@ -123,9 +123,16 @@ def _batch_gain(att, n_requests: int = 8) -> tuple[float, float, float]:
 def run() -> list[dict]:
     lm, sae, source = _model()
     att = attach_sae(lm, sae)
-    overhead, plain, steered = _steer_overhead(att)
-    gain, one, many = _batch_gain(att)
-    note = f"{source}; CPU threads {torch.get_num_threads()}"
+    # One intra-op thread: on a shared CPU, OpenMP threads spin-waiting for a busy core make
+    # this model's tiny matmuls 10x slower at random, which drowns both ratios in noise.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        overhead, plain, steered = _steer_overhead(att)
+        gain, one, many = _batch_gain(att)
+    finally:
+        torch.set_num_threads(threads)
+    note = f"{source}; 1 CPU thread"
     return [
         {"name": "steer_overhead", "value": round(overhead, 3), "unit": "ratio",
          "target": ">= 0.90",

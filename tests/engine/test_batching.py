@@ -65,8 +65,7 @@ def test_a_rows_tokens_do_not_depend_on_another_rows_steering(tiny_att):
     for plan in (None, strong):
         i = one_row_job(lm, "The cat sat", 10, plan=plan)
         j = one_row_job(lm, "The cat sat", 10, temperature=1.0, seed=5)
-        batch = DecodeBatch(lm, stop_ids=())
-        with torch.inference_mode():
+        with DecodeBatch(lm, stop_ids=()) as batch, torch.inference_mode():
             batch.join(i)
             batch.join(j)
             while batch.rows:
@@ -75,6 +74,7 @@ def test_a_rows_tokens_do_not_depend_on_another_rows_steering(tiny_att):
     (i_plain, j_plain), (i_steered, j_steered) = outputs
     assert i_plain != i_steered  # row i really was steered
     assert j_plain == j_steered
+    assert active_hook_count(lm) == 0  # the batch's hooks left with it
 
 
 def test_a_seeded_row_samples_the_same_tokens_alone_or_in_a_batch(tiny_lm):
@@ -106,6 +106,19 @@ def test_concurrent_requests_through_the_scheduler_match_generate_alone(tiny_att
         expected = generate(tiny_att, p, s)
         assert (r.default, r.steered) == (expected.default, expected.steered)
     assert active_hook_count(tiny_att.lm) == 0
+
+
+def test_an_idle_scheduler_leaves_other_forward_passes_untouched(tiny_att):
+    lm = tiny_att.lm
+    ids = lm.encode("The cat sat")[None]
+    with torch.no_grad():
+        clean = lm.model(ids).logits
+    with BatchScheduler(lm) as scheduler:
+        submit(scheduler, tiny_att, "A dog", SteerSpec((Intervention(5, 50.0),))).result(60)
+        assert active_hook_count(lm) == 1  # its dispatcher stays registered while it runs
+        with torch.no_grad():
+            torch.testing.assert_close(lm.model(ids).logits, clean, rtol=0, atol=0)
+    assert active_hook_count(lm) == 0
 
 
 def test_a_cancelled_request_stops_and_the_others_finish(tiny_att):

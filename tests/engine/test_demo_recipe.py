@@ -23,7 +23,7 @@ from workers.engine.demo.corpus import load_documents
 
 CHECKPOINT_LIMIT_BYTES = 16 * 1024 * 1024
 # Thresholds for the committed checkpoint, with room below the measured values
-# (README: explained variance ~0.9, about 80% of greedy words are corpus words).
+# (README: explained variance 0.96; 100% of greedy and 76-92% of sampled words are corpus words).
 MIN_EXPLAINED_VARIANCE = 0.75
 MIN_ENGLISH_WORD_FRACTION = 0.6
 _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
@@ -160,3 +160,31 @@ def test_checkpoint_record_states_the_final_metrics() -> None:
     assert record["sae"]["explained_variance"] >= MIN_EXPLAINED_VARIANCE
     assert record["sae"]["l0"] <= record["recipe"]["k"]
     assert record["model"]["val_loss"] < record["model"]["curve"][0]["train_loss"]
+
+
+def test_checkpoint_steering_the_documented_feature_changes_the_text(demo) -> None:
+    # README: adding 8 · d_1480 at every position turns greedy text towards world affairs.
+    model, tok, sae = demo
+    layer = int(sae.cfg.metadata.hook_name.split(".")[1])
+    direction = 8.0 * sae.W_dec[1480].detach()  # [d_model]
+
+    def add(_module, _inputs, output):
+        return (output[0] + direction, *output[1:]) if isinstance(output, tuple) else (
+            output + direction)
+
+    ids = torch.tensor([[tok.bos_token_id] + tok("The").input_ids])
+
+    def greedy() -> str:
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=30,
+                                 do_sample=False, pad_token_id=tok.eos_token_id)
+        return tok.decode(out[0, ids.shape[1]:])
+
+    default = greedy()
+    handle = model.transformer.h[layer].register_forward_hook(add)
+    try:
+        steered = greedy()
+    finally:
+        handle.remove()
+    assert "United" not in default
+    assert steered.count("United") >= 3, steered

@@ -155,10 +155,12 @@ def test_a_non_finite_strength_is_refused_when_the_spec_is_built(strength):
 # --- the demo model ------------------------------------------------------------------------
 
 DEMO_PROMPT = "The jury said that the city"
+DEMO_FEATURE = 1480  # top logit tokens " international", " rights", " States", " development"
 
 
 def test_demo_zero_strength_reproduces_the_unsteered_text(demo_att):
-    spec = SteerSpec((Intervention(0, 0.0),), temperature=0.8, seed=0, max_new_tokens=16)
+    spec = SteerSpec((Intervention(DEMO_FEATURE, 0.0),), temperature=0.8, seed=0,
+                     max_new_tokens=16)
     result = generate(demo_att, DEMO_PROMPT, spec)
     assert result.steered == result.default
 
@@ -166,8 +168,8 @@ def test_demo_zero_strength_reproduces_the_unsteered_text(demo_att):
 def test_demo_seeded_steered_text_matches_the_golden(demo_att):
     """Golden: tests/engine/golden/demo_steer.json (regenerate with UPDATE_GOLDEN=1 after a
     deliberate change of the demo checkpoint or the engine). Exact token match."""
-    spec = SteerSpec((Intervention(0, 8.0),), temperature=0.8, top_p=0.95, seed=0,
-                     max_new_tokens=16)
+    spec = SteerSpec((Intervention(DEMO_FEATURE, 20.0),), temperature=0.8, top_p=0.95, seed=0,
+                     max_new_tokens=20)
     got = generate(demo_att, DEMO_PROMPT, spec).to_dict()
     if os.environ.get("UPDATE_GOLDEN") or not GOLDEN.exists():
         if not os.environ.get("UPDATE_GOLDEN"):

@@ -7,7 +7,15 @@ together, then their cache rows are left-padded and concatenated onto the runnin
 leave between steps (their cache rows are dropped; leading all-padding columns are trimmed).
 Each row carries its own `RowPlan` (interventions + positions), sampling settings and
 `torch.Generator`, so a row's tokens depend only on its own request: a row is never written
-by another row's plan, and padding is masked out of attention.
+by another row's plan (rows without one get exactly +0.0), and padding is masked out of
+attention.
+
+Steering hooks are scoped by the batch: `with DecodeBatch(lm) as batch:` registers at most
+one dispatcher per SAE hook name (through hooks.intercept) on first use and removes them all
+in `close()`, also after an exception. Between forward passes, and on any other thread, the
+dispatcher does nothing; during this batch's own forward it applies the current step's plans.
+Registering once per batch instead of once per step keeps the per-step steering cost to one
+tensor add for add-only steering (the `steer_overhead` benchmark).
 
 `generate()` (generation.py) runs one `Job` (its default and steered rows) through a private
 `DecodeBatch`; `BatchScheduler` runs many jobs through one shared `DecodeBatch` on one thread.
@@ -29,7 +37,13 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from workers.engine.hooks import intercept
-from workers.engine.interventions import Kind, RowPlan, apply_logit_bias, apply_plans
+from workers.engine.interventions import (
+    Kind,
+    RowPlan,
+    add_delta,
+    apply_logit_bias,
+    apply_plans,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +140,8 @@ def _pad_left(t: Tensor, width: int, dim: int) -> Tensor:
 
 
 class DecodeBatch:
-    """Rows decoding together. Not thread-safe: one thread drives join/step/evict."""
+    """Rows decoding together. Not thread-safe: one thread drives join/step/evict.
+    Use as a context manager (or call `close()`) so its steering hooks leave the model."""
 
     def __init__(self, lm: Any, stop_ids: Sequence[int] | None = None) -> None:
         """`stop_ids` end a row when sampled; None = the tokenizer's EOS token."""
@@ -140,40 +155,77 @@ class DecodeBatch:
         self.rows: list[RowState] = []
         self.cache: DynamicCache | None = None
         self.mask: Tensor | None = None  # [batch, T] 1 = real token in the cache
+        # Steering hooks: one per hook name, entered on first use and removed by close().
+        self._hooks = ExitStack()
+        self._hooked: set[str] = set()
+        self._step: dict[str, tuple] | None = None  # set only during this batch's forward
+        self._owner: int | None = None
+        self._decode_step: dict[str, tuple] | None = None  # reused until the rows change
+
+    # -- steering hooks (scoped by the batch: `with DecodeBatch(lm) as batch:`) -------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove every hook this batch registered (also after an exception)."""
+        self._hooked.clear()
+        self._hooks.close()
+
+    def _dispatch(self, name: str, x: Tensor) -> Tensor | None:
+        step = self._step
+        # Module hooks are global: act only inside this batch's own forward pass, on the
+        # thread running it; any other forward pass on the model sees it untouched.
+        if step is None or name not in step or threading.get_ident() != self._owner:
+            return None
+        row_plans, eligible, delta = step[name]
+        return apply_plans(x, row_plans, eligible, delta)
+
+    def _plan_step(self, plans: list, mask: Tensor, q: int, kind: Kind) -> dict[str, tuple]:
+        """Per hook name: (row plans, eligible [batch, q], add delta [batch, q, d])."""
+        if kind == "generated" and self._decode_step is not None:
+            return self._decode_step
+        step = {}
+        names = {p.hook_name for p in plans if p is not None and p.needs_hook}
+        if names:
+            acts = torch.tensor([p is not None and p.acts_on(kind) for p in plans],
+                                device=self.device)  # [batch]
+            eligible = acts[:, None] & mask[:, -q:].bool()  # [batch, q]
+            for name in names:
+                rp = [p if p is not None and p.hook_name == name else None for p in plans]
+                step[name] = (rp, eligible, add_delta(rp, eligible))
+                if name not in self._hooked:
+                    self._hooks.enter_context(
+                        intercept(self.model, name, lambda x, n=name: self._dispatch(n, x)))
+                    self._hooked.add(name)
+        if kind == "generated":
+            self._decode_step = step
+        return step
 
     # -- forward with every row's own steering --------------------------------------------
 
     def _forward(self, ids: Tensor, mask: Tensor, pos: Tensor, cache: DynamicCache,
                  rows: Sequence[RowState], kind: Kind) -> Float[Tensor, "batch vocab"]:
         plans = [r.req.plan for r in rows]
-        names = {p.hook_name for p in plans if p is not None and p.needs_hook}
-        with ExitStack() as stack:
-            if names:
-                q = ids.shape[1]
-                acts = torch.tensor([p is not None and p.acts_on(kind) for p in plans],
-                                    device=self.device)  # [batch]
-                eligible = acts[:, None] & mask[:, -q:].bool()  # [batch, q]
-                owner = threading.get_ident()
-            for name in names:
-                row_plans = [p if p is not None and p.hook_name == name else None for p in plans]
-
-                def steer(x: Tensor, rp: list = row_plans) -> Tensor | None:
-                    # Module hooks are visible to every thread: never touch another
-                    # thread's forward pass on the same model.
-                    if threading.get_ident() != owner:
-                        return None
-                    return apply_plans(x, rp, eligible)
-
-                stack.enter_context(intercept(self.model, name, steer))
+        self._owner = threading.get_ident()
+        self._step = self._plan_step(plans, mask, ids.shape[1], kind)
+        try:
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
                              use_cache=True, logits_to_keep=1)
+        finally:
+            self._step = None
         logits = out.logits[:, -1, :].float()  # [batch, vocab]
         return apply_logit_bias(logits, plans, kind)
 
     def _emit(self, rows: Sequence[RowState], logits: Float[Tensor, "batch vocab"]) -> None:
-        for row, lg in zip(rows, logits, strict=True):
+        greedy = logits.argmax(dim=-1).tolist()  # [batch]: one sync for all greedy rows
+        for row, lg, best in zip(rows, logits, greedy, strict=True):
             r = row.req
-            tok = sample_token(lg, r.temperature, r.top_p, row.generator)
+            tok = best if r.temperature == 0.0 else sample_token(
+                lg, r.temperature, r.top_p, row.generator)
             row.tokens.append(tok)
             row.done = len(row.tokens) >= r.max_new_tokens or tok in self.stop_ids
             delta = self._delta(row)
@@ -234,6 +286,7 @@ class DecodeBatch:
         return self.evict()
 
     def _merge(self, states: list[RowState], cache: DynamicCache, mask: Tensor) -> None:
+        self._decode_step = None
         if self.cache is None or not self.rows:
             self.rows, self.cache, self.mask = states, cache, mask
             return
@@ -248,6 +301,7 @@ class DecodeBatch:
         self.mask = torch.cat([_pad_left(self.mask, width - t_old, 1),
                                _pad_left(mask, width - t_new, 1)], dim=0)  # [batch, width]
         self.rows = self.rows + states
+        self._decode_step = None
 
     # -- one decode step ------------------------------------------------------------------
 
@@ -280,6 +334,7 @@ class DecodeBatch:
             return []
         gone = {id(r.job): r.job for r in self.rows if r.done}
         self.rows = [self.rows[i] for i in keep]
+        self._decode_step = None
         if not keep:
             self.cache, self.mask = None, None
         else:
@@ -295,8 +350,7 @@ class DecodeBatch:
 
 def run_job(lm: Any, job: Job, stop_ids: Sequence[int] | None = None) -> Any:
     """Decode one job alone on the calling thread; returns `job.finish(...)`."""
-    batch = DecodeBatch(lm, stop_ids)
-    with torch.inference_mode():
+    with DecodeBatch(lm, stop_ids) as batch, torch.inference_mode():
         if not job.should_stop():
             batch.join(job)
             while batch.rows:
@@ -421,19 +475,21 @@ class BatchScheduler:
             self._settle(job)
 
     def _loop(self) -> None:
-        with torch.inference_mode():
-            while not self._stop.is_set():
-                try:
-                    self._tick()
-                except Exception as exc:  # never die silently: fail what is in flight
-                    log.exception("decode loop failed")
-                    for r in self._batch.rows:
-                        r.job.error = r.job.error or exc
-                    self._batch = DecodeBatch(self.lm, self._batch.stop_ids)
-                    for handle in list(self._handles.values()):
-                        handle.job.error = handle.job.error or exc
-                        self._settle(handle.job)
-            self._shutdown()
+        try:
+            with torch.inference_mode():
+                while not self._stop.is_set():
+                    try:
+                        self._tick()
+                    except Exception as exc:  # never die silently: fail what is in flight
+                        log.exception("decode loop failed")
+                        self._batch.close()
+                        self._batch = DecodeBatch(self.lm, self._batch.stop_ids)
+                        for handle in list(self._handles.values()):
+                            handle.job.error = handle.job.error or exc
+                            self._settle(handle.job)
+                self._shutdown()
+        finally:
+            self._batch.close()  # the steering hooks leave the model with the thread
 
     def _tick(self) -> None:
         """Admit waiting jobs, then one decode step for every row in the batch."""

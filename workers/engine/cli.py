@@ -79,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _attach(args: argparse.Namespace) -> Any:
+    from transformers.utils import logging as hf_logging
+
     from workers.engine.loading import attach_sae, load_model, load_sae
+
+    if not args.verbose:  # stderr is for errors; the weight-loading bar is noise here
+        hf_logging.disable_progress_bar()
 
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
     sae = load_sae(args.sae, device=str(lm.device))

@@ -58,8 +58,8 @@ def prepare_job(
     """Validate everything and build the two-row job; no model work happens here.
 
     Raises ValueError for an empty prompt, a prompt + max_new_tokens beyond the model's
-    context, an unknown feature index (naming d_sae), missing ablation stats, or a spec that
-    is not a SteerSpec.
+    context, an unknown feature index (naming d_sae) or missing ablation stats; TypeError
+    when `spec` is not a SteerSpec (build one with `SteerSpec.from_dict`).
     """
     if not isinstance(spec, SteerSpec):
         raise TypeError(f"spec must be a SteerSpec, got {type(spec).__name__}")

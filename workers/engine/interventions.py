@@ -23,8 +23,10 @@ follows the same rule applied to the position whose logits are sampled.
 fixed, interventions are sorted, floats are plain Python floats, so equal specs give equal dicts.
 
 `compile_plan` turns a spec into a `RowPlan` (tensors on the model's device); `apply_plans`
-applies one `RowPlan` per batch row inside a hook. Rows are handled one by one: a row's
-residual is only ever written from its own plan, so no steering leaks across rows.
+applies one `RowPlan` per batch row inside a hook: all adds as one `[batch, pos, d]` tensor
+(zero rows for rows that add nothing), then each clamping row on its own. A row's residual is
+only ever written from its own plan, so no steering leaks across rows. When a row both adds
+and clamps, the clamp is computed on the residual after the adds, so the clamp wins.
 """
 
 from __future__ import annotations
@@ -367,29 +369,45 @@ def _clamp_targets(plan: RowPlan, f: Float[Tensor, "pos k"]) -> Float[Tensor, "p
     return target
 
 
+def add_delta(
+    plans: Sequence[RowPlan | None],
+    eligible: Bool[Tensor, "batch pos"],
+) -> Float[Tensor, "batch pos d"] | None:
+    """What the add interventions write, for every row at once (zero rows where a row adds
+    nothing), or None when no row adds. Depends only on the plans and `eligible`, so a batch
+    can reuse it for every decode step until its rows change."""
+    adds = [p.add if p is not None else None for p in plans]
+    some = next((a for a in adds if a is not None), None)
+    if some is None:
+        return None
+    rows = torch.stack([torch.zeros_like(some) if a is None else a for a in adds])  # [batch, d]
+    return eligible.unsqueeze(-1).to(some.dtype) * rows.unsqueeze(1)  # [batch, pos, d]
+
+
 def apply_plans(
     x: Float[Tensor, "batch pos d"],
     plans: Sequence[RowPlan | None],
     eligible: Bool[Tensor, "batch pos"],
+    delta: Float[Tensor, "batch pos d"] | None = None,
 ) -> Float[Tensor, "batch pos d"] | None:
     """Apply each row's plan to its own row of `x` at its eligible positions.
 
-    `eligible` already combines the row's `positions` rule with real (non-padding) tokens.
-    Returns a new tensor, or None when no row has anything to do (x is left untouched).
+    `eligible` already combines the row's `positions` rule with real (non-padding) tokens;
+    `delta` is `add_delta(plans, eligible, x)` if the caller has it cached. Rows without a
+    plan get exactly +0.0. Returns a new tensor, or None when no row has anything to do.
     """
-    rows = [i for i, p in enumerate(plans) if p is not None and p.needs_hook]
-    if not rows:
+    if delta is None:
+        delta = add_delta(plans, eligible)
+    clamp_rows = [i for i, p in enumerate(plans) if p is not None and p.clamp_features]
+    if delta is None and not clamp_rows:
         return None
-    x = x.clone()
-    for i in rows:
+    x = x + delta.to(x.dtype) if delta is not None else x.clone()  # [batch, pos, d]
+    for i in clamp_rows:  # clamps see the residual after the adds, so the clamp wins
         plan = plans[i]
         m = eligible[i].unsqueeze(-1).to(x.dtype)  # [pos, 1]
-        if plan.add is not None:
-            x[i] += m * plan.add.to(x.dtype)  # [pos, d]
-        if plan.clamp_features:
-            f = plan.encode(x[i : i + 1])[0][:, plan.clamp_features]  # [pos, k]
-            delta = (_clamp_targets(plan, f) - f) * m  # [pos, k]
-            x[i] += delta.to(x.dtype) @ plan.clamp_directions.to(x.dtype)  # [pos, d]
+        f = plan.encode(x[i : i + 1])[0][:, plan.clamp_features]  # [pos, k]
+        change = (_clamp_targets(plan, f) - f) * m  # [pos, k]
+        x[i] += change.to(x.dtype) @ plan.clamp_directions.to(x.dtype)  # [pos, d]
     return x
 
 
