@@ -16,7 +16,6 @@ install: $(STAMP) $(NPM_STAMP) $(CORPORA_STAMP) $(BUILD_STAMP) chromium
 # torch first, pinned: pip takes the CPU wheel that lies on disk instead of a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[worker,dev]"
 	command -v redis-server >/dev/null || $(PIP) install -q -e ".[embedded-redis]"

@@ -56,7 +56,9 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync driver runs an event loop in the main thread while it
+# lives, and Django then refuses ORM calls in later (non-e2e) tests as "async context".
+@pytest.fixture(scope="module")
 def playwright_driver():
     from playwright.sync_api import sync_playwright
 
