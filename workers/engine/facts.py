@@ -24,13 +24,16 @@ def _linear_no_bias(module: nn.Module, x: Float[Tensor, "n d_in"]) -> Float[Tens
     return x @ w.T if isinstance(module, nn.Linear) else x @ w
 
 
-def residual_directions(att: AttachedSAE) -> Float[Tensor, "d_sae d_model"]:
-    """Decoder rows expressed in the residual stream (float32).
+def residual_directions(
+    att: AttachedSAE, rows: list[int] | None = None
+) -> Float[Tensor, "n d_model"]:
+    """Decoder rows (all, or only ``rows``) expressed in the residual stream (float32).
 
     For attn_z SAEs each row is mapped through the attention output projection (its weight,
     not its bias: a direction, not a point), i.e. what the feature writes to the residual.
     """
-    w_dec = att.decoder_directions.detach().float()  # [d_sae, d_in]
+    w_dec = att.decoder_directions.detach()  # [d_sae, d_in]
+    w_dec = (w_dec if rows is None else w_dec[rows]).float()  # [n, d_in]
     if att.hook.kind == "attn_z":
         out_proj, _, _ = resolve(att.lm.model, att.hook_name)
         w_dec = _linear_no_bias(out_proj, w_dec)  # [d_sae, d_model]
@@ -60,7 +63,7 @@ def logit_vectors(att: AttachedSAE, features: list[int]) -> Float[Tensor, "n d_v
     Raises ValueError for an unknown feature index (naming d_sae).
     """
     rows = [att.check_feature(f) for f in features]
-    return _Unembed(att)(residual_directions(att)[rows])  # [n, d_vocab]
+    return _Unembed(att)(residual_directions(att, rows))  # [n, d_vocab]
 
 
 def logit_effects(

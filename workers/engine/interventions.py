@@ -40,7 +40,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from workers.engine.hooks import resolve
+from workers.engine.facts import logit_vectors
 
 # Part of every SteeringResult hash: bump when the steering math, sampling or decoding changes
 # what a given spec generates, so cached results from the old engine are not served.
@@ -339,21 +339,8 @@ def compile_plan(
 
 
 def logit_direction(att: Any, feature: int) -> Float[Tensor, " vocab"]:
-    """``d_f · W_U`` through the final norm's linear part, as facts.logit_effects computes it
-    (attn_z rows are first mapped through the attention output projection's weight)."""
-    lm = att.lm
-    family = lm.family
-    d = att.decoder_directions[feature].float()  # [d_in]
-    if att.hook.kind == "attn_z":
-        out_proj = resolve(lm.model, att.hook_name)[0]
-        w = out_proj.weight.float()  # Linear [out, in]; GPT-2 Conv1D [in, out]
-        d = w @ d if isinstance(out_proj, torch.nn.Linear) else d @ w  # [d_model]
-    norm = lm.model.get_submodule(family.final_norm)
-    gamma = norm.weight.float() + family.norm_weight_offset  # [d_model]
-    if family.norm_kind == "layernorm":
-        d = d - d.mean()
-    w_u = lm.model.get_submodule(family.unembed).weight.float()  # [vocab, d_model]
-    return w_u @ (d * gamma)  # [vocab]
+    """``d_f · W_U`` through the final norm's linear part: the one definition is in facts.py."""
+    return logit_vectors(att, [feature])[0]  # [vocab]
 
 
 # --------------------------------------------------------------------------- the math
