@@ -17,7 +17,7 @@ from sae_lens import SAE
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from workers.engine.demo import CHECKPOINT_DIR, MODEL_DIR, SAE_DIR
+from workers.engine.demo import CHECKPOINT_DIR, MODEL_DIR, SAE_DIR, STEERING_FEATURE
 from workers.engine.demo import train as recipe
 from workers.engine.demo.corpus import load_documents
 
@@ -163,10 +163,10 @@ def test_checkpoint_record_states_the_final_metrics() -> None:
 
 
 def test_checkpoint_steering_the_documented_feature_changes_the_text(demo) -> None:
-    # README: adding 8 · d_1480 at every position turns greedy text towards world affairs.
+    # README: adding 8 · d_f at every position turns greedy text towards public affairs.
     model, tok, sae = demo
     layer = int(sae.cfg.metadata.hook_name.split(".")[1])
-    direction = 8.0 * sae.W_dec[1480].detach()  # [d_model]
+    direction = 8.0 * sae.W_dec[STEERING_FEATURE].detach()  # [d_model]
 
     def add(_module, _inputs, output):
         return (output[0] + direction, *output[1:]) if isinstance(output, tuple) else (

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from workers.engine.demo import STEERING_FEATURE
 from workers.engine.generation import generate
 from workers.engine.hooks import active_hook_count, intercept
 from workers.engine.interventions import Intervention, SteerSpec, apply_plans, compile_plan
@@ -155,7 +156,7 @@ def test_a_non_finite_strength_is_refused_when_the_spec_is_built(strength):
 # --- the demo model ------------------------------------------------------------------------
 
 DEMO_PROMPT = "The jury said that the city"
-DEMO_FEATURE = 1480  # top logit tokens " international", " rights", " States", " development"
+DEMO_FEATURE = STEERING_FEATURE  # pulls text towards public affairs
 
 
 def test_demo_zero_strength_reproduces_the_unsteered_text(demo_att):

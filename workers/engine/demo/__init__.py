@@ -11,4 +11,9 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoint"
 MODEL_DIR = CHECKPOINT_DIR / "model"
 SAE_DIR = CHECKPOINT_DIR / "sae"
 
-__all__ = ["CHECKPOINT_DIR", "MODEL_DIR", "SAE_DIR"]
+# A latent of the committed SAE whose steering visibly changes generations (README.md beside
+# this file): it fires on " they" and pulls the text towards public affairs ("the United
+# States", "local administration"). Retraining the checkpoint means choosing it again.
+STEERING_FEATURE = 574
+
+__all__ = ["CHECKPOINT_DIR", "MODEL_DIR", "SAE_DIR", "STEERING_FEATURE"]
