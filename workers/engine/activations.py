@@ -46,7 +46,13 @@ def tokenize_batch(
     att: AttachedSAE, texts: list[str], prepend_bos: bool
 ) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
     """Right-padded ids and real-token mask. Raises ValueError on an empty/too-long text."""
-    rows = [att.lm.encode(t, prepend_bos=prepend_bos) for t in texts]
+    return pad_batch(att, [att.lm.encode(t, prepend_bos=prepend_bos) for t in texts])
+
+
+def pad_batch(
+    att: AttachedSAE, rows: list[Int[Tensor, " pos"]]
+) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
+    """Right-pad already encoded texts; returns ids and the real-token mask."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), att.lm.pad_token_id, dtype=torch.long,
                      device=att.lm.device)  # [batch, pos]
@@ -100,12 +106,12 @@ def activation_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     bos = att.preprocessing.prepend_bos if prepend_bos is None else prepend_bos
-    for t in texts:  # validate everything first: nothing half-done
-        att.lm.encode(t, prepend_bos=bos)
+    # Encode (and so validate) everything first: nothing half-done, and each text once.
+    encoded = [att.lm.encode(t, prepend_bos=bos) for t in texts]
     col_index = None if cols is None else torch.tensor(cols, device=att.lm.device)
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
-        ids, mask = tokenize_batch(att, chunk, bos)  # [b, pos]
+        ids, mask = pad_batch(att, encoded[start : start + batch_size])  # [b, pos]
         feats = hooked_features(att, ids, mask)  # [b, pos, d_sae]
         if col_index is not None:
             feats = feats.index_select(-1, col_index)  # [b, pos, n_features]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class LoadedModel:
     name: str
     device: torch.device
     dtype: torch.dtype
+    _vocab_strings: list[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def n_ctx(self) -> int:
@@ -111,7 +112,17 @@ class LoadedModel:
 
     def token_strings(self, ids: Tensor | list[int]) -> list[str]:
         """Each token decoded on its own (readable text, e.g. " the" rather than "Ġthe")."""
-        return self.tokenizer.batch_decode([[i] for i in _as_list(ids)])
+        table = self.vocab_strings()
+        return [table[i] if 0 <= i < len(table) else self.tokenizer.decode([i])
+                for i in _as_list(ids)]
+
+    def vocab_strings(self) -> list[str]:
+        """Every token id decoded on its own, computed once: decoding token by token through
+        the tokenizer costs more than the forward pass on small models."""
+        if self._vocab_strings is None:
+            n = len(self.tokenizer)
+            self._vocab_strings = self.tokenizer.batch_decode([[i] for i in range(n)])
+        return self._vocab_strings
 
 
 def _as_list(ids: Tensor | list[int]) -> list[int]:
