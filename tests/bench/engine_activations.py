@@ -4,8 +4,8 @@ Ours: ``feature_activations(att, texts, None)`` — tokenizing and validating, r
 the hooked forward stopped at the SAE hook by an exception, preprocessing, ``sae.encode``, and
 per-text results on the CPU with token strings. Bare: the same tokenized batches through a
 copy of the model cut after the hook's block (no hooks, no final norm) and ``sae.encode``.
-Both see the same texts and batch size; runs alternate and the median of each is used, since
-this machine is shared. Uses the demo model and SAE, or a tiny random GPT-2 when absent.
+Both see the same texts and batch size, on one CPU thread; runs alternate and the median of each
+is used, since this machine is shared. Uses the demo model and SAE, or a tiny random GPT-2 when absent.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
 from workers.engine.hooks import blocks_of
 from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae, load_model, load_sae
 
-N_TEXTS = 64
+N_TEXTS = 256
 BATCH = 16
-REPEATS = 5
+REPEATS = 7
 _WORD_TEXT = ("the of and to a in that is was he for it with as his on be at by had not are but "
          "from or have an they which one you were her all she there would their we him been "
          "has when who will more no if out so said what up its about into than them can only "
@@ -71,6 +71,17 @@ def _cut_model(lm: LoadedModel, layer: int) -> nn.Module:
 
 
 def run() -> list[dict]:
+    # One thread: with two, small matmuls on this shared 2-core machine stall at random and
+    # swamp the ratio (as in engine_steer). Restored afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure() -> list[dict]:
     torch.manual_seed(0)
     att, which = _setup()
     if att.hook.kind != "resid_post":
