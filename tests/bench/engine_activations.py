@@ -10,18 +10,15 @@ is used, since this machine is shared. Uses the demo model and SAE, or a tiny ra
 
 from __future__ import annotations
 
-import copy
 import random
 import statistics
 import time
 
 import torch
-from torch import nn
 
+from tests.bench._demo import demo_attached, hook_baseline_model
 from workers.engine.activations import feature_activations
-from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
-from workers.engine.hooks import blocks_of
-from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae, load_model, load_sae
+from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae
 
 N_TEXTS = 256
 BATCH = 16
@@ -45,10 +42,8 @@ def _texts(n: int, seed: int = 0) -> list[str]:
 
 
 def _setup() -> tuple[AttachedSAE, str]:
-    if (DEMO_MODEL_DIR / "model.safetensors").is_file() and (
-            DEMO_SAE_DIR / "sae_weights.safetensors").is_file():
-        lm = load_model("demo", device="cpu", dtype="fp32")
-        return attach_sae(lm, load_sae("demo", device="cpu")), "demo"
+    if (att := demo_attached()) is not None:
+        return att, "demo"
     from tests.engine.conftest import build_sae, build_tiny_gpt2, build_tokenizer
 
     tokenizer = build_tokenizer()
@@ -58,16 +53,6 @@ def _setup() -> tuple[AttachedSAE, str]:
     lm = LoadedModel(model=model, tokenizer=tokenizer, family=family_of(model), name="tiny",
                      device=torch.device("cpu"), dtype=torch.float32)
     return attach_sae(lm, build_sae(128, d_sae=2048, hook_name="blocks.2.hook_resid_post")), "tiny"
-
-
-def _cut_model(lm: LoadedModel, layer: int) -> nn.Module:
-    """The base transformer keeping blocks 0..layer, with the final norm removed."""
-    base_path, blocks_attr = lm.family.blocks.rsplit(".", 1)
-    base = copy.deepcopy(lm.model.get_submodule(base_path))
-    setattr(base, blocks_attr, nn.ModuleList(list(blocks_of(lm.model))[: layer + 1]))
-    norm_attr = lm.family.final_norm.rsplit(".", 1)[1]
-    setattr(base, norm_attr, nn.Identity())
-    return base.eval()
 
 
 def run() -> list[dict]:
@@ -87,7 +72,7 @@ def _measure() -> list[dict]:
     if att.hook.kind != "resid_post":
         raise RuntimeError(f"bench assumes a resid_post SAE, got {att.hook_name}")
     lm, texts = att.lm, _texts(N_TEXTS)
-    cut = _cut_model(lm, att.hook.layer)
+    cut = hook_baseline_model(lm, att.hook.layer)
     n_tokens = sum(len(lm.encode(t)) for t in texts)
 
     def ours() -> None:

@@ -12,18 +12,16 @@ on blocks.1); the demo corpus when installed, else synthetic text.
 
 from __future__ import annotations
 
-import copy
 import random
 import statistics
 import time
 
 import torch
-from torch import nn
 
-from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
-from workers.engine.hooks import blocks_of, family_of
+from tests.bench._demo import demo_attached, hook_baseline_model
+from workers.engine.hooks import family_of
 from workers.engine.indexing import index_corpus, make_windows
-from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae, load_model, load_sae
+from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae
 
 N_TOKENS = 50_000
 CONTEXT = 128
@@ -34,10 +32,8 @@ SYNTHETIC_WORDS = ("the", "of", "and", "to", "a", "in", "that", "is", "was", "he
 
 
 def _setup() -> tuple[AttachedSAE, str]:
-    if (DEMO_MODEL_DIR / "model.safetensors").is_file() and (
-            DEMO_SAE_DIR / "sae_weights.safetensors").is_file():
-        lm = load_model("demo", device="cpu", dtype="fp32")
-        return attach_sae(lm, load_sae("demo", device="cpu")), "demo"
+    if (att := demo_attached()) is not None:
+        return att, "demo"
     from tests.engine.conftest import _demo_tokenizer_or_tiny, build_sae, build_tiny_gpt2
 
     tokenizer = _demo_tokenizer_or_tiny()
@@ -60,15 +56,6 @@ def _documents() -> tuple[list[str], str]:
                 for _ in range(600)], "synthetic"
 
 
-def _cut_model(lm: LoadedModel, layer: int) -> nn.Module:
-    """The base transformer keeping blocks 0..layer, with the final norm removed."""
-    base_path, blocks_attr = lm.family.blocks.rsplit(".", 1)
-    base = copy.deepcopy(lm.model.get_submodule(base_path))
-    setattr(base, blocks_attr, nn.ModuleList(list(blocks_of(lm.model))[: layer + 1]))
-    setattr(base, lm.family.final_norm.rsplit(".", 1)[1], nn.Identity())
-    return base.eval()
-
-
 def run() -> list[dict]:
     torch.manual_seed(0)
     att, which = _setup()
@@ -76,7 +63,7 @@ def run() -> list[dict]:
         raise RuntimeError(f"bench assumes a resid_post SAE, got {att.hook_name}")
     docs, corpus = _documents()
     windows = make_windows(att.lm, docs, context=CONTEXT, tokens=N_TOKENS)
-    cut = _cut_model(att.lm, att.hook.layer)
+    cut = hook_baseline_model(att.lm, att.hook.layer)
     batches = [windows.batch(list(range(b, min(b + BATCH, len(windows)))),
                              att.lm.pad_token_id, att.lm.device)
                for b in range(0, len(windows), BATCH)]
