@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "ninja",
     "explorer.core",
     "explorer.accounts",
+    "explorer.saes",
     "explorer.api",
 ]
 

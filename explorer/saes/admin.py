@@ -1,0 +1,61 @@
+"""Read-mostly admin: rows are written by add_sae and indexing, not edited by hand."""
+
+from django.contrib import admin
+
+from explorer.saes.models import SAE, Example, Feature, IndexRun, LanguageModel
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewing and deleting only; adding or editing by hand would bypass the services' checks."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LanguageModel)
+class LanguageModelAdmin(ReadOnlyAdmin):
+    list_display = ("slug", "source", "architecture", "d_model", "n_layers", "n_ctx", "created")
+    search_fields = ("slug", "source")
+    # The vocab is tens of thousands of strings: never rendered.
+    exclude = ("vocab",)
+
+
+@admin.register(SAE)
+class SAEAdmin(ReadOnlyAdmin):
+    list_display = ("slug", "model", "hook_name", "d_in", "d_sae", "architecture", "created")
+    list_filter = ("architecture", "model")
+    search_fields = ("slug", "source", "hook_name", "model__slug")
+    list_select_related = ("model",)
+
+
+@admin.register(Feature)
+class FeatureAdmin(ReadOnlyAdmin):
+    list_display = ("sae", "index", "density", "max_activation", "mean_activation", "dead")
+    list_filter = ("dead",)
+    search_fields = ("sae__slug", "=index")
+    list_select_related = ("sae__model",)
+    show_full_result_count = False  # COUNT(*) over millions of features on every page view
+    raw_id_fields = ("sae",)
+
+
+@admin.register(Example)
+class ExampleAdmin(ReadOnlyAdmin):
+    list_display = ("feature", "kind", "quantile_index", "max_value", "max_position", "document", "offset")
+    list_filter = ("kind",)
+    search_fields = ("feature__sae__slug", "=feature__index")
+    list_select_related = ("feature__sae__model",)
+    show_full_result_count = False
+    raw_id_fields = ("feature",)
+    exclude = ("values",)  # packed float16 bytes; meaningless in a form
+
+
+@admin.register(IndexRun)
+class IndexRunAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "sae", "corpus", "status", "tokens_done", "tokens_total", "shards",
+                    "created", "finished")
+    list_filter = ("status",)
+    search_fields = ("sae__slug", "corpus", "error")
+    list_select_related = ("sae__model",)

@@ -1,0 +1,187 @@
+"""Language models, SAEs, their features and examples, and index runs (DESIGN.md §4).
+
+Sized for millions of features: per-token data lives in arrays on one row per example, never
+one row per token. Token strings are stored once per LanguageModel (`vocab`); examples and
+features store token ids only.
+
+This module must stay importable without torch (the web process never imports it).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+class LanguageModel(models.Model):
+    """A causal LM that SAEs attach to. One row per `source`; its vocab is stored once here."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    # "demo", a local directory (stored absolute) or a Hugging Face hub id.
+    source = models.CharField(max_length=500, unique=True)
+    architecture = models.CharField(max_length=100)  # HF model_type, e.g. "gpt2"
+    d_model = models.PositiveIntegerField()
+    n_layers = models.PositiveIntegerField()
+    n_ctx = models.PositiveIntegerField()
+    # vocab[i] is token id i decoded on its own. PostgreSQL text cannot hold NUL, so a NUL
+    # character is stored as U+2400 (␀); see services.vocab_for_storage.
+    vocab = ArrayField(models.TextField(), default=list)
+    revision = models.CharField(max_length=100, blank=True)  # hub commit hash; "" for local
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("slug",)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class SAE(models.Model):
+    """A sparse autoencoder on one hook of a LanguageModel."""
+
+    model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="saes")
+    slug = models.SlugField(max_length=100)
+    # "demo", a local SAELens folder (stored absolute) or "release:sae_id".
+    source = models.CharField(max_length=500)
+    hook_name = models.CharField(max_length=200)  # canonical, e.g. "blocks.8.hook_resid_pre"
+    layer = models.PositiveIntegerField()
+    d_in = models.PositiveIntegerField()
+    d_sae = models.PositiveIntegerField()
+    architecture = models.CharField(max_length=50)  # standard / topk / jumprelu / gated / ...
+    # {"prepend_bos": bool, "centre": bool, "normalisation": str}: how activations are prepared.
+    preprocessing = models.JSONField(default=dict)
+    # Where the SAE came from and how it was trained: the SAELens metadata (dataset, context
+    # size, training tokens, versions), plus the spec it was registered from.
+    provenance = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("model__slug", "layer", "slug")
+        verbose_name = "SAE"
+        constraints = [  # noqa: RUF012 (Django Meta convention)
+            models.UniqueConstraint(fields=["model", "slug"], name="sae_slug_unique_per_model"),
+            models.UniqueConstraint(fields=["model", "source"], name="sae_source_unique_per_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.slug}/{self.slug}"
+
+
+class Feature(models.Model):
+    """Statistics and weight-only facts of one SAE latent, written by indexing."""
+
+    sae = models.ForeignKey(SAE, on_delete=models.CASCADE, related_name="features")
+    index = models.PositiveIntegerField()
+    density = models.FloatField(default=0.0)  # fraction of counted tokens where it fires
+    max_activation = models.FloatField(default=0.0)
+    mean_activation = models.FloatField(default=0.0)  # over the tokens where it fires
+    # Histogram of non-zero activations: len(hist_edges) == len(hist_counts) + 1.
+    hist_edges = ArrayField(models.FloatField(), default=list)
+    hist_counts = ArrayField(models.BigIntegerField(), default=list)
+    top_logit_ids = ArrayField(models.IntegerField(), default=list)
+    top_logit_values = ArrayField(models.FloatField(), default=list)
+    bottom_logit_ids = ArrayField(models.IntegerField(), default=list)
+    bottom_logit_values = ArrayField(models.FloatField(), default=list)
+    neighbour_indices = ArrayField(models.IntegerField(), default=list)  # by decoder cosine
+    neighbour_cosines = ArrayField(models.FloatField(), default=list)
+    map_x = models.FloatField(null=True, blank=True)
+    map_y = models.FloatField(null=True, blank=True)
+    dead = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("sae", "index")
+        constraints = [  # noqa: RUF012
+            models.UniqueConstraint(fields=["sae", "index"], name="feature_index_unique_per_sae"),
+        ]
+        indexes = [  # noqa: RUF012 (feature lists sort by these within one SAE)
+            models.Index(fields=["sae", "-density"], name="feature_sae_density"),
+            models.Index(fields=["sae", "-max_activation"], name="feature_sae_max_act"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sae} #{self.index}"
+
+
+class Example(models.Model):
+    """One context window of a feature: a top example or a sample from a quantile bin.
+
+    `values` holds one activation per token of `token_ids`, packed as little-endian IEEE
+    float16 (2 bytes each; `len(values) == 2 * len(token_ids)`): half the size of real[] and
+    precise to ~3 significant digits, enough for colouring. Use `pack_values` /
+    `unpack_values`. `max_value` is kept at full precision.
+    """
+
+    class Kind(models.TextChoices):
+        TOP = "top", "top"
+        QUANTILE = "quantile", "quantile"
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="examples")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Quantile bin k (0 = lowest) and its activation bounds [low, high); null for top examples.
+    quantile_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    quantile_low = models.FloatField(null=True, blank=True)
+    quantile_high = models.FloatField(null=True, blank=True)
+    token_ids = ArrayField(models.IntegerField())
+    values = models.BinaryField()
+    max_value = models.FloatField()
+    max_position = models.PositiveIntegerField()  # index into token_ids
+    document = models.BigIntegerField()  # document number in the IndexRun's corpus stream
+    offset = models.PositiveIntegerField()  # token offset of token_ids[0] in that document
+
+    class Meta:
+        ordering = ("feature", "kind", "quantile_index", "-max_value")
+        constraints = [  # noqa: RUF012
+            models.CheckConstraint(
+                condition=(models.Q(kind="top", quantile_index__isnull=True)
+                           | models.Q(kind="quantile", quantile_index__isnull=False)),
+                name="example_quantile_index_iff_quantile",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature} {self.kind} {self.max_value:.3g}"
+
+    @staticmethod
+    def pack_values(values: list[float]) -> bytes:
+        """Pack per-token activations as little-endian float16 (out-of-range values raise)."""
+        return struct.pack(f"<{len(values)}e", *values)
+
+    @staticmethod
+    def unpack_values(data: bytes | memoryview) -> list[float]:
+        data = bytes(data)
+        return list(struct.unpack(f"<{len(data) // 2}e", data))
+
+
+class IndexRun(models.Model):
+    """One run of `index_sae` over a corpus: what was asked, how far it got, how it ended."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    sae = models.ForeignKey(SAE, on_delete=models.CASCADE, related_name="index_runs")
+    corpus = models.CharField(max_length=1000)  # the corpus spec as given: demo, file/glob, hf:...
+    tokens = models.BigIntegerField()  # tokens asked for
+    shards = models.PositiveIntegerField(default=1)
+    # context, top, quantiles, per-quantile, BOS exclusion...: the choices recorded as made.
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    tokens_done = models.BigIntegerField(default=0)
+    tokens_total = models.BigIntegerField(default=0)
+    timings = models.JSONField(default=dict, blank=True)  # phase name -> seconds
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created",)
+        indexes = [models.Index(fields=["sae", "-created"], name="indexrun_sae_created")]  # noqa: RUF012
+
+    def __str__(self) -> str:
+        return f"{self.sae} run {self.pk} ({self.status})"

@@ -1,0 +1,27 @@
+"""explorer/saes is imported by the web process, which never imports torch (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+SCRIPT = """
+import sys
+import django
+django.setup()
+import explorer.saes.models, explorer.saes.admin, explorer.saes.selectors, explorer.saes.services
+import explorer.saes.management.commands.add_sae
+heavy = sorted(m for m in ("torch", "transformers", "sae_lens", "transformer_lens") if m in sys.modules)
+print("heavy:", heavy)
+"""
+
+
+def test_importing_the_saes_app_imports_no_torch():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], check=False, cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "heavy: []" in result.stdout
