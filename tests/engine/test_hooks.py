@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -130,6 +132,29 @@ def test_returning_none_leaves_the_forward_pass_unchanged(tiny_lm):
         with intercept(tiny_lm, "blocks.1.hook_mlp_out", lambda x: None):
             same = tiny_lm.model(ids).logits
     torch.testing.assert_close(clean, same, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_post"])
+def test_intercept_leaves_forward_passes_on_other_threads_alone(tiny_lm, name):
+    # A worker may index on one thread while a steering loop decodes on another.
+    ids = tiny_lm.encode("The cat sat")[None]
+    seen: list[str] = []
+    other: dict[str, torch.Tensor] = {}
+
+    def forward_elsewhere() -> None:
+        with torch.no_grad():
+            other["logits"] = tiny_lm.model(ids).logits
+
+    with torch.no_grad():
+        clean = tiny_lm.model(ids).logits
+        with intercept(tiny_lm, name, lambda x: seen.append("here") or x + 1.0):
+            thread = threading.Thread(target=forward_elsewhere)
+            thread.start()
+            thread.join()
+            here = tiny_lm.model(ids).logits
+    torch.testing.assert_close(other["logits"], clean, rtol=0, atol=0)
+    assert seen == ["here"]
+    assert not torch.allclose(here, clean)
 
 
 def test_a_replacement_of_the_wrong_shape_is_refused(tiny_lm):

@@ -159,7 +159,6 @@ class DecodeBatch:
         self._hooks = ExitStack()
         self._hooked: set[str] = set()
         self._step: dict[str, tuple] | None = None  # set only during this batch's forward
-        self._owner: int | None = None
         self._decode_step: dict[str, tuple] | None = None  # reused until the rows change
 
     # -- steering hooks (scoped by the batch: `with DecodeBatch(lm) as batch:`) -------------
@@ -177,9 +176,9 @@ class DecodeBatch:
 
     def _dispatch(self, name: str, x: Tensor) -> Tensor | None:
         step = self._step
-        # Module hooks are global: act only inside this batch's own forward pass, on the
-        # thread running it; any other forward pass on the model sees it untouched.
-        if step is None or name not in step or threading.get_ident() != self._owner:
+        # Act only inside this batch's own forward pass (intercept already ignores forward
+        # passes on other threads): a forward between steps sees the model untouched.
+        if step is None or name not in step:
             return None
         row_plans, eligible, delta = step[name]
         return apply_plans(x, row_plans, eligible, delta)
@@ -210,7 +209,6 @@ class DecodeBatch:
     def _forward(self, ids: Tensor, mask: Tensor, pos: Tensor, cache: DynamicCache,
                  rows: Sequence[RowState], kind: Kind) -> Float[Tensor, "batch vocab"]:
         plans = [r.req.plan for r in rows]
-        self._owner = threading.get_ident()
         self._step = self._plan_step(plans, mask, ids.shape[1], kind)
         try:
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,

@@ -24,6 +24,7 @@ Semantics follow TransformerLens (unprocessed weights, i.e. ``from_pretrained_no
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -245,13 +246,19 @@ def intercept(model: Any, hook_name: str | HookPoint, fn: ActFn) -> Iterator[Hoo
     flattened ``n_heads * d_head`` input of the output projection). If ``fn`` returns a tensor
     of the same shape it replaces the activation downstream; ``None`` leaves it unchanged.
     The PyTorch handle is removed in ``finally``, also when the body or ``fn`` raises.
-    Yields the resolved HookPoint. Raises ValueError for a hook the model does not have.
+    Only forward passes on the thread that entered the block are intercepted: a worker may
+    run an indexing pass and a steering decode loop on one resident model at once, and
+    neither must see the other's hooks. Yields the resolved HookPoint. Raises ValueError for
+    a hook the model does not have.
     """
     module, where, point = resolve(model, hook_name)
     name = point.name
+    owner = threading.get_ident()
 
     if where == "output":
         def on_output(_mod: nn.Module, _args: Any, output: Any) -> Any:
+            if threading.get_ident() != owner:
+                return None
             if isinstance(output, tuple):
                 new = _checked(output[0], fn(output[0]), name)
                 return None if new is None else (new, *output[1:])
@@ -260,6 +267,8 @@ def intercept(model: Any, hook_name: str | HookPoint, fn: ActFn) -> Iterator[Hoo
         handle = module.register_forward_hook(on_output)
     else:
         def on_input(_mod: nn.Module, args: tuple, kwargs: dict) -> Any:
+            if threading.get_ident() != owner:
+                return None
             # HF calls blocks with hidden_states positionally; accept the keyword form too.
             if args:
                 new = _checked(args[0], fn(args[0]), name)
