@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from tests.bench._demo import demo_attached, hook_baseline_model
+from tests.bench._engine import demo_attached, hook_baseline_model, one_torch_thread
 from workers.engine.activations import feature_activations
 from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae
 
@@ -56,14 +56,8 @@ def _setup() -> tuple[AttachedSAE, str]:
 
 
 def run() -> list[dict]:
-    # One thread: with two, small matmuls on this shared 2-core machine stall at random and
-    # swamp the ratio (as in engine_steer). Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _measure()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure() -> list[dict]:

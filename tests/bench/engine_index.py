@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from tests.bench._demo import demo_attached, hook_baseline_model
+from tests.bench._engine import demo_attached, hook_baseline_model, one_torch_thread
 from workers.engine.hooks import family_of
 from workers.engine.indexing import index_corpus, make_windows
 from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae
@@ -57,14 +57,8 @@ def _documents() -> tuple[list[str], str]:
 
 
 def run() -> list[dict]:
-    # One thread, as the other engine benches: two threads on this shared 2-core machine
-    # stall at random and swamp the ratio. Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _measure()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure() -> list[dict]:

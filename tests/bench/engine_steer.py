@@ -18,11 +18,12 @@ import time
 
 import torch
 
+from tests.bench._engine import demo_attached, one_torch_thread
 from workers.engine.batching import BatchScheduler, run_job
-from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
+from workers.engine.constants import DEMO_MODEL_DIR
 from workers.engine.generation import prepare_job, submit
 from workers.engine.interventions import Intervention, SteerSpec
-from workers.engine.loading import LoadedModel, attach_sae, load_model, load_sae
+from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae
 
 PROMPT = "The jury said that the city"
 NEW_TOKENS = 48
@@ -55,12 +56,11 @@ def _fallback() -> tuple[LoadedModel, object, str]:
     return lm, sae.eval(), "random weights, demo recipe shape"
 
 
-def _model() -> tuple[LoadedModel, object, str]:
-    if (DEMO_MODEL_DIR / "model.safetensors").is_file() and (
-            DEMO_SAE_DIR / "sae_weights.safetensors").is_file():
-        lm = load_model("demo", device="cpu", dtype="fp32")
-        return lm, load_sae("demo", device="cpu"), "demo checkpoint"
-    return _fallback()
+def _attached() -> tuple[AttachedSAE, str]:
+    if (att := demo_attached()) is not None:
+        return att, "demo checkpoint"
+    lm, sae, source = _fallback()
+    return attach_sae(lm, sae), source
 
 
 def _spec(interventions=(), seed=0) -> SteerSpec:
@@ -121,17 +121,10 @@ def _batch_gain(att, n_requests: int = 8) -> tuple[float, float, float]:
 
 
 def run() -> list[dict]:
-    lm, sae, source = _model()
-    att = attach_sae(lm, sae)
-    # One intra-op thread: on a shared CPU, OpenMP threads spin-waiting for a busy core make
-    # this model's tiny matmuls 10x slower at random, which drowns both ratios in noise.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    att, source = _attached()
+    with one_torch_thread():
         overhead, plain, steered = _steer_overhead(att)
         gain, one, many = _batch_gain(att)
-    finally:
-        torch.set_num_threads(threads)
     note = f"{source}; 1 CPU thread"
     return [
         {"name": "steer_overhead", "value": round(overhead, 3), "unit": "ratio",

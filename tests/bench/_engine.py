@@ -1,9 +1,13 @@
-"""The committed demo model and SAE for benchmarks, when the checkpoint is there."""
+"""Shared pieces of the engine benchmarks: the demo checkpoint, the bare baseline model, and
+the one-thread setting every engine ratio is measured under."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
@@ -29,3 +33,16 @@ def hook_baseline_model(lm: LoadedModel, layer: int) -> nn.Module:
     setattr(base, blocks_attr, nn.ModuleList(list(blocks_of(lm.model))[: layer + 1]))
     setattr(base, lm.family.final_norm.rsplit(".", 1)[1], nn.Identity())
     return base.eval()
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread, restored afterwards: on this shared 2-core machine, OpenMP threads
+    spin-waiting for a busy core make the demo model's tiny matmuls up to 10x slower at
+    random, which drowns every ratio in noise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
