@@ -67,6 +67,10 @@ INSTALLED_APPS = [
     "explorer.accounts",
     "explorer.saes",
     "explorer.api",
+    "explorer.explanations",
+    "explorer.lists",
+    "explorer.steering",
+    "explorer.browser",
 ]
 
 MIDDLEWARE = [

@@ -8,4 +8,9 @@ urlpatterns = [
     path("accounts/", include("explorer.accounts.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
+    # Fixed prefixes first: the browser's /<model>/<sae>/ patterns catch everything else.
+    path("", include("explorer.lists.urls")),
+    path("", include("explorer.explanations.urls")),
+    path("", include("explorer.steering.urls")),
+    path("", include("explorer.browser.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Tasks for the index queue (to be filled)."""

@@ -1,0 +1,1 @@
+"""Tasks for the live queue (to be filled)."""

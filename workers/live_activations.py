@@ -1,0 +1,1 @@
+"""Tasks for the live.<model> (activation tests) queue (to be filled)."""
