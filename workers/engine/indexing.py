@@ -29,6 +29,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from .activations import hooked_features
+from .candidates import ActivationLog, CandidateValues, pool_entries
 from .loading import AttachedSAE, LoadedModel
 from .stats import POS_BITS, ExampleRef, FeatureStats, FeatureStatsAccumulator
 
@@ -195,6 +196,7 @@ def index_shard(
     shard: Shard | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    log_max_bytes: int | None = None,
     **accumulator_options: Any,
 ) -> FeatureStatsAccumulator:
     """The streaming pass over one shard's windows; returns its (mergeable) accumulator.
@@ -203,7 +205,9 @@ def index_shard(
     ``context`` and ``prepend_bos``, default the SAE's setting) or prepared :class:`Windows`.
     ``progress(tokens_done, tokens_total)`` is called after every batch, counting this
     shard's window positions. ``cancel()`` is checked before every batch; True raises
-    :class:`IndexingCancelled`. ``accumulator_options`` go to the accumulator
+    :class:`IndexingCancelled`. ``log_max_bytes`` set: the accumulator's ``log`` keeps the
+    pass's non-zero activations in memory, up to that size, for :func:`candidate_values`.
+    ``accumulator_options`` go to the accumulator
     (``hist_bins_per_octave``, ``hist_octaves``, ``compact_at``).
     Raises ValueError for bad sizes or an empty corpus, before any forward pass.
     """
@@ -220,6 +224,8 @@ def index_shard(
     acc = FeatureStatsAccumulator(
         att.d_sae, top_k=top_k, n_quantiles=n_quantiles, per_quantile=per_quantile, seed=seed,
         include_bos=include_bos, device=att.lm.device, **accumulator_options)
+    if log_max_bytes is not None:
+        acc.log = ActivationLog(log_max_bytes)
     acc.settings.update(context=windows.context, prepend_bos=windows.has_bos,
                         batch_size=batch_size, corpus_tokens=windows.n_tokens,
                         corpus_windows=len(windows))
@@ -243,6 +249,16 @@ def index_shard(
         if progress is not None:
             progress(done, total)
     return acc
+
+
+def candidate_values(acc: FeatureStatsAccumulator) -> CandidateValues | None:
+    """The logged values of the accumulator's candidate examples (None: no log or it
+    overflowed); frees the log."""
+    if acc.log is None:
+        return None
+    table = acc.log.candidates(pool_entries(acc))
+    acc.log = None
+    return table
 
 
 def index_corpus(att: AttachedSAE, documents: Iterable[str] | Windows, **kwargs: Any
@@ -315,3 +331,39 @@ def materialize_examples(
                 feature=f, window=w, pos=p, token_ids=windows[w].token_ids, values=v[:n].copy(),
                 doc=int(windows.doc[w]), start=int(windows.start[w]))
     return out  # type: ignore[return-value]
+
+
+def chosen_examples(
+    stats: FeatureStats,
+    windows: Windows,
+    table: CandidateValues | None,
+    att: AttachedSAE | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[MaterializedExample]:
+    """Every example of ``stats.example_refs()`` (same order) with its per-token values.
+
+    From ``table`` (the shards' :func:`candidate_values`, concatenated) when there is one,
+    else by re-running the windows through ``att``. Either way, tokens the statistics did not
+    count (BOS unless ``include_bos``) read 0, so both paths give the same values.
+    Raises ValueError when neither a table nor a model is given.
+    """
+    refs = stats.example_refs()
+    zero_bos = windows.has_bos and not stats.settings.get("include_bos", False)
+    if table is None:
+        if att is None:
+            raise ValueError("chosen_examples needs a candidate table or a model to re-run")
+        out = materialize_examples(att, windows, refs, batch_size=batch_size)
+        if zero_bos:
+            for ex in out:
+                ex.values[0] = 0.0
+        return out
+    lengths = windows.lengths()
+    out = []
+    for r in refs:
+        w = windows[r.window]
+        out.append(MaterializedExample(
+            feature=r.feature, window=r.window, pos=r.pos, token_ids=w.token_ids,
+            values=table.window_values(r.feature, r.window, int(lengths[r.window])),
+            doc=int(windows.doc[r.window]), start=int(windows.start[r.window])))
+    return out

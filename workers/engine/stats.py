@@ -239,6 +239,8 @@ class FeatureStatsAccumulator:
         self._kth = torch.zeros(F, dtype=torch.float32, device=dev)
         self._thr_floor = quantile_floor(self.max, n_quantiles)
         self._qthr = torch.full((F, self._q_width), HASH_MAX + 1, dtype=torch.long, device=dev)
+        # Optional sink for every counted non-zero (see candidates.ActivationLog).
+        self.log: Any = None
 
     # -- update ----------------------------------------------------------------------------
 
@@ -282,6 +284,8 @@ class FeatureStatsAccumulator:
 
     def _ingest(self, f: Tensor, key: Tensor, v: Tensor) -> None:
         F = self.settings["d_sae"]
+        if self.log is not None:
+            self.log.add(f, key, v)
         self.count += torch.bincount(f, minlength=F)
         self.fsum.index_add_(0, f, (v * 2.0**FIXED_POINT_BITS).round().long())
         self.max.scatter_reduce_(0, f, v, "amax")

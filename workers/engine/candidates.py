@@ -1,0 +1,145 @@
+"""Per-token values of the chosen examples without a second forward pass.
+
+A dashboard example is a whole window with the feature's value at every token. Choosing the
+examples needs the whole corpus (top-K and quantile samples merge across shards), so a naive
+pipeline runs the model twice: once for statistics, once more over the chosen windows. With
+~55 examples per feature, nearly every window of a corpus is chosen by *some* feature, so the
+second pass costs as much as the first (measured: index_overhead ~2.3 instead of ~1.2).
+
+Instead the shard's pass keeps an :class:`ActivationLog` of every counted non-zero
+``(feature, token, value)`` *in memory* (SAE codes are sparse: L0 entries per token, ~16 bytes
+each; never written to disk). After the pass, :meth:`ActivationLog.candidates` keeps only the
+entries of (feature, window) pairs still in the accumulator's pools: the final choice after any
+merge is a subset of the union of the shards' pools (top-K by a total order; per-cell
+smallest-hash samples), so this :class:`CandidateValues` table is all the finish step needs.
+Tables of disjoint shards concatenate.
+
+Excluded tokens (BOS unless ``include_bos``) never reach the log, so their value reads 0.
+When the log would outgrow ``max_bytes`` it stops and :meth:`candidates` returns None: the
+caller falls back to :func:`~.indexing.materialize_examples` (a second pass), same results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from .sampling import POS_BITS
+
+DEFAULT_MAX_LOG_BYTES = 4 << 30  # 4 GiB: ~270M non-zero activations
+_ENTRY_BYTES = 16  # int32 feature + int64 token key + float32 value (+ padding)
+
+
+class ActivationLog:
+    """Append-only (feature, token key, value) triples of one pass, on the pass's device."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_LOG_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.overflowed = False
+        self._parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        self._n = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._n * _ENTRY_BYTES
+
+    def add(self, f: Int[Tensor, " n"], key: Int[Tensor, " n"], v: Float[Tensor, " n"]) -> None:
+        if self.overflowed:
+            return
+        if (self._n + f.numel()) * _ENTRY_BYTES > self.max_bytes:
+            self.overflowed, self._parts = True, []  # free it: the fallback re-runs windows
+            return
+        self._parts.append((f.to(torch.int32), key.clone(), v.to(torch.float32)))
+        self._n += f.numel()
+
+    def candidates(self, pools: list[tuple[Tensor, Tensor]]) -> CandidateValues | None:
+        """Entries of the (feature, window) pairs named in ``pools`` ((feature, key) each).
+
+        Returns None when the log overflowed.
+        """
+        if self.overflowed:
+            return None
+        if not self._parts:
+            return CandidateValues.empty()
+        f = torch.cat([p[0] for p in self._parts]).long()  # [n]
+        key = torch.cat([p[1] for p in self._parts])  # [n]
+        v = torch.cat([p[2] for p in self._parts])  # [n]
+        pf = torch.cat([p[0] for p in pools]).to(f.device).long()  # [m]
+        pk = torch.cat([p[1] for p in pools]).to(f.device)  # [m]
+        n_windows = int(torch.cat([key, pk]).max().item() >> POS_BITS) + 1
+        wanted = torch.unique(pf * n_windows + (pk >> POS_BITS))  # [c] sorted
+        keep = torch.isin(f * n_windows + (key >> POS_BITS), wanted, assume_unique=False)
+        f, key, v = f[keep], key[keep], v[keep]
+        order = torch.sort(key, stable=True).indices
+        order = order[torch.sort(f[order], stable=True).indices]  # by (feature, key)
+        return CandidateValues(f[order].to(torch.int32).cpu().numpy(),
+                               key[order].cpu().numpy(), v[order].cpu().numpy())
+
+
+@dataclass
+class CandidateValues:
+    """Non-zero values of candidate (feature, window) pairs, sorted by (feature, key)."""
+
+    feature: np.ndarray  # [n] int32
+    key: np.ndarray  # [n] int64: window << POS_BITS | pos
+    value: np.ndarray  # [n] float32
+
+    @classmethod
+    def empty(cls) -> CandidateValues:
+        return cls(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    @classmethod
+    def concat(cls, tables: list[CandidateValues]) -> CandidateValues:
+        """Tables of shards with disjoint windows, as one sorted table."""
+        f = np.concatenate([t.feature for t in tables]) if tables else np.zeros(0, np.int32)
+        k = np.concatenate([t.key for t in tables]) if tables else np.zeros(0, np.int64)
+        v = np.concatenate([t.value for t in tables]) if tables else np.zeros(0, np.float32)
+        order = np.lexsort((k, f))
+        return cls(f[order], k[order], v[order])
+
+    def window_values(self, feature: int, window: int, length: int) -> np.ndarray:
+        """The feature's value at each of the window's ``length`` tokens (0 where absent)."""
+        lo_f, hi_f = np.searchsorted(self.feature, [feature, feature + 1])
+        keys = self.key[lo_f:hi_f]
+        lo, hi = np.searchsorted(keys, [window << POS_BITS, (window + 1) << POS_BITS])
+        out = np.zeros(length, np.float32)
+        pos = keys[lo:hi] & ((1 << POS_BITS) - 1)
+        out[pos] = self.value[lo_f + lo : lo_f + hi]
+        return out
+
+
+def pool_entries(acc: Any) -> list[tuple[Tensor, Tensor]]:
+    """(feature, key) of everything in a FeatureStatsAccumulator's top and quantile pools."""
+    acc._compact()
+    return [acc._top.cat()[:2], acc._quant.cat()[:2]]
+
+
+# -- a shard's result, as bytes (stored in the database between the pass and the merge) -------
+
+def shard_result_to_bytes(state: dict[str, Any], table: CandidateValues | None) -> bytes:
+    """Serialise an accumulator ``state_dict()`` and its candidate table (None: overflowed)."""
+    arrays = {f"s_{k}": v for k, v in state.items() if isinstance(v, np.ndarray)}
+    meta = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
+    meta["has_table"] = table is not None
+    if table is not None:
+        arrays.update(c_feature=table.feature, c_key=table.key, c_value=table.value)
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+    return buf.getvalue()
+
+
+def shard_result_from_bytes(data: bytes) -> tuple[dict[str, Any], CandidateValues | None]:
+    with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        state = {k[2:]: z[k] for k in z.files if k.startswith("s_")}
+        table = (CandidateValues(z["c_feature"], z["c_key"], z["c_value"])
+                 if meta.pop("has_table") else None)
+    state.update(meta)
+    return state, table
