@@ -1,1 +1,282 @@
-"""Tasks for the index queue (to be filled)."""
+"""Tasks for the `index` queue: one corpus shard, the merge that stores a run, the feature map.
+
+Thin interfaces (STYLE.md workers §1-§5): ids in, rows claimed and written through
+explorer.saes.indexing, the work done by plain functions below that call the engine. torch
+and the engine are imported inside function bodies only (see workers/celery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from workers.celery import app, time_limits
+
+log = logging.getLogger(__name__)
+
+MAX_SHARD_RETRIES = 2
+PROGRESS_EVERY_S = 1.0
+CANCEL_CHECK_EVERY_S = 2.0
+# In-memory log of a shard's non-zero activations (see workers/engine/candidates.py); past it
+# the merge re-runs the chosen windows instead.
+LOG_MAX_BYTES = int(os.environ.get("INDEX_LOG_MAX_BYTES", str(4 << 30)))
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _windows(att: Any, run: Any) -> Any:
+    from workers.engine.corpus import iter_documents
+    from workers.engine.indexing import make_windows
+
+    o = run.options
+    return make_windows(att.lm, iter_documents(run.corpus), context=o["context"],
+                        tokens=run.tokens, prepend_bos=o["prepend_bos"])
+
+
+# -- one shard --------------------------------------------------------------------------------
+
+def compute_shard(shard: Any) -> bytes:
+    """Stream one shard of the run's corpus; return its mergeable result as bytes.
+
+    Raises the engine's ValueError/CorpusError for bad input, IndexingCancelled when the run
+    was cancelled or failed elsewhere.
+    """
+    from explorer.saes import indexing as svc
+    from workers.engine.candidates import shard_result_to_bytes
+    from workers.engine.indexing import Shard, candidate_values, index_shard
+    from workers.resident import attached_for
+
+    run = shard.run
+    o = run.options
+    att = attached_for(run.sae)
+    windows = _windows(att, run)
+    last = {"progress": 0.0, "cancel": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last["progress"] >= PROGRESS_EVERY_S or done == total:
+            last["progress"] = now
+            svc.shard_progress(shard=shard, done=done, total=total)
+
+    def cancel() -> bool:
+        now = time.monotonic()
+        if now - last["cancel"] < CANCEL_CHECK_EVERY_S:
+            return False
+        last["cancel"] = now
+        return svc.run_is_stopped(run.pk)
+
+    acc = index_shard(att, windows, batch_size=o["batch_size"], top_k=o["top"],
+                      n_quantiles=o["quantiles"], per_quantile=o["per_quantile"],
+                      include_bos=o["include_bos"], seed=o["seed"],
+                      shard=Shard(shard.index, run.shards), progress=progress, cancel=cancel,
+                      log_max_bytes=LOG_MAX_BYTES)
+    return shard_result_to_bytes(acc.state_dict(), candidate_values(acc))
+
+
+@app.task(bind=True, name="workers.index.index_shard", max_retries=MAX_SHARD_RETRIES,
+          **time_limits("index"))
+def index_shard(self: Any, run_id: int, shard_index: int) -> dict[str, Any]:
+    """Claim shard `shard_index` of run `run_id` and compute it. A shard that is missing,
+    taken or done is skipped (a redelivered or duplicate message). Bad input fails the run;
+    other errors put the shard back and retry it, up to MAX_SHARD_RETRIES times."""
+    from explorer.saes import indexing as svc
+    from workers.engine.corpus import CorpusError
+    from workers.engine.indexing import IndexingCancelled
+
+    shard = svc.shard_claim(run_id=run_id, index=shard_index, worker=_worker_name())
+    if shard is None:
+        log.info("index run %s shard %s: not queued (done, taken or gone); skipped",
+                 run_id, shard_index)
+        return {"run": run_id, "shard": shard_index, "skipped": True}
+    t0 = time.perf_counter()
+    try:
+        result = compute_shard(shard)
+    except IndexingCancelled:
+        svc.shard_release(shard=shard, error="cancelled")
+        return {"run": run_id, "shard": shard_index, "cancelled": True}
+    except (CorpusError, ValueError) as e:  # bad input: retrying would fail the same way
+        svc.run_failed(run_id=run_id, error=str(e), shard_index=shard_index)
+        raise
+    except SoftTimeLimitExceeded:
+        svc.run_failed(run_id=run_id, error="shard exceeded the index time limit",
+                       shard_index=shard_index)
+        raise
+    except Exception as e:
+        if self.request.retries >= MAX_SHARD_RETRIES:
+            svc.run_failed(run_id=run_id, shard_index=shard_index,
+                           error=f"shard {shard_index} failed {self.request.retries + 1} times: {e}")
+            raise
+        log.warning("index run %s shard %s failed (%s); retrying", run_id, shard_index, e)
+        svc.shard_release(shard=shard, error=str(e))
+        raise self.retry(exc=e, countdown=1) from e
+    seconds = time.perf_counter() - t0
+    svc.shard_done(shard=shard, result=result, seconds=seconds)
+    return {"run": run_id, "shard": shard_index, "seconds": seconds}
+
+
+# -- the merge ----------------------------------------------------------------------------------
+
+def _histogram(stats: Any, f: int) -> tuple[list[float], list[int]]:
+    edges, counts = stats.histogram(f)
+    if counts.size == 0:
+        return [], []
+    edges = edges.astype(float)
+    if edges[-1] == float("inf"):  # the overflow bin ends at the feature's max
+        edges[-1] = max(float(stats.max[f]), float(edges[-2]))
+    return edges.tolist(), counts.astype(int).tolist()
+
+
+def feature_rows(stats: Any, facts: dict[str, Any], old_map: dict[int, tuple[float, float]]
+                 ) -> Any:
+    from explorer.saes.indexing import FeatureRow
+
+    density, mean, dead = stats.density, stats.mean, stats.dead
+    for f in range(stats.d_sae):
+        edges, counts = _histogram(stats, f)
+        x, y = old_map.get(f, (None, None))
+        yield FeatureRow(
+            index=f, density=float(density[f]), max_activation=float(stats.max[f]),
+            mean_activation=float(mean[f]), hist_edges=edges, hist_counts=counts,
+            top_logit_ids=facts["top_ids"][f], top_logit_values=facts["top_vals"][f],
+            bottom_logit_ids=facts["bottom_ids"][f], bottom_logit_values=facts["bottom_vals"][f],
+            neighbour_indices=facts["nb_idx"][f], neighbour_cosines=facts["nb_cos"][f],
+            map_x=x, map_y=y, dead=bool(dead[f]))
+
+
+def example_rows(stats: Any, examples: list[Any]) -> Any:
+    import numpy as np
+
+    from explorer.saes.indexing import FLOAT16_MAX, ExampleRow
+
+    bounds = stats.quantile_bounds
+    for ex, ref in zip(examples, stats.example_refs(), strict=True):
+        quantile = ref.kind == "quantile"
+        values = np.clip(ex.values, -FLOAT16_MAX, FLOAT16_MAX).astype("<f2").tobytes()
+        yield ExampleRow(
+            feature_index=ref.feature, kind=ref.kind,
+            quantile_index=ref.bin if quantile else None,
+            quantile_low=float(bounds[ref.feature, ref.bin]) if quantile else None,
+            quantile_high=float(bounds[ref.feature, ref.bin + 1]) if quantile else None,
+            token_ids=ex.token_ids.tolist(), values=values, max_value=float(ref.value),
+            max_position=ex.pos, document=ex.doc, offset=ex.start)
+
+
+def weight_facts(att: Any, k: int = 10) -> dict[str, Any]:
+    """Top/bottom logit tokens and decoder neighbours of every feature, as Python lists."""
+    from workers.engine.facts import decoder_neighbours, logit_effects
+
+    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(att, k)
+    nb_idx, nb_cos = decoder_neighbours(att, k)
+    return {"top_ids": top_ids.tolist(), "top_vals": top_vals.float().tolist(),
+            "bottom_ids": bottom_ids.tolist(), "bottom_vals": bottom_vals.float().tolist(),
+            "nb_idx": nb_idx.tolist(), "nb_cos": nb_cos.float().tolist()}
+
+
+def finish_run(run: Any) -> tuple[int, int, bool]:
+    """Merge the run's shards, add examples and weight facts, swap them in.
+
+    Returns (features, examples, map_missing).
+    """
+    from explorer.saes import indexing as svc
+    from explorer.saes.models import IndexShard
+    from workers.engine.candidates import CandidateValues, shard_result_from_bytes
+    from workers.engine.indexing import chosen_examples
+    from workers.engine.stats import FeatureStatsAccumulator
+    from workers.resident import attached_for
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    shards = list(IndexShard.objects.filter(run=run).order_by("index"))
+    missing = [s.index for s in shards if s.status != IndexShard.Status.DONE or s.result is None]
+    if missing:
+        raise RuntimeError(f"shards {missing} are not done; resume the run")
+    timings["shards_s"] = max(s.seconds or 0.0 for s in shards)
+    svc.run_phase(run_id=run.pk, phase="merging shards")
+    acc, tables = None, []
+    for s in shards:
+        state, table = shard_result_from_bytes(s.result)
+        part = FeatureStatsAccumulator.from_state_dict(state)
+        acc = part if acc is None else acc.merge(part)
+        tables.append(table)
+    stats = acc.finalize()
+    table = None if any(tb is None for tb in tables) else CandidateValues.concat(tables)
+    timings["merge_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    svc.run_phase(run_id=run.pk, phase="examples")
+    att = attached_for(run.sae)
+    windows = _windows(att, run)
+    examples = chosen_examples(stats, windows, table, att, batch_size=run.options["batch_size"])
+    timings["examples_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    svc.run_phase(run_id=run.pk, phase="weight facts")
+    facts = weight_facts(att)
+    old_map = svc.old_map_coordinates(sae=run.sae)
+    timings["facts_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    svc.run_phase(run_id=run.pk, phase="storing")
+    n_f, n_e = svc.index_results_replace(run=run, features=feature_rows(stats, facts, old_map),
+                                         examples=example_rows(stats, examples),
+                                         timings=timings)
+    timings["store_s"] = time.perf_counter() - t
+    type(run).objects.filter(pk=run.pk).update(timings={**run.timings, **timings})  # + store_s
+    return n_f, n_e, len(old_map) < stats.d_sae
+
+
+@app.task(name="workers.index.index_finish", **time_limits("index"))
+def index_finish(run_id: int) -> dict[str, Any]:
+    """Chord callback: merge and store run `run_id` (skipped when it is done or cancelled)."""
+    from explorer.saes import indexing as svc
+    from explorer.saes.models import IndexRun
+
+    run = IndexRun.objects.select_related("sae__model").filter(pk=run_id).first()
+    if run is None or run.status in (IndexRun.Status.DONE, IndexRun.Status.CANCELLED,
+                                     IndexRun.Status.FAILED):
+        return {"run": run_id, "skipped": True}
+    try:
+        n_f, n_e, map_missing = finish_run(run)
+    except Exception as e:
+        svc.run_failed(run_id=run_id, error=f"merge failed: {e}")
+        raise
+    if map_missing:
+        sae_map.apply_async((run.sae_id,), queue="index")
+    return {"run": run_id, "features": n_f, "examples": n_e}
+
+
+# -- the feature map ---------------------------------------------------------------------------
+
+def map_coordinates(att: Any, seed: int = 0) -> tuple[list[float], list[float]]:
+    """2-D UMAP (cosine) of the decoder directions, scaled into [0, 1]."""
+    import numpy as np
+    import umap
+
+    w = att.decoder_directions.detach().float().cpu().numpy()  # [d_sae, d_in]
+    n_neighbors = max(2, min(15, w.shape[0] - 1))
+    xy = umap.UMAP(n_neighbors=n_neighbors, metric="cosine", random_state=seed,
+                   n_jobs=1).fit_transform(w)  # [d_sae, 2]
+    xy = (xy - xy.min(0)) / np.maximum(xy.max(0) - xy.min(0), 1e-9)
+    return xy[:, 0].tolist(), xy[:, 1].tolist()
+
+
+@app.task(name="workers.index.sae_map", **time_limits("index"))
+def sae_map(sae_id: int) -> dict[str, Any]:
+    """Compute and store the feature map of an SAE (weight-only: once per SAE)."""
+    from explorer.saes import indexing as svc
+    from explorer.saes.models import SAE
+    from workers.resident import attached_for
+
+    sae = SAE.objects.select_related("model").filter(pk=sae_id).first()
+    if sae is None:
+        log.info("sae_map: SAE %s is gone", sae_id)
+        return {"sae": sae_id, "skipped": True}
+    xs, ys = map_coordinates(attached_for(sae))
+    return {"sae": sae_id, "updated": svc.map_coordinates_store(sae=sae, xs=xs, ys=ys)}

@@ -185,3 +185,38 @@ class IndexRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sae} run {self.pk} ({self.status})"
+
+
+class IndexShard(models.Model):
+    """One corpus shard of an IndexRun: claimed by one worker, its partial result kept.
+
+    `result` holds the shard's mergeable statistics and candidate values (engine bytes, see
+    workers/engine/candidates.py) until the run's merge step has loaded the features; a resumed
+    run skips shards that are done.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    run = models.ForeignKey(IndexRun, on_delete=models.CASCADE, related_name="shard_rows")
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    tokens_done = models.BigIntegerField(default=0)
+    tokens_total = models.BigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)  # hostname:pid that ran it
+    result = models.BinaryField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("run", "index")
+        constraints = [  # noqa: RUF012
+            models.UniqueConstraint(fields=["run", "index"], name="indexshard_unique_per_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run} shard {self.index} ({self.status})"

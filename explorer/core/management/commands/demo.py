@@ -26,13 +26,35 @@ from explorer.core.static import collectstatic_if_stale
 from explorer.core.supervisor import Child, Supervisor
 from workers.celery import BATCH_QUEUES, live_queue
 
+DEMO_INDEX_TOKENS = 200_000  # ~20 s of the demo model on 2 CPU cores
+
 
 def register_demo_sae_if_needed(stdout) -> None:
-    """First-start hook: register the committed demo model + SAE and index them.
+    """First-start hook: register the committed demo model + SAE and queue its indexing.
 
-    TODO(issue 4): call the indexing service here (sae_register + index run with a progress
-    bar on `stdout`); it must be a no-op when the demo SAE is already indexed.
+    A no-op when the demo SAE is indexed. An index run left unfinished by an earlier start
+    (stopped mid-run) is resumed rather than started again.
     """
+    from explorer.saes import indexing
+    from explorer.saes.models import Feature, IndexRun
+    from explorer.saes.services import sae_register
+
+    reg = sae_register(model_spec="demo", sae_spec="demo")
+    sae = reg.sae
+    if reg.created:
+        stdout.write(f"Registered the demo model and SAE ({sae.model.slug}/{sae.slug}).")
+    if Feature.objects.filter(sae=sae).exists():
+        return
+    unfinished = IndexRun.objects.filter(sae=sae, status__in=[
+        IndexRun.Status.QUEUED, IndexRun.Status.RUNNING, IndexRun.Status.FAILED]).first()
+    if unfinished is not None:
+        indexing.index_run_resume(run=unfinished)
+        run = unfinished
+    else:
+        run = indexing.index_run_create(sae=sae, corpus="demo", tokens=DEMO_INDEX_TOKENS)
+        indexing.index_run_dispatch(run=run)
+    stdout.write(f"Indexing the demo SAE over {run.tokens:,} tokens in the background "
+                 f"(run {run.pk}); its page shows the progress.")
 
 
 class Command(BaseCommand):
@@ -70,15 +92,20 @@ class Command(BaseCommand):
         try:
             env = self._child_env()
             # The worker boots (seconds) while we migrate; nothing enqueues before the web is up.
+            # Two workers: live queues must never wait behind an indexing job (DESIGN.md §7).
             if not options["no_worker"]:
-                queues = ",".join([*BATCH_QUEUES, *(live_queue(m) for m in settings.EXPLORER_LIVE_MODELS)])
-                worker_log = open(log_dir / "worker.log", "ab")  # noqa: SIM115 - lives as long as the child
-                supervisor.start(
-                    Child("worker", [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
-                                     "-Q", queues, "--concurrency", "1", "-n", "demo@%h", "--loglevel", "INFO"], env),
-                    log=worker_log,
-                )
-                self.stdout.write(f"worker: queues {queues} (log: {log_dir / 'worker.log'})")
+                live = ",".join(live_queue(m) for m in settings.EXPLORER_LIVE_MODELS)
+                for name, queues in (("worker", live), ("batch-worker", ",".join(BATCH_QUEUES))):
+                    if not queues:
+                        continue
+                    worker_log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+                    supervisor.start(
+                        Child(name, [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
+                                     "-Q", queues, "--concurrency", "1", "-n", f"demo-{name}@%h",
+                                     "--loglevel", "INFO"], env),
+                        log=worker_log,
+                    )
+                    self.stdout.write(f"{name}: queues {queues} (log: {log_dir / f'{name}.log'})")
             # migrate runs the system checks first, database ones included (explorer.W002).
             call_command("migrate", interactive=False, verbosity=0, skip_checks=False)
             collectstatic_if_stale()

@@ -1,0 +1,362 @@
+"""Index runs: create (checked), dispatch over shards, claim, progress, store, resume, cancel.
+
+The flow (DESIGN.md §5 Indexing, §7): `index_run_create` checks everything it can without a
+model and writes an IndexRun with one IndexShard row per shard; `index_run_dispatch` sends a
+Celery chord (a group of `workers.index.index_shard` tasks, then `index_finish`) on commit.
+Each shard task claims its row with a conditional UPDATE, streams its part of the corpus and
+stores its mergeable result on the row. The finish task merges, adds weight-only facts and
+calls `index_results_replace`, which swaps the SAE's features and examples in one
+transaction loaded with COPY: readers see the old data or the new, never a mix.
+
+Torch-free: the web process imports this module. Engine work happens in workers/index.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from explorer.core.exceptions import ApplicationError
+from explorer.saes.models import SAE, Feature, IndexRun, IndexShard
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"context": 128, "top": 30, "quantiles": 5, "per_quantile": 5}  # Neuronpedia's
+MAX_SHARDS = 1024
+FLOAT16_MAX = 65504.0
+
+
+class IndexRunError(ApplicationError):
+    code = "index_run_invalid"
+
+
+def progress_group(sae_id: int) -> str:
+    """Channels group that receives `index.progress` events for one SAE's runs."""
+    return f"index-progress-{sae_id}"
+
+
+def sae_by_ref(ref: str) -> SAE:
+    """An SAE by `<model>/<sae>` slugs, its bare slug (when unique) or its id.
+
+    Raises IndexRunError naming the reference when there is no such SAE or it is ambiguous.
+    """
+    ref = (ref or "").strip()
+    qs = SAE.objects.select_related("model")
+    if "/" in ref:
+        model_slug, _, sae_slug = ref.partition("/")
+        found = list(qs.filter(model__slug=model_slug, slug=sae_slug))
+    elif ref.isdigit():
+        found = list(qs.filter(pk=int(ref)))
+    else:
+        found = list(qs.filter(slug=ref))
+    if not found:
+        raise IndexRunError(f"unknown SAE {ref!r}: register it with `manage.py add_sae` "
+                            "(list them in /admin/saes/sae/)", code="unknown_sae")
+    if len(found) > 1:
+        names = ", ".join(str(s) for s in found)
+        raise IndexRunError(f"SAE {ref!r} is ambiguous ({names}); use <model>/<sae>")
+    return found[0]
+
+
+def _positive(name: str, value: Any, limit: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise IndexRunError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if limit is not None and value > limit:
+        raise IndexRunError(f"--{name.replace('_', '-')} must be at most {limit}, got {value}")
+    return value
+
+
+def index_run_create(*, sae: SAE, corpus: str, tokens: int, shards: int = 1,
+                     context: int = DEFAULTS["context"], top: int = DEFAULTS["top"],
+                     quantiles: int = DEFAULTS["quantiles"],
+                     per_quantile: int = DEFAULTS["per_quantile"], include_bos: bool = False,
+                     batch_size: int = 32, seed: int = 0) -> IndexRun:
+    """Check the request and write a queued IndexRun with its shard rows (nothing runs yet).
+
+    Raises IndexRunError for non-positive sizes, a context longer than the model's, too many
+    quantile bins, or a corpus spec that cannot be read (missing or empty files); nothing is
+    written then.
+    """
+    from workers.engine.corpus import CorpusError, parse_corpus_spec  # torch-free
+
+    _positive("tokens", tokens)
+    _positive("shards", shards, MAX_SHARDS)
+    _positive("context", context)
+    _positive("top", top)
+    _positive("quantiles", quantiles, 15)
+    _positive("per_quantile", per_quantile)
+    _positive("batch_size", batch_size)
+    if context > sae.model.n_ctx:
+        raise IndexRunError(f"--context {context} is longer than model {sae.model.slug!r}'s "
+                            f"{sae.model.n_ctx} positions")
+    if context < 2:
+        raise IndexRunError("--context must be at least 2 (BOS + one token)")
+    try:
+        parse_corpus_spec(corpus)
+    except CorpusError as e:
+        raise IndexRunError(str(e), code="bad_corpus") from None
+    options = {"context": context, "top": top, "quantiles": quantiles,
+               "per_quantile": per_quantile, "include_bos": include_bos,
+               "prepend_bos": bool(sae.preprocessing.get("prepend_bos", True)),
+               "batch_size": batch_size, "seed": seed}
+    with transaction.atomic():
+        run = IndexRun.objects.create(sae=sae, corpus=corpus.strip(), tokens=tokens,
+                                      shards=shards, options=options)
+        IndexShard.objects.bulk_create(IndexShard(run=run, index=i) for i in range(shards))
+    return run
+
+
+def index_run_dispatch(*, run: IndexRun, only_unfinished: bool = False) -> list[int]:
+    """Queue the run's shards (all, or those not done) as a chord, after commit.
+
+    Returns the shard indices queued. When every shard is already done only the finish step
+    is queued.
+    """
+    from celery import chord
+
+    from workers.index import index_finish, index_shard
+
+    shards = IndexShard.objects.filter(run=run)
+    if only_unfinished:
+        shards = shards.exclude(status=IndexShard.Status.DONE)
+    todo = list(shards.order_by("index").values_list("index", flat=True))
+
+    def send() -> None:
+        finish = index_finish.si(run.pk).set(queue="index")
+        if todo:
+            chord(index_shard.si(run.pk, i).set(queue="index") for i in todo)(finish)
+        else:
+            finish.apply_async()
+
+    transaction.on_commit(send)
+    return todo
+
+
+def index_run_resume(*, run: IndexRun) -> list[int]:
+    """Requeue an interrupted or failed run: shards already done are not redone.
+
+    Shards left "running" by a worker that died go back to the queue (the caller asserts the
+    old run is no longer running). Raises IndexRunError for a finished run.
+    """
+    if run.status == IndexRun.Status.DONE:
+        raise IndexRunError(f"index run {run.pk} is already done; start a new run to re-index")
+    with transaction.atomic():
+        IndexShard.objects.filter(run=run).exclude(status=IndexShard.Status.DONE).update(
+            status=IndexShard.Status.QUEUED, error="")
+        IndexRun.objects.filter(pk=run.pk).update(status=IndexRun.Status.QUEUED, error="",
+                                                  finished=None)
+        return index_run_dispatch(run=run, only_unfinished=True)
+
+
+def index_run_cancel(*, run: IndexRun) -> None:
+    """Ask a run to stop: shard tasks check the status between batches."""
+    IndexRun.objects.filter(pk=run.pk, status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING]
+                            ).update(status=IndexRun.Status.CANCELLED, finished=timezone.now())
+
+
+# -- called by workers/index.py ------------------------------------------------------------
+
+def shard_claim(*, run_id: int, index: int, worker: str) -> IndexShard | None:
+    """Atomically take a queued shard (conditional UPDATE). None: missing, taken or done."""
+    n = IndexShard.objects.filter(run_id=run_id, index=index, status=IndexShard.Status.QUEUED
+                                  ).update(status=IndexShard.Status.RUNNING, worker=worker,
+                                           attempts=F("attempts") + 1, error="")
+    if n == 0:
+        return None
+    IndexRun.objects.filter(pk=run_id, status=IndexRun.Status.QUEUED).update(
+        status=IndexRun.Status.RUNNING, started=timezone.now())
+    return IndexShard.objects.select_related("run__sae__model").get(run_id=run_id, index=index)
+
+
+def run_is_stopped(run_id: int) -> bool:
+    """True when the run was cancelled or failed elsewhere: its shards should stop."""
+    return IndexRun.objects.filter(
+        pk=run_id, status__in=[IndexRun.Status.CANCELLED, IndexRun.Status.FAILED]).exists()
+
+
+def shard_progress(*, shard: IndexShard, done: int, total: int) -> None:
+    """Record a shard's progress, roll it up into the run, and publish it."""
+    IndexShard.objects.filter(pk=shard.pk).update(tokens_done=done, tokens_total=total)
+    agg = IndexShard.objects.filter(run_id=shard.run_id).aggregate(
+        done=Sum("tokens_done"), total=Sum("tokens_total"))
+    IndexRun.objects.filter(pk=shard.run_id).update(tokens_done=agg["done"] or 0,
+                                                    tokens_total=agg["total"] or 0)
+    publish_progress(run_id=shard.run_id)
+
+
+def shard_done(*, shard: IndexShard, result: bytes, seconds: float) -> None:
+    IndexShard.objects.filter(pk=shard.pk).update(status=IndexShard.Status.DONE, result=result,
+                                                  seconds=seconds)
+    publish_progress(run_id=shard.run_id)
+
+
+def shard_release(*, shard: IndexShard, error: str) -> None:
+    """Put a shard back in the queue after a failure that will be retried."""
+    IndexShard.objects.filter(pk=shard.pk).update(status=IndexShard.Status.QUEUED, error=error)
+
+
+def run_failed(*, run_id: int, error: str, shard_index: int | None = None) -> None:
+    """Record a failure (the run keeps its old features: nothing was swapped in)."""
+    if shard_index is not None:
+        IndexShard.objects.filter(run_id=run_id, index=shard_index).update(
+            status=IndexShard.Status.FAILED, error=error)
+    IndexRun.objects.filter(pk=run_id).exclude(status=IndexRun.Status.CANCELLED).update(
+        status=IndexRun.Status.FAILED, error=error, finished=timezone.now())
+    publish_progress(run_id=run_id)
+
+
+def run_phase(*, run_id: int, phase: str) -> None:
+    """Note the phase the run is in (shown as progress text)."""
+    run = IndexRun.objects.filter(pk=run_id).first()
+    if run is not None:
+        run.options = {**run.options, "phase": phase}
+        IndexRun.objects.filter(pk=run_id).update(options=run.options)
+        publish_progress(run_id=run_id)
+
+
+def progress_dict(run: IndexRun) -> dict[str, Any]:
+    return {"run": run.pk, "sae": run.sae_id, "status": run.status,
+            "tokens_done": run.tokens_done, "tokens_total": run.tokens_total or run.tokens,
+            "phase": run.options.get("phase", ""), "error": run.error}
+
+
+_last_publish: dict[int, float] = {}
+
+
+def publish_progress(*, run_id: int, min_interval: float = 0.5) -> None:
+    """Send the run's progress to its SAE's websocket group (at most every `min_interval` s,
+    except for final states). Never raises: progress is best effort."""
+    run = IndexRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    final = run.status in (IndexRun.Status.DONE, IndexRun.Status.FAILED, IndexRun.Status.CANCELLED)
+    now = time.monotonic()
+    if not final and now - _last_publish.get(run_id, 0.0) < min_interval:
+        return
+    _last_publish[run_id] = now
+    try:
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(progress_group(run.sae_id),
+                                            {"type": "index.progress", **progress_dict(run)})
+    except Exception:
+        log.warning("could not publish progress of index run %s", run_id, exc_info=True)
+
+
+# -- storage ---------------------------------------------------------------------------------
+
+@dataclass
+class FeatureRow:
+    index: int
+    density: float
+    max_activation: float
+    mean_activation: float
+    hist_edges: list[float]
+    hist_counts: list[int]
+    top_logit_ids: list[int]
+    top_logit_values: list[float]
+    bottom_logit_ids: list[int]
+    bottom_logit_values: list[float]
+    neighbour_indices: list[int]
+    neighbour_cosines: list[float]
+    map_x: float | None
+    map_y: float | None
+    dead: bool
+
+
+@dataclass
+class ExampleRow:
+    feature_index: int
+    kind: str  # "top" | "quantile"
+    quantile_index: int | None
+    quantile_low: float | None
+    quantile_high: float | None
+    token_ids: list[int]
+    values: bytes  # little-endian float16, see Example.pack_values
+    max_value: float
+    max_position: int
+    document: int
+    offset: int
+
+
+_FEATURE_COLUMNS = ("sae_id", "index", "density", "max_activation", "mean_activation",
+                    "hist_edges", "hist_counts", "top_logit_ids", "top_logit_values",
+                    "bottom_logit_ids", "bottom_logit_values", "neighbour_indices",
+                    "neighbour_cosines", "map_x", "map_y", "dead")
+_EXAMPLE_COLUMNS = ("feature_id", "kind", "quantile_index", "quantile_low", "quantile_high",
+                    "token_ids", "values", "max_value", "max_position", "document", "offset")
+
+
+def _quoted(columns: tuple[str, ...]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)  # "offset" and "values" are SQL keywords
+
+
+def old_map_coordinates(*, sae: SAE) -> dict[int, tuple[float, float]]:
+    """Map coordinates already stored (weight-only: they survive a re-index)."""
+    rows = Feature.objects.filter(sae=sae, map_x__isnull=False).values_list("index", "map_x", "map_y")
+    return {i: (x, y) for i, x, y in rows}
+
+
+def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
+                          examples: Iterable[ExampleRow], timings: dict[str, float]
+                          ) -> tuple[int, int]:
+    """Swap the SAE's features and examples for these, atomically, and mark the run done.
+
+    One transaction: delete the old rows, COPY the new ones in. Concurrent readers keep seeing
+    the old data until the commit (MVCC), then only the new. Returns (features, examples).
+    """
+    sae_id = run.sae_id
+    with transaction.atomic(), connection.cursor() as cur:
+        # Serialise re-indexes of one SAE; readers are not blocked.
+        cur.execute("SELECT id FROM saes_sae WHERE id = %s FOR UPDATE", [sae_id])
+        cur.execute("DELETE FROM saes_example WHERE feature_id IN "
+                    "(SELECT id FROM saes_feature WHERE sae_id = %s)", [sae_id])
+        cur.execute("DELETE FROM saes_feature WHERE sae_id = %s", [sae_id])
+        raw = cur.cursor  # psycopg 3 cursor: COPY
+        n_features = 0
+        with raw.copy(f"COPY saes_feature ({_quoted(_FEATURE_COLUMNS)}) FROM STDIN") as cp:
+            for f in features:
+                cp.write_row((sae_id, f.index, f.density, f.max_activation, f.mean_activation,
+                              f.hist_edges, f.hist_counts, f.top_logit_ids, f.top_logit_values,
+                              f.bottom_logit_ids, f.bottom_logit_values, f.neighbour_indices,
+                              f.neighbour_cosines, f.map_x, f.map_y, f.dead))
+                n_features += 1
+        cur.execute("SELECT index, id FROM saes_feature WHERE sae_id = %s", [sae_id])
+        ids = dict(cur.fetchall())
+        n_examples = 0
+        with raw.copy(f"COPY saes_example ({_quoted(_EXAMPLE_COLUMNS)}) FROM STDIN") as cp:
+            for e in examples:
+                cp.write_row((ids[e.feature_index], e.kind, e.quantile_index, e.quantile_low,
+                              e.quantile_high, e.token_ids, e.values, e.max_value,
+                              e.max_position, e.document, e.offset))
+                n_examples += 1
+        IndexRun.objects.filter(pk=run.pk).update(
+            status=IndexRun.Status.DONE, finished=timezone.now(), error="",
+            timings={**run.timings, **timings},
+            options={**run.options, "phase": "done", "features": n_features,
+                     "examples": n_examples})
+        # The shards' partial results are no longer needed once their merge is stored.
+        IndexShard.objects.filter(run=run).update(result=None)
+    transaction.on_commit(lambda: publish_progress(run_id=run.pk))
+    return n_features, n_examples
+
+
+def map_coordinates_store(*, sae: SAE, xs: list[float], ys: list[float]) -> int:
+    """Write map coordinates for features 0..d_sae-1 (one UPDATE over arrays)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE saes_feature f SET map_x = v.x, map_y = v.y FROM "
+            "unnest(%s::int[], %s::float8[], %s::float8[]) AS v(i, x, y) "
+            "WHERE f.sae_id = %s AND f.index = v.i",
+            [list(range(len(xs))), xs, ys, sae.pk])
+        return cur.rowcount
