@@ -29,10 +29,10 @@ from workers.celery import BATCH_QUEUES, live_queue
 DEMO_INDEX_TOKENS = 200_000  # ~20 s of the demo model on 2 CPU cores
 
 
-def register_demo_sae_if_needed(stdout) -> None:
+def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None:
     """First-start hook: register the committed demo model + SAE and queue its indexing.
 
-    A no-op when the demo SAE is indexed. An index run left unfinished by an earlier start
+    A no-op when the demo SAE is indexed; `tokens` 0 registers only. An index run left unfinished by an earlier start
     (stopped mid-run) is resumed rather than started again.
     """
     from explorer.saes import indexing
@@ -43,7 +43,7 @@ def register_demo_sae_if_needed(stdout) -> None:
     sae = reg.sae
     if reg.created:
         stdout.write(f"Registered the demo model and SAE ({sae.model.slug}/{sae.slug}).")
-    if Feature.objects.filter(sae=sae).exists():
+    if tokens <= 0 or Feature.objects.filter(sae=sae).exists():
         return
     unfinished = IndexRun.objects.filter(sae=sae, status__in=[
         IndexRun.Status.QUEUED, IndexRun.Status.RUNNING, IndexRun.Status.FAILED]).first()
@@ -51,7 +51,7 @@ def register_demo_sae_if_needed(stdout) -> None:
         indexing.index_run_resume(run=unfinished)
         run = unfinished
     else:
-        run = indexing.index_run_create(sae=sae, corpus="demo", tokens=DEMO_INDEX_TOKENS)
+        run = indexing.index_run_create(sae=sae, corpus="demo", tokens=tokens)
         indexing.index_run_dispatch(run=run)
     stdout.write(f"Indexing the demo SAE over {run.tokens:,} tokens in the background "
                  f"(run {run.pk}); its page shows the progress.")
@@ -69,6 +69,9 @@ class Command(BaseCommand):
             "--allow-missing-frontend", action="store_true",
             help="start without a frontend build: the API and /healthz work, pages fail until it is built",
         )
+        parser.add_argument("--index-tokens", type=int, default=DEMO_INDEX_TOKENS,
+                            help=f"tokens to index the demo SAE over on first start "
+                                 f"(default {DEMO_INDEX_TOKENS:,}; 0: do not index)")
         parser.add_argument("--stop-timeout", type=float, default=10.0, help="seconds before SIGKILL")
 
     def handle(self, *args, **options) -> None:
@@ -109,7 +112,7 @@ class Command(BaseCommand):
             # migrate runs the system checks first, database ones included (explorer.W002).
             call_command("migrate", interactive=False, verbosity=0, skip_checks=False)
             collectstatic_if_stale()
-            register_demo_sae_if_needed(self.stdout)
+            register_demo_sae_if_needed(self.stdout, options["index_tokens"])
             web = supervisor.start(
                 Child("web", [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", host,
                               "--port", str(port), "--lifespan", "off", "--no-access-log"], env)

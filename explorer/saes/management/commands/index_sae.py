@@ -18,7 +18,7 @@ from explorer.saes import indexing as svc
 from explorer.saes.models import IndexRun
 
 BAR_WIDTH = 30
-POLL_S = 0.5
+POLL_S = 0.2
 
 
 def _duration(seconds: float) -> str:

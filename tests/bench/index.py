@@ -1,0 +1,179 @@
+"""Issue 4 figures: the whole `index_sae` command on the demo model, through the real stack.
+
+A fresh embedded PostgreSQL + Redis (temp var dir), real Celery workers (concurrency 1, one
+torch thread each, so "2 workers" means the 2 cores), the demo model and SAE, the demo corpus.
+
+- index_overhead: wall time of `manage.py index_sae demo/demo --corpus demo --tokens 200000`
+  (queueing, the shard pass, merge, examples, weight facts, COPY and the swap) ÷ the bare
+  forward to the hook layer + SAE encode over the same windows, in this process on one
+  thread, already tokenized. Target <= 1.30. The worker is warm (model loaded, map computed
+  by a first small run) as a long-lived worker would be.
+- index_shard_speedup_2: whole-command time with 1 worker and --shards 1 ÷ with 2 workers and
+  --shards 2 (same corpus).
+- ingest_examples_per_s: examples ÷ the COPY + swap time recorded on the run.
+- bytes_per_example: size of the example table (heap + TOAST + indexes) ÷ its rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TOKENS = 200_000
+CONTEXT = 128
+BATCH = 32
+
+
+def _env(var_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
+    env.update(EXPLORER_VAR_DIR=str(var_dir), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONUNBUFFERED="1")
+    from explorer.core import embedded
+
+    os.environ["EXPLORER_VAR_DIR"] = str(var_dir)
+    env.update(embedded.ensure_services(dict(env)))
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True,
+                         capture_output=True, text=True)
+    return out.stdout
+
+
+def _workers(env: dict[str, str], n: int, log_dir: Path) -> list[subprocess.Popen]:
+    procs = []
+    for i in range(n):
+        log = open(log_dir / f"worker{i}.log", "ab")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "-Q", "index",
+             "--concurrency", "1", "-n", f"bench{i}-{os.getpid()}@%h", "--without-mingle",
+             "--without-gossip"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(30)
+
+
+def _timed_index(env: dict[str, str], *args: str) -> float:
+    start = time.perf_counter()
+    _manage(env, "index_sae", "demo/demo", "--corpus", "demo", "--context", str(CONTEXT),
+            "--batch-size", str(BATCH), *args)
+    return time.perf_counter() - start
+
+
+def _query(env: dict[str, str], code: str) -> dict:
+    return json.loads(_manage(env, "shell", "-c", code).strip().splitlines()[-1])
+
+
+def _wait_for_map(env: dict[str, str], timeout: float = 300) -> None:
+    code = ("import json; from explorer.saes.models import Feature; "
+            "print(json.dumps({'n': Feature.objects.filter(map_x__isnull=True).count()}))")
+    deadline = time.monotonic() + timeout
+    while _query(env, code)["n"] and time.monotonic() < deadline:
+        time.sleep(2)
+
+
+def _bare_seconds(repeats: int = 3) -> tuple[float, int]:
+    import torch
+
+    from tests.bench._engine import demo_attached, hook_baseline_model, one_torch_thread
+    from workers.engine.corpus import iter_documents
+    from workers.engine.indexing import make_windows
+
+    with one_torch_thread():
+        att = demo_attached()
+        windows = make_windows(att.lm, iter_documents("demo"), context=CONTEXT, tokens=TOKENS)
+        cut = hook_baseline_model(att.lm, att.hook.layer)
+        batches = [windows.batch(list(range(b, min(b + BATCH, len(windows)))),
+                                 att.lm.pad_token_id, att.lm.device)
+                   for b in range(0, len(windows), BATCH)]
+
+        def bare() -> None:
+            with torch.inference_mode():
+                for ids, real in batches:
+                    mask = None if bool(real.all()) else real.long()
+                    hidden = cut(input_ids=ids, attention_mask=mask,
+                                 use_cache=False).last_hidden_state  # [b, pos, d]
+                    att.sae.encode(hidden)
+
+        bare()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            bare()
+            times.append(time.perf_counter() - t)
+    return statistics.median(times), windows.n_tokens
+
+
+def run() -> list[dict]:
+    var_dir = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    workers: list[subprocess.Popen] = []
+    try:
+        env = _env(var_dir)
+        _manage(env, "migrate", "--verbosity", "0")
+        _manage(env, "add_sae", "--model", "demo", "--sae", "demo")
+        workers = _workers(env, 2, var_dir)
+        # Warm-up: loads the model in both workers' children, computes the map once.
+        _timed_index(env, "--tokens", "20000", "--shards", "2")
+        _wait_for_map(env)
+        _stop(workers[1:])
+        workers = workers[:1]
+
+        bare, n_tokens = _bare_seconds()
+        one = [_timed_index(env, "--tokens", str(TOKENS)) for _ in range(2)]
+        stats = _query(env, (
+            "import json; from django.db import connection; "
+            "from explorer.saes.models import IndexRun, Example; "
+            "r = IndexRun.objects.filter(status='done').order_by('-created').first(); "
+            "c = connection.cursor(); "
+            "c.execute(\"SELECT pg_total_relation_size('saes_example')\"); "
+            "size = c.fetchone()[0]; n = Example.objects.count(); "
+            "print(json.dumps({'timings': r.timings, 'examples': r.options['examples'], "
+            "'size': size, 'rows': n}))"))
+        workers += _workers(env, 1, var_dir)
+        time.sleep(3)
+        _timed_index(env, "--tokens", "20000", "--shards", "2")  # warm the new worker
+        two = [_timed_index(env, "--tokens", str(TOKENS), "--shards", "2") for _ in range(2)]
+    finally:
+        _stop(workers)
+        from explorer.core import embedded
+
+        embedded.release_all()
+        shutil.rmtree(var_dir, ignore_errors=True)
+    t_one, t_two = min(one), min(two)
+    meta = {"model": "demo", "corpus": "demo", "tokens": n_tokens}
+    return [
+        {"name": "index_overhead", "value": round(t_one / bare, 3), "unit": "ratio",
+         "target": "<= 1.30", "command_s": round(t_one, 2), "bare_s": round(bare, 2),
+         "phases_s": {k: round(v, 2) for k, v in stats["timings"].items()}, **meta},
+        {"name": "index_shard_speedup_2", "value": round(t_one / t_two, 3), "unit": "ratio",
+         "target": None, "one_worker_s": round(t_one, 2), "two_workers_s": round(t_two, 2),
+         **meta},
+        {"name": "ingest_examples_per_s",
+         "value": round(stats["examples"] / max(stats["timings"]["store_s"], 1e-9), 1),
+         "unit": "examples/s", "target": None, "examples": stats["examples"]},
+        {"name": "bytes_per_example", "value": round(stats["size"] / max(stats["rows"], 1), 1),
+         "unit": "bytes", "target": None, "rows": stats["rows"], "context": CONTEXT},
+    ]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(json.dumps(row))
