@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from explorer.saes.models import SAE, Example, Feature, IndexRun, LanguageModel
+from explorer.saes.models import SAE, Example, Feature, IndexRun, IndexShard, LanguageModel
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -52,8 +52,21 @@ class ExampleAdmin(ReadOnlyAdmin):
     exclude = ("values",)  # packed float16 bytes; meaningless in a form
 
 
+class IndexShardInline(admin.TabularInline):
+    model = IndexShard
+    fields = ("index", "status", "tokens_done", "tokens_total", "attempts", "worker", "seconds",
+              "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(IndexRun)
 class IndexRunAdmin(ReadOnlyAdmin):
+    inlines = (IndexShardInline,)
     list_display = ("pk", "sae", "corpus", "status", "tokens_done", "tokens_total", "shards",
                     "created", "finished")
     list_filter = ("status",)
