@@ -312,26 +312,40 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
                           ) -> tuple[int, int]:
     """Swap the SAE's features and examples for these, atomically, and mark the run done.
 
-    One transaction: delete the old rows, COPY the new ones in. Concurrent readers keep seeing
-    the old data until the commit (MVCC), then only the new. Returns (features, examples).
+    One transaction. Feature rows are updated in place (inserted the first time), so their
+    ids, and everything that points at them (explanations, votes, list items), survive a
+    re-index; map coordinates are kept when the new row has none. Examples are replaced: old
+    ones deleted, new ones loaded with COPY. Concurrent readers keep seeing the old data until
+    the commit (MVCC), then only the new. Returns (features, examples).
     """
     sae_id = run.sae_id
+    cols = _FEATURE_COLUMNS[1:]  # all but sae_id
     with transaction.atomic(), connection.cursor() as cur:
         # Serialise re-indexes of one SAE; readers are not blocked.
         cur.execute("SELECT id FROM saes_sae WHERE id = %s FOR UPDATE", [sae_id])
-        cur.execute("DELETE FROM saes_example WHERE feature_id IN "
-                    "(SELECT id FROM saes_feature WHERE sae_id = %s)", [sae_id])
-        cur.execute("DELETE FROM saes_feature WHERE sae_id = %s", [sae_id])
+        cur.execute(f"CREATE TEMP TABLE new_feature ON COMMIT DROP AS SELECT {_quoted(cols)} "
+                    "FROM saes_feature WITH NO DATA")
         raw = cur.cursor  # psycopg 3 cursor: COPY
         n_features = 0
-        with raw.copy(f"COPY saes_feature ({_quoted(_FEATURE_COLUMNS)}) FROM STDIN") as cp:
+        with raw.copy(f"COPY new_feature ({_quoted(cols)}) FROM STDIN") as cp:
             for f in features:
-                cp.write_row((sae_id, f.index, f.density, f.max_activation, f.mean_activation,
+                cp.write_row((f.index, f.density, f.max_activation, f.mean_activation,
                               f.hist_edges, f.hist_counts, f.top_logit_ids, f.top_logit_values,
                               f.bottom_logit_ids, f.bottom_logit_values, f.neighbour_indices,
                               f.neighbour_cosines, f.map_x, f.map_y, f.dead))
                 n_features += 1
-        cur.execute("SELECT index, id FROM saes_feature WHERE sae_id = %s", [sae_id])
+        keep_old = {"map_x", "map_y"}
+        sets = ", ".join(f'"{c}" = COALESCE(n."{c}", f."{c}")' if c in keep_old else f'"{c}" = n."{c}"'
+                         for c in cols if c != "index")
+        cur.execute(f'UPDATE saes_feature f SET {sets} FROM new_feature n '
+                    f'WHERE f.sae_id = %s AND f."index" = n."index"', [sae_id])
+        cur.execute(f"INSERT INTO saes_feature (sae_id, {_quoted(cols)}) "
+                    f"SELECT %s, {', '.join(f'n.{chr(34)}{c}{chr(34)}' for c in cols)} "
+                    'FROM new_feature n WHERE NOT EXISTS (SELECT 1 FROM saes_feature f '
+                    'WHERE f.sae_id = %s AND f."index" = n."index")', [sae_id, sae_id])
+        cur.execute("DELETE FROM saes_example WHERE feature_id IN "
+                    "(SELECT id FROM saes_feature WHERE sae_id = %s)", [sae_id])
+        cur.execute('SELECT "index", id FROM saes_feature WHERE sae_id = %s', [sae_id])
         ids = dict(cur.fetchall())
         n_examples = 0
         with raw.copy(f"COPY saes_example ({_quoted(_EXAMPLE_COLUMNS)}) FROM STDIN") as cp:

@@ -107,11 +107,18 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(demo_sae, cel
 
 def test_three_shards_give_exactly_the_one_shard_result(demo_sae, celery_worker_proc, tmp_path):
     corpus = _corpus(tmp_path)
+    from explorer.explanations.models import Explanation
+
     _index(corpus, shards=1)
     one = _snapshot(demo_sae)
+    feature = Feature.objects.get(sae=demo_sae, index=5)
+    note = Explanation.objects.create(feature=feature, text="written by a person", method="human")
     run = _index(corpus, shards=3)
     assert run.status == "done" and IndexShard.objects.filter(run=run, status="done").count() == 3
     assert _snapshot(demo_sae) == one
+    # Re-indexing updates features in place: what points at them survives.
+    note.refresh_from_db()
+    assert note.feature_id == Feature.objects.get(sae=demo_sae, index=5).pk == feature.pk
 
 
 def test_a_killed_worker_and_a_resumed_run_give_the_uninterrupted_result(
