@@ -168,15 +168,43 @@ def example_rows(stats: Any, examples: list[Any]) -> Any:
             max_position=ex.pos, document=ex.doc, offset=ex.start)
 
 
-def weight_facts(att: Any, k: int = 10) -> dict[str, Any]:
-    """Top/bottom logit tokens and decoder neighbours of every feature, as Python lists."""
+def weight_facts(att: Any, windows: Any, k: int = 10) -> dict[str, Any]:
+    """Top/bottom logit tokens and decoder neighbours of every feature, as Python lists.
+
+    Logit tokens are limited to tokens that occur in the indexed corpus, so a model's
+    untrained or glitch tokens do not crowd out the ones a reader can check.
+    """
+    import numpy as np
+    import torch
+
     from workers.engine.facts import decoder_neighbours, logit_effects
 
-    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(att, k)
+    seen = torch.zeros(att.lm.model.get_output_embeddings().weight.shape[0], dtype=torch.bool)
+    seen[torch.from_numpy(np.unique(windows.tokens).astype(np.int64))] = True
+    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(att, k, vocab_mask=seen)
     nb_idx, nb_cos = decoder_neighbours(att, k)
     return {"top_ids": top_ids.tolist(), "top_vals": top_vals.float().tolist(),
             "bottom_ids": bottom_ids.tolist(), "bottom_vals": bottom_vals.float().tolist(),
             "nb_idx": nb_idx.tolist(), "nb_cos": nb_cos.float().tolist()}
+
+
+def offline_labels(stats: Any, examples: list[Any], facts: dict[str, Any], vocab: list[str],
+                   has_bos: bool) -> list[str]:
+    """The offline explainer's label for every feature (workers/engine/explain.py)."""
+    from workers.engine.explain import FeatureEvidence, labels
+
+    evidence = [FeatureEvidence(peak_tokens=[], dead=bool(d)) for d in stats.dead]
+    for ex, ref in zip(examples, stats.example_refs(), strict=True):
+        if ref.kind != "top":
+            continue
+        ev = evidence[ref.feature]
+        ids = ex.token_ids
+        ev.peak_tokens.append(vocab[ids[ex.pos]])
+        if ex.pos > (1 if has_bos else 0):  # the token before, unless it is BOS
+            ev.previous_tokens.append(vocab[ids[ex.pos - 1]])
+    for f, ev in enumerate(evidence):
+        ev.promoted = [vocab[i] for i in facts["top_ids"][f][:3]]
+    return labels(evidence)
 
 
 def finish_run(run: Any) -> tuple[int, int, bool]:
@@ -218,15 +246,19 @@ def finish_run(run: Any) -> tuple[int, int, bool]:
 
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="weight facts")
-    facts = weight_facts(att)
+    facts = weight_facts(att, windows)
     old_map = svc.old_map_coordinates(sae=run.sae)
     timings["facts_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    labels = offline_labels(stats, examples, facts, att.lm.vocab_strings(), windows.has_bos)
+    timings["explain_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="storing")
     n_f, n_e = svc.index_results_replace(run=run, features=feature_rows(stats, facts, old_map),
                                          examples=example_rows(stats, examples),
-                                         timings=timings)
+                                         timings=timings, offline_labels=labels)
     timings["store_s"] = time.perf_counter() - t
     type(run).objects.filter(pk=run.pk).update(timings={**run.timings, **timings})  # + store_s
     return n_f, n_e, len(old_map) < stats.d_sae

@@ -308,15 +308,16 @@ def old_map_coordinates(*, sae: SAE) -> dict[int, tuple[float, float]]:
 
 
 def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
-                          examples: Iterable[ExampleRow], timings: dict[str, float]
-                          ) -> tuple[int, int]:
+                          examples: Iterable[ExampleRow], timings: dict[str, float],
+                          offline_labels: list[str] | None = None) -> tuple[int, int]:
     """Swap the SAE's features and examples for these, atomically, and mark the run done.
 
     One transaction. Feature rows are updated in place (inserted the first time), so their
     ids, and everything that points at them (explanations, votes, list items), survive a
     re-index; map coordinates are kept when the new row has none. Examples are replaced: old
     ones deleted, new ones loaded with COPY. Concurrent readers keep seeing the old data until
-    the commit (MVCC), then only the new. Returns (features, examples).
+    the commit (MVCC), then only the new. `offline_labels[i]` becomes feature i's "offline"
+    explanation, updated in place (votes on it stay) or created. Returns (features, examples).
     """
     sae_id = run.sae_id
     cols = _FEATURE_COLUMNS[1:]  # all but sae_id
@@ -354,6 +355,8 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
                               e.quantile_high, e.token_ids, e.values, e.max_value,
                               e.max_position, e.document, e.offset))
                 n_examples += 1
+        if offline_labels is not None:
+            _offline_labels_replace(cur, sae_id, offline_labels)
         IndexRun.objects.filter(pk=run.pk).update(
             status=IndexRun.Status.DONE, finished=timezone.now(), error="",
             timings={**run.timings, **timings},
@@ -363,6 +366,30 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
         IndexShard.objects.filter(run=run).update(result=None)
     transaction.on_commit(lambda: publish_progress(run_id=run.pk))
     return n_features, n_examples
+
+
+OFFLINE_METHOD = "offline"
+
+
+def _offline_labels_replace(cur: Any, sae_id: int, labels: list[str]) -> None:
+    """One "offline" explanation per feature (explorer.explanations), in the caller's
+    transaction: changed texts are updated in place (their score reset), missing ones made."""
+    cur.execute('CREATE TEMP TABLE new_label ("index" int, text text) ON COMMIT DROP')
+    with cur.cursor.copy('COPY new_label ("index", text) FROM STDIN') as cp:
+        for i, text in enumerate(labels):
+            cp.write_row((i, text))
+    cur.execute(
+        "UPDATE explanations_explanation e SET text = n.text, score = NULL, score_method = '' "
+        'FROM new_label n JOIN saes_feature f ON f.sae_id = %s AND f."index" = n."index" '
+        "WHERE e.feature_id = f.id AND e.method = %s AND e.text <> n.text",
+        [sae_id, OFFLINE_METHOD])
+    cur.execute(
+        "INSERT INTO explanations_explanation (feature_id, text, method, score_method, created) "
+        "SELECT f.id, n.text, %s, '', now() FROM new_label n "
+        'JOIN saes_feature f ON f.sae_id = %s AND f."index" = n."index" '
+        "WHERE NOT EXISTS (SELECT 1 FROM explanations_explanation e "
+        "WHERE e.feature_id = f.id AND e.method = %s)",
+        [OFFLINE_METHOD, sae_id, OFFLINE_METHOD])
 
 
 def map_coordinates_store(*, sae: SAE, xs: list[float], ys: list[float]) -> int:

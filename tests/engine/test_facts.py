@@ -146,3 +146,16 @@ def test_logit_scratch_memory_is_bounded_by_the_block_size(tiny_att):
     biggest = largest_allocation(lambda: logit_effects(tiny_att, k=3, block_size=block))
     # a [block, vocab] logits block, or the (float32) unembedding itself, whichever is larger
     assert biggest <= max(block * vocab, vocab * tiny_att.lm.d_model) * 4 * 1.01
+
+
+def test_logit_effects_can_be_limited_to_some_tokens(tiny_att):
+    import torch
+
+    from workers.engine.facts import logit_effects
+
+    d_vocab = tiny_att.lm.model.get_output_embeddings().weight.shape[0]
+    allowed = torch.zeros(d_vocab, dtype=torch.bool)
+    allowed[10:20] = True
+    top_ids, _, bottom_ids, _ = logit_effects(tiny_att, 5, vocab_mask=allowed)
+    assert bool(((top_ids >= 10) & (top_ids < 20)).all())
+    assert bool(((bottom_ids >= 10) & (bottom_ids < 20)).all())

@@ -67,7 +67,8 @@ def logit_vectors(att: AttachedSAE, features: list[int]) -> Float[Tensor, "n d_v
 
 
 def logit_effects(
-    att: AttachedSAE, k: int = 10, *, block_size: int = LOGIT_BLOCK
+    att: AttachedSAE, k: int = 10, *, block_size: int = LOGIT_BLOCK,
+    vocab_mask: Tensor | None = None,
 ) -> tuple[Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"],
            Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"]]:
     """Top and bottom ``k`` tokens of each feature's direct logit effect ``d_f · W_U``.
@@ -80,17 +81,25 @@ def logit_effects(
     logit soft-capping are ignored: none changes the ranking of tokens for a feature. Effects
     through later layers are not included. Returns (top_ids, top_vals, bottom_ids,
     bottom_vals), each ``[d_sae, k]``, CPU, values float32, largest first / smallest first.
+    ``vocab_mask`` (bool ``[d_vocab]``) limits both lists to the tokens where it is True, e.g.
+    the tokens that occur in a corpus: untrained tokens of a small model (or GPT-2's glitch
+    tokens) otherwise crowd out the tokens a reader can check.
     """
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     unembed = _Unembed(att)
-    k = min(k, unembed.w_u.shape[0])
+    k = min(k, unembed.w_u.shape[0] if vocab_mask is None else int(vocab_mask.sum()))
     dirs = residual_directions(att)  # [d_sae, d_model]
     outs: list[list[Tensor]] = [[], [], [], []]
     for start in range(0, dirs.shape[0], block_size):
         logits = unembed(dirs[start : start + block_size])  # [block, d_vocab]
-        top = logits.topk(k, dim=-1)
-        bottom = logits.topk(k, dim=-1, largest=False)
+        if vocab_mask is not None:
+            keep = vocab_mask.to(logits.device)[None, :]  # [1, d_vocab]
+            top = logits.masked_fill(~keep, float("-inf")).topk(k, dim=-1)
+            bottom = logits.masked_fill(~keep, float("inf")).topk(k, dim=-1, largest=False)
+        else:
+            top = logits.topk(k, dim=-1)
+            bottom = logits.topk(k, dim=-1, largest=False)
         for acc, t in zip(outs, (top.indices, top.values, bottom.indices, bottom.values),
                           strict=True):
             acc.append(t.cpu())

@@ -100,6 +100,24 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(demo_sae, cel
     f = feats[live]
     assert len(f.top_logit_ids) == 10 and len(f.neighbour_indices) == 10
     assert f.top_logit_values == sorted(f.top_logit_values, reverse=True)
+    # The offline explainer labelled every feature; a token-like feature names its top token.
+    from explorer.explanations.models import Explanation
+
+    labels = dict(Explanation.objects.filter(feature__sae=demo_sae, method="offline")
+                  .values_list("feature__index", "text"))
+    assert len(labels) == demo_sae.d_sae
+    vocab = demo_sae.model.vocab
+    peaks = [vocab[e.token_ids[e.max_position]] for e in top]
+    if peaks.count(peaks[0]) / len(peaks) >= 0.5:
+        assert labels[live].startswith('"' + peaks[0].replace("\n", "⏎"))
+    assert all(labels[i].startswith("dead") for i in np.flatnonzero(ref.dead)[:5])
+    # Logit tokens are tokens of the corpus.
+    from workers.resident import attached_sae
+
+    tokenizer = attached_sae("demo", "demo").lm.tokenizer
+    corpus_ids = {t for line in corpus.read_text().splitlines()
+                  for t in tokenizer(json.loads(line)["text"])["input_ids"]}
+    assert set(f.top_logit_ids) <= corpus_ids
     run.refresh_from_db()
     assert run.tokens_done == run.tokens_total == TOKENS
     assert run.options["include_bos"] is False and run.options["context"] == CONTEXT
