@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "explorer.api",
     "explorer.explanations",
     "explorer.lists",
+    "explorer.search",
     "explorer.steering",
     "explorer.browser",
 ]
@@ -135,6 +136,9 @@ CELERY_RESULT_BACKEND = REDIS_URL
 # Live model queues (`live.<model>`) this deployment serves; a model without a consumer on its
 # queue is reported by /healthz and explorer.W005.
 EXPLORER_LIVE_MODELS: list[str] = env_list("EXPLORER_LIVE_MODELS", ["demo"])
+# Bytes of non-zero activations an index shard keeps in memory so the chosen examples need no
+# second forward pass (workers/engine/candidates.py); past it the merge re-runs those windows.
+INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)
 # Queues /healthz requires a live consumer on (shell patterns): batch indexing and any live model.
 HEALTHZ_REQUIRED_QUEUES: list[str] = env_list("HEALTHZ_REQUIRED_QUEUES", ["index", "live.*"])
 HEALTHZ_INSPECT_TIMEOUT: float = env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05)

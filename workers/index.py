@@ -22,9 +22,6 @@ log = logging.getLogger(__name__)
 MAX_SHARD_RETRIES = 2
 PROGRESS_EVERY_S = 1.0
 CANCEL_CHECK_EVERY_S = 2.0
-# In-memory log of a shard's non-zero activations (see workers/engine/candidates.py); past it
-# the merge re-runs the chosen windows instead.
-LOG_MAX_BYTES = int(os.environ.get("INDEX_LOG_MAX_BYTES", str(4 << 30)))
 
 
 def _worker_name() -> str:
@@ -48,6 +45,8 @@ def compute_shard(shard: Any) -> bytes:
     Raises the engine's ValueError/CorpusError for bad input, IndexingCancelled when the run
     was cancelled or failed elsewhere.
     """
+    from django.conf import settings
+
     from explorer.saes import indexing as svc
     from workers.engine.candidates import shard_result_to_bytes
     from workers.engine.indexing import Shard, candidate_values, index_shard
@@ -76,7 +75,7 @@ def compute_shard(shard: Any) -> bytes:
                       n_quantiles=o["quantiles"], per_quantile=o["per_quantile"],
                       include_bos=o["include_bos"], seed=o["seed"],
                       shard=Shard(shard.index, run.shards), progress=progress, cancel=cancel,
-                      log_max_bytes=LOG_MAX_BYTES)
+                      log_max_bytes=settings.INDEX_LOG_MAX_BYTES)
     return shard_result_to_bytes(acc.state_dict(), candidate_values(acc))
 
 
