@@ -1,0 +1,44 @@
+"""Issue 7 figures that need no LLM: the offline explainer's speed on the demo SAE.
+
+offline_explain_features_per_s: features labelled per second by the offline explainer
+(workers/engine/explain.py via workers.index.offline_labels), from the top examples and logit
+effects of an in-process index of the demo SAE over 50,000 demo-corpus tokens. Target >= 1000.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+N_TOKENS = 50_000
+
+
+def run() -> list[dict]:
+    from tests.bench._engine import demo_attached, one_torch_thread
+    from workers.engine.corpus import iter_documents
+    from workers.engine.indexing import candidate_values, chosen_examples, index_shard, make_windows
+    from workers.index import offline_labels, weight_facts
+
+    with one_torch_thread():
+        att = demo_attached()
+        windows = make_windows(att.lm, iter_documents("demo"), context=128, tokens=N_TOKENS)
+        acc = index_shard(att, windows, log_max_bytes=1 << 30)
+        table = candidate_values(acc)
+        stats = acc.finalize()
+        examples = chosen_examples(stats, windows, table)
+        facts = weight_facts(att, windows)
+        vocab = att.lm.vocab_strings()
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            labels = offline_labels(stats, examples, facts, vocab, windows.has_bos)
+            times.append(time.perf_counter() - t)
+    best = min(times)
+    return [{"name": "offline_explain_features_per_s", "value": round(len(labels) / best, 1),
+             "unit": "features/s", "target": ">= 1000", "features": len(labels),
+             "examples": len(examples), "sample": labels[int(stats.count.argmax())]}]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(json.dumps(row))
