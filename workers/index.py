@@ -28,13 +28,24 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+_windows_cache: dict[tuple, Any] = {}
+
+
 def _windows(att: Any, run: Any) -> Any:
-    from workers.engine.corpus import iter_documents
+    """The run's corpus cut into windows; kept for the next task of the same run (the merge
+    step, a second shard, a re-index of the same corpus) as tokenizing costs seconds."""
+    from workers.engine.corpus import iter_documents, parse_corpus_spec
     from workers.engine.indexing import make_windows
 
     o = run.options
-    return make_windows(att.lm, iter_documents(run.corpus), context=o["context"],
-                        tokens=run.tokens, prepend_bos=o["prepend_bos"])
+    spec = parse_corpus_spec(run.corpus)
+    files = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in spec.paths)
+    key = (att.lm.name, run.corpus, files, run.tokens, o["context"], o["prepend_bos"])
+    if key not in _windows_cache:
+        _windows_cache.clear()  # one corpus at a time
+        _windows_cache[key] = make_windows(att.lm, iter_documents(spec), context=o["context"],
+                                           tokens=run.tokens, prepend_bos=o["prepend_bos"])
+    return _windows_cache[key]
 
 
 # -- one shard --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,7 @@ class CandidateValues:
     feature: np.ndarray  # [n] int32
     key: np.ndarray  # [n] int64: window << POS_BITS | pos
     value: np.ndarray  # [n] float32
+    _ptr: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls) -> CandidateValues:
@@ -106,12 +107,45 @@ class CandidateValues:
 
     def window_values(self, feature: int, window: int, length: int) -> np.ndarray:
         """The feature's value at each of the window's ``length`` tokens (0 where absent)."""
-        lo_f, hi_f = np.searchsorted(self.feature, [feature, feature + 1])
+        if self._ptr is None or len(self._ptr) < feature + 2:
+            # Start of each feature's run; searching with the array's own dtype avoids a copy
+            # of the whole table per lookup.
+            n = int(self.feature.max()) + 2 if self.feature.size else 1
+            self._ptr = np.searchsorted(self.feature, np.arange(max(n, feature + 2),
+                                                                dtype=self.feature.dtype))
+        lo_f, hi_f = int(self._ptr[feature]), int(self._ptr[feature + 1])
         keys = self.key[lo_f:hi_f]
-        lo, hi = np.searchsorted(keys, [window << POS_BITS, (window + 1) << POS_BITS])
+        bounds = np.array([window << POS_BITS, (window + 1) << POS_BITS], dtype=keys.dtype)
+        lo, hi = np.searchsorted(keys, bounds)
         out = np.zeros(length, np.float32)
         pos = keys[lo:hi] & ((1 << POS_BITS) - 1)
         out[pos] = self.value[lo_f + lo : lo_f + hi]
+        return out
+
+
+    def dense(self, features: np.ndarray, windows: np.ndarray, width: int) -> np.ndarray:
+        """Values of many (feature, window) pairs at once: ``[n, width]`` float32, 0 where
+        absent (positions >= width are dropped). Vectorised: one search for all pairs."""
+        features, windows = np.asarray(features, np.int64), np.asarray(windows, np.int64)
+        out = np.zeros((len(features), width), np.float32)
+        if not len(features) or not self.key.size:
+            return out
+        span = (int(max(self.key.max() >> POS_BITS, windows.max())) + 1) << POS_BITS
+        if (int(max(self.feature.max(), features.max())) + 1) * span >= 1 << 62:
+            for i, (f, w) in enumerate(zip(features, windows, strict=True)):  # huge ids
+                out[i] = self.window_values(int(f), int(w), width)
+            return out
+        table = self.feature.astype(np.int64) * span + self.key  # sorted like the table
+        start = features * span + (windows << POS_BITS)
+        lo = np.searchsorted(table, start)
+        hi = np.searchsorted(table, start + (1 << POS_BITS))
+        counts = hi - lo
+        rows = np.repeat(np.arange(len(features)), counts)
+        entries = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        entries += np.repeat(lo, counts)
+        pos = self.key[entries] & ((1 << POS_BITS) - 1)
+        keep = pos < width
+        out[rows[keep], pos[keep]] = self.value[entries[keep]]
         return out
 
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 128
 DEFAULT_BATCH_SIZE = 32
+_DENSE_CHUNK = 65536  # examples whose per-token values are filled at once
 _TOKENIZE_CHUNK = 64  # documents per tokenizer call (fast tokenizers batch in Rust)
 
 ProgressFn = Callable[[int, int], None]
@@ -274,7 +275,7 @@ class MaterializedExample:
     feature: int
     window: int
     pos: int
-    token_ids: np.ndarray  # [len] int64
+    token_ids: np.ndarray  # [len] integer token ids
     values: np.ndarray  # [len] float32
     doc: int
     start: int  # document token offset of the window's first non-BOS token
@@ -359,11 +360,16 @@ def chosen_examples(
                 ex.values[0] = 0.0
         return out
     lengths = windows.lengths()
+    feats = np.fromiter((r.feature for r in refs), np.int64, len(refs))
+    wins = np.fromiter((r.window for r in refs), np.int64, len(refs))
     out = []
-    for r in refs:
-        w = windows[r.window]
-        out.append(MaterializedExample(
-            feature=r.feature, window=r.window, pos=r.pos, token_ids=w.token_ids,
-            values=table.window_values(r.feature, r.window, int(lengths[r.window])),
-            doc=int(windows.doc[r.window]), start=int(windows.start[r.window])))
+    for start in range(0, len(refs), _DENSE_CHUNK):  # bounded memory: chunk x context floats
+        vals = table.dense(feats[start : start + _DENSE_CHUNK],
+                           wins[start : start + _DENSE_CHUNK], windows.context)
+        for r, v in zip(refs[start : start + _DENSE_CHUNK], vals, strict=True):
+            lo, n = windows.offsets[r.window], int(lengths[r.window])
+            out.append(MaterializedExample(
+                feature=r.feature, window=r.window, pos=r.pos,
+                token_ids=windows.tokens[lo : lo + n], values=v[:n],
+                doc=int(windows.doc[r.window]), start=int(windows.start[r.window])))
     return out
