@@ -136,6 +136,10 @@ CELERY_RESULT_BACKEND = REDIS_URL
 # Live model queues (`live.<model>`) this deployment serves; a model without a consumer on its
 # queue is reported by /healthz and explorer.W005.
 EXPLORER_LIVE_MODELS: list[str] = env_list("EXPLORER_LIVE_MODELS", ["demo"])
+# Activation tests ("test with your text", top features for a text) run on a live worker:
+# the longest text accepted and how long a page waits for the worker's answer.
+EXPLORER_TEST_TEXT_MAX_CHARS: int = env_int("EXPLORER_TEST_TEXT_MAX_CHARS", 2000, minimum=1)
+EXPLORER_LIVE_TIMEOUT_S: float = env_float("EXPLORER_LIVE_TIMEOUT_S", 30.0, minimum=0.5)
 # Bytes of non-zero activations an index shard keeps in memory so the chosen examples need no
 # second forward pass (workers/engine/candidates.py); past it the merge re-runs those windows.
 INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)

@@ -148,12 +148,16 @@ def feature_rows(stats: Any, facts: dict[str, Any], old_map: dict[int, tuple[flo
     from explorer.saes.indexing import FeatureRow
 
     density, mean, dead = stats.density, stats.mean, stats.dead
+    fractions = stats.quantile_fractions()
     for f in range(stats.d_sae):
         edges, counts = _histogram(stats, f)
         x, y = old_map.get(f, (None, None))
+        live = not dead[f]
         yield FeatureRow(
             index=f, density=float(density[f]), max_activation=float(stats.max[f]),
             mean_activation=float(mean[f]), hist_edges=edges, hist_counts=counts,
+            quantile_bounds=stats.quantile_bounds[f].astype(float).tolist() if live else [],
+            quantile_fractions=fractions[f].tolist() if live else [],
             top_logit_ids=facts["top_ids"][f], top_logit_values=facts["top_vals"][f],
             bottom_logit_ids=facts["bottom_ids"][f], bottom_logit_values=facts["bottom_vals"][f],
             neighbour_indices=facts["nb_idx"][f], neighbour_cosines=facts["nb_cos"][f],

@@ -263,6 +263,8 @@ class FeatureRow:
     mean_activation: float
     hist_edges: list[float]
     hist_counts: list[int]
+    quantile_bounds: list[float]
+    quantile_fractions: list[float]
     top_logit_ids: list[int]
     top_logit_values: list[float]
     bottom_logit_ids: list[int]
@@ -290,7 +292,8 @@ class ExampleRow:
 
 
 _FEATURE_COLUMNS = ("sae_id", "index", "density", "max_activation", "mean_activation",
-                    "hist_edges", "hist_counts", "top_logit_ids", "top_logit_values",
+                    "hist_edges", "hist_counts", "quantile_bounds", "quantile_fractions",
+                    "top_logit_ids", "top_logit_values",
                     "bottom_logit_ids", "bottom_logit_values", "neighbour_indices",
                     "neighbour_cosines", "map_x", "map_y", "dead")
 _EXAMPLE_COLUMNS = ("feature_id", "kind", "quantile_index", "quantile_low", "quantile_high",
@@ -346,7 +349,8 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
         with raw.copy(f"COPY new_feature ({_quoted(cols)}) FROM STDIN") as cp:
             for f in features:
                 cp.write_row((f.index, f.density, f.max_activation, f.mean_activation,
-                              f.hist_edges, f.hist_counts, f.top_logit_ids, f.top_logit_values,
+                              f.hist_edges, f.hist_counts, f.quantile_bounds,
+                              f.quantile_fractions, f.top_logit_ids, f.top_logit_values,
                               f.bottom_logit_ids, f.bottom_logit_values, f.neighbour_indices,
                               f.neighbour_cosines, f.map_x, f.map_y, f.dead))
                 n_features += 1

@@ -80,6 +80,10 @@ class Feature(models.Model):
     # Histogram of non-zero activations: len(hist_edges) == len(hist_counts) + 1.
     hist_edges = ArrayField(models.FloatField(), default=list)
     hist_counts = ArrayField(models.BigIntegerField(), default=list)
+    # Quantile bins of the examples: bounds [0, b_1, ..., max] and the exact share of the
+    # non-zero activations in each bin ("Interval a-b, contains x%"); empty for dead features.
+    quantile_bounds = ArrayField(models.FloatField(), default=list)
+    quantile_fractions = ArrayField(models.FloatField(), default=list)
     top_logit_ids = ArrayField(models.IntegerField(), default=list)
     top_logit_values = ArrayField(models.FloatField(), default=list)
     bottom_logit_ids = ArrayField(models.IntegerField(), default=list)
@@ -128,7 +132,9 @@ class Example(models.Model):
     max_value = models.FloatField()
     max_position = models.PositiveIntegerField()  # index into token_ids
     document = models.BigIntegerField()  # document number in the IndexRun's corpus stream
-    offset = models.PositiveIntegerField()  # token offset of token_ids[0] in that document
+    # Token offset in that document of the window's first token after BOS (windows of SAEs
+    # trained with BOS start with it: token_ids[0] is then BOS, not a document token).
+    offset = models.PositiveIntegerField()
 
     class Meta:
         ordering = ("feature", "kind", "quantile_index", "-max_value")

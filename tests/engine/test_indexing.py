@@ -144,6 +144,20 @@ def test_quantile_examples_lie_within_their_bin_bounds(tiny_att, windows):
         assert _in_bin(float(v), b[f], int(k))
 
 
+def test_quantile_fractions_count_every_activation_of_each_bin(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    entries, _ = reference(tiny_att, windows)
+    fractions = stats.quantile_fractions()  # [F, 3]
+    by_feature: dict[int, list[float]] = {}
+    for f, v, _, _ in entries:
+        by_feature.setdefault(f, []).append(v)
+    for f, values in by_feature.items():
+        b = stats.quantile_bounds[f]
+        expected = [sum(_in_bin(v, b, k) for v in values) / len(values) for k in range(3)]
+        np.testing.assert_allclose(fractions[f], expected, err_msg=f"feature {f}")
+    assert np.isnan(fractions[stats.dead]).all()
+
+
 def test_quantile_bounds_sit_less_than_a_sixteenth_below_k_max_over_n(tiny_att, windows):
     stats = _index(tiny_att, windows)
     live = stats.max > 0

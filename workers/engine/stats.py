@@ -162,6 +162,22 @@ class FeatureStats:
         lo, hi = nz[0], nz[-1] + 1
         return self.hist_edges[lo : hi + 1], self.hist_counts[feature, lo:hi]
 
+    def quantile_fractions(self) -> np.ndarray:
+        """[F, n_quantiles] share of each feature's non-zero activations in each quantile bin
+        (NaN for dead features). Exact when the histogram grid refines the quantile grid (the
+        default: ``hist_bins_per_octave`` a multiple of QUANTILE_BINS_PER_OCTAVE), since every
+        inner bound is then a histogram edge; bounds below ``2^hist_octaves[0]`` fall in the
+        underflow bin and are approximate."""
+        F = self.d_sae
+        cum = np.zeros((F, self.hist_counts.shape[1] + 1), np.int64)
+        np.cumsum(self.hist_counts, axis=1, out=cum[:, 1:])  # cum[:, i]: values < edges[i]
+        inner = self.quantile_bounds[:, 1:-1].astype(np.float64)  # [F, n-1]
+        idx = np.searchsorted(self.hist_edges, inner, side="left")  # [F, n-1]
+        below = np.take_along_axis(cum, idx, axis=1)
+        bounds = np.concatenate([np.zeros((F, 1), np.int64), below, self.count[:, None]], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diff(bounds, axis=1) / self.count[:, None].astype(np.float64)
+
     def example_refs(self) -> list[ExampleRef]:
         """Every chosen example (top lists, then quantile bins), feature by feature."""
         refs: list[ExampleRef] = []
@@ -193,7 +209,7 @@ class FeatureStatsAccumulator:
         top_k: int = 30,
         n_quantiles: int = 5,
         per_quantile: int = 5,
-        hist_bins_per_octave: int = 8,
+        hist_bins_per_octave: int = QUANTILE_BINS_PER_OCTAVE,
         hist_octaves: tuple[int, int] = (-10, 14),
         seed: int = 0,
         include_bos: bool = False,

@@ -96,6 +96,10 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(demo_sae, cel
     # Quantile examples lie inside their bin bounds.
     for e in Example.objects.filter(feature__sae=demo_sae, kind="quantile"):
         assert e.quantile_low <= e.max_value < e.quantile_high or e.max_value == e.quantile_high
+    # Each quantile bin's share of the activations is stored (they add up to 1).
+    assert sum(feats[live].quantile_fractions) == pytest.approx(1.0)
+    assert len(feats[live].quantile_bounds) == 6 and feats[live].quantile_bounds[-1] == \
+        feats[live].max_activation
     # Weight facts are stored.
     f = feats[live]
     assert len(f.top_logit_ids) == 10 and len(f.neighbour_indices) == 10
