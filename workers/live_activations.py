@@ -1,1 +1,71 @@
-"""Tasks for the live.<model> (activation tests) queue (to be filled)."""
+"""Tasks for the live.<model> queue: feature activations on a text ("test with your text",
+"top features for a text").
+
+The task is sent by explorer/search/services.py `activation_test`, which waits for its result
+and caches it. The engine (torch) is imported inside functions only: the web process imports
+this module to send the task (workers/celery.py explains why).
+
+Models and SAEs stay loaded in the worker process between tasks, in the one per-process cache
+the other tasks use too (workers/resident.py), so a worker holds one copy of its model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from workers import resident
+from workers.celery import app, time_limits
+
+log = logging.getLogger(__name__)
+
+
+def activations_for_text(att: Any, text: str, *, index: int | None, top_k: int) -> dict:
+    """Per-token values of feature `index` on `text`, or the `top_k` features with the largest
+    activation anywhere in it (index None). BOS is left out of tokens and maxima.
+
+    Raises ValueError for an empty or too-long text or an unknown index (engine messages).
+    """
+    import torch
+
+    from workers.engine.activations import feature_activations
+
+    (row,) = feature_activations(att, text, None if index is None else [index])
+    keep = [i for i, bos in enumerate(row.is_bos) if not bos]
+    values = row.values[keep]  # [pos, n_features]
+    out: dict[str, Any] = {"tokens": [row.tokens[i] for i in keep],
+                           "token_ids": [row.token_ids[i] for i in keep],
+                           "values": None, "max_activation": 0.0, "top_features": []}
+    if values.shape[0] == 0:
+        return out
+    if index is not None:
+        column = values[:, 0]  # [pos]
+        out["values"] = [round(float(v), 4) for v in column.tolist()]
+        out["max_activation"] = float(column.max())
+        return out
+    peak, where = values.max(dim=0)  # [d_sae], [d_sae]
+    top_v, top_i = torch.topk(peak, min(top_k, peak.shape[0]))  # [k]
+    out["top_features"] = [{"index": int(i), "max_value": float(v), "position": int(where[i])}
+                           for v, i in zip(top_v.tolist(), top_i.tolist(), strict=True) if v > 0]
+    out["max_activation"] = float(top_v[0]) if len(top_v) else 0.0
+    return out
+
+
+@app.task(name="workers.live_activations.text_activations", **time_limits("live"))
+def text_activations(*, sae_id: int, text: str, index: int | None = None, top_k: int = 20) -> dict:
+    """Activations of SAE `sae_id` on `text` (see activations_for_text).
+
+    Returns {"error", "code"} rather than raising for problems the caller can fix (an unknown
+    SAE, a text the model cannot take), so the web process can show the message.
+    """
+    from explorer.saes.models import SAE
+
+    sae = SAE.objects.select_related("model").defer("model__vocab").filter(pk=sae_id).first()
+    if sae is None:
+        log.warning("text_activations: SAE %s no longer exists", sae_id)
+        return {"error": f"SAE {sae_id} no longer exists.", "code": "not_found"}
+    att = resident.attached_for(sae)
+    try:
+        return activations_for_text(att, text, index=index, top_k=top_k)
+    except ValueError as exc:
+        return {"error": str(exc), "code": "invalid_text"}

@@ -15,7 +15,7 @@ from ninja import NinjaAPI, Schema, Status
 from explorer.accounts import selectors as account_selectors
 from explorer.accounts import services as account_services
 from explorer.accounts.permissions import ReadOpenWriteAccount
-from explorer.api import errors
+from explorer.api import activations, catalogue, errors, export, features, lists, search
 from explorer.api.schemas import ErrorOut, StrictSchema
 from explorer.core.health import health_report
 
@@ -26,6 +26,13 @@ api = NinjaAPI(
     auth=ReadOpenWriteAccount(),
 )
 errors.install(api)
+api.add_router("", catalogue.router)
+api.add_router("", features.router)
+api.add_router("", search.router)
+api.add_router("", lists.router)
+api.add_router("", activations.router)
+api.add_router("", export.router)
+api.add_router("", "explorer.steering.api.router")
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 

@@ -1,0 +1,58 @@
+"""POST /activations/test: a feature's per-token activations on your text, or the features that
+fire most on it, computed on a live worker (explorer/search/services.py activation_test)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from explorer.accounts.permissions import ANONYMOUS, ReadOpenWriteAccount, api_key_from_request
+from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.search import services
+
+router = Router(tags=["activations"])
+ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut}
+
+
+class OpenToEveryone(ReadOpenWriteAccount):
+    """Like the API's default auth, but anonymous POSTs pass too: a test changes nothing, and
+    the feature page offers it to every visitor. A wrong API key is still refused."""
+
+    def __call__(self, request: HttpRequest):
+        if api_key_from_request(request) is not None:
+            return super().__call__(request)
+        user = getattr(request, "user", None)
+        return user if user is not None and user.is_authenticated else ANONYMOUS
+
+
+class ActivationTestIn(StrictSchema):
+    model: str
+    sae: str
+    text: str
+    index: int | None = None  # omit for the top features of the text
+    top_k: int = 20
+
+
+class TopFeatureOut(Schema):
+    index: int
+    max_value: float
+    position: int  # token (in `tokens`) where it peaks
+    explanation: str | None
+
+
+class ActivationTestOut(Schema):
+    model: str
+    sae: str
+    index: int | None
+    tokens: list[str]
+    token_ids: list[int]
+    values: list[float] | None  # one per token, when index was given
+    max_activation: float
+    top_features: list[TopFeatureOut]  # when index was omitted
+
+
+@router.post("/activations/test", auth=OpenToEveryone(), response={200: ActivationTestOut, **ERRORS},
+             summary="Run a text through the model and SAE")
+def activation_test(request: HttpRequest, payload: ActivationTestIn):
+    return services.activation_test(model_slug=payload.model, sae_slug=payload.sae, text=payload.text,
+                                    index=payload.index, top_k=payload.top_k)

@@ -1,0 +1,47 @@
+"""GET /search: the one search box as JSON (see explorer/search/services.py for query forms)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+
+from explorer.api.schemas import ErrorOut
+from explorer.search import services
+
+router = Router(tags=["search"])
+ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut}
+
+
+class SearchQuery(Schema):
+    q: str
+    model: str | None = None
+    sae: str | None = None
+    limit: int = 20
+    mode: Literal["auto", "index", "explanation", "token", "text"] = "auto"
+
+
+class SearchHitOut(Schema):
+    model: str
+    sae: str
+    index: int
+    explanation: str | None
+    density: float | None
+    max_activation: float | None
+    url: str
+    match: Literal["index", "explanation", "token", "text"]
+
+
+class SearchOut(Schema):
+    items: list[SearchHitOut]
+
+
+@router.get("/search", response={200: SearchOut, **ERRORS}, summary="Search features",
+            description="`#123` finds a feature by index, `token:bank` features peaking on a token, "
+                        "`text:...` the features firing most on a text (runs the model; needs model and "
+                        "sae); anything else searches explanations, then tokens.")
+def search(request: HttpRequest, query: Query[SearchQuery]):
+    hits = services.search(q=query.q, model_slug=query.model or None, sae_slug=query.sae or None,
+                           limit=query.limit, mode=query.mode)
+    return {"items": services.hit_dicts(hits)}

@@ -1,0 +1,437 @@
+"""Search (one service for the /search/ page and GET /api/v1/search) and activation tests on a
+live worker (POST /api/v1/activations/test, "top features for a text").
+
+Query forms, in the one search box:
+    #1234        feature 1234 (of the given SAE, or of every SAE in scope)
+    token:bank   features whose top examples peak on the token "bank" (or " bank")
+    text:...     the features that fire most on that text (inference on a live worker)
+    anything     explanations matching it (full text with stemming and prefixes, then
+                 pg_trgm word similarity for typos; best first), then features peaking
+                 on it when it is one token
+`mode` (auto|index|explanation|token|text) forces one kind instead of the prefixes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+from explorer.core.exceptions import ApplicationError, NotFound
+from explorer.explanations import selectors as explanation_selectors
+from explorer.saes import selectors as sae_selectors
+from explorer.saes.models import SAE, Feature
+from explorer.search import selectors
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "index", "explanation", "token", "text")
+MAX_QUERY_CHARS = 500
+MAX_LIMIT = 100
+MIN_TRIGRAM_CHARS = 3  # shorter queries have no trigram to look up: no explanation search
+INDEX_RE = re.compile(r"^#?\s*(\d{1,10})$")
+PREFIX_RE = re.compile(r"^(token|text):\s?(.*)$", re.DOTALL)
+
+
+def test_text_max_chars() -> int:
+    """Longest text accepted for an activation test (settings.EXPLORER_TEST_TEXT_MAX_CHARS)."""
+    return settings.EXPLORER_TEST_TEXT_MAX_CHARS
+
+
+def live_timeout_s() -> float:
+    """How long a request waits for a live worker (settings.EXPLORER_LIVE_TIMEOUT_S)."""
+    return settings.EXPLORER_LIVE_TIMEOUT_S
+
+
+# Cached activation results live this long: the same text on the same SAE always gives the
+# same values, so only memory bounds it.
+RESULT_CACHE_SECONDS = 24 * 3600
+
+
+@dataclass
+class SearchHit:
+    model: str
+    sae: str
+    index: int
+    explanation: str | None
+    density: float | None
+    max_activation: float | None
+    url: str
+    match: str  # index | explanation | token | text
+
+
+@dataclass
+class SearchScope:
+    saes: list[SAE]  # the SAEs searched; all of them when no model/SAE is given
+    sae_ids: list[int] | None  # None: no filter (every SAE)
+
+
+def _scope(*, model_slug: str | None, sae_slug: str | None) -> SearchScope:
+    if sae_slug and not model_slug:
+        raise ApplicationError("Give the model with the SAE (model=<slug>&sae=<slug>).", code="invalid_scope")
+    if model_slug and sae_slug:
+        sae = sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug)
+        return SearchScope(saes=[sae], sae_ids=[sae.pk])
+    saes = list(sae_selectors.sae_list(model_slug=model_slug))
+    if model_slug and not saes and not sae_selectors.language_model_list().filter(slug=model_slug).exists():
+        raise NotFound(f"No model {model_slug}.")
+    return SearchScope(saes=saes, sae_ids=[s.pk for s in saes] if model_slug else None)
+
+
+def search(*, q: str, model_slug: str | None = None, sae_slug: str | None = None, limit: int = 20,
+           mode: str = "auto") -> list[SearchHit]:
+    """Features matching `q` in the scope (one SAE, one model's SAEs, or everything).
+
+    Raises ApplicationError for an empty or over-long query, an unknown mode, a text search
+    without an SAE, and NotFound for an unknown model or SAE. Text search may raise the
+    activation-test errors (no live worker, timeout).
+    """
+    q = q.strip()
+    if not q:
+        raise ApplicationError("Type something to search for.", code="empty_query")
+    if len(q) > MAX_QUERY_CHARS:
+        raise ApplicationError(f"A search is at most {MAX_QUERY_CHARS} characters.", code="query_too_long")
+    if mode not in MODES:
+        raise ApplicationError(f"Unknown search mode {mode!r}: use one of {', '.join(MODES)}.", code="invalid_mode")
+    limit = max(1, min(limit, MAX_LIMIT))
+    if mode == "auto":
+        if prefix := PREFIX_RE.match(q):
+            mode, q = prefix.group(1), prefix.group(2).strip()
+            if not q:
+                raise ApplicationError(f"Type something after {mode}:", code="empty_query")
+        elif INDEX_RE.match(q):
+            mode = "index"
+    scope = _scope(model_slug=model_slug, sae_slug=sae_slug)
+    if mode == "index":
+        return _by_index(q, scope, limit)
+    if mode == "text":
+        return _by_text(q, scope, limit)
+    if mode == "token":
+        return _by_token(q, scope, limit)
+    hits = _by_explanation(q, scope, limit) if mode in ("auto", "explanation") else []
+    if mode == "auto" and len(hits) < limit:
+        seen = {(h.model, h.sae, h.index) for h in hits}
+        hits += [h for h in _by_token(q, scope, limit) if (h.model, h.sae, h.index) not in seen]
+    return hits[:limit]
+
+
+def _hits(rows: list[Feature], saes: dict[int, SAE], match: str) -> list[SearchHit]:
+    best = explanation_selectors.best_explanations(feature_ids=[f.pk for f in rows])
+    out = []
+    for f in rows:
+        sae = saes[f.sae_id]
+        out.append(SearchHit(
+            model=sae.model.slug, sae=sae.slug, index=f.index,
+            explanation=best[f.pk].text if f.pk in best else None,
+            density=f.density, max_activation=f.max_activation,
+            url=selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index),
+            match=match))
+    return out
+
+
+def _sae_map(scope: SearchScope, sae_ids: set[int]) -> dict[int, SAE]:
+    known = {s.pk: s for s in scope.saes}
+    missing = sae_ids - set(known)
+    if missing:
+        known.update({s.pk: s for s in sae_selectors.sae_list().filter(pk__in=missing)})
+    return known
+
+
+def _by_index(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
+    match = INDEX_RE.match(q)
+    if match is None:
+        raise ApplicationError(f"{q!r} is not a feature index (try #123).", code="invalid_index")
+    index = int(match.group(1))
+    qs = Feature.objects.filter(index=index).only(*selectors.SUMMARY_FIELDS)
+    if scope.sae_ids is not None:
+        qs = qs.filter(sae_id__in=scope.sae_ids)
+    rows = list(qs.order_by("sae_id")[:limit])
+    return _hits(rows, _sae_map(scope, {f.sae_id for f in rows}), "index")
+
+
+# Full-text ranking touches at most this many matching explanations: a word that occurs in
+# half of a million explanations must not cost a million rank computations (beyond it, the
+# order among equally good matches is arbitrary). Only a shortlist of the best is joined to
+# features (scope, statistics) and, in the second pass, scored by trigram similarity.
+MAX_CANDIDATES = 2000
+# The any-word pass matches many more rows (each word's, not their intersection) for a lesser
+# purpose (forgiving a typo), so it looks at fewer.
+MAX_ANY_WORD_CANDIDATES = 1000
+SHORTLIST = 200
+WORD_RE = re.compile(r"\w+")
+
+# Rank explanations alone (ts_rank_cd over the stored tsvector is cheap), then join the
+# shortlist to features. `in_scope` lets the caller see whether the scope filter cost results.
+SHORTLIST_SQL = """
+SELECT f.id, f.sae_id, f.index, f.density, f.max_activation, top.text, top.score, {rank} AS rank,
+       {in_scope} AS in_scope
+FROM (SELECT * FROM (
+        SELECT x.feature_id, x.text, x.score,
+               ts_rank_cd(x.search_vector, to_tsquery('english', %(tsquery)s), 1) AS r
+        FROM explanations_explanation x
+        WHERE x.search_vector @@ to_tsquery('english', %(tsquery)s)
+        LIMIT %(candidates)s) m
+      ORDER BY r DESC, score DESC NULLS LAST LIMIT %(shortlist)s) top
+JOIN saes_feature f ON f.id = top.feature_id
+ORDER BY rank DESC, top.score DESC NULLS LAST, f.density DESC
+"""
+
+# The same with the scope applied before ranking: for an SAE whose explanations are a small
+# share of all of them, where the shortlist of everything may hold too few of its own.
+SCOPED_SQL = """
+SELECT * FROM (
+  SELECT f.id, f.sae_id, f.index, f.density, f.max_activation, x.text, x.score,
+         ts_rank_cd(x.search_vector, to_tsquery('english', %(tsquery)s), 1) AS r
+  FROM explanations_explanation x JOIN saes_feature f ON f.id = x.feature_id
+  WHERE x.search_vector @@ to_tsquery('english', %(tsquery)s) AND f.sae_id = ANY(%(sae_ids)s)
+  LIMIT %(candidates)s) c
+ORDER BY {rank} DESC, score DESC NULLS LAST, density DESC LIMIT %(shortlist)s
+"""
+
+TRIGRAM_SQL = """
+SELECT * FROM (
+  SELECT f.id, f.sae_id, f.index, f.density, f.max_activation, x.text, x.score,
+         word_similarity(%(q)s, x.text) AS rank
+  FROM explanations_explanation x JOIN saes_feature f ON f.id = x.feature_id
+  WHERE %(q)s <%% x.text {scope}
+  LIMIT %(candidates)s) c
+ORDER BY rank DESC, score DESC NULLS LAST, density DESC LIMIT %(limit)s
+"""
+
+
+def _by_explanation(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
+    """Explanations matching the query, best first, one hit per feature. Three passes, each
+    only when the ones before found fewer than `limit`:
+
+    1. every word of the query, as a word or a word prefix, with English stemming ("bank"
+       finds "banks", "banking"; "riv" finds "river"), ranked by ts_rank_cd: the GIN index on
+       search_vector finds them;
+    2. any of the words, the best of them by ts_rank_cd re-ranked by pg_trgm word similarity
+       to the whole query, so one misspelt word ("rivr bank") still ranks the right
+       explanation first;
+    3. pg_trgm alone (`<%`, the GIN trigram index), for queries whose every word is misspelt
+       or a piece from inside a word. The slowest pass, so the last.
+    """
+    terms = WORD_RE.findall(q.lower())[:10]
+    hits: list[SearchHit] = []
+    if terms:
+        every = " & ".join(f"{t}:*" for t in terms)
+        hits = _full_text(every, q, scope, limit, by_similarity=False)
+    if len(hits) < limit and len(terms) > 1:
+        some = " | ".join(f"{t}:*" for t in terms)
+        hits = _unique(hits + _full_text(some, q, scope, limit, by_similarity=True))[:limit]
+    if not hits and len(q) >= MIN_TRIGRAM_CHARS:
+        sql = TRIGRAM_SQL.replace("{scope}", "AND f.sae_id = ANY(%(sae_ids)s)" if scope.sae_ids is not None else "")
+        rows = _rows(sql, {"q": q, "candidates": MAX_CANDIDATES, "limit": limit * 3, "sae_ids": scope.sae_ids})
+        hits = _explanation_hits(rows, scope)[:limit]
+    return hits
+
+
+def _full_text(tsquery: str, q: str, scope: SearchScope, limit: int, *, by_similarity: bool) -> list[SearchHit]:
+    """One full-text pass, ordered by ts_rank_cd or (by_similarity) by the word similarity of
+    the query to the shortlisted texts."""
+    candidates = MAX_ANY_WORD_CANDIDATES if by_similarity else MAX_CANDIDATES
+    params = {"tsquery": tsquery, "q": q, "candidates": candidates, "shortlist": max(SHORTLIST, 3 * limit),
+              "sae_ids": scope.sae_ids}
+    in_scope = "f.sae_id = ANY(%(sae_ids)s)" if scope.sae_ids is not None else "true"
+    shortlist_rank, scoped_rank = (("word_similarity(%(q)s, top.text)", "word_similarity(%(q)s, text)")
+                                   if by_similarity else ("top.r", "r"))
+    rows = _rows(SHORTLIST_SQL.replace("{rank}", shortlist_rank).replace("{in_scope}", in_scope), params)
+    kept = [r[:-1] for r in rows if r[-1]]
+    hits = _explanation_hits(kept, scope)
+    if len(hits) < limit and len(kept) < len(rows):  # the scope filter cost results
+        hits = _explanation_hits(_rows(SCOPED_SQL.replace("{rank}", scoped_rank), params), scope)
+    return hits[:limit]
+
+
+def _rows(sql: str, params: dict[str, Any]) -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _unique(hits: list[SearchHit]) -> list[SearchHit]:
+    seen, out = set(), []
+    for h in hits:
+        key = (h.model, h.sae, h.index)
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
+
+
+def _explanation_hits(rows: list[tuple], scope: SearchScope) -> list[SearchHit]:
+    """Hits of (feature id, sae id, index, density, max, text, ...) rows in their order, one
+    per feature (several explanations of a feature may match; the first is its best)."""
+    saes = _sae_map(scope, {r[1] for r in rows})
+    hits: list[SearchHit] = []
+    for _fid, sae_id, index, density, max_act, text, *_ in rows:
+        sae = saes[sae_id]
+        hits.append(SearchHit(
+            model=sae.model.slug, sae=sae.slug, index=index, explanation=text, density=density,
+            max_activation=max_act, match="explanation",
+            url=selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=index)))
+    return _unique(hits)
+
+
+def _token_ids(q: str, scope: SearchScope) -> list[int]:
+    """Ids of the tokens spelled `q` (or ` q`, the word-initial form of BPE vocabularies) in the
+    vocabularies of the models in scope. A query in double quotes is taken literally."""
+    literal = len(q) >= 2 and q[0] == q[-1] == '"'
+    forms = [q[1:-1]] if literal else [q, " " + q]
+    ids: set[int] = set()
+    for model in {s.model.pk: s.model for s in scope.saes}.values():
+        vocab = selectors.vocab_get(model=model)
+        for form in forms:
+            ids.update(vocab.ids_by_string.get(form, ()))
+    return sorted(ids)
+
+
+def _by_token(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
+    # Token ids differ between models: search each model's SAEs with its own ids.
+    by_model: dict[int, list[SAE]] = {}
+    for sae in scope.saes:
+        by_model.setdefault(sae.model.pk, []).append(sae)
+    found: list[tuple[int, int, float]] = []
+    for saes in by_model.values():
+        ids = _token_ids(q, SearchScope(saes=saes, sae_ids=[s.pk for s in saes]))
+        found += selectors.features_peaking_on(token_ids=ids, sae_ids=[s.pk for s in saes], limit=limit)
+    found.sort(key=lambda r: (-r[1], -r[2]))
+    order = [fid for fid, _, _ in found[:limit]]
+    rows = {f.pk: f for f in Feature.objects.filter(pk__in=order).only(*selectors.SUMMARY_FIELDS)}
+    ordered = [rows[fid] for fid in order if fid in rows]
+    return _hits(ordered, _sae_map(scope, {f.sae_id for f in ordered}), "token")
+
+
+def _by_text(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
+    # With one SAE in scope (or in the whole explorer, as in the demo) there is nothing to choose.
+    if len(scope.saes) != 1:
+        raise ApplicationError("Searching by text runs the model: choose one model and SAE.", code="invalid_scope")
+    sae = scope.saes[0]
+    result = activation_test(model_slug=sae.model.slug, sae_slug=sae.slug, text=q, index=None, top_k=limit)
+    indices = [t["index"] for t in result["top_features"]]
+    rows = {f.index: f for f in Feature.objects.filter(sae=sae, index__in=indices).only(*selectors.SUMMARY_FIELDS)}
+    best = explanation_selectors.best_explanations(feature_ids=[f.pk for f in rows.values()])
+    hits = []
+    for t in result["top_features"]:
+        f = rows.get(t["index"])
+        hits.append(SearchHit(
+            model=sae.model.slug, sae=sae.slug, index=t["index"],
+            explanation=best[f.pk].text if f is not None and f.pk in best else None,
+            density=f.density if f else None, max_activation=f.max_activation if f else None,
+            url=selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]),
+            match="text"))
+    return hits
+
+
+def hit_dicts(hits: list[SearchHit]) -> list[dict]:
+    return [asdict(h) for h in hits]
+
+
+# ---- activation tests on a live worker ---------------------------------------------------------
+
+class LiveWorkerUnavailable(ApplicationError):
+    status = 503
+    code = "no_live_worker"
+
+
+class LiveWorkerTimeout(ApplicationError):
+    status = 504
+    code = "live_timeout"
+
+
+def _cache_key(sae: SAE, text: str, index: int | None, top_k: int) -> str:
+    digest = hashlib.sha256(f"{sae.pk}\0{sae.source}\0{index}\0{top_k}\0{text}".encode()).hexdigest()
+    return f"acttest:v1:{digest}"
+
+
+# A broadcast to find consumers waits HEALTHZ_INSPECT_TIMEOUT whatever the answer, so a "yes"
+# is remembered (in the shared cache) for this long; a "no" is asked again every time.
+CONSUMER_CACHE_SECONDS = 60
+
+
+def _queue_has_consumer(queue: str) -> bool:
+    from explorer.core.health import worker_queues
+
+    key = f"live-consumer:{queue}"
+    if cache.get(key):
+        return True
+    queues = worker_queues()
+    found = bool(queues and queues.get(queue))
+    if found:
+        cache.set(key, True, CONSUMER_CACHE_SECONDS)
+    return found
+
+
+def _run_on_worker(*, sae: SAE, text: str, index: int | None, top_k: int) -> dict:
+    from celery.exceptions import TaskRevokedError
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from workers.celery import live_queue
+    from workers.live_activations import text_activations
+
+    queue = live_queue(sae.model.slug)
+    if not _queue_has_consumer(queue):
+        raise LiveWorkerUnavailable(
+            f"No live worker serves model {sae.model.slug} right now (queue {queue}); try again later.")
+    result = text_activations.apply_async(kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k},
+                                          queue=queue, expires=live_timeout_s())
+    try:
+        answer = result.get(timeout=live_timeout_s(), propagate=False)
+    except CeleryTimeout:
+        result.revoke()
+        cache.delete(f"live-consumer:{queue}")
+        raise LiveWorkerTimeout(f"The live worker for {sae.model.slug} did not answer within "
+                                f"{live_timeout_s():g} s; try again later.") from None
+    finally:
+        result.forget()
+    if isinstance(answer, TaskRevokedError):  # expired in the queue behind other work
+        raise LiveWorkerTimeout(f"The live worker for {sae.model.slug} is busy; try again later.")
+    if isinstance(answer, Exception) or not isinstance(answer, dict):
+        log.error("activation test on %s failed: %r", sae, answer)
+        raise ApplicationError("The live worker failed on this text.", code="live_failed", status=502)
+    if "error" in answer:
+        raise ApplicationError(answer["error"], code=answer.get("code", "invalid_text"))
+    return answer
+
+
+def activation_test(*, model_slug: str, sae_slug: str, text: str, index: int | None = None,
+                    top_k: int = 20) -> dict:
+    """Per-token activations of feature `index` on `text`, or (index None) the `top_k` features
+    that fire most on it, computed by a live worker and cached by (SAE, text, index).
+
+    Returns {tokens, token_ids, values (index given, else null), max_activation,
+    top_features: [{index, max_value, position, explanation}] (index None, else [])}; the
+    BOS token is left out. Raises NotFound (model/SAE), ApplicationError (empty or over-long
+    text, index out of range), LiveWorkerUnavailable (503), LiveWorkerTimeout (504).
+    """
+    sae = sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug)
+    if not text.strip():
+        raise ApplicationError("Type a text to test.", code="empty_text")
+    if len(text) > test_text_max_chars():
+        raise ApplicationError(f"The text is {len(text)} characters long; the limit is {test_text_max_chars()}.",
+                               code="text_too_long")
+    if index is not None and not 0 <= index < sae.d_sae:
+        raise ApplicationError(f"{sae} has features 0 to {sae.d_sae - 1}; there is no feature {index}.",
+                               code="invalid_index", status=404)
+    top_k = max(1, min(top_k, MAX_LIMIT))
+    key = _cache_key(sae, text, index, top_k)
+    answer = cache.get(key)
+    if answer is None:
+        answer = _run_on_worker(sae=sae, text=text, index=index, top_k=top_k)
+        cache.set(key, answer, RESULT_CACHE_SECONDS)
+    top = answer.get("top_features") or []
+    if top:
+        rows = {f.index: f.pk for f in Feature.objects.filter(sae=sae, index__in=[t["index"] for t in top]).only("id", "index")}
+        best = explanation_selectors.best_explanations(feature_ids=rows.values())
+        top = [{**t, "explanation": best[rows[t["index"]]].text if rows.get(t["index"]) in best else None}
+               for t in top]
+    return {"model": sae.model.slug, "sae": sae.slug, "index": index, "tokens": answer["tokens"],
+            "token_ids": answer["token_ids"], "values": answer.get("values"),
+            "max_activation": answer["max_activation"], "top_features": top}

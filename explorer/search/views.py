@@ -1,0 +1,43 @@
+"""The /search/ page: the same search as GET /api/v1/search, rendered server-side."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from explorer.core.exceptions import ApplicationError
+from explorer.saes import selectors as sae_selectors
+from explorer.search import services
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default
+
+
+def search_page(request: HttpRequest) -> HttpResponse:
+    """?q=...&scope=<model>/<sae>&mode=...: results as a table; every state is in the URL.
+
+    `model=` and `sae=` (as in the API) work too; `scope` wins when both are given.
+    """
+    q = request.GET.get("q", "").strip()
+    model = request.GET.get("model") or None
+    sae = request.GET.get("sae") or None
+    scope = request.GET.get("scope")
+    if scope is not None:
+        model, _, sae = scope.partition("/")
+        model, sae = model or None, sae or None
+    mode = request.GET.get("mode") or "auto"
+    context = {"q": q, "search_query": q, "model": model or "", "sae": sae or "", "mode": mode, "modes": services.MODES,
+               "saes": sae_selectors.sae_list(), "hits": None, "error": None}
+    status = 200
+    if q:
+        try:
+            context["hits"] = services.search(q=q, model_slug=model, sae_slug=sae, mode=mode,
+                                              limit=_int(request.GET.get("limit"), 50))
+        except ApplicationError as exc:
+            context["error"] = exc.message
+            status = exc.status
+    return render(request, "search/search.html", context, status=status)

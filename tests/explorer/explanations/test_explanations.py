@@ -1,0 +1,60 @@
+"""Explanation services and selectors: validation, best-first order, votes."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError
+
+from explorer.core.exceptions import ApplicationError, NotFound
+from explorer.explanations import selectors, services
+from explorer.explanations.models import Vote
+from tests.builders import build_indexed_sae
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def feature():
+    return build_indexed_sae(d_sae=4).features[1]
+
+
+def test_text_is_one_trimmed_line(feature):
+    e = services.explanation_create(feature=feature, text="  river\n  bank ", method="offline")
+    assert e.text == "river bank"
+
+
+@pytest.mark.parametrize("method", ["offline", "human", "llm:gpt-4o-mini", "llm:meta-llama/Llama-3.1-8B"])
+def test_known_methods_are_accepted(feature, method):
+    assert services.explanation_create(feature=feature, text="x", method=method).method == method
+
+
+@pytest.mark.parametrize(("text", "method"), [("", "human"), ("x" * 1001, "human"), ("x", "magic"), ("x", "llm:")])
+def test_bad_text_or_method_is_refused(feature, text, method):
+    with pytest.raises(ApplicationError):
+        services.explanation_create(feature=feature, text=text, method=method)
+
+
+def test_best_explanation_is_the_highest_scored_then_newest(feature):
+    services.explanation_create(feature=feature, text="unscored", method="human")
+    services.explanation_create(feature=feature, text="low", method="offline", score=0.1)
+    services.explanation_create(feature=feature, text="high", method="offline", score=0.8)
+    assert selectors.best_explanations(feature_ids=[feature.pk])[feature.pk].text == "high"
+    assert [e.text for e in selectors.explanation_list(feature_id=feature.pk)] == ["high", "low", "unscored"]
+
+
+def test_voting_again_replaces_the_vote(feature, alice):
+    e = services.explanation_create(feature=feature, text="x", method="human")
+    services.vote_cast(user=alice, explanation_id=e.id, value=1)
+    services.vote_cast(user=alice, explanation_id=e.id, value=-1)
+    assert list(Vote.objects.values_list("value", flat=True)) == [-1]
+    assert selectors.explanation_list(feature_id=feature.pk).get().vote_total == -1
+
+
+def test_votes_are_plus_or_minus_one(feature, alice):
+    e = services.explanation_create(feature=feature, text="x", method="human")
+    with pytest.raises(ApplicationError):
+        services.vote_cast(user=alice, explanation_id=e.id, value=2)
+    with pytest.raises(NotFound):
+        services.vote_cast(user=alice, explanation_id=e.id + 999, value=1)
+    with pytest.raises(IntegrityError):
+        Vote.objects.create(user=alice, explanation=e, value=5)
