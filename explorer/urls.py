@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Fixed prefixes first: the browser's /<model>/<sae>/ patterns catch everything else.
     path("", include("explorer.lists.urls")),
+    path("", include("explorer.search.urls")),
     path("", include("explorer.explanations.urls")),
     path("", include("explorer.steering.urls")),
     path("", include("explorer.browser.urls")),

@@ -5,12 +5,20 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
+from explorer.browser import selectors as browser_selectors
 from explorer.core.health import health_report
 
 
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/home.html")
+    """Models and their SAEs with feature counts; recently explained and random features."""
+    return render(request, "core/home.html", {
+        "models": browser_selectors.model_summaries(),
+        "recent": browser_selectors.feature_cards(features=browser_selectors.recent_features(limit=6)),
+        "random": browser_selectors.feature_cards(features=browser_selectors.random_features(limit=6)),
+    })
 
 
 @never_cache

@@ -99,9 +99,10 @@ class Feature(models.Model):
         constraints = [  # noqa: RUF012
             models.UniqueConstraint(fields=["sae", "index"], name="feature_index_unique_per_sae"),
         ]
-        indexes = [  # noqa: RUF012 (feature lists sort by these within one SAE)
-            models.Index(fields=["sae", "-density"], name="feature_sae_density"),
-            models.Index(fields=["sae", "-max_activation"], name="feature_sae_max_act"),
+        indexes = [  # noqa: RUF012 (feature tables sort by these within one SAE; the index
+            # breaks ties, so keyset pages (value, index) walk the index without a sort)
+            models.Index(fields=["sae", "density", "index"], name="feature_sae_density_idx"),
+            models.Index(fields=["sae", "max_activation", "index"], name="feature_sae_max_idx"),
         ]
 
     def __str__(self) -> str:

@@ -2,4 +2,6 @@
 export interface TokenData {
   tokens: string[];
   values: ArrayLike<number | null | undefined>;
+  /** The token marked as the max (and the centre of a windowed strip); default: the largest value. */
+  maxPosition?: number | null;
 }

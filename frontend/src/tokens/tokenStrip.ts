@@ -13,13 +13,16 @@ export interface TokenStripOptions {
   color: (max: number) => ScaleSequential<string, string>;
   /** Significant digits of the value shown in each token's tooltip. @default 3 */
   precision: number;
+  /** Tokens shown either side of the max token; null shows every token. @default null */
+  window: number | null;
 }
 
-const defaults: TokenStripOptions = { max: null, color: activationColor, precision: 3 };
+const defaults: TokenStripOptions = { max: null, color: activationColor, precision: 3, window: null };
 
 interface TokenItem {
   token: string;
   value: number;
+  isMax: boolean;
 }
 
 /** A reusable token heatmap: call it on a selection whose datum is TokenData, call again to update. */
@@ -31,6 +34,8 @@ export interface TokenStrip {
   color(value: TokenStripOptions["color"]): TokenStrip;
   precision(): number;
   precision(value: number): TokenStrip;
+  window(): number | null;
+  window(value: number | null): TokenStrip;
 }
 
 /**
@@ -66,17 +71,47 @@ export function tokenStrip(): TokenStrip {
     o.precision = v;
     return strip;
   } as TokenStrip["precision"];
+  strip.window = function (...args: unknown[]) {
+    if (args.length === 0) return o.window;
+    const v = args[0];
+    if (v !== null && (typeof v !== "number" || !Number.isInteger(v) || v < 0)) invalid("window", v);
+    o.window = v as number | null;
+    return strip;
+  } as TokenStrip["window"];
   return strip;
+}
+
+/** The position of the largest finite value (the first one on ties); 0 when there is none. */
+function argmax(values: ArrayLike<number | null | undefined>, n: number): number {
+  let best = 0;
+  let top = -Infinity;
+  for (let i = 0; i < n; ++i) {
+    const v = values[i];
+    if (v != null && Number.isFinite(+v) && +v > top) {
+      top = +v;
+      best = i;
+    }
+  }
+  return best;
 }
 
 function render(container: HTMLElement, data: TokenData, o: TokenStripOptions): void {
   if (typeof data !== "object" || data === null || !Array.isArray(data.tokens)) invalid("tokens", data);
   const values = data.values ?? [];
-  const items: TokenItem[] = data.tokens.map((token, i) => {
+  const n = data.tokens.length;
+  const centre = data.maxPosition ?? argmax(values, n);
+  const start = o.window === null ? 0 : Math.max(0, centre - o.window);
+  const stop = o.window === null ? n : Math.min(n, centre + o.window + 1);
+  const all = Array.from({ length: n }, (_, i) => {
     const v = values[i];
-    return { token: String(token), value: v == null ? NaN : +v };
+    return v == null ? NaN : +v;
   });
-  const observed = d3max(items, (d) => (Number.isFinite(d.value) ? d.value : undefined)) ?? 0;
+  const marked = data.maxPosition != null || (all[centre] ?? 0) > 0;
+  const items: TokenItem[] = [];
+  for (let i = start; i < stop; ++i) {
+    items.push({ token: String(data.tokens[i]), value: all[i] as number, isMax: marked && i === centre });
+  }
+  const observed = d3max(all, (v) => (Number.isFinite(v) ? v : undefined)) ?? 0;
   // Nothing fired: any positive max gives the same all-transparent strip.
   const color = o.color(o.max ?? (observed > 0 ? observed : 1));
 
@@ -84,16 +119,17 @@ function render(container: HTMLElement, data: TokenData, o: TokenStripOptions): 
     .selectAll<HTMLSpanElement, TokenData>("span.token-strip")
     .data([data])
     .join("span")
-    .attr("class", "token-strip")
+    .attr("class", `token-strip${start > 0 ? " token-strip--cut-before" : ""}${stop < n ? " token-strip--cut-after" : ""}`)
+    .attr("data-precision", o.precision === defaults.precision ? null : o.precision)
     .selectAll<HTMLSpanElement, TokenItem>("span.token")
     .data(items)
     .join("span")
     .attr("class", (d) => {
       const kind = tokenKind(d.token);
-      return `token token--${kind}${Number.isFinite(d.value) ? "" : " token--unknown"}`;
+      return `token token--${kind}${Number.isFinite(d.value) ? "" : " token--unknown"}${d.isMax ? " token--max" : ""}`;
     })
     .text((d) => displayToken(d.token))
-    .attr("title", (d) => `${JSON.stringify(d.token)}: ${Number.isFinite(d.value) ? +d.value.toPrecision(o.precision) : "unknown"}`)
+    // tokenTooltip shows this value on hover; the server renders the same attribute.
     .attr("data-value", (d) => (Number.isFinite(d.value) ? String(d.value) : "NaN"))
     .style("background-color", (d) => color(d.value))
     .style("color", (d) => readableTextColor(color(d.value)));

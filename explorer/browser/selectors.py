@@ -1,0 +1,496 @@
+"""Reads behind the browser's pages: home, SAE table and map, feature page.
+
+Everything here is keyword-only and raises `NotFound` for an unknown model, SAE or feature.
+Sized for large SAEs: the feature table pages by keyset (never OFFSET), vocab lookups go
+through a per-process cache instead of reading a model's vocab on every request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+
+from explorer.browser import tokens as tk
+from explorer.core.exceptions import NotFound
+from explorer.explanations.models import Explanation
+from explorer.explanations.selectors import best_explanations, explanation_list
+from explorer.saes.models import SAE, Example, Feature, IndexRun, LanguageModel
+from explorer.saes.selectors import language_model_list, sae_get
+
+# --- vocab --------------------------------------------------------------------------------------
+
+_VOCAB_CACHE_SIZE = 4  # models per process; a 256k-token vocab is a few MB
+_vocab_lock = threading.Lock()
+_vocab_cache: OrderedDict[tuple[int, Any], list[str]] = OrderedDict()
+
+
+def vocab_get(*, model: LanguageModel) -> list[str]:
+    """The model's vocab, read from the database once per process (a model's vocab never
+    changes after registration; the key includes `created` so a re-created row is re-read)."""
+    key = (model.pk, model.created)
+    with _vocab_lock:
+        if key in _vocab_cache:
+            _vocab_cache.move_to_end(key)
+            return _vocab_cache[key]
+    vocab = LanguageModel.objects.filter(pk=model.pk).values_list("vocab", flat=True).get()
+    with _vocab_lock:
+        _vocab_cache[key] = vocab
+        while len(_vocab_cache) > _VOCAB_CACHE_SIZE:
+            _vocab_cache.popitem(last=False)
+    return vocab
+
+
+def token_text(vocab: list[str], token_id: int) -> str:
+    return vocab[token_id] if 0 <= token_id < len(vocab) else f"<unk:{token_id}>"
+
+
+# --- home -----------------------------------------------------------------------------------------
+
+@dataclass
+class SAESummary:
+    sae: SAE
+    features: int
+    live: int
+    run: IndexRun | None = None  # an index run in progress
+
+    @property
+    def run_percent(self) -> int | None:
+        if self.run is None:
+            return None
+        total = self.run.tokens_total or self.run.tokens
+        return min(100, round(100 * self.run.tokens_done / total)) if total else 0
+
+
+@dataclass
+class ModelSummary:
+    model: LanguageModel
+    saes: list[SAESummary]
+
+
+def model_summaries() -> list[ModelSummary]:
+    """Every model with its SAEs, their feature counts (indexed and live) and any index run in
+    progress, in four queries."""
+    saes = list(SAE.objects.select_related("model").defer("model__vocab").order_by("model__slug", "layer", "slug"))
+    counts = {row["sae_id"]: row for row in Feature.objects.filter(sae__in=saes).values("sae_id")
+              .annotate(n=Count("id"), live=Count("id", filter=Q(dead=False)))}
+    runs = {r.sae_id: r for r in IndexRun.objects.filter(
+        status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING]).order_by("sae_id", "-created").distinct("sae_id")}
+    by_model: dict[int, ModelSummary] = {}
+    for m in language_model_list():
+        by_model[m.pk] = ModelSummary(model=m, saes=[])
+    for sae in saes:
+        row = counts.get(sae.pk, {"n": 0, "live": 0})
+        by_model[sae.model_id].saes.append(SAESummary(sae=sae, features=row["n"], live=row["live"],
+                                                      run=runs.get(sae.pk)))
+    return list(by_model.values())
+
+
+@dataclass
+class FeatureCard:
+    """A feature shown as a card: where it lives, its best explanation, its top example."""
+
+    feature: Feature
+    explanation: str
+    strip: tk.Strip | None
+    tokens: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    max_position: int | None = None
+
+    @property
+    def url(self) -> str:
+        sae = self.feature.sae
+        return f"/{sae.model.slug}/{sae.slug}/{self.feature.index}/"
+
+    @property
+    def chart_json(self) -> str:
+        """The `tokens` chart's data (data-chart-json; the template escapes it)."""
+        return json.dumps({"tokens": self.tokens, "values": [v if math.isfinite(v) else None for v in self.values],
+                           "max": self.feature.max_activation or None, "maxPosition": self.max_position,
+                           "window": 5}, ensure_ascii=False)
+
+
+def _feature_rows() -> QuerySet[Feature]:
+    return Feature.objects.select_related("sae__model").defer(
+        "sae__model__vocab", "hist_edges", "hist_counts", "top_logit_ids", "top_logit_values",
+        "bottom_logit_ids", "bottom_logit_values", "neighbour_indices", "neighbour_cosines")
+
+
+def feature_cards(*, features: Iterable[Feature], width: int | None = 5) -> list[FeatureCard]:
+    """Cards for `features` with their best explanation and top example (3 queries + vocab)."""
+    features = list(features)
+    ids = [f.pk for f in features]
+    best = best_explanations(feature_ids=ids)
+    tops = {e.feature_id: e for e in Example.objects.filter(feature_id__in=ids, kind=Example.Kind.TOP)
+            .order_by("feature_id", "-max_value").distinct("feature_id")}
+    cards = []
+    for f in features:
+        ex = tops.get(f.pk)
+        card = FeatureCard(feature=f, explanation=best[f.pk].text if f.pk in best else "", strip=None)
+        if ex is not None:
+            vocab = vocab_get(model=f.sae.model)
+            card.tokens = [token_text(vocab, t) for t in ex.token_ids]
+            card.values = Example.unpack_values(ex.values)
+            card.max_position = ex.max_position
+            card.strip = tk.strip(card.tokens, card.values, max_value=f.max_activation or ex.max_value,
+                                  max_position=ex.max_position, width=width)
+        cards.append(card)
+    return cards
+
+
+def recent_features(*, limit: int = 6) -> list[Feature]:
+    """Features explained most recently, else the most recently indexed live ones."""
+    recent_ids = list(Explanation.objects.order_by("-created", "-id").values_list("feature_id", flat=True)[: limit * 3])
+    ids = list(dict.fromkeys(recent_ids))[:limit]
+    if ids:
+        rows = {f.pk: f for f in _feature_rows().filter(pk__in=ids)}
+        return [rows[i] for i in ids if i in rows]
+    return list(_feature_rows().filter(dead=False).order_by("-pk")[:limit])
+
+
+def random_features(*, limit: int = 6, rng: random.Random | None = None) -> list[Feature]:
+    """Up to `limit` distinct live features at random, by primary-key probes (each one an
+    index seek, so this stays fast on millions of features)."""
+    rng = rng or random.Random()
+    bounds = Feature.objects.filter(dead=False).order_by("pk").values_list("pk", flat=True)
+    first, last = bounds.first(), bounds.last()
+    if first is None:
+        return []
+    found: dict[int, Feature] = {}
+    for _ in range(limit * 3):
+        if len(found) >= limit:
+            break
+        probe = rng.randint(first, last)
+        f = _feature_rows().filter(dead=False, pk__gte=probe).order_by("pk").first()
+        if f is not None:
+            found.setdefault(f.pk, f)
+    return list(found.values())
+
+
+# --- SAE page -------------------------------------------------------------------------------------
+
+# Sort keys a reader can pick -> (column, default direction).
+TABLE_SORTS: dict[str, tuple[str, str]] = {
+    "index": ("index", "asc"),
+    "density": ("density", "desc"),
+    "max": ("max_activation", "desc"),
+}
+TABLE_PAGE_SIZE = 50
+
+
+@dataclass
+class TableRow:
+    index: int
+    density: float
+    max_activation: float
+    dead: bool
+    explanation: str
+
+
+@dataclass
+class TablePage:
+    rows: list[TableRow]
+    sort: str
+    direction: str
+    next_cursor: str | None  # pass as ?after=
+    prev_cursor: str | None  # pass as ?before=
+
+
+def parse_cursor(cursor: str, *, sort: str) -> tuple[float, int]:
+    """`<value>~<index>` (or `<index>` when sorting by index). Raises NotFound when malformed."""
+    try:
+        if sort == "index":
+            i = int(cursor)
+            return float(i), i
+        value, index = cursor.split("~")
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(cursor)
+        return v, int(index)
+    except ValueError:
+        raise NotFound(f"Bad page cursor {cursor!r}.") from None
+
+
+def _cursor(row: Feature, column: str, sort: str) -> str:
+    return str(row.index) if sort == "index" else f"{getattr(row, column)!r}~{row.index}"
+
+
+def feature_table(*, sae: SAE, sort: str = "index", direction: str | None = None, q: str = "",
+                  live_only: bool = False, after: str | None = None, before: str | None = None,
+                  limit: int = TABLE_PAGE_SIZE) -> TablePage:
+    """One page of an SAE's features, sorted, optionally filtered by explanation text.
+
+    Keyset pagination: the page after `after` (or before `before`) is found with
+    `(column, index) >< (value, index)` on the (sae, column) index, so page 5,000 costs what
+    page 1 does. Ties on the sort column are broken by index, in the same direction.
+    """
+    if sort not in TABLE_SORTS:
+        sort = "index"
+    column, default_dir = TABLE_SORTS[sort]
+    direction = direction if direction in ("asc", "desc") else default_dir
+    qs = Feature.objects.filter(sae=sae).only("id", "index", "density", "max_activation", "dead")
+    if live_only:
+        qs = qs.filter(dead=False)
+    if q:
+        qs = qs.filter(pk__in=Explanation.objects.filter(feature__sae=sae, text__icontains=q).values("feature_id"))
+
+    backwards = before is not None and after is None
+    cursor = before if backwards else after
+    # Walking backwards is walking forwards in the opposite direction, then reversing the page.
+    walk_desc = (direction == "desc") != backwards
+    if cursor is not None:
+        v, i = parse_cursor(cursor, sort=sort)
+        if sort == "index":
+            qs = qs.filter(index__lt=i) if walk_desc else qs.filter(index__gt=i)
+        elif walk_desc:
+            # The first filter bounds the index range scan; the second breaks ties exactly.
+            qs = qs.filter(**{f"{column}__lte": v}).filter(Q(**{f"{column}__lt": v}) | Q(**{column: v, "index__lt": i}))
+        else:
+            qs = qs.filter(**{f"{column}__gte": v}).filter(Q(**{f"{column}__gt": v}) | Q(**{column: v, "index__gt": i}))
+    order = [F(column).desc(), F("index").desc()] if walk_desc else [F(column).asc(), F("index").asc()]
+    if sort == "index":
+        order = order[1:]
+    rows = list(qs.order_by(*order)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    best = best_explanations(feature_ids=[r.pk for r in rows])
+    out = [TableRow(index=r.index, density=r.density, max_activation=r.max_activation, dead=r.dead,
+                    explanation=best[r.pk].text if r.pk in best else "") for r in rows]
+    has_next = more if not backwards else True
+    has_prev = (cursor is not None) if not backwards else more
+    return TablePage(
+        rows=out, sort=sort, direction=direction,
+        next_cursor=_cursor(rows[-1], column, sort) if rows and has_next else None,
+        prev_cursor=_cursor(rows[0], column, sort) if rows and has_prev else None,
+    )
+
+
+def feature_map_points(*, sae: SAE) -> dict[str, list]:
+    """Columnar data of every feature: index, x, y (null before the map is laid out), density,
+    dead. The page draws the map and the SAE's density distribution from it."""
+    rows = Feature.objects.filter(sae=sae).order_by("index").values_list("index", "map_x", "map_y", "density", "dead")
+    cols: dict[str, list] = {"index": [], "x": [], "y": [], "density": [], "dead": []}
+    for index, x, y, density, dead in rows.iterator(chunk_size=5000):
+        cols["index"].append(index)
+        cols["x"].append(round(x, 4) if x is not None else None)
+        cols["y"].append(round(y, 4) if y is not None else None)
+        cols["density"].append(float(f"{density:.3g}"))
+        cols["dead"].append(1 if dead else 0)
+    return cols
+
+
+def index_run_active(*, sae: SAE) -> IndexRun | None:
+    """The SAE's newest queued or running index run, if any."""
+    return (IndexRun.objects.filter(sae=sae, status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING])
+            .order_by("-created").first())
+
+
+def index_run_latest(*, sae: SAE) -> IndexRun | None:
+    return IndexRun.objects.filter(sae=sae).order_by("-created").first()
+
+
+def random_live_index(*, sae: SAE, rng: random.Random | None = None) -> int | None:
+    """A live feature's index, close to uniform: the first live one at or after a random index."""
+    rng = rng or random.Random()
+    probe = rng.randrange(max(1, sae.d_sae))
+    live = Feature.objects.filter(sae=sae, dead=False).order_by("index").values_list("index", flat=True)
+    found = live.filter(index__gte=probe).first()
+    return found if found is not None else live.first()
+
+
+# --- feature page ---------------------------------------------------------------------------------
+
+@dataclass
+class LogitToken:
+    token: str
+    display: str
+    value: float
+
+
+@dataclass
+class Neighbour:
+    index: int
+    cosine: float
+    explanation: str
+    dead: bool
+
+
+@dataclass
+class ExampleView:
+    tokens: list[str]
+    values: list[float]
+    max_value: float
+    max_position: int
+    strip: tk.Strip
+    number: int = 0  # position in the page's examples data (data-example)
+
+
+@dataclass
+class ExampleGroup:
+    """Top examples, or one quantile interval with its bounds and its share of activations."""
+
+    title: str
+    kind: str
+    low: float | None
+    high: float | None
+    share: float | None  # fraction of non-zero activations in [low, high); None if unknown
+    examples: list[ExampleView]
+
+
+@dataclass
+class FeaturePage:
+    sae: SAE
+    feature: Feature
+    explanations: list[Explanation]
+    top_logits: list[LogitToken]
+    bottom_logits: list[LogitToken]
+    neighbours: list[Neighbour]
+    groups: list[ExampleGroup]
+    prev_index: int | None
+    next_index: int | None
+
+    @property
+    def explanation(self) -> str:
+        return self.explanations[0].text if self.explanations else ""
+
+    @property
+    def url(self) -> str:
+        return f"/{self.sae.model.slug}/{self.sae.slug}/{self.feature.index}/"
+
+    @property
+    def logit_scale(self) -> float:
+        """The |value| drawn as a full logit bar: the largest of both lists."""
+        return max((abs(t.value) for t in self.top_logits + self.bottom_logits), default=1.0)
+
+    def chart_data(self) -> dict[str, Any]:
+        """The JSON each chart of the page draws (json_script; shapes in frontend chartRenderers)."""
+        f = self.feature
+        examples = [{"tokens": ex.tokens, "values": [v if math.isfinite(v) else None for v in ex.values],
+                     "maxPosition": ex.max_position}
+                    for group in self.groups for ex in group.examples]
+        return {
+            "histogram": {"edges": list(f.hist_edges), "counts": list(f.hist_counts), "width": 360, "height": 140,
+                          "label": f"Activations of feature {f.index}"},
+            "logits": {"positive": [{"token": t.token, "value": t.value} for t in self.top_logits],
+                       "negative": [{"token": t.token, "value": t.value} for t in self.bottom_logits]},
+            "examples": {"max": f.max_activation or None, "examples": examples},
+        }
+
+
+def interval_share(edges: list[float], counts: list[int], low: float, high: float) -> float | None:
+    """The fraction of the histogram's mass in [low, high), splitting bins linearly."""
+    total = sum(counts)
+    if not total or len(edges) != len(counts) + 1:
+        return None
+    inside = 0.0
+    for (a, b), c in zip(itertools.pairwise(edges), counts, strict=False):
+        if b <= a:
+            inside += c if low <= a < high else 0
+            continue
+        overlap = max(0.0, min(b, high) - max(a, low))
+        inside += c * overlap / (b - a)
+    return inside / total
+
+
+def feature_get(*, sae: SAE, index: int) -> Feature:
+    """Raises NotFound, saying the SAE's index range, for an index it does not have."""
+    try:
+        if not 0 <= index < sae.d_sae:
+            raise Feature.DoesNotExist
+        return Feature.objects.get(sae=sae, index=index)
+    except Feature.DoesNotExist:
+        if 0 <= index < sae.d_sae and not Feature.objects.filter(sae=sae).exists():
+            raise NotFound(f"{sae.model.slug}/{sae.slug} has not been indexed yet: its features appear "
+                           "when an index run finishes (`manage.py index_sae`).") from None
+        raise NotFound(f"{sae.model.slug}/{sae.slug} has no feature {index}: its features are "
+                       f"numbered 0 to {sae.d_sae - 1}.") from None
+
+
+def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
+    """The feature with its SAE and model (vocab left out) in one query; on a miss, the
+    NotFound of sae_get or feature_get, which say what exactly is missing."""
+    found = (Feature.objects.select_related("sae__model").defer("sae__model__vocab")
+             .filter(sae__model__slug=model_slug, sae__slug=sae_slug, index=index).first()
+             if 0 <= index < 2**31 else None)
+    if found is None:
+        feature_get(sae=sae_get(model_slug=model_slug, slug=sae_slug), index=index)
+        raise NotFound(f"No feature {model_slug}/{sae_slug}/{index}.")  # unreachable: feature_get raised
+    return found
+
+
+def _neighbours(*, sae: SAE, feature: Feature) -> list[Neighbour]:
+    """Decoder-cosine neighbours with their best explanation, in one query."""
+    n_idx = list(feature.neighbour_indices)
+    best_text = (Explanation.objects.filter(feature_id=OuterRef("pk"))
+                 .order_by(F("score").desc(nulls_last=True), "-created", "-id").values("text")[:1])
+    rows = {f.index: f for f in Feature.objects.filter(sae=sae, index__in=n_idx)
+            .only("id", "index", "dead").annotate(best_text=Subquery(best_text))}
+    return [Neighbour(index=i, cosine=c, dead=rows[i].dead if i in rows else False,
+                      explanation=(rows[i].best_text or "") if i in rows else "")
+            for i, c in zip(n_idx, feature.neighbour_cosines, strict=False)]
+
+
+def feature_page_get(*, model_slug: str, sae_slug: str, index: int, width: int | None = 16,
+                     top_n: int = 20, per_quantile: int = 5) -> FeaturePage:
+    """Everything the feature page shows, in four queries (the vocab is cached). Raises NotFound."""
+    feature = _feature_with_sae(model_slug=model_slug, sae_slug=sae_slug, index=index)
+    sae = feature.sae
+    vocab = vocab_get(model=sae.model)
+
+    def logits(ids: list[int], values: list[float]) -> list[LogitToken]:
+        return [LogitToken(token=token_text(vocab, i), display=tk.display_token(token_text(vocab, i)), value=v)
+                for i, v in zip(ids, values)]
+
+    neighbours = _neighbours(sae=sae, feature=feature)
+
+    scale = feature.max_activation if feature.max_activation > 0 else 1.0
+
+    def view(ex: Example) -> ExampleView:
+        toks = [token_text(vocab, t) for t in ex.token_ids]
+        vals = Example.unpack_values(ex.values)
+        return ExampleView(tokens=toks, values=vals, max_value=ex.max_value, max_position=ex.max_position,
+                           strip=tk.strip(toks, vals, max_value=scale, max_position=ex.max_position, width=width))
+
+    examples = list(feature.examples.order_by("kind", "-quantile_index", "-max_value", "id"))
+    groups: list[ExampleGroup] = []
+    top = [view(e) for e in examples if e.kind == Example.Kind.TOP][:top_n]
+    if top:
+        groups.append(ExampleGroup(title="Top activations", kind="top", low=None, high=None, share=None, examples=top))
+    by_q: dict[int, list[Example]] = {}
+    for e in examples:
+        if e.kind == Example.Kind.QUANTILE:
+            by_q.setdefault(e.quantile_index, []).append(e)
+    for q in sorted(by_q, reverse=True):
+        exs = by_q[q]
+        low, high = exs[0].quantile_low, exs[0].quantile_high
+        fractions = list(feature.quantile_fractions)
+        if q < len(fractions):  # the exact share, counted at indexing time
+            share = fractions[q]
+        else:  # older index runs: estimated from the histogram
+            share = (interval_share(list(feature.hist_edges), list(feature.hist_counts), low, high)
+                     if low is not None and high is not None else None)
+        title = f"Interval {low:.3g}–{high:.3g}" if low is not None and high is not None else f"Interval {q}"
+        groups.append(ExampleGroup(title=title, kind="quantile", low=low, high=high, share=share,
+                                   examples=[view(e) for e in exs[:per_quantile]]))
+
+    for number, ex in enumerate(ex for group in groups for ex in group.examples):
+        ex.number = number
+    return FeaturePage(
+        sae=sae, feature=feature,
+        explanations=list(explanation_list(feature_id=feature.pk)),
+        top_logits=logits(list(feature.top_logit_ids), list(feature.top_logit_values)),
+        bottom_logits=logits(list(feature.bottom_logit_ids), list(feature.bottom_logit_values)),
+        neighbours=neighbours, groups=groups,
+        prev_index=index - 1 if index > 0 else None,
+        next_index=index + 1 if index + 1 < sae.d_sae else None,
+    )

@@ -1,0 +1,204 @@
+"""The browser's pages: a model, an SAE (table + map), a feature (and its embed).
+
+Thin: parse the URL, call selectors, render. Unknown models, SAEs and features get a 404
+page that says what was not found (`browser/not_found.html`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.gzip import gzip_page
+from django.views.decorators.http import require_safe
+
+from explorer.browser import selectors
+from explorer.browser.tokens import CONTEXT_WIDTHS, DEFAULT_CONTEXT
+from explorer.core.exceptions import NotFound
+from explorer.lists.selectors import feature_list_visible
+from explorer.saes.selectors import sae_get
+from explorer.search.services import test_text_max_chars
+
+EMBED_PARTS = ("explanation", "plots", "examples", "test", "steer")
+EMBED_DEFAULTS = {"explanation": True, "plots": True, "examples": True, "test": False, "steer": False}
+
+
+def not_found(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "browser/not_found.html", {"message": message}, status=404)
+
+
+def friendly_404(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Render NotFound from a selector as the browser's 404 page with its message."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            return not_found(request, exc.message)
+
+    return wrapped
+
+
+@require_safe
+@friendly_404
+def model_page(request: HttpRequest, model: str) -> HttpResponse:
+    summary = next((s for s in selectors.model_summaries() if s.model.slug == model), None)
+    if summary is None:
+        raise NotFound(f"No model {model!r}.")
+    return render(request, "browser/model.html", {"summary": summary})
+
+
+@require_safe
+@friendly_404
+def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
+    sae_row = sae_get(model_slug=model, slug=sae)
+    q = request.GET.get("q", "").strip()
+    if q.lstrip("#").isdigit():  # "#123" or "123": jump straight to that feature
+        return redirect(f"/{model}/{sae}/{int(q.lstrip('#'))}/")
+    live_only = request.GET.get("live") == "1"
+    page = selectors.feature_table(
+        sae=sae_row, sort=request.GET.get("sort", "index"), direction=request.GET.get("dir"), q=q,
+        live_only=live_only, after=request.GET.get("after"), before=request.GET.get("before"))
+
+    def link(**changes: str | None) -> str:
+        params = {"q": q, "live": "1" if live_only else "", "sort": page.sort, "dir": page.direction}
+        params.update(changes)
+        return "?" + urlencode({k: v for k, v in params.items() if v})
+
+    columns = []
+    for key, label in (("index", "Feature"), ("density", "Density"), ("max", "Max activation")):
+        active = page.sort == key
+        default_dir = selectors.TABLE_SORTS[key][1]
+        flip = "asc" if page.direction == "desc" else "desc"
+        columns.append({"key": key, "label": label, "active": active,
+                        "direction": page.direction if active else "",
+                        "url": link(sort=key, dir=flip if active else default_dir)})
+    run = selectors.index_run_active(sae=sae_row)
+    return render(request, "browser/sae.html", {
+        "sae": sae_row, "model": sae_row.model, "page": page, "q": q, "live_only": live_only,
+        "columns": columns, "run": run,
+        "next_url": link(after=page.next_cursor) if page.next_cursor else None,
+        "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
+        "first_url": link() if page.prev_cursor else None,
+        "map_src": f"/{model}/{sae}/map.json",
+    })
+
+
+@require_safe
+@friendly_404
+@gzip_page  # a 250k-feature map is ~8 MB of JSON, ~2 MB gzipped
+@cache_control(max_age=60)
+def sae_map_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
+    """Every feature's map point, columnar (the map chart fetches it)."""
+    sae_row = sae_get(model_slug=model, slug=sae)
+    return JsonResponse({"model": model, "sae": sae, "points": selectors.feature_map_points(sae=sae_row)})
+
+
+@require_safe
+@friendly_404
+def sae_progress_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
+    """The newest index run's progress, polled by the SAE page while a run is active."""
+    run = selectors.index_run_latest(sae=sae_get(model_slug=model, slug=sae))
+    if run is None:
+        return JsonResponse({"status": None})
+    return JsonResponse({"status": run.status, "tokens_done": run.tokens_done,
+                         "tokens_total": run.tokens_total or run.tokens, "error": run.error})
+
+
+@require_safe
+@friendly_404
+def random_feature(request: HttpRequest, model: str, sae: str) -> HttpResponse:
+    sae_row = sae_get(model_slug=model, slug=sae)
+    index = selectors.random_live_index(sae=sae_row)
+    if index is None:
+        raise NotFound(f"{model}/{sae} has no live features yet.")
+    query = request.GET.urlencode()
+    return redirect(f"/{model}/{sae}/{index}/" + (f"?{query}" if query else ""))
+
+
+@require_safe
+@friendly_404
+def bad_index(request: HttpRequest, model: str, sae: str, index: str) -> HttpResponse:
+    sae_get(model_slug=model, slug=sae)  # an unknown SAE is the better message
+    return not_found(request, f"{index!r} is not a feature index: use a whole number, as in /{model}/{sae}/0/.")
+
+
+def _flag(request: HttpRequest, name: str, default: bool) -> bool:
+    value = request.GET.get(name)
+    return default if value is None else value not in ("0", "false", "no", "off", "")
+
+
+@require_safe
+@friendly_404
+def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> HttpResponse:
+    context_key = request.GET.get("ctx", DEFAULT_CONTEXT)
+    if context_key not in CONTEXT_WIDTHS:
+        context_key = DEFAULT_CONTEXT
+    page = selectors.feature_page_get(model_slug=model, sae_slug=sae, index=index,
+                                      width=CONTEXT_WIDTHS[context_key])
+    feature = page.feature
+    text = request.GET.get("text", "")
+    max_chars = test_text_max_chars()  # the activation-test API's own limit
+    text_error = (f"This text is {len(text):,} characters long; the limit is {max_chars:,}."
+                  if len(text) > max_chars else "")
+    embed = request.GET.get("embed") == "1"
+    show = {part: _flag(request, part, EMBED_DEFAULTS[part]) if embed else True for part in EMBED_PARTS}
+    strength = float(f"{feature.max_activation:.3g}") if feature.max_activation > 0 else 1.0
+    base = f"/{model}/{sae}/"
+    charts = page.chart_data()
+    context = {
+        "p": page, "sae": page.sae, "model": page.sae.model, "feature": feature, "embed": embed, "show": show,
+        "text": "" if text_error else text, "text_error": text_error,
+        "text_max_chars": max_chars,
+        "context_key": context_key,
+        "context_links": [(w, _with_param(request, "ctx", w)) for w in CONTEXT_WIDTHS],
+        "logit_scale": page.logit_scale,
+        "steer_url": f"/{model}/steer/?" + urlencode({"f": f"{sae}:{index}:{strength:g}"}),
+        "base": base,
+        "prev_url": f"{base}{page.prev_index}/" if page.prev_index is not None else None,
+        "next_url": f"{base}{page.next_index}/" if page.next_index is not None else None,
+        "random_url": f"{base}random/",
+        "histogram": charts["histogram"], "logits": charts["logits"], "examples_data": charts["examples"],
+        "test_config": {"model": model, "sae": sae, "index": index, "max": feature.max_activation or None,
+                        "endpoint": "/api/v1/activations/test", "maxChars": max_chars},
+        "lists": list(feature_list_visible(user=request.user, mine=True)[:50]) if request.user.is_authenticated else [],
+        "embed_snippet": _embed_snippet(request, page.url),
+        "embed_parts": list(EMBED_DEFAULTS.items()),
+        "og_description": _og_description(page),
+    }
+    get_token(request)  # the test and add-to-list forms POST JSON with the CSRF cookie's token
+    if embed:
+        response = render(request, "browser/feature_embed.html", context)
+        # Embeds are meant for other sites' iframes; every other page stays DENY.
+        response.xframe_options_exempt = True
+        return response
+    return render(request, "browser/feature.html", context)
+
+
+def _with_param(request: HttpRequest, name: str, value: str) -> str:
+    params = request.GET.copy()
+    params[name] = value
+    return "?" + params.urlencode()
+
+
+def _embed_snippet(request: HttpRequest, url: str) -> str:
+    src = request.build_absolute_uri(url) + "?embed=1"
+    return f'<iframe src="{src}" width="100%" height="640" style="border:0" loading="lazy"></iframe>'
+
+
+def _og_description(page: selectors.FeaturePage) -> str:
+    f = page.feature
+    if f.dead:
+        return f"A dead feature of {page.sae}: it never fired on the indexed corpus."
+    parts = [page.explanation] if page.explanation else []
+    if page.top_logits:
+        parts.append("Promotes " + ", ".join(json.dumps(t.token, ensure_ascii=False) for t in page.top_logits[:5]))
+    parts.append(f"density {f.density:.3g}, max activation {f.max_activation:.3g}")
+    return ". ".join(parts)

@@ -1,0 +1,248 @@
+import { select } from "d3";
+import { invalid } from "../options/invalid";
+import type { TokenData } from "../tokens/tokenData";
+import { tokenStrip } from "../tokens/tokenStrip";
+
+type Behaviour = (el: HTMLElement) => void;
+
+/** Django's CSRF token from its cookie, for same-origin POSTs with a session. */
+export function csrfToken(doc: Document = document): string {
+  const match = doc.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1] as string) : "";
+}
+
+/** POSTs JSON and returns the parsed body; a non-2xx answer throws the API's `error.message`. */
+export async function postJson(url: string, body: unknown, doc: Document = document): Promise<unknown> {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken(doc) },
+    body: JSON.stringify(body),
+  });
+  const parsed: unknown = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = (parsed as { error?: { message?: string } } | null)?.error?.message;
+    throw new Error(message ?? `HTTP ${response.status}`);
+  }
+  return parsed;
+}
+
+function typing(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  return !!el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+}
+
+function jsonScript(doc: Document, id: string | undefined): Record<string, unknown> {
+  const script = id ? doc.getElementById(id) : null;
+  if (!script) invalid("data-config", id);
+  return JSON.parse(script.textContent ?? "{}") as Record<string, unknown>;
+}
+
+/** Updates an index-progress box from {status, tokens_done, tokens_total}; returns true when finished. */
+export function applyIndexProgress(el: HTMLElement, p: { status: string | null; tokens_done?: number; tokens_total?: number; error?: string }): boolean {
+  const bar = el.querySelector("progress");
+  if (bar && p.tokens_total) {
+    bar.max = p.tokens_total;
+    bar.value = p.tokens_done ?? 0;
+  }
+  const status = el.querySelector("[data-progress-status]");
+  if (status) status.textContent = p.status ?? "";
+  const text = el.querySelector("[data-progress-text]");
+  if (text) {
+    text.textContent =
+      p.status === "failed"
+        ? `failed: ${p.error ?? ""}`
+        : `${(p.tokens_done ?? 0).toLocaleString("en")} of ${(p.tokens_total ?? 0).toLocaleString("en")} tokens`;
+  }
+  return p.status !== "queued" && p.status !== "running";
+}
+
+/** One behaviour per `data-enhance` value; each wires one server-rendered element. */
+export const behaviours: Record<string, Behaviour> = {
+  /** ← → r follow the links whose data-key names the key. */
+  "feature-nav"(el) {
+    const doc = el.ownerDocument;
+    doc.addEventListener("keydown", (event) => {
+      if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey || typing(event.target)) return;
+      const link = el.querySelector<HTMLAnchorElement>(`a[data-key="${event.key === "R" ? "r" : event.key}"]`);
+      if (!link) return;
+      event.preventDefault();
+      link.click();
+    });
+  },
+
+  /** Runs the activation test on a worker and draws the result in place; keeps ?text= in the URL. */
+  "activation-test"(el) {
+    const form = el as HTMLFormElement;
+    const doc = form.ownerDocument;
+    const config = jsonScript(doc, form.dataset.config);
+    const area = form.querySelector("textarea") as HTMLTextAreaElement;
+    const status = form.querySelector<HTMLElement>("[data-test-status]");
+    const result = form.parentElement?.querySelector<HTMLElement>("[data-test-result]") ?? null;
+    const max = typeof config.max === "number" && config.max > 0 ? config.max : null;
+    const run = async () => {
+      const text = area.value;
+      if (!text.trim()) return;
+      const win = doc.defaultView;
+      if (win) {
+        const url = new URL(win.location.href);
+        url.searchParams.set("text", text);
+        win.history.replaceState(win.history.state, "", url);
+      }
+      form.setAttribute("aria-busy", "true");
+      if (status) status.textContent = "Running…";
+      try {
+        const body = (await postJson(String(config.endpoint), { model: config.model, sae: config.sae, text, index: config.index }, doc)) as {
+          tokens: string[];
+          values: number[];
+        };
+        if (result) {
+          select<HTMLElement, TokenData>(result).datum({ tokens: body.tokens, values: body.values }).call(tokenStrip().max(max));
+          result.dataset.testRendered = "true";
+        }
+        const top = Math.max(0, ...body.values.filter((v) => Number.isFinite(v)));
+        if (status) {
+          status.textContent =
+            top > 0
+              ? `Max activation on your text: ${+top.toPrecision(3)}${max ? ` (feature max ${+max.toPrecision(3)})` : ""}`
+              : "This feature does not fire on your text.";
+        }
+      } catch (error) {
+        if (status) status.textContent = error instanceof Error ? error.message : String(error);
+        form.dataset.testError = "true";
+      } finally {
+        form.removeAttribute("aria-busy");
+      }
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void run();
+    });
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.metaKey || event.ctrlKey)) {
+        event.preventDefault();
+        void run();
+      }
+    });
+    if (area.value.trim() && !form.querySelector(".form-error")) void run();
+  },
+
+  /** POST /api/v1/lists/{id}/items for the list picked. */
+  "add-to-list"(el) {
+    const form = el as HTMLFormElement;
+    const status = form.querySelector<HTMLElement>("[data-list-status]");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      const id = String(data.get("list") ?? "");
+      postJson(`/api/v1/lists/${encodeURIComponent(id)}/items`, {
+        model: form.dataset.model,
+        sae: form.dataset.sae,
+        index: Number(form.dataset.index),
+        note: String(data.get("note") ?? ""),
+      }, form.ownerDocument)
+        .then(() => {
+          if (status) status.textContent = "Added.";
+        })
+        .catch((error: unknown) => {
+          if (status) status.textContent = error instanceof Error ? error.message : String(error);
+        });
+    });
+  },
+
+  /** Adds the signed-in reader's explanation (POST, method "human"), then reloads to show it. */
+  "add-explanation"(el) {
+    const form = el as HTMLFormElement;
+    const status = form.querySelector<HTMLElement>("[data-form-status]");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = String(new FormData(form).get("text") ?? "");
+      postJson(form.dataset.url ?? "", { text }, form.ownerDocument)
+        .then(() => form.ownerDocument.defaultView?.location.reload())
+        .catch((error: unknown) => {
+          if (status) status.textContent = error instanceof Error ? error.message : String(error);
+        });
+    });
+  },
+
+  /** ▲ / ▼ on an explanation: POST the vote and mark the button pressed. */
+  vote(el) {
+    for (const button of Array.from(el.querySelectorAll<HTMLButtonElement>("[data-vote]"))) {
+      button.addEventListener("click", () => {
+        postJson(el.dataset.url ?? "", { value: Number(button.dataset.vote) }, el.ownerDocument)
+          .then(() => {
+            for (const b of Array.from(el.querySelectorAll("[data-vote]"))) b.setAttribute("aria-pressed", String(b === button));
+          })
+          .catch((error: unknown) => {
+            button.title = error instanceof Error ? error.message : String(error);
+          });
+      });
+    }
+  },
+
+  /** The embed snippet follows the part checkboxes; [data-copy] buttons copy it. */
+  "embed-snippet"(el) {
+    const code = el.querySelector<HTMLTextAreaElement>("[data-embed-code]");
+    const boxes = Array.from(el.querySelectorAll<HTMLInputElement>("input[type=checkbox]"));
+    const update = () => {
+      if (!code) return;
+      const url = new URL(el.dataset.url ?? "", el.ownerDocument.baseURI);
+      url.searchParams.set("embed", "1");
+      for (const b of boxes) url.searchParams.set(b.name, b.checked ? "1" : "0");
+      code.value = `<iframe src="${url.href.replace(/&/g, "&amp;").replace(/"/g, "&quot;")}" width="100%" height="640" style="border:0" loading="lazy"></iframe>`;
+    };
+    for (const b of boxes) b.addEventListener("change", update);
+    for (const button of Array.from(el.querySelectorAll<HTMLButtonElement>("[data-copy]"))) {
+      button.addEventListener("click", () => {
+        const target = el.ownerDocument.querySelector<HTMLTextAreaElement>(button.dataset.copy ?? "");
+        if (!target) return;
+        target.select();
+        const done = () => (button.textContent = "Copied");
+        const clip = el.ownerDocument.defaultView?.navigator.clipboard;
+        if (clip) clip.writeText(target.value).then(done, () => el.ownerDocument.execCommand?.("copy") && done());
+        else if (el.ownerDocument.execCommand?.("copy")) done();
+      });
+    }
+    update();
+  },
+
+  /**
+   * Polls `data-src` while an index run is active and reloads when it ends. A websocket
+   * client can push progress instead: dispatch `new CustomEvent("index-progress", {detail})`
+   * on this element (detail as /progress.json), and polling stops.
+   */
+  "index-progress"(el) {
+    const win = el.ownerDocument.defaultView;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      if (timer) clearTimeout(timer);
+      el.dataset.progressDone = "true";
+      win?.setTimeout(() => win.location.reload(), 1500);
+    };
+    el.addEventListener("index-progress", (event) => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      if (applyIndexProgress(el, (event as CustomEvent).detail)) finish();
+    });
+    const poll = () => {
+      fetch(el.dataset.src ?? "", { headers: { Accept: "application/json" } })
+        .then((r) => r.json())
+        .then((p) => (applyIndexProgress(el, p) ? finish() : (timer = setTimeout(poll, 2000))))
+        .catch(() => (timer = setTimeout(poll, 5000)));
+    };
+    timer = setTimeout(poll, 2000);
+    // Pushed progress (/ws/index/<sae>/) replaces polling while the socket is open.
+    if (el.dataset.ws && win && "WebSocket" in win) {
+      const proto = win.location.protocol === "https:" ? "wss:" : "ws:";
+      const socket = new win.WebSocket(`${proto}//${win.location.host}${el.dataset.ws}`);
+      socket.addEventListener("message", (message) => {
+        const data = JSON.parse(String(message.data));
+        if (data.type !== "progress" || el.dataset.progressDone) return;
+        el.dispatchEvent(new CustomEvent("index-progress", { detail: data }));
+      });
+      socket.addEventListener("close", () => {
+        if (!el.dataset.progressDone && timer === undefined) timer = setTimeout(poll, 2000);
+      });
+    }
+  },
+};

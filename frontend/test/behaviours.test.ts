@@ -1,0 +1,64 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { applyIndexProgress, behaviours, csrfToken } from "../src/enhance/behaviours";
+import { enhance } from "../src/enhance/enhance";
+
+describe("behaviours", () => {
+  afterEach(() => {
+    document.body.replaceChildren();
+    vi.restoreAllMocks();
+  });
+
+  it("feature-nav follows the link for → and ignores keys typed into a field", () => {
+    document.body.innerHTML = `<nav data-enhance="feature-nav"><a href="#next" data-key="ArrowRight">next</a></nav><input id="i">`;
+    enhance(document);
+    const clicked = vi.fn((e: Event) => e.preventDefault());
+    document.querySelector("a")!.addEventListener("click", clicked);
+    document.getElementById("i")!.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+    expect(clicked).not.toHaveBeenCalled();
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+    expect(clicked).toHaveBeenCalledTimes(1);
+  });
+
+  it("the embed snippet follows the part checkboxes", () => {
+    document.body.innerHTML = `
+      <details data-enhance="embed-snippet" data-url="http://x.test/m/s/3/">
+        <input type="checkbox" name="plots" checked><input type="checkbox" name="test">
+        <textarea data-embed-code></textarea>
+      </details>`;
+    enhance(document);
+    const code = document.querySelector("textarea")!;
+    expect(code.value).toContain('src="http://x.test/m/s/3/?embed=1&amp;plots=1&amp;test=0"');
+    const test = document.querySelector<HTMLInputElement>('input[name="test"]')!;
+    test.checked = true;
+    test.dispatchEvent(new Event("change"));
+    expect(code.value).toContain("test=1");
+  });
+
+  it("index progress updates the bar and says when the run has ended", () => {
+    document.body.innerHTML = `<section><progress max="1" value="0"></progress><span data-progress-status></span><span data-progress-text></span></section>`;
+    const el = document.querySelector("section")!;
+    expect(applyIndexProgress(el, { status: "running", tokens_done: 250, tokens_total: 1000 })).toBe(false);
+    expect(el.querySelector("progress")!.value).toBe(250);
+    expect(el.querySelector("[data-progress-text]")!.textContent).toBe("250 of 1,000 tokens");
+    expect(applyIndexProgress(el, { status: "done", tokens_done: 1000, tokens_total: 1000 })).toBe(true);
+  });
+
+  it("an unknown data-enhance is logged and the others are still wired", () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    document.body.innerHTML = `<div data-enhance="nope"></div><nav data-enhance="feature-nav"></nav>`;
+    enhance(document);
+    expect(error).toHaveBeenCalled();
+    expect(document.querySelector("nav")!.dataset.enhanced).toBe("true");
+  });
+
+  it("csrfToken reads Django's cookie", () => {
+    document.cookie = "csrftoken=abc123";
+    expect(csrfToken(document)).toBe("abc123");
+  });
+
+  it("every behaviour the templates use is registered", () => {
+    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "vote", "embed-snippet", "index-progress"]) {
+      expect(typeof behaviours[name]).toBe("function");
+    }
+  });
+});

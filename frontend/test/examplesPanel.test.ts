@@ -1,0 +1,59 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { examplesPanel } from "../src/enhance/examplesPanel";
+
+const example = {
+  tokens: Array.from({ length: 40 }, (_, i) => `w${i}`),
+  values: Array.from({ length: 40 }, (_, i) => (i === 20 ? 4 : 0)),
+  maxPosition: 20,
+};
+
+function setup(context = "16"): HTMLElement {
+  document.body.innerHTML = `
+    <section id="ex" data-context="${context}">
+      <a href="?ctx=5" data-context-width="5">±5</a><a href="?ctx=16" data-context-width="16">±16</a><a href="?ctx=full" data-context-width="full">full</a>
+      <div data-example="0"></div><div data-example="1"></div>
+    </section>`;
+  return document.getElementById("ex")!;
+}
+
+const count = (el: HTMLElement, i: number) => el.querySelectorAll(`[data-example="${i}"] .token`).length;
+
+describe("examplesPanel", () => {
+  afterEach(() => {
+    document.body.replaceChildren();
+    window.history.replaceState(null, "", "/");
+  });
+
+  it("draws every example at the width in data-context", () => {
+    const el = setup("5");
+    examplesPanel(el, { max: 4, examples: [example, example] });
+    expect(count(el, 0)).toBe(11);
+    expect(count(el, 1)).toBe(11);
+  });
+
+  it("the context toggle redraws every strip without reloading and keeps ?ctx= in the URL", () => {
+    const el = setup();
+    examplesPanel(el, { max: 4, examples: [example, example] });
+    expect(count(el, 0)).toBe(33);
+    el.querySelector<HTMLAnchorElement>('[data-context-width="full"]')!.click();
+    expect(count(el, 0)).toBe(40);
+    expect(el.dataset.context).toBe("full");
+    expect(new URL(window.location.href).searchParams.get("ctx")).toBe("full");
+    const active = el.querySelector('[aria-current="true"]')!;
+    expect(active.textContent).toBe("full");
+  });
+
+  it("colours are scaled to the feature's max, not the example's", () => {
+    const el = setup("full");
+    examplesPanel(el, { max: 8, examples: [example, example] });
+    const peak = el.querySelector<HTMLElement>('[data-example="0"] .token--max')!;
+    const other = setup("full");
+    examplesPanel(other, { max: 4, examples: [example, example] });
+    expect(peak.style.backgroundColor).not.toBe(other.querySelector<HTMLElement>('[data-example="0"] .token--max')!.style.backgroundColor);
+  });
+
+  it("a placeholder naming a missing example throws", () => {
+    const el = setup();
+    expect(() => examplesPanel(el, { max: 4, examples: [example] })).toThrow("invalid data-example: 1");
+  });
+});

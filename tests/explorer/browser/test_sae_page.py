@@ -1,0 +1,159 @@
+"""The SAE page: a sorted, filtered, keyset-paginated feature table, the map, index progress."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from explorer.browser import selectors
+from explorer.explanations.services import explanation_create
+from explorer.saes.models import Feature, IndexRun
+
+pytestmark = pytest.mark.django_db
+
+
+def indices(body: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<td class="feature-table__index"><a href="/tiny/res-1/(\d+)/">', body)]
+
+
+def test_it_renders_the_table_sorted_by_index(client, indexed):
+    response = client.get("/tiny/res-1/")
+    assert response.status_code == 200
+    assert indices(response.content.decode()) == list(range(32))
+
+
+def test_dead_features_are_marked_in_the_table(client, indexed):
+    body = client.get("/tiny/res-1/").content.decode()
+    assert body.count('<tr class="is-dead">') == 4
+
+
+def test_sorting_by_density_puts_the_densest_first(client, indexed):
+    body = client.get("/tiny/res-1/?sort=density&dir=desc").content.decode()
+    expected = list(Feature.objects.filter(sae=indexed.sae).order_by("-density", "-index").values_list("index", flat=True))
+    assert indices(body) == expected
+    assert 'aria-sort="descending"' in body
+
+
+def test_pages_follow_each_other_without_gaps_or_repeats(indexed):
+    for sort in ("index", "density", "max"):
+        for direction in ("asc", "desc"):
+            seen, after = [], None
+            while True:
+                page = selectors.feature_table(sae=indexed.sae, sort=sort, direction=direction, after=after, limit=5)
+                seen += [r.index for r in page.rows]
+                if page.next_cursor is None:
+                    break
+                after = page.next_cursor
+            assert sorted(seen) == list(range(32)), (sort, direction)
+            assert len(seen) == 32
+
+
+def test_the_previous_page_is_the_page_before(indexed):
+    first = selectors.feature_table(sae=indexed.sae, sort="max", limit=5)
+    second = selectors.feature_table(sae=indexed.sae, sort="max", after=first.next_cursor, limit=5)
+    back = selectors.feature_table(sae=indexed.sae, sort="max", before=second.prev_cursor, limit=5)
+    assert [r.index for r in back.rows] == [r.index for r in first.rows]
+    assert back.prev_cursor is None
+
+
+def test_ties_on_the_sort_column_page_by_index(indexed):
+    Feature.objects.filter(sae=indexed.sae).update(density=0.5)
+    page = selectors.feature_table(sae=indexed.sae, sort="density", limit=10)
+    nxt = selectors.feature_table(sae=indexed.sae, sort="density", after=page.next_cursor, limit=10)
+    assert [r.index for r in page.rows] == list(range(31, 21, -1))
+    assert [r.index for r in nxt.rows] == list(range(21, 11, -1))
+
+
+def test_the_next_link_carries_a_cursor_not_an_offset(client, indexed):
+    page = selectors.feature_table(sae=indexed.sae, limit=50)
+    assert page.next_cursor is None
+    body = client.get("/tiny/res-1/?sort=max").content.decode()
+    assert "offset" not in body and "page=" not in body
+
+
+def test_it_filters_by_explanation_text(client, indexed):
+    explanation_create(feature=indexed.features[3], text="rivers and banks", method="offline")
+    explanation_create(feature=indexed.features[4], text="money in banks", method="offline")
+    explanation_create(feature=indexed.features[5], text="cats", method="offline")
+    body = client.get("/tiny/res-1/?q=bank").content.decode()
+    assert indices(body) == [3, 4]
+    assert "rivers and banks" in body
+
+
+def test_live_only_hides_dead_features(client, indexed):
+    body = client.get("/tiny/res-1/?live=1").content.decode()
+    assert set(indices(body)).isdisjoint({0, 10, 20, 30})
+
+
+def test_a_hash_index_in_the_filter_opens_that_feature(client, indexed):
+    response = client.get("/tiny/res-1/?q=%2317")
+    assert response.status_code == 302
+    assert response["Location"] == "/tiny/res-1/17/"
+
+
+def test_a_malformed_cursor_is_a_404_with_a_message(client, indexed):
+    response = client.get("/tiny/res-1/?sort=density&after=nope")
+    assert response.status_code == 404
+    assert "Bad page cursor" in response.content.decode()
+
+
+def test_an_unknown_sae_gets_a_friendly_404(client, indexed):
+    response = client.get("/tiny/nope/")
+    assert response.status_code == 404
+    assert "No SAE tiny/nope." in response.content.decode()
+
+
+def test_the_map_placeholder_points_at_the_map_data(client, indexed):
+    body = client.get("/tiny/res-1/").content.decode()
+    assert 'data-chart="feature-map"' in body
+    data = client.get("/tiny/res-1/map.json").json()
+    points = data["points"]
+    assert points["index"] == list(range(32))
+    assert len(points["x"]) == len(points["y"]) == len(points["density"]) == 32
+    assert points["dead"][0] == 1 and points["dead"][1] == 0
+
+
+def test_an_active_index_run_shows_its_progress(client, indexed):
+    IndexRun.objects.create(sae=indexed.sae, corpus="demo", tokens=1000, tokens_total=1000, tokens_done=250,
+                            status=IndexRun.Status.RUNNING)
+    body = client.get("/tiny/res-1/").content.decode()
+    assert 'data-enhance="index-progress"' in body
+    assert '<progress max="1000" value="250">' in body
+    assert client.get("/tiny/res-1/progress.json").json() == {
+        "status": "running", "tokens_done": 250, "tokens_total": 1000, "error": ""}
+
+
+def test_no_progress_without_an_active_run(client, indexed):
+    IndexRun.objects.create(sae=indexed.sae, corpus="demo", tokens=1000, status=IndexRun.Status.DONE)
+    assert 'data-enhance="index-progress"' not in client.get("/tiny/res-1/").content.decode()
+
+
+def test_random_opens_a_live_feature(client, indexed):
+    for _ in range(5):
+        response = client.get("/tiny/res-1/random/")
+        assert response.status_code == 302
+        index = int(response["Location"].strip("/").split("/")[-1])
+        assert index not in indexed.dead
+
+
+def test_the_model_page_lists_its_saes(client, indexed):
+    body = client.get("/tiny/").content.decode()
+    assert 'href="/tiny/res-1/"' in body
+    assert client.get("/nope/").status_code == 404
+
+
+def test_the_map_data_is_gzipped_for_clients_that_accept_it(client, indexed):
+    response = client.get("/tiny/res-1/map.json", HTTP_ACCEPT_ENCODING="gzip")
+    assert response["Content-Encoding"] == "gzip"
+
+
+def test_the_map_data_of_an_unknown_sae_is_a_404(client, indexed):
+    assert client.get("/tiny/nope/map.json").status_code == 404
+
+
+def test_features_not_yet_laid_out_come_without_coordinates(client, indexed):
+    Feature.objects.filter(sae=indexed.sae, index__lt=5).update(map_x=None, map_y=None)
+    points = client.get("/tiny/res-1/map.json").json()["points"]
+    assert points["x"][:5] == [None] * 5 and points["x"][5] is not None
+    assert len(points["density"]) == 32  # the density distribution still counts them
