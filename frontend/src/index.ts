@@ -14,3 +14,4 @@ export { chartRenderers } from "./enhance/chartRenderers";
 export { readChartData } from "./enhance/readChartData";
 export { invalid } from "./options/invalid";
 export type { Accessor } from "./options/accessor";
+export * from "./steer/index";

@@ -1,5 +1,6 @@
 // Entry point loaded by {% vite_asset "src/main.ts" %} on every page.
 import "./styles.css";
+import "./steer/start";
 import { enhance, initTheme } from "./index";
 
 initTheme(document);

@@ -1,0 +1,95 @@
+import type { DeltaFrame, DoneFrame, SteerRow } from "./steerTypes";
+
+export interface RowText {
+  text: string;
+  /** True once the row's `done` frame arrived; `text` is then the full, authoritative text. */
+  done: boolean;
+  /** The `done` frame's tokens (token strings, or ids, as the server sends them). */
+  tokens: unknown[] | null;
+}
+
+export interface StreamUpdate {
+  /** Whether either row's text changed. */
+  changed: boolean;
+  /** Set when a gap was found: ask the server to `resume` with this `after_seq`. */
+  resumeAfter: number | null;
+}
+
+export interface GenerationStreamOptions {
+  /** Sequence number of the first frame. @default 1 */
+  firstSeq?: number;
+}
+
+type Sequenced = { seq?: number; apply: () => boolean };
+
+/**
+ * Assembles one generation's frames into the two rows' texts. Frames are numbered across both
+ * rows (`seq`, deltas and `done`s alike) and applied in order: a duplicate (replayed) frame is
+ * ignored, an early one is held until the gap before it fills, and each new gap asks once for a
+ * resume. A `done` frame replaces its row's text at once with the full text, so a lost delta
+ * never survives it; later deltas of a finished row are ignored.
+ */
+export class GenerationStream {
+  readonly gen: number | string;
+  readonly rows: Record<SteerRow, RowText> = {
+    default: { text: "", done: false, tokens: null },
+    steered: { text: "", done: false, tokens: null },
+  };
+  result: string | number | null = null;
+  private applied: number;
+  private readonly held = new Map<number, Sequenced>();
+  private asked: number | null = null;
+
+  constructor(gen: number | string, options: GenerationStreamOptions = {}) {
+    this.gen = gen;
+    this.applied = (options.firstSeq ?? 1) - 1;
+  }
+
+  get complete(): boolean {
+    return this.rows.default.done && this.rows.steered.done;
+  }
+
+  /** The last sequence number applied without a gap (the `after_seq` of a resume). */
+  lastSeq(): number {
+    return this.applied;
+  }
+
+  delta(frame: DeltaFrame): StreamUpdate {
+    return this.sequence(frame.seq, () => {
+      const row = this.rows[frame.row];
+      if (row.done || !frame.text) return false;
+      row.text += frame.text;
+      return true;
+    });
+  }
+
+  done(frame: DoneFrame & { seq?: number }): StreamUpdate {
+    const row = this.rows[frame.row];
+    const changed = row.text !== frame.text || !row.done;
+    row.text = frame.text;
+    row.done = true;
+    row.tokens = Array.isArray(frame.tokens) ? frame.tokens : null;
+    if (frame.result !== undefined && frame.result !== null) this.result = frame.result;
+    if (this.complete) this.held.clear();
+    if (typeof frame.seq !== "number") return { changed, resumeAfter: null };
+    const update = this.sequence(frame.seq, () => false);
+    return { changed: changed || update.changed, resumeAfter: this.complete ? null : update.resumeAfter };
+  }
+
+  private sequence(seq: number | undefined, apply: () => boolean): StreamUpdate {
+    if (!Number.isInteger(seq) || seq! <= this.applied) return { changed: false, resumeAfter: null };
+    this.held.set(seq!, { seq: seq!, apply });
+    let changed = false;
+    for (let f = this.held.get(this.applied + 1); f; f = this.held.get(this.applied + 1)) {
+      this.held.delete(this.applied + 1);
+      changed = f.apply() || changed;
+      this.applied += 1;
+    }
+    let resumeAfter: number | null = null;
+    if (this.held.size > 0 && this.asked !== this.applied && !this.complete) {
+      this.asked = this.applied;
+      resumeAfter = this.applied;
+    }
+    return { changed, resumeAfter };
+  }
+}

@@ -1,0 +1,338 @@
+import { select } from "d3";
+import { divergeOffset } from "./divergeOffset";
+import { encodeSteerQuery } from "./encodeSteerQuery";
+import { errorTarget } from "./errorTarget";
+import { featureKey } from "./featureKey";
+import { renderFeatureRows } from "./featureRows";
+import { FeatureSearch, type FeatureCandidate } from "./featureSearch";
+import { fetchJson } from "./fetchJson";
+import { GenerationStream, type GenerationStreamOptions, type RowText } from "./generationStream";
+import { renderContinuation } from "./renderContinuation";
+import { SteerSocket, type SocketStatus } from "./steerSocket";
+import { steerLayout, type SteerLayout } from "./steerLayout";
+import { steerMessage } from "./steerMessage";
+import type { ServerFrame, SteerConfig, SteerFeature, SteerState } from "./steerTypes";
+import { throttle, type Throttled } from "./throttle";
+
+export interface SteerPanelOptions {
+  /** @default globalThis.WebSocket */
+  WebSocket?: typeof WebSocket;
+  /** @default globalThis.fetch */
+  fetcher?: typeof fetch;
+  /** Restarts while a control moves are throttled to one per this many ms. @default 100 */
+  throttleMs?: number;
+  /**
+   * Whether the page URL follows the panel (the steering page). An embedded panel (e.g. on a
+   * feature page) leaves the URL alone and links to the steering page instead. @default true
+   */
+  syncUrl?: boolean;
+  /** How the server numbers frames. @default {firstSeq: 1} */
+  stream?: GenerationStreamOptions;
+}
+
+type SettingName = keyof SteerLayout["settingErrors"];
+
+const CONNECTION: Record<SocketStatus, string> = { connecting: "connecting…", open: "live", closed: "reconnecting…" };
+
+/**
+ * The live steering page: owns the request state, keeps the URL in step with it, restarts
+ * generation (throttled, leading and trailing edge, a new `gen` each time) whenever a control
+ * moves, and shows the two rows as their frames arrive. Frames of any older `gen` are ignored.
+ */
+export class SteerPanel {
+  readonly state: SteerState;
+  private readonly config: SteerConfig;
+  private readonly ui: SteerLayout;
+  private readonly o: SteerPanelOptions;
+  private readonly apiRoot: string;
+  private readonly socket: SteerSocket;
+  private readonly search: FeatureSearch;
+  private readonly restart: Throttled<[]>;
+  private readonly page = Math.random().toString(36).slice(2, 8);
+  private counter = 0;
+  private stream: GenerationStream | null = null;
+  private sent = false;
+  private resuming = false;
+  private stopped = false;
+  private featureErrors: (string | null)[] = [];
+  private stored: { default: RowText; steered: RowText } | null = null;
+
+  constructor(root: HTMLElement, config: SteerConfig, options: SteerPanelOptions = {}) {
+    this.config = config;
+    this.o = options;
+    this.apiRoot = config.api_root ?? "/api/v1/";
+    this.state = { ...config.initial, features: config.initial.features.map((f) => ({ ...f })) };
+    this.ui = steerLayout(root, config);
+    this.search = new FeatureSearch(this.ui.search, {
+      model: config.model,
+      saes: config.saes.map((s) => s.slug),
+      apiRoot: this.apiRoot,
+      onPick: (c) => void this.addFeature(c),
+      ...(options.fetcher ? { fetcher: options.fetcher } : {}),
+    });
+    this.restart = throttle(() => this.start(), options.throttleMs ?? 100);
+    this.bindControls();
+    this.renderControls();
+    if (options.syncUrl === false) {
+      this.ui.open.hidden = false;
+      this.ui.open.href = this.url;
+    }
+
+    if (config.result) {
+      const row = (text: string, tokens: unknown): RowText => ({ text, done: true, tokens: Array.isArray(tokens) ? tokens : null });
+      this.stored = { default: row(config.result.default_text, config.result.default_tokens), steered: row(config.result.steered_text, config.result.steered_tokens) };
+      this.showPermalink(config.result.id);
+      this.ui.state.textContent = "saved result";
+    }
+    this.renderColumns();
+
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = `${scheme}//${location.host}${config.ws_path}?model=${encodeURIComponent(config.model)}`;
+    this.socket = new SteerSocket(url, {
+      onFrame: (f) => this.onFrame(f),
+      onOpen: (reconnected) => this.onOpen(reconnected),
+      onStatus: (s) => this.onStatus(s),
+      ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+    });
+    if (!config.result) {
+      this.writeUrl(); // the server dropped any bad parts of the query: show what is steered
+      this.start();
+    }
+  }
+
+  /** The current generation's id (what `steer` frames carry), or null before the first. */
+  get gen(): string | null {
+    return this.stream ? String(this.stream.gen) : null;
+  }
+
+  /** Replaces part of the state, updates the URL and the controls, and restarts generation. */
+  change(mutate: (state: SteerState) => void): void {
+    mutate(this.state);
+    this.featureErrors = [];
+    this.clearErrors();
+    this.renderControls();
+    this.writeUrl();
+    this.restart();
+  }
+
+  close(): void {
+    this.restart.cancel();
+    this.socket.close();
+  }
+
+  private bindControls(): void {
+    const { prompt, settings: s } = this.ui;
+    prompt.value = this.state.prompt;
+    prompt.addEventListener("input", () => this.change((st) => void (st.prompt = prompt.value)));
+    s.positions.value = this.state.positions;
+    s.positions.addEventListener("change", () => this.change((st) => void (st.positions = s.positions.value as SteerState["positions"])));
+    s.temperature.value = String(this.state.temperature);
+    s.top_p.value = String(this.state.top_p);
+    s.seed.value = String(this.state.seed);
+    s.max_new_tokens.value = String(this.state.max_new_tokens);
+    const n = this.config.limits.max_new_tokens;
+    this.bindNumber(s.temperature, "temperature", (v) => v >= 0 && v <= 5, "must be between 0 and 5");
+    this.bindNumber(s.top_p, "top_p", (v) => v > 0 && v <= 1, "must be above 0 and at most 1");
+    this.bindNumber(s.seed, "seed", (v) => Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1, "must be a whole number ≥ 0");
+    this.bindNumber(s.max_new_tokens, "max_new_tokens", (v) => Number.isInteger(v) && v >= 1 && v <= n, `must be a whole number from 1 to ${n}`);
+    s.newSeed.addEventListener("click", () => {
+      const seed = Math.floor(Math.random() * 100000);
+      s.seed.value = String(seed);
+      this.change((st) => void (st.seed = seed));
+    });
+  }
+
+  private bindNumber(input: HTMLInputElement, name: Exclude<SettingName, "positions">, ok: (v: number) => boolean, rule: string): void {
+    input.addEventListener("input", () => {
+      const v = Number(input.value);
+      if (input.value.trim() === "" || !Number.isFinite(v) || !ok(v)) {
+        this.ui.settingErrors[name].textContent = `${input.closest("label")?.querySelector(".steer-field-label")?.textContent ?? name} ${rule}.`;
+        input.setAttribute("aria-invalid", "true");
+        return;
+      }
+      input.removeAttribute("aria-invalid");
+      this.change((st) => void (st[name] = v));
+    });
+  }
+
+  private async addFeature(c: FeatureCandidate): Promise<void> {
+    const key = featureKey(c);
+    if (this.state.features.some((f) => featureKey(f) === key)) return this.search.message(`Already steering ${key}.`, true);
+    if (this.state.features.length >= this.config.limits.max_features) {
+      return this.search.message(`At most ${this.config.limits.max_features} features at once; remove one first.`, true);
+    }
+    const sae = this.config.saes.find((s) => s.slug === c.sae);
+    if (this.config.saes.length && !sae) return this.search.message(`No SAE “${c.sae}” on ${this.config.model}.`, true);
+    if (sae && c.index >= sae.d_sae) return this.search.message(`${c.sae} has ${sae.d_sae} features (0–${sae.d_sae - 1}).`, true);
+    let { max_activation: max, label } = c;
+    if (max === null) {
+      this.search.message(`Looking up ${key}…`);
+      const url = `${this.apiRoot}models/${encodeURIComponent(this.config.model)}/saes/${encodeURIComponent(c.sae)}/features/${c.index}`;
+      const got = await fetchJson<{ max_activation?: number | null; explanations?: { text?: string }[] }>(url, {}, this.o.fetcher);
+      if (got.ok) {
+        max = got.body.max_activation ?? null;
+        label = label ?? got.body.explanations?.[0]?.text ?? null;
+      } else if (got.json && got.status === 404) {
+        return this.search.message(got.message || `No feature ${key}.`, true);
+      }
+      // Any other failure (the feature endpoint missing, the network) leaves the max unknown:
+      // the feature is still added and steered in raw units.
+      this.search.message("");
+    }
+    const unit = max && max > 0 ? max : null;
+    const strength = Math.min(this.config.limits.strength_max, unit ? +(4 * unit).toPrecision(3) : 10);
+    const feature: SteerFeature = { sae: c.sae, index: c.index, strength, mode: "add", max_activation: unit, label: label ?? null };
+    this.change((st) => void st.features.push(feature));
+  }
+
+  /** Adds a steering vector (CAA) as one more steered term. */
+  addVector(vector: { id: number; sae: string; label: string; strength?: number }): void {
+    if (this.state.features.some((f) => f.vector === vector.id)) return;
+    if (this.state.features.length >= this.config.limits.max_features) {
+      return this.search.message(`At most ${this.config.limits.max_features} features at once; remove one first.`, true);
+    }
+    const feature: SteerFeature = { sae: vector.sae, index: -1, vector: vector.id, strength: vector.strength ?? 4, mode: "add", max_activation: null, label: vector.label };
+    this.change((st) => void st.features.push(feature));
+  }
+
+  /** Adds an SAE feature by reference (e.g. one a steering vector aligns with). */
+  addCandidate(candidate: FeatureCandidate): Promise<void> {
+    return this.addFeature(candidate);
+  }
+
+  private renderControls(): void {
+    const { limits } = this.config;
+    this.ui.featuresCount.textContent = `${this.state.features.length} of ${limits.max_features}`;
+    renderFeatureRows(this.ui.featureList, this.state.features, {
+      model: this.config.model,
+      limits,
+      errors: this.featureErrors,
+      onStrength: (i, v) => this.change((st) => void (st.features[i]!.strength = v)),
+      onMode: (i, m) => this.change((st) => void (st.features[i]!.mode = m)),
+      onRemove: (i) => this.change((st) => void st.features.splice(i, 1)),
+    });
+    select(this.ui.featureList).classed("steer-feature-list--empty", this.state.features.length === 0);
+  }
+
+  /** The steering page URL of the current state. */
+  get url(): string {
+    return `/${encodeURIComponent(this.config.model)}/steer/?${encodeSteerQuery(this.state)}`;
+  }
+
+  private writeUrl(): void {
+    if (this.o.syncUrl === false) this.ui.open.href = this.url;
+    else history.replaceState(history.state, "", this.url);
+  }
+
+  private start(): void {
+    this.stored = null;
+    this.ui.permalink.hidden = true;
+    if (this.stream && !this.stream.complete && this.sent) this.socket.send({ type: "cancel", gen: this.stream.gen });
+    if (!this.state.prompt.trim()) {
+      this.stream = null;
+      this.ui.state.textContent = "type a prompt to generate";
+      this.renderColumns();
+      return;
+    }
+    this.counter += 1;
+    this.stream = new GenerationStream(`${this.page}-${this.counter}`, this.o.stream);
+    this.resuming = false;
+    this.stopped = false;
+    this.ui.state.textContent = "generating…";
+    this.sent = this.socket.send(steerMessage(this.stream.gen, this.config.model, this.state));
+    this.renderColumns();
+  }
+
+  private onOpen(reconnected: boolean): void {
+    const s = this.stream;
+    if (!s || s.complete) return;
+    if (this.sent && reconnected) {
+      // The server keeps a short replay buffer per gen: pick up where this socket left off.
+      this.resuming = true;
+      this.socket.send({ type: "resume", gen: s.gen, after_seq: Math.max(0, s.lastSeq()) });
+    } else {
+      this.sent = this.socket.send(steerMessage(s.gen, this.config.model, this.state));
+    }
+  }
+
+  private onStatus(status: SocketStatus): void {
+    this.ui.connection.textContent = CONNECTION[status];
+    this.ui.connection.dataset.status = status;
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    const s = this.stream;
+    const current = s !== null && frame.gen !== undefined && frame.gen !== null && String(frame.gen) === String(s.gen);
+    if (frame.type === "error") {
+      if (frame.gen !== undefined && frame.gen !== null && !current) return;
+      if (current && this.resuming) {
+        // The replay buffer is gone (expired, or another server): ask for the whole thing again.
+        this.resuming = false;
+        this.start();
+        return;
+      }
+      this.showError(frame.message, (frame as { field?: string }).field);
+      if (current) {
+        this.stopped = true;
+        this.ui.state.textContent = "stopped";
+      }
+      this.renderColumns();
+      return;
+    }
+    if (!current || !s) return;
+    this.resuming = false;
+    if (frame.type === "delta") {
+      const update = s.delta(frame);
+      if (update.resumeAfter !== null) this.socket.send({ type: "resume", gen: s.gen, after_seq: update.resumeAfter });
+      if (update.changed) this.renderColumns();
+    } else if (frame.type === "done") {
+      s.done(frame);
+      if (s.complete) {
+        this.ui.state.textContent = "done";
+        if (s.result !== null) this.showPermalink(s.result);
+      }
+      this.renderColumns();
+    }
+  }
+
+  private showPermalink(id: string | number): void {
+    const a = this.ui.permalink;
+    a.href = `/steer/${encodeURIComponent(String(id))}/`;
+    a.textContent = "Permalink";
+    a.title = "A link to exactly this result";
+    a.hidden = false;
+  }
+
+  private clearErrors(): void {
+    this.ui.promptError.textContent = "";
+    this.ui.generalError.textContent = "";
+    for (const el of Object.values(this.ui.settingErrors)) el.textContent = "";
+  }
+
+  private showError(message: string, field?: string): void {
+    const target = errorTarget(message, field, this.state.features);
+    if (target.kind === "prompt") this.ui.promptError.textContent = message;
+    else if (target.kind === "setting") this.ui.settingErrors[target.name].textContent = message;
+    else if (target.kind === "feature") {
+      this.featureErrors = this.state.features.map((_, i) => (i === target.position ? message : (this.featureErrors[i] ?? null)));
+      this.renderControls();
+    } else this.ui.generalError.textContent = message;
+  }
+
+  private renderColumns(): void {
+    const stopped = this.stopped;
+    const rows = this.stream?.rows ?? this.stored ?? null;
+    const empty: RowText = { text: "", done: true, tokens: null };
+    const d = rows?.default ?? empty;
+    const st = rows?.steered ?? empty;
+    const off = divergeOffset(d, st);
+    const prompt = this.stored && this.config.result ? this.config.initial.prompt : this.state.prompt;
+    for (const [row, data] of [["default", d], ["steered", st]] as const) {
+      const col = this.ui.columns[row];
+      const streaming = !stopped && !data.done;
+      renderContinuation(col.text, { prompt, text: data.text, diverge: off, streaming });
+      col.status.textContent = streaming ? "streaming…" : rows ? (stopped && !data.done ? "stopped" : "") : "";
+      col.text.dataset.done = String(data.done && rows !== null);
+    }
+  }
+}

@@ -1,0 +1,270 @@
+"""The live steering page in headless Chromium, through the whole stack: uvicorn (page and
+websocket), Redis, a real Celery worker decoding the demo model, and the built frontend.
+
+Drag a strength slider and the steered column changes while the default column stays the
+same; the permalink of the result restores the same texts. Screenshots land in the test's
+tmp dir (one copy at docs/screenshot-steer.png for the README).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from tests.e2e.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+# Stands in for indexing statistics: it only sets the slider's unit (multiples of max activation).
+MAX_ACTIVATION = 8.0
+FEATURE = 5
+# Generation of a whole continuation on the demo model through a fresh worker can take a while.
+GENERATION_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    """The sync Playwright driver keeps an event loop running in this (the main) thread, so
+    Django would refuse this test's own ORM calls (creating rows, the flush at teardown) as
+    "async context". They are plain synchronous calls from the main thread: allow them."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def demo_model(transactional_db):
+    """The demo model and SAE registered as `demo` / `demo` (committed: the server and the
+    worker are other processes), plus one feature row so the slider has a unit."""
+    from explorer.saes.models import Feature
+    from explorer.saes.services import sae_register
+
+    registration = sae_register(model_spec="demo", sae_spec="demo", slug="demo", model_slug="demo")
+    Feature.objects.create(sae=registration.sae, index=FEATURE, max_activation=MAX_ACTIVATION,
+                           density=0.01, mean_activation=2.0)
+    return registration.sae
+
+
+def page_errors(browser_page) -> list[str]:
+    return [e for e in browser_page.console_errors if not e.endswith("/favicon.ico")]
+
+
+def continuation(page, row: str) -> str:
+    """The generated text of one column (the column starts with the prompt, shown muted)."""
+    return page.eval_on_selector(
+        f"[data-row-text={row}]",
+        "el => el.textContent.slice((el.querySelector('.steer-echo')?.textContent ?? '').length)",
+    )
+
+
+def wait_until_done(page) -> None:
+    """Both rows of the latest generation finished (the panel shows its permalink then)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "() => document.querySelector('.steer-state')?.textContent === 'done'"
+            " && [...document.querySelectorAll('[data-row-text]')].every(e => e.dataset.done === 'true')",
+            timeout=GENERATION_TIMEOUT_MS,
+        )
+    except PlaywrightTimeout:
+        shown = page.eval_on_selector_all(".steer-bar, .steer-error, .steer-row-status",
+                                          "els => els.map(e => e.textContent)")
+        raise AssertionError(f"generation did not finish; the page shows {shown}") from None
+
+
+def drag_slider(page, selector: str, fraction: float) -> None:
+    """Press the slider's thumb (at its current value, the middle for 0) and drag it in small
+    steps, as a hand would, to `fraction` of the track."""
+    page.locator(selector).scroll_into_view_if_needed()
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * fraction, y, steps=25)
+    page.mouse.up()
+
+
+@pytest.mark.parametrize(
+    "browser_options", [{"viewport": {"width": 1280, "height": 900}, "color_scheme": "light"}]
+)
+def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_restores_it(
+    browser_page, live_server_url, celery_worker_proc, demo_model, tmp_path
+):
+    page = browser_page.page
+    query = urlencode([("prompt", "The city council said"), ("f", f"demo:{FEATURE}:0"),
+                       ("t", "0.7"), ("seed", "3"), ("n", "24")])
+    response = page.goto(f"{live_server_url}/demo/steer/?{query}", wait_until="networkidle")
+    assert response is not None and response.status == 200
+    page.wait_for_selector("[data-steer][data-steer-ready=true]")
+
+    # Strength 0: the steered row is the default row exactly, and nothing is marked.
+    wait_until_done(page)
+    default_before = continuation(page, "default")
+    assert default_before.strip()
+    assert continuation(page, "steered") == default_before
+    assert page.locator("mark.steer-diverged").all_text_contents() == ["", ""]
+    assert page.locator(".steer-tick--max").count() == 1
+
+    drag_slider(page, ".steer-slider", 0.93)
+    page.wait_for_timeout(300)  # the throttle's trailing edge sends the last position
+    wait_until_done(page)
+
+    strength = float(page.input_value(".steer-raw"))
+    assert strength > MAX_ACTIVATION
+    steered = continuation(page, "steered")
+    assert continuation(page, "default") == default_before
+    assert steered != default_before
+    assert page.locator(".steer-column--steered mark.steer-diverged").inner_text().strip()
+    # No markup from the model ever becomes an element.
+    assert page.locator(".steer-text script, .steer-text img").count() == 0
+
+    # The URL carries the whole request.
+    q = parse_qs(urlsplit(page.url).query)
+    assert urlsplit(page.url).path == "/demo/steer/"
+    assert q["prompt"] == ["The city council said"]
+    assert q["f"] == [f"demo:{FEATURE}:{page.input_value('.steer-raw')}"]
+    assert (q["seed"], q["n"], q["t"], q["pos"]) == (["3"], ["24"], ["0.7"], ["all"])
+
+    shot = tmp_path / "steer.png"
+    page.screenshot(path=str(shot), full_page=True)
+    shutil.copyfile(shot, REPO / "docs" / "screenshot-steer.png")
+
+    permalink = page.get_attribute(".steer-permalink", "href")
+    assert permalink and permalink.startswith("/steer/")
+    page.goto(live_server_url + permalink, wait_until="networkidle")
+    page.wait_for_selector("[data-steer][data-steer-ready=true]")
+    assert continuation(page, "default") == default_before
+    assert continuation(page, "steered") == steered
+    assert float(page.input_value(".steer-raw")) == strength
+    page.screenshot(path=str(tmp_path / "steer-permalink.png"), full_page=True)
+
+    assert page_errors(browser_page) == []
+    assert browser_page.failed_requests == []
+
+
+@pytest.mark.parametrize(
+    "browser_options",
+    [
+        {
+            "viewport": {"width": 390, "height": 844},
+            "device_scale_factor": 2,
+            "is_mobile": True,
+            "has_touch": True,
+            "color_scheme": "dark",
+        }
+    ],
+)
+def test_the_steering_page_fits_a_phone_screen_in_dark_mode(
+    browser_page, live_server_url, celery_worker_proc, demo_model, tmp_path
+):
+    page = browser_page.page
+    query = urlencode([("prompt", "The city council said"), ("f", f"demo:{FEATURE}:40"),
+                       ("seed", "3"), ("n", "16")])
+    page.goto(f"{live_server_url}/demo/steer/?{query}", wait_until="networkidle")
+    page.wait_for_selector("[data-steer][data-steer-ready=true]")
+    wait_until_done(page)
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(20, 23, 27)"
+    page.screenshot(path=str(tmp_path / "steer-phone-dark.png"), full_page=True)
+    assert page_errors(browser_page) == []
+
+
+def test_a_feature_typed_as_sae_index_is_added_with_its_max_activation_and_steered(
+    browser_page, live_server_url, celery_worker_proc, demo_model
+):
+    page = browser_page.page
+    query = urlencode([("prompt", "The city council said"), ("seed", "3"), ("n", "8")])
+    page.goto(f"{live_server_url}/demo/steer/?{query}", wait_until="networkidle")
+    page.wait_for_selector("[data-steer][data-steer-ready=true]")
+    assert page.locator(".steer-feature").count() == 0
+    wait_until_done(page)  # unsteered: both rows the same
+
+    page.fill(".steer-search-input", f"demo#{FEATURE}")
+    page.wait_for_selector(f".steer-candidate:has-text('demo#{FEATURE}')")
+    page.press(".steer-search-input", "Enter")
+    row = page.locator(f".steer-feature[data-feature='demo#{FEATURE}']")
+    row.wait_for()
+    # Added at 4x its max activation, labelled in those units, with the raw value beside it.
+    assert row.locator(".steer-units").inner_text() == "= 4× max act."
+    assert float(row.locator(".steer-raw").input_value()) == 4 * MAX_ACTIVATION
+    assert parse_qs(urlsplit(page.url).query)["f"] == [f"demo:{FEATURE}:{4 * MAX_ACTIVATION:g}"]
+    wait_until_done(page)
+    assert page_errors(browser_page) == []
+    assert browser_page.failed_requests == []
+
+
+@pytest.mark.parametrize(
+    "browser_options",
+    [{"viewport": {"width": 1280, "height": 800}, "java_script_enabled": False}],
+)
+def test_without_javascript_the_page_is_a_form_over_the_same_query(
+    browser_page, live_server_url, demo_model
+):
+    page = browser_page.page
+    query = urlencode([("prompt", "<script>x</script>"), ("f", f"demo:{FEATURE}:12:clamp"),
+                       ("seed", "4"), ("pos", "generated")])
+    response = page.goto(f"{live_server_url}/demo/steer/?{query}")
+    assert response is not None and response.status == 200
+    assert page.input_value("textarea[name=prompt]") == "<script>x</script>"
+    assert page.input_value("input[name=f]") == f"demo:{FEATURE}:12.0:clamp"
+    assert page.input_value("input[name=seed]") == "4"
+    assert page.input_value("select[name=pos]") == "generated"
+    assert page.locator("[data-row-text=default] .steer-echo").inner_text() == "<script>x</script>"
+    page.fill("input[name=seed]", "5")
+    page.click(".steer-controls button[type=submit]")
+    page.wait_for_url(lambda url: "seed=5" in url)
+    assert parse_qs(urlsplit(page.url).query)["f"] == [f"demo:{FEATURE}:12.0:clamp"]
+
+
+PAIRS = "\n".join(json.dumps(pair) for pair in [
+    {"prompt": "The weather today is", "positive": " lovely and warm", "negative": " awful and cold"},
+    {"prompt": "I think the film was", "positive": " wonderful", "negative": " terrible"},
+    {"prompt": "Our new neighbours are", "positive": " kind and friendly", "negative": " rude and loud"},
+])
+
+
+def test_a_caa_vector_made_from_pasted_pairs_lists_its_features_and_steers(
+    browser_page, live_server_url, celery_worker_proc, demo_model, django_user_model, tmp_path
+):
+    django_user_model.objects.create_user(username="alice", password="wonderland-42")
+    page = browser_page.page
+    steer_url = "/demo/steer/?" + urlencode([("prompt", "The city council said"), ("seed", "3"),
+                                              ("n", "12")])
+    page.goto(f"{live_server_url}/accounts/login/?{urlencode([('next', steer_url)])}")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "wonderland-42")
+    page.click("main button[type=submit], main input[type=submit]")
+    page.wait_for_selector("[data-steer][data-steer-ready=true]")
+    wait_until_done(page)
+    default_text = continuation(page, "default")
+
+    page.click(".steer-caa summary")
+    page.fill(".steer-caa-pairs textarea", PAIRS)
+    page.fill(".steer-caa input[type=text]", "cheerful")
+    page.click(".steer-caa-submit")
+    # The live worker builds it; the panel polls until it is ready and lists its features.
+    page.wait_for_selector(".steer-caa-aligned li", timeout=GENERATION_TIMEOUT_MS)
+    assert "cos" in page.inner_text(".steer-caa-aligned")
+
+    page.click(".steer-caa-vector button")
+    row = page.locator(".steer-feature[data-feature^='vector:']")
+    row.wait_for()
+    assert row.locator(".steer-units").inner_text() == "× the contrast vector"
+    vector_id = row.get_attribute("data-feature").split(":")[1]
+    drag_slider(page, ".steer-feature[data-feature^='vector:'] .steer-slider", 0.97)
+    page.wait_for_timeout(300)
+    wait_until_done(page)
+    assert float(row.locator(".steer-raw").input_value()) > 100
+    assert continuation(page, "default") == default_text
+    assert continuation(page, "steered") != default_text
+    assert parse_qs(urlsplit(page.url).query)["v"] == [
+        f"{vector_id}:{row.locator('.steer-raw').input_value()}"]
+    page.screenshot(path=str(tmp_path / "steer-caa.png"), full_page=True)
+    assert page_errors(browser_page) == []
+    assert browser_page.failed_requests == []
