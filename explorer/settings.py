@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "explorer.lists",
     "explorer.search",
     "explorer.steering",
+    "explorer.importance",
     "explorer.browser",
 ]
 

@@ -1,0 +1,1 @@
+"""Tasks for issue 7 (explain); to be filled."""
