@@ -121,12 +121,19 @@ REDIS_URL: str = env_str("REDIS_URL") or embedded.EmbeddedRedis(VAR_DIR).url()
 if not REDIS_URL.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis:// or rediss://; got {REDIS_URL!r}.")
 
+def channel_layer_host(url: str) -> dict:
+    """channels_redis waits on Redis with a 5 s blocking pop; redis-py 8 gives connections a
+    5 s socket timeout too, so an idle consumer died with TimeoutError (channels_redis#422).
+    The socket timeout must exceed the pop's."""
+    return {"address": url, "socket_timeout": 10}
+
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # Live steering sends many small frames; deltas are coalesced (DESIGN.md §6), so a
         # modest capacity is enough and an overflow is visible (gap -> resync), not silent growth.
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 200, "expiry": 30},
+        "CONFIG": {"hosts": [channel_layer_host(REDIS_URL)], "capacity": 200, "expiry": 30},
     }
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -148,6 +155,19 @@ INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)
 HEALTHZ_REQUIRED_QUEUES: list[str] = env_list("HEALTHZ_REQUIRED_QUEUES", ["index", "live.*"])
 HEALTHZ_INSPECT_TIMEOUT: float = env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05)
 HEALTHZ_CACHE_SECONDS: float = env_float("HEALTHZ_CACHE_SECONDS", 2.0, minimum=0.0)
+
+# --- semantic search (explorer/search, workers/embeddings.py) -----------------------------------
+# A query's embedding is computed by a worker (never here: no torch in the web process). The
+# queue its task goes to, and how long a search waits for it before answering with text
+# matches only (saying so). By default the first live model's queue: interactive work, never
+# stuck behind an indexing job or an LLM batch (it is ~10 ms of CPU per query).
+EXPLORER_EMBED_QUEUE: str = env_str("EXPLORER_EMBED_QUEUE") or (
+    f"live.{EXPLORER_LIVE_MODELS[0]}" if EXPLORER_LIVE_MODELS else "explain")
+EXPLORER_EMBED_TIMEOUT_S: float = env_float("EXPLORER_EMBED_TIMEOUT_S", 3.0, minimum=0.1)
+# Nearest explanations less similar than this (cosine, -1..1) are not shown: every query has
+# nearest neighbours, and below about 0.3 all-MiniLM-L6-v2's are unrelated texts.
+EXPLORER_SEMANTIC_MIN_SIMILARITY: float = env_float("EXPLORER_SEMANTIC_MIN_SIMILARITY", 0.3, minimum=-1.0)
+# --- end of semantic search -----------------------------------------------------------------------
 
 # --- auth ------------------------------------------------------------------------------------------
 
@@ -200,6 +220,25 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_MAX_AGE = 3600  # unhashed files (favicon etc.); hashed ones are cached for a year
+
+# --- explanations (issue 7): the LLM explainer and judge ------------------------------------------
+# Any OpenAI-compatible chat endpoint (POST {EXPLAINER_BASE_URL}/chat/completions): OpenAI,
+# vLLM, llama.cpp server, Ollama's /v1. Unset = offline only (offline labels, offline proxy scores).
+EXPLAINER_BASE_URL: str | None = env_str("EXPLAINER_BASE_URL")
+if EXPLAINER_BASE_URL is not None and not EXPLAINER_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"EXPLAINER_BASE_URL={EXPLAINER_BASE_URL!r} must start with http:// or https://.")
+EXPLAINER_MODEL: str = env_str("EXPLAINER_MODEL", "gpt-4o-mini")  # model id sent to the endpoint
+EXPLAINER_API_KEY: str | None = env_str("EXPLAINER_API_KEY")  # Bearer token (or EXPLAINER_API_KEY_FILE)
+EXPLAINER_TIMEOUT_S: float = env_float("EXPLAINER_TIMEOUT_S", 60.0, minimum=0.1)  # per HTTP call
+EXPLAINER_BATCH_SIZE: int = env_int("EXPLAINER_BATCH_SIZE", 20, minimum=1)  # features per Celery task
+# Retries of one HTTP call (timeouts, 429, 5xx) before the job is stored as failed; waits grow
+# EXPLAINER_BACKOFF_S * 2**n, capped at EXPLAINER_MAX_BACKOFF_S; a 429's Retry-After wins.
+EXPLAINER_MAX_RETRIES: int = env_int("EXPLAINER_MAX_RETRIES", 4, minimum=0)
+EXPLAINER_BACKOFF_S: float = env_float("EXPLAINER_BACKOFF_S", 1.0, minimum=0.0)
+EXPLAINER_MAX_BACKOFF_S: float = env_float("EXPLAINER_MAX_BACKOFF_S", 60.0, minimum=0.0)
+# Contexts per side (activating / non-activating) for a detection score.
+EXPLAINER_SCORE_SAMPLES: int = env_int("EXPLAINER_SCORE_SAMPLES", 10, minimum=1)
+# --- end explanations --------------------------------------------------------------------------------
 
 # --- misc -----------------------------------------------------------------------------------------
 

@@ -104,7 +104,9 @@ def _point_redis_users_at(url: str) -> None:
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = url
     settings.CELERY_RESULT_BACKEND = url
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+    from explorer.settings import channel_layer_host
+
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [channel_layer_host(url)]
     settings.CACHES["default"]["LOCATION"] = url
     channel_layers.backends.clear()
 

@@ -164,22 +164,34 @@ def feature_rows(stats: Any, facts: dict[str, Any], old_map: dict[int, tuple[flo
             map_x=x, map_y=y, dead=bool(dead[f]))
 
 
-def example_rows(stats: Any, examples: list[Any]) -> Any:
+def example_arrays(stats: Any, examples: list[Any], width: int) -> Any:
+    """The chosen examples as the arrays the binary COPY loader takes."""
     import numpy as np
 
-    from explorer.saes.indexing import FLOAT16_MAX, ExampleRow
+    from explorer.saes.example_copy import ExampleArrays
+    from explorer.saes.indexing import FLOAT16_MAX
 
-    bounds = stats.quantile_bounds
-    for ex, ref in zip(examples, stats.example_refs(), strict=True):
-        quantile = ref.kind == "quantile"
-        values = np.clip(ex.values, -FLOAT16_MAX, FLOAT16_MAX).astype("<f2").tobytes()
-        yield ExampleRow(
-            feature_index=ref.feature, kind=ref.kind,
-            quantile_index=ref.bin if quantile else None,
-            quantile_low=float(bounds[ref.feature, ref.bin]) if quantile else None,
-            quantile_high=float(bounds[ref.feature, ref.bin + 1]) if quantile else None,
-            token_ids=ex.token_ids.tolist(), values=values, max_value=float(ref.value),
-            max_position=ex.pos, document=ex.doc, offset=ex.start)
+    refs = stats.example_refs()
+    n = len(refs)
+    tokens = np.zeros((n, width), np.int32)
+    values = np.zeros((n, width), np.float32)
+    lengths = np.zeros(n, np.int64)
+    for i, ex in enumerate(examples):
+        k = len(ex.token_ids)
+        tokens[i, :k], values[i, :k], lengths[i] = ex.token_ids, ex.values, k
+    feature = np.fromiter((r.feature for r in refs), np.int64, n)
+    qbin = np.fromiter((-1 if r.bin is None else r.bin for r in refs), np.int64, n)
+    quantile = qbin >= 0
+    bounds = stats.quantile_bounds.astype(np.float64)
+    safe = np.where(quantile, qbin, 0)
+    return ExampleArrays(
+        feature_index=feature, kind=quantile.astype(np.int64), quantile_index=safe,
+        quantile_low=bounds[feature, safe], quantile_high=bounds[feature, safe + 1],
+        token_ids=tokens, values=np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16),
+        lengths=lengths, max_value=np.fromiter((r.value for r in refs), np.float64, n),
+        max_position=np.fromiter((ex.pos for ex in examples), np.int64, n),
+        document=np.fromiter((ex.doc for ex in examples), np.int64, n),
+        offset=np.fromiter((ex.start for ex in examples), np.int64, n))
 
 
 def weight_facts(att: Any, windows: Any, k: int = 10) -> dict[str, Any]:
@@ -271,7 +283,7 @@ def finish_run(run: Any) -> tuple[int, int, bool]:
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="storing")
     n_f, n_e = svc.index_results_replace(run=run, features=feature_rows(stats, facts, old_map),
-                                         examples=example_rows(stats, examples),
+                                         examples=example_arrays(stats, examples, windows.context),
                                          timings=timings, offline_labels=labels)
     timings["store_s"] = time.perf_counter() - t
     type(run).objects.filter(pk=run.pk).update(timings={**run.timings, **timings})  # + store_s

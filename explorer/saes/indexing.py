@@ -19,11 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from explorer.core.exceptions import ApplicationError
+from explorer.saes.example_copy import ExampleArrays, binary_copy_chunks
 from explorer.saes.models import SAE, Feature, IndexRun, IndexShard
 
 log = logging.getLogger(__name__)
@@ -276,21 +278,6 @@ class FeatureRow:
     dead: bool
 
 
-@dataclass
-class ExampleRow:
-    feature_index: int
-    kind: str  # "top" | "quantile"
-    quantile_index: int | None
-    quantile_low: float | None
-    quantile_high: float | None
-    token_ids: list[int]
-    values: bytes  # little-endian float16, see Example.pack_values
-    max_value: float
-    max_position: int
-    document: int
-    offset: int
-
-
 _FEATURE_COLUMNS = ("sae_id", "index", "density", "max_activation", "mean_activation",
                     "hist_edges", "hist_counts", "quantile_bounds", "quantile_fractions",
                     "top_logit_ids", "top_logit_values",
@@ -298,21 +285,6 @@ _FEATURE_COLUMNS = ("sae_id", "index", "density", "max_activation", "mean_activa
                     "neighbour_cosines", "map_x", "map_y", "dead")
 _EXAMPLE_COLUMNS = ("feature_id", "kind", "quantile_index", "quantile_low", "quantile_high",
                     "token_ids", "values", "max_value", "max_position", "document", "offset")
-
-
-def _copy_value(v: float | None) -> str:
-    return "\\N" if v is None else repr(v)
-
-
-def _example_copy_line(feature_id: int, e: ExampleRow) -> str:
-    """One row of COPY text format, written by hand: psycopg's per-value adaptation of the
-    token array was most of the load time. Only numbers, a fixed kind and hex bytes appear,
-    so nothing needs escaping."""
-    ids = ",".join(map(str, e.token_ids))
-    return (f"{feature_id}\t{e.kind}\t{_copy_value(e.quantile_index)}\t"
-            f"{_copy_value(e.quantile_low)}\t{_copy_value(e.quantile_high)}\t{{{ids}}}\t"
-            f"\\\\x{e.values.hex()}\t{e.max_value!r}\t{e.max_position}\t{e.document}\t"
-            f"{e.offset}\n")
 
 
 def _quoted(columns: tuple[str, ...]) -> str:
@@ -326,7 +298,7 @@ def old_map_coordinates(*, sae: SAE) -> dict[int, tuple[float, float]]:
 
 
 def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
-                          examples: Iterable[ExampleRow], timings: dict[str, float],
+                          examples: ExampleArrays, timings: dict[str, float],
                           offline_labels: list[str] | None = None) -> tuple[int, int]:
     """Swap the SAE's features and examples for these, atomically, and mark the run done.
 
@@ -334,7 +306,7 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
     ids, and everything that points at them (explanations, votes, list items), survive a
     re-index; map coordinates are kept when the new row has none. Examples are replaced: old
     ones deleted, new ones loaded with COPY. Concurrent readers keep seeing the old data until
-    the commit (MVCC), then only the new. `offline_labels[i]` becomes feature i's "offline"
+    the commit (MVCC), then only the new. Examples go in by binary COPY (example_copy.py). `offline_labels[i]` becomes feature i's "offline"
     explanation, updated in place (votes on it stay) or created. Returns (features, examples).
     """
     sae_id = run.sae_id
@@ -367,16 +339,13 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
                     "(SELECT id FROM saes_feature WHERE sae_id = %s)", [sae_id])
         cur.execute('SELECT "index", id FROM saes_feature WHERE sae_id = %s', [sae_id])
         ids = dict(cur.fetchall())
-        n_examples = 0
-        with raw.copy(f"COPY saes_example ({_quoted(_EXAMPLE_COLUMNS)}) FROM STDIN") as cp:
-            lines: list[str] = []
-            for e in examples:
-                lines.append(_example_copy_line(ids[e.feature_index], e))
-                if len(lines) == 2048:
-                    cp.write("".join(lines))
-                    lines.clear()
-                n_examples += 1
-            cp.write("".join(lines))
+        feature_ids = np.zeros(max(ids, default=-1) + 1, np.int64)
+        feature_ids[list(ids)] = list(ids.values())
+        with raw.copy(f"COPY saes_example ({_quoted(_EXAMPLE_COLUMNS)}) FROM STDIN "
+                      "(FORMAT BINARY)") as cp:
+            for chunk in binary_copy_chunks(examples, feature_ids):
+                cp.write(chunk)
+        n_examples = len(examples)
         if offline_labels is not None:
             _offline_labels_replace(cur, sae_id, offline_labels)
         IndexRun.objects.filter(pk=run.pk).update(

@@ -60,3 +60,20 @@ def test_ping_answers_an_unknown_message_with_an_error(redis_url):
         return reply
 
     assert async_to_sync(scenario)()["type"] == "error"
+
+
+def test_an_idle_socket_outlives_the_layers_blocking_pop(redis_url):
+    """channels_redis blocks 5 s per receive; the Redis socket timeout must be longer
+    (channels_redis#422), or an idle consumer dies with TimeoutError."""
+    import asyncio
+
+    async def scenario():
+        communicator = WebsocketCommunicator(_application(), "/ws/ping/", headers=LOCAL)
+        assert (await communicator.connect(timeout=5))[0]
+        await asyncio.sleep(6.5)
+        await communicator.send_json_to({"type": "ping", "payload": "still here"})
+        reply = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return reply
+
+    assert async_to_sync(scenario)() == {"type": "pong", "payload": "still here"}
