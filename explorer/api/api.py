@@ -33,6 +33,8 @@ api.add_router("", lists.router)
 api.add_router("", activations.router)
 api.add_router("", export.router)
 api.add_router("", "explorer.steering.api.router")
+api.add_router("", "explorer.api.explanations.router")
+api.add_router("", "explorer.api.importance.router")
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from explorer.steering.consumers import SteerConsumer
+
+websocket_urlpatterns = [
+    path("ws/steer/", SteerConsumer.as_asgi()),
+]

@@ -1,0 +1,223 @@
+"""Client messages of the steering websocket (DESIGN.md §6), parsed strictly.
+
+Every problem raises `ProtocolError` (an ApplicationError) whose message names the field and
+the value; the consumer turns it into {"type": "error", "gen": ..., "message": ...} and keeps
+the socket open. No database access here: `selectors.steer_request_resolve` checks SAEs,
+feature indexes and vectors against the database afterwards.
+
+Accepted on top of DESIGN.md §6: `model` (the model slug; else the socket's `?model=`, else the
+only registered model), `top_p`, and per feature `label` / `max_activation`, which the page
+carries for display and the server ignores. A feature entry is either
+{"sae", "index", "strength", "mode"} or {"vector": <steering vector id>, "strength"}.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.core.exceptions import ApplicationError
+from explorer.steering.conf import Limits
+
+MODES = ("add", "clamp", "ablate", "logit")
+POSITIONS = ("all", "prompt", "generated")
+DEFAULTS: dict[str, Any] = {"positions": "all", "temperature": 0.7, "top_p": 0.95, "seed": 0,
+                            "max_new_tokens": 32}
+STEER_FIELDS = {"type", "gen", "model", "prompt", "features", "positions", "temperature", "top_p",
+                "seed", "max_new_tokens"}
+FEATURE_FIELDS = {"sae", "index", "strength", "mode", "label", "max_activation"}
+VECTOR_FIELDS = {"vector", "strength", "label"}
+MAX_SEED = 2**31 - 1
+
+
+class ProtocolError(ApplicationError):
+    code = "bad_message"
+
+
+@dataclass(frozen=True)
+class FeatureTerm:
+    sae: str
+    index: int
+    strength: float
+    mode: str
+
+    def to_dict(self) -> dict:
+        return {"sae": self.sae, "index": self.index, "strength": self.strength, "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class VectorTerm:
+    vector: int
+    strength: float
+
+    def to_dict(self) -> dict:
+        return {"vector": self.vector, "strength": self.strength}
+
+
+@dataclass(frozen=True)
+class SteerMessage:
+    gen: int | str
+    model: str | None
+    prompt: str
+    features: tuple[FeatureTerm, ...] = ()
+    vectors: tuple[VectorTerm, ...] = ()
+    positions: str = "all"
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    max_new_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class CancelMessage:
+    gen: int | str
+
+
+@dataclass(frozen=True)
+class ResumeMessage:
+    gen: int | str
+    after_seq: int
+
+
+Message = SteerMessage | CancelMessage | ResumeMessage
+
+
+@dataclass
+class _Ctx:
+    limits: Limits
+    gen: Any = field(default=None)
+
+
+def gen_of(content: Any) -> int | str | None:
+    """The message's `gen` if it is a valid one (for the error frame), else None."""
+    if isinstance(content, dict):
+        try:
+            return _gen(content.get("gen"))
+        except ProtocolError:
+            return None
+    return None
+
+
+def _gen(value: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ProtocolError(f"gen must be an integer or a string, got {value!r:.40}")
+    if isinstance(value, str) and not 0 < len(value) <= 64:
+        raise ProtocolError("gen must be a string of 1 to 64 characters")
+    return value
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(f"{name} must be a number, got {value!r:.40}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ProtocolError(f"{name} must be finite, got {value}")
+    return value + 0.0  # -0.0 -> 0.0: equal requests hash equally
+
+
+def _integer(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON from JavaScript may say 3.0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{name} must be an integer, got {value!r:.40}")
+    if not low <= value <= high:
+        raise ProtocolError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _strength(value: Any, limits: Limits, where: str) -> float:
+    s = _number(value, f"{where}.strength")
+    if abs(s) > limits.strength_max:
+        raise ProtocolError(f"{where}.strength {s:g} is outside the allowed range "
+                            f"[{-limits.strength_max:g}, {limits.strength_max:g}]")
+    return s
+
+
+def _unknown(d: dict, allowed: set[str], what: str) -> None:
+    extra = sorted(set(d) - allowed)
+    if extra:
+        raise ProtocolError(f"unknown field(s) in {what}: {', '.join(map(str, extra))}")
+
+
+def _terms(items: Any, limits: Limits) -> tuple[tuple[FeatureTerm, ...], tuple[VectorTerm, ...]]:
+    if not isinstance(items, list):
+        raise ProtocolError("features must be a list")
+    if len(items) > limits.max_features:
+        raise ProtocolError(f"too many features: {len(items)} (at most {limits.max_features})")
+    features: list[FeatureTerm] = []
+    vectors: list[VectorTerm] = []
+    for i, item in enumerate(items):
+        where = f"features[{i}]"
+        if not isinstance(item, dict):
+            raise ProtocolError(f"{where} must be an object")
+        if "vector" in item:
+            _unknown(item, VECTOR_FIELDS, where)
+            vec = _integer(item.get("vector"), f"{where}.vector", 1, 2**63 - 1)
+            vectors.append(VectorTerm(vector=vec, strength=_strength(item.get("strength"), limits, where)))
+            continue
+        _unknown(item, FEATURE_FIELDS, where)
+        sae = item.get("sae")
+        if not isinstance(sae, str) or not sae:
+            raise ProtocolError(f"{where}.sae must be an SAE slug, got {sae!r:.40}")
+        index = _integer(item.get("index"), f"{where}.index", 0, 2**31 - 1)
+        mode = item.get("mode", "add")
+        if mode not in MODES:
+            raise ProtocolError(f"{where}.mode must be one of {', '.join(MODES)}, got {mode!r:.40}")
+        features.append(FeatureTerm(sae=sae, index=index, mode=mode,
+                                    strength=_strength(item.get("strength"), limits, where)))
+    seen: set[tuple[str, int, str]] = set()
+    for f in features:
+        if (f.sae, f.index, f.mode) in seen:
+            raise ProtocolError(f"feature {f.sae}:{f.index} appears twice with mode {f.mode}")
+        seen.add((f.sae, f.index, f.mode))
+    if len({v.vector for v in vectors}) != len(vectors):
+        raise ProtocolError("a steering vector appears twice")
+    return tuple(features), tuple(vectors)
+
+
+def parse_steer(content: dict, limits: Limits) -> SteerMessage:
+    _unknown(content, STEER_FIELDS, "steer")
+    gen = _gen(content.get("gen"))
+    model = content.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise ProtocolError(f"model must be a model slug, got {model!r:.40}")
+    prompt = content.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ProtocolError("prompt must be a non-empty string")
+    if len(prompt) > limits.max_prompt_chars:
+        raise ProtocolError(f"prompt is too long: {len(prompt)} characters "
+                            f"(at most {limits.max_prompt_chars})")
+    features, vectors = _terms(content.get("features", []), limits)
+    positions = content.get("positions", DEFAULTS["positions"])
+    if positions not in POSITIONS:
+        raise ProtocolError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r:.40}")
+    temperature = _number(content.get("temperature", DEFAULTS["temperature"]), "temperature")
+    if not 0 <= temperature <= 5:
+        raise ProtocolError(f"temperature must be between 0 and 5, got {temperature:g}")
+    top_p = _number(content.get("top_p", DEFAULTS["top_p"]), "top_p")
+    if not 0 < top_p <= 1:
+        raise ProtocolError(f"top_p must be in (0, 1], got {top_p:g}")
+    seed = _integer(content.get("seed", DEFAULTS["seed"]), "seed", 0, MAX_SEED)
+    n = _integer(content.get("max_new_tokens", DEFAULTS["max_new_tokens"]), "max_new_tokens",
+                 1, limits.max_new_tokens)
+    return SteerMessage(gen=gen, model=model, prompt=prompt, features=features, vectors=vectors,
+                        positions=positions, temperature=temperature, top_p=top_p, seed=seed,
+                        max_new_tokens=n)
+
+
+def parse_message(content: Any, limits: Limits) -> Message:
+    """Parse one client message. Raises ProtocolError naming what is wrong."""
+    if not isinstance(content, dict):
+        raise ProtocolError("a message must be a JSON object")
+    kind = content.get("type")
+    if kind == "steer":
+        return parse_steer(content, limits)
+    if kind == "cancel":
+        _unknown(content, {"type", "gen"}, "cancel")
+        return CancelMessage(gen=_gen(content.get("gen")))
+    if kind == "resume":
+        _unknown(content, {"type", "gen", "after_seq"}, "resume")
+        return ResumeMessage(gen=_gen(content.get("gen")),
+                             after_seq=_integer(content.get("after_seq", 0), "after_seq", 0, 2**31 - 1))
+    raise ProtocolError(f"unknown message type {kind!r:.40}; expected steer, cancel or resume")

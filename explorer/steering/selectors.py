@@ -1,0 +1,352 @@
+"""Reads for live steering: resolving a client request against the database, results, vectors,
+and the steering page's configuration. Importable without torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from explorer.core.exceptions import NotFound
+from explorer.saes.models import SAE, Feature, LanguageModel
+from explorer.steering import protocol
+from explorer.steering.conf import Limits
+from explorer.steering.models import SteeringResult, SteeringVector
+from explorer.steering.protocol import ProtocolError, SteerMessage
+from explorer.steering.streams import STEERING_VERSION
+
+
+@dataclass(frozen=True)
+class SteerRequest:
+    """A steer message checked against the database.
+
+    `request` is the canonical form (features and vectors sorted), stored with the result and
+    sent to the worker; `key` hashes it together with the model and SAE sources and the
+    engine's STEERING_VERSION, so an identical request finds its SteeringResult.
+    """
+
+    model_id: int
+    model_slug: str
+    model_source: str
+    sae_id: int
+    sae_source: str
+    request: dict[str, Any]
+    key: str
+
+    def payload(self, run: str) -> dict[str, Any]:
+        """The live task's argument. Sources, not row ids: the worker loads the model and SAE
+        from them, and the result is stored by slug, so a catalogue the consumer cached a few
+        seconds ago is still right even if the rows were re-created meanwhile."""
+        return {"run": run, "key": self.key, "request": self.request,
+                "model_source": self.model_source, "sae_source": self.sae_source}
+
+
+def language_model_get(*, slug: str) -> LanguageModel:
+    """Raises NotFound."""
+    try:
+        return LanguageModel.objects.defer("vocab").get(slug=slug)
+    except LanguageModel.DoesNotExist:
+        raise NotFound(f"No model {slug!r}.") from None
+
+
+@dataclass(frozen=True)
+class SAEInfo:
+    id: int
+    slug: str
+    source: str
+    d_sae: int
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What checking a steer request needs of a model and its SAEs (small; the consumer
+    caches it for a few seconds so the common request needs no database round trip)."""
+
+    model_id: int
+    model_slug: str
+    model_source: str
+    saes: tuple[SAEInfo, ...]  # by layer, then slug: the first is the default
+
+
+@dataclass(frozen=True)
+class VectorInfo:
+    id: int
+    model_id: int
+    sae_slug: str
+    status: str
+
+
+def _saes(model: LanguageModel) -> list[SAE]:
+    return list(SAE.objects.filter(model=model).order_by("layer", "slug"))
+
+
+def steer_catalogue(*, model_slug: str | None) -> Catalogue:
+    """The model `model_slug` (or the only registered model when None) and its SAEs.
+
+    Raises ProtocolError for an unknown model, for None when there is not exactly one model,
+    and for a model without SAEs.
+    """
+    if model_slug is not None:
+        model = LanguageModel.objects.defer("vocab").filter(slug=model_slug).first()
+        if model is None:
+            raise ProtocolError(f"unknown model {model_slug!r:.60}")
+    else:
+        models = list(LanguageModel.objects.defer("vocab")[:2])
+        if len(models) != 1:
+            raise ProtocolError("say which model to steer: add \"model\" to the message")
+        model = models[0]
+    saes = tuple(SAEInfo(id=s.pk, slug=s.slug, source=s.source, d_sae=s.d_sae) for s in _saes(model))
+    if not saes:
+        raise ProtocolError(f"model {model.slug!r} has no SAE to steer with")
+    return Catalogue(model_id=model.pk, model_slug=model.slug, model_source=model.source, saes=saes)
+
+
+def vector_infos(*, ids: list[int]) -> dict[int, VectorInfo]:
+    rows = SteeringVector.objects.filter(pk__in=ids).values_list("pk", "sae__model_id", "sae__slug",
+                                                                 "status")
+    return {pk: VectorInfo(id=pk, model_id=m, sae_slug=slug, status=st) for pk, m, slug, st in rows}
+
+
+def request_key(*, request: dict[str, Any], model_source: str, sae_source: str) -> str:
+    canonical = json.dumps({**request, "model_source": model_source, "sae_source": sae_source,
+                            "engine_version": STEERING_VERSION},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def steer_request_build(*, message: SteerMessage, catalogue: Catalogue,
+                        vectors: dict[int, VectorInfo]) -> SteerRequest:
+    """Check the message's SAEs, feature indexes and vectors against `catalogue`/`vectors`
+    (no database access) and build the canonical request and its key.
+
+    Raises ProtocolError for an unknown SAE, feature or vector, a vector that is not ready or
+    belongs to another model, and features from more than one SAE in one request (the engine
+    steers at one SAE hook per request).
+    """
+    saes = {s.slug: s for s in catalogue.saes}
+    used: set[str] = set()
+    for f in message.features:
+        sae = saes.get(f.sae)
+        if sae is None:
+            raise ProtocolError(f"unknown SAE {f.sae!r:.60} of model {catalogue.model_slug!r}")
+        if f.index >= sae.d_sae:
+            raise ProtocolError(f"unknown feature {f.sae}:{f.index}: this SAE has {sae.d_sae} "
+                                f"features (0..{sae.d_sae - 1})")
+        used.add(sae.slug)
+    for t in message.vectors:
+        vec = vectors.get(t.vector)
+        if vec is None or vec.model_id != catalogue.model_id:
+            raise ProtocolError(f"unknown steering vector {t.vector} for model "
+                                f"{catalogue.model_slug!r}")
+        if vec.status != SteeringVector.Status.READY:
+            raise ProtocolError(f"steering vector {t.vector} is {vec.status}, not ready")
+        used.add(vec.sae_slug)
+    if len(used) > 1:
+        raise ProtocolError("all features of one request must come from one SAE; got "
+                            + ", ".join(sorted(used)))
+    sae = saes[used.pop()] if used else catalogue.saes[0]
+    request = {
+        "model": catalogue.model_slug,
+        "sae": sae.slug,
+        "prompt": message.prompt,
+        "features": sorted((f.to_dict() for f in message.features),
+                           key=lambda d: (d["index"], d["mode"], d["strength"])),
+        "vectors": sorted((v.to_dict() for v in message.vectors), key=lambda d: d["vector"]),
+        "positions": message.positions,
+        "temperature": message.temperature,
+        "top_p": message.top_p,
+        "seed": message.seed,
+        "max_new_tokens": message.max_new_tokens,
+    }
+    key = request_key(request=request, model_source=catalogue.model_source, sae_source=sae.source)
+    return SteerRequest(model_id=catalogue.model_id, model_slug=catalogue.model_slug,
+                        model_source=catalogue.model_source, sae_id=sae.id,
+                        sae_source=sae.source, request=request, key=key)
+
+
+def steer_request_resolve(*, message: SteerMessage, model_slug: str | None) -> SteerRequest:
+    """`steer_request_build` with the catalogue and vectors read from the database."""
+    catalogue = steer_catalogue(model_slug=message.model or model_slug)
+    vectors = vector_infos(ids=[t.vector for t in message.vectors]) if message.vectors else {}
+    return steer_request_build(message=message, catalogue=catalogue, vectors=vectors)
+
+
+def steering_result_find(*, key: str) -> SteeringResult | None:
+    return SteeringResult.objects.filter(key=key).first()
+
+
+def steering_result_get(*, result_id: str) -> SteeringResult:
+    """Raises NotFound."""
+    try:
+        return SteeringResult.objects.select_related("model").get(pk=result_id)
+    except SteeringResult.DoesNotExist:
+        raise NotFound(f"No steering result {result_id!r}.") from None
+
+
+def steering_vector_list(*, model_slug: str | None = None) -> QuerySet[SteeringVector]:
+    qs = SteeringVector.objects.select_related("sae", "sae__model").defer("sae__model__vocab")
+    if model_slug is not None:
+        qs = qs.filter(sae__model__slug=model_slug)
+    return qs
+
+
+def steering_vector_get(*, vector_id: int) -> SteeringVector:
+    """Raises NotFound."""
+    try:
+        return steering_vector_list().get(pk=vector_id)
+    except SteeringVector.DoesNotExist:
+        raise NotFound(f"No steering vector {vector_id}.") from None
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def token_strings(*, model_id: int, ids: list[int]) -> list[str]:
+    """Each token id decoded on its own, from the model's stored vocab (one query, without
+    reading the whole vocab column); ids outside the vocab give ""."""
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(v, '') FROM unnest(%s::int[]) WITH ORDINALITY AS t(i, ord) "
+            "LEFT JOIN LATERAL (SELECT m.vocab[t.i + 1] AS v FROM saes_languagemodel m "
+            "WHERE m.id = %s) AS x ON true ORDER BY t.ord", [list(ids), model_id])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def result_dict(result: SteeringResult) -> dict[str, Any]:
+    """The `result` of the page config and of the API."""
+    return {
+        "id": result.pk,
+        "url": reverse("steering:permalink", args=[result.pk]),
+        "request": result.request,
+        "default_text": result.default_text,
+        "steered_text": result.steered_text,
+        "default_tokens": token_strings(model_id=result.model_id, ids=result.default_tokens),
+        "steered_tokens": token_strings(model_id=result.model_id, ids=result.steered_tokens),
+        "default_token_ids": list(result.default_tokens),
+        "steered_token_ids": list(result.steered_tokens),
+        "engine_version": result.engine_version,
+        "created": result.created.isoformat(),
+    }
+
+
+def result_frames(result: SteeringResult) -> list[dict[str, Any]]:
+    """A stored result as the frames of a finished run: each row's whole text as one delta,
+    then `done` per row (what the consumer replays on a cache hit)."""
+    d = result_dict(result)
+    frames: list[dict[str, Any]] = []
+    for row in ("default", "steered"):
+        if d[f"{row}_text"]:
+            frames.append({"type": "delta", "row": row, "seq": len(frames) + 1,
+                           "text": d[f"{row}_text"]})
+    for row in ("default", "steered"):
+        frames.append({"type": "done", "row": row, "seq": len(frames) + 1,
+                       "text": d[f"{row}_text"], "tokens": d[f"{row}_tokens"],
+                       "token_ids": d[f"{row}_token_ids"], "result": result.pk})
+    return frames
+
+
+def _feature_facts(sae: SAE | None, index: int) -> tuple[float | None, str]:
+    """(max activation, best explanation) of a feature, when it is indexed."""
+    if sae is None:
+        return None, ""
+    feature = Feature.objects.filter(sae=sae, index=index).only("id", "max_activation").first()
+    if feature is None:
+        return None, ""
+    from explorer.explanations.models import Explanation
+
+    best = Explanation.objects.filter(feature=feature).order_by("-score", "-created").first()
+    return feature.max_activation, best.text if best else ""
+
+
+def _initial_features(model: LanguageModel, terms: list[dict]) -> list[dict]:
+    saes = {s.slug: s for s in _saes(model)}
+    out = []
+    for t in terms:
+        if "vector" in t:
+            vec = SteeringVector.objects.filter(pk=t["vector"]).first()
+            out.append({"vector": t["vector"], "strength": t["strength"], "mode": "add",
+                        "label": vec.label if vec else "", "max_activation": None})
+            continue
+        mx, label = _feature_facts(saes.get(t["sae"]), t["index"])
+        out.append({**t, "max_activation": mx, "label": label})
+    return out
+
+
+def initial_from_query(*, model: LanguageModel, params: Any, limits: Limits) -> dict[str, Any]:
+    """The page's `initial` from its query string (see views.steer_page for the format).
+
+    Bad values are dropped rather than refused: a hand-edited URL still opens the page (the
+    websocket refuses bad requests with a message when they are sent).
+    """
+    saes = {s.slug: s for s in _saes(model)}
+    default_sae = next(iter(saes), None)
+    features: list[dict] = []
+    for raw in params.getlist("f")[: limits.max_features]:
+        parts = raw.split(":")
+        if len(parts) not in (3, 4) or parts[0] not in saes:
+            continue
+        try:
+            index, strength = int(parts[1]), float(parts[2])
+        except ValueError:
+            continue
+        mode = parts[3] if len(parts) == 4 else "add"
+        if (mode not in protocol.MODES or not math.isfinite(strength)
+                or not 0 <= index < saes[parts[0]].d_sae):
+            continue
+        strength = max(-limits.strength_max, min(limits.strength_max, strength))
+        features.append({"sae": parts[0], "index": index, "strength": strength, "mode": mode})
+    for raw in params.getlist("v")[: limits.max_features]:
+        parts = raw.split(":")
+        try:
+            features.append({"vector": int(parts[0]), "strength": float(parts[1])})
+        except (ValueError, IndexError):
+            continue
+
+    def number(name: str, default: Any, cast, low, high):
+        try:
+            value = cast(params.get(name, default))
+        except (TypeError, ValueError):
+            return default
+        return value if low <= value <= high and (cast is int or math.isfinite(value)) else default
+
+    positions = params.get("pos", protocol.DEFAULTS["positions"])
+    return {
+        "prompt": params.get("prompt", "")[: limits.max_prompt_chars],
+        "sae": default_sae,
+        "features": _initial_features(model, features),
+        "positions": positions if positions in protocol.POSITIONS else protocol.DEFAULTS["positions"],
+        "temperature": number("t", protocol.DEFAULTS["temperature"], float, 0.0, 5.0),
+        "top_p": number("p", protocol.DEFAULTS["top_p"], float, 1e-6, 1.0),
+        "seed": number("seed", protocol.DEFAULTS["seed"], int, 0, protocol.MAX_SEED),
+        "max_new_tokens": number("n", min(protocol.DEFAULTS["max_new_tokens"],
+                                          limits.max_new_tokens), int, 1, limits.max_new_tokens),
+    }
+
+
+def initial_from_result(*, model: LanguageModel, result: SteeringResult) -> dict[str, Any]:
+    r = result.request
+    terms = [*r.get("features", []), *r.get("vectors", [])]
+    return {"prompt": r["prompt"], "sae": r.get("sae"), "features": _initial_features(model, terms),
+            "positions": r["positions"], "temperature": r["temperature"], "top_p": r["top_p"],
+            "seed": r["seed"], "max_new_tokens": r["max_new_tokens"]}
+
+
+def steer_page_config(*, model: LanguageModel, initial: dict[str, Any], limits: Limits,
+                      result: SteeringResult | None = None) -> dict[str, Any]:
+    """The `steer_config` of steering/steer.html (the contract in the helper brief)."""
+    return {
+        "model": model.slug,
+        "ws_path": "/ws/steer/",
+        "saes": [{"slug": s.slug, "d_sae": s.d_sae, "hook_name": s.hook_name} for s in _saes(model)],
+        "limits": limits.to_page(),
+        "initial": initial,
+        "result": result_dict(result) if result is not None else None,
+    }

@@ -1,0 +1,106 @@
+"""The steering page (`/<model>/steer/`) and steering permalinks (`/steer/<id>/`)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def _config(response) -> dict:
+    match = re.search(r'<script id="steer-config" type="application/json">(.*?)</script>',
+                      response.content.decode(), re.DOTALL)
+    assert match, "the page carries steer-config"
+    return json.loads(match.group(1))
+
+
+@pytest.fixture
+def demo(db):
+    from tests.builders import build_indexed_sae, make_language_model, make_sae
+
+    lm = make_language_model(slug="demo", source="demo")
+    sae = make_sae(lm, slug="res", d_sae=32)
+    build_indexed_sae(sae=sae)
+    return lm, sae
+
+
+def test_the_page_config_follows_the_contract(client, demo):
+    config = _config(client.get("/demo/steer/"))
+    assert config["model"] == "demo"
+    assert config["ws_path"] == "/ws/steer/"
+    assert config["saes"] == [{"slug": "res", "d_sae": 32, "hook_name": "blocks.1.hook_resid_post"}]
+    assert set(config["limits"]) == {"strength_min", "strength_max", "max_features",
+                                     "max_new_tokens", "max_prompt_chars"}
+    assert config["result"] is None
+    assert config["initial"]["features"] == []
+
+
+def test_the_query_string_becomes_the_initial_panel(client, demo):
+    from explorer.saes.models import Feature
+
+    url = ("/demo/steer/?prompt=%3Cscript%3Ealert(1)%3C/script%3E&f=res:5:12.5&f=res:7:-3:clamp"
+           "&f=res:999:1&f=bad&t=0.3&p=0.9&seed=42&n=20&pos=generated")
+    response = client.get(url)
+    assert b"<script>alert(1)" not in response.content  # json_script escapes it
+    initial = _config(response)["initial"]
+    assert initial["prompt"] == "<script>alert(1)</script>"
+    assert [(f["index"], f["strength"], f["mode"]) for f in initial["features"]] == \
+        [(5, 12.5, "add"), (7, -3.0, "clamp")]
+    assert initial["features"][0]["max_activation"] == Feature.objects.get(sae__slug="res", index=5).max_activation
+    assert (initial["temperature"], initial["top_p"], initial["seed"], initial["max_new_tokens"],
+            initial["positions"]) == (0.3, 0.9, 42, 20, "generated")
+
+
+def test_out_of_range_settings_fall_back_to_defaults(client, demo):
+    initial = _config(client.get("/demo/steer/?t=nan&n=100000&seed=-4&pos=x"))["initial"]
+    assert initial["temperature"] == 0.7
+    assert initial["seed"] == 0
+    assert initial["positions"] == "all"
+    assert initial["max_new_tokens"] == 32
+
+
+def test_an_unknown_model_is_404(client, demo):
+    assert client.get("/gpt-17/steer/").status_code == 404
+
+
+def test_a_permalink_restores_the_request_and_both_texts(client, demo):
+    from explorer.steering.selectors import request_key
+    from explorer.steering.services import steering_result_store
+
+    _, sae = demo
+    request = {"model": "demo", "sae": "res", "prompt": "The cat",
+               "features": [{"sae": "res", "index": 5, "strength": 4.0, "mode": "add"}],
+               "vectors": [], "positions": "all", "temperature": 0.5, "top_p": 1.0, "seed": 9,
+               "max_new_tokens": 3}
+    result = steering_result_store(
+        key=request_key(request=request, model_source="demo", sae_source=sae.source),
+        request=request, default_text=" sat on",
+        default_tokens=[2, 3, 4], steered_text=" <script>", steered_tokens=[9, 1, 2])
+    response = client.get(f"/steer/{result.pk}/")
+    assert response.status_code == 200
+    assert b"<script>" not in response.content.split(b'id="steer-config"')[1].split(b"</script>")[0]
+    config = _config(response)
+    assert config["model"] == "demo"
+    assert config["initial"]["prompt"] == "The cat"
+    assert config["initial"]["features"][0]["index"] == 5
+    assert config["initial"]["seed"] == 9
+    assert config["result"]["id"] == result.pk
+    assert config["result"]["steered_text"] == " <script>"
+    assert config["result"]["default_tokens"] == [" sat", " on", " mat"]
+
+
+def test_an_unknown_permalink_is_404(client, demo):
+    assert client.get("/steer/nope/").status_code == 404
+
+
+def test_storing_the_same_key_twice_keeps_the_first_result(demo):
+    from explorer.steering.services import steering_result_store
+
+    kwargs = {"key": "k" * 64, "request": {"model": "demo", "sae": "res"},
+              "default_text": "a", "default_tokens": [], "steered_tokens": []}
+    first = steering_result_store(steered_text="b", **kwargs)
+    second = steering_result_store(steered_text="c", **kwargs)
+    assert first.pk == second.pk
