@@ -69,6 +69,33 @@ def sample_token(
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+def sample_tokens(
+    logits: Float[Tensor, "batch vocab"], temperatures: Sequence[float],
+    top_ps: Sequence[float], generators: Sequence[torch.Generator],
+) -> list[int]:
+    """:func:`sample_token` for every row at once: one softmax (and one sort for the top-p
+    rows) over the batch instead of one per row; each row still draws from its own generator,
+    so a row's token is the one :func:`sample_token` gives it alone."""
+    out = logits.argmax(dim=-1).tolist()  # [batch]; greedy rows keep theirs
+    rows = [i for i, t in enumerate(temperatures) if t != 0.0]
+    if not rows:
+        return out
+    idx = torch.tensor(rows, device=logits.device)
+    temps = torch.tensor([temperatures[i] for i in rows], device=logits.device)  # [n]
+    probs = torch.softmax(logits.index_select(0, idx).float() / temps[:, None], dim=-1)
+    nucleus = [j for j, i in enumerate(rows) if top_ps[i] < 1.0]
+    if nucleus:
+        sub = torch.tensor(nucleus, device=logits.device)
+        top_p = torch.tensor([top_ps[rows[j]] for j in nucleus], device=logits.device)
+        sorted_p, order = torch.sort(probs.index_select(0, sub), dim=-1, descending=True)
+        drop = (torch.cumsum(sorted_p, dim=-1) - sorted_p) >= top_p[:, None]  # [m, vocab]
+        sorted_p[drop] = 0.0
+        probs[sub] = torch.zeros_like(sorted_p).scatter_(1, order, sorted_p)
+    for j, i in enumerate(rows):
+        out[i] = int(torch.multinomial(probs[j], 1, generator=generators[i]))
+    return out
+
+
 # --------------------------------------------------------------------------- rows and jobs
 
 
@@ -219,11 +246,10 @@ class DecodeBatch:
         return apply_logit_bias(logits, plans, kind)
 
     def _emit(self, rows: Sequence[RowState], logits: Float[Tensor, "batch vocab"]) -> None:
-        greedy = logits.argmax(dim=-1).tolist()  # [batch]: one sync for all greedy rows
-        for row, lg, best in zip(rows, logits, greedy, strict=True):
+        tokens = sample_tokens(logits, [row.req.temperature for row in rows],
+                               [row.req.top_p for row in rows], [row.generator for row in rows])
+        for row, tok in zip(rows, tokens, strict=True):
             r = row.req
-            tok = best if r.temperature == 0.0 else sample_token(
-                lg, r.temperature, r.top_p, row.generator)
             row.tokens.append(tok)
             row.done = len(row.tokens) >= r.max_new_tokens or tok in self.stop_ids
             delta = self._delta(row)
