@@ -164,14 +164,22 @@ def explanation_list(request: HttpRequest, model: str, sae: str, index: int):
              summary="Add your explanation of a feature")
 def explanation_create(request: HttpRequest, model: str, sae: str, index: int, payload: ExplanationIn):
     feature = selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
-    row = explanation_services.explanation_create(feature=feature, text=payload.text, method="human",
-                                                  author=request.auth)
+    row = explanation_services.explanation_submit(feature=feature, text=payload.text, author=request.auth)
     return Status(201, {"id": row.id, "text": row.text, "method": row.method, "score": row.score,
                         "author": request.auth.get_username(), "votes": 0})
 
 
 @router.post("/explanations/{explanation_id}/vote", response={200: VoteOut, **ERRORS},
-             summary="Vote +1 or -1 on an explanation")
+             summary="Vote +1 or -1 on an explanation, once (409 when you already have)")
 def explanation_vote(request: HttpRequest, explanation_id: int, payload: VoteIn):
     vote = explanation_services.vote_cast(user=request.auth, explanation_id=explanation_id, value=payload.value)
     return {"explanation": vote.explanation_id, "value": vote.value}
+
+
+# Beside the POST: ninja gives each router its own URL pattern, so the same path in two
+# routers would answer 405 to one of the methods.
+@router.delete("/explanations/{explanation_id}/vote", response={204: None, **ERRORS},
+               summary="Retract your vote on an explanation")
+def explanation_vote_retract(request: HttpRequest, explanation_id: int):
+    explanation_services.vote_retract(user=request.auth, explanation_id=explanation_id)
+    return Status(204, None)

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_safe
 from explorer.browser import selectors
 from explorer.browser.tokens import CONTEXT_WIDTHS, DEFAULT_CONTEXT
 from explorer.core.exceptions import NotFound
+from explorer.explanations.selectors import my_votes
 from explorer.lists.selectors import feature_list_visible
 from explorer.saes.selectors import sae_get
 from explorer.search.services import test_text_max_chars
@@ -144,6 +145,9 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
     page = selectors.feature_page_get(model_slug=model, sae_slug=sae, index=index,
                                       width=CONTEXT_WIDTHS[context_key])
     feature = page.feature
+    votes = my_votes(user=request.user, explanation_ids=[e.id for e in page.explanations])
+    for e in page.explanations:
+        e.my_vote = votes.get(e.id, 0)  # marks the reader's own vote (a vote is cast once)
     text = request.GET.get("text", "")
     max_chars = test_text_max_chars()  # the activation-test API's own limit
     text_error = (f"This text is {len(text):,} characters long; the limit is {max_chars:,}."

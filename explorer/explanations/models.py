@@ -29,7 +29,11 @@ class Explanation(models.Model):
                                related_name="explanations")
     # How well the text predicts activations (higher is better); null until scored.
     score = models.FloatField(null=True, blank=True)
-    score_method = models.CharField(max_length=200, blank=True)  # e.g. "simulation:<model>"
+    score_method = models.CharField(max_length=200, blank=True)  # "detection:offline" or "detection:llm:<model>"
+    # Contexts the score was measured on (activating + non-activating). Nullable, like `edited`,
+    # because indexing inserts offline labels with raw SQL that names only the older columns.
+    score_sample_size = models.PositiveIntegerField(null=True, blank=True)
+    edited = models.DateTimeField(null=True, blank=True)  # last edit by its author
     created = models.DateTimeField(auto_now_add=True)
     # Full-text search (English stemming) of `text`, kept by PostgreSQL: whole-word and prefix
     # queries match through its GIN index without computing a similarity for every row.
@@ -51,7 +55,7 @@ class Explanation(models.Model):
 
 
 class Vote(models.Model):
-    """One user's +1 or -1 on one explanation; voting again replaces it."""
+    """One user's +1 or -1 on one explanation; a second vote is refused (retract it first)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="explanation_votes")
     explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="votes")
@@ -66,3 +70,52 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.value:+d} on {self.explanation_id}"
+
+
+class ExplainJob(models.Model):
+    """One unit of explanation work for one feature, with its outcome: the failure record.
+
+    kind "explain" asks an LLM endpoint for an explanation of `feature` (then scores it);
+    kind "score" scores `explanation` (the LLM judge when `base_url` is set, else the offline
+    proxy). A failed job keeps its `reason` and never leaves a made-up explanation or score
+    behind; `retryable` failures (endpoint down, timeout, 429/5xx, malformed reply) are queued
+    again by `manage.py explain_retry` (services.explain_jobs_retry). The API key is never
+    stored here: workers read it from settings.
+    """
+
+    class Kind(models.TextChoices):
+        EXPLAIN = "explain"
+        SCORE = "score"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="explain_jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    explanation = models.ForeignKey(Explanation, null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="jobs")  # the result (explain) or the target (score)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    base_url = models.CharField(max_length=500, blank=True)  # "" = offline (score jobs only)
+    model = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # runs of this job (each may retry HTTP calls)
+    reason = models.TextField(blank=True)  # why the last run failed
+    retryable = models.BooleanField(default=False)
+    prompt_tokens = models.PositiveIntegerField(default=0)  # summed over every call of every run
+    completion_tokens = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="explain_jobs")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+        indexes = [  # noqa: RUF012
+            models.Index(fields=["status", "kind"], name="explainjob_status_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.feature} {self.status}"

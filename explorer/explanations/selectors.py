@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 
 from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from explorer.explanations.models import Explanation
+from explorer.explanations.methods import Context, Contexts
+from explorer.explanations.models import ExplainJob, Explanation, Vote
+from explorer.saes.models import Example, Feature
 
 
 def explanation_list(*, feature_id: int) -> QuerySet[Explanation]:
-    """A feature's explanations, best first (scored before unscored, then newest), with
-    `vote_total` (the sum of votes) and the author loaded."""
+    """A feature's explanations, best first (scored before unscored, then by votes, then
+    newest), with `vote_total` (the sum of votes) and the author loaded."""
     return (Explanation.objects.filter(feature_id=feature_id)
             .select_related("author")
             .annotate(vote_total=Coalesce(Sum("votes__value"), 0))
-            .order_by(F("score").desc(nulls_last=True), "-created", "-id"))
+            .order_by(F("score").desc(nulls_last=True), "-vote_total", "-created", "-id"))
+
+
+def my_votes(*, user, explanation_ids: Iterable[int]) -> dict[int, int]:
+    """{explanation id: the user's vote (+1/-1)} for the ones this user voted on."""
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    return dict(Vote.objects.filter(user=user, explanation_id__in=list(explanation_ids))
+                .values_list("explanation_id", "value"))
 
 
 def best_explanations(*, feature_ids: Iterable[int]) -> dict[int, Explanation]:
@@ -29,3 +40,54 @@ def best_explanations(*, feature_ids: Iterable[int]) -> dict[int, Explanation]:
             .distinct("feature_id")
             .only("id", "feature_id", "text", "method", "score"))
     return {row.feature_id: row for row in rows}
+
+
+# -- evidence for explainers and judges ---------------------------------------------------------
+
+def _context(example: Example, vocab) -> Context:
+    return Context(tokens=vocab.tokens(example.token_ids), position=example.max_position)
+
+
+def explain_evidence(*, feature: Feature, limit: int = 10) -> tuple[list[Context], list[str]]:
+    """(the feature's top examples as contexts, strongest first; its top logit tokens)."""
+    from explorer.search.selectors import vocab_get
+
+    vocab = vocab_get(model=feature.sae.model)
+    rows = (Example.objects.filter(feature=feature, kind=Example.Kind.TOP).order_by("-max_value")
+            .only("token_ids", "max_position")[:limit])
+    return [_context(e, vocab) for e in rows], vocab.tokens(feature.top_logit_ids[:10])
+
+
+def scoring_contexts(*, feature: Feature, n: int, seed: int = 0) -> Contexts:
+    """Up to `n` activating contexts (the feature's indexed examples with a positive maximum,
+    top examples first, then quantile ones) and up to `n` non-activating ones (top examples of
+    other features of the same SAE, chosen by a seeded shuffle of their indices so a score is
+    reproducible). See methods.offline for what "non-activating" presumes."""
+    from explorer.search.selectors import vocab_get
+
+    vocab = vocab_get(model=feature.sae.model)
+    activating = [_context(e, vocab) for e in
+                  Example.objects.filter(feature=feature, max_value__gt=0)
+                  .order_by("kind", "-max_value").only("token_ids", "max_position")[:n]]
+    others = [i for i in range(feature.sae.d_sae) if i != feature.index]
+    random.Random(f"{seed}:{feature.pk}").shuffle(others)
+    picked = others[: 4 * n]  # a few more than needed: dead features have no examples
+    rows = (Example.objects.filter(feature__sae_id=feature.sae_id, feature__index__in=picked, kind=Example.Kind.TOP)
+            .exclude(feature_id=feature.pk)
+            .order_by("feature_id", "-max_value").distinct("feature_id")
+            .only("token_ids", "max_position", "feature_id"))
+    by_feature = list(rows)
+    random.Random(f"{seed}:{feature.pk}:order").shuffle(by_feature)
+    non_activating = [_context(e, vocab) for e in by_feature[:n]]
+    return Contexts(activating=activating, non_activating=non_activating)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+def explain_job_list(*, feature_id: int | None = None, status: str | None = None) -> QuerySet[ExplainJob]:
+    qs = ExplainJob.objects.select_related("feature", "explanation")
+    if feature_id is not None:
+        qs = qs.filter(feature_id=feature_id)
+    if status is not None:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created", "-id")

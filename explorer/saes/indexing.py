@@ -370,7 +370,8 @@ def _offline_labels_replace(cur: Any, sae_id: int, labels: list[str]) -> None:
         for i, text in enumerate(labels):
             cp.write_row((i, text))
     cur.execute(
-        "UPDATE explanations_explanation e SET text = n.text, score = NULL, score_method = '' "
+        "UPDATE explanations_explanation e SET text = n.text, score = NULL, score_method = '', "
+        "score_sample_size = NULL "
         'FROM new_label n JOIN saes_feature f ON f.sae_id = %s AND f."index" = n."index" '
         "WHERE e.feature_id = f.id AND e.method = %s AND e.text <> n.text",
         [sae_id, OFFLINE_METHOD])

@@ -174,12 +174,13 @@ def feature_block(*, sae_id: int, n: int, maxes: np.ndarray, rng: np.random.Gene
         ("density_len", ">i4"), ("density", ">f8"), ("max_len", ">i4"), ("max", ">f8"),
         ("mean_len", ">i4"), ("mean", ">f8"),
         *_array("hist_edges", ">f8", 21), *_array("hist_counts", ">i8", 20),
+        *_array("q_bounds", ">f8", 6), *_array("q_fractions", ">f8", 5),
         *_array("top_ids", ">i4", 10), *_array("top_values", ">f8", 10),
         *_array("bottom_ids", ">i4", 10), *_array("bottom_values", ">f8", 10),
         *_array("neighbours", ">i4", 10), *_array("cosines", ">f8", 10),
         ("x_len", ">i4"), ("x", ">f8"), ("y_len", ">i4"), ("y", ">f8"), ("dead_len", ">i4"), ("dead", "u1")])
     rec = np.zeros(n, dtype=dtype)
-    rec["n"] = 16
+    rec["n"] = 18
     for name, size in (("sae", 8), ("index", 4), ("density", 8), ("max", 8), ("mean", 8), ("x", 8), ("y", 8),
                        ("dead", 1)):
         rec[f"{name}_len"] = size
@@ -188,6 +189,8 @@ def feature_block(*, sae_id: int, n: int, maxes: np.ndarray, rng: np.random.Gene
     rec["max"], rec["mean"] = maxes, maxes / 3
     _set_array(rec, "hist_edges", maxes[:, None] * np.linspace(0, 1, 21)[None, :])
     _set_array(rec, "hist_counts", -np.sort(-rng.integers(1, 10_000, (n, 20)), axis=1))
+    _set_array(rec, "q_bounds", maxes[:, None] * np.linspace(0, 1, 6)[None, :])
+    _set_array(rec, "q_fractions", np.tile([0.5, 0.25, 0.15, 0.07, 0.03], (n, 1)))
     _set_array(rec, "top_ids", rng.integers(0, VOCAB_SIZE, (n, 10)))
     _set_array(rec, "top_values", -np.sort(-2 * rng.random((n, 10)), axis=1))
     _set_array(rec, "bottom_ids", rng.integers(0, VOCAB_SIZE, (n, 10)))
@@ -236,6 +239,7 @@ def generate(url: str, *, features: int = 250_000, examples: int = 25, context: 
         t = time.monotonic()
         with conn.cursor() as cur, cur.copy(
                 "COPY saes_feature (sae_id, index, density, max_activation, mean_activation, hist_edges, hist_counts,"
+                " quantile_bounds, quantile_fractions,"
                 " top_logit_ids, top_logit_values, bottom_logit_ids, bottom_logit_values, neighbour_indices,"
                 " neighbour_cosines, map_x, map_y, dead) FROM STDIN WITH (FORMAT BINARY)") as copy:
             copy.write(BINARY_HEADER)

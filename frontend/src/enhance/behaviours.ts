@@ -12,12 +12,12 @@ export function csrfToken(doc: Document = document): string {
 }
 
 /** POSTs JSON and returns the parsed body; a non-2xx answer throws the API's `error.message`. */
-export async function postJson(url: string, body: unknown, doc: Document = document): Promise<unknown> {
+export async function postJson(url: string, body: unknown, doc: Document = document, method = "POST"): Promise<unknown> {
   const response = await fetch(url, {
-    method: "POST",
+    method,
     credentials: "same-origin",
     headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken(doc) },
-    body: JSON.stringify(body),
+    body: method === "DELETE" ? undefined : JSON.stringify(body),
   });
   const parsed: unknown = await response.json().catch(() => null);
   if (!response.ok) {
@@ -165,13 +165,19 @@ export const behaviours: Record<string, Behaviour> = {
     });
   },
 
-  /** ▲ / ▼ on an explanation: POST the vote and mark the button pressed. */
+  /** ▲ / ▼ on an explanation: POST the vote and mark the button pressed. A vote is cast once:
+   * pressing the pressed button retracts it (DELETE), the other one retracts then votes. */
   vote(el) {
-    for (const button of Array.from(el.querySelectorAll<HTMLButtonElement>("[data-vote]"))) {
+    const buttons = Array.from(el.querySelectorAll<HTMLButtonElement>("[data-vote]"));
+    for (const button of buttons) {
       button.addEventListener("click", () => {
-        postJson(el.dataset.url ?? "", { value: Number(button.dataset.vote) }, el.ownerDocument)
+        const url = el.dataset.url ?? "";
+        const pressed = buttons.find((b) => b.getAttribute("aria-pressed") === "true");
+        const retract = pressed ? postJson(url, null, el.ownerDocument, "DELETE") : Promise.resolve(null);
+        retract
+          .then(() => (pressed === button ? null : postJson(url, { value: Number(button.dataset.vote) }, el.ownerDocument)))
           .then(() => {
-            for (const b of Array.from(el.querySelectorAll("[data-vote]"))) b.setAttribute("aria-pressed", String(b === button));
+            for (const b of buttons) b.setAttribute("aria-pressed", String(b === button && pressed !== button));
           })
           .catch((error: unknown) => {
             button.title = error instanceof Error ? error.message : String(error);
@@ -209,7 +215,7 @@ export const behaviours: Record<string, Behaviour> = {
   /**
    * Polls `data-src` while an index run is active and reloads when it ends. A websocket
    * client can push progress instead: dispatch `new CustomEvent("index-progress", {detail})`
-   * on this element (detail as /progress.json), and polling stops.
+   * on this element (detail as /progress.json), and polling slows to a safety net.
    */
   "index-progress"(el) {
     const win = el.ownerDocument.defaultView;
@@ -223,6 +229,7 @@ export const behaviours: Record<string, Behaviour> = {
       if (timer) clearTimeout(timer);
       timer = undefined;
       if (applyIndexProgress(el, (event as CustomEvent).detail)) finish();
+      else timer = setTimeout(poll, 5000); // pushed events lead; a slower poll stays as a safety net
     });
     const poll = () => {
       fetch(el.dataset.src ?? "", { headers: { Accept: "application/json" } })
@@ -231,7 +238,7 @@ export const behaviours: Record<string, Behaviour> = {
         .catch(() => (timer = setTimeout(poll, 5000)));
     };
     timer = setTimeout(poll, 2000);
-    // Pushed progress (/ws/index/<sae>/) replaces polling while the socket is open.
+    // Progress pushed on /ws/index/<sae>/ arrives as those events.
     if (el.dataset.ws && win && "WebSocket" in win) {
       const proto = win.location.protocol === "https:" ? "wss:" : "ws:";
       const socket = new win.WebSocket(`${proto}//${win.location.host}${el.dataset.ws}`);

@@ -42,12 +42,26 @@ def test_best_explanation_is_the_highest_scored_then_newest(feature):
     assert [e.text for e in selectors.explanation_list(feature_id=feature.pk)] == ["high", "low", "unscored"]
 
 
-def test_voting_again_replaces_the_vote(feature, alice):
+def test_voting_twice_is_refused_with_a_clear_error(feature, alice):
     e = services.explanation_create(feature=feature, text="x", method="human")
     services.vote_cast(user=alice, explanation_id=e.id, value=1)
+    for value in (1, -1):
+        with pytest.raises(ApplicationError) as err:
+            services.vote_cast(user=alice, explanation_id=e.id, value=value)
+        assert (err.value.code, err.value.status) == ("already_voted", 409)
+        assert "already voted" in err.value.message
+    assert list(Vote.objects.values_list("value", flat=True)) == [1]
+
+
+def test_a_retracted_vote_can_be_cast_again(feature, alice):
+    e = services.explanation_create(feature=feature, text="x", method="human")
+    services.vote_cast(user=alice, explanation_id=e.id, value=1)
+    services.vote_retract(user=alice, explanation_id=e.id)
     services.vote_cast(user=alice, explanation_id=e.id, value=-1)
-    assert list(Vote.objects.values_list("value", flat=True)) == [-1]
     assert selectors.explanation_list(feature_id=feature.pk).get().vote_total == -1
+    services.vote_retract(user=alice, explanation_id=e.id)
+    with pytest.raises(NotFound):
+        services.vote_retract(user=alice, explanation_id=e.id)
 
 
 def test_votes_are_plus_or_minus_one(feature, alice):
@@ -58,3 +72,11 @@ def test_votes_are_plus_or_minus_one(feature, alice):
         services.vote_cast(user=alice, explanation_id=e.id + 999, value=1)
     with pytest.raises(IntegrityError):
         Vote.objects.create(user=alice, explanation=e, value=5)
+
+
+def test_among_equally_scored_explanations_the_most_voted_comes_first(feature, alice, bob):
+    liked = services.explanation_create(feature=feature, text="liked", method="human")
+    services.explanation_create(feature=feature, text="newer", method="human")
+    services.vote_cast(user=alice, explanation_id=liked.id, value=1)
+    services.vote_cast(user=bob, explanation_id=liked.id, value=1)
+    assert [e.text for e in selectors.explanation_list(feature_id=feature.pk)] == ["liked", "newer"]
