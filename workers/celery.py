@@ -78,5 +78,5 @@ app.conf.update(
     task_track_started=True,
     # Task modules the worker imports at start (one module per queue; add yours here).
     include=["workers.health", "workers.index", "workers.live", "workers.live_activations",
-             "workers.explain", "workers.importance"],
+             "workers.explain", "workers.importance", "workers.embeddings"],
 )

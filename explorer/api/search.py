@@ -35,6 +35,11 @@ class SearchHitOut(Schema):
 
 class SearchOut(Schema):
     items: list[SearchHitOut]
+    # Whether explanations nearest in meaning took part: "used", "unavailable" (no worker
+    # answered for the query embedding: text matches only) or "none" (not an explanation
+    # search, or nothing is embedded yet); `notice` says it in words.
+    semantic: Literal["used", "unavailable", "none"] = "none"
+    notice: str | None = None
 
 
 @router.get("/search", response={200: SearchOut, **ERRORS}, summary="Search features",
@@ -42,6 +47,7 @@ class SearchOut(Schema):
                         "`text:...` the features firing most on a text (runs the model; needs model and "
                         "sae); anything else searches explanations, then tokens.")
 def search(request: HttpRequest, query: Query[SearchQuery]):
-    hits = services.search(q=query.q, model_slug=query.model or None, sae_slug=query.sae or None,
-                           limit=query.limit, mode=query.mode)
-    return {"items": services.hit_dicts(hits)}
+    result = services.search_results(q=query.q, model_slug=query.model or None,
+                                     sae_slug=query.sae or None, limit=query.limit, mode=query.mode)
+    return {"items": services.hit_dicts(result.hits), "semantic": result.semantic,
+            "notice": result.notice}

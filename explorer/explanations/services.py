@@ -81,6 +81,13 @@ def vote_retract(*, user: AbstractBaseUser, explanation_id: int) -> None:
 
 # -- human explanations ---------------------------------------------------------------------------
 
+def _embed_later(*, sae_id: int) -> None:
+    """New or changed texts get their semantic-search embedding on a worker, after commit."""
+    from explorer.search.services import embeddings_schedule
+
+    embeddings_schedule(sae_id=sae_id)
+
+
 def explanation_submit(*, feature: Feature, text: str, author: AbstractBaseUser) -> Explanation:
     """A signed-in user's explanation ("human"), then its score (explanation_score_request).
 
@@ -89,6 +96,7 @@ def explanation_submit(*, feature: Feature, text: str, author: AbstractBaseUser)
     with transaction.atomic():
         row = explanation_create(feature=feature, text=text, method=HUMAN_METHOD, author=author)
         explanation_score_request(explanation=row)
+        _embed_later(sae_id=feature.sae_id)
     return row
 
 
@@ -113,6 +121,7 @@ def explanation_edit(*, user: AbstractBaseUser, explanation_id: int, text: str) 
         row.score, row.score_method, row.score_sample_size = None, "", None
         row.save(update_fields=["text", "edited", "score", "score_method", "score_sample_size"])
         explanation_score_request(explanation=row)
+        _embed_later(sae_id=row.feature.sae_id)
     return row
 
 
@@ -268,6 +277,7 @@ def explain_job_run(*, job_id: int, endpoint: llm.Endpoint | None = None,
                 raise offline.UnscorableError("the feature has no indexed examples to show")
             text = llm.explain(ep, examples=examples, promoted=promoted, usage=usage, sleep=sleep)
             job.explanation = explanation_create(feature=job.feature, text=text, method=f"llm:{ep.model}")
+            _embed_later(sae_id=job.feature.sae_id)
         else:
             if job.explanation is None:
                 raise offline.UnscorableError("the explanation was deleted")

@@ -356,6 +356,9 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
         # The shards' partial results are no longer needed once their merge is stored.
         IndexShard.objects.filter(run=run).update(result=None)
     transaction.on_commit(lambda: publish_progress(run_id=run.pk))
+    from explorer.search.services import embeddings_schedule  # the new offline labels
+
+    embeddings_schedule(sae_id=sae_id)
     return n_features, n_examples
 
 

@@ -84,6 +84,16 @@ def _scope(*, model_slug: str | None, sae_slug: str | None) -> SearchScope:
     return SearchScope(saes=saes, sae_ids=[s.pk for s in saes] if model_slug else None)
 
 
+@dataclass
+class SearchResult:
+    hits: list[SearchHit]
+    # Whether explanations were also matched by meaning: "used"; "unavailable" (no worker
+    # gave the query's embedding in time: text matches only, `notice` says so); "none" (no
+    # explanation has an embedding yet, or the query was not an explanation search).
+    semantic: str = "none"
+    notice: str | None = None
+
+
 def search(*, q: str, model_slug: str | None = None, sae_slug: str | None = None, limit: int = 20,
            mode: str = "auto") -> list[SearchHit]:
     """Features matching `q` in the scope (one SAE, one model's SAEs, or everything).
@@ -91,6 +101,17 @@ def search(*, q: str, model_slug: str | None = None, sae_slug: str | None = None
     Raises ApplicationError for an empty or over-long query, an unknown mode, a text search
     without an SAE, and NotFound for an unknown model or SAE. Text search may raise the
     activation-test errors (no live worker, timeout).
+    """
+    return search_results(q=q, model_slug=model_slug, sae_slug=sae_slug, limit=limit, mode=mode).hits
+
+
+def search_results(*, q: str, model_slug: str | None = None, sae_slug: str | None = None, limit: int = 20,
+                   mode: str = "auto") -> SearchResult:
+    """search(), with whether semantic matching took part (SearchResult.semantic, .notice).
+
+    Explanation searches (mode auto or explanation, no prefix) rank text matches and the
+    explanations nearest in meaning together (reciprocal rank fusion), then, in auto mode,
+    features peaking on the query as a token. Raises as search() does.
     """
     q = q.strip()
     if not q:
@@ -109,16 +130,18 @@ def search(*, q: str, model_slug: str | None = None, sae_slug: str | None = None
             mode = "index"
     scope = _scope(model_slug=model_slug, sae_slug=sae_slug)
     if mode == "index":
-        return _by_index(q, scope, limit)
+        return SearchResult(_by_index(q, scope, limit))
     if mode == "text":
-        return _by_text(q, scope, limit)
+        return SearchResult(_by_text(q, scope, limit))
     if mode == "token":
-        return _by_token(q, scope, limit)
-    hits = _by_explanation(q, scope, limit) if mode in ("auto", "explanation") else []
+        return SearchResult(_by_token(q, scope, limit))
+    hits = _by_explanation(q, scope, limit)
+    semantic = _by_meaning(q, scope, limit)
+    hits = fuse_ranks([hits, semantic.hits], limit=limit) if semantic.hits else hits
     if mode == "auto" and len(hits) < limit:
         seen = {(h.model, h.sae, h.index) for h in hits}
         hits += [h for h in _by_token(q, scope, limit) if (h.model, h.sae, h.index) not in seen]
-    return hits[:limit]
+    return SearchResult(hits[:limit], semantic=semantic.semantic, notice=semantic.notice)
 
 
 def _hits(rows: list[Feature], saes: dict[int, SAE], match: str) -> list[SearchHit]:
@@ -328,6 +351,142 @@ def _by_text(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
             url=selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]),
             match="text"))
     return hits
+
+
+# ---- semantic search: explanations near the query in meaning ------------------------------------
+
+# Reciprocal rank fusion: a hit's score is the sum over rankings of 1 / (RRF_K + rank). 60 is
+# the constant of the original paper (Cormack et al. 2009); it lets a hit ranked well by both
+# searches beat one ranked first by only one, without comparing their incomparable scores
+# (ts_rank_cd and cosine similarity).
+RRF_K = 60
+# Query embeddings never change for a given model: kept a week, bounded by the cache's memory.
+QUERY_EMBEDDING_CACHE_SECONDS = 7 * 24 * 3600
+# When no worker took a query's task at all, searches skip semantic matching this long rather
+# than each waiting EXPLORER_EMBED_TIMEOUT_S for nobody.
+NO_EMBED_WORKER_SECONDS = 30
+NO_EMBED_WORKER_KEY = "embed-query:no-worker"
+
+
+def embed_timeout_s() -> float:
+    """How long a search waits for a query embedding (settings.EXPLORER_EMBED_TIMEOUT_S)."""
+    return settings.EXPLORER_EMBED_TIMEOUT_S
+
+
+def _query_embedding_key(text: str) -> str:
+    from explorer.search.models import EMBEDDING_MODEL
+
+    return "embed-query:v1:" + hashlib.sha256(f"{EMBEDDING_MODEL}\0{text}".encode()).hexdigest()
+
+
+def query_embedding_store(*, text: str, vector: list[float]) -> None:
+    """Remember a query's embedding (called by the worker that computed it)."""
+    cache.set(_query_embedding_key(text), vector, QUERY_EMBEDDING_CACHE_SECONDS)
+
+
+def query_embedding(*, text: str) -> list[float] | None:
+    """The embedding of `text`, from the cache or else from a worker (task
+    workers.embeddings.embed_query on settings.EXPLORER_EMBED_QUEUE), waiting at most
+    EXPLORER_EMBED_TIMEOUT_S. None when no worker answered in time: the caller searches
+    without it. The worker caches what it computes even after the wait ended, so a worker
+    that was busy loading the model serves the same query at once next time."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from workers.embeddings import embed_query
+
+    vector = cache.get(_query_embedding_key(text))
+    if vector is not None:
+        return vector
+    if cache.get(NO_EMBED_WORKER_KEY):
+        return None
+    timeout = embed_timeout_s()
+    result = embed_query.apply_async(kwargs={"text": text}, queue=settings.EXPLORER_EMBED_QUEUE, expires=timeout)
+    try:
+        answer = result.get(timeout=timeout, propagate=False)
+    except CeleryTimeout:
+        # PENDING: no worker even started it (task_track_started is on), so none is listening.
+        if result.state == "PENDING":
+            log.warning("no worker on queue %s took a query embedding within %.1f s",
+                        settings.EXPLORER_EMBED_QUEUE, timeout)
+            cache.set(NO_EMBED_WORKER_KEY, True, NO_EMBED_WORKER_SECONDS)
+            result.revoke()
+        return None
+    finally:
+        result.forget()
+    if not isinstance(answer, list):
+        log.error("query embedding failed: %r", answer)
+        return None
+    return answer
+
+
+@dataclass
+class SemanticHits:
+    hits: list[SearchHit]
+    semantic: str  # as SearchResult.semantic
+    notice: str | None = None
+
+
+def _by_meaning(q: str, scope: SearchScope, limit: int) -> SemanticHits:
+    """Features whose explanations are nearest `q` in meaning (cosine similarity of
+    all-MiniLM-L6-v2 embeddings, at least EXPLORER_SEMANTIC_MIN_SIMILARITY), nearest first."""
+    if not selectors.embeddings_exist():
+        return SemanticHits([], "none")
+    vector = query_embedding(text=q)
+    if vector is None:
+        return SemanticHits([], "unavailable", "Matching by meaning is unavailable right now (no embedding "
+                                               "worker answered); these are text matches only.")
+    rows = selectors.semantic_neighbours(vector=vector, sae_ids=scope.sae_ids, limit=3 * limit,
+                                         min_similarity=settings.EXPLORER_SEMANTIC_MIN_SIMILARITY)
+    return SemanticHits(_explanation_hits(rows, scope)[:limit], "used")
+
+
+def fuse_ranks(rankings: list[list[SearchHit]], *, limit: int) -> list[SearchHit]:
+    """One ranking from several (reciprocal rank fusion, RRF_K), best first, one hit per
+    feature; ties keep the order of the first ranking that has the hit."""
+    scores: dict[tuple[str, str, int], float] = {}
+    first: dict[tuple[str, str, int], SearchHit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            key = (hit.model, hit.sae, hit.index)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
+            first.setdefault(key, hit)
+    order = sorted(first, key=lambda k: -scores[k])  # stable: insertion order breaks ties
+    return [first[k] for k in order[:limit]]
+
+
+# ---- embeddings of explanations -----------------------------------------------------------------
+
+def explanation_embeddings_store(*, rows: list[tuple[int, str, list[float]]], model: str) -> int:
+    """Store (explanation id, the text embedded, vector) rows, replacing older vectors. Rows of
+    explanations deleted meanwhile are skipped. Returns the number stored."""
+    from django.db import transaction
+
+    from explorer.search.models import ExplanationEmbedding
+
+    if not rows:
+        return 0
+    with transaction.atomic():
+        # KEY SHARE locks keep the explanations from being deleted before the insert commits.
+        locked = _rows("SELECT id FROM explanations_explanation WHERE id = ANY(%(ids)s) FOR KEY SHARE",
+                       {"ids": [r[0] for r in rows]})
+        alive = {r[0] for r in locked}
+        objs = [ExplanationEmbedding(explanation_id=pk, embedding=vector, model=model,
+                                     text_md5=hashlib.md5(text.encode()).hexdigest())
+                for pk, text, vector in rows if pk in alive]
+        ExplanationEmbedding.objects.bulk_create(
+            objs, update_conflicts=True, unique_fields=["explanation"],
+            update_fields=["embedding", "model", "text_md5", "created"])
+    return len(objs)
+
+
+def embeddings_schedule(*, sae_id: int | None = None) -> None:
+    """Embed the explanations (of SAE `sae_id`, or all) that lack an embedding, on a worker
+    (explain queue), once the current transaction commits. Cheap when there is nothing to do."""
+    from django.db import transaction
+
+    from workers.embeddings import embed_explanations
+
+    transaction.on_commit(lambda: embed_explanations.apply_async(kwargs={"sae_id": sae_id}, queue="explain"))
 
 
 def hit_dicts(hits: list[SearchHit]) -> list[dict]:

