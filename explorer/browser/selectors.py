@@ -419,7 +419,7 @@ def feature_get(*, sae: SAE, index: int) -> Feature:
 def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
     """The feature with its SAE and model (vocab left out) in one query; on a miss, the
     NotFound of sae_get or feature_get, which say what exactly is missing."""
-    found = (Feature.objects.select_related("sae__model").defer("sae__model__vocab")
+    found = (Feature.objects.select_related("sae__model", "importance").defer("sae__model__vocab")
              .filter(sae__model__slug=model_slug, sae__slug=sae_slug, index=index).first()
              if 0 <= index < 2**31 else None)
     if found is None:

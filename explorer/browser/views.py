@@ -25,6 +25,8 @@ from explorer.explanations.selectors import my_votes
 from explorer.lists.selectors import feature_list_visible
 from explorer.saes.selectors import sae_get
 from explorer.search.services import test_text_max_chars
+from explorer.steering import selectors as steering_selectors
+from explorer.steering.conf import limits as steering_limits
 
 EMBED_PARTS = ("explanation", "plots", "examples", "test", "steer")
 EMBED_DEFAULTS = {"explanation": True, "plots": True, "examples": True, "test": False, "steer": False}
@@ -176,6 +178,10 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         "embed_snippet": _embed_snippet(request, page.url),
         "embed_parts": list(EMBED_DEFAULTS.items()),
         "og_description": _og_description(page),
+        # The live steering panel (opened on demand): this feature at its max activation.
+        "steer_config": None if embed or feature.dead else steering_selectors.feature_panel_config(
+            sae=page.sae, index=index, max_activation=feature.max_activation,
+            label=page.explanations[0].text if page.explanations else "", limits=steering_limits()),
     }
     get_token(request)  # the test and add-to-list forms POST JSON with the CSRF cookie's token
     if embed:

@@ -339,6 +339,26 @@ def initial_from_result(*, model: LanguageModel, result: SteeringResult) -> dict
             "seed": r["seed"], "max_new_tokens": r["max_new_tokens"]}
 
 
+FEATURE_PANEL_PROMPT = "In the"  # a neutral start; the reader edits it
+
+
+def feature_panel_config(*, sae: SAE, index: int, max_activation: float, label: str,
+                         limits: Limits) -> dict[str, Any]:
+    """`steer_config` of the live panel on a feature page: that feature at its max activation,
+    the default settings, a neutral prompt. Reads nothing from the database (the page has the rows)."""
+    strength = float(f"{max_activation:.3g}") if max_activation > 0 else 1.0
+    d = protocol.DEFAULTS
+    initial = {
+        "prompt": FEATURE_PANEL_PROMPT, "sae": sae.slug,
+        "features": [{"sae": sae.slug, "index": index, "strength": strength, "mode": "add",
+                      "max_activation": max_activation or None, "label": label}],
+        "positions": d["positions"], "temperature": d["temperature"], "top_p": d["top_p"],
+        "seed": d["seed"], "max_new_tokens": min(d["max_new_tokens"], limits.max_new_tokens)}
+    return {"model": sae.model.slug, "ws_path": "/ws/steer/",
+            "saes": [{"slug": sae.slug, "d_sae": sae.d_sae, "hook_name": sae.hook_name}],
+            "limits": limits.to_page(), "initial": initial, "result": None}
+
+
 def steer_page_config(*, model: LanguageModel, initial: dict[str, Any], limits: Limits,
                       result: SteeringResult | None = None) -> dict[str, Any]:
     """The `steer_config` of steering/steer.html (the contract in the helper brief)."""

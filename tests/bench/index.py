@@ -3,7 +3,7 @@
 A fresh embedded PostgreSQL + Redis (temp var dir), real Celery workers (concurrency 1, one
 torch thread each, so "2 workers" means the 2 cores), the demo model and SAE, the demo corpus.
 
-- index_overhead: wall time of `manage.py index_sae demo/demo --corpus demo --tokens 400000`
+- index_overhead: wall time of `manage.py index_sae demo/demo --corpus demo --tokens 1000000`
   (queueing, the shard pass, merge, examples, weight facts, COPY and the swap) ÷ the bare
   forward to the hook layer + SAE encode over the same windows, in this process on one
   thread, already tokenized; the two alternate and the best of two of each is used. Target
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-TOKENS = 400_000  # >= 200,000 (the floor); more amortises the per-feature work
+TOKENS = 1_000_000  # >= 200,000 (the floor); per-feature work (examples, facts, COPY) is fixed
 CONTEXT = 128
 BATCH = 32
 

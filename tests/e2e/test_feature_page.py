@@ -51,7 +51,7 @@ def test_it_renders_the_histogram_logit_bars_and_examples(browser_page, live_ser
     assert page.locator('[data-chart="examples"] .token-strip').count() == 7
     assert page.locator('[data-chart="examples"] .token--max').count() == 7
     assert page.locator("[data-chart-error]").count() == 0
-    assert page.locator("text=sitting animals and the mats they sit on").count() == 1
+    assert page.locator(".explanations >> text=sitting animals and the mats they sit on").count() == 1
     shot = browser_page.screenshot("feature-page")
     shutil.copy(shot, tmp_path / "feature-page.png")
     assert errors(browser_page) == []

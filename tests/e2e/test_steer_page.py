@@ -268,3 +268,17 @@ def test_a_caa_vector_made_from_pasted_pairs_lists_its_features_and_steers(
     page.screenshot(path=str(tmp_path / "steer-caa.png"), full_page=True)
     assert page_errors(browser_page) == []
     assert browser_page.failed_requests == []
+
+
+def test_a_feature_page_opens_a_live_steering_panel_for_its_feature(browser_page, live_server_url,
+                                                                    demo_model,
+                                                                    celery_worker_proc):
+    page = browser_page.page
+    url = f"{live_server_url}/demo/demo/{FEATURE}/"
+    page.goto(url)
+    assert page.locator("[data-steer]").get_attribute("data-steer-ready") is None  # not yet
+    page.locator("details.steer-embed > summary").click()
+    wait_until_done(page)
+    assert continuation(page, "steered") and continuation(page, "default")
+    assert page.url == url  # the panel leaves the feature page's URL alone
+    assert not page_errors(browser_page)

@@ -2,4 +2,11 @@
 import "./steer.css";
 import { mountSteer } from "./mountSteer";
 
-mountSteer(document);
+// On a feature page the panel sits in a closed <details>: start it (and its generation) only
+// when the reader opens it.
+const lazy = document.querySelector("[data-steer]")?.closest("details");
+if (lazy && !lazy.open) {
+  lazy.addEventListener("toggle", () => mountSteer(document), { once: true });
+} else {
+  mountSteer(document);
+}

@@ -22,9 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 TOKENS = 3000
 CONTEXT = 32
-WORDS = ("the state of the union was read to the people . she said that the weather in the "
-         "city would be fine , and the market rose by 3 percent on monday while the river "
-         "ran high ; children played in the park and the court ruled on the case").split()
+WORDS = ["the", "state", "of", "the", "union", "was", "read", "to", "the", "people", ".", "she", "said", "that", "the", "weather", "in", "the", "city", "would", "be", "fine", ",", "and", "the", "market", "rose", "by", "3", "percent", "on", "monday", "while", "the", "river", "ran", "high", ";", "children", "played", "in", "the", "park", "and", "the", "court", "ruled", "on", "the", "case"]
 
 
 def _corpus(tmp_path, n_docs: int = 60, seed: int = 0):

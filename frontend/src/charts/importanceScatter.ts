@@ -1,0 +1,191 @@
+import { axisBottom, axisLeft, extent, scaleLinear, select, type BaseType, type Selection } from "d3";
+import type { Accessor } from "../options/accessor";
+import { invalid } from "../options/invalid";
+import { resolve } from "../options/resolve";
+import type { Margin } from "./histogram";
+
+/** One feature of the overview: its density (fraction of tokens) and importance (loss increase, nats). */
+export interface ImportancePoint {
+  index: number;
+  density: number;
+  importance: number;
+}
+
+export interface ImportanceScatterOptions {
+  /** Outer width in pixels. @default 420 */
+  width: number;
+  /** Outer height in pixels. @default 260 */
+  height: number;
+  /** Space for the axes. @default {top: 10, right: 12, bottom: 34, left: 48} */
+  margin: Margin;
+  /** Dot radius in pixels. @default 3 */
+  radius: number;
+  /** Dot fill: a constant or a function of the point. @default "currentColor" */
+  fill: Accessor<ImportancePoint, string>;
+  /** Link of a dot (opened on click), or null for none. @default null */
+  href: ((index: number) => string) | null;
+  /** Accessible name. @default "Density against importance" */
+  label: string;
+}
+
+const defaults: ImportanceScatterOptions = {
+  width: 420,
+  height: 260,
+  margin: { top: 10, right: 12, bottom: 34, left: 48 },
+  radius: 3,
+  fill: "currentColor",
+  href: null,
+  label: "Density against importance",
+};
+
+/** A reusable scatter of log10 density (x) against importance (y); points with density ≤ 0 or a non-finite value are left out. */
+export interface ImportanceScatter {
+  <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, ImportancePoint[], P, PD>): void;
+  width(): number;
+  width(value: number): ImportanceScatter;
+  height(): number;
+  height(value: number): ImportanceScatter;
+  margin(): Margin;
+  margin(value: Partial<Margin>): ImportanceScatter;
+  radius(): number;
+  radius(value: number): ImportanceScatter;
+  fill(): Accessor<ImportancePoint, string>;
+  fill(value: Accessor<ImportancePoint, string>): ImportanceScatter;
+  href(): ((index: number) => string) | null;
+  href(value: ((index: number) => string) | null): ImportanceScatter;
+  label(): string;
+  label(value: string): ImportanceScatter;
+}
+
+function positive(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) invalid(name, value);
+  return value;
+}
+
+/** Creates the scatter with the defaults above. Bad option values throw `invalid <option>: <x>`. */
+export function importanceScatter(): ImportanceScatter {
+  const o: ImportanceScatterOptions = { ...defaults, margin: { ...defaults.margin } };
+
+  const chart = (<E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, ImportancePoint[], P, PD>) => {
+    selection.each(function (points) {
+      render(this, points, o);
+    });
+  }) as ImportanceScatter;
+
+  const option = <K extends keyof ImportanceScatterOptions>(key: K, check: (v: unknown) => ImportanceScatterOptions[K]) =>
+    function (this: unknown, ...args: unknown[]) {
+      if (args.length === 0) return o[key];
+      o[key] = check(args[0]);
+      return chart;
+    };
+
+  chart.width = option("width", (v) => positive("width", v)) as ImportanceScatter["width"];
+  chart.height = option("height", (v) => positive("height", v)) as ImportanceScatter["height"];
+  chart.margin = option("margin", (v) => {
+    if (typeof v !== "object" || v === null) invalid("margin", v);
+    const m = { ...o.margin, ...(v as Partial<Margin>) };
+    for (const side of ["top", "right", "bottom", "left"] as const) {
+      if (!Number.isFinite(m[side]) || m[side] < 0) invalid(`margin.${side}`, m[side]);
+    }
+    return m;
+  }) as ImportanceScatter["margin"];
+  chart.radius = option("radius", (v) => positive("radius", v)) as ImportanceScatter["radius"];
+  chart.fill = option("fill", (v) => {
+    if (typeof v !== "string" && typeof v !== "function") invalid("fill", v);
+    return v as Accessor<ImportancePoint, string>;
+  }) as ImportanceScatter["fill"];
+  chart.href = option("href", (v) => {
+    if (v !== null && typeof v !== "function") invalid("href", v);
+    return v as ((index: number) => string) | null;
+  }) as ImportanceScatter["href"];
+  chart.label = option("label", (v) => {
+    if (typeof v !== "string") invalid("label", v);
+    return v;
+  }) as ImportanceScatter["label"];
+  return chart;
+}
+
+/** The extent widened to at least `minSpan` (around its centre), plus 5% on each side. */
+function padded(ext: [number, number] | [undefined, undefined], minSpan: (lo: number, hi: number) => number): [number, number] {
+  const [lo, hi] = ext;
+  if (lo === undefined || hi === undefined) return [0, 1];
+  const span = Math.max(hi - lo, minSpan(lo, hi));
+  const mid = (lo + hi) / 2;
+  return [mid - span * 0.55, mid + span * 0.55];
+}
+
+function render(container: HTMLElement | SVGElement, points: ImportancePoint[], o: ImportanceScatterOptions): void {
+  if (!Array.isArray(points)) invalid("points", points);
+  const { width, height, margin } = o;
+  if (width <= margin.left + margin.right) invalid("width", width);
+  if (height <= margin.top + margin.bottom) invalid("height", height);
+  const shown = points.filter((p) => p.density > 0 && Number.isFinite(p.density) && Number.isFinite(p.importance));
+  const [x0, x1] = padded(extent(shown, (p) => Math.log10(p.density)), () => 1); // at least a decade
+  const x = scaleLinear()
+    .domain([Math.min(x0, -1), Math.min(x1, 0)]) // a density is at most 1
+    .range([margin.left, width - margin.right]);
+  const y = scaleLinear()
+    .domain(padded(extent(shown, (p) => p.importance), (lo, hi) => Math.max(Math.abs(lo), Math.abs(hi)) || 1))
+    .range([height - margin.bottom, margin.top])
+    .nice(4);
+
+  const svg = select(container)
+    .selectAll<SVGSVGElement, ImportancePoint[]>("svg.importance-scatter")
+    .data([shown])
+    .join((enter) => enter.append("svg").attr("class", "importance-scatter").attr("role", "img"))
+    .attr("viewBox", `0 0 ${width} ${height}`)
+    .attr("width", width)
+    .attr("height", height)
+    .attr("aria-label", o.label);
+
+  const dots = svg
+    .selectAll<SVGGElement, null>("g.dots")
+    .data([null])
+    .join("g")
+    .attr("class", "dots")
+    .selectAll<SVGCircleElement, ImportancePoint>("circle")
+    .data(shown, (p) => p.index)
+    .join("circle")
+    .attr("class", "dot")
+    .attr("data-index", (p) => p.index)
+    .attr("cx", (p) => x(Math.log10(p.density)))
+    .attr("cy", (p) => y(p.importance))
+    .attr("r", o.radius)
+    .attr("fill", (p, i) => resolve(o.fill, p, i))
+    .attr("fill-opacity", 0.7)
+    .style("cursor", () => (o.href ? "pointer" : null));
+  dots
+    .selectAll("title")
+    .data((p) => [p])
+    .join("title")
+    .text((p) => `#${p.index}: density ${+p.density.toPrecision(3)}, loss +${+p.importance.toPrecision(3)}`);
+  const href = o.href;
+  if (href) dots.on("click", (_event: MouseEvent, p: ImportancePoint) => container.ownerDocument?.defaultView?.location.assign(href(p.index)));
+  else dots.on("click", null);
+
+  svg
+    .selectAll<SVGGElement, null>("g.x-axis")
+    .data([null])
+    .join("g")
+    .attr("class", "x-axis")
+    .attr("transform", `translate(0,${height - margin.bottom})`)
+    .call(axisBottom(x).ticks(Math.max(2, Math.floor((width - margin.left - margin.right) / 60))));
+  svg
+    .selectAll<SVGGElement, null>("g.y-axis")
+    .data([null])
+    .join("g")
+    .attr("class", "y-axis")
+    .attr("transform", `translate(${margin.left},0)`)
+    .call(axisLeft(y).ticks(4, "~g"));
+  svg
+    .selectAll<SVGTextElement, string>("text.x-label")
+    .data(["log10 density"])
+    .join("text")
+    .attr("class", "x-label")
+    .attr("x", width - margin.right)
+    .attr("y", height - 4)
+    .attr("text-anchor", "end")
+    .attr("font-size", 10)
+    .attr("fill", "currentColor")
+    .text((d) => d);
+}

@@ -1,0 +1,50 @@
+import { select } from "d3";
+import { cosineBins } from "../charts/cosineBins";
+import { featureHistogram } from "../charts/histogram";
+import type { HistogramBin } from "../charts/histogramBin";
+import { importanceScatter, type ImportancePoint } from "../charts/importanceScatter";
+import { fetchJson } from "../steer/fetchJson";
+import type { ImportanceOverview } from "./importanceTypes";
+import { overviewPoints } from "./overviewPoints";
+
+/** Draws the SAE overview into a `[data-importance-overview]` card from the columns of its data. */
+export function drawOverview(el: HTMLElement, data: ImportanceOverview): void {
+  const { points, omitted } = overviewPoints(data);
+  const scatter = el.querySelector<HTMLElement>("[data-importance-scatter]");
+  if (scatter) {
+    scatter.replaceChildren();
+    const base = el.dataset.base;
+    const chart = importanceScatter().width(Math.min(520, Math.max(280, scatter.clientWidth || 420)));
+    if (base) chart.href((i) => `${base}${i}/`);
+    select<HTMLElement, ImportancePoint[]>(scatter).datum(points).call(chart);
+    scatter.dataset.chartRendered = "true";
+  }
+  const note = el.querySelector<HTMLElement>("[data-importance-omitted]");
+  if (note) {
+    note.textContent = omitted
+      ? `${omitted.toLocaleString("en")} of ${data.n_live.toLocaleString("en")} live features have no importance yet and are omitted.`
+      : "";
+  }
+  const histogram = el.querySelector<HTMLElement>("[data-cosine-histogram]");
+  const bins = cosineBins(data.max_cosine);
+  if (histogram && bins.length) {
+    select<HTMLElement, HistogramBin[]>(histogram)
+      .datum(bins)
+      .call(featureHistogram().width(320).height(140).label("Features by largest decoder cosine"));
+    histogram.dataset.chartRendered = "true";
+  }
+}
+
+/** Fetches `data-src` and draws the overview; a failure is shown in place. */
+export async function importanceOverview(el: HTMLElement, fetcher: typeof fetch = globalThis.fetch.bind(globalThis)): Promise<void> {
+  el.setAttribute("aria-busy", "true");
+  const answer = await fetchJson<ImportanceOverview>(el.dataset.src ?? "", { credentials: "same-origin" }, fetcher);
+  el.removeAttribute("aria-busy");
+  if (!answer.ok) {
+    el.dataset.chartError = answer.message;
+    const scatter = el.querySelector<HTMLElement>("[data-importance-scatter]");
+    if (scatter) scatter.textContent = `Overview unavailable: ${answer.message}`;
+    return;
+  }
+  drawOverview(el, answer.body);
+}
