@@ -111,3 +111,12 @@ def browser_page(
     finally:
         context.close()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    """The sync Playwright driver (module scope) keeps an event loop running in the main
+    thread, and Django then refuses this test's own ORM calls (building rows, the flush of
+    transactional_db) as "async context". They are plain synchronous calls: allow them.
+    Autouse, so it is set up before transactional_db and torn down after its flush."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -14,12 +14,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 WORDS = ["the", "state", "of", "the", "union", "was", "read", "to", "the", "people", ".", "she", "said", "that", "the", "weather", "in", "the", "city", "would", "be", "fine", ",", "and", "the", "market", "rose", "by", "3", "percent", "on", "monday", "while", "the", "river", "ran", "high"]
 
 
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch):
-    """The sync Playwright driver keeps an event loop in this thread; ORM calls here are plain
-    sync work (see tests/e2e/test_feature_page.py)."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 @pytest.fixture
 def demo_indexed(transactional_db, celery_worker_proc, tmp_path):

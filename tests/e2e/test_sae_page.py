@@ -12,14 +12,6 @@ from tests.builders import build_indexed_sae
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch):
-    """The sync Playwright driver (module scope) keeps an event loop running in this thread,
-    and Django then refuses ORM calls as "async context". Building rows and flushing them
-    (transactional_db) are plain sync work here, so allow them. Autouse: set up before
-    transactional_db and torn down after its flush."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 @pytest.fixture
 def indexed(transactional_db):

@@ -8,11 +8,6 @@ from explorer.explanations.services import explanation_create
 from tests.builders import build_indexed_sae
 
 
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # see tests/e2e/test_steer_page.py
-
-
 @pytest.fixture
 def indexed(transactional_db):
     built = build_indexed_sae(d_sae=48, examples_per_feature=3, context=20)

@@ -25,13 +25,6 @@ FEATURE = 5
 GENERATION_TIMEOUT_MS = 60_000
 
 
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch):
-    """The sync Playwright driver keeps an event loop running in this (the main) thread, so
-    Django would refuse this test's own ORM calls (creating rows, the flush at teardown) as
-    "async context". They are plain synchronous calls from the main thread: allow them."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 @pytest.fixture
 def demo_model(transactional_db):
