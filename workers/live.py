@@ -10,10 +10,16 @@ worth nothing once its client gave up, so a dead worker's request is never redel
 Per process (the `Runtime`, created on the first live task, never in the worker's parent):
 
 - the resident model, its attached SAEs and one scheduler thread;
-- ONE asyncio loop on a daemon thread that publishes every run's frames through the channel
-  layer (never `async_to_sync` per token), keeps each run's replay list in Redis, refreshes
-  heartbeats and reads cancel flags (one MGET every few ms; the decode thread only reads a
-  local flag, so a cancelled run stops within one decode step without Redis on its path).
+- ONE asyncio loop on a daemon thread (never `async_to_sync` per token) that appends every
+  due run's frames to its replay list and publishes them on its pub/sub channel, all runs in
+  one pipelined round trip per tick (explorer/steering/streams.py says why not channel-layer
+  groups); refreshes heartbeats; hears cancels pushed on CANCEL_CHANNEL (and reads the flags
+  every CANCEL_POLL_S in case one was missed), so a cancelled run stops before its next decode
+  step (the decode thread only reads a local flag: no Redis on its path); and stores finished
+  results, all those that finished meanwhile in one INSERT.
+
+This process's GIL is shared with the decode loop, so the loop's work per run is kept small:
+it is what limits how many concurrent sessions one worker serves (`make bench BENCH=steer`).
 
 Frames of a run are numbered 1, 2, ... across both rows: coalesced deltas (at most one per row
 per FLUSH_INTERVAL_S, the first at once), then `done` per row, or one `error`.
@@ -96,12 +102,13 @@ class Runtime:
 
     async def _setup(self) -> None:
         import redis.asyncio
-        from channels.layers import get_channel_layer
 
         self.redis = redis.asyncio.Redis.from_url(self.redis_url)
-        self.layer = get_channel_layer()
         self.wake = asyncio.Event()
-        for coro in (self._flusher(), self._heartbeats(), self._cancel_poller()):
+        self.to_store: list[tuple[Run, Any]] = []
+        self.storing = False
+        for coro in (self._flusher(), self._heartbeats(), self._cancel_poller(),
+                     self._cancel_listener()):
             self.loop.create_task(coro)
 
     def notify(self) -> None:
@@ -176,7 +183,7 @@ class Runtime:
                 return
             if result.cancelled:
                 return
-            from explorer.steering.streams import RESULT_INDEX_TTL_S, result_id_for, result_key
+            from explorer.steering.streams import result_id_for
 
             # `done` first, the row right after: its id follows from the key, so the client
             # need not wait for the database (a permalink opened within those milliseconds
@@ -190,31 +197,52 @@ class Runtime:
                                "result": result_id_for(run.key)})
             await self._publish([(run, frames)])
             self._forget(run)
-            stored = await self.loop.run_in_executor(self.db, _store, run, result)
-            # Only now may identical requests be answered from the cache.
-            await self.redis.set(result_key(run.key), stored, ex=RESULT_INDEX_TTL_S)
+            self.to_store.append((run, result))
+            if not self.storing:
+                self.loop.create_task(self._store_pending())
         except Exception:
             log.exception("finishing run %s failed", run.run_id)
         finally:
             self._forget(run)
+
+    async def _store_pending(self) -> None:
+        """Store every finished result waiting, in one transaction per batch, until none is
+        left; then let identical requests be answered from the cache."""
+        from explorer.steering.streams import RESULT_INDEX_TTL_S, result_key
+
+        self.storing = True
+        try:
+            while self.to_store:
+                batch, self.to_store = self.to_store, []
+                try:
+                    stored = await self.loop.run_in_executor(self.db, _store, batch)
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for (run, _), pk in zip(batch, stored, strict=True):
+                            if pk is not None:
+                                pipe.set(result_key(run.key), pk, ex=RESULT_INDEX_TTL_S)
+                        await pipe.execute()
+                except Exception:
+                    log.exception("storing %d results failed", len(batch))
+        finally:
+            self.storing = False
 
     async def publish_error(self, run: Run, message: str) -> None:
         run.seq += 1
         await self._publish([(run, [{"type": "error", "seq": run.seq, "message": message}])])
 
     async def _publish(self, batch: list[tuple[Run, list[dict]]]) -> None:
-        """Append each run's frames to its replay list (one pipeline for all runs) and send
-        them to its group, all at once: the consumer reads a replay list only after a gap,
-        which it can only see in a later message of that run, sent after this one completed."""
-        from explorer.steering.streams import EVENT_TYPE, REPLAY_TTL_S, group, replay_key
+        """Append each run's frames to its replay list, then publish them on its channel: one
+        pipeline, one round trip for all runs. Each list has a run's frames before its
+        subscribers can see them, so a consumer that notices a gap finds them there."""
+        from explorer.steering.streams import REPLAY_TTL_S, frames_channel, replay_key
 
         pipe = self.redis.pipeline(transaction=False)
         for run, frames in batch:
             key = replay_key(run.run_id)
-            pipe.rpush(key, *[json.dumps(f) for f in frames]).expire(key, REPLAY_TTL_S)
-        await asyncio.gather(pipe.execute(), *(self.layer.group_send(
-            group(run.run_id), {"type": EVENT_TYPE, "run": run.run_id, "frames": frames})
-            for run, frames in batch))
+            encoded = [json.dumps(f) for f in frames]
+            pipe.rpush(key, *encoded).expire(key, REPLAY_TTL_S)
+            pipe.publish(frames_channel(run.run_id), "[" + ",".join(encoded) + "]")
+        await pipe.execute()
 
     async def _heartbeats(self) -> None:
         from explorer.steering.streams import HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, heartbeat_key
@@ -230,6 +258,27 @@ class Runtime:
                 except Exception:
                     log.exception("heartbeat failed")
             await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+    async def _cancel_listener(self) -> None:
+        """Cancels pushed by consumers (a run id per message): stop those runs of ours."""
+        from explorer.steering.streams import CANCEL_CHANNEL
+
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        while True:
+            try:
+                if not pubsub.subscribed:
+                    await pubsub.subscribe(CANCEL_CHANNEL)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis away: the poller still reads the flags
+                log.exception("listening for cancels failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if message is not None and message.get("type") == "message":
+                run = self.runs.get(message["data"].decode())
+                if run is not None:
+                    run.cancelled = True
 
     async def _cancel_poller(self) -> None:
         from explorer.steering.streams import CANCEL_POLL_S, cancel_key
@@ -376,18 +425,20 @@ class Runtime:
             return att
 
 
-def _store(run: Run, result: Any) -> str:
-    """Write the result on the runtime's database thread. Its connection is kept between
+def _store(batch: list[tuple[Run, Any]]) -> list[str | None]:
+    """Write finished results on the runtime's database thread (all in one INSERT); their
+    permalink ids, None for one whose model or SAE is gone. The connection is kept between
     stores (a new one costs milliseconds) and replaced only after it failed."""
     from django.db import DatabaseError, connection
 
-    from explorer.steering.services import steering_result_store
+    from explorer.steering.services import steering_results_store
 
-    def store() -> str:
-        return steering_result_store(
-            key=run.key, request=run.request,
-            default_text=result.default.text, default_tokens=result.default.tokens,
-            steered_text=result.steered.text, steered_tokens=result.steered.tokens).pk
+    def store() -> list[str | None]:
+        return steering_results_store([{
+            "key": run.key, "request": run.request,
+            "default_text": result.default.text, "default_tokens": result.default.tokens,
+            "steered_text": result.steered.text, "steered_tokens": result.steered.tokens,
+        } for run, result in batch])
 
     try:
         return store()

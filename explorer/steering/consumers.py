@@ -3,15 +3,17 @@
 The consumer never waits on a generation. A `steer` is parsed strictly, checked against the
 database, answered at once from the SteeringResult cache when an identical request finished
 before, else rate-limited per client and enqueued on the model's `live.<model>` queue; the
-worker streams the run's numbered frames to the group `steer.<run>` and this consumer forwards
-them with the client's `gen`.
+worker publishes the run's numbered frames on `steer:frames:<run>`, which this consumer follows
+through the process's FrameHub (hub.py), and forwards them with the client's `gen`.
 
 - the request is checked against a model/SAE catalogue cached for CATALOGUE_TTL_S, and the
   cache is looked up through a Redis index of result keys, so a new request costs no database
   round trip (a cache hit costs one, to read the stored texts);
-- latest wins: a new `steer` (or `cancel`) sets the previous run's Redis cancel flag; frames of
-  a superseded run still pass through (the client ignores gens that are not its latest);
-- a gap in the current run's numbers (the channel layer drops past its capacity) is filled from
+- latest wins: a new `steer` (or `cancel`) sets the previous run's Redis cancel flag and
+  announces it to the workers; frames of a superseded run still pass through (the client
+  ignores gens that are not its latest);
+- frames of a run are handled one message at a time, in order, never beside a `resume`;
+- a gap in the current run's numbers (a pub/sub message lost while reconnecting) is filled from
   the run's Redis replay list; `resume` replays after a client's `after_seq`, also on a new
   socket (the client's gen -> run map is kept in Redis);
 - a watchdog reads the run's heartbeat: a worker that dies mid-generation, or no worker taking
@@ -35,6 +37,7 @@ from django.conf import settings
 from explorer.core.exceptions import ApplicationError
 from explorer.steering import selectors, services, streams
 from explorer.steering.conf import limits
+from explorer.steering.hub import frame_hub
 from explorer.steering.protocol import (
     CancelMessage,
     ProtocolError,
@@ -82,9 +85,9 @@ CATALOGUE_TTL_S = 10.0
 _catalogues: dict[str | None, tuple[float, selectors.Catalogue]] = {}
 
 
-async def _catalogue(model_slug: str | None) -> selectors.Catalogue:
+async def _catalogue(model_slug: str | None, *, fresh: bool = False) -> selectors.Catalogue:
     hit = _catalogues.get(model_slug)
-    if hit is not None and hit[0] > time.monotonic():
+    if not fresh and hit is not None and hit[0] > time.monotonic():
         return hit[1]
     catalogue = await database_sync_to_async(selectors.steer_catalogue)(model_slug=model_slug)
     _catalogues[model_slug] = (time.monotonic() + CATALOGUE_TTL_S, catalogue)
@@ -111,9 +114,14 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         self.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
         self.current: RunState | None = None
         self.old: dict[str, RunState] = {}  # superseded runs whose frames still pass through
-        self.groups: set[str] = set()
+        self.following: set[str] = set()  # runs whose frames this socket is subscribed to
+        self.hub = frame_hub()
+        self.inbox: asyncio.Queue[tuple[str, list[dict]]] = asyncio.Queue()
+        self.frames_lock = asyncio.Lock()  # frames and replays never interleave
         await self.accept()
-        self.watchdog = asyncio.get_running_loop().create_task(self._watch())
+        loop = asyncio.get_running_loop()
+        self.watchdog = loop.create_task(self._watch())
+        self.pump = loop.create_task(self._pump())
 
     @property
     def resumable(self) -> bool:
@@ -134,10 +142,11 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.watchdog.cancel()
+        self.pump.cancel()
         if self.current is not None and not self.current.finished:
             await self._cancel_run(self.current.run)
-        for name in list(self.groups):
-            await self.channel_layer.group_discard(name, self.channel_name)
+        for run in list(self.following):
+            await self._leave(run)
         await self.redis.aclose()
 
     # -- client messages ------------------------------------------------------------------
@@ -168,12 +177,17 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
 
     async def _steer(self, message: SteerMessage) -> None:
         await self._supersede()
-        catalogue = await _catalogue(message.model or self.model_slug)
+        slug = message.model or self.model_slug
+        catalogue = await _catalogue(slug)
         vectors = {}
         if message.vectors:
             vectors = await database_sync_to_async(_vector_infos)([t.vector for t in message.vectors])
-        request = selectors.steer_request_build(message=message, catalogue=catalogue,
-                                                vectors=vectors)
+        try:
+            request = selectors.steer_request_build(message=message, catalogue=catalogue,
+                                                    vectors=vectors)
+        except ProtocolError:  # the cached catalogue may predate a new SAE or a re-created model
+            request = selectors.steer_request_build(
+                message=message, catalogue=await _catalogue(slug, fresh=True), vectors=vectors)
         # The cache: Redis says which SteeringResult answers this key (set by the worker).
         result_id = await self.redis.get(streams.result_key(request.key))
         if result_id is not None:
@@ -210,21 +224,34 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             await self._supersede()
 
     async def _cancel_run(self, run: str) -> None:
-        await self.redis.set(streams.cancel_key(run), b"1", ex=streams.REPLAY_TTL_S)
+        """The flag answers a worker that takes the run later; the message stops a running
+        one before its next decode step."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await pipe.set(streams.cancel_key(run), b"1", ex=streams.REPLAY_TTL_S).publish(
+                streams.CANCEL_CHANNEL, run).execute()
 
     async def _join(self, run: str) -> None:
-        name = streams.group(run)
-        if name not in self.groups:
-            await self.channel_layer.group_add(name, self.channel_name)
-            self.groups.add(name)
+        if run not in self.following:
+            self.following.add(run)
+            await self.hub.subscribe(run, self._arrived)
 
     async def _leave(self, run: str) -> None:
-        """Leave a run's group once nothing more is wanted from it (a group is a Redis key
-        that would otherwise live for channels_redis' group_expiry, a day)."""
-        name = streams.group(run)
-        if name in self.groups:
-            self.groups.discard(name)
-            await self.channel_layer.group_discard(name, self.channel_name)
+        """Stop following a run once nothing more is wanted from it."""
+        if run in self.following:
+            self.following.discard(run)
+            await self.hub.unsubscribe(run)
+
+    def _arrived(self, run: str, frames: list[dict]) -> None:
+        self.inbox.put_nowait((run, frames))
+
+    async def _pump(self) -> None:
+        """Frames from the hub, one message at a time, in arrival order."""
+        while True:
+            run, frames = await self.inbox.get()
+            try:
+                await self.steer_frames({"run": run, "frames": frames})
+            except Exception:
+                log.exception("forwarding frames of run %s failed", run)
 
     async def _resume(self, message: ResumeMessage) -> None:
         state = self.current if self.current is not None and self.current.gen == message.gen \
@@ -239,8 +266,9 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             state.seen_heartbeat = True  # it ran before; silence now means it is gone or done
             self.current = state
             await self._join(state.run)
-        state.last_seq = message.after_seq
-        await self._replay(state, upto=None)
+        async with self.frames_lock:
+            state.last_seq = message.after_seq
+            await self._replay(state, upto=None)
 
     async def _replay(self, state: RunState, upto: int | None) -> None:
         """Send the run's stored frames after state.last_seq (up to `upto` exclusive)."""
@@ -254,10 +282,13 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
     # -- frames from the worker -------------------------------------------------------------
 
     async def steer_frames(self, event: dict) -> None:
-        run = event["run"]
+        async with self.frames_lock:
+            await self._frames(event["run"], event["frames"])
+
+    async def _frames(self, run: str, frames: list[dict]) -> None:
         if self.current is not None and self.current.run == run:
             state = self.current
-            for frame in event["frames"]:
+            for frame in frames:
                 if frame["seq"] <= state.last_seq:
                     continue  # already sent (by a replay)
                 if frame["seq"] > state.last_seq + 1:
@@ -268,7 +299,7 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
                     await self._fail(state, "lost part of the stream; send the request again")
                     return
         elif run in self.old:
-            for frame in event["frames"]:
+            for frame in frames:
                 await self.send_json({**frame, "gen": self.old[run].gen})
 
     async def _forward(self, state: RunState, frame: dict) -> None:
@@ -318,8 +349,10 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         if await self.redis.exists(streams.heartbeat_key(state.run)):
             state.seen_heartbeat = True
             return
+        async with self.frames_lock:  # its last frames may have been published but lost
+            await self._replay(state, upto=None)
         if state is not self.current or state.finished:
-            return  # moved on while we asked Redis
+            return  # moved on while we asked Redis, or the replay had its end
         if state.seen_heartbeat:
             await self._fail(state, "the worker stopped while generating; try again")
         elif now - state.started > limits().start_timeout_s:

@@ -1,7 +1,7 @@
 """Writes for live steering: storing finished generations, steering vectors, rate limits.
 
 The engine is never imported here (the web process imports this module); the live worker
-calls `steering_result_store` and `steering_vector_finish` after its engine work.
+calls `steering_results_store` and `steering_vector_finish` after its engine work.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Q
 
 from explorer.core.exceptions import ApplicationError
 from explorer.saes.models import SAE
@@ -35,27 +36,48 @@ class VectorError(ApplicationError):
 def steering_result_store(*, key: str, request: dict[str, Any], default_text: str,
                           default_tokens: list[int], steered_text: str,
                           steered_tokens: list[int]) -> SteeringResult:
-    """Store a finished generation under its key (its id is `result_id_for(key)`), with the
-    model and SAE named by the
-    request's `model` and `sae` slugs; an existing row with that key wins (two identical
-    requests may finish at the same time), so the permalink of a key never changes.
+    """Store one finished generation under its key (its id is `result_id_for(key)`), with the
+    model and SAE named by the request's `model` and `sae` slugs; an existing row with that key
+    wins (two identical requests may finish at the same time), so the permalink of a key never
+    changes.
 
     Raises SAE.DoesNotExist when the request's model/SAE is gone.
     """
-    existing = SteeringResult.objects.filter(key=key).first()
-    if existing is not None:
-        return existing
-    sae = SAE.objects.select_related("model").only("id", "model__id").get(
-        model__slug=request["model"], slug=request["sae"])
-    try:
-        with transaction.atomic():
-            return SteeringResult.objects.create(
-                id=result_id_for(key), key=key, request=request, model_id=sae.model_id, sae_id=sae.pk,
-                engine_version=STEERING_VERSION, default_text=default_text,
-                default_tokens=list(default_tokens), steered_text=steered_text,
-                steered_tokens=list(steered_tokens))
-    except IntegrityError:
-        return SteeringResult.objects.get(key=key)
+    [pk] = steering_results_store([{
+        "key": key, "request": request, "default_text": default_text,
+        "default_tokens": default_tokens, "steered_text": steered_text,
+        "steered_tokens": steered_tokens}])
+    if pk is None:
+        raise SAE.DoesNotExist(f"no SAE {request['model']}/{request['sae']}")
+    return SteeringResult.objects.get(pk=pk)
+
+
+def steering_results_store(items: list[dict[str, Any]]) -> list[str | None]:
+    """Store finished generations, each given as `steering_result_store`'s keywords, with one
+    SELECT and one INSERT for all of them (the live worker stores what finished meanwhile in
+    one go). A key already stored keeps its row, whose id is the same `result_id_for(key)`.
+    Returns each one's permalink id; None where its model or SAE is gone."""
+    if not items:
+        return []
+    wanted = Q()
+    for item in items:
+        wanted |= Q(model__slug=item["request"]["model"], slug=item["request"]["sae"])
+    saes = {(row["model__slug"], row["slug"]): (row["model_id"], row["id"]) for row in
+            SAE.objects.filter(wanted).values("id", "slug", "model_id", "model__slug")}
+    rows, ids = [], []
+    for item in items:
+        found = saes.get((item["request"]["model"], item["request"]["sae"]))
+        if found is None:
+            ids.append(None)
+            continue
+        ids.append(result_id_for(item["key"]))
+        rows.append(SteeringResult(
+            id=ids[-1], key=item["key"], request=item["request"], model_id=found[0],
+            sae_id=found[1], engine_version=STEERING_VERSION,
+            default_text=item["default_text"], default_tokens=list(item["default_tokens"]),
+            steered_text=item["steered_text"], steered_tokens=list(item["steered_tokens"])))
+    SteeringResult.objects.bulk_create(rows, ignore_conflicts=True)
+    return ids
 
 
 async def rate_limit_hit(*, redis: Any, client: str) -> None:

@@ -1,8 +1,17 @@
 """Names and timings shared by the steering consumer (web) and the live worker (workers/live.py).
 
-Both sides meet only in Redis: the worker publishes numbered frames of a *run* (one generation,
-identified by a random run id) to the channel-layer group `steer.<run>` and appends each frame
-to a replay list; the consumer sets the run's cancel flag and watches its heartbeat. This module
+Both sides meet only in Redis: the worker appends the numbered frames of a *run* (one
+generation, identified by a random run id) to the run's replay list and publishes them on the
+Redis pub/sub channel `steer:frames:<run>`, all runs of a flush in one pipelined round trip; the
+web process reads them through one subscriber connection (explorer/steering/hub.py). The
+consumer sets the run's cancel flag and announces it on CANCEL_CHANNEL, and watches the run's
+heartbeat.
+
+Why pub/sub rather than channel-layer groups: a channels_redis group_send costs two Redis round
+trips and ~0.7 ms of the worker's GIL per run per flush, and the live worker's decode loop shares
+that GIL; with 16 sessions publishing took about half of the worker's Python time
+(docs/benchmarks.md, "steer"). Pub/sub may drop a message too (a subscriber reconnecting), which
+the numbered frames and the replay list already repair. This module
 imports neither torch nor Django models, so both processes can use it.
 """
 
@@ -25,9 +34,11 @@ FLUSH_INTERVAL_S = 0.05
 HEARTBEAT_EVERY_S = 0.5
 HEARTBEAT_TTL_S = 2.0
 WATCHDOG_EVERY_S = 0.25
-# How often the worker reads the cancel flags of its runs (one MGET for all of them): a
-# superseded run stops within this plus one decode step.
-CANCEL_POLL_S = 0.01
+# A cancel is pushed to the worker on CANCEL_CHANNEL (it stops the run before its next decode
+# step); the worker also reads its runs' cancel flags this often (one MGET for all of them), in
+# case a pushed message was lost while its subscriber reconnected.
+CANCEL_POLL_S = 0.25
+CANCEL_CHANNEL = "steer:cancelled"
 # Replay lists, cancel flags and gen -> run maps outlive a run by this much (a client that
 # reconnects later starts a new request).
 REPLAY_TTL_S = 120
@@ -37,7 +48,6 @@ REPLAY_TTL_S = 120
 # again and stored under the same key, so it gets the same permalink.
 RESULT_INDEX_TTL_S = 7 * 24 * 3600
 
-EVENT_TYPE = "steer.frames"  # channel-layer message type: {"run", "frames": [...]}
 
 
 def result_id_for(request_key: str) -> str:
@@ -52,8 +62,9 @@ def new_run_id() -> str:
     return secrets.token_hex(8)
 
 
-def group(run: str) -> str:
-    return f"steer.{run}"
+def frames_channel(run: str) -> str:
+    """The pub/sub channel a run's frames are published on: a JSON list of frames."""
+    return f"steer:frames:{run}"
 
 
 def cancel_key(run: str) -> str:
