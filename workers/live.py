@@ -65,6 +65,7 @@ class Run:
     handle: Any = None
     finishing: bool = False
     lm: Any = None
+    alternatives: dict[str, Any] = field(default_factory=dict)  # per row, as stored
 
 
 class Runtime:
@@ -183,18 +184,26 @@ class Runtime:
                 return
             if result.cancelled:
                 return
-            from explorer.steering.streams import result_id_for
+            from explorer.steering.streams import (
+                alternatives_fields,
+                result_id_for,
+                row_alternatives,
+            )
 
             # `done` first, the row right after: its id follows from the key, so the client
             # need not wait for the database (a permalink opened within those milliseconds
             # is the only thing that can miss it).
             frames = []
+            run.alternatives = {row: row_alternatives(getattr(result, row).probs,
+                                                      getattr(result, row).alternatives)
+                                for row in ROWS}
             for row in ROWS:
                 r = getattr(result, row)
                 run.seq += 1
                 frames.append({"type": "done", "row": row, "seq": run.seq, "text": r.text,
                                "tokens": run.lm.token_strings(r.tokens), "token_ids": r.tokens,
-                               "result": result_id_for(run.key)})
+                               "result": result_id_for(run.key), **alternatives_fields(
+                                   run.alternatives[row], run.lm.token_strings)})
             await self._publish([(run, frames)])
             self._forget(run)
             self.to_store.append((run, result))
@@ -438,6 +447,7 @@ def _store(batch: list[tuple[Run, Any]]) -> list[str | None]:
             "key": run.key, "request": run.request,
             "default_text": result.default.text, "default_tokens": result.default.tokens,
             "steered_text": result.steered.text, "steered_tokens": result.steered.tokens,
+            "alternatives": run.alternatives,
         } for run, result in batch])
 
     try:

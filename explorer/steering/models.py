@@ -37,6 +37,9 @@ class SteeringResult(models.Model):
     default_tokens = ArrayField(models.IntegerField(), default=list)
     steered_text = models.TextField()
     steered_tokens = ArrayField(models.IntegerField(), default=list)
+    # {"default"|"steered": streams.row_alternatives(...)}: each token's probability and the
+    # likeliest tokens at its step, shown on hover; {} for results stored before them.
+    alternatives = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

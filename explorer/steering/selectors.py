@@ -19,7 +19,7 @@ from explorer.steering import protocol
 from explorer.steering.conf import Limits
 from explorer.steering.models import SteeringResult, SteeringVector
 from explorer.steering.protocol import ProtocolError, SteerMessage
-from explorer.steering.streams import STEERING_VERSION
+from explorer.steering.streams import STEERING_VERSION, alternatives_fields
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,9 @@ def result_dict(result: SteeringResult) -> dict[str, Any]:
         "steered_tokens": token_strings(model_id=result.model_id, ids=result.steered_tokens),
         "default_token_ids": list(result.default_tokens),
         "steered_token_ids": list(result.steered_tokens),
+        **{f"{row}_{k}": v for row in ("default", "steered") for k, v in alternatives_fields(
+            (result.alternatives or {}).get(row),
+            lambda ids: token_strings(model_id=result.model_id, ids=ids)).items()},
         "engine_version": result.engine_version,
         "created": result.created.isoformat(),
     }
@@ -249,7 +252,9 @@ def result_frames(result: SteeringResult) -> list[dict[str, Any]]:
     for row in ("default", "steered"):
         frames.append({"type": "done", "row": row, "seq": len(frames) + 1,
                        "text": d[f"{row}_text"], "tokens": d[f"{row}_tokens"],
-                       "token_ids": d[f"{row}_token_ids"], "result": result.pk})
+                       "token_ids": d[f"{row}_token_ids"], "result": result.pk,
+                       **{k: d[f"{row}_{k}"] for k in ("probs", "alternatives")
+                          if f"{row}_{k}" in d}})
     return frames
 
 

@@ -75,7 +75,8 @@ def steering_results_store(items: list[dict[str, Any]]) -> list[str | None]:
             id=ids[-1], key=item["key"], request=item["request"], model_id=found[0],
             sae_id=found[1], engine_version=STEERING_VERSION,
             default_text=item["default_text"], default_tokens=list(item["default_tokens"]),
-            steered_text=item["steered_text"], steered_tokens=list(item["steered_tokens"])))
+            steered_text=item["steered_text"], steered_tokens=list(item["steered_tokens"]),
+            alternatives=item.get("alternatives") or {}))
     SteeringResult.objects.bulk_create(rows, ignore_conflicts=True)
     return ids
 

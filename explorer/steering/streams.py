@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from typing import Any
 
 # Part of every SteeringResult hash. The same value as workers.engine.interventions.
 # STEERING_VERSION, copied because the web process must not import torch (a test checks that
@@ -48,6 +49,25 @@ REPLAY_TTL_S = 120
 # again and stored under the same key, so it gets the same permalink.
 RESULT_INDEX_TTL_S = 7 * 24 * 3600
 
+
+
+def row_alternatives(probs: list[float], top: list[list[tuple[int, float]]]) -> dict:
+    """A row's token probabilities as stored on its SteeringResult: {"probs": [p per token],
+    "top": [[[token id, p], ...] per token]}, from the engine's Row.probs / Row.alternatives
+    (already rounded; the pairs become JSON arrays as they are, with no copy)."""
+    return {"probs": probs, "top": top}
+
+
+def alternatives_fields(stored: dict | None, strings: Any) -> dict:
+    """A `done` frame's `probs` and `alternatives` ([[token string, p], ...] per token) from
+    `row_alternatives` output; `strings(ids)` gives token strings. Empty when none is stored
+    (results older than these fields)."""
+    if not stored or not stored.get("probs"):
+        return {}
+    flat = [i for alts in stored["top"] for i, _ in alts]
+    names = iter(strings(flat))
+    return {"probs": stored["probs"],
+            "alternatives": [[[next(names), p] for _, p in alts] for alts in stored["top"]]}
 
 
 def result_id_for(request_key: str) -> str:

@@ -67,6 +67,19 @@ def wait_until_done(page) -> None:
         raise AssertionError(f"generation did not finish; the page shows {shown}") from None
 
 
+def alternatives_on_hover(page) -> None:
+    """Hovering a generated token of the steered column shows its probability and the five
+    likeliest tokens at its step, the chosen one among them marked when it is."""
+    token = page.locator(".steer-column--steered .steer-tok").last
+    token.hover()
+    tip = page.locator(".steer-alts")
+    tip.wait_for(state="visible")
+    assert tip.locator("li").count() == 5
+    assert tip.locator(".steer-alts-head strong").inner_text().endswith("%")
+    page.mouse.move(0, 0)
+    tip.wait_for(state="hidden")
+
+
 def drag_slider(page, selector: str, fraction: float) -> None:
     """Press the slider's thumb (at its current value, the middle for 0) and drag it in small
     steps, as a hand would, to `fraction` of the track."""
@@ -113,6 +126,8 @@ def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_res
     assert page.locator(".steer-column--steered mark.steer-diverged").inner_text().strip()
     # No markup from the model ever becomes an element.
     assert page.locator(".steer-text script, .steer-text img").count() == 0
+    alternatives_on_hover(page)
+    page.screenshot(path=str(tmp_path / "steer-alternatives.png"), full_page=True)
 
     # The URL carries the whole request.
     q = parse_qs(urlsplit(page.url).query)
@@ -132,6 +147,7 @@ def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_res
     assert continuation(page, "default") == default_before
     assert continuation(page, "steered") == steered
     assert float(page.input_value(".steer-raw")) == strength
+    alternatives_on_hover(page)  # stored with the result
     page.screenshot(path=str(tmp_path / "steer-permalink.png"), full_page=True)
 
     assert page_errors(browser_page) == []

@@ -182,3 +182,23 @@ def test_demo_seeded_steered_text_matches_the_golden(demo_att):
     assert got["default"] == golden["default"]
     assert got["steered"] == golden["steered"]
     assert got["steered"] != got["default"]
+
+
+def test_each_token_comes_with_its_probability_and_the_likeliest_alternatives(tiny_att):
+    """Greedy: the chosen token is the likeliest, so it heads its own alternatives; the first
+    token's probabilities are the softmax of a plain forward over the prompt."""
+    spec = SteerSpec((Intervention(3, 4.0),), max_new_tokens=6, seed=0)
+    result = generate(tiny_att, "A quick brown fox", spec)
+    for row in (result.default, result.steered):
+        assert len(row.probs) == len(row.alternatives) == len(row.tokens) == 6
+        for tok, p, alts in zip(row.tokens, row.probs, row.alternatives, strict=True):
+            ids, ps = zip(*alts, strict=True)
+            assert len(alts) == 5 and ids[0] == tok and ps[0] == pytest.approx(p)
+            assert list(ps) == sorted(ps, reverse=True) and 0 < sum(ps) <= 1 + 1e-6
+    ids = tiny_att.lm.encode("A quick brown fox")[None, :]
+    with torch.inference_mode():
+        probs = torch.softmax(tiny_att.lm.model(ids).logits[0, -1].float(), dim=-1)
+    top = torch.topk(probs, 5)
+    assert [i for i, _ in result.default.alternatives[0]] == top.indices.tolist()
+    assert [p for _, p in result.default.alternatives[0]] == pytest.approx(top.values.tolist(),
+                                                                           abs=1e-4)

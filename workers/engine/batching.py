@@ -48,6 +48,10 @@ from workers.engine.interventions import (
 log = logging.getLogger(__name__)
 
 TokenCallback = Callable[[str, int, str], None]  # (row label, token id, new text)
+# The likeliest tokens kept per generated token (the steering page shows them on hover), and
+# the decimals their probabilities keep.
+ALTERNATIVES = 5
+PROB_DECIMALS = 4
 
 
 # --------------------------------------------------------------------------- sampling
@@ -96,6 +100,24 @@ def sample_tokens(
     return out
 
 
+def token_probabilities(
+    logits: Float[Tensor, "batch vocab"], tokens: Sequence[int], k: int = ALTERNATIVES,
+) -> tuple[list[float], list[list[tuple[int, float]]]]:
+    """Each row's probability of its chosen token and its `k` likeliest tokens with theirs,
+    under the model's own distribution at this step (the softmax of the logits the token was
+    drawn from, steering and logit bias included; before temperature and top-p), rounded to
+    PROB_DECIMALS (they are shown, never computed with). One softmax and one topk for the
+    whole batch, rounded there too: per-element Python work would cost more than both."""
+    # softmax then topk: on CPU a softmax costs a third of a logsumexp over the same logits
+    probs = torch.softmax(logits, dim=-1)  # [batch, vocab]
+    top_p, top_i = torch.topk(probs, min(k, probs.shape[-1]), dim=-1)  # [batch, k]
+    chosen = probs.gather(1, torch.tensor(tokens, device=probs.device)[:, None])  # [batch, 1]
+    top_p = torch.round(top_p.double(), decimals=PROB_DECIMALS)
+    chosen = torch.round(chosen[:, 0].double(), decimals=PROB_DECIMALS)
+    return chosen.tolist(), [list(zip(i, p, strict=True)) for i, p in
+                             zip(top_i.tolist(), top_p.tolist(), strict=True)]
+
+
 # --------------------------------------------------------------------------- rows and jobs
 
 
@@ -118,6 +140,8 @@ class RowState:
     job: Job
     generator: torch.Generator
     tokens: list[int] = field(default_factory=list)  # generated ids
+    probs: list[float] = field(default_factory=list)  # each generated token's probability
+    top: list[list[tuple[int, float]]] = field(default_factory=list)  # its alternatives
     n_real: int = 0  # real (non-padding) tokens in the KV cache
     text: str = ""  # text streamed so far
     prefix_offset: int = 0  # incremental detokenization window (see _delta)
@@ -128,10 +152,11 @@ class RowState:
 @dataclass
 class Job:
     """Rows that belong to one request. `finish(outputs, cancelled)` builds the result from
-    {label: (tokens, text)}; `on_token` streams; `cancel()` is polled before every step."""
+    {label: (tokens, text, (probs, alternatives))} (see `token_probabilities`); `on_token`
+    streams; `cancel()` is polled before every step."""
 
     rows: Sequence[RowRequest]
-    finish: Callable[[dict[str, tuple[list[int], str]], bool], Any]
+    finish: Callable[[dict[str, tuple], bool], Any]
     on_token: TokenCallback | None = None
     cancel: Callable[[], bool] | None = None
     cancelled: bool = False
@@ -151,8 +176,9 @@ class Job:
     def finished(self) -> bool:
         return bool(self.states) and all(s.done for s in self.states)
 
-    def outputs(self) -> dict[str, tuple[list[int], str]]:
-        return {s.req.label: (list(s.tokens), s.text) for s in self.states}
+    def outputs(self) -> dict[str, tuple]:
+        return {s.req.label: (list(s.tokens), s.text, (list(s.probs), list(s.top)))
+                for s in self.states}
 
 
 # --------------------------------------------------------------------------- the batch
@@ -248,9 +274,12 @@ class DecodeBatch:
     def _emit(self, rows: Sequence[RowState], logits: Float[Tensor, "batch vocab"]) -> None:
         tokens = sample_tokens(logits, [row.req.temperature for row in rows],
                                [row.req.top_p for row in rows], [row.generator for row in rows])
-        for row, tok in zip(rows, tokens, strict=True):
+        probs, tops = token_probabilities(logits, tokens)
+        for row, tok, p, top in zip(rows, tokens, probs, tops, strict=True):
             r = row.req
             row.tokens.append(tok)
+            row.probs.append(p)
+            row.top.append(top)
             row.done = len(row.tokens) >= r.max_new_tokens or tok in self.stop_ids
             delta = self._delta(row)
             row.text += delta

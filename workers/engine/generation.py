@@ -24,8 +24,15 @@ ROWS = ("default", "steered")
 
 @dataclass(frozen=True)
 class Row:
+    """A continuation. `probs[i]` is the model's probability of `tokens[i]` and
+    `alternatives[i]` its likeliest tokens then, as (id, probability), likeliest first
+    (batching.token_probabilities); neither takes part in equality: they are floats from a
+    batched forward pass, whose last digits depend on the batch."""
+
     text: str
     tokens: list[int]
+    probs: list[float] = field(default_factory=list, compare=False)
+    alternatives: list[list[tuple[int, float]]] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "tokens": list(self.tokens)}
@@ -83,9 +90,10 @@ def prepare_job(
         for label in ROWS
     ]
 
-    def finish(outputs: dict[str, tuple[list[int], str]], cancelled: bool) -> GenerationResult:
+    def finish(outputs: dict[str, tuple], cancelled: bool) -> GenerationResult:
         # the full decode (the streamed deltas may stop short of it when cancelled)
-        got = {k: Row(text=lm.decode(v[0]), tokens=v[0]) for k, v in outputs.items()}
+        got = {k: Row(text=lm.decode(v[0]), tokens=v[0], probs=v[2][0], alternatives=v[2][1])
+               for k, v in outputs.items()}
         empty = Row(text="", tokens=[])
         return GenerationResult(default=got.get("default", empty),
                                 steered=got.get("steered", empty), prompt_tokens=ids,

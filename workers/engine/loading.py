@@ -58,6 +58,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     _vocab_strings: list[str] | None = field(default=None, init=False, repr=False)
+    _decode: Any = field(default=None, init=False, repr=False)
 
     @property
     def n_ctx(self) -> int:
@@ -108,7 +109,15 @@ class LoadedModel:
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
     def decode(self, ids: Tensor | list[int]) -> str:
-        return self.tokenizer.decode(_as_list(ids))
+        if self._decode is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            if backend is not None and not self.tokenizer.clean_up_tokenization_spaces:
+                # What tokenizer.decode returns then, without its Python wrapper: streaming
+                # decodes every row twice per step, and the wrapper costs 5x the Rust decode.
+                self._decode = backend.decode
+            else:
+                self._decode = lambda ids, skip_special_tokens: self.tokenizer.decode(ids)
+        return self._decode(_as_list(ids), skip_special_tokens=False)
 
     def token_strings(self, ids: Tensor | list[int]) -> list[str]:
         """Each token decoded on its own (readable text, e.g. " the" rather than "Ġthe")."""

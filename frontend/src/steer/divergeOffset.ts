@@ -1,10 +1,9 @@
 import { divergence } from "./divergence";
 import type { RowText } from "./generationStream";
+import { rowPieces } from "./rowPieces";
 
 function pieces(row: RowText): string[] | null {
-  const t = row.tokens;
-  if (!row.done || !t || !t.every((x) => typeof x === "string")) return null;
-  return (t as string[]).join("") === row.text ? (t as string[]) : null;
+  return rowPieces(row)?.map((p) => p.text) ?? null;
 }
 
 /**

@@ -6,6 +6,9 @@ export interface RowText {
   done: boolean;
   /** The `done` frame's tokens (token strings, or ids, as the server sends them). */
   tokens: unknown[] | null;
+  /** Each token's probability and the likeliest tokens at its step, when the server sent them. */
+  probs?: number[] | null;
+  alternatives?: [string, number][][] | null;
 }
 
 export interface StreamUpdate {
@@ -69,6 +72,8 @@ export class GenerationStream {
     row.text = frame.text;
     row.done = true;
     row.tokens = Array.isArray(frame.tokens) ? frame.tokens : null;
+    row.probs = Array.isArray(frame.probs) ? frame.probs : undefined;
+    row.alternatives = Array.isArray(frame.alternatives) ? frame.alternatives : undefined;
     if (frame.result !== undefined && frame.result !== null) this.result = frame.result;
     if (this.complete) this.held.clear();
     if (typeof frame.seq !== "number") return { changed, resumeAfter: null };

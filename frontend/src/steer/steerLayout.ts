@@ -111,7 +111,7 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
     return { text, status };
   };
   const columns = {
-    default: column("default", "Default", "no steering"),
+    default: column("default", "Default", "no steering · hover a token for its alternatives"),
     steered: column("steered", "Steered", "where it differs is marked"),
   };
   let caa = root.querySelector<HTMLElement>(".steer-caa");

@@ -7,7 +7,9 @@ import { renderFeatureRows } from "./featureRows";
 import { FeatureSearch, type FeatureCandidate } from "./featureSearch";
 import { fetchJson } from "./fetchJson";
 import { GenerationStream, type GenerationStreamOptions, type RowText } from "./generationStream";
+import { alternativesTooltip } from "./alternativesTooltip";
 import { renderContinuation } from "./renderContinuation";
+import { rowPieces } from "./rowPieces";
 import { SteerSocket, type SocketStatus } from "./steerSocket";
 import { steerLayout, type SteerLayout } from "./steerLayout";
 import { steerMessage } from "./steerMessage";
@@ -63,6 +65,7 @@ export class SteerPanel {
     this.apiRoot = config.api_root ?? "/api/v1/";
     this.state = { ...config.initial, features: config.initial.features.map((f) => ({ ...f })) };
     this.ui = steerLayout(root, config);
+    alternativesTooltip(root);
     this.search = new FeatureSearch(this.ui.search, {
       model: config.model,
       saes: config.saes.map((s) => s.slug),
@@ -79,8 +82,19 @@ export class SteerPanel {
     }
 
     if (config.result) {
-      const row = (text: string, tokens: unknown): RowText => ({ text, done: true, tokens: Array.isArray(tokens) ? tokens : null });
-      this.stored = { default: row(config.result.default_text, config.result.default_tokens), steered: row(config.result.steered_text, config.result.steered_tokens) };
+      const r = config.result;
+      const list = <T>(x: unknown): T[] | null => (Array.isArray(x) ? (x as T[]) : null);
+      const row = (text: string, tokens: unknown, probs: unknown, alternatives: unknown): RowText => ({
+        text,
+        done: true,
+        tokens: list(tokens),
+        probs: list<number>(probs),
+        alternatives: list<[string, number][]>(alternatives),
+      });
+      this.stored = {
+        default: row(r.default_text, r.default_tokens, r.default_probs, r.default_alternatives),
+        steered: row(r.steered_text, r.steered_tokens, r.steered_probs, r.steered_alternatives),
+      };
       this.showPermalink(config.result.id);
       this.ui.state.textContent = "saved result";
     }
@@ -330,7 +344,7 @@ export class SteerPanel {
     for (const [row, data] of [["default", d], ["steered", st]] as const) {
       const col = this.ui.columns[row];
       const streaming = !stopped && !data.done;
-      renderContinuation(col.text, { prompt, text: data.text, diverge: off, streaming });
+      renderContinuation(col.text, { prompt, text: data.text, diverge: off, streaming, tokens: streaming ? null : rowPieces(data) });
       col.status.textContent = streaming ? "streaming…" : rows ? (stopped && !data.done ? "stopped" : "") : "";
       col.text.dataset.done = String(data.done && rows !== null);
     }

@@ -87,6 +87,9 @@ export interface DoneFrame {
   /** Token strings of the row (their concatenation is `text`). */
   tokens?: unknown[];
   token_ids?: number[];
+  /** Each token's probability, and its step's likeliest tokens as [token, probability]. */
+  probs?: number[];
+  alternatives?: [string, number][][];
   result?: string | number | null;
 }
 

@@ -54,6 +54,12 @@ def test_steer_streams_numbered_deltas_then_done_equal_to_the_engine_output(
         assert done[row]["token_ids"] == getattr(expected, row).tokens
         assert "".join(done[row]["tokens"]) == demo_engine.lm.decode(done[row]["token_ids"]) or \
             len(done[row]["tokens"]) == len(done[row]["token_ids"])
+        # each token's probability and the five likeliest tokens at its step (hover)
+        assert len(done[row]["probs"]) == len(done[row]["alternatives"]) == len(done[row]["token_ids"])
+        for p, alts in zip(done[row]["probs"], done[row]["alternatives"], strict=True):
+            assert 0 <= p <= 1 and len(alts) == 5
+            assert all(isinstance(t, str) and 0 <= q <= 1 for t, q in alts)
+            assert [q for _, q in alts] == sorted((q for _, q in alts), reverse=True)
     assert done["default"]["text"] != done["steered"]["text"]
     wait_stored(done["steered"]["result"], settings.REDIS_URL)
     stored = SteeringResult.objects.get(pk=done["steered"]["result"])
@@ -91,6 +97,8 @@ def test_an_identical_request_is_answered_from_the_cache_without_a_worker(
         assert done[row]["text"] == original[row]["text"]
         assert done[row]["result"] == original[row]["result"]
         assert done[row]["tokens"] == original[row]["tokens"]
+        assert done[row]["probs"] == original[row]["probs"]
+        assert done[row]["alternatives"] == original[row]["alternatives"]
 
 
 def test_a_new_steer_supersedes_the_running_one(demo_rows, celery_worker_proc, redis_url):
