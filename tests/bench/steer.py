@@ -9,7 +9,7 @@ own), a Redis of our own, `migrate`, `add_sae --model demo --sae demo`, one work
 - steer_ttft_overhead_ms_p50/_p95: `steer` sent -> first steered delta received, minus the
   engine's own time to first token for the same request (in this process, one torch thread).
 - steer_concurrency_gain_16: aggregate tokens/s of 16 concurrent sessions ÷ one session
-  (median of three back-to-back pairs), greedy like engine_steer's batch_gain_8;
+  (median of five back-to-back pairs), greedy like engine_steer's batch_gain_8;
   steer_engine_gain_16 is the same ratio for the engine alone (BatchScheduler in this process),
   the ceiling on this machine at that moment. The `_sampled` pair is the same at temperature
   0.8 / top-p 0.95: the engine samples row by row (a softmax and a sort of the vocabulary per
@@ -224,7 +224,7 @@ async def ttft(port: int, att, n: int = 30) -> list[float]:
 
 
 async def concurrency(port: int, *, temperature: float, sessions: int = 16, n: int = 48,
-                      pairs: int = 3) -> float:
+                      pairs: int = 5) -> float:
     """Median over `pairs` of (16 concurrent sessions' tokens/s ÷ one session's), each pair
     measured back to back: this shared machine's load changes by 2-3x within a minute.
     Requests differ in strength by a hair, so none is served from the cache."""
@@ -327,7 +327,7 @@ def decode_step_ms(att, steps: int = 48) -> float:
 
 
 def engine_gain(att, *, temperature: float, sessions: int = 16, n: int = 48,
-                pairs: int = 3) -> float:
+                pairs: int = 5) -> float:
     """The engine's own gain for the same load, in this process (one torch thread): the
     ceiling of steer_concurrency_gain_16 on this machine at this moment."""
     from tests.bench._engine import one_torch_thread
