@@ -109,6 +109,16 @@ def _point_redis_users_at(url: str) -> None:
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [channel_layer_host(url)]
     settings.CACHES["default"]["LOCATION"] = url
     channel_layers.backends.clear()
+    # Collection may already have opened the cache with the old URL: pytest 9 probes every
+    # module-level name (`from django.core.cache import cache` in a test module) for fixture
+    # wrappers, and the proxy connects on any attribute read.
+    from django.core.cache import caches
+
+    for alias in settings.CACHES:
+        try:
+            del caches[alias]
+        except AttributeError:  # never opened
+            pass
 
     from workers.celery import app
 
