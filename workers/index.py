@@ -87,7 +87,9 @@ def compute_shard(shard: Any) -> bytes:
                       include_bos=o["include_bos"], seed=o["seed"],
                       shard=Shard(shard.index, run.shards), progress=progress, cancel=cancel,
                       log_max_bytes=settings.INDEX_LOG_MAX_BYTES)
-    return shard_result_to_bytes(acc.state_dict(), candidate_values(acc))
+    # With one shard the shard's own choice is final: only its examples' values are kept.
+    return shard_result_to_bytes(acc.state_dict(),
+                                 candidate_values(acc, only_chosen=run.shards == 1))
 
 
 @app.task(bind=True, name="workers.index.index_shard", max_retries=MAX_SHARD_RETRIES,

@@ -194,8 +194,16 @@ def shard_progress(*, shard: IndexShard, done: int, total: int) -> None:
 
 
 def shard_done(*, shard: IndexShard, result: bytes, seconds: float) -> None:
-    IndexShard.objects.filter(pk=shard.pk).update(status=IndexShard.Status.DONE, result=result,
-                                                  seconds=seconds)
+    """Store a shard's result (tens of MB at 1M tokens) and mark it done."""
+    import psycopg
+
+    # A binary parameter: Django's client-side binding would send the bytes as a hex literal
+    # twice their size for the server to parse (88 MB: 5.4-7.7 s instead of 3.6-4.1 s).
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute(f"UPDATE {IndexShard._meta.db_table} SET status = %s, result = %b, "
+                    "seconds = %s WHERE id = %s",
+                    [IndexShard.Status.DONE.value, result, seconds, shard.pk])
     publish_progress(run_id=shard.run_id)
 
 

@@ -6,13 +6,16 @@ pipeline runs the model twice: once for statistics, once more over the chosen wi
 ~55 examples per feature, nearly every window of a corpus is chosen by *some* feature, so the
 second pass costs as much as the first (measured: index_overhead ~2.3 instead of ~1.2).
 
-Instead the shard's pass keeps an :class:`ActivationLog` of every counted non-zero
+Instead the shard's pass keeps an :class:`ActivationLog` of counted non-zero
 ``(feature, token, value)`` *in memory* (SAE codes are sparse: L0 entries per token, ~16 bytes
-each; never written to disk). After the pass, :meth:`ActivationLog.candidates` keeps only the
+each; never written to disk): every non-zero of the (feature, window) pairs that put a token
+into the accumulator's pools in their batch (the others can never be chosen; ~40% of all
+non-zeros on the demo). After the pass, :meth:`ActivationLog.candidates` keeps only the
 entries of (feature, window) pairs still in the accumulator's pools: the final choice after any
 merge is a subset of the union of the shards' pools (top-K by a total order; per-cell
 smallest-hash samples), so this :class:`CandidateValues` table is all the finish step needs.
-Tables of disjoint shards concatenate.
+Tables of disjoint shards concatenate. A run of one shard needs only the pairs its own
+``finalize`` chooses (:func:`chosen_entries`).
 
 Excluded tokens (BOS unless ``include_bos``) never reach the log, so their value reads 0.
 When the log would outgrow ``max_bytes`` it stops and :meth:`candidates` returns None: the
@@ -153,6 +156,19 @@ def pool_entries(acc: Any) -> list[tuple[Tensor, Tensor]]:
     """(feature, key) of everything in a FeatureStatsAccumulator's top and quantile pools."""
     acc._compact()
     return [acc._top.cat()[:2], acc._quant.cat()[:2]]
+
+
+def chosen_entries(acc: Any) -> list[tuple[Tensor, Tensor]]:
+    """(feature, key) of the examples ``acc.finalize()`` chooses: all that a run needs when
+    this accumulator is its only shard (nothing merges in to change the choice)."""
+    s = acc.finalize()
+    out = []
+    for w, p in ((s.top_windows, s.top_positions), (s.quantile_windows, s.quantile_positions)):
+        f = np.broadcast_to(np.arange(s.d_sae).reshape(-1, *[1] * (w.ndim - 1)), w.shape)
+        m = w >= 0  # [F, ...] chosen slots
+        out.append((torch.from_numpy(f[m].astype(np.int64)),
+                    torch.from_numpy((w[m] << POS_BITS) | p[m])))  # [n] each
+    return out
 
 
 # -- a shard's result, as bytes (stored in the database between the pass and the merge) -------

@@ -29,7 +29,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from .activations import hooked_features
-from .candidates import ActivationLog, CandidateValues, pool_entries
+from .candidates import ActivationLog, CandidateValues, chosen_entries, pool_entries
 from .loading import AttachedSAE, LoadedModel
 from .stats import POS_BITS, ExampleRef, FeatureStats, FeatureStatsAccumulator
 
@@ -207,7 +207,8 @@ def index_shard(
     ``progress(tokens_done, tokens_total)`` is called after every batch, counting this
     shard's window positions. ``cancel()`` is checked before every batch; True raises
     :class:`IndexingCancelled`. ``log_max_bytes`` set: the accumulator's ``log`` keeps the
-    pass's non-zero activations in memory, up to that size, for :func:`candidate_values`.
+    pass's non-zero activations that may be chosen (see :mod:`.candidates`) in memory, up to
+    that size, for :func:`candidate_values`.
     ``accumulator_options`` go to the accumulator
     (``hist_bins_per_octave``, ``hist_octaves``, ``compact_at``).
     Raises ValueError for bad sizes or an empty corpus, before any forward pass.
@@ -252,12 +253,14 @@ def index_shard(
     return acc
 
 
-def candidate_values(acc: FeatureStatsAccumulator) -> CandidateValues | None:
+def candidate_values(acc: FeatureStatsAccumulator, *, only_chosen: bool = False
+                     ) -> CandidateValues | None:
     """The logged values of the accumulator's candidate examples (None: no log or it
-    overflowed); frees the log."""
+    overflowed); frees the log. ``only_chosen``: just the examples this accumulator chooses
+    on its own, which is enough (and ~4x smaller) when no other shard will be merged in."""
     if acc.log is None:
         return None
-    table = acc.log.candidates(pool_entries(acc))
+    table = acc.log.candidates(chosen_entries(acc) if only_chosen else pool_entries(acc))
     acc.log = None
     return table
 

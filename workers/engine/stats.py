@@ -134,6 +134,8 @@ class FeatureStats:
     quantile_values: np.ndarray  # [F, n_quantiles, per_quantile] float32, value desc
     quantile_windows: np.ndarray  # [F, n_quantiles, per_quantile] int64
     quantile_positions: np.ndarray  # [F, n_quantiles, per_quantile] int64
+    # example_refs(), built once: the finish step asks three times (~0.2 s each for 81k).
+    _refs: list[ExampleRef] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def d_sae(self) -> int:
@@ -179,17 +181,22 @@ class FeatureStats:
             return np.diff(bounds, axis=1) / self.count[:, None].astype(np.float64)
 
     def example_refs(self) -> list[ExampleRef]:
-        """Every chosen example (top lists, then quantile bins), feature by feature."""
-        refs: list[ExampleRef] = []
-        for f, r in zip(*np.nonzero(self.top_windows >= 0), strict=True):
-            refs.append(ExampleRef(int(f), "top", None, int(r), int(self.top_windows[f, r]),
-                                   int(self.top_positions[f, r]), float(self.top_values[f, r])))
-        for f, b, r in zip(*np.nonzero(self.quantile_windows >= 0), strict=True):
-            refs.append(ExampleRef(int(f), "quantile", int(b), int(r),
-                                   int(self.quantile_windows[f, b, r]),
-                                   int(self.quantile_positions[f, b, r]),
-                                   float(self.quantile_values[f, b, r])))
-        return refs
+        """Every chosen example (top lists, then quantile bins), feature by feature.
+
+        Built on the first call; the arrays are not meant to change afterwards."""
+        if self._refs is None:
+            refs: list[ExampleRef] = []
+            for f, r in zip(*np.nonzero(self.top_windows >= 0), strict=True):
+                refs.append(ExampleRef(int(f), "top", None, int(r), int(self.top_windows[f, r]),
+                                       int(self.top_positions[f, r]),
+                                       float(self.top_values[f, r])))
+            for f, b, r in zip(*np.nonzero(self.quantile_windows >= 0), strict=True):
+                refs.append(ExampleRef(int(f), "quantile", int(b), int(r),
+                                       int(self.quantile_windows[f, b, r]),
+                                       int(self.quantile_positions[f, b, r]),
+                                       float(self.quantile_values[f, b, r])))
+            self._refs = refs
+        return list(self._refs)
 
 
 class FeatureStatsAccumulator:
@@ -255,7 +262,7 @@ class FeatureStatsAccumulator:
         self._kth = torch.zeros(F, dtype=torch.float32, device=dev)
         self._thr_floor = quantile_floor(self.max, n_quantiles)
         self._qthr = torch.full((F, self._q_width), HASH_MAX + 1, dtype=torch.long, device=dev)
-        # Optional sink for every counted non-zero (see candidates.ActivationLog).
+        # Optional sink for the counted non-zeros that may be chosen (candidates.ActivationLog).
         self.log: Any = None
 
     # -- update ----------------------------------------------------------------------------
@@ -296,25 +303,34 @@ class FeatureStatsAccumulator:
         b = bp // P
         col = bp % P if pos is None else pos.to(dev).long().reshape(-1).index_select(0, bp)
         self.n_tokens += int(mask.sum())
-        self._ingest(f, token_key(window.index_select(0, b), col), v)
+        self._ingest(f, token_key(window.index_select(0, b), col), v, b, B)
 
-    def _ingest(self, f: Tensor, key: Tensor, v: Tensor) -> None:
+    def _ingest(self, f: Tensor, key: Tensor, v: Tensor, row: Tensor, n_rows: int) -> None:
+        """Fold in one batch's non-zeros; ``row`` ([n], < ``n_rows``) is each one's window row."""
         F = self.settings["d_sae"]
-        if self.log is not None:
-            self.log.add(f, key, v)
         self.count += torch.bincount(f, minlength=F)
         self.fsum.index_add_(0, f, (v * 2.0**FIXED_POINT_BITS).round().long())
         self.max.scatter_reduce_(0, f, v, "amax")
         hb = (grid_key(v, self._h_shift) - self._h_lo + 1).clamp_(0, self._n_hist - 1)
         self.hist += torch.bincount(f * self._n_hist + hb, minlength=F * self._n_hist)
-        sel = (v >= self._kth.index_select(0, f)).nonzero().squeeze(1)  # ties may win on key
-        self._top.add(*_pick(sel, f, key, v), key[:0])
+        top = (v >= self._kth.index_select(0, f)).nonzero().squeeze(1)  # ties may win on key
+        self._top.add(*_pick(top, f, key, v), key[:0])
         rel = (grid_key(v, Q_SHIFT) - self._thr_floor.index_select(0, f) + 1).clamp_(min=0)
         h = sample_hash(key, f, self.settings["seed"])  # rel 0 = the "below" cell
         thr = self._qthr.view(-1).index_select(0, f * self._q_width
                                                + rel.clamp(max=self._q_width - 1))
-        sel = ((rel >= self._q_width) | (h <= thr)).nonzero().squeeze(1)
-        self._quant.add(*_pick(sel, f, key, v, h))
+        quant = ((rel >= self._q_width) | (h <= thr)).nonzero().squeeze(1)
+        self._quant.add(*_pick(quant, f, key, v, h))
+        if self.log is not None:
+            # A (feature, window) pair can only be chosen in the end if one of its tokens
+            # entered a pool now (a token that fails the prefilter is never chosen, and pools
+            # only lose entries), so only those pairs' non-zeros are logged: every one of them,
+            # since a window lies in one batch (demo SAE: 42% of the non-zeros are logged).
+            pair = f * n_rows + row  # [n]
+            hit = torch.zeros(F * n_rows, dtype=torch.bool, device=f.device)
+            hit[pair.index_select(0, top)] = True
+            hit[pair.index_select(0, quant)] = True
+            self.log.add(*_pick(hit.index_select(0, pair).nonzero().squeeze(1), f, key, v))
         if self._top.due(self.compact_at) or self._quant.due(self.compact_at):
             self._compact()
 
