@@ -1,3 +1,5 @@
+import { delegatedTooltip } from "../tokens/delegatedTooltip";
+
 /** A probability as a short percentage: "42%", "3.1%", "0.04%", "<0.01%". */
 export function formatProbability(p: number): string {
   if (!Number.isFinite(p)) return "?";
@@ -26,8 +28,8 @@ function readAlternatives(raw: string | undefined): [string, number][] {
 /**
  * One floating tooltip for every `.steer-tok` under `root` (the continuation columns): hovering
  * or focusing a generated token shows its probability and the likeliest tokens at that step, as
- * bars (scaled to the likeliest), the chosen one marked. Event delegation, so columns redrawn later are covered. Token
- * text is model output: it goes in with textContent only. Returns the tooltip element.
+ * bars (scaled to the likeliest), the chosen one marked. Token text is model output: it goes in
+ * with textContent only. Returns the tooltip element.
  */
 export function alternativesTooltip(root: HTMLElement): HTMLElement {
   const doc = root.ownerDocument;
@@ -36,53 +38,38 @@ export function alternativesTooltip(root: HTMLElement): HTMLElement {
   tip.setAttribute("role", "tooltip");
   tip.hidden = true;
   doc.body.append(tip);
+  return delegatedTooltip(root, tip, { selector: ".steer-tok", hoverClass: "steer-tok--hover", place: "below", fill: fillAlternatives });
+}
 
-  const show = (event: Event) => {
-    const token = (event.target as Element | null)?.closest?.<HTMLElement>(".steer-tok");
-    if (!token || token.dataset.p === undefined) return;
-    const chosen = token.textContent ?? "";
-    const head = doc.createElement("div");
-    head.className = "steer-alts-head";
-    const name = doc.createElement("code");
-    name.textContent = visibleToken(chosen);
-    const p = doc.createElement("strong");
-    p.textContent = formatProbability(Number(token.dataset.p));
-    head.append(name, " ", p);
-    const list = doc.createElement("ol");
-    const alternatives = readAlternatives(token.dataset.alts);
-    // Bars relative to the likeliest (the labels give the absolute probabilities).
-    const top = Math.max(...alternatives.map(([, q]) => q), Number.MIN_VALUE);
-    for (const [alt, q] of alternatives) {
-      const li = doc.createElement("li");
-      if (alt === chosen) li.className = "steer-alts-chosen";
-      const label = doc.createElement("code");
-      label.textContent = visibleToken(alt);
-      const bar = doc.createElement("span");
-      bar.className = "steer-alts-bar";
-      bar.style.width = `${Math.max(2, Math.round((q / top) * 100))}%`;
-      const value = doc.createElement("span");
-      value.className = "steer-alts-p";
-      value.textContent = formatProbability(q);
-      li.append(label, bar, value);
-      list.append(li);
-    }
-    tip.replaceChildren(head, list);
-    tip.hidden = false;
-    const box = token.getBoundingClientRect();
-    const win = doc.defaultView;
-    tip.style.left = `${Math.round(box.left + (win?.scrollX ?? 0))}px`;
-    tip.style.top = `${Math.round(box.bottom + 4 + (win?.scrollY ?? 0))}px`;
-    token.classList.add("steer-tok--hover");
-  };
-  const hide = (event: Event) => {
-    const token = (event.target as Element | null)?.closest?.<HTMLElement>(".steer-tok");
-    if (!token) return;
-    token.classList.remove("steer-tok--hover");
-    tip.hidden = true;
-  };
-  root.addEventListener("mouseover", show);
-  root.addEventListener("mouseout", hide);
-  root.addEventListener("focusin", show);
-  root.addEventListener("focusout", hide);
-  return tip;
+function fillAlternatives(tip: HTMLElement, token: HTMLElement): boolean {
+  if (token.dataset.p === undefined) return false;
+  const doc = tip.ownerDocument;
+  const chosen = token.textContent ?? "";
+  const head = doc.createElement("div");
+  head.className = "steer-alts-head";
+  const name = doc.createElement("code");
+  name.textContent = visibleToken(chosen);
+  const p = doc.createElement("strong");
+  p.textContent = formatProbability(Number(token.dataset.p));
+  head.append(name, " ", p);
+  const list = doc.createElement("ol");
+  const alternatives = readAlternatives(token.dataset.alts);
+  // Bars relative to the likeliest (the labels give the absolute probabilities).
+  const top = Math.max(...alternatives.map(([, q]) => q), Number.MIN_VALUE);
+  for (const [alt, q] of alternatives) {
+    const li = doc.createElement("li");
+    if (alt === chosen) li.className = "steer-alts-chosen";
+    const label = doc.createElement("code");
+    label.textContent = visibleToken(alt);
+    const bar = doc.createElement("span");
+    bar.className = "steer-alts-bar";
+    bar.style.width = `${Math.max(2, Math.round((q / top) * 100))}%`;
+    const value = doc.createElement("span");
+    value.className = "steer-alts-p";
+    value.textContent = formatProbability(q);
+    li.append(label, bar, value);
+    list.append(li);
+  }
+  tip.replaceChildren(head, list);
+  return true;
 }

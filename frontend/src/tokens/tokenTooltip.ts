@@ -1,4 +1,5 @@
 import { format } from "d3";
+import { delegatedTooltip } from "./delegatedTooltip";
 
 /**
  * One floating tooltip for every `.token` under `root`: hovering (or focusing) a token shows
@@ -17,32 +18,17 @@ export function tokenTooltip(root: HTMLElement | Document = document): HTMLEleme
     tip.append(doc.createElement("span"), doc.createElement("strong"));
     doc.body.append(tip);
   }
-  const el = tip;
-  const [label, value] = Array.from(el.children) as [HTMLElement, HTMLElement];
-
-  const show = (event: Event) => {
-    const token = (event.target as Element | null)?.closest?.<HTMLElement>(".token");
-    if (!token) return;
-    const v = Number(token.dataset.value);
-    label.textContent = token.textContent ?? "";
-    const digits = Number(token.closest<HTMLElement>(".token-strip")?.dataset.precision ?? 3) || 3;
-    value.textContent = Number.isFinite(v) ? format(`.${digits}~g`)(v) : "unknown";
-    el.hidden = false;
-    const box = token.getBoundingClientRect();
-    const win = doc.defaultView;
-    el.style.left = `${Math.round(box.left + box.width / 2 + (win?.scrollX ?? 0))}px`;
-    el.style.top = `${Math.round(box.top + (win?.scrollY ?? 0))}px`;
-    token.classList.add("token--hover");
-  };
-  const hide = (event: Event) => {
-    const token = (event.target as Element | null)?.closest?.<HTMLElement>(".token");
-    if (!token) return;
-    token.classList.remove("token--hover");
-    el.hidden = true;
-  };
-  root.addEventListener("mouseover", show);
-  root.addEventListener("mouseout", hide);
-  root.addEventListener("focusin", show);
-  root.addEventListener("focusout", hide);
-  return el;
+  const [label, value] = Array.from(tip.children) as [HTMLElement, HTMLElement];
+  return delegatedTooltip(root, tip, {
+    selector: ".token",
+    hoverClass: "token--hover",
+    place: "above",
+    fill: (_, token) => {
+      const v = Number(token.dataset.value);
+      label.textContent = token.textContent ?? "";
+      const digits = Number(token.closest<HTMLElement>(".token-strip")?.dataset.precision ?? 3) || 3;
+      value.textContent = Number.isFinite(v) ? format(`.${digits}~g`)(v) : "unknown";
+      return true;
+    },
+  });
 }
