@@ -207,7 +207,8 @@ class Runtime:
             await self._publish([(run, frames)])
             self._forget(run)
             self.to_store.append((run, result))
-            if not self.storing:
+            if not self.storing:  # else the running _store_pending takes it next
+                self.storing = True
                 self.loop.create_task(self._store_pending())
         except Exception:
             log.exception("finishing run %s failed", run.run_id)
@@ -219,7 +220,6 @@ class Runtime:
         left; then let identical requests be answered from the cache."""
         from explorer.steering.streams import RESULT_INDEX_TTL_S, result_key
 
-        self.storing = True
         try:
             while self.to_store:
                 batch, self.to_store = self.to_store, []

@@ -249,7 +249,8 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         while True:
             run, frames = await self.inbox.get()
             try:
-                await self.steer_frames({"run": run, "frames": frames})
+                async with self.frames_lock:
+                    await self._frames(run, frames)
             except Exception:
                 log.exception("forwarding frames of run %s failed", run)
 
@@ -280,10 +281,6 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             await self._forward(state, frame)
 
     # -- frames from the worker -------------------------------------------------------------
-
-    async def steer_frames(self, event: dict) -> None:
-        async with self.frames_lock:
-            await self._frames(event["run"], event["frames"])
 
     async def _frames(self, run: str, frames: list[dict]) -> None:
         if self.current is not None and self.current.run == run:
