@@ -35,8 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,21 +44,6 @@ PROMPT = "The jury said that the city"
 
 
 # --------------------------------------------------------------------------- the stack
-
-
-def _wait_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer")
 
 
 def _wait_worker(env: dict, name: str, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -83,6 +66,7 @@ def stack():
     import psycopg
 
     from explorer.core import embedded
+    from tests.conftest import wait_http
 
     root = Path(tempfile.mkdtemp(prefix="sfe-bench-steer-"))
     pg = embedded.EmbeddedPostgres(REPO / "var" / "test")
@@ -115,7 +99,7 @@ def stack():
             [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--lifespan", "off", "--no-access-log"],
             env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        _wait_http(f"http://127.0.0.1:{port}/healthz", procs[1])
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120, process=procs[1])
         _wait_worker(env, name, procs[0])
         yield port
     finally:
