@@ -8,8 +8,6 @@ atol 1e-5 on residuals of norm ~1, 1e-4 on re-encoded feature values.
 
 from __future__ import annotations
 
-import json
-import math
 from contextlib import ExitStack
 
 import pytest
@@ -22,13 +20,12 @@ from workers.engine.generation import generate
 from workers.engine.hooks import intercept
 from workers.engine.interventions import (
     FeatureStats,
-    Intervention,
-    SteerSpec,
     compile_plan,
     logit_direction,
     register_intervention,
 )
 from workers.engine.loading import attach_sae
+from workers.engine.specs import Intervention, SteerSpec
 
 HOOK = "blocks.0.hook_resid_post"
 AFTER = "blocks.1.hook_resid_pre"  # the same tensor, seen after the steering hook
@@ -56,77 +53,6 @@ def steered_residuals(att, spec: SteerSpec, prompt: str = "The cat sat", **kw):
         stack.enter_context(intercept(att.lm, AFTER, lambda x: after.append(x.clone())))
         result = generate(att, prompt, spec, **kw)
     return before, after, result
-
-
-# --- specs -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_an_intervention_rejects_a_non_finite_strength(bad):
-    with pytest.raises(ValueError, match="strength must be finite"):
-        Intervention(feature=1, strength=bad)
-
-
-def test_an_unknown_mode_is_refused_listing_the_registered_ones():
-    with pytest.raises(ValueError, match=r"unknown mode 'boost'.*'ablate', 'add', 'clamp', 'logit'"):
-        Intervention(feature=1, strength=1.0, mode="boost")
-
-
-def test_registering_a_mode_twice_is_refused():
-    with pytest.raises(ValueError, match="'clamp' is already registered"):
-        register_intervention("clamp", lambda iv, ctx, plan: None)
-
-
-def test_a_negative_or_boolean_feature_index_is_refused():
-    with pytest.raises(ValueError, match="feature index must be >= 0"):
-        Intervention(feature=-1, strength=1.0)
-    with pytest.raises(ValueError, match="feature index must be an integer"):
-        Intervention(feature=True, strength=1.0)
-
-
-def test_ablation_kind_applies_only_to_ablate():
-    with pytest.raises(ValueError, match="only applies to mode 'ablate'"):
-        Intervention(feature=1, strength=1.0, mode="add", ablation="mean")
-
-
-def test_spec_dict_is_canonical_whatever_the_order_of_interventions():
-    a = SteerSpec((Intervention(9, 2.0), Intervention(1, -0.0, "clamp")), seed=3)
-    b = SteerSpec((Intervention(1, 0.0, "clamp"), Intervention(9, 2)), seed=3)
-    assert json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
-    assert [i["feature"] for i in a.to_dict()["interventions"]] == [1, 9]
-
-
-def test_spec_round_trips_through_its_dict_and_json():
-    spec = SteerSpec((Intervention(4, 1.5, "ablate", "mean"), Intervention(2, 3.0, "logit")),
-                     positions="generated", temperature=0.7, top_p=0.9, seed=11,
-                     max_new_tokens=5)
-    assert SteerSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
-
-
-def test_spec_from_dict_rejects_unknown_fields():
-    with pytest.raises(ValueError, match=r"unknown steer spec field\(s\) \['temp'\]"):
-        SteerSpec.from_dict({"temp": 1.0})
-    with pytest.raises(ValueError, match=r"unknown intervention field\(s\) \['sae'\]"):
-        SteerSpec.from_dict({"interventions": [{"feature": 1, "strength": 1, "sae": "x"}]})
-
-
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("positions", "middle", "unknown positions"),
-    ("temperature", -0.1, "temperature must be >= 0"),
-    ("temperature", math.nan, "temperature must be finite"),
-    ("top_p", 0.0, r"top_p must be in \(0, 1\]"),
-    ("max_new_tokens", 0, "max_new_tokens must be >= 1"),
-    ("max_new_tokens", 100_000, "max_new_tokens must be <= 1024"),
-    ("seed", -1, "seed must be >= 0"),
-])
-def test_spec_rejects_bad_sampling_settings(field, value, message):
-    with pytest.raises(ValueError, match=message):
-        SteerSpec(**{field: value})
-
-
-def test_the_same_feature_twice_in_one_mode_is_refused():
-    with pytest.raises(ValueError, match="feature 3 appears twice with mode 'clamp'"):
-        SteerSpec((Intervention(3, 1.0, "clamp"), Intervention(3, 2.0, "clamp")))
 
 
 # --- compiling ---------------------------------------------------------------------------
@@ -174,6 +100,31 @@ def test_add_shifts_the_residual_by_exactly_s_d_f_at_the_chosen_positions_only(
         assert_close(shift[0], torch.zeros_like(shift[0]), rtol=0, atol=0)  # default row
         expected = 3.0 * d_f if positions in ("all", kind) else torch.zeros_like(d_f)
         assert_close(shift[1], expected.expand_as(shift[1]), rtol=0, atol=1e-5)
+
+
+def test_a_vector_adds_s_times_its_values_beside_a_feature(tiny_lm):
+    att = attach_sae(tiny_lm, build_sae(tiny_lm.d_model, hook_name=HOOK))
+    v = torch.linspace(-1, 1, tiny_lm.d_model)  # [d_model]
+    spec = SteerSpec((Intervention(5, 3.0), Intervention(1, -2.0, "vector", values=tuple(
+        v.tolist()))), max_new_tokens=3)
+    before, after, _ = steered_residuals(att, spec)
+    expected = 3.0 * att.decoder_directions[5] - 2.0 * v  # [d_model]
+    for x, y in zip(before, after, strict=True):
+        shift = y - x  # [2, pos, d_model]
+        assert_close(shift[1], expected.expand_as(shift[1]), rtol=0, atol=1e-5)
+
+
+def test_a_vector_of_the_wrong_width_names_the_hook_width(tiny_att):
+    bad = Intervention(1, 1.0, "vector", values=(1.0, 2.0))
+    with pytest.raises(ValueError, match="has 2 values; the SAE's hook has d_in="):
+        compile_plan(tiny_att, [bad])
+
+
+def test_registering_a_mode_twice_or_outside_the_contract_is_refused():
+    with pytest.raises(ValueError, match="'clamp' is already registered"):
+        register_intervention("clamp", lambda iv, ctx, plan: None)
+    with pytest.raises(ValueError, match="not in specs.MODES"):
+        register_intervention("boost", lambda iv, ctx, plan: None)
 
 
 def test_clamp_writes_c_minus_f_times_d_f_and_keeps_the_error_term(tiny_lm):

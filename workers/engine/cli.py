@@ -32,7 +32,7 @@ class BadInput(ValueError):
 
 def parse_feature(text: str) -> Any:
     """``"12:8.5"`` -> Intervention(12, 8.5, "add"); ``"3:0:ablate-mean"`` -> mean ablation."""
-    from workers.engine.interventions import Intervention
+    from workers.engine.specs import Intervention
 
     parts = text.split(":")
     if len(parts) not in (2, 3):
@@ -93,7 +93,7 @@ def _attach(args: argparse.Namespace) -> Any:
 
 def _steer(args: argparse.Namespace) -> dict[str, Any]:
     from workers.engine.generation import generate
-    from workers.engine.interventions import SteerSpec
+    from workers.engine.specs import SteerSpec
 
     # Validate everything that needs no model before loading one.
     spec = SteerSpec(

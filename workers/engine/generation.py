@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.engine.batching import BatchScheduler, Job, JobHandle, RowRequest, run_job
-from workers.engine.interventions import FeatureStats, SteerSpec, compile_plan
+from workers.engine.interventions import FeatureStats, compile_plan
+from workers.engine.specs import SteerSpec
 
 ROWS = ("default", "steered")
 
@@ -73,7 +74,8 @@ def prepare_job(
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("prompt is empty")
     for iv in spec.interventions:
-        att.check_feature(iv.feature)
+        if iv.mode != "vector":  # a vector's `feature` is its own id (specs.py)
+            att.check_feature(iv.feature)
     lm = att.lm
     ids = lm.encode(prompt, prepend_bos=att.preprocessing.prepend_bos).tolist()
     if len(ids) + spec.max_new_tokens > lm.n_ctx:

@@ -1,12 +1,14 @@
-"""Steering interventions at an SAE's hook: the specs (wire format) and the math.
+"""Steering interventions at an SAE's hook: the math that carries out a spec (specs.py).
 
-An `Intervention` names one SAE feature, a strength and a mode, found through a registry:
+An `Intervention` names one SAE feature (or a vector), a strength and a mode, whose compiler
+is found through a registry:
 
 - ``add``:    ``x += s · d_f``                       (d_f = the feature's decoder row)
 - ``clamp``:  ``x += (c − f(x)) · d_f``              (c = strength; f from the SAE's own encode,
                                                      so the SAE's error term is kept)
 - ``ablate``: clamp to 0 (``zero``), to the feature's mean (``mean``) or to a value drawn from
               its activation samples (``resample``); mean/resample need `FeatureStats`.
+- ``vector``: ``x += s · v`` (v = the intervention's own `values`, e.g. a CAA vector)
 - ``logit``:  add ``s · (d_f · W_U)`` to the logits, no hook at all. The final norm is handled
               exactly as the direct logit effects in facts.py do it (its linear part only: centred
               for LayerNorm families, times gamma; its per-position scale and bias are skipped),
@@ -18,9 +20,6 @@ Positions: an intervention acts where a row's residual positions are eligible: `
 token was generated; the first generated token is predicted from the last prompt position, so
 ``generated`` steering starts changing the text from the second new token). The logit bias
 follows the same rule applied to the position whose logits are sampled.
-
-`SteerSpec.to_dict()` is the wire format and the input of the `SteeringResult` hash: keys are
-fixed, interventions are sorted, floats are plain Python floats, so equal specs give equal dicts.
 
 `compile_plan` turns a spec into a `RowPlan` (tensors on the model's device); `apply_plans`
 applies one `RowPlan` per batch row inside a hook: all adds as one `[batch, pos, d]` tensor
@@ -41,13 +40,11 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from workers.engine.facts import logit_vectors
+from workers.engine.specs import ABLATIONS, MODES, POSITIONS, Intervention, SteerSpec
 
-# Part of every SteeringResult hash: bump when the steering math, sampling or decoding changes
-# what a given spec generates, so cached results from the old engine are not served.
-STEERING_VERSION = 1
+__all__ = ["ABLATIONS", "POSITIONS", "FeatureStats", "Intervention", "RowPlan", "SteerSpec",
+           "add_delta", "apply_logit_bias", "apply_plans", "compile_plan", "register_intervention"]
 
-POSITIONS = ("all", "prompt", "generated")
-ABLATIONS = ("zero", "mean", "resample")
 Positions = Literal["all", "prompt", "generated"]
 Kind = Literal["prompt", "generated"]  # which kind of forward pass: prefill or decode
 
@@ -71,147 +68,17 @@ _REGISTRY: dict[str, InterventionFn] = {}
 
 
 def register_intervention(name: str, fn: InterventionFn) -> None:
-    """Register an intervention mode. Raises ValueError if `name` is already registered."""
+    """Register the compiler of a mode named in specs.MODES. Raises ValueError if `name` is
+    already registered or is not a mode of the contract."""
     if name in _REGISTRY:
         raise ValueError(f"intervention mode {name!r} is already registered")
+    if name not in MODES:
+        raise ValueError(f"mode {name!r} is not in specs.MODES {list(MODES)}")
     _REGISTRY[name] = fn
 
 
 def registered_modes() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
-
-
-def _finite_float(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what} must be a number, got {value!r}")  # noqa: TRY004 - bad input
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value}")
-    return value + 0.0  # -0.0 -> 0.0, so equal specs give equal dicts
-
-
-def _int(value: Any, what: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an integer, got {value!r}")  # noqa: TRY004
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_keys(d: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:
-    if not isinstance(d, Mapping):
-        raise ValueError(f"{what} must be an object, got {type(d).__name__}")  # noqa: TRY004
-    unknown = sorted(set(d) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown {what} field(s) {unknown}; allowed: {sorted(allowed)}")
-
-
-# --------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True)
-class Intervention:
-    """One feature steered one way. `strength` is the raw activation value (add amount, clamp
-    target, logit scale); ablation ignores it but it must still be finite."""
-
-    feature: int
-    strength: float
-    mode: str = "add"
-    ablation: str = "zero"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "feature", _int(self.feature, "feature index"))
-        object.__setattr__(self, "strength", _finite_float(self.strength, "strength"))
-        if self.mode not in _REGISTRY:
-            raise ValueError(f"unknown mode {self.mode!r}; registered: {list(registered_modes())}")
-        if self.ablation not in ABLATIONS:
-            raise ValueError(f"unknown ablation {self.ablation!r}; use one of {list(ABLATIONS)}")
-        if self.mode != "ablate" and self.ablation != "zero":
-            raise ValueError(f"ablation={self.ablation!r} only applies to mode 'ablate'")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "feature": self.feature,
-            "strength": self.strength,
-            "mode": self.mode,
-            "ablation": self.ablation,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Intervention:
-        _check_keys(d, ("feature", "strength", "mode", "ablation"), "intervention")
-        if "feature" not in d or "strength" not in d:
-            raise ValueError("an intervention needs 'feature' and 'strength'")
-        return cls(**d)
-
-    def sort_key(self) -> tuple:
-        return (self.feature, self.mode, self.ablation, self.strength)
-
-
-@dataclass(frozen=True)
-class SteerSpec:
-    """Everything that decides a steered generation besides the model, SAE and prompt.
-
-    temperature 0 means greedy; seed None means a fresh random seed (reported in the result).
-    Interventions are stored sorted, so the order a client sent them in does not matter.
-    """
-
-    interventions: tuple[Intervention, ...] = ()
-    positions: str = "all"
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    max_new_tokens: int = 32
-
-    MAX_NEW_TOKENS = 1024  # a guard against runaway requests, not a model limit
-
-    def __post_init__(self) -> None:
-        items = tuple(
-            i if isinstance(i, Intervention) else Intervention.from_dict(i)
-            for i in self.interventions
-        )
-        seen: set[tuple[int, str]] = set()
-        for i in items:
-            if (i.feature, i.mode) in seen:
-                raise ValueError(f"feature {i.feature} appears twice with mode {i.mode!r}")
-            seen.add((i.feature, i.mode))
-        object.__setattr__(self, "interventions", tuple(sorted(items, key=Intervention.sort_key)))
-        if self.positions not in POSITIONS:
-            raise ValueError(f"unknown positions {self.positions!r}; use one of {list(POSITIONS)}")
-        t = _finite_float(self.temperature, "temperature")
-        if t < 0:
-            raise ValueError(f"temperature must be >= 0, got {t}")
-        object.__setattr__(self, "temperature", t)
-        p = _finite_float(self.top_p, "top_p")
-        if not 0 < p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {p}")
-        object.__setattr__(self, "top_p", p)
-        if self.seed is not None:
-            object.__setattr__(self, "seed", _int(self.seed, "seed"))
-        n = _int(self.max_new_tokens, "max_new_tokens", minimum=1)
-        if n > self.MAX_NEW_TOKENS:
-            raise ValueError(f"max_new_tokens must be <= {self.MAX_NEW_TOKENS}, got {n}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "interventions": [i.to_dict() for i in self.interventions],
-            "positions": self.positions,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "seed": self.seed,
-            "max_new_tokens": self.max_new_tokens,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SteerSpec:
-        keys = ("interventions", "positions", "temperature", "top_p", "seed", "max_new_tokens")
-        _check_keys(d, keys, "steer spec")
-        d = dict(d)
-        items = d.get("interventions", ())
-        if not isinstance(items, (list, tuple)):
-            raise ValueError("interventions must be a list")  # noqa: TRY004
-        d["interventions"] = tuple(Intervention.from_dict(i) for i in items)
-        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -291,6 +158,17 @@ def _ablate(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
     _clamp_to(plan, iv.feature, math.nan)
 
 
+def _vector(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
+    d = ctx.directions.shape[1]
+    if len(iv.values) != d:
+        raise ValueError(f"vector {iv.feature} has {len(iv.values)} values; the SAE's hook has "
+                         f"d_in={d}")
+    if iv.strength == 0.0:
+        return
+    v = torch.tensor(iv.values, dtype=ctx.directions.dtype, device=ctx.directions.device)  # [d]
+    plan.add = iv.strength * v if plan.add is None else plan.add + iv.strength * v
+
+
 def _logit(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
     if iv.strength == 0.0:
         return
@@ -304,6 +182,7 @@ register_intervention("add", _add)
 register_intervention("clamp", _clamp)
 register_intervention("ablate", _ablate)
 register_intervention("logit", _logit)
+register_intervention("vector", _vector)
 
 
 def compile_plan(
@@ -322,7 +201,7 @@ def compile_plan(
     directions = att.decoder_directions  # [d_sae, d]
     d_sae = directions.shape[0]
     for iv in interventions:
-        if not 0 <= iv.feature < d_sae:
+        if iv.mode != "vector" and not 0 <= iv.feature < d_sae:
             raise ValueError(f"feature {iv.feature} is out of range: this SAE has d_sae={d_sae}")
     if positions not in POSITIONS:
         raise ValueError(f"unknown positions {positions!r}; use one of {list(POSITIONS)}")
