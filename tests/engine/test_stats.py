@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from workers.engine.sampling import sample_hash, select_per_group
+from workers.engine.stat_kernels import sample_hash, select_per_group
 from workers.engine.stats import FeatureStats, FeatureStatsAccumulator
 
 FIELDS = ("count", "sum", "max", "hist_edges", "hist_counts", "top_values", "top_windows",

@@ -34,7 +34,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .sampling import POS_BITS
+from .stat_kernels import POS_BITS
 
 DEFAULT_MAX_LOG_BYTES = 4 << 30  # 4 GiB: ~270M non-zero activations
 _ENTRY_BYTES = 16  # int32 feature + int64 token key + float32 value (+ padding)

@@ -38,7 +38,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .sampling import (
+from .stat_kernels import (
     HASH_MAX,
     POS_BITS,
     Q_SHIFT,
