@@ -1,4 +1,5 @@
-export { featureHistogram, type FeatureHistogram, type HistogramOptions, type Margin } from "./charts/histogram";
+export { featureHistogram, type FeatureHistogram, type HistogramOptions } from "./charts/histogram";
+export type { Margin } from "./charts/margin";
 export { binsFromEdges } from "./charts/binsFromEdges";
 export type { HistogramBin } from "./charts/histogramBin";
 export { tokenStrip, type TokenStrip, type TokenStripOptions } from "./tokens/tokenStrip";

@@ -4,7 +4,6 @@ import {
   interpolateViridis,
   quadtree,
   scaleLinear,
-
   select,
   zoom,
   zoomIdentity,
@@ -13,6 +12,8 @@ import {
   type Selection,
   type ZoomTransform,
 } from "d3";
+import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 
 /** Map coordinates of an SAE's features, columnar (as /<model>/<sae>/map.json serves them);
@@ -70,25 +71,21 @@ const defaults: FeatureMapOptions = {
   navigate: null,
 };
 
+const checks: OptionChecks<FeatureMapOptions> = {
+  width: check.orNull(check.positive),
+  height: check.positive,
+  radius: check.orNull(check.positive),
+  renderer: check.oneOf("auto", "svg", "canvas"),
+  color: check.fn,
+  deadColor: check.text,
+  href: check.fnOrNull,
+  describe: check.fnOrNull,
+  navigate: check.fnOrNull,
+};
+
 /** A zoomable, pannable scatter of every feature: call on a selection whose datum is MapData. */
-export interface FeatureMap {
+export interface FeatureMap extends OptionMethods<FeatureMapOptions, FeatureMap> {
   <E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, MapData, P, PD>): void;
-  width(): number | null;
-  width(value: number | null): FeatureMap;
-  height(): number;
-  height(value: number): FeatureMap;
-  radius(): number | null;
-  radius(value: number | null): FeatureMap;
-  renderer(): FeatureMapOptions["renderer"];
-  renderer(value: FeatureMapOptions["renderer"]): FeatureMap;
-  color(): FeatureMapOptions["color"];
-  color(value: FeatureMapOptions["color"]): FeatureMap;
-  href(): FeatureMapOptions["href"];
-  href(value: FeatureMapOptions["href"]): FeatureMap;
-  describe(): FeatureMapOptions["describe"];
-  describe(value: FeatureMapOptions["describe"]): FeatureMap;
-  navigate(): FeatureMapOptions["navigate"];
-  navigate(value: FeatureMapOptions["navigate"]): FeatureMap;
 }
 
 /** Converts columnar map data to points, dropping rows whose coordinates are not finite. */
@@ -114,31 +111,15 @@ export function logDensityDomain(points: MapPoint[]): [number, number] {
   return lo === undefined || hi === undefined ? [-6, 0] : [lo, hi];
 }
 
+/** Creates a feature map with the defaults above. Bad option values throw `invalid <option>: <x>`. */
 export function featureMap(): FeatureMap {
   const o: FeatureMapOptions = { ...defaults };
-  const chart = (<E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, MapData, P, PD>) => {
+  const chart = <E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, MapData, P, PD>) => {
     selection.each(function (data) {
       render(this, mapPoints(data), o);
     });
-  }) as FeatureMap;
-
-  const setter = <K extends keyof FeatureMapOptions>(key: K, check: (v: unknown) => boolean) =>
-    function (...args: unknown[]) {
-      if (args.length === 0) return o[key];
-      if (!check(args[0])) invalid(key, args[0]);
-      o[key] = args[0] as FeatureMapOptions[K];
-      return chart;
-    };
-  const positiveOrNull = (v: unknown) => v === null || (typeof v === "number" && Number.isFinite(v) && v > 0);
-  chart.width = setter("width", positiveOrNull) as FeatureMap["width"];
-  chart.height = setter("height", (v) => typeof v === "number" && Number.isFinite(v) && v > 0) as FeatureMap["height"];
-  chart.radius = setter("radius", positiveOrNull) as FeatureMap["radius"];
-  chart.renderer = setter("renderer", (v) => v === "auto" || v === "svg" || v === "canvas") as FeatureMap["renderer"];
-  chart.color = setter("color", (v) => typeof v === "function") as FeatureMap["color"];
-  chart.href = setter("href", (v) => v === null || typeof v === "function") as FeatureMap["href"];
-  chart.describe = setter("describe", (v) => v === null || typeof v === "function") as FeatureMap["describe"];
-  chart.navigate = setter("navigate", (v) => v === null || typeof v === "function") as FeatureMap["navigate"];
-  return chart;
+  };
+  return chartOptions(chart, o, checks);
 }
 
 function render(container: HTMLElement, points: MapPoint[], o: FeatureMapOptions): void {

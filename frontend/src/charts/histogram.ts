@@ -1,15 +1,11 @@
 import { axisBottom, axisLeft, max, scaleLinear, scaleSymlog, select, type BaseType, type Selection } from "d3";
 import type { Accessor } from "../options/accessor";
+import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { resolve } from "../options/resolve";
 import type { HistogramBin } from "./histogramBin";
-
-export interface Margin {
-  top: number;
-  right: number;
-  bottom: number;
-  left: number;
-}
+import type { Margin } from "./margin";
 
 export interface HistogramOptions {
   /** Outer width in pixels (the SVG scales down with CSS). @default 320 */
@@ -38,77 +34,30 @@ const defaults: HistogramOptions = {
   label: "Activation histogram",
 };
 
+const checks: OptionChecks<HistogramOptions> = {
+  width: check.positive,
+  height: check.positive,
+  margin: check.margin,
+  yScale: check.oneOf("linear", "symlog"),
+  fill: check.accessor,
+  unknown: check.text,
+  label: check.text,
+};
+
 /** A reusable histogram: configure it, call it on a selection whose datum is the bins, call again to update. */
-export interface FeatureHistogram {
+export interface FeatureHistogram extends OptionMethods<HistogramOptions, FeatureHistogram, { margin: Partial<Margin> }> {
   <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, HistogramBin[], P, PD>): void;
-  width(): number;
-  width(value: number): FeatureHistogram;
-  height(): number;
-  height(value: number): FeatureHistogram;
-  margin(): Margin;
-  margin(value: Partial<Margin>): FeatureHistogram;
-  yScale(): HistogramOptions["yScale"];
-  yScale(value: HistogramOptions["yScale"]): FeatureHistogram;
-  fill(): Accessor<HistogramBin, string>;
-  fill(value: Accessor<HistogramBin, string>): FeatureHistogram;
-  unknown(): string;
-  unknown(value: string): FeatureHistogram;
-  label(): string;
-  label(value: string): FeatureHistogram;
-}
-
-function positive(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) invalid(name, value);
-  return value;
-}
-
-function nonNegative(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) invalid(name, value);
-  return value;
-}
-
-function text(name: string, value: unknown): string {
-  if (typeof value !== "string") invalid(name, value);
-  return value;
 }
 
 /** Creates a histogram chart with the defaults above. Bad option values throw `invalid <option>: <x>`. */
 export function featureHistogram(): FeatureHistogram {
   const o: HistogramOptions = { ...defaults, margin: { ...defaults.margin } };
-
-  const chart = (<E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, HistogramBin[], P, PD>) => {
+  const chart = <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, HistogramBin[], P, PD>) => {
     selection.each(function (bins) {
       render(this, bins, o);
     });
-  }) as FeatureHistogram;
-
-  // Each method is a getter with no argument and a chaining setter with one (Bostock's reusable charts).
-  const option = <K extends keyof HistogramOptions>(key: K, check: (v: unknown) => HistogramOptions[K]) =>
-    function (this: unknown, ...args: unknown[]) {
-      if (args.length === 0) return o[key];
-      o[key] = check(args[0]);
-      return chart;
-    };
-
-  chart.width = option("width", (v) => positive("width", v)) as FeatureHistogram["width"];
-  chart.height = option("height", (v) => positive("height", v)) as FeatureHistogram["height"];
-  chart.margin = option("margin", (v) => {
-    if (typeof v !== "object" || v === null) invalid("margin", v);
-    const m = { ...o.margin, ...(v as Partial<Margin>) };
-    for (const side of ["top", "right", "bottom", "left"] as const) nonNegative(`margin.${side}`, m[side]);
-    return m;
-  }) as FeatureHistogram["margin"];
-  chart.yScale = option("yScale", (v) => {
-    if (v !== "linear" && v !== "symlog") invalid("yScale", v);
-    return v;
-  }) as FeatureHistogram["yScale"];
-  chart.fill = option("fill", (v) => {
-    if (typeof v !== "string" && typeof v !== "function") invalid("fill", v);
-    return v as Accessor<HistogramBin, string>;
-  }) as FeatureHistogram["fill"];
-  chart.unknown = option("unknown", (v) => text("unknown", v)) as FeatureHistogram["unknown"];
-  chart.label = option("label", (v) => text("label", v)) as FeatureHistogram["label"];
-  return chart;
+  };
+  return chartOptions(chart, o, checks);
 }
 
 function render(container: HTMLElement | SVGElement, bins: HistogramBin[], o: HistogramOptions): void {

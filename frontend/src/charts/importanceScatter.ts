@@ -1,8 +1,10 @@
 import { axisBottom, axisLeft, extent, scaleLinear, select, type BaseType, type Selection } from "d3";
 import type { Accessor } from "../options/accessor";
+import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { resolve } from "../options/resolve";
-import type { Margin } from "./histogram";
+import type { Margin } from "./margin";
 
 /** One feature of the overview: its density (fraction of tokens) and importance (loss increase, nats). */
 export interface ImportancePoint {
@@ -38,71 +40,30 @@ const defaults: ImportanceScatterOptions = {
   label: "Density against importance",
 };
 
-/** A reusable scatter of log10 density (x) against importance (y); points with density ≤ 0 or a non-finite value are left out. */
-export interface ImportanceScatter {
-  <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, ImportancePoint[], P, PD>): void;
-  width(): number;
-  width(value: number): ImportanceScatter;
-  height(): number;
-  height(value: number): ImportanceScatter;
-  margin(): Margin;
-  margin(value: Partial<Margin>): ImportanceScatter;
-  radius(): number;
-  radius(value: number): ImportanceScatter;
-  fill(): Accessor<ImportancePoint, string>;
-  fill(value: Accessor<ImportancePoint, string>): ImportanceScatter;
-  href(): ((index: number) => string) | null;
-  href(value: ((index: number) => string) | null): ImportanceScatter;
-  label(): string;
-  label(value: string): ImportanceScatter;
-}
+const checks: OptionChecks<ImportanceScatterOptions> = {
+  width: check.positive,
+  height: check.positive,
+  margin: check.margin,
+  radius: check.positive,
+  fill: check.accessor,
+  href: check.fnOrNull,
+  label: check.text,
+};
 
-function positive(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) invalid(name, value);
-  return value;
+/** A reusable scatter of log10 density (x) against importance (y); points with density ≤ 0 or a non-finite value are left out. */
+export interface ImportanceScatter extends OptionMethods<ImportanceScatterOptions, ImportanceScatter, { margin: Partial<Margin> }> {
+  <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, ImportancePoint[], P, PD>): void;
 }
 
 /** Creates the scatter with the defaults above. Bad option values throw `invalid <option>: <x>`. */
 export function importanceScatter(): ImportanceScatter {
   const o: ImportanceScatterOptions = { ...defaults, margin: { ...defaults.margin } };
-
-  const chart = (<E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, ImportancePoint[], P, PD>) => {
+  const chart = <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, ImportancePoint[], P, PD>) => {
     selection.each(function (points) {
       render(this, points, o);
     });
-  }) as ImportanceScatter;
-
-  const option = <K extends keyof ImportanceScatterOptions>(key: K, check: (v: unknown) => ImportanceScatterOptions[K]) =>
-    function (this: unknown, ...args: unknown[]) {
-      if (args.length === 0) return o[key];
-      o[key] = check(args[0]);
-      return chart;
-    };
-
-  chart.width = option("width", (v) => positive("width", v)) as ImportanceScatter["width"];
-  chart.height = option("height", (v) => positive("height", v)) as ImportanceScatter["height"];
-  chart.margin = option("margin", (v) => {
-    if (typeof v !== "object" || v === null) invalid("margin", v);
-    const m = { ...o.margin, ...(v as Partial<Margin>) };
-    for (const side of ["top", "right", "bottom", "left"] as const) {
-      if (!Number.isFinite(m[side]) || m[side] < 0) invalid(`margin.${side}`, m[side]);
-    }
-    return m;
-  }) as ImportanceScatter["margin"];
-  chart.radius = option("radius", (v) => positive("radius", v)) as ImportanceScatter["radius"];
-  chart.fill = option("fill", (v) => {
-    if (typeof v !== "string" && typeof v !== "function") invalid("fill", v);
-    return v as Accessor<ImportancePoint, string>;
-  }) as ImportanceScatter["fill"];
-  chart.href = option("href", (v) => {
-    if (v !== null && typeof v !== "function") invalid("href", v);
-    return v as ((index: number) => string) | null;
-  }) as ImportanceScatter["href"];
-  chart.label = option("label", (v) => {
-    if (typeof v !== "string") invalid("label", v);
-    return v;
-  }) as ImportanceScatter["label"];
-  return chart;
+  };
+  return chartOptions(chart, o, checks);
 }
 
 /** The extent widened to at least `minSpan` (around its centre), plus 5% on each side. */

@@ -1,4 +1,6 @@
 import { format as d3format, select, type BaseType, type Selection } from "d3";
+import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { displayToken } from "../tokens/displayToken";
 
@@ -23,13 +25,14 @@ export interface LogitBarsOptions {
 
 const defaults: LogitBarsOptions = { scale: null, format: d3format(".3~g") };
 
+const checks: OptionChecks<LogitBarsOptions> = {
+  scale: check.orNull(check.positive),
+  format: check.fn,
+};
+
 /** A reusable pair of bar lists (HTML, so it reflows like text): call on a selection whose datum is LogitData. */
-export interface LogitBars {
+export interface LogitBars extends OptionMethods<LogitBarsOptions, LogitBars> {
   <E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, LogitData, P, PD>): void;
-  scale(): number | null;
-  scale(value: number | null): LogitBars;
-  format(): (value: number) => string;
-  format(value: (value: number) => string): LogitBars;
 }
 
 /**
@@ -38,25 +41,12 @@ export interface LogitBars {
  */
 export function logitBars(): LogitBars {
   const o: LogitBarsOptions = { ...defaults };
-  const chart = (<E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, LogitData, P, PD>) => {
+  const chart = <E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, LogitData, P, PD>) => {
     selection.each(function (data) {
       render(this, data, o);
     });
-  }) as LogitBars;
-  chart.scale = function (...args: unknown[]) {
-    if (args.length === 0) return o.scale;
-    const v = args[0];
-    if (v !== null && (typeof v !== "number" || !Number.isFinite(v) || v <= 0)) invalid("scale", v);
-    o.scale = v as number | null;
-    return chart;
-  } as LogitBars["scale"];
-  chart.format = function (...args: unknown[]) {
-    if (args.length === 0) return o.format;
-    if (typeof args[0] !== "function") invalid("format", args[0]);
-    o.format = args[0] as LogitBarsOptions["format"];
-    return chart;
-  } as LogitBars["format"];
-  return chart;
+  };
+  return chartOptions(chart, o, checks);
 }
 
 function entries(value: unknown, name: string): LogitEntry[] {

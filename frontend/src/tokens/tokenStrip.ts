@@ -1,4 +1,6 @@
 import { max as d3max, select, type BaseType, type ScaleSequential, type Selection } from "d3";
+import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { activationColor } from "../scales/activationColor";
 import { readableTextColor } from "../scales/readableTextColor";
@@ -19,6 +21,14 @@ export interface TokenStripOptions {
 
 const defaults: TokenStripOptions = { max: null, color: activationColor, precision: 3, window: null };
 
+const checks: OptionChecks<TokenStripOptions> = {
+  max: check.orNull(check.positive),
+  color: check.fn,
+  // toPrecision's range.
+  precision: check.integer(1, 21),
+  window: check.orNull(check.integer(0)),
+};
+
 interface TokenItem {
   token: string;
   value: number;
@@ -26,16 +36,8 @@ interface TokenItem {
 }
 
 /** A reusable token heatmap: call it on a selection whose datum is TokenData, call again to update. */
-export interface TokenStrip {
+export interface TokenStrip extends OptionMethods<TokenStripOptions, TokenStrip> {
   <E extends HTMLElement, D extends TokenData, P extends BaseType, PD>(selection: Selection<E, D, P, PD>): void;
-  max(): number | null;
-  max(value: number | null): TokenStrip;
-  color(): TokenStripOptions["color"];
-  color(value: TokenStripOptions["color"]): TokenStrip;
-  precision(): number;
-  precision(value: number): TokenStrip;
-  window(): number | null;
-  window(value: number | null): TokenStrip;
 }
 
 /**
@@ -44,41 +46,12 @@ export interface TokenStrip {
  */
 export function tokenStrip(): TokenStrip {
   const o: TokenStripOptions = { ...defaults };
-
-  const strip = (<E extends HTMLElement, D extends TokenData, P extends BaseType, PD>(selection: Selection<E, D, P, PD>) => {
+  const strip = <E extends HTMLElement, D extends TokenData, P extends BaseType, PD>(selection: Selection<E, D, P, PD>) => {
     selection.each(function (data) {
       render(this, data, o);
     });
-  }) as TokenStrip;
-
-  strip.max = function (...args: unknown[]) {
-    if (args.length === 0) return o.max;
-    const v = args[0];
-    if (v !== null && (typeof v !== "number" || !Number.isFinite(v) || v <= 0)) invalid("max", v);
-    o.max = v as number | null;
-    return strip;
-  } as TokenStrip["max"];
-  strip.color = function (...args: unknown[]) {
-    if (args.length === 0) return o.color;
-    if (typeof args[0] !== "function") invalid("color", args[0]);
-    o.color = args[0] as TokenStripOptions["color"];
-    return strip;
-  } as TokenStrip["color"];
-  strip.precision = function (...args: unknown[]) {
-    if (args.length === 0) return o.precision;
-    const v = args[0];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 21) invalid("precision", v);
-    o.precision = v;
-    return strip;
-  } as TokenStrip["precision"];
-  strip.window = function (...args: unknown[]) {
-    if (args.length === 0) return o.window;
-    const v = args[0];
-    if (v !== null && (typeof v !== "number" || !Number.isInteger(v) || v < 0)) invalid("window", v);
-    o.window = v as number | null;
-    return strip;
-  } as TokenStrip["window"];
-  return strip;
+  };
+  return chartOptions(strip, o, checks);
 }
 
 /** The position of the largest finite value (the first one on ties); 0 when there is none. */
