@@ -19,11 +19,11 @@ import time
 import torch
 
 from tests.bench._engine import demo_attached, one_torch_thread
-from workers.engine.batching import BatchScheduler, run_job
 from workers.engine.constants import DEMO_MODEL_DIR
 from workers.engine.generation import prepare_job, submit
 from workers.engine.interventions import Intervention, SteerSpec
 from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae
+from workers.engine.scheduler import BatchScheduler, run_job
 
 PROMPT = "The jury said that the city"
 NEW_TOKENS = 48

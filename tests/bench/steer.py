@@ -296,9 +296,9 @@ async def lost_or_reordered(port: int, generations: int, sockets: int = 8) -> in
 
 def decode_step_ms(att, steps: int = 48) -> float:
     from tests.bench._engine import one_torch_thread
-    from workers.engine.batching import run_job
     from workers.engine.generation import prepare_job
     from workers.engine.interventions import Intervention, SteerSpec
+    from workers.engine.scheduler import run_job
 
     spec = SteerSpec((Intervention(5, 6.0),), max_new_tokens=steps, seed=0)
     times = []
@@ -315,9 +315,9 @@ def engine_gain(att, *, temperature: float, sessions: int = 16, n: int = 48,
     """The engine's own gain for the same load, in this process (one torch thread): the
     ceiling of steer_concurrency_gain_16 on this machine at this moment."""
     from tests.bench._engine import one_torch_thread
-    from workers.engine.batching import BatchScheduler
     from workers.engine.generation import submit
     from workers.engine.interventions import Intervention, SteerSpec
+    from workers.engine.scheduler import BatchScheduler
 
     def rate(jobs: int, seed: int) -> float:
         with BatchScheduler(att.lm, max_rows=64) as scheduler:

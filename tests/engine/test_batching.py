@@ -8,18 +8,12 @@ import pytest
 import torch
 import transformers
 
-from workers.engine.batching import (
-    BatchScheduler,
-    DecodeBatch,
-    Job,
-    RowRequest,
-    RowState,
-    run_job,
-)
-from workers.engine.generation import generate, submit
+from workers.engine.batching import DecodeBatch, Job, RowRequest, RowState
+from workers.engine.generation import generate
 from workers.engine.hooks import active_hook_count, family_of, intercept
 from workers.engine.interventions import Intervention, SteerSpec, compile_plan
 from workers.engine.loading import LoadedModel
+from workers.engine.scheduler import run_job
 
 
 def one_row_job(lm, prompt: str, n: int, *, plan=None, temperature=0.0, seed=0) -> Job:
@@ -88,80 +82,6 @@ def test_a_seeded_row_samples_the_same_tokens_alone_or_in_a_batch(tiny_lm):
             batch.step()
     assert jobs[1].outputs()["row"][0] == alone(tiny_lm, "A quick brown fox", 8,
                                                 temperature=1.0, seed=3)
-
-
-# --- the scheduler thread -------------------------------------------------------------------
-
-
-def test_concurrent_requests_through_the_scheduler_match_generate_alone(tiny_att):
-    specs = [SteerSpec((Intervention(5, 8.0),), max_new_tokens=9),
-             SteerSpec((Intervention(7, 3.0, "clamp"),), positions="generated", max_new_tokens=5),
-             SteerSpec((Intervention(1, 0.0, "ablate"),), temperature=1.0, seed=4,
-                       max_new_tokens=7)]
-    prompts = ["The cat sat", "A quick brown fox jumps", "She said"]
-    with BatchScheduler(tiny_att.lm) as scheduler:
-        handles = [submit(scheduler, tiny_att, p, s) for p, s in zip(prompts, specs, strict=True)]
-        results = [h.result(timeout=60) for h in handles]
-    for p, s, r in zip(prompts, specs, results, strict=True):
-        expected = generate(tiny_att, p, s)
-        assert (r.default, r.steered) == (expected.default, expected.steered)
-    assert active_hook_count(tiny_att.lm) == 0
-
-
-def test_an_idle_scheduler_leaves_other_forward_passes_untouched(tiny_att):
-    lm = tiny_att.lm
-    ids = lm.encode("The cat sat")[None]
-    with torch.no_grad():
-        clean = lm.model(ids).logits
-    with BatchScheduler(lm) as scheduler:
-        submit(scheduler, tiny_att, "A dog", SteerSpec((Intervention(5, 50.0),))).result(60)
-        assert active_hook_count(lm) == 1  # its dispatcher stays registered while it runs
-        with torch.no_grad():
-            torch.testing.assert_close(lm.model(ids).logits, clean, rtol=0, atol=0)
-    assert active_hook_count(lm) == 0
-
-
-def test_a_cancelled_request_stops_and_the_others_finish(tiny_att):
-    started = threading.Event()
-    with BatchScheduler(tiny_att.lm) as scheduler:
-        long = submit(scheduler, tiny_att, "The cat", SteerSpec(max_new_tokens=50),
-                      on_token=lambda *a: started.set())
-        short = submit(scheduler, tiny_att, "A dog", SteerSpec(max_new_tokens=6))
-        assert started.wait(30)
-        long.cancel()
-        cancelled = long.result(timeout=60)
-        done = short.result(timeout=60)
-    assert cancelled.cancelled and len(cancelled.default.tokens) < 50
-    expected = generate(tiny_att, "A dog", SteerSpec(max_new_tokens=6))
-    assert not done.cancelled and done.default == expected.default
-
-
-def test_a_failing_token_callback_fails_only_its_own_request(tiny_att):
-    def broken(row, tok, text):
-        raise RuntimeError("socket closed")
-
-    with BatchScheduler(tiny_att.lm) as scheduler:
-        bad = submit(scheduler, tiny_att, "The cat", SteerSpec(max_new_tokens=8), on_token=broken)
-        good = submit(scheduler, tiny_att, "The cat", SteerSpec(max_new_tokens=8))
-        with pytest.raises(RuntimeError, match="socket closed"):
-            bad.result(timeout=60)
-        assert len(good.result(timeout=60).default.tokens) == 8
-
-
-def test_bad_input_is_refused_at_submit_before_it_reaches_the_batch(tiny_att):
-    with BatchScheduler(tiny_att.lm) as scheduler, pytest.raises(ValueError, match="d_sae=64"):
-        submit(scheduler, tiny_att, "The cat", SteerSpec((Intervention(99, 1.0),)))
-
-
-def test_closing_the_scheduler_ends_unfinished_requests_as_cancelled(tiny_att):
-    scheduler = BatchScheduler(tiny_att.lm)
-    handle = submit(scheduler, tiny_att, "The cat", SteerSpec(max_new_tokens=50),
-                    cancel=lambda: False)
-    scheduler.close()
-    result = handle.result(timeout=30)  # settled, never left hanging
-    assert result.cancelled or len(result.default.tokens) == 50
-    with pytest.raises(RuntimeError, match="closed"):
-        submit(scheduler, tiny_att, "The cat", SteerSpec())
 
 
 # --- other architecture families ------------------------------------------------------------
@@ -259,17 +179,3 @@ def test_streamed_text_never_splits_a_character_and_adds_up_to_the_text(tiny_lm)
         row.text += deltas[-1]
     assert "".join(deltas) == tiny_lm.decode(ids) == text
     assert not any("\ufffd" in d for d in deltas)
-
-
-def test_sampling_a_batch_gives_each_row_the_token_it_gets_alone():
-    import torch
-
-    from workers.engine.batching import sample_token, sample_tokens
-
-    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))
-    temps, top_ps = [0.0, 0.7, 1.0, 1.3, 0.7, 0.0], [1.0, 0.9, 1.0, 0.5, 1.0, 0.3]
-    batched = sample_tokens(logits, temps, top_ps,
-                            [torch.Generator().manual_seed(i) for i in range(6)])
-    alone = [sample_token(logits[i], temps[i], top_ps[i], torch.Generator().manual_seed(i))
-             for i in range(6)]
-    assert batched == alone

@@ -17,15 +17,14 @@ dispatcher does nothing; during this batch's own forward it applies the current 
 Registering once per batch instead of once per step keeps the per-step steering cost to one
 tensor add for add-only steering (the `steer_overhead` benchmark).
 
-`generate()` (generation.py) runs one `Job` (its default and steered rows) through a private
-`DecodeBatch`; `BatchScheduler` runs many jobs through one shared `DecodeBatch` on one thread.
+Tokens are drawn by sampling.py. scheduler.py drives batches: `run_job` decodes one `Job`
+(e.g. generate()'s default and steered rows) through a private `DecodeBatch`;
+`BatchScheduler` runs many jobs through one shared `DecodeBatch` on one thread.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -44,78 +43,11 @@ from workers.engine.interventions import (
     apply_logit_bias,
     apply_plans,
 )
+from workers.engine.sampling import sample_tokens, token_probabilities
 
 log = logging.getLogger(__name__)
 
 TokenCallback = Callable[[str, int, str], None]  # (row label, token id, new text)
-# The likeliest tokens kept per generated token (the steering page shows them on hover), and
-# the decimals their probabilities keep.
-ALTERNATIVES = 5
-PROB_DECIMALS = 4
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-def sample_token(
-    logits: Float[Tensor, " vocab"], temperature: float, top_p: float, generator: torch.Generator
-) -> int:
-    """Greedy when temperature == 0, else temperature + nucleus (top-p) sampling."""
-    if temperature == 0.0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # [vocab]
-    if top_p < 1.0:
-        sorted_p, order = torch.sort(probs, descending=True)  # [vocab]
-        # keep the smallest prefix whose mass reaches top_p (always at least one token)
-        drop = (torch.cumsum(sorted_p, dim=-1) - sorted_p) >= top_p  # [vocab]
-        sorted_p[drop] = 0.0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)  # [vocab]
-    return int(torch.multinomial(probs, 1, generator=generator))
-
-
-def sample_tokens(
-    logits: Float[Tensor, "batch vocab"], temperatures: Sequence[float],
-    top_ps: Sequence[float], generators: Sequence[torch.Generator],
-) -> list[int]:
-    """:func:`sample_token` for every row at once: one softmax (and one sort for the top-p
-    rows) over the batch instead of one per row; each row still draws from its own generator,
-    so a row's token is the one :func:`sample_token` gives it alone."""
-    out = logits.argmax(dim=-1).tolist()  # [batch]; greedy rows keep theirs
-    rows = [i for i, t in enumerate(temperatures) if t != 0.0]
-    if not rows:
-        return out
-    idx = torch.tensor(rows, device=logits.device)
-    temps = torch.tensor([temperatures[i] for i in rows], device=logits.device)  # [n]
-    probs = torch.softmax(logits.index_select(0, idx).float() / temps[:, None], dim=-1)
-    nucleus = [j for j, i in enumerate(rows) if top_ps[i] < 1.0]
-    if nucleus:
-        sub = torch.tensor(nucleus, device=logits.device)
-        top_p = torch.tensor([top_ps[rows[j]] for j in nucleus], device=logits.device)
-        sorted_p, order = torch.sort(probs.index_select(0, sub), dim=-1, descending=True)
-        drop = (torch.cumsum(sorted_p, dim=-1) - sorted_p) >= top_p[:, None]  # [m, vocab]
-        sorted_p[drop] = 0.0
-        probs[sub] = torch.zeros_like(sorted_p).scatter_(1, order, sorted_p)
-    for j, i in enumerate(rows):
-        out[i] = int(torch.multinomial(probs[j], 1, generator=generators[i]))
-    return out
-
-
-def token_probabilities(
-    logits: Float[Tensor, "batch vocab"], tokens: Sequence[int], k: int = ALTERNATIVES,
-) -> tuple[list[float], list[list[tuple[int, float]]]]:
-    """Each row's probability of its chosen token and its `k` likeliest tokens with theirs,
-    under the model's own distribution at this step (the softmax of the logits the token was
-    drawn from, steering and logit bias included; before temperature and top-p), rounded to
-    PROB_DECIMALS (they are shown, never computed with). One softmax and one topk for the
-    whole batch, rounded there too: per-element Python work would cost more than both."""
-    # softmax then topk: on CPU a softmax costs a third of a logsumexp over the same logits
-    probs = torch.softmax(logits, dim=-1)  # [batch, vocab]
-    top_p, top_i = torch.topk(probs, min(k, probs.shape[-1]), dim=-1)  # [batch, k]
-    chosen = probs.gather(1, torch.tensor(tokens, device=probs.device)[:, None])  # [batch, 1]
-    top_p = torch.round(top_p.double(), decimals=PROB_DECIMALS)
-    chosen = torch.round(chosen[:, 0].double(), decimals=PROB_DECIMALS)
-    return chosen.tolist(), [list(zip(i, p, strict=True)) for i, p in
-                             zip(top_i.tolist(), top_p.tolist(), strict=True)]
 
 
 # --------------------------------------------------------------------------- rows and jobs
@@ -152,8 +84,8 @@ class RowState:
 @dataclass
 class Job:
     """Rows that belong to one request. `finish(outputs, cancelled)` builds the result from
-    {label: (tokens, text, (probs, alternatives))} (see `token_probabilities`); `on_token`
-    streams; `cancel()` is polled before every step."""
+    {label: (tokens, text, (probs, alternatives))} (see `sampling.token_probabilities`);
+    `on_token` streams; `cancel()` is polled before every step."""
 
     rows: Sequence[RowRequest]
     finish: Callable[[dict[str, tuple], bool], Any]
@@ -399,185 +331,3 @@ class DecodeBatch:
                 layer.keys = layer.keys[idx, :, start:]  # [batch', heads, T', d_head]
                 layer.values = layer.values[idx, :, start:]
         return [j for j in gone.values() if j.finished]
-
-
-def run_job(lm: Any, job: Job, stop_ids: Sequence[int] | None = None) -> Any:
-    """Decode one job alone on the calling thread; returns `job.finish(...)`."""
-    with DecodeBatch(lm, stop_ids) as batch, torch.inference_mode():
-        if not job.should_stop():
-            batch.join(job)
-            while batch.rows:
-                batch.evict()  # polls cancel() before every step
-                batch.step()
-    if job.error is not None:
-        raise job.error
-    return job.finish(job.outputs(), job.cancelled)
-
-
-# --------------------------------------------------------------------------- scheduler
-
-
-class JobHandle:
-    """What `BatchScheduler.submit` returns: `result()` waits, `cancel()` stops the job
-    before the scheduler's next step."""
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self._done = threading.Event()
-        self._result: Any = None
-        self._error: BaseException | None = None
-        self._cancel_flag = threading.Event()
-        user_cancel = job.cancel
-        job.cancel = lambda: self._cancel_flag.is_set() or bool(user_cancel and user_cancel())
-
-    def cancel(self) -> None:
-        self._cancel_flag.set()
-
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def result(self, timeout: float | None = None) -> Any:
-        if not self._done.wait(timeout):
-            raise TimeoutError("generation did not finish in time")
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def _settle(self, result: Any = None, error: BaseException | None = None) -> None:
-        self._result, self._error = result, error
-        self._done.set()
-
-
-class BatchScheduler:
-    """Owns one model's decode loop on one thread; jobs join and leave between steps.
-
-    Use as a context manager (or call `close()`): the thread stops after the current step and
-    unfinished jobs end as cancelled. `max_rows` bounds the batch; further jobs wait.
-    """
-
-    def __init__(self, lm: Any, *, max_rows: int = 32,
-                 stop_ids: Sequence[int] | None = None) -> None:
-        self.lm = lm
-        self.max_rows = max_rows
-        self._batch = DecodeBatch(lm, stop_ids)
-        self._inbox: queue.Queue[JobHandle] = queue.Queue()
-        self._waiting: list[JobHandle] = []
-        self._handles: dict[int, JobHandle] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="engine-decode", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Job) -> JobHandle:
-        if self._stop.is_set():
-            raise RuntimeError("scheduler is closed")
-        handle = JobHandle(job)
-        self._inbox.put(handle)
-        return handle
-
-    def close(self, timeout: float | None = 30.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _settle(self, job: Job) -> None:
-        handle = self._handles.pop(id(job), None)
-        if handle is None:
-            return
-        if job.error is not None:
-            handle._settle(error=job.error)
-            return
-        try:
-            handle._settle(job.finish(job.outputs(), job.cancelled))
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller, not swallowed
-            handle._settle(error=exc)
-
-    def _admit(self) -> None:
-        """Move waiting jobs into the batch (one prefill for all of them) while rows fit."""
-        while True:
-            try:
-                self._waiting.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        joining: list[Job] = []
-        n_rows = len(self._batch.rows)
-        while self._waiting:
-            job = self._waiting[0].job
-            if n_rows + len(job.rows) > self.max_rows and (n_rows or joining):
-                break
-            self._handles[id(job)] = self._waiting.pop(0)
-            if job.should_stop():  # cancelled while waiting
-                self._settle(job)
-                continue
-            joining.append(job)
-            n_rows += len(job.rows)
-        if not joining:
-            return
-        try:
-            completed = self._batch.join(joining)
-        except Exception as exc:  # e.g. out of memory: fail these jobs, keep serving
-            log.exception("prefill failed")
-            for job in joining:
-                job.error = exc
-            completed = self._batch.evict() + [j for j in joining if id(j) in self._handles]
-        for job in completed:
-            self._settle(job)
-
-    def _loop(self) -> None:
-        try:
-            with torch.inference_mode():
-                while not self._stop.is_set():
-                    try:
-                        self._tick()
-                    except Exception as exc:  # never die silently: fail what is in flight
-                        log.exception("decode loop failed")
-                        self._batch.close()
-                        self._batch = DecodeBatch(self.lm, self._batch.stop_ids)
-                        for handle in list(self._handles.values()):
-                            handle.job.error = handle.job.error or exc
-                            self._settle(handle.job)
-                self._shutdown()
-        finally:
-            self._batch.close()  # the steering hooks leave the model with the thread
-
-    def _tick(self) -> None:
-        """Admit waiting jobs, then one decode step for every row in the batch."""
-        self._admit()
-        if not self._batch.rows:
-            try:  # idle: block until a job arrives (or wake up to check _stop)
-                self._waiting.append(self._inbox.get(timeout=0.05))
-            except queue.Empty:
-                pass
-            return
-        completed = self._batch.evict()  # polls every job's cancel()
-        try:
-            completed += self._batch.step()
-        except Exception as exc:  # a failed forward fails every job in it, not the loop
-            log.exception("decode step failed")
-            for r in self._batch.rows:
-                r.job.error = exc
-            completed += self._batch.evict()
-        for job in completed:
-            self._settle(job)
-
-    def _shutdown(self) -> None:
-        """Closing: everything still running or waiting ends as cancelled."""
-        for r in self._batch.rows:
-            r.job.cancelled = True
-        for job in self._batch.evict():
-            self._settle(job)
-        for handle in self._waiting + list(self._drain()):
-            handle.job.cancelled = True
-            self._handles[id(handle.job)] = handle
-            self._settle(handle.job)
-
-    def _drain(self):
-        while True:
-            try:
-                yield self._inbox.get_nowait()
-            except queue.Empty:
-                return

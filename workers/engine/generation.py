@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.engine.batching import BatchScheduler, Job, JobHandle, RowRequest, run_job
+from workers.engine.batching import Job, RowRequest
 from workers.engine.interventions import FeatureStats, compile_plan
+from workers.engine.scheduler import BatchScheduler, JobHandle, run_job
 from workers.engine.specs import SteerSpec
 
 ROWS = ("default", "steered")
