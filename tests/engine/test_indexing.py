@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from workers.engine.activations import hooked_features
+from workers.engine.feature_stats import FeatureStats
 from workers.engine.indexing import (
     IndexingCancelled,
     Shard,
@@ -23,7 +24,8 @@ from workers.engine.indexing import (
     make_windows,
     materialize_examples,
 )
-from workers.engine.stats import FeatureStats, FeatureStatsAccumulator, sample_hash, token_key
+from workers.engine.stat_kernels import sample_hash, token_key
+from workers.engine.stats import FeatureStatsAccumulator
 
 CONTEXT = 16
 BATCH = 4

@@ -30,8 +30,10 @@ from torch import Tensor
 
 from .activations import hooked_features
 from .candidates import ActivationLog, CandidateValues, chosen_entries, pool_entries
+from .feature_stats import ExampleRef, FeatureStats
 from .loading import AttachedSAE, LoadedModel
-from .stats import POS_BITS, ExampleRef, FeatureStats, FeatureStatsAccumulator
+from .stat_kernels import POS_BITS
+from .stats import FeatureStatsAccumulator
 
 log = logging.getLogger(__name__)
 
