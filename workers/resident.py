@@ -1,39 +1,88 @@
-"""Models and SAEs resident in a worker process, loaded once and reused by its tasks.
+"""Models and SAEs resident in a worker process: one copy of each model, shared by every task.
 
-A worker serves one model (DESIGN.md §7), so the cache keeps the few most recently used
-(model, SAE) pairs and drops older ones. Heavy imports happen on first use, in the child.
+Live steering, activation tests, importance and CAA vectors all ask here, so a worker process
+holds each model once, with the SAEs attached to it and (for steering) one `BatchScheduler`
+decoding all its concurrent generations. A worker serves one model (DESIGN.md §7); the few
+most recently used models are kept and older ones dropped, their scheduler closed.
+
+Heavy imports happen on first use, in the prefork child (workers/celery.py says why).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-MAX_RESIDENT = 2
+if TYPE_CHECKING:
+    from explorer.saes.models import SAE
+    from workers.engine.loading import AttachedSAE, LoadedModel
+    from workers.engine.scheduler import BatchScheduler
+
+MAX_MODELS = 2
+# Rows one scheduler decodes together: 32 sessions (a default and a steered row each). Further
+# requests wait in its inbox for a free slot.
+MAX_ROWS = 64
+
+
+@dataclass
+class _Resident:
+    lm: LoadedModel
+    saes: dict[str, AttachedSAE] = field(default_factory=dict)
+    scheduler: BatchScheduler | None = None
+
 
 _lock = threading.Lock()
-_cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_models: OrderedDict[str, _Resident] = OrderedDict()
 
 
-def attached_sae(model_source: str, sae_source: str) -> Any:
-    """The engine's AttachedSAE for stored sources ("demo", a path, a hub id / release:id)."""
-    from workers.engine.loading import attach_sae, load_model, load_sae
+def _resident(model_source: str) -> _Resident:
+    """The resident entry of `model_source`, loading it if needed (call with _lock held)."""
+    from workers.engine.loading import load_model
 
-    key = (model_source, sae_source)
+    entry = _models.get(model_source)
+    if entry is None:
+        entry = _models[model_source] = _Resident(lm=load_model(model_source))
+        while len(_models) > MAX_MODELS:
+            _, old = _models.popitem(last=False)
+            if old.scheduler is not None:
+                old.scheduler.close()
+    _models.move_to_end(model_source)
+    return entry
+
+
+def attached_sae(model_source: str, sae_source: str) -> AttachedSAE:
+    """The engine's AttachedSAE for stored sources ("demo", a path, a hub id / release:id),
+    on this process's one copy of the model."""
+    from workers.engine.loading import attach_sae, load_sae
+
     with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-        lm = next((a.lm for (m, _), a in _cache.items() if m == model_source), None)
-        lm = lm or load_model(model_source)
-        att = attach_sae(lm, load_sae(sae_source, device=str(lm.device)))
-        _cache[key] = att
-        while len(_cache) > MAX_RESIDENT:
-            _cache.popitem(last=False)
+        entry = _resident(model_source)
+        att = entry.saes.get(sae_source)
+        if att is None:
+            att = entry.saes[sae_source] = attach_sae(
+                entry.lm, load_sae(sae_source, device=str(entry.lm.device)))
         return att
 
 
-def attached_for(sae_row: Any) -> Any:
-    """AttachedSAE for an explorer.saes SAE row."""
-    return attached_sae(sae_row.model.source, sae_row.source)
+def attached_for(sae: SAE) -> AttachedSAE:
+    """`attached_sae` of an explorer SAE row (its model's source and its own)."""
+    return attached_sae(sae.model.source, sae.source)
+
+
+def scheduler(model_source: str) -> BatchScheduler:
+    """The one scheduler decoding every steered generation of this model in this process."""
+    from workers.engine.scheduler import BatchScheduler
+
+    with _lock:
+        entry = _resident(model_source)
+        if entry.scheduler is None:
+            entry.scheduler = BatchScheduler(entry.lm, max_rows=MAX_ROWS)
+        return entry.scheduler
+
+
+def loaded_models() -> list[str]:
+    """Sources of the models resident now, least recently used first."""
+    with _lock:
+        return list(_models)

@@ -34,6 +34,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
 from explorer.steering import selectors, services, streams
 from explorer.steering.conf import limits
@@ -52,11 +53,6 @@ log = logging.getLogger(__name__)
 # Frames from the worker prove it is alive; only a run silent for this long has its heartbeat
 # checked.
 QUIET_S = 1.0
-# redis-py 8 gives every connection a 5 s socket timeout, exactly channels_redis' blocking-pop
-# timeout, so a consumer that receives no channel message for ~5 s dies with redis TimeoutError
-# (django/channels_redis#422). Until CHANNEL_LAYERS sets a longer socket_timeout, the watchdog
-# sends this socket a no-op message every KEEPALIVE_S. It runs from connect to disconnect.
-KEEPALIVE_S = 2.0
 # Superseded runs whose last frames are still forwarded (a slider drag supersedes many).
 OLD_RUNS = 8
 
@@ -99,9 +95,7 @@ def _vector_infos(ids: list[int]) -> dict:
 
 
 def _enqueue(payload: dict, queue: str) -> None:
-    from workers.live import steer as steer_task
-
-    steer_task.apply_async(args=[payload], queue=queue)
+    tasks.send(tasks.STEER, args=(payload,), queue=queue)
 
 
 class SteerConsumer(AsyncJsonWebsocketConsumer):
@@ -209,7 +203,8 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             raise
         payload = request.payload(run)
         # Publishing to the broker is network I/O: off the event loop.
-        await sync_to_async(_enqueue, thread_sensitive=False)(payload, f"live.{request.model_slug}")
+        await sync_to_async(_enqueue, thread_sensitive=False)(
+            payload, tasks.live_queue(request.model_slug))
 
     async def _supersede(self) -> None:
         cur, self.current = self.current, None
@@ -318,21 +313,14 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         await self._leave(state.run)
         await self.send_json({"type": "error", "gen": state.gen, "message": message})
 
-    async def steer_keepalive(self, event: dict) -> None:
-        """See KEEPALIVE_S."""
-
     # -- the watchdog -------------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        """Every WATCHDOG_EVERY_S until disconnect: keep the channel alive, and fail the current
-        run when its worker is gone (heartbeat expired) or none took it in time."""
-        keepalive = time.monotonic()
+        """Every WATCHDOG_EVERY_S until disconnect: fail the current run when its worker is
+        gone (heartbeat expired) or none took it in time."""
         while True:
             await asyncio.sleep(streams.WATCHDOG_EVERY_S)
             try:
-                if time.monotonic() - keepalive > KEEPALIVE_S:
-                    keepalive = time.monotonic()
-                    await self.channel_layer.send(self.channel_name, {"type": "steer.keepalive"})
                 await self._check(self.current)
             except Exception:  # e.g. Redis briefly away: try again next time
                 log.exception("steering watchdog check failed")

@@ -2,7 +2,8 @@
 
 Every problem raises `ProtocolError` (an ApplicationError) whose message names the field and
 the value; the consumer turns it into {"type": "error", "gen": ..., "message": ...} and keeps
-the socket open. No database access here: `selectors.steer_request_resolve` checks SAEs,
+the socket open. Fields shared with the engine's contract are checked by its validators
+(workers/engine/specs.py); this module adds the message's shape and the server's limits. No database access here: `selectors.steer_request_resolve` checks SAEs,
 feature indexes and vectors against the database afterwards.
 
 Accepted on top of DESIGN.md §6: `model` (the model slug; else the socket's `?model=`, else the
@@ -13,22 +14,22 @@ carries for display and the server ignores. A feature entry is either
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from explorer.core.exceptions import ApplicationError
 from explorer.steering.conf import Limits
+from workers.engine import specs
 
-MODES = ("add", "clamp", "ablate", "logit")
-POSITIONS = ("all", "prompt", "generated")
+MODES = specs.FEATURE_MODES  # a client's modes; vectors are terms of their own
+POSITIONS = specs.POSITIONS
 DEFAULTS: dict[str, Any] = {"positions": "all", "temperature": 0.7, "top_p": 0.95, "seed": 0,
                             "max_new_tokens": 32}
 STEER_FIELDS = {"type", "gen", "model", "prompt", "features", "positions", "temperature", "top_p",
                 "seed", "max_new_tokens"}
 FEATURE_FIELDS = {"sae", "index", "strength", "mode", "label", "max_activation"}
 VECTOR_FIELDS = {"vector", "strength", "label"}
-MAX_SEED = 2**31 - 1
+MAX_SEED = specs.MAX_INDEX
 
 
 class ProtocolError(ApplicationError):
@@ -108,22 +109,24 @@ def _gen(value: Any) -> int | str:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProtocolError(f"{name} must be a number, got {value!r:.40}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ProtocolError(f"{name} must be finite, got {value}")
-    return value + 0.0  # -0.0 -> 0.0: equal requests hash equally
+    try:
+        return specs.finite_float(value, name)
+    except specs.SpecError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def _integer(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # JSON from JavaScript may say 3.0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"{name} must be an integer, got {value!r:.40}")
-    if not low <= value <= high:
-        raise ProtocolError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+    try:
+        return specs.integer(value, name, low, high)
+    except specs.SpecError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def _one_of(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    try:
+        return specs.one_of(value, name, choices)
+    except specs.SpecError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def _strength(value: Any, limits: Limits, where: str) -> float:
@@ -160,10 +163,8 @@ def _terms(items: Any, limits: Limits) -> tuple[tuple[FeatureTerm, ...], tuple[V
         sae = item.get("sae")
         if not isinstance(sae, str) or not sae:
             raise ProtocolError(f"{where}.sae must be an SAE slug, got {sae!r:.40}")
-        index = _integer(item.get("index"), f"{where}.index", 0, 2**31 - 1)
-        mode = item.get("mode", "add")
-        if mode not in MODES:
-            raise ProtocolError(f"{where}.mode must be one of {', '.join(MODES)}, got {mode!r:.40}")
+        index = _integer(item.get("index"), f"{where}.index", 0, specs.MAX_INDEX)
+        mode = _one_of(item.get("mode", "add"), f"{where}.mode", MODES)
         features.append(FeatureTerm(sae=sae, index=index, mode=mode,
                                     strength=_strength(item.get("strength"), limits, where)))
     seen: set[tuple[str, int, str]] = set()
@@ -189,18 +190,19 @@ def parse_steer(content: dict, limits: Limits) -> SteerMessage:
         raise ProtocolError(f"prompt is too long: {len(prompt)} characters "
                             f"(at most {limits.max_prompt_chars})")
     features, vectors = _terms(content.get("features", []), limits)
-    positions = content.get("positions", DEFAULTS["positions"])
-    if positions not in POSITIONS:
-        raise ProtocolError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r:.40}")
+    positions = _one_of(content.get("positions", DEFAULTS["positions"]), "positions", POSITIONS)
     temperature = _number(content.get("temperature", DEFAULTS["temperature"]), "temperature")
     if not 0 <= temperature <= 5:
         raise ProtocolError(f"temperature must be between 0 and 5, got {temperature:g}")
     top_p = _number(content.get("top_p", DEFAULTS["top_p"]), "top_p")
-    if not 0 < top_p <= 1:
-        raise ProtocolError(f"top_p must be in (0, 1], got {top_p:g}")
     seed = _integer(content.get("seed", DEFAULTS["seed"]), "seed", 0, MAX_SEED)
     n = _integer(content.get("max_new_tokens", DEFAULTS["max_new_tokens"]), "max_new_tokens",
                  1, limits.max_new_tokens)
+    try:  # the rest of the sampling rules are the engine's (e.g. top_p in (0, 1])
+        specs.SteerSpec(positions=positions, temperature=temperature, top_p=top_p, seed=seed,
+                        max_new_tokens=n)
+    except specs.SpecError as exc:
+        raise ProtocolError(str(exc)) from None
     return SteerMessage(gen=gen, model=model, prompt=prompt, features=features, vectors=vectors,
                         positions=positions, temperature=temperature, top_p=top_p, seed=seed,
                         max_new_tokens=n)

@@ -3,8 +3,6 @@ and the steering page's configuration. Importable without torch."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,32 +17,26 @@ from explorer.steering import protocol
 from explorer.steering.conf import Limits
 from explorer.steering.models import SteeringResult, SteeringVector
 from explorer.steering.protocol import ProtocolError, SteerMessage
-from explorer.steering.streams import STEERING_VERSION, alternatives_fields
+from explorer.steering.streams import alternatives_fields
+from workers.engine import specs
 
 
 @dataclass(frozen=True)
-class SteerRequest:
-    """A steer message checked against the database.
+class ResolvedSteer:
+    """A steer message checked against the database and translated, once, into the engine's
+    `SteerRequest` (the only form the worker receives and the only input of the cache key)."""
 
-    `request` is the canonical form (features and vectors sorted), stored with the result and
-    sent to the worker; `key` hashes it together with the model and SAE sources and the
-    engine's STEERING_VERSION, so an identical request finds its SteeringResult.
-    """
-
-    model_id: int
     model_slug: str
-    model_source: str
-    sae_id: int
-    sae_source: str
-    request: dict[str, Any]
+    sae_slug: str
+    engine: specs.SteerRequest
     key: str
 
     def payload(self, run: str) -> dict[str, Any]:
-        """The live task's argument. Sources, not row ids: the worker loads the model and SAE
-        from them, and the result is stored by slug, so a catalogue the consumer cached a few
-        seconds ago is still right even if the rows were re-created meanwhile."""
-        return {"run": run, "key": self.key, "request": self.request,
-                "model_source": self.model_source, "sae_source": self.sae_source}
+        """The live task's argument: the run id and the engine request. Sources, not row ids:
+        the worker loads the model and SAE from them and the result is stored by source, so a
+        catalogue the consumer cached a few seconds ago is still right even if the rows were
+        re-created meanwhile."""
+        return {"run": run, "request": self.engine.to_dict()}
 
 
 def language_model_get(*, slug: str) -> LanguageModel:
@@ -80,6 +72,7 @@ class VectorInfo:
     model_id: int
     sae_slug: str
     status: str
+    values: tuple[float, ...] | None  # None until it is built
 
 
 def _saes(model: LanguageModel) -> list[SAE]:
@@ -108,22 +101,17 @@ def steer_catalogue(*, model_slug: str | None) -> Catalogue:
 
 
 def vector_infos(*, ids: list[int]) -> dict[int, VectorInfo]:
-    rows = SteeringVector.objects.filter(pk__in=ids).values_list("pk", "sae__model_id", "sae__slug",
-                                                                 "status")
-    return {pk: VectorInfo(id=pk, model_id=m, sae_slug=slug, status=st) for pk, m, slug, st in rows}
-
-
-def request_key(*, request: dict[str, Any], model_source: str, sae_source: str) -> str:
-    canonical = json.dumps({**request, "model_source": model_source, "sae_source": sae_source,
-                            "engine_version": STEERING_VERSION},
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    rows = SteeringVector.objects.filter(pk__in=ids).values_list(
+        "pk", "sae__model_id", "sae__slug", "status", "vector")
+    return {pk: VectorInfo(id=pk, model_id=m, sae_slug=slug, status=st,
+                           values=tuple(v) if v else None)
+            for pk, m, slug, st, v in rows}
 
 
 def steer_request_build(*, message: SteerMessage, catalogue: Catalogue,
-                        vectors: dict[int, VectorInfo]) -> SteerRequest:
+                        vectors: dict[int, VectorInfo]) -> ResolvedSteer:
     """Check the message's SAEs, feature indexes and vectors against `catalogue`/`vectors`
-    (no database access) and build the canonical request and its key.
+    (no database access) and translate it into the engine's request.
 
     Raises ProtocolError for an unknown SAE, feature or vector, a vector that is not ready or
     belongs to another model, and features from more than one SAE in one request (the engine
@@ -151,30 +139,51 @@ def steer_request_build(*, message: SteerMessage, catalogue: Catalogue,
         raise ProtocolError("all features of one request must come from one SAE; got "
                             + ", ".join(sorted(used)))
     sae = saes[used.pop()] if used else catalogue.saes[0]
-    request = {
-        "model": catalogue.model_slug,
-        "sae": sae.slug,
-        "prompt": message.prompt,
-        "features": sorted((f.to_dict() for f in message.features),
-                           key=lambda d: (d["index"], d["mode"], d["strength"])),
-        "vectors": sorted((v.to_dict() for v in message.vectors), key=lambda d: d["vector"]),
-        "positions": message.positions,
-        "temperature": message.temperature,
-        "top_p": message.top_p,
-        "seed": message.seed,
-        "max_new_tokens": message.max_new_tokens,
-    }
-    key = request_key(request=request, model_source=catalogue.model_source, sae_source=sae.source)
-    return SteerRequest(model_id=catalogue.model_id, model_slug=catalogue.model_slug,
-                        model_source=catalogue.model_source, sae_id=sae.id,
-                        sae_source=sae.source, request=request, key=key)
+    interventions = [specs.Intervention(feature=f.index, strength=f.strength, mode=f.mode)
+                     for f in message.features]
+    interventions += [specs.Intervention(feature=t.vector, strength=t.strength, mode="vector",
+                                         values=vectors[t.vector].values)
+                      for t in message.vectors]
+    try:
+        engine = specs.SteerRequest(
+            model=catalogue.model_source, sae=sae.source, prompt=message.prompt,
+            spec=specs.SteerSpec(interventions=tuple(interventions),
+                                 positions=message.positions, temperature=message.temperature,
+                                 top_p=message.top_p, seed=message.seed,
+                                 max_new_tokens=message.max_new_tokens))
+    except specs.SpecError as exc:
+        raise ProtocolError(str(exc)) from None
+    return ResolvedSteer(model_slug=catalogue.model_slug, sae_slug=sae.slug, engine=engine,
+                         key=engine.key())
 
 
-def steer_request_resolve(*, message: SteerMessage, model_slug: str | None) -> SteerRequest:
+def steer_request_resolve(*, message: SteerMessage, model_slug: str | None) -> ResolvedSteer:
     """`steer_request_build` with the catalogue and vectors read from the database."""
     catalogue = steer_catalogue(model_slug=message.model or model_slug)
     vectors = vector_infos(ids=[t.vector for t in message.vectors]) if message.vectors else {}
     return steer_request_build(message=message, catalogue=catalogue, vectors=vectors)
+
+
+def request_display(*, request: specs.SteerRequest, model_slug: str,
+                    sae_slug: str) -> dict[str, Any]:
+    """The form a SteeringResult keeps and pages show: slugs instead of sources, features as
+    {sae, index, strength, mode} and vectors as {vector, strength} (their values stay in the
+    vector's row), in the engine's canonical order."""
+    spec = request.spec
+    return {
+        "model": model_slug,
+        "sae": sae_slug,
+        "prompt": request.prompt,
+        "features": [{"sae": sae_slug, "index": i.feature, "strength": i.strength,
+                      "mode": i.mode} for i in spec.interventions if i.mode != "vector"],
+        "vectors": [{"vector": i.feature, "strength": i.strength}
+                    for i in spec.interventions if i.mode == "vector"],
+        "positions": spec.positions,
+        "temperature": spec.temperature,
+        "top_p": spec.top_p,
+        "seed": spec.seed,
+        "max_new_tokens": spec.max_new_tokens,
+    }
 
 
 def steering_result_find(*, key: str) -> SteeringResult | None:
@@ -194,6 +203,22 @@ def steering_vector_list(*, model_slug: str | None = None) -> QuerySet[SteeringV
     if model_slug is not None:
         qs = qs.filter(sae__model__slug=model_slug)
     return qs
+
+
+@dataclass(frozen=True)
+class VectorBuildJob:
+    """What building a CAA vector needs: the sources to load and the contrast pairs."""
+
+    model_source: str
+    sae_source: str
+    pairs: list[dict[str, str]]
+
+
+def vector_build_job(*, vector_id: int) -> VectorBuildJob | None:
+    """None when the vector is gone."""
+    row = SteeringVector.objects.filter(pk=vector_id).values_list(
+        "sae__model__source", "sae__source", "pairs").first()
+    return VectorBuildJob(*row) if row is not None else None
 
 
 def steering_vector_get(*, vector_id: int) -> SteeringVector:

@@ -1,7 +1,7 @@
 """Writes for live steering: storing finished generations, steering vectors, rate limits.
 
-The engine is never imported here (the web process imports this module); the live worker
-calls `steering_results_store` and `steering_vector_finish` after its engine work.
+Nothing here imports torch (the web process imports this module); the live worker calls
+`steering_results_store` and `steering_vector_finish` after its engine work.
 """
 
 from __future__ import annotations
@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import Q
 
+from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
 from explorer.saes.models import SAE
+from explorer.steering import selectors
 from explorer.steering.conf import limits
 from explorer.steering.models import SteeringResult, SteeringVector
-from explorer.steering.streams import STEERING_VERSION, rate_key, result_id_for
+from explorer.steering.streams import rate_key, result_id_for
+from workers.engine import specs
 
 log = logging.getLogger(__name__)
 
@@ -33,50 +37,61 @@ class VectorError(ApplicationError):
     code = "bad_vector"
 
 
-def steering_result_store(*, key: str, request: dict[str, Any], default_text: str,
-                          default_tokens: list[int], steered_text: str,
-                          steered_tokens: list[int]) -> SteeringResult:
-    """Store one finished generation under its key (its id is `result_id_for(key)`), with the
-    model and SAE named by the request's `model` and `sae` slugs; an existing row with that key
-    wins (two identical requests may finish at the same time), so the permalink of a key never
-    changes.
+@dataclass(frozen=True)
+class FinishedGeneration:
+    """A finished generation as the live worker hands it over: the engine request that made
+    it (its key names the result), both rows' texts and token ids, and each row's token
+    probabilities as `streams.row_alternatives` gives them."""
+
+    request: specs.SteerRequest
+    default_text: str
+    default_tokens: list[int]
+    steered_text: str
+    steered_tokens: list[int]
+    alternatives: dict[str, Any] = field(default_factory=dict)
+
+
+def steering_result_store(*, generation: FinishedGeneration) -> SteeringResult:
+    """Store one finished generation (see `steering_results_store`).
 
     Raises SAE.DoesNotExist when the request's model/SAE is gone.
     """
-    [pk] = steering_results_store([{
-        "key": key, "request": request, "default_text": default_text,
-        "default_tokens": default_tokens, "steered_text": steered_text,
-        "steered_tokens": steered_tokens}])
+    [pk] = steering_results_store(generations=[generation])
     if pk is None:
-        raise SAE.DoesNotExist(f"no SAE {request['model']}/{request['sae']}")
+        raise SAE.DoesNotExist(f"no SAE {generation.request.sae!r} on {generation.request.model!r}")
     return SteeringResult.objects.get(pk=pk)
 
 
-def steering_results_store(items: list[dict[str, Any]]) -> list[str | None]:
-    """Store finished generations, each given as `steering_result_store`'s keywords, with one
-    SELECT and one INSERT for all of them (the live worker stores what finished meanwhile in
-    one go). A key already stored keeps its row, whose id is the same `result_id_for(key)`.
-    Returns each one's permalink id; None where its model or SAE is gone."""
-    if not items:
+def steering_results_store(*, generations: list[FinishedGeneration]) -> list[str | None]:
+    """Store finished generations, with one SELECT and one INSERT for all of them (the live
+    worker stores what finished meanwhile in one go), each under its request's key with the
+    model and SAE registered with the request's sources. A key already stored keeps its row
+    (two identical requests may finish at once), whose id is the same `result_id_for(key)`, so
+    the permalink of a key never changes. Returns each one's permalink id; None where its
+    model or SAE is gone."""
+    if not generations:
         return []
     wanted = Q()
-    for item in items:
-        wanted |= Q(model__slug=item["request"]["model"], slug=item["request"]["sae"])
-    saes = {(row["model__slug"], row["slug"]): (row["model_id"], row["id"]) for row in
-            SAE.objects.filter(wanted).values("id", "slug", "model_id", "model__slug")}
+    for g in generations:
+        wanted |= Q(model__source=g.request.model, source=g.request.sae)
+    saes = {(row["model__source"], row["source"]): row for row in SAE.objects.filter(wanted)
+            .values("id", "slug", "source", "model_id", "model__slug", "model__source")}
     rows, ids = [], []
-    for item in items:
-        found = saes.get((item["request"]["model"], item["request"]["sae"]))
-        if found is None:
+    for g in generations:
+        sae = saes.get((g.request.model, g.request.sae))
+        if sae is None:
             ids.append(None)
             continue
-        ids.append(result_id_for(item["key"]))
+        key = g.request.key()
+        ids.append(result_id_for(key))
+        request = selectors.request_display(request=g.request, model_slug=sae["model__slug"],
+                                            sae_slug=sae["slug"])
         rows.append(SteeringResult(
-            id=ids[-1], key=item["key"], request=item["request"], model_id=found[0],
-            sae_id=found[1], engine_version=STEERING_VERSION,
-            default_text=item["default_text"], default_tokens=list(item["default_tokens"]),
-            steered_text=item["steered_text"], steered_tokens=list(item["steered_tokens"]),
-            alternatives=item.get("alternatives") or {}))
+            id=ids[-1], key=key, request=request, model_id=sae["model_id"], sae_id=sae["id"],
+            engine_version=specs.STEERING_VERSION,
+            default_text=g.default_text, default_tokens=list(g.default_tokens),
+            steered_text=g.steered_text, steered_tokens=list(g.steered_tokens),
+            alternatives=g.alternatives or {}))
     SteeringResult.objects.bulk_create(rows, ignore_conflicts=True)
     return ids
 
@@ -141,15 +156,12 @@ def steering_vector_create(*, sae: SAE, label: str, pairs: list[dict[str, str]],
     for pair in pairs:
         if sum(len(v) for v in pair.values()) > 2 * lim.max_prompt_chars:
             raise VectorError(f"a contrast pair is longer than {2 * lim.max_prompt_chars} characters")
-    from workers.celery import live_queue
-    from workers.live import build_vector as build_vector_task
-
     with transaction.atomic():
         vec = SteeringVector.objects.create(
             sae=sae, hook_name=sae.hook_name, label=label, pairs=pairs,
             owner=owner if owner is not None and owner.is_authenticated else None)
-        transaction.on_commit(lambda: build_vector_task.apply_async(
-            args=[vec.pk], queue=live_queue(sae.model.slug)))
+        transaction.on_commit(lambda: tasks.send(tasks.BUILD_VECTOR, args=(vec.pk,),
+                                                 queue=tasks.live_queue(sae.model.slug)))
     return vec
 
 

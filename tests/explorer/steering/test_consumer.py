@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def _engine_output(att, message: dict):
     from workers.engine.generation import generate
-    from workers.engine.interventions import Intervention, SteerSpec
+    from workers.engine.specs import Intervention, SteerSpec
 
     spec = SteerSpec(
         interventions=tuple(Intervention(feature=f["index"], strength=f["strength"], mode=f["mode"])

@@ -91,13 +91,6 @@ def test_the_error_frame_names_the_gen_when_it_is_valid():
     assert gen_of("junk") is None
 
 
-def test_the_web_copy_of_the_steering_version_matches_the_engine():
-    from explorer.steering.streams import STEERING_VERSION
-    from workers.engine.interventions import STEERING_VERSION as ENGINE_VERSION
-
-    assert STEERING_VERSION == ENGINE_VERSION
-
-
 def test_a_permalink_id_follows_from_the_request_key():
     from explorer.steering.streams import result_id_for
 

@@ -67,18 +67,20 @@ def test_an_unknown_model_is_404(client, demo):
 
 
 def test_a_permalink_restores_the_request_and_both_texts(client, demo):
-    from explorer.steering.selectors import request_key
-    from explorer.steering.services import steering_result_store
+    from explorer.steering.services import FinishedGeneration, steering_result_store
+    from workers.engine.specs import Intervention, SteerRequest, SteerSpec
 
     _, sae = demo
-    request = {"model": "demo", "sae": "res", "prompt": "The cat",
-               "features": [{"sae": "res", "index": 5, "strength": 4.0, "mode": "add"}],
-               "vectors": [], "positions": "all", "temperature": 0.5, "top_p": 1.0, "seed": 9,
-               "max_new_tokens": 3}
-    result = steering_result_store(
-        key=request_key(request=request, model_source="demo", sae_source=sae.source),
-        request=request, default_text=" sat on",
-        default_tokens=[2, 3, 4], steered_text=" <script>", steered_tokens=[9, 1, 2])
+    request = SteerRequest(model="demo", sae=sae.source, prompt="The cat", spec=SteerSpec(
+        (Intervention(5, 4.0),), temperature=0.5, top_p=1.0, seed=9, max_new_tokens=3))
+    result = steering_result_store(generation=FinishedGeneration(
+        request=request, default_text=" sat on", default_tokens=[2, 3, 4],
+        steered_text=" <script>", steered_tokens=[9, 1, 2]))
+    assert result.request == {
+        "model": "demo", "sae": "res", "prompt": "The cat",
+        "features": [{"sae": "res", "index": 5, "strength": 4.0, "mode": "add"}],
+        "vectors": [], "positions": "all", "temperature": 0.5, "top_p": 1.0, "seed": 9,
+        "max_new_tokens": 3}
     response = client.get(f"/steer/{result.pk}/")
     assert response.status_code == 200
     assert b"<script>" not in response.content.split(b'id="steer-config"')[1].split(b"</script>")[0]
@@ -97,10 +99,12 @@ def test_an_unknown_permalink_is_404(client, demo):
 
 
 def test_storing_the_same_key_twice_keeps_the_first_result(demo):
-    from explorer.steering.services import steering_result_store
+    from explorer.steering.services import FinishedGeneration, steering_result_store
+    from workers.engine.specs import SteerRequest, SteerSpec
 
-    kwargs = {"key": "k" * 64, "request": {"model": "demo", "sae": "res"},
-              "default_text": "a", "default_tokens": [], "steered_tokens": []}
-    first = steering_result_store(steered_text="b", **kwargs)
-    second = steering_result_store(steered_text="c", **kwargs)
-    assert first.pk == second.pk
+    _, sae = demo
+    request = SteerRequest(model="demo", sae=sae.source, prompt="a", spec=SteerSpec())
+    kwargs = {"request": request, "default_text": "a", "default_tokens": [], "steered_tokens": []}
+    first = steering_result_store(generation=FinishedGeneration(steered_text="b", **kwargs))
+    second = steering_result_store(generation=FinishedGeneration(steered_text="c", **kwargs))
+    assert first.pk == second.pk and second.steered_text == "b"
