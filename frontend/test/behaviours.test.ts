@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { applyIndexProgress, behaviours, csrfToken } from "../src/enhance/behaviours";
+import { applyIndexProgress, behaviours } from "../src/enhance/behaviours";
 import { enhance } from "../src/enhance/enhance";
 
 describe("behaviours", () => {
@@ -49,11 +49,6 @@ describe("behaviours", () => {
     enhance(document);
     expect(error).toHaveBeenCalled();
     expect(document.querySelector("nav")!.dataset.enhanced).toBe("true");
-  });
-
-  it("csrfToken reads Django's cookie", () => {
-    document.cookie = "csrftoken=abc123";
-    expect(csrfToken(document)).toBe("abc123");
   });
 
   it("every behaviour the templates use is registered", () => {

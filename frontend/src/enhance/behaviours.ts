@@ -1,31 +1,10 @@
 import { select } from "d3";
+import { getJson, postJson, requestJson } from "../http";
 import { invalid } from "../options/invalid";
 import type { TokenData } from "../tokens/tokenData";
 import { tokenStrip } from "../tokens/tokenStrip";
 
 type Behaviour = (el: HTMLElement) => void;
-
-/** Django's CSRF token from its cookie, for same-origin POSTs with a session. */
-export function csrfToken(doc: Document = document): string {
-  const match = doc.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1] as string) : "";
-}
-
-/** POSTs JSON and returns the parsed body; a non-2xx answer throws the API's `error.message`. */
-export async function postJson(url: string, body: unknown, doc: Document = document, method = "POST"): Promise<unknown> {
-  const response = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken(doc) },
-    body: method === "DELETE" ? undefined : JSON.stringify(body),
-  });
-  const parsed: unknown = await response.json().catch(() => null);
-  if (!response.ok) {
-    const message = (parsed as { error?: { message?: string } } | null)?.error?.message;
-    throw new Error(message ?? `HTTP ${response.status}`);
-  }
-  return parsed;
-}
 
 function typing(target: EventTarget | null): boolean {
   const el = target as HTMLElement | null;
@@ -38,8 +17,16 @@ function jsonScript(doc: Document, id: string | undefined): Record<string, unkno
   return JSON.parse(script.textContent ?? "{}") as Record<string, unknown>;
 }
 
+/** An index run's progress, as `/<model>/<sae>/progress.json` serves it. */
+interface IndexProgress {
+  status: string | null;
+  tokens_done?: number;
+  tokens_total?: number;
+  error?: string;
+}
+
 /** Updates an index-progress box from {status, tokens_done, tokens_total}; returns true when finished. */
-export function applyIndexProgress(el: HTMLElement, p: { status: string | null; tokens_done?: number; tokens_total?: number; error?: string }): boolean {
+export function applyIndexProgress(el: HTMLElement, p: IndexProgress): boolean {
   const bar = el.querySelector("progress");
   if (bar && p.tokens_total) {
     bar.max = p.tokens_total;
@@ -92,10 +79,11 @@ export const behaviours: Record<string, Behaviour> = {
       form.setAttribute("aria-busy", "true");
       if (status) status.textContent = "Running…";
       try {
-        const body = (await postJson(String(config.endpoint), { model: config.model, sae: config.sae, text, index: config.index }, doc)) as {
-          tokens: string[];
-          values: number[];
-        };
+        const body = await postJson<{ tokens: string[]; values: number[] }>(
+          String(config.endpoint),
+          { model: config.model, sae: config.sae, text, index: config.index },
+          { doc },
+        );
         if (result) {
           select<HTMLElement, TokenData>(result).datum({ tokens: body.tokens, values: body.values }).call(tokenStrip().max(max));
           result.dataset.testRendered = "true";
@@ -140,7 +128,7 @@ export const behaviours: Record<string, Behaviour> = {
         sae: form.dataset.sae,
         index: Number(form.dataset.index),
         note: String(data.get("note") ?? ""),
-      }, form.ownerDocument)
+      }, { doc: form.ownerDocument })
         .then(() => {
           if (status) status.textContent = "Added.";
         })
@@ -157,7 +145,7 @@ export const behaviours: Record<string, Behaviour> = {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = String(new FormData(form).get("text") ?? "");
-      postJson(form.dataset.url ?? "", { text }, form.ownerDocument)
+      postJson(form.dataset.url ?? "", { text }, { doc: form.ownerDocument })
         .then(() => form.ownerDocument.defaultView?.location.reload())
         .catch((error: unknown) => {
           if (status) status.textContent = error instanceof Error ? error.message : String(error);
@@ -173,9 +161,10 @@ export const behaviours: Record<string, Behaviour> = {
       button.addEventListener("click", () => {
         const url = el.dataset.url ?? "";
         const pressed = buttons.find((b) => b.getAttribute("aria-pressed") === "true");
-        const retract = pressed ? postJson(url, null, el.ownerDocument, "DELETE") : Promise.resolve(null);
+        const doc = el.ownerDocument;
+        const retract = pressed ? requestJson("DELETE", url, undefined, { doc }) : Promise.resolve(null);
         retract
-          .then(() => (pressed === button ? null : postJson(url, { value: Number(button.dataset.vote) }, el.ownerDocument)))
+          .then(() => (pressed === button ? null : postJson(url, { value: Number(button.dataset.vote) }, { doc })))
           .then(() => {
             for (const b of buttons) b.setAttribute("aria-pressed", String(b === button && pressed !== button));
           })
@@ -232,8 +221,7 @@ export const behaviours: Record<string, Behaviour> = {
       else timer = setTimeout(poll, 5000); // pushed events lead; a slower poll stays as a safety net
     });
     const poll = () => {
-      fetch(el.dataset.src ?? "", { headers: { Accept: "application/json" } })
-        .then((r) => r.json())
+      getJson<IndexProgress>(el.dataset.src ?? "")
         .then((p) => (applyIndexProgress(el, p) ? finish() : (timer = setTimeout(poll, 2000))))
         .catch(() => (timer = setTimeout(poll, 5000)));
     };

@@ -3,6 +3,7 @@ import { binsFromEdges } from "../charts/binsFromEdges";
 import { densityBins } from "../charts/densityBins";
 import { featureMap, type MapData } from "../charts/featureMap";
 import { featureHistogram } from "../charts/histogram";
+import { getJson } from "../http";
 import type { HistogramBin } from "../charts/histogramBin";
 import { logitBars, type LogitData } from "../charts/logitBars";
 import { invalid } from "../options/invalid";
@@ -82,9 +83,8 @@ export const chartRenderers: Record<string, Renderer> = {
     if (d.points !== undefined) return draw(d.points);
     if (typeof d.src !== "string") invalid("feature-map src", d.src);
     el.setAttribute("aria-busy", "true");
-    fetch(d.src, { headers: { Accept: "application/json" } })
-      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`map data: HTTP ${r.status}`))))
-      .then((body: { points: unknown }) => draw(body.points))
+    getJson<{ points: unknown }>(d.src)
+      .then((body) => draw(body.points))
       .catch((error: unknown) => {
         el.dataset.chartError = String(error);
         el.textContent = `Map unavailable: ${error instanceof Error ? error.message : String(error)}`;

@@ -3,7 +3,7 @@ import { cosineBins } from "../charts/cosineBins";
 import { featureHistogram } from "../charts/histogram";
 import type { HistogramBin } from "../charts/histogramBin";
 import { importanceScatter, type ImportancePoint } from "../charts/importanceScatter";
-import { fetchJson } from "../steer/fetchJson";
+import { getJson, type HttpError } from "../http";
 import type { ImportanceOverview } from "./importanceTypes";
 import { overviewPoints } from "./overviewPoints";
 
@@ -36,15 +36,19 @@ export function drawOverview(el: HTMLElement, data: ImportanceOverview): void {
 }
 
 /** Fetches `data-src` and draws the overview; a failure is shown in place. */
-export async function importanceOverview(el: HTMLElement, fetcher: typeof fetch = globalThis.fetch.bind(globalThis)): Promise<void> {
+export async function importanceOverview(el: HTMLElement, fetcher?: typeof fetch): Promise<void> {
   el.setAttribute("aria-busy", "true");
-  const answer = await fetchJson<ImportanceOverview>(el.dataset.src ?? "", { credentials: "same-origin" }, fetcher);
-  el.removeAttribute("aria-busy");
-  if (!answer.ok) {
-    el.dataset.chartError = answer.message;
+  let data: ImportanceOverview;
+  try {
+    data = await getJson<ImportanceOverview>(el.dataset.src ?? "", { fetcher });
+  } catch (error) {
+    const message = (error as HttpError).message;
+    el.dataset.chartError = message;
     const scatter = el.querySelector<HTMLElement>("[data-importance-scatter]");
-    if (scatter) scatter.textContent = `Overview unavailable: ${answer.message}`;
+    if (scatter) scatter.textContent = `Overview unavailable: ${message}`;
     return;
+  } finally {
+    el.removeAttribute("aria-busy");
   }
-  drawOverview(el, answer.body);
+  drawOverview(el, data);
 }

@@ -1,5 +1,4 @@
-import { csrfToken } from "../enhance/behaviours";
-import { fetchJson } from "../steer/fetchJson";
+import { getJson, postJson, type HttpError } from "../http";
 import type { ImportanceResult } from "./importanceTypes";
 import { renderImportance } from "./renderImportance";
 
@@ -16,7 +15,7 @@ export interface ImportancePanelOptions {
  * A card rendered while a job is pending, or without its result (`unknown`), reads it at once.
  */
 export function importancePanel(el: HTMLElement, options: Partial<ImportancePanelOptions> = {}): void {
-  const { interval = 1000, fetcher = globalThis.fetch.bind(globalThis) } = options;
+  const { interval = 1000, fetcher } = options;
   const endpoint = el.dataset.endpoint ?? "";
   const win = el.ownerDocument.defaultView;
   const status = el.querySelector<HTMLElement>("[data-importance-status]");
@@ -25,20 +24,16 @@ export function importancePanel(el: HTMLElement, options: Partial<ImportancePane
     const button = el.querySelector<HTMLButtonElement>("[data-importance-compute]");
     if (button) button.disabled = false;
   };
-  const poll = async (): Promise<void> => {
-    const answer = await fetchJson<ImportanceResult>(endpoint, { credentials: "same-origin" }, fetcher);
-    if (!answer.ok) return fail(answer.message);
-    if (!renderImportance(el, answer.body)) win?.setTimeout(() => void poll(), interval);
-  };
-  el.querySelector<HTMLButtonElement>("[data-importance-compute]")?.addEventListener("click", async () => {
-    const answer = await fetchJson<ImportanceResult>(endpoint, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(el.ownerDocument) },
-      body: JSON.stringify({ force: el.dataset.status === "done" }),
-    }, fetcher);
-    if (!answer.ok) return fail(answer.message);
-    if (!renderImportance(el, answer.body)) win?.setTimeout(() => void poll(), interval);
+  const show = (request: Promise<ImportanceResult>): Promise<void> =>
+    request.then(
+      (result) => {
+        if (!renderImportance(el, result)) win?.setTimeout(() => void poll(), interval);
+      },
+      (error: HttpError) => fail(error.message),
+    );
+  const poll = () => show(getJson(endpoint, { fetcher }));
+  el.querySelector<HTMLButtonElement>("[data-importance-compute]")?.addEventListener("click", () => {
+    void show(postJson(endpoint, { force: el.dataset.status === "done" }, { doc: el.ownerDocument, fetcher }));
   });
   // "unknown": the page did not load the result; read it (and keep polling if a job is pending).
   if (["queued", "running", "unknown"].includes(el.dataset.status ?? "")) void poll();

@@ -1,5 +1,5 @@
 import { select } from "d3";
-import { fetchJson } from "./fetchJson";
+import { getJson, postJson, type HttpError } from "../http";
 import { parseContrastPairs } from "./parseContrastPairs";
 import type { SteerPanel } from "./steerPanel";
 import type { SteerConfig } from "./steerTypes";
@@ -26,12 +26,6 @@ export interface CaaPanelOptions {
   endpoint?: string;
   /** Polling interval while a vector is being built. @default 1000 */
   pollMs?: number;
-}
-
-function csrfToken(doc: Document): string {
-  const input = doc.querySelector<HTMLInputElement>("input[name=csrfmiddlewaretoken]");
-  if (input?.value) return input.value;
-  return /(?:^|;\s*)csrftoken=([^;]+)/.exec(doc.cookie)?.[1] ?? "";
 }
 
 /**
@@ -111,8 +105,8 @@ export class CaaPanel {
 
   private async list(): Promise<void> {
     const q = new URLSearchParams({ model: this.o.config.model });
-    const got = await fetchJson<SteeringVectorOut[]>(`${this.endpoint}?${q}`, { credentials: "same-origin" }, this.o.fetcher);
-    const ready = got.ok && Array.isArray(got.body) ? got.body.filter((v) => v.status === "ready") : [];
+    const got = await getJson<SteeringVectorOut[]>(`${this.endpoint}?${q}`, { fetcher: this.o.fetcher }).catch(() => null);
+    const ready = Array.isArray(got) ? got.filter((v) => v.status === "ready") : [];
     const r = select(this.saved);
     r.selectAll("*").remove();
     if (ready.length === 0) return;
@@ -142,22 +136,21 @@ export class CaaPanel {
     if (!name) return this.say("Give the vector a name.", true);
     this.submit.disabled = true;
     this.say(`Sending ${pairs.length} pair${pairs.length === 1 ? "" : "s"}…`);
-    const answer = await fetchJson<SteeringVectorOut>(
-      this.endpoint,
-      {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(doc) },
-        body: JSON.stringify({ model: this.o.config.model, sae: this.sae.value, label: name, pairs: this.text.value }),
-      },
-      this.o.fetcher,
-    );
-    this.submit.disabled = false;
-    if (!answer.ok) {
-      const why = answer.status === 401 || answer.status === 403 ? `${answer.message} (sign in to create steering vectors)` : answer.message;
-      return this.say(answer.json ? why : `Could not create the vector: ${why}`, true);
+    let vector: SteeringVectorOut;
+    try {
+      vector = await postJson<SteeringVectorOut>(
+        this.endpoint,
+        { model: this.o.config.model, sae: this.sae.value, label: name, pairs: this.text.value },
+        { doc, fetcher: this.o.fetcher },
+      );
+    } catch (error) {
+      const e = error as HttpError;
+      const why = e.status === 401 || e.status === 403 ? `${e.message} (sign in to create steering vectors)` : e.message;
+      return this.say(e.json ? why : `Could not create the vector: ${why}`, true);
+    } finally {
+      this.submit.disabled = false;
     }
-    await this.follow(answer.body);
+    await this.follow(vector);
   }
 
   private async follow(vector: SteeringVectorOut): Promise<void> {
@@ -165,9 +158,11 @@ export class CaaPanel {
     for (let tries = 0; v.status === "pending" && tries < 120; tries++) {
       this.say("Building the vector on the worker…");
       await new Promise((r) => setTimeout(r, this.o.pollMs ?? 1000));
-      const got = await fetchJson<SteeringVectorOut>(`${this.endpoint}/${v.id}`, { credentials: "same-origin" }, this.o.fetcher);
-      if (!got.ok) return this.say(got.message, true);
-      v = got.body;
+      try {
+        v = await getJson<SteeringVectorOut>(`${this.endpoint}/${v.id}`, { fetcher: this.o.fetcher });
+      } catch (error) {
+        return this.say((error as HttpError).message, true);
+      }
     }
     if (v.status === "failed") return this.say(`Building the vector failed: ${v.error ?? "unknown error"}`, true);
     if (v.status === "pending") return this.say("The vector is still being built; reload later.", true);

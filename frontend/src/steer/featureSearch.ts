@@ -1,5 +1,5 @@
 import { select } from "d3";
-import { fetchJson } from "./fetchJson";
+import { getJson, type HttpError } from "../http";
 import { parseFeatureRef } from "./parseFeatureRef";
 
 /** A feature the user can add, from the search API or typed as `sae#index`. */
@@ -103,13 +103,16 @@ export class FeatureSearch {
   private async search(text: string, typed: FeatureCandidate[]): Promise<void> {
     const id = ++this.query;
     const q = new URLSearchParams({ q: text, model: this.o.model, limit: "10" });
-    const answer = await fetchJson<{ items?: SearchItem[] }>(`${this.o.apiRoot}search?${q}`, {}, this.o.fetcher);
-    if (id !== this.query) return;
-    if (!answer.ok) {
-      if (typed.length === 0) this.message(answer.json ? answer.message : "Search is unavailable; type sae#index to add a feature.", answer.json);
+    let answer: { items?: SearchItem[] };
+    try {
+      answer = await getJson(`${this.o.apiRoot}search?${q}`, { fetcher: this.o.fetcher });
+    } catch (error) {
+      const e = error as HttpError;
+      if (id === this.query && typed.length === 0) this.message(e.json ? e.message : "Search is unavailable; type sae#index to add a feature.", e.json);
       return;
     }
-    const found = (answer.body.items ?? []).map<FeatureCandidate>((it) => ({
+    if (id !== this.query) return;
+    const found = (answer.items ?? []).map<FeatureCandidate>((it) => ({
       sae: it.sae,
       index: it.index,
       label: it.explanation ?? null,

@@ -11,7 +11,6 @@ export { errorTarget, type ErrorTarget } from "./errorTarget";
 export { featureKey } from "./featureKey";
 export { steerMessage } from "./steerMessage";
 export { backoffDelay } from "./backoffDelay";
-export { fetchJson, type JsonResult } from "./fetchJson";
 export { SteerSocket, type SteerSocketOptions, type SocketStatus } from "./steerSocket";
 export { renderFeatureRows, type FeatureRowsOptions } from "./featureRows";
 export { renderContinuation, type ContinuationView } from "./renderContinuation";

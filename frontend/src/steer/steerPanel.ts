@@ -1,11 +1,11 @@
 import { select } from "d3";
+import { getJson, type HttpError } from "../http";
 import { divergeOffset } from "./divergeOffset";
 import { encodeSteerQuery } from "./encodeSteerQuery";
 import { errorTarget } from "./errorTarget";
 import { featureKey } from "./featureKey";
 import { renderFeatureRows } from "./featureRows";
 import { FeatureSearch, type FeatureCandidate } from "./featureSearch";
-import { fetchJson } from "./fetchJson";
 import { GenerationStream, type GenerationStreamOptions, type RowText } from "./generationStream";
 import { alternativesTooltip } from "./alternativesTooltip";
 import { renderContinuation } from "./renderContinuation";
@@ -182,15 +182,16 @@ export class SteerPanel {
     if (max === null) {
       this.search.message(`Looking up ${key}…`);
       const url = `${this.apiRoot}models/${encodeURIComponent(this.config.model)}/saes/${encodeURIComponent(c.sae)}/features/${c.index}`;
-      const got = await fetchJson<{ max_activation?: number | null; explanations?: { text?: string }[] }>(url, {}, this.o.fetcher);
-      if (got.ok) {
-        max = got.body.max_activation ?? null;
-        label = label ?? got.body.explanations?.[0]?.text ?? null;
-      } else if (got.json && got.status === 404) {
-        return this.search.message(got.message || `No feature ${key}.`, true);
+      try {
+        const got = await getJson<{ max_activation?: number | null; explanations?: { text?: string }[] }>(url, { fetcher: this.o.fetcher });
+        max = got?.max_activation ?? null;
+        label = label ?? got?.explanations?.[0]?.text ?? null;
+      } catch (error) {
+        const e = error as HttpError;
+        if (e.json && e.status === 404) return this.search.message(e.message || `No feature ${key}.`, true);
+        // Any other failure (the feature endpoint missing, the network) leaves the max unknown:
+        // the feature is still added and steered in raw units.
       }
-      // Any other failure (the feature endpoint missing, the network) leaves the max unknown:
-      // the feature is still added and steered in raw units.
       this.search.message("");
     }
     const unit = max && max > 0 ? max : null;
