@@ -1,6 +1,7 @@
 import { select } from "d3";
 import { beforeEach, describe, expect, it } from "vitest";
 import { featureMap, logDensityDomain, mapPoints, type MapData } from "../src/charts/featureMap";
+import { expectSnapshot } from "./snapshot";
 
 const data: MapData = {
   index: [0, 1, 2, 3],
@@ -78,6 +79,14 @@ describe("featureMap", () => {
     const div = render(data);
     const ends = Array.from(div.querySelectorAll(".map-legend__end")).map((e) => e.textContent);
     expect(ends).toEqual(["0.01%", "1%"]);
+  });
+
+  it("featureMap(data) matches the snapshot", () => {
+    const div = render(
+      { index: [0, 1, 2, 3, 4, 5], x: [0, 1.5, -0.25, 0.75, 2, null], y: [0, 0.5, 1.125, -1, 0.333, 1], density: [0, 1e-4, 3e-3, 0.02, 0.5, 0.1], dead: [1, 0, 0, 0, 0, 0] },
+      featureMap().width(240).height(160).renderer("svg").href((i) => `/m/s/${i}/`),
+    );
+    expectSnapshot("featureMap.html", div);
   });
 
   it("bad options throw invalid <option>: <x>", () => {

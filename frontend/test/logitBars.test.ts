@@ -1,6 +1,7 @@
 import { select } from "d3";
 import { beforeEach, describe, expect, it } from "vitest";
 import { logitBars, type LogitData } from "../src/charts/logitBars";
+import { expectSnapshot } from "./snapshot";
 
 const data: LogitData = {
   positive: [
@@ -53,6 +54,22 @@ describe("logitBars", () => {
     expect(div.querySelectorAll(".logit-col")).toHaveLength(2);
     expect(div.querySelectorAll(".logit-row")).toHaveLength(3);
     expect(div.querySelector(".logit-col--negative .logit-value")!.textContent).toBe("−0.5"); // d3.format writes a true minus sign, as the server does
+  });
+
+  it("logitBars(data) matches the snapshot", () => {
+    const div = render({
+      positive: [
+        { token: " cat", value: 2.71828 },
+        { token: " dog", value: 1.25 },
+        { token: "<b>", value: 0.333333 },
+      ],
+      negative: [
+        { token: "\n", value: -1.5 },
+        { token: " the", value: -0.0123 },
+        { token: " nan", value: NaN },
+      ],
+    });
+    expectSnapshot("logitBars.html", div);
   });
 
   it("bad options throw invalid <option>: <x>", () => {

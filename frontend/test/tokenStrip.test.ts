@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { activationColor } from "../src/scales/activationColor";
 import type { TokenData } from "../src/tokens/tokenData";
 import { tokenStrip } from "../src/tokens/tokenStrip";
+import { expectSnapshot } from "./snapshot";
 
 function render(data: TokenData, strip = tokenStrip()): HTMLDivElement {
   const div = document.createElement("div");
@@ -18,6 +19,14 @@ function tokens(div: HTMLElement): HTMLSpanElement[] {
 describe("tokenStrip", () => {
   beforeEach(() => {
     document.body.replaceChildren();
+  });
+
+  it("tokenStrip(data) matches the snapshot", () => {
+    const div = render(
+      { tokens: ["<|endoftext|>", "The", " cat", "\n", " sat", " on", "  ", " mat"], values: [0, 0.125, 2.5, null, 1.333, 0, 0.05, NaN], maxPosition: 2 },
+      tokenStrip().max(3).window(4).precision(4),
+    );
+    expectSnapshot("tokenStrip.html", div);
   });
 
   it("renders one span per token in order", () => {
