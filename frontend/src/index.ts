@@ -19,6 +19,7 @@ export type { Theme } from "./theme/theme";
 export { enhance } from "./enhance/enhance";
 export { chartRenderers } from "./enhance/chartRenderers";
 export { readChartData } from "./enhance/readChartData";
+export { reusableChart } from "./charts/reusableChart";
 export { chartOptions, type OptionChecks, type OptionMethods } from "./options/chartOptions";
 export { check, type Check } from "./options/check";
 export { invalid } from "./options/invalid";

@@ -12,9 +12,10 @@ import {
   type Selection,
   type ZoomTransform,
 } from "d3";
-import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import type { OptionChecks, OptionMethods } from "../options/chartOptions";
 import { check } from "../options/check";
 import { invalid } from "../options/invalid";
+import { reusableChart } from "./reusableChart";
 
 /** Map coordinates of an SAE's features, columnar (as /<model>/<sae>/map.json serves them);
  * x and y are null for a feature not laid out yet. */
@@ -113,13 +114,7 @@ export function logDensityDomain(points: MapPoint[]): [number, number] {
 
 /** Creates a feature map with the defaults above. Bad option values throw `invalid <option>: <x>`. */
 export function featureMap(): FeatureMap {
-  const o: FeatureMapOptions = { ...defaults };
-  const chart = <E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, MapData, P, PD>) => {
-    selection.each(function (data) {
-      render(this, mapPoints(data), o);
-    });
-  };
-  return chartOptions(chart, o, checks);
+  return reusableChart({ ...defaults }, checks, (container: HTMLElement, data: MapData, o) => render(container, mapPoints(data), o));
 }
 
 function render(container: HTMLElement, points: MapPoint[], o: FeatureMapOptions): void {

@@ -1,11 +1,14 @@
-import { axisBottom, axisLeft, max, scaleLinear, scaleSymlog, select, type BaseType, type Selection } from "d3";
+import { axisLeft, max, scaleLinear, scaleSymlog, type BaseType, type Selection } from "d3";
 import type { Accessor } from "../options/accessor";
-import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import type { OptionChecks, OptionMethods } from "../options/chartOptions";
 import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { resolve } from "../options/resolve";
+import { chartAxes } from "./chartAxes";
+import { chartSvg } from "./chartSvg";
 import type { HistogramBin } from "./histogramBin";
 import type { Margin } from "./margin";
+import { reusableChart } from "./reusableChart";
 
 export interface HistogramOptions {
   /** Outer width in pixels (the SVG scales down with CSS). @default 320 */
@@ -51,13 +54,7 @@ export interface FeatureHistogram extends OptionMethods<HistogramOptions, Featur
 
 /** Creates a histogram chart with the defaults above. Bad option values throw `invalid <option>: <x>`. */
 export function featureHistogram(): FeatureHistogram {
-  const o: HistogramOptions = { ...defaults, margin: { ...defaults.margin } };
-  const chart = <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, HistogramBin[], P, PD>) => {
-    selection.each(function (bins) {
-      render(this, bins, o);
-    });
-  };
-  return chartOptions(chart, o, checks);
+  return reusableChart({ ...defaults, margin: { ...defaults.margin } }, checks, render);
 }
 
 function render(container: HTMLElement | SVGElement, bins: HistogramBin[], o: HistogramOptions): void {
@@ -80,14 +77,7 @@ function render(container: HTMLElement | SVGElement, bins: HistogramBin[], o: Hi
     .range([height - margin.bottom, margin.top]);
   if (o.yScale === "linear") y.nice(3);
 
-  const svg = select(container)
-    .selectAll<SVGSVGElement, HistogramBin[]>("svg.histogram")
-    .data([bins])
-    .join((enter) => enter.append("svg").attr("class", "histogram").attr("role", "img"))
-    .attr("viewBox", `0 0 ${width} ${height}`)
-    .attr("width", width)
-    .attr("height", height)
-    .attr("aria-label", o.label);
+  const svg = chartSvg(container, "histogram", bins, o);
 
   svg
     .selectAll<SVGGElement, null>("g.bars")
@@ -111,19 +101,5 @@ function render(container: HTMLElement | SVGElement, bins: HistogramBin[], o: Hi
     .join("title")
     .text((b) => `${b.x0}–${b.x1}: ${Number.isFinite(b.count) ? b.count : "no data"}`);
 
-  svg
-    .selectAll<SVGGElement, null>("g.x-axis")
-    .data([null])
-    .join("g")
-    .attr("class", "x-axis")
-    .attr("transform", `translate(0,${height - margin.bottom})`)
-    .call(axisBottom(x).ticks(Math.max(2, Math.floor((width - margin.left - margin.right) / 60))));
-
-  svg
-    .selectAll<SVGGElement, null>("g.y-axis")
-    .data([null])
-    .join("g")
-    .attr("class", "y-axis")
-    .attr("transform", `translate(${margin.left},0)`)
-    .call(axisLeft(y).ticks(3, "~s"));
+  chartAxes(svg, x, axisLeft(y).ticks(3, "~s"), o);
 }

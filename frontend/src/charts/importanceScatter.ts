@@ -1,10 +1,13 @@
-import { axisBottom, axisLeft, extent, scaleLinear, select, type BaseType, type Selection } from "d3";
+import { axisLeft, extent, scaleLinear, type BaseType, type Selection } from "d3";
 import type { Accessor } from "../options/accessor";
-import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import type { OptionChecks, OptionMethods } from "../options/chartOptions";
 import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { resolve } from "../options/resolve";
+import { chartAxes } from "./chartAxes";
+import { chartSvg } from "./chartSvg";
 import type { Margin } from "./margin";
+import { reusableChart } from "./reusableChart";
 
 /** One feature of the overview: its density (fraction of tokens) and importance (loss increase, nats). */
 export interface ImportancePoint {
@@ -57,13 +60,7 @@ export interface ImportanceScatter extends OptionMethods<ImportanceScatterOption
 
 /** Creates the scatter with the defaults above. Bad option values throw `invalid <option>: <x>`. */
 export function importanceScatter(): ImportanceScatter {
-  const o: ImportanceScatterOptions = { ...defaults, margin: { ...defaults.margin } };
-  const chart = <E extends HTMLElement | SVGElement, P extends BaseType, PD>(selection: Selection<E, ImportancePoint[], P, PD>) => {
-    selection.each(function (points) {
-      render(this, points, o);
-    });
-  };
-  return chartOptions(chart, o, checks);
+  return reusableChart({ ...defaults, margin: { ...defaults.margin } }, checks, render);
 }
 
 /** The extent widened to at least `minSpan` (around its centre), plus 5% on each side. */
@@ -90,14 +87,7 @@ function render(container: HTMLElement | SVGElement, points: ImportancePoint[], 
     .range([height - margin.bottom, margin.top])
     .nice(4);
 
-  const svg = select(container)
-    .selectAll<SVGSVGElement, ImportancePoint[]>("svg.importance-scatter")
-    .data([shown])
-    .join((enter) => enter.append("svg").attr("class", "importance-scatter").attr("role", "img"))
-    .attr("viewBox", `0 0 ${width} ${height}`)
-    .attr("width", width)
-    .attr("height", height)
-    .attr("aria-label", o.label);
+  const svg = chartSvg(container, "importance-scatter", shown, o);
 
   const dots = svg
     .selectAll<SVGGElement, null>("g.dots")
@@ -124,20 +114,7 @@ function render(container: HTMLElement | SVGElement, points: ImportancePoint[], 
   if (href) dots.on("click", (_event: MouseEvent, p: ImportancePoint) => container.ownerDocument?.defaultView?.location.assign(href(p.index)));
   else dots.on("click", null);
 
-  svg
-    .selectAll<SVGGElement, null>("g.x-axis")
-    .data([null])
-    .join("g")
-    .attr("class", "x-axis")
-    .attr("transform", `translate(0,${height - margin.bottom})`)
-    .call(axisBottom(x).ticks(Math.max(2, Math.floor((width - margin.left - margin.right) / 60))));
-  svg
-    .selectAll<SVGGElement, null>("g.y-axis")
-    .data([null])
-    .join("g")
-    .attr("class", "y-axis")
-    .attr("transform", `translate(${margin.left},0)`)
-    .call(axisLeft(y).ticks(4, "~g"));
+  chartAxes(svg, x, axisLeft(y).ticks(4, "~g"), o);
   svg
     .selectAll<SVGTextElement, string>("text.x-label")
     .data(["log10 density"])

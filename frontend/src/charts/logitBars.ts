@@ -1,8 +1,9 @@
 import { format as d3format, select, type BaseType, type Selection } from "d3";
-import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import type { OptionChecks, OptionMethods } from "../options/chartOptions";
 import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { displayToken } from "../tokens/displayToken";
+import { reusableChart } from "./reusableChart";
 
 /** One token and its direct effect on the logits. */
 export interface LogitEntry {
@@ -40,13 +41,7 @@ export interface LogitBars extends OptionMethods<LogitBarsOptions, LogitBars> {
  * text, a bar as long as |value| / scale and the value. Tokens are written with .text().
  */
 export function logitBars(): LogitBars {
-  const o: LogitBarsOptions = { ...defaults };
-  const chart = <E extends HTMLElement, P extends BaseType, PD>(selection: Selection<E, LogitData, P, PD>) => {
-    selection.each(function (data) {
-      render(this, data, o);
-    });
-  };
-  return chartOptions(chart, o, checks);
+  return reusableChart({ ...defaults }, checks, render);
 }
 
 function entries(value: unknown, name: string): LogitEntry[] {

@@ -1,5 +1,6 @@
 import { max as d3max, select, type BaseType, type ScaleSequential, type Selection } from "d3";
-import { chartOptions, type OptionChecks, type OptionMethods } from "../options/chartOptions";
+import { reusableChart } from "../charts/reusableChart";
+import type { OptionChecks, OptionMethods } from "../options/chartOptions";
 import { check } from "../options/check";
 import { invalid } from "../options/invalid";
 import { activationColor } from "../scales/activationColor";
@@ -45,13 +46,7 @@ export interface TokenStrip extends OptionMethods<TokenStripOptions, TokenStrip>
  * so markup in a token shows as characters and never becomes an element.
  */
 export function tokenStrip(): TokenStrip {
-  const o: TokenStripOptions = { ...defaults };
-  const strip = <E extends HTMLElement, D extends TokenData, P extends BaseType, PD>(selection: Selection<E, D, P, PD>) => {
-    selection.each(function (data) {
-      render(this, data, o);
-    });
-  };
-  return chartOptions(strip, o, checks);
+  return reusableChart({ ...defaults }, checks, render);
 }
 
 /** The position of the largest finite value (the first one on ties); 0 when there is none. */
