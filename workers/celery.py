@@ -2,9 +2,10 @@
 
 Start a worker with `celery -A workers.celery worker -Q index,explain,live.demo`.
 
-Queues (DESIGN.md §2): `live.<model>` per model for interactive work (steering, testing
-text), `index` and `explain` for batch work, so an hour-long indexing job never sits in front
-of a slider move. A live worker serves one model on one GPU.
+Queues (DESIGN.md §2) are named in explorer/core/tasks.py, which the web sends tasks through:
+`live.<model>` per model for interactive work (steering, testing text), `index` and `explain`
+for batch work, so an hour-long indexing job never sits in front of a slider move. A live
+worker serves one model on one GPU.
 
 CUDA and the parent process: a prefork worker's parent forks its children; CUDA cannot be
 used across fork, so the parent must never initialise it. Nothing at import time here (nor in
@@ -20,13 +21,15 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from explorer.core.tasks import BATCH_QUEUES, INDEX_QUEUE, live_queue
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "explorer.settings")
+
+__all__ = ["BATCH_QUEUES", "TIME_LIMITS", "app", "live_queue", "time_limits"]
 
 app = Celery("explorer")
 # Lazy: settings are read at first use, so importing this module configures nothing yet.
 app.config_from_object("django.conf:settings", namespace="CELERY")
-
-BATCH_QUEUES = ("index", "explain")
 
 # Soft limit raises SoftTimeLimitExceeded inside the task (it can record the failure); the hard
 # limit kills the child. Seconds, per queue, the one place they are set.
@@ -44,16 +47,12 @@ def time_limits(queue: str) -> dict[str, int]:
     return {"soft_time_limit": soft, "time_limit": hard}
 
 
-def live_queue(model: str) -> str:
-    return f"live.{model}"
-
-
 app.conf.update(
     # Declared queues; `live.<model>` for models added later are created on demand.
     task_queues=[Queue(name) for name in BATCH_QUEUES],
     task_create_missing_queues=True,
     # Health pings go to `index` unless the caller names a queue (tests ping live.* too).
-    task_routes={"workers.health.*": {"queue": "index"}},
+    task_routes={"workers.health.*": {"queue": INDEX_QUEUE}},
     # Ack after the task finishes: a worker killed mid-task (OOM, preemption) gives the task
     # back instead of losing it. Tasks are idempotent (they tolerate a second run).
     task_acks_late=True,

@@ -14,6 +14,8 @@ import time
 from django.conf import settings
 from django.db import connection
 
+from explorer.core import tasks
+
 _inspect_lock = threading.Lock()
 _inspect_cache: tuple[float, dict[str, list[str]] | None] | None = None
 
@@ -45,10 +47,8 @@ def redis_status() -> str:
 
 
 def _inspect_queues() -> dict[str, list[str]] | None:
-    from workers.celery import app
-
     try:
-        replies = app.control.inspect(timeout=settings.HEALTHZ_INSPECT_TIMEOUT).active_queues()
+        replies = tasks.client.control.inspect(timeout=settings.HEALTHZ_INSPECT_TIMEOUT).active_queues()
     except Exception:  # noqa: BLE001 - broker down: no answer
         return None
     queues: dict[str, list[str]] = {}

@@ -17,7 +17,9 @@ from typing import Any
 from celery import Celery
 from celery.result import AsyncResult
 
-BATCH_QUEUES = ("index", "explain")
+INDEX_QUEUE = "index"
+EXPLAIN_QUEUE = "explain"
+BATCH_QUEUES = (INDEX_QUEUE, EXPLAIN_QUEUE)
 
 # Registered names (`@app.task(name=...)` in workers/): fixed, as queued messages carry them.
 STEER = "workers.live.steer"

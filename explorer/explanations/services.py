@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError, NotFound, PermissionDenied
 from explorer.explanations import selectors
 from explorer.explanations.methods import Contexts, Score, llm, offline
@@ -145,10 +146,8 @@ def _enqueue(job_ids: list[int]) -> None:
     size = settings.EXPLAINER_BATCH_SIZE
 
     def send() -> None:
-        from workers.explain import explain_batch
-
         for i in range(0, len(job_ids), size):
-            explain_batch.apply_async(args=[job_ids[i:i + size]], queue="explain")
+            tasks.send(tasks.EXPLAIN_BATCH, queue=tasks.EXPLAIN_QUEUE, args=(job_ids[i:i + size],))
 
     transaction.on_commit(send)
 

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
 from explorer.importance.models import FeatureImportance
 from explorer.saes.models import SAE, Feature
@@ -27,21 +28,16 @@ BULK_CHUNK = 32
 
 
 def _enqueue_one(*, feature_id: int, model_slug: str) -> None:
-    from workers.celery import live_queue
-    from workers.importance import compute_feature as compute_feature_task
-
-    transaction.on_commit(lambda: compute_feature_task.apply_async(
-        kwargs={"feature_id": feature_id}, queue=live_queue(model_slug)))
+    transaction.on_commit(lambda: tasks.send(tasks.IMPORTANCE_FEATURE, queue=tasks.live_queue(model_slug),
+                                             kwargs={"feature_id": feature_id}))
 
 
 def _enqueue_bulk(*, feature_ids: list[int]) -> None:
-    from workers.importance import compute_features as compute_features_task
-
     chunks = [feature_ids[i : i + BULK_CHUNK] for i in range(0, len(feature_ids), BULK_CHUNK)]
 
     def send() -> None:
         for chunk in chunks:
-            compute_features_task.apply_async(kwargs={"feature_ids": chunk}, queue="index")
+            tasks.send(tasks.IMPORTANCE_FEATURES, queue=tasks.INDEX_QUEUE, kwargs={"feature_ids": chunk})
 
     transaction.on_commit(send)
 

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from celery import chord
 from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
 from explorer.saes.example_copy import ExampleArrays, binary_copy_chunks
 from explorer.saes.models import SAE, Feature, IndexRun, IndexShard
+from workers.engine.corpus import CorpusError, parse_corpus_spec  # shared contract: no torch
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,6 @@ def index_run_create(*, sae: SAE, corpus: str, tokens: int, shards: int = 1,
     quantile bins, or a corpus spec that cannot be read (missing or empty files); nothing is
     written then.
     """
-    from workers.engine.corpus import CorpusError, parse_corpus_spec  # torch-free
-
     _positive("tokens", tokens)
     _positive("shards", shards, MAX_SHARDS)
     _positive("context", context)
@@ -121,19 +122,17 @@ def index_run_dispatch(*, run: IndexRun, only_unfinished: bool = False) -> list[
     Returns the shard indices queued. When every shard is already done only the finish step
     is queued.
     """
-    from celery import chord
-
-    from workers.index import index_finish, index_shard
-
     shards = IndexShard.objects.filter(run=run)
     if only_unfinished:
         shards = shards.exclude(status=IndexShard.Status.DONE)
     todo = list(shards.order_by("index").values_list("index", flat=True))
 
     def send() -> None:
-        finish = index_finish.si(run.pk).set(queue="index")
+        finish = tasks.signature(tasks.INDEX_FINISH, queue=tasks.INDEX_QUEUE, args=(run.pk,),
+                                 immutable=True)
         if todo:
-            chord(index_shard.si(run.pk, i).set(queue="index") for i in todo)(finish)
+            chord([tasks.signature(tasks.INDEX_SHARD, queue=tasks.INDEX_QUEUE, args=(run.pk, i),
+                                   immutable=True) for i in todo], app=tasks.client)(finish)
         else:
             finish.apply_async()
 

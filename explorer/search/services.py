@@ -19,10 +19,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from celery.exceptions import TaskRevokedError
+from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 
+from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations import selectors as explanation_selectors
 from explorer.saes import selectors as sae_selectors
@@ -386,21 +389,18 @@ def query_embedding_store(*, text: str, vector: list[float]) -> None:
 
 def query_embedding(*, text: str) -> list[float] | None:
     """The embedding of `text`, from the cache or else from a worker (task
-    workers.embeddings.embed_query on settings.EXPLORER_EMBED_QUEUE), waiting at most
+    tasks.EMBED_QUERY on settings.EXPLORER_EMBED_QUEUE), waiting at most
     EXPLORER_EMBED_TIMEOUT_S. None when no worker answered in time: the caller searches
     without it. The worker caches what it computes even after the wait ended, so a worker
     that was busy loading the model serves the same query at once next time."""
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
-    from workers.embeddings import embed_query
-
     vector = cache.get(_query_embedding_key(text))
     if vector is not None:
         return vector
     if cache.get(NO_EMBED_WORKER_KEY):
         return None
     timeout = embed_timeout_s()
-    result = embed_query.apply_async(kwargs={"text": text}, queue=settings.EXPLORER_EMBED_QUEUE, expires=timeout)
+    result = tasks.send(tasks.EMBED_QUERY, queue=settings.EXPLORER_EMBED_QUEUE, kwargs={"text": text},
+                        expires=timeout)
     try:
         answer = result.get(timeout=timeout, propagate=False)
     except CeleryTimeout:
@@ -459,8 +459,6 @@ def fuse_ranks(rankings: list[list[SearchHit]], *, limit: int) -> list[SearchHit
 def explanation_embeddings_store(*, rows: list[tuple[int, str, list[float]]], model: str) -> int:
     """Store (explanation id, the text embedded, vector) rows, replacing older vectors. Rows of
     explanations deleted meanwhile are skipped. Returns the number stored."""
-    from django.db import transaction
-
     from explorer.search.models import ExplanationEmbedding
 
     if not rows:
@@ -482,11 +480,8 @@ def explanation_embeddings_store(*, rows: list[tuple[int, str, list[float]]], mo
 def embeddings_schedule(*, sae_id: int | None = None) -> None:
     """Embed the explanations (of SAE `sae_id`, or all) that lack an embedding, on a worker
     (explain queue), once the current transaction commits. Cheap when there is nothing to do."""
-    from django.db import transaction
-
-    from workers.embeddings import embed_explanations
-
-    transaction.on_commit(lambda: embed_explanations.apply_async(kwargs={"sae_id": sae_id}, queue="explain"))
+    transaction.on_commit(lambda: tasks.send(tasks.EMBED_EXPLANATIONS, queue=tasks.EXPLAIN_QUEUE,
+                                             kwargs={"sae_id": sae_id}))
 
 
 def hit_dicts(hits: list[SearchHit]) -> list[dict]:
@@ -529,18 +524,12 @@ def _queue_has_consumer(queue: str) -> bool:
 
 
 def _run_on_worker(*, sae: SAE, text: str, index: int | None, top_k: int) -> dict:
-    from celery.exceptions import TaskRevokedError
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
-    from workers.celery import live_queue
-    from workers.live_activations import text_activations
-
-    queue = live_queue(sae.model.slug)
+    queue = tasks.live_queue(sae.model.slug)
     if not _queue_has_consumer(queue):
         raise LiveWorkerUnavailable(
             f"No live worker serves model {sae.model.slug} right now (queue {queue}); try again later.")
-    result = text_activations.apply_async(kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k},
-                                          queue=queue, expires=live_timeout_s())
+    result = tasks.send(tasks.TEXT_ACTIVATIONS, queue=queue, expires=live_timeout_s(),
+                        kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k})
     try:
         answer = result.get(timeout=live_timeout_s(), propagate=False)
     except CeleryTimeout:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 from explorer.explanations.methods import Contexts, Score, balanced_accuracy
+from workers.engine.explain import show as engine_show  # shared contract: no torch
 
 METHOD = "detection:offline"
 QUOTED = re.compile(r'"([^"]{1,40})"')
@@ -34,8 +35,6 @@ class UnscorableError(ValueError):
 
 def show(token: str) -> str:
     """A token as labels quote it (same transform as the offline explainer)."""
-    from workers.engine.explain import show as engine_show  # plain Python, no torch
-
     return engine_show(token)[1:-1]
 
 
