@@ -73,6 +73,9 @@ INSTALLED_APPS = [
     "explorer.steering",
     "explorer.importance",
     "explorer.browser",
+    # The worker side's management commands (add_sae, embed_explanations), which run the
+    # engine in their own process; the app itself imports no torch.
+    "workers",
 ]
 
 MIDDLEWARE = [

@@ -26,3 +26,8 @@ def sae_get(*, model_slug: str, slug: str) -> SAE:
         return sae_list(model_slug=model_slug).get(slug=slug)
     except SAE.DoesNotExist:
         raise NotFound(f"No SAE {model_slug}/{slug}.") from None
+
+
+def sae_find(*, model_source: str, sae_source: str) -> SAE | None:
+    """The SAE registered from these stored sources, if any."""
+    return sae_list().filter(model__source=model_source, source=sae_source).first()

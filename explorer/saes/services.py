@@ -1,7 +1,8 @@
 """Writes for models and SAEs: registering a (model, SAE) pair.
 
-The engine (torch, transformers, sae-lens) is imported inside `sae_register` only: this
-module is imported by the web process, which must never import torch (DESIGN.md §2).
+Loading the pair to check that it fits needs the engine (torch), which the web process never
+imports (DESIGN.md §2): `manage.py add_sae` (workers/registration.py) loads it and hands the
+facts it read to `sae_register`. Checking specs and slugs needs no model: `sae_registration_plan`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from django.db import transaction
 from django.utils.text import slugify
 
 from explorer.core.exceptions import ApplicationError
+from explorer.saes import selectors as sae_selectors
 from explorer.saes.models import SAE, LanguageModel
 
 log = logging.getLogger(__name__)
 
-DEMO_SPEC = "demo"  # same value as workers.engine.constants.DEMO_SPEC, without importing torch
+DEMO_SPEC = "demo"  # the engine's name for its committed demo model and SAE
 NUL_STANDIN = "\u2400"  # "␀": PostgreSQL text cannot store U+0000
 
 
@@ -99,110 +101,93 @@ def _free_slug(base: str, taken: set[str]) -> str:
 
 
 def vocab_for_storage(strings: list[str]) -> list[str]:
+    """Token strings as the vocab column stores them (NUL as NUL_STANDIN)."""
     return [s.replace("\x00", NUL_STANDIN) for s in strings]
 
 
-def _existing(model_src: str, sae_src: str) -> SAE | None:
-    return SAE.objects.select_related("model").filter(model__source=model_src, source=sae_src).first()
+@dataclass(frozen=True)
+class RegistrationPlan:
+    """A registration request checked without loading anything."""
+
+    model_source: str  # stored form (model_source())
+    sae_source: str  # stored form (sae_source())
+    existing: SAE | None  # the SAE when it is already registered: nothing to load or write
 
 
-def sae_register(*, model_spec: str, sae_spec: str, slug: str | None = None,
-                 model_slug: str | None = None) -> Registration:
-    """Register a model (once per source) and an SAE on it, after checking that they fit.
-
-    Loads both with the engine and attaches the SAE (hook exists, d_in equals the hook's
-    width, 1-token dry run) before writing anything; every write happens in one transaction.
-    Registering an SAE that is already registered (same model and SAE source) changes nothing
-    and returns created=False, without loading anything.
-
-    Raises RegistrationError for an unknown or unloadable spec, a model/SAE mismatch (the
-    message names both widths), or a slug already used by another model or SAE.
-    """
-    model_src, sae_src = model_source(model_spec), sae_source(sae_spec)
+def _check_slugs(*, slug: str | None, model_slug: str | None) -> None:
     if slug is not None and slugify(slug) != slug:
         raise RegistrationError(f"SAE slug {slug!r} is not a slug (letters, digits, - and _).")
     if model_slug is not None and slugify(model_slug) != model_slug:
         raise RegistrationError(f"Model slug {model_slug!r} is not a slug (letters, digits, - and _).")
-    existing = _existing(model_src, sae_src)
-    if existing is not None:
-        return Registration(sae=existing, created=False, model_created=False)
 
-    # Heavy imports here only: see the module docstring.
-    from workers.engine.loading import attach_sae, load_model, load_sae
 
-    try:
-        lm = load_model(model_src, device="cpu")
-    except (OSError, ValueError, KeyError) as e:
-        raise RegistrationError(f"Could not load model {model_spec!r}: {e}") from None
-    try:
-        sae = load_sae(sae_src, device="cpu")
-    except (OSError, ValueError, KeyError) as e:
-        raise RegistrationError(f"Could not load SAE {sae_spec!r}: {e}") from None
-    try:
-        attached = attach_sae(lm, sae)
-    except ValueError as e:
-        raise RegistrationError(str(e), code="sae_mismatch") from None
+def sae_registration_plan(*, model_spec: str, sae_spec: str, slug: str | None = None,
+                          model_slug: str | None = None) -> RegistrationPlan:
+    """The stored sources of a (model, SAE) pair and the SAE if it is already registered, so a
+    caller loads the model and SAE only for a new pair.
 
-    model_fields = _model_fields(lm)
-    sae_fields = _sae_fields(attached, sae_src)
-    vocab = vocab_for_storage(lm.vocab_strings())
+    Raises RegistrationError for an unknown spec or a slug that is not a slug.
+    """
+    model_src, sae_src = model_source(model_spec), sae_source(sae_spec)
+    _check_slugs(slug=slug, model_slug=model_slug)
+    return RegistrationPlan(model_source=model_src, sae_source=sae_src,
+                            existing=sae_selectors.sae_find(model_source=model_src, sae_source=sae_src))
 
+
+class ModelFields(TypedDict):
+    """What registration stores of a model, read from the loaded model."""
+
+    architecture: str  # HF model_type
+    d_model: int
+    n_layers: int
+    n_ctx: int
+    revision: str  # hub commit hash; "" for local models
+
+
+class SAEFields(TypedDict):
+    """What registration stores of an SAE, read from the SAE attached to its model."""
+
+    hook_name: str
+    layer: int
+    d_in: int
+    d_sae: int
+    architecture: str
+    preprocessing: dict[str, bool | str]  # {"prepend_bos", "centre", "normalisation"}
+    provenance: dict[str, object]  # JSON values: the SAELens metadata and the spec
+
+
+def sae_register(*, model_source: str, sae_source: str, model_fields: ModelFields,
+                 sae_fields: SAEFields, vocab: list[str], slug: str | None = None,
+                 model_slug: str | None = None) -> Registration:
+    """Write a model (once per source) and an SAE on it, in one transaction, from facts the
+    caller read from the loaded pair after checking that they fit (workers/registration.py).
+    `vocab[i]` is token i decoded on its own. Sources are in stored form (model_source(),
+    sae_source()). An SAE already registered (same model and SAE source) is returned with
+    created=False and nothing changes.
+
+    Raises RegistrationError for a slug that is not a slug or is already used by another
+    model or SAE.
+    """
+    _check_slugs(slug=slug, model_slug=model_slug)
     with transaction.atomic():
-        lm_row = LanguageModel.objects.select_for_update().filter(source=model_src).first()
+        lm_row = LanguageModel.objects.select_for_update().filter(source=model_source).first()
         model_created = lm_row is None
         if lm_row is None:
             taken = set(LanguageModel.objects.values_list("slug", flat=True))
             if model_slug is not None and model_slug in taken:
                 raise RegistrationError(f"Model slug {model_slug!r} is already used by another model.")
             lm_row = LanguageModel.objects.create(
-                slug=model_slug or _free_slug(_default_slug(model_src), taken),
-                source=model_src, vocab=vocab, **model_fields)
+                slug=model_slug or _free_slug(_default_slug(model_source), taken),
+                source=model_source, vocab=vocab_for_storage(vocab), **model_fields)
         elif model_slug is not None and model_slug != lm_row.slug:
             log.info("model %s is registered as %r; --model-slug %r ignored",
-                     model_src, lm_row.slug, model_slug)
-        row = SAE.objects.filter(model=lm_row, source=sae_src).first()
-        if row is not None:  # registered concurrently since the check above
+                     model_source, lm_row.slug, model_slug)
+        row = SAE.objects.filter(model=lm_row, source=sae_source).first()
+        if row is not None:  # registered concurrently since the caller's plan
             return Registration(sae=row, created=False, model_created=False)
         taken = set(SAE.objects.filter(model=lm_row).values_list("slug", flat=True))
         if slug is not None and slug in taken:
             raise RegistrationError(f"SAE slug {slug!r} is already used on model {lm_row.slug!r}.")
-        row = SAE.objects.create(model=lm_row, slug=slug or _free_slug(_default_slug(sae_src), taken),
-                                 source=sae_src, **sae_fields)
+        row = SAE.objects.create(model=lm_row, slug=slug or _free_slug(_default_slug(sae_source), taken),
+                                 source=sae_source, **sae_fields)
     return Registration(sae=row, created=True, model_created=model_created)
-
-
-def _model_fields(lm: Any) -> dict[str, Any]:
-    config = lm.model.config
-    return {
-        "architecture": str(config.model_type),
-        "d_model": lm.d_model,
-        "n_layers": lm.n_layers,
-        "n_ctx": lm.n_ctx,
-        "revision": str(getattr(config, "_commit_hash", None) or ""),
-    }
-
-
-def _sae_fields(attached: Any, sae_src: str) -> dict[str, Any]:
-    cfg, pre = attached.sae.cfg, attached.preprocessing
-    metadata = cfg.metadata.to_dict()
-    provenance = {"spec": sae_src, **{k: v for k, v in metadata.items() if _jsonable(v)}}
-    return {
-        "hook_name": attached.hook_name,
-        "layer": attached.hook.layer,
-        "d_in": attached.d_in,
-        "d_sae": attached.d_sae,
-        "architecture": str(cfg.architecture()),
-        "preprocessing": {"prepend_bos": pre.prepend_bos, "centre": pre.center_residual,
-                          "normalisation": pre.normalize_activations},
-        "provenance": provenance,
-    }
-
-
-def _jsonable(value: Any) -> bool:
-    import json
-
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True

@@ -140,9 +140,9 @@ def test_the_feature_page_fits_a_phone(browser_page, live_server_url, indexed):
 def demo_indexed(transactional_db):
     """The committed demo model and SAE, registered, with synthetic feature rows: the live
     worker (celery_worker_proc, queue live.demo) computes real activations for the test form."""
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
-    return build_indexed_sae(sae=sae_register(model_spec="demo", sae_spec="demo").sae)
+    return build_indexed_sae(sae=sae_register_from_specs(model_spec="demo", sae_spec="demo").sae)
 
 
 @pytest.mark.integration
@@ -224,7 +224,7 @@ def demo_really_indexed(transactional_db, celery_worker_proc, tmp_path):
     from django.core.management import call_command
 
     from explorer.saes.models import Feature
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
     rng = random.Random(0)
     words = ["the", "state", "of", "union", "was", "read", "to", "people", ".", "she", "said", "that", "weather",
@@ -233,7 +233,7 @@ def demo_really_indexed(transactional_db, celery_worker_proc, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": " ".join(rng.choice(words) for _ in range(80))}) + "\n"
                               for _ in range(60)))
-    sae = sae_register(model_spec="demo", sae_spec="demo").sae
+    sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
     call_command("index_sae", "demo/demo", corpus=str(corpus), tokens=3000, context=32, batch_size=8)
     return Feature.objects.filter(sae=sae, dead=False).order_by("-density").first()
 

@@ -21,13 +21,13 @@ def demo_indexed(transactional_db, celery_worker_proc, tmp_path):
     from django.core.management import call_command
 
     from explorer.saes.models import Feature
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
     rng = random.Random(0)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(80))}) + "\n"
                               for _ in range(60)))
-    sae = sae_register(model_spec="demo", sae_spec="demo").sae
+    sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
     call_command("index_sae", "demo/demo", corpus=str(corpus), tokens=3000, context=32, batch_size=8)
     return Feature.objects.filter(sae=sae, dead=False).order_by("-density").first()
 

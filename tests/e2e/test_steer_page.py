@@ -32,9 +32,9 @@ def demo_model(transactional_db):
     """The demo model and SAE registered as `demo` / `demo` (committed: the server and the
     worker are other processes), plus one feature row so the slider has a unit."""
     from explorer.saes.models import Feature
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
-    registration = sae_register(model_spec="demo", sae_spec="demo", slug="demo", model_slug="demo")
+    registration = sae_register_from_specs(model_spec="demo", sae_spec="demo", slug="demo", model_slug="demo")
     Feature.objects.create(sae=registration.sae, index=FEATURE, max_activation=MAX_ACTIVATION,
                            density=0.01, mean_activation=2.0)
     return registration.sae

@@ -65,9 +65,9 @@ WORDS = TEXT.split()  # the corpus of tests/explorer/saes/test_index_sae.py
 
 
 def test_the_offline_proxy_scores_the_demo_sae_offline_labels(celery_worker_proc, tmp_path):
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
-    sae = sae_register(model_spec="demo", sae_spec="demo").sae
+    sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
     rng = random.Random(0)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(80))}) + "\n"

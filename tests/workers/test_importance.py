@@ -14,10 +14,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def demo_features(transactional_db):
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
-    built = build_indexed_sae(sae=sae_register(model_spec="demo", sae_spec="demo").sae, examples_per_feature=4,
-                              context=24)
+    sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
+    built = build_indexed_sae(sae=sae, examples_per_feature=4, context=24)
     return [f for f in built.features if not f.dead][:3]
 
 

@@ -18,9 +18,9 @@ URL = "/api/v1/activations/test"
 
 @pytest.fixture
 def demo_sae():
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
-    return sae_register(model_spec="demo", sae_spec="demo").sae
+    return sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
 
 
 @pytest.fixture(autouse=True)

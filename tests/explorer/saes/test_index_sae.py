@@ -36,9 +36,9 @@ def _corpus(tmp_path, n_docs: int = 60, seed: int = 0):
 
 @pytest.fixture
 def demo_sae(transactional_db):
-    from explorer.saes.services import sae_register
+    from workers.registration import sae_register_from_specs
 
-    return sae_register(model_spec="demo", sae_spec="demo").sae
+    return sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
 
 
 def _index(corpus, **kw):

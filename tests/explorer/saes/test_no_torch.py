@@ -1,4 +1,5 @@
-"""explorer/saes is imported by the web process, which never imports torch (DESIGN.md §2)."""
+"""explorer/saes is imported by the web process, which never imports torch (DESIGN.md §2); the
+add_sae command loads the engine only when it runs (listing commands imports its module)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SCRIPT = """
 import sys
 import django
 django.setup()
 import explorer.saes.models, explorer.saes.admin, explorer.saes.selectors, explorer.saes.services
-import explorer.saes.management.commands.add_sae
+import explorer.saes.indexing, explorer.saes.consumers
+import workers.management.commands.add_sae, workers.management.commands.embed_explanations
 heavy = sorted(m for m in ("torch", "transformers", "sae_lens", "transformer_lens") if m in sys.modules)
 print("heavy:", heavy)
 """

@@ -8,6 +8,7 @@ and uvicorn (explorer/core/supervisor.py), which inherit the URLs by environment
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -24,7 +25,9 @@ from django.core.management.base import BaseCommand, CommandError
 from explorer.core import embedded
 from explorer.core.static import collectstatic_if_stale
 from explorer.core.supervisor import Child, Supervisor
-from workers.celery import BATCH_QUEUES, live_queue
+from explorer.core.tasks import BATCH_QUEUES, live_queue
+from explorer.saes.selectors import sae_find
+from explorer.saes.services import DEMO_SPEC, sae_registration_plan
 
 DEMO_INDEX_TOKENS = 200_000  # ~20 s of the demo model on 2 CPU cores
 
@@ -37,11 +40,13 @@ def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None
     """
     from explorer.saes import indexing
     from explorer.saes.models import Feature, IndexRun
-    from explorer.saes.services import sae_register
 
-    reg = sae_register(model_spec="demo", sae_spec="demo")
-    sae = reg.sae
-    if reg.created:
+    plan = sae_registration_plan(model_spec=DEMO_SPEC, sae_spec=DEMO_SPEC)
+    sae = plan.existing
+    if sae is None:
+        # add_sae loads the model and SAE in this process (worker side: it needs torch).
+        call_command("add_sae", model=DEMO_SPEC, sae=DEMO_SPEC, stdout=io.StringIO())
+        sae = sae_find(model_source=plan.model_source, sae_source=plan.sae_source)
         stdout.write(f"Registered the demo model and SAE ({sae.model.slug}/{sae.slug}).")
     if tokens <= 0 or Feature.objects.filter(sae=sae).exists():
         return

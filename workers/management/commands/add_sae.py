@@ -1,11 +1,14 @@
-"""`python manage.py add_sae --model <path|hub id|demo> --sae <path|release:sae_id|demo>`."""
+"""`python manage.py add_sae --model <path|hub id|demo> --sae <path|release:sae_id|demo>`.
+
+Loads the model and SAE in this process (workers/registration.py), so it lives with the workers.
+"""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
 from explorer.core.exceptions import ApplicationError
-from explorer.saes.services import sae_register
+from workers.registration import sae_register_from_specs
 
 
 class Command(BaseCommand):
@@ -19,8 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            reg = sae_register(model_spec=options["model"], sae_spec=options["sae"],
-                               slug=options["slug"], model_slug=options["model_slug"])
+            reg = sae_register_from_specs(model_spec=options["model"], sae_spec=options["sae"],
+                                          slug=options["slug"], model_slug=options["model_slug"])
         except ApplicationError as e:
             raise CommandError(e.message) from None
         sae = reg.sae

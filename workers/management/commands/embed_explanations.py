@@ -1,8 +1,9 @@
 """`manage.py embed_explanations [<model>/<sae>] [--now]`: embeddings for semantic search.
 
 By default it sends the sweep to a worker (explain queue) and returns; `--now` runs it in this
-process instead (needs the `worker` extra: torch and the embedding model). Either way only
-explanations without an embedding, or whose text changed since, are embedded.
+process instead (needs the `worker` extra: torch and the embedding model), which is why the
+command lives with the workers. Either way only explanations without an embedding, or whose
+text changed since, are embedded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from explorer.core.exceptions import ApplicationError
 from explorer.saes.indexing import sae_by_ref
 from explorer.search import services
+from workers.embeddings import embed_missing
 
 
 class Command(BaseCommand):
@@ -27,8 +29,6 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         if now:
-            from workers.embeddings import embed_missing
-
             done, _ = embed_missing(sae_id=sae_id)
             self.stdout.write(f"embedded {done} explanation(s)")
             return

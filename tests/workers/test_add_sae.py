@@ -1,4 +1,5 @@
-"""`manage.py add_sae` and the service behind it (explorer/saes/services.py sae_register)."""
+"""`manage.py add_sae` (a workers command) and what it calls: workers/registration.py, then
+explorer/saes/services.py sae_register."""
 
 from __future__ import annotations
 
