@@ -70,9 +70,9 @@ def test_activations_prints_each_token_with_its_top_features(capsys, models):
     (["--feature", "64:1"], "d_sae=64"),
     (["--feature", "3:nan"], "strength must be finite"),
     (["--feature", "3"], "expected INDEX:STRENGTH"),
-    (["--feature", "3:1:boost"], "unknown mode 'boost'"),
+    (["--feature", "3:1:boost"], "mode must be one of add, clamp, ablate, logit, vector"),
     (["--feature", "3:1:ablate-mean"], "needs FeatureStats.mean"),
-    (["--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
+    (["--max-new-tokens", "0"], "max_new_tokens must be between 1 and"),
 ])
 def test_bad_steer_input_exits_2_with_a_message(capsys, models, args, message):
     code, out, err = run_main(capsys, ["steer", *models, "--prompt", "The cat", *args])
