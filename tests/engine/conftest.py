@@ -7,7 +7,10 @@ out fresh deep copies of session-cached objects, so a test may mutate what it ge
 from __future__ import annotations
 
 import copy
+import importlib
+import pkgutil
 import random
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from jaxtyping import install_import_hook
 from sae_lens import (
     SAE,
     GatedSAEConfig,
@@ -25,8 +29,54 @@ from sae_lens import (
 )
 from sae_lens.saes.sae import SAEMetadata
 
+ENGINE = "workers.engine"
+# Engine modules imported without the checks, each with the reason.
+UNCHECKED = {
+    f"{ENGINE}.interventions": "its SteeringSAE Protocol is not @runtime_checkable",
+    # Specs take loose input (a list for a tuple, say) and validate it themselves, raising
+    # SpecError with the field's name; a type check at the call would pre-empt that.
+    f"{ENGINE}.specs": "validates its own input",
+}
+# beartype, as an expression jaxtyping evaluates after `import beartype`. PEP 484's numeric
+# tower: an int is a valid float (timeout=60, strength=2). `Self` is read as Any: beartype
+# resolves it only in classes it decorates whole, and the hook decorates methods one by one.
+TYPECHECKER = (
+    "beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True, hint_overrides="
+    "beartype.FrozenDict({beartype.typing.Self: beartype.typing.Any})))"
+)
+
+
+def _import_engine_with_runtime_checks() -> None:
+    """Import every engine module under jaxtyping's import hook with beartype, so that each
+    annotated function checks its argument and return types and shapes on every call.
+
+    The hook instruments only modules imported while it is installed, hence all of them now,
+    before a test imports one lazily. It is installed here rather than with jaxtyping's
+    pytest option, which would apply to every test directory; engine modules that other test
+    directories import later are these same instrumented ones.
+    """
+    root = importlib.import_module(ENGINE)
+    names = [f"{ENGINE}.{m.name}" for m in pkgutil.iter_modules(root.__path__)
+             if m.name != "__main__"]  # __main__ runs the CLI on import
+    early = sorted(m for m in sys.modules if m.startswith(f"{ENGINE}."))
+    if early:  # imported before this conftest (e.g. by another directory's): unchecked
+        warnings.warn(f"imported before the jaxtyping hook, not checked: {early}", stacklevel=1)
+    with install_import_hook([n for n in names if n not in UNCHECKED], TYPECHECKER):
+        for name in names:
+            module = importlib.import_module(name)
+            for sub in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}."):
+                importlib.import_module(sub.name)
+
+
+_import_engine_with_runtime_checks()
+
 from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
-from workers.engine.loading import LoadedModel, attach_sae, load_model, load_sae
+from workers.engine.loading import (
+    LoadedModel,
+    attach_sae,
+    load_model,
+    load_sae,
+)
 
 torch.set_num_threads(1)
 

@@ -50,7 +50,7 @@ def tokenize_batch(
 
 
 def pad_batch(
-    att: AttachedSAE, rows: list[Int[Tensor, " pos"]]
+    att: AttachedSAE, rows: list[Int[Tensor, " _pos"]]  # "_": rows differ in length
 ) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
     """Right-pad already encoded texts; returns ids and the real-token mask."""
     width = max(len(r) for r in rows)

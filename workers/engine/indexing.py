@@ -106,7 +106,8 @@ class Windows:
         ids = self.tokens[self.offsets[i] : self.offsets[i + 1]].astype(np.int64)
         return Window(int(i), int(self.doc[i]), int(self.start[i]), ids, self.has_bos)
 
-    def batch(self, ids: Sequence[int], pad_id: int, device: torch.device
+    def batch(self, ids: Int[np.ndarray, " batch"] | Sequence[int], pad_id: int,
+              device: torch.device
               ) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
         """Right-padded token ids and real-token mask of the given windows."""
         lens = self.offsets[np.asarray(ids) + 1] - self.offsets[np.asarray(ids)]

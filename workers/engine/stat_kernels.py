@@ -51,12 +51,12 @@ def sample_hash(key: Int[Tensor, " n"], feature: Int[Tensor, " n"], seed: int) -
 
 # ---- bins from float32 bit patterns -----------------------------------------------------------
 
-def grid_key(v: Float[Tensor, " n"], shift: int) -> Int[Tensor, " n"]:
+def grid_key(v: Float[Tensor, "*shape"], shift: int) -> Int[Tensor, "*shape"]:
     """Monotone grid cell of positive float32 values: exponent and top mantissa bits."""
     return v.float().contiguous().view(torch.int32).long() >> shift
 
 
-def grid_edge(k: Int[Tensor, " n"], shift: int) -> Float[Tensor, " n"]:
+def grid_edge(k: Int[Tensor, "*shape"], shift: int) -> Float[Tensor, "*shape"]:
     """Lower edge (float32, exact) of grid cell ``k``."""
     return (k << shift).to(torch.int32).view(torch.float32)
 
