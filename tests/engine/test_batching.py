@@ -169,8 +169,8 @@ def test_streamed_text_never_splits_a_character_and_adds_up_to_the_text(tiny_lm)
     text = " naïve café 😀 ok — 東京"
     ids = tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"]
     batch = DecodeBatch(tiny_lm)
-    row = RowState(req=one_row_job(tiny_lm, "x", len(ids)).rows[0], job=None,
-                   generator=torch.Generator())
+    job = one_row_job(tiny_lm, "x", len(ids))
+    row = RowState(req=job.rows[0], job=job, generator=torch.Generator())
     deltas = []
     for i, tok in enumerate(ids):
         row.tokens.append(tok)
