@@ -9,9 +9,10 @@ worker serves one model on one GPU.
 
 CUDA and the parent process: a prefork worker's parent forks its children; CUDA cannot be
 used across fork, so the parent must never initialise it. Nothing at import time here (nor in
-workers/*.py modules) imports torch; tasks import workers.engine (and so torch) inside the task
-body, in the child. Django is imported by the parent (Celery's Django fix-up calls
-django.setup()), which is fine: it does not touch CUDA.
+workers/*.py modules) imports torch; tasks import the engine's torch modules inside the task
+body, in the child. Django is set up by the parent: Celery's Django fix-up calls django.setup()
+before it imports the task modules in `include`, so they import explorer services and
+selectors at the top; that does not touch CUDA.
 """
 
 from __future__ import annotations

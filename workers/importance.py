@@ -1,4 +1,4 @@
-"""Tasks for feature importance under ablation (issue 7 item 4).
+"""Tasks for feature importance under ablation.
 
 - `compute_feature` (one feature, on demand from the feature page) runs on the model's
   `live.<model>` queue, beside steering: it is a few forward passes and a person is waiting.
@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from explorer.importance import selectors, services
+from explorer.saes import selectors as sae_selectors
 from workers import resident
 from workers.celery import app, time_limits
 
@@ -26,10 +29,6 @@ log = logging.getLogger(__name__)
 def compute_importance(feature_ids: Sequence[int]) -> int:
     """Compute and store the importance of the claimable features among `feature_ids` (one SAE
     per call in practice; grouped by SAE anyway). Returns how many were stored."""
-    from dataclasses import asdict
-
-    from explorer.importance import selectors, services
-    from explorer.saes.models import Feature
     from workers.engine.importance import activation_pool, choose_contexts, feature_importance
     from workers.engine.interventions import FeatureStats
 
@@ -37,10 +36,7 @@ def compute_importance(feature_ids: Sequence[int]) -> int:
     if not claimed:
         return 0
     stored = 0
-    saes = {}
-    for f in Feature.objects.filter(pk__in=claimed).select_related("sae__model").defer("sae__model__vocab"):
-        saes.setdefault(f.sae_id, (f.sae, []))[1].append(f.pk)
-    for sae, ids in saes.values():
+    for sae, ids in sae_selectors.features_by_sae(feature_ids=claimed):
         try:
             inputs = selectors.importance_inputs(feature_ids=ids)
             att = resident.attached_for(sae)

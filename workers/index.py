@@ -1,8 +1,8 @@
 """Tasks for the `index` queue: one corpus shard, the merge that stores a run, the feature map.
 
 Thin interfaces (STYLE.md workers §1-§5): ids in, rows claimed and written through
-explorer.saes.indexing, the work done by plain functions below that call the engine. torch
-and the engine are imported inside function bodies only (see workers/celery.py).
+explorer.saes.indexing, the work done by plain functions below that call the engine. The
+engine's torch modules are imported inside function bodies only (see workers/celery.py).
 """
 
 from __future__ import annotations
@@ -11,11 +11,29 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 
+from explorer.core.tasks import INDEX_QUEUE
+from explorer.saes import indexing as svc
+from explorer.saes import selectors as sae_selectors
+from explorer.saes.example_copy import ExampleArrays
+from explorer.saes.indexing import FLOAT16_MAX, FeatureRow
 from workers.celery import app, time_limits
+from workers.engine.corpus import CorpusError, iter_documents, parse_corpus_spec
+from workers.engine.explain import FeatureEvidence, labels
+from workers.resident import attached_for
+
+if TYPE_CHECKING:
+    from explorer.saes.models import IndexRun, IndexShard
+    from workers.engine.feature_stats import FeatureStats
+    from workers.engine.indexing import MaterializedExample, Windows
+    from workers.engine.loading import AttachedSAE
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +46,12 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-_windows_cache: dict[tuple, Any] = {}
+_windows_cache: dict[tuple, Windows] = {}
 
 
-def _windows(att: Any, run: Any) -> Any:
+def _windows(att: AttachedSAE, run: IndexRun) -> Windows:
     """The run's corpus cut into windows; kept for the next task of the same run (the merge
     step, a second shard, a re-index of the same corpus) as tokenizing costs seconds."""
-    from workers.engine.corpus import iter_documents, parse_corpus_spec
     from workers.engine.indexing import make_windows
 
     o = run.options
@@ -50,18 +67,14 @@ def _windows(att: Any, run: Any) -> Any:
 
 # -- one shard --------------------------------------------------------------------------------
 
-def compute_shard(shard: Any) -> bytes:
+def compute_shard(shard: IndexShard) -> bytes:
     """Stream one shard of the run's corpus; return its mergeable result as bytes.
 
     Raises the engine's ValueError/CorpusError for bad input, IndexingCancelled when the run
     was cancelled or failed elsewhere.
     """
-    from django.conf import settings
-
-    from explorer.saes import indexing as svc
     from workers.engine.candidates import shard_result_to_bytes
     from workers.engine.indexing import Shard, candidate_values, index_shard
-    from workers.resident import attached_for
 
     run = shard.run
     o = run.options
@@ -94,12 +107,10 @@ def compute_shard(shard: Any) -> bytes:
 
 @app.task(bind=True, name="workers.index.index_shard", max_retries=MAX_SHARD_RETRIES,
           **time_limits("index"))
-def index_shard(self: Any, run_id: int, shard_index: int) -> dict[str, Any]:
+def index_shard(self: Task, run_id: int, shard_index: int) -> dict[str, Any]:
     """Claim shard `shard_index` of run `run_id` and compute it. A shard that is missing,
     taken or done is skipped (a redelivered or duplicate message). Bad input fails the run;
     other errors put the shard back and retry it, up to MAX_SHARD_RETRIES times."""
-    from explorer.saes import indexing as svc
-    from workers.engine.corpus import CorpusError
     from workers.engine.indexing import IndexingCancelled
 
     shard = svc.shard_claim(run_id=run_id, index=shard_index, worker=_worker_name())
@@ -135,7 +146,7 @@ def index_shard(self: Any, run_id: int, shard_index: int) -> dict[str, Any]:
 
 # -- the merge ----------------------------------------------------------------------------------
 
-def _histogram(stats: Any, f: int) -> tuple[list[float], list[int]]:
+def _histogram(stats: FeatureStats, f: int) -> tuple[list[float], list[int]]:
     edges, counts = stats.histogram(f)
     if counts.size == 0:
         return [], []
@@ -145,10 +156,8 @@ def _histogram(stats: Any, f: int) -> tuple[list[float], list[int]]:
     return edges.tolist(), counts.astype(int).tolist()
 
 
-def feature_rows(stats: Any, facts: dict[str, Any], old_map: dict[int, tuple[float, float]]
-                 ) -> Any:
-    from explorer.saes.indexing import FeatureRow
-
+def feature_rows(stats: FeatureStats, facts: dict[str, Any],
+                 old_map: dict[int, tuple[float, float]]) -> Iterator[FeatureRow]:
     density, mean, dead = stats.density, stats.mean, stats.dead
     fractions = stats.quantile_fractions()
     for f in range(stats.d_sae):
@@ -166,13 +175,9 @@ def feature_rows(stats: Any, facts: dict[str, Any], old_map: dict[int, tuple[flo
             map_x=x, map_y=y, dead=bool(dead[f]))
 
 
-def example_arrays(stats: Any, examples: list[Any], width: int) -> Any:
+def example_arrays(stats: FeatureStats, examples: list[MaterializedExample],
+                   width: int) -> ExampleArrays:
     """The chosen examples as the arrays the binary COPY loader takes."""
-    import numpy as np
-
-    from explorer.saes.example_copy import ExampleArrays
-    from explorer.saes.indexing import FLOAT16_MAX
-
     refs = stats.example_refs()
     n = len(refs)
     tokens = np.zeros((n, width), np.int32)
@@ -196,13 +201,12 @@ def example_arrays(stats: Any, examples: list[Any], width: int) -> Any:
         offset=np.fromiter((ex.start for ex in examples), np.int64, n))
 
 
-def weight_facts(att: Any, windows: Any, k: int = 10) -> dict[str, Any]:
+def weight_facts(att: AttachedSAE, windows: Windows, k: int = 10) -> dict[str, Any]:
     """Top/bottom logit tokens and decoder neighbours of every feature, as Python lists.
 
     Logit tokens are limited to tokens that occur in the indexed corpus, so a model's
     untrained or glitch tokens do not crowd out the ones a reader can check.
     """
-    import numpy as np
     import torch
 
     from workers.engine.facts import decoder_neighbours, logit_effects
@@ -216,11 +220,9 @@ def weight_facts(att: Any, windows: Any, k: int = 10) -> dict[str, Any]:
             "nb_idx": nb_idx.tolist(), "nb_cos": nb_cos.float().tolist()}
 
 
-def offline_labels(stats: Any, examples: list[Any], facts: dict[str, Any], vocab: list[str],
-                   has_bos: bool) -> list[str]:
+def offline_labels(stats: FeatureStats, examples: list[MaterializedExample],
+                   facts: dict[str, Any], vocab: list[str], has_bos: bool) -> list[str]:
     """The offline explainer's label for every feature (workers/engine/explain.py)."""
-    from workers.engine.explain import FeatureEvidence, labels
-
     evidence = [FeatureEvidence(peak_tokens=[], dead=bool(d)) for d in stats.dead]
     for ex, ref in zip(examples, stats.example_refs(), strict=True):
         if ref.kind != "top":
@@ -235,22 +237,19 @@ def offline_labels(stats: Any, examples: list[Any], facts: dict[str, Any], vocab
     return labels(evidence)
 
 
-def finish_run(run: Any) -> tuple[int, int, bool]:
+def finish_run(run: IndexRun) -> tuple[int, int, bool]:
     """Merge the run's shards, add examples and weight facts, swap them in.
 
     Returns (features, examples, map_missing).
     """
-    from explorer.saes import indexing as svc
-    from explorer.saes.models import IndexShard
     from workers.engine.candidates import CandidateValues, shard_result_from_bytes
     from workers.engine.indexing import chosen_examples
     from workers.engine.stats import FeatureStatsAccumulator
-    from workers.resident import attached_for
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    shards = list(IndexShard.objects.filter(run=run).order_by("index"))
-    missing = [s.index for s in shards if s.status != IndexShard.Status.DONE or s.result is None]
+    shards = sae_selectors.index_shard_list(run=run)
+    missing = [s.index for s in shards if s.status != s.Status.DONE or s.result is None]
     if missing:
         raise RuntimeError(f"shards {missing} are not done; resume the run")
     timings["shards_s"] = max(s.seconds or 0.0 for s in shards)
@@ -279,28 +278,24 @@ def finish_run(run: Any) -> tuple[int, int, bool]:
     timings["facts_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    labels = offline_labels(stats, examples, facts, att.lm.vocab_strings(), windows.has_bos)
+    label_texts = offline_labels(stats, examples, facts, att.lm.vocab_strings(), windows.has_bos)
     timings["explain_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="storing")
     n_f, n_e = svc.index_results_replace(run=run, features=feature_rows(stats, facts, old_map),
                                          examples=example_arrays(stats, examples, windows.context),
-                                         timings=timings, offline_labels=labels)
+                                         timings=timings, offline_labels=label_texts)
     timings["store_s"] = time.perf_counter() - t
-    type(run).objects.filter(pk=run.pk).update(timings={**run.timings, **timings})  # + store_s
+    svc.run_timings_add(run=run, timings=timings)  # + store_s
     return n_f, n_e, len(old_map) < stats.d_sae
 
 
 @app.task(name="workers.index.index_finish", **time_limits("index"))
 def index_finish(run_id: int) -> dict[str, Any]:
-    """Chord callback: merge and store run `run_id` (skipped when it is done or cancelled)."""
-    from explorer.saes import indexing as svc
-    from explorer.saes.models import IndexRun
-
-    run = IndexRun.objects.select_related("sae__model").filter(pk=run_id).first()
-    if run is None or run.status in (IndexRun.Status.DONE, IndexRun.Status.CANCELLED,
-                                     IndexRun.Status.FAILED):
+    """Chord callback: merge and store run `run_id` (skipped when it is gone or finished)."""
+    run = sae_selectors.index_run_unfinished(run_id=run_id)
+    if run is None:
         return {"run": run_id, "skipped": True}
     try:
         n_f, n_e, map_missing = finish_run(run)
@@ -308,15 +303,14 @@ def index_finish(run_id: int) -> dict[str, Any]:
         svc.run_failed(run_id=run_id, error=f"merge failed: {e}")
         raise
     if map_missing:
-        sae_map.apply_async((run.sae_id,), queue="index")
+        sae_map.apply_async((run.sae_id,), queue=INDEX_QUEUE)
     return {"run": run_id, "features": n_f, "examples": n_e}
 
 
 # -- the feature map ---------------------------------------------------------------------------
 
-def map_coordinates(att: Any, seed: int = 0) -> tuple[list[float], list[float]]:
+def map_coordinates(att: AttachedSAE, seed: int = 0) -> tuple[list[float], list[float]]:
     """2-D UMAP (cosine) of the decoder directions, scaled into [0, 1]."""
-    import numpy as np
     import umap
 
     w = att.decoder_directions.detach().float().cpu().numpy()  # [d_sae, d_in]
@@ -330,11 +324,7 @@ def map_coordinates(att: Any, seed: int = 0) -> tuple[list[float], list[float]]:
 @app.task(name="workers.index.sae_map", **time_limits("index"))
 def sae_map(sae_id: int) -> dict[str, Any]:
     """Compute and store the feature map of an SAE (weight-only: once per SAE)."""
-    from explorer.saes import indexing as svc
-    from explorer.saes.models import SAE
-    from workers.resident import attached_for
-
-    sae = SAE.objects.select_related("model").filter(pk=sae_id).first()
+    sae = sae_selectors.sae_by_id(sae_id=sae_id)
     if sae is None:
         log.info("sae_map: SAE %s is gone", sae_id)
         return {"sae": sae_id, "skipped": True}

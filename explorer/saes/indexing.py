@@ -230,6 +230,11 @@ def run_phase(*, run_id: int, phase: str) -> None:
         publish_progress(run_id=run_id)
 
 
+def run_timings_add(*, run: IndexRun, timings: dict[str, float]) -> None:
+    """Add to the run's recorded timings (seconds per phase)."""
+    IndexRun.objects.filter(pk=run.pk).update(timings={**run.timings, **timings})
+
+
 def progress_dict(run: IndexRun) -> dict[str, Any]:
     return {"run": run.pk, "sae": run.sae_id, "status": run.status,
             "tokens_done": run.tokens_done, "tokens_total": run.tokens_total or run.tokens,

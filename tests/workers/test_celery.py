@@ -57,3 +57,25 @@ def test_the_worker_parent_imports_no_torch():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_the_django_fixup_sets_django_up_before_the_task_modules_import():
+    """Task modules import explorer services and selectors at the top, so Django must be set
+    up before a worker imports them: Celery's Django fix-up does it, as in `celery worker`."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = (
+        "from workers.celery import app\n"
+        "modules = app.loader.import_default_modules()\n"
+        "print(sorted(m.__name__ for m in modules))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "workers.index" in result.stdout
