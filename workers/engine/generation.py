@@ -28,7 +28,7 @@ ROWS = ("default", "steered")
 class Row:
     """A continuation. `probs[i]` is the model's probability of `tokens[i]` and
     `alternatives[i]` its likeliest tokens then, as (id, probability), likeliest first
-    (batching.token_probabilities); neither takes part in equality: they are floats from a
+    (sampling.token_probabilities); neither takes part in equality: they are floats from a
     batched forward pass, whose last digits depend on the batch."""
 
     text: str

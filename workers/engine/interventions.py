@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Bool, Float
@@ -49,6 +49,7 @@ Positions = Literal["all", "prompt", "generated"]
 Kind = Literal["prompt", "generated"]  # which kind of forward pass: prefill or decode
 
 
+@runtime_checkable
 class SteeringSAE(Protocol):
     """What the math needs of an attached SAE (loading.AttachedSAE satisfies it)."""
 
