@@ -1,9 +1,9 @@
 """Tasks for the live.<model> queue: feature activations on a text ("test with your text",
 "top features for a text").
 
-The task is sent by explorer/search/services.py `activation_test`, which waits for its result
-and caches it. The engine (torch) is imported inside functions only: the web process imports
-this module to send the task (workers/celery.py explains why).
+The task is sent by name by the web's `activation_test` service, which waits for its result
+and caches it. The engine (torch) is imported inside functions only, in the prefork child
+(workers/celery.py explains why).
 
 Models and SAEs stay loaded in the worker process between tasks, in the one per-process cache
 the other tasks use too (workers/resident.py), so a worker holds one copy of its model.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from explorer.saes import selectors as sae_selectors
 from workers import resident
 from workers.celery import app, time_limits
 
@@ -58,9 +59,7 @@ def text_activations(*, sae_id: int, text: str, index: int | None = None, top_k:
     Returns {"error", "code"} rather than raising for problems the caller can fix (an unknown
     SAE, a text the model cannot take), so the web process can show the message.
     """
-    from explorer.saes.models import SAE
-
-    sae = SAE.objects.select_related("model").defer("model__vocab").filter(pk=sae_id).first()
+    sae = sae_selectors.sae_by_id(sae_id=sae_id)
     if sae is None:
         log.warning("text_activations: SAE %s no longer exists", sae_id)
         return {"error": f"SAE {sae_id} no longer exists.", "code": "not_found"}

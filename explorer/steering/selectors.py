@@ -7,11 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.urls import reverse
 
 from explorer.core.exceptions import NotFound
+from explorer.saes import selectors as sae_selectors
 from explorer.saes.models import SAE, Feature, LanguageModel
 from explorer.steering import protocol
 from explorer.steering.conf import Limits
@@ -232,19 +232,6 @@ def steering_vector_get(*, vector_id: int) -> SteeringVector:
 # --------------------------------------------------------------------------- the page
 
 
-def token_strings(*, model_id: int, ids: list[int]) -> list[str]:
-    """Each token id decoded on its own, from the model's stored vocab (one query, without
-    reading the whole vocab column); ids outside the vocab give ""."""
-    if not ids:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(v, '') FROM unnest(%s::int[]) WITH ORDINALITY AS t(i, ord) "
-            "LEFT JOIN LATERAL (SELECT m.vocab[t.i + 1] AS v FROM saes_languagemodel m "
-            "WHERE m.id = %s) AS x ON true ORDER BY t.ord", [list(ids), model_id])
-        return [row[0] for row in cursor.fetchall()]
-
-
 def result_dict(result: SteeringResult) -> dict[str, Any]:
     """The `result` of the page config and of the API."""
     return {
@@ -253,13 +240,13 @@ def result_dict(result: SteeringResult) -> dict[str, Any]:
         "request": result.request,
         "default_text": result.default_text,
         "steered_text": result.steered_text,
-        "default_tokens": token_strings(model_id=result.model_id, ids=result.default_tokens),
-        "steered_tokens": token_strings(model_id=result.model_id, ids=result.steered_tokens),
+        "default_tokens": sae_selectors.token_strings(model_id=result.model_id, ids=result.default_tokens),
+        "steered_tokens": sae_selectors.token_strings(model_id=result.model_id, ids=result.steered_tokens),
         "default_token_ids": list(result.default_tokens),
         "steered_token_ids": list(result.steered_tokens),
         **{f"{row}_{k}": v for row in ("default", "steered") for k, v in alternatives_fields(
             (result.alternatives or {}).get(row),
-            lambda ids: token_strings(model_id=result.model_id, ids=ids)).items()},
+            lambda ids: sae_selectors.token_strings(model_id=result.model_id, ids=ids)).items()},
         "engine_version": result.engine_version,
         "created": result.created.isoformat(),
     }
@@ -391,7 +378,7 @@ def feature_panel_config(*, sae: SAE, index: int, max_activation: float, label: 
 
 def steer_page_config(*, model: LanguageModel, initial: dict[str, Any], limits: Limits,
                       result: SteeringResult | None = None) -> dict[str, Any]:
-    """The `steer_config` of steering/steer.html (the contract in the helper brief)."""
+    """The `steer_config` of steering/steer.html (the contract in explorer/steering/README.md)."""
     return {
         "model": model.slug,
         "ws_path": "/ws/steer/",
