@@ -66,6 +66,12 @@ def prepare_job(
 ) -> Job:
     """Validate everything and build the two-row job; no model work happens here.
 
+    `on_token(row, token_id, text)` is called once per generated token per row ("default" or
+    "steered"); `text` is the newly final text (may be "" while a character is incomplete).
+    `cancel()` is polled before every decode step; when it returns True generation stops and
+    the result has `cancelled=True` with the tokens so far. `stats` feed mean/resample
+    ablation.
+
     Raises ValueError for an empty prompt, a prompt + max_new_tokens beyond the model's
     context, an unknown feature index (naming d_sae) or missing ablation stats; TypeError
     when `spec` is not a SteerSpec (build one with `SteerSpec.from_dict`).
@@ -105,40 +111,17 @@ def prepare_job(
     return Job(rows=rows, finish=finish, on_token=on_token, cancel=cancel)
 
 
-def generate(
-    att: Any,
-    prompt: str,
-    spec: SteerSpec,
-    *,
-    on_token: Callable[[str, int, str], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-    stats: Mapping[int, FeatureStats] | None = None,
-) -> GenerationResult:
-    """Generate the default and the steered continuation of `prompt` on the calling thread.
-
-    `on_token(row, token_id, text)` is called once per generated token per row ("default" or
-    "steered"); `text` is the newly final text (may be "" while a character is incomplete).
-    `cancel()` is polled before every decode step; when it returns True generation stops and
-    the result has `cancelled=True` with the tokens so far. Validation errors (ValueError) are
-    raised before any model work; an exception raised by `on_token` propagates.
-    """
-    job = prepare_job(att, prompt, spec, on_token=on_token, cancel=cancel, stats=stats)
-    return run_job(att.lm, job)
+def generate(att: Any, prompt: str, spec: SteerSpec, **options: Any) -> GenerationResult:
+    """Generate the default and the steered continuation of `prompt` on the calling thread;
+    `options` are `prepare_job`'s (on_token, cancel, stats). An exception raised by
+    `on_token` propagates."""
+    return run_job(att.lm, prepare_job(att, prompt, spec, **options))
 
 
-def submit(
-    scheduler: BatchScheduler,
-    att: Any,
-    prompt: str,
-    spec: SteerSpec,
-    *,
-    on_token: Callable[[str, int, str], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-    stats: Mapping[int, FeatureStats] | None = None,
-) -> JobHandle:
+def submit(scheduler: BatchScheduler, att: Any, prompt: str, spec: SteerSpec,
+           **options: Any) -> JobHandle:
     """Like `generate`, but decoded by a shared `BatchScheduler` alongside other requests.
     Validation errors raise here; `handle.result()` returns the GenerationResult."""
     if att.lm.model is not scheduler.lm.model:
         raise ValueError("the SAE is attached to a different model than the scheduler's")
-    return scheduler.submit(prepare_job(att, prompt, spec, on_token=on_token, cancel=cancel,
-                                        stats=stats))
+    return scheduler.submit(prepare_job(att, prompt, spec, **options))
