@@ -9,6 +9,7 @@ result (``is_bos``, ``mask``) so callers can exclude them from statistics.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -122,24 +123,17 @@ def activation_batches(
                                      values=feats.float())
 
 
-def feature_activations(
-    att: AttachedSAE,
-    texts: list[str] | str,
-    features: list[int] | None = None,
-    *,
-    prepend_bos: bool | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> list[TextActivations]:
-    """Per-token values of ``features`` (None = all) for each text, in input order.
-
-    ``prepend_bos`` defaults to the SAE's training setting. Raises ValueError for an unknown
+def feature_activations(att: AttachedSAE, texts: list[str] | str,
+                        features: list[int] | None = None, **options: Any) -> list[TextActivations]:
+    """Per-token values of ``features`` (None = all) for each text, in input order;
+    ``options`` are `activation_batches`' (``prepend_bos`` defaults to the SAE's training
+    setting, ``batch_size``). Raises ValueError for an unknown
     feature index (naming d_sae), an empty list of texts or features, or an empty or too-long
     text; nothing runs in that case.
     """
     cols = _check_features(att, features)
     out: list[TextActivations] = []
-    for chunk, batch in activation_batches(att, texts, cols, prepend_bos=prepend_bos,
-                                           batch_size=batch_size):
+    for chunk, batch in activation_batches(att, texts, cols, **options):
         for i, text in enumerate(chunk):
             n = int(batch.mask[i].sum())
             ids = batch.input_ids[i, :n].tolist()
