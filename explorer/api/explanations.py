@@ -13,7 +13,6 @@ from explorer.api.schemas import ErrorOut, StrictSchema
 from explorer.explanations import selectors as explanation_selectors
 from explorer.explanations import services
 from explorer.saes import selectors as sae_selectors
-from explorer.search import selectors as search_selectors
 
 router = Router(tags=["explanations"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut}
@@ -73,7 +72,7 @@ def explanation_edit(request: HttpRequest, explanation_id: int, payload: Explana
              summary="Queue an LLM explanation of a feature (needs a configured endpoint)")
 def feature_explain(request: HttpRequest, model: str, sae: str, index: int):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    search_selectors.feature_get(sae=row, index=index)  # 404 for an unknown index
+    sae_selectors.feature_get(sae=row, index=index)  # 404 for an unknown index
     jobs = services.explain_jobs_create(sae=row, indices=[index], user=request.auth)
     return Status(202, [_job(j) for j in jobs])
 
@@ -81,5 +80,5 @@ def feature_explain(request: HttpRequest, model: str, sae: str, index: int):
 @router.get(FEATURE + "/explain-jobs", response={200: list[ExplainJobOut], **ERRORS},
             summary="A feature's explain and score jobs, newest first")
 def feature_explain_jobs(request: HttpRequest, model: str, sae: str, index: int):
-    feature = search_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
+    feature = sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
     return [_job(j) for j in explanation_selectors.explain_job_list(feature_id=feature.pk)[:50]]

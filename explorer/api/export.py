@@ -11,7 +11,6 @@ from ninja import Router
 from explorer.api.schemas import ErrorOut
 from explorer.saes import selectors as sae_selectors
 from explorer.search import exports
-from explorer.search.selectors import vocab_get
 
 router = Router(tags=["export"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -36,5 +35,5 @@ def export_features(request: HttpRequest, model: str, sae: str, format: Literal[
             summary="Export every example with tokens and values (CSV or JSON, streamed)")
 def export_examples(request: HttpRequest, model: str, sae: str, format: Literal["csv", "json"] = "csv"):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    stream = exports.example_export(sae=row, vocab=vocab_get(model=row.model), fmt=format)
+    stream = exports.example_export(sae=row, vocab=sae_selectors.vocab_get(model=row.model), fmt=format)
     return _response(stream, name=f"{model}-{sae}-examples", fmt=format)

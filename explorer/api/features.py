@@ -9,9 +9,9 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
 from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.explanations import selectors as explanation_selectors
 from explorer.explanations import services as explanation_services
 from explorer.saes import selectors as sae_selectors
-from explorer.search import selectors
 
 router = Router(tags=["features"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -128,14 +128,14 @@ class VoteOut(Schema):
 @router.get(BASE, response={200: FeaturePageOut, **ERRORS}, summary="A page of an SAE's features")
 def feature_page(request: HttpRequest, model: str, sae: str, query: Query[FeaturePageQuery]):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    page = selectors.feature_page(sae=row, sort=query.sort, cursor=query.cursor, limit=query.limit,
+    page = sae_selectors.feature_page(sae=row, sort=query.sort, cursor=query.cursor, limit=query.limit,
                                   include_dead=query.dead)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @router.get(BASE + "/{index}", response={200: FeatureOut, **ERRORS}, summary="One feature with its statistics")
 def feature_detail(request: HttpRequest, model: str, sae: str, index: int):
-    return selectors.feature_detail(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
+    return sae_selectors.feature_detail(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
 
 
 @router.get(BASE + "/{index}/examples", response={200: ExampleListOut, **ERRORS},
@@ -143,27 +143,27 @@ def feature_detail(request: HttpRequest, model: str, sae: str, index: int):
 def example_list(request: HttpRequest, model: str, sae: str, index: int,
                  kind: Literal["top", "quantile"] | None = None):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return {"items": selectors.example_list(sae=row, index=index, kind=kind)}
+    return {"items": sae_selectors.example_list(sae=row, index=index, kind=kind)}
 
 
 @router.get(BASE + "/{index}/neighbours", response={200: NeighbourListOut, **ERRORS},
             summary="A feature's decoder-cosine neighbours")
 def neighbour_list(request: HttpRequest, model: str, sae: str, index: int):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return {"items": selectors.neighbour_list(sae=row, index=index)}
+    return {"items": sae_selectors.neighbour_list(sae=row, index=index)}
 
 
 @router.get(BASE + "/{index}/explanations", response={200: list[ExplanationOut], **ERRORS},
             summary="A feature's explanations, best first")
 def explanation_list(request: HttpRequest, model: str, sae: str, index: int):
-    feature = selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
-    return selectors.explanation_dicts(feature_id=feature.pk)
+    feature = sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
+    return explanation_selectors.explanation_dicts(feature_id=feature.pk)
 
 
 @router.post(BASE + "/{index}/explanations", response={201: ExplanationOut, **ERRORS},
              summary="Add your explanation of a feature")
 def explanation_create(request: HttpRequest, model: str, sae: str, index: int, payload: ExplanationIn):
-    feature = selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
+    feature = sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
     row = explanation_services.explanation_submit(feature=feature, text=payload.text, author=request.auth)
     return Status(201, {"id": row.id, "text": row.text, "method": row.method, "score": row.score,
                         "author": request.auth.get_username(), "votes": 0})

@@ -13,7 +13,6 @@ from explorer.accounts.permissions import ANONYMOUS, ReadOpenWriteAccount, api_k
 from explorer.api.schemas import ErrorOut, StrictSchema
 from explorer.importance import selectors, services
 from explorer.saes import selectors as sae_selectors
-from explorer.search import selectors as feature_selectors
 
 router = Router(tags=["importance"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -80,7 +79,7 @@ class OverviewOut(Schema):
 
 def _feature(model: str, sae: str, index: int):
     sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return feature_selectors.feature_get(sae=sae_row, index=index)
+    return sae_selectors.feature_get(sae=sae_row, index=index)
 
 
 @router.get(FEATURE, response={200: ImportanceOut, **ERRORS}, summary="A feature's importance under ablation")

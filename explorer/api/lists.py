@@ -13,7 +13,6 @@ from ninja import Router, Schema, Status
 from explorer.api.schemas import ErrorOut, StrictSchema
 from explorer.lists import selectors, services
 from explorer.saes import selectors as sae_selectors
-from explorer.search import selectors as feature_selectors
 
 router = Router(tags=["lists"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -106,7 +105,7 @@ def list_delete(request: HttpRequest, list_id: str):
              summary="Add a feature to a list (or change its note)")
 def item_add(request: HttpRequest, list_id: str, payload: ItemIn):
     sae = sae_selectors.sae_get(model_slug=payload.model, slug=payload.sae)
-    feature = feature_selectors.feature_get(sae=sae, index=payload.index)
+    feature = sae_selectors.feature_get(sae=sae, index=payload.index)
     item = services.feature_list_add(user=request.auth, list_id=list_id, feature=feature, note=payload.note)
     item.feature.sae = sae
     return Status(201, selectors.feature_list_item_dict(item))

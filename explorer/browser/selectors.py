@@ -1,8 +1,9 @@
 """Reads behind the browser's pages: home, SAE table and map, feature page.
 
 Everything here is keyword-only and raises `NotFound` for an unknown model, SAE or feature.
-Sized for large SAEs: the feature table pages by keyset (never OFFSET), vocab lookups go
-through a per-process cache instead of reading a model's vocab on every request.
+Sized for large SAEs: the feature table pages by keyset (never OFFSET). Reads of features, the
+vocabulary (one per-process cache) and index runs that are not particular to a page are in
+explorer/saes/selectors.py.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import itertools
 import json
 import math
 import random
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,35 +22,8 @@ from explorer.browser import tokens as tk
 from explorer.core.exceptions import NotFound
 from explorer.explanations.models import Explanation
 from explorer.explanations.selectors import best_explanations, explanation_list
+from explorer.saes import selectors as sae_selectors
 from explorer.saes.models import SAE, Example, Feature, IndexRun, LanguageModel
-from explorer.saes.selectors import language_model_list, sae_get
-
-# --- vocab --------------------------------------------------------------------------------------
-
-_VOCAB_CACHE_SIZE = 4  # models per process; a 256k-token vocab is a few MB
-_vocab_lock = threading.Lock()
-_vocab_cache: OrderedDict[tuple[int, Any], list[str]] = OrderedDict()
-
-
-def vocab_get(*, model: LanguageModel) -> list[str]:
-    """The model's vocab, read from the database once per process (a model's vocab never
-    changes after registration; the key includes `created` so a re-created row is re-read)."""
-    key = (model.pk, model.created)
-    with _vocab_lock:
-        if key in _vocab_cache:
-            _vocab_cache.move_to_end(key)
-            return _vocab_cache[key]
-    vocab = LanguageModel.objects.filter(pk=model.pk).values_list("vocab", flat=True).get()
-    with _vocab_lock:
-        _vocab_cache[key] = vocab
-        while len(_vocab_cache) > _VOCAB_CACHE_SIZE:
-            _vocab_cache.popitem(last=False)
-    return vocab
-
-
-def token_text(vocab: list[str], token_id: int) -> str:
-    return vocab[token_id] if 0 <= token_id < len(vocab) else f"<unk:{token_id}>"
-
 
 # --- home -----------------------------------------------------------------------------------------
 
@@ -85,7 +57,7 @@ def model_summaries() -> list[ModelSummary]:
     runs = {r.sae_id: r for r in IndexRun.objects.filter(
         status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING]).order_by("sae_id", "-created").distinct("sae_id")}
     by_model: dict[int, ModelSummary] = {}
-    for m in language_model_list():
+    for m in sae_selectors.language_model_list():
         by_model[m.pk] = ModelSummary(model=m, saes=[])
     for sae in saes:
         row = counts.get(sae.pk, {"n": 0, "live": 0})
@@ -136,8 +108,7 @@ def feature_cards(*, features: Iterable[Feature], width: int | None = 5) -> list
         ex = tops.get(f.pk)
         card = FeatureCard(feature=f, explanation=best[f.pk].text if f.pk in best else "", strip=None)
         if ex is not None:
-            vocab = vocab_get(model=f.sae.model)
-            card.tokens = [token_text(vocab, t) for t in ex.token_ids]
+            card.tokens = sae_selectors.vocab_get(model=f.sae.model).tokens(ex.token_ids)
             card.values = Example.unpack_values(ex.values)
             card.max_position = ex.max_position
             card.strip = tk.strip(card.tokens, card.values, max_value=f.max_activation or ex.max_value,
@@ -275,39 +246,6 @@ def feature_table(*, sae: SAE, sort: str = "index", direction: str | None = None
     )
 
 
-def feature_map_points(*, sae: SAE) -> dict[str, list]:
-    """Columnar data of every feature: index, x, y (null before the map is laid out), density,
-    dead. The page draws the map and the SAE's density distribution from it."""
-    rows = Feature.objects.filter(sae=sae).order_by("index").values_list("index", "map_x", "map_y", "density", "dead")
-    cols: dict[str, list] = {"index": [], "x": [], "y": [], "density": [], "dead": []}
-    for index, x, y, density, dead in rows.iterator(chunk_size=5000):
-        cols["index"].append(index)
-        cols["x"].append(round(x, 4) if x is not None else None)
-        cols["y"].append(round(y, 4) if y is not None else None)
-        cols["density"].append(float(f"{density:.3g}"))
-        cols["dead"].append(1 if dead else 0)
-    return cols
-
-
-def index_run_active(*, sae: SAE) -> IndexRun | None:
-    """The SAE's newest queued or running index run, if any."""
-    return (IndexRun.objects.filter(sae=sae, status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING])
-            .order_by("-created").first())
-
-
-def index_run_latest(*, sae: SAE) -> IndexRun | None:
-    return IndexRun.objects.filter(sae=sae).order_by("-created").first()
-
-
-def random_live_index(*, sae: SAE, rng: random.Random | None = None) -> int | None:
-    """A live feature's index, close to uniform: the first live one at or after a random index."""
-    rng = rng or random.Random()
-    probe = rng.randrange(max(1, sae.d_sae))
-    live = Feature.objects.filter(sae=sae, dead=False).order_by("index").values_list("index", flat=True)
-    found = live.filter(index__gte=probe).first()
-    return found if found is not None else live.first()
-
-
 # --- feature page ---------------------------------------------------------------------------------
 
 @dataclass
@@ -402,20 +340,6 @@ def interval_share(edges: list[float], counts: list[int], low: float, high: floa
     return inside / total
 
 
-def feature_get(*, sae: SAE, index: int) -> Feature:
-    """Raises NotFound, saying the SAE's index range, for an index it does not have."""
-    try:
-        if not 0 <= index < sae.d_sae:
-            raise Feature.DoesNotExist
-        return Feature.objects.get(sae=sae, index=index)
-    except Feature.DoesNotExist:
-        if 0 <= index < sae.d_sae and not Feature.objects.filter(sae=sae).exists():
-            raise NotFound(f"{sae.model.slug}/{sae.slug} has not been indexed yet: its features appear "
-                           "when an index run finishes (`manage.py index_sae`).") from None
-        raise NotFound(f"{sae.model.slug}/{sae.slug} has no feature {index}: its features are "
-                       f"numbered 0 to {sae.d_sae - 1}.") from None
-
-
 def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
     """The feature with its SAE and model (vocab left out) in one query; on a miss, the
     NotFound of sae_get or feature_get, which say what exactly is missing."""
@@ -423,7 +347,8 @@ def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
              .filter(sae__model__slug=model_slug, sae__slug=sae_slug, index=index).first()
              if 0 <= index < 2**31 else None)
     if found is None:
-        feature_get(sae=sae_get(model_slug=model_slug, slug=sae_slug), index=index)
+        sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug),
+                                  index=index)
         raise NotFound(f"No feature {model_slug}/{sae_slug}/{index}.")  # unreachable: feature_get raised
     return found
 
@@ -445,18 +370,18 @@ def feature_page_get(*, model_slug: str, sae_slug: str, index: int, width: int |
     """Everything the feature page shows, in four queries (the vocab is cached). Raises NotFound."""
     feature = _feature_with_sae(model_slug=model_slug, sae_slug=sae_slug, index=index)
     sae = feature.sae
-    vocab = vocab_get(model=sae.model)
+    vocab = sae_selectors.vocab_get(model=sae.model)
 
     def logits(ids: list[int], values: list[float]) -> list[LogitToken]:
-        return [LogitToken(token=token_text(vocab, i), display=tk.display_token(token_text(vocab, i)), value=v)
-                for i, v in zip(ids, values)]
+        return [LogitToken(token=vocab.token(i), display=tk.display_token(vocab.token(i)), value=v)
+                for i, v in zip(ids, values, strict=False)]
 
     neighbours = _neighbours(sae=sae, feature=feature)
 
     scale = feature.max_activation if feature.max_activation > 0 else 1.0
 
     def view(ex: Example) -> ExampleView:
-        toks = [token_text(vocab, t) for t in ex.token_ids]
+        toks = vocab.tokens(ex.token_ids)
         vals = Example.unpack_values(ex.values)
         return ExampleView(tokens=toks, values=vals, max_value=ex.max_value, max_position=ex.max_position,
                            strip=tk.strip(toks, vals, max_value=scale, max_position=ex.max_position, width=width))

@@ -23,7 +23,7 @@ from explorer.browser.tokens import CONTEXT_WIDTHS, DEFAULT_CONTEXT
 from explorer.core.exceptions import NotFound
 from explorer.explanations.selectors import my_votes
 from explorer.lists.selectors import feature_list_visible
-from explorer.saes.selectors import sae_get
+from explorer.saes import selectors as sae_selectors
 from explorer.search.services import test_text_max_chars
 from explorer.steering import selectors as steering_selectors
 from explorer.steering.conf import limits as steering_limits
@@ -61,7 +61,7 @@ def model_page(request: HttpRequest, model: str) -> HttpResponse:
 @require_safe
 @friendly_404
 def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
-    sae_row = sae_get(model_slug=model, slug=sae)
+    sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
     q = request.GET.get("q", "").strip()
     if q.lstrip("#").isdigit():  # "#123" or "123": jump straight to that feature
         return redirect(f"/{model}/{sae}/{int(q.lstrip('#'))}/")
@@ -83,7 +83,7 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
         columns.append({"key": key, "label": label, "active": active,
                         "direction": page.direction if active else "",
                         "url": link(sort=key, dir=flip if active else default_dir)})
-    run = selectors.index_run_active(sae=sae_row)
+    run = sae_selectors.index_run_active(sae=sae_row)
     return render(request, "browser/sae.html", {
         "sae": sae_row, "model": sae_row.model, "page": page, "q": q, "live_only": live_only,
         "columns": columns, "run": run,
@@ -100,15 +100,15 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
 @cache_control(max_age=60)
 def sae_map_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
     """Every feature's map point, columnar (the map chart fetches it)."""
-    sae_row = sae_get(model_slug=model, slug=sae)
-    return JsonResponse({"model": model, "sae": sae, "points": selectors.feature_map_points(sae=sae_row)})
+    sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
+    return JsonResponse({"model": model, "sae": sae, "points": sae_selectors.feature_map_points(sae=sae_row)})
 
 
 @require_safe
 @friendly_404
 def sae_progress_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
     """The newest index run's progress, polled by the SAE page while a run is active."""
-    run = selectors.index_run_latest(sae=sae_get(model_slug=model, slug=sae))
+    run = sae_selectors.index_run_latest(sae=sae_selectors.sae_get(model_slug=model, slug=sae))
     if run is None:
         return JsonResponse({"status": None})
     return JsonResponse({"status": run.status, "tokens_done": run.tokens_done,
@@ -118,8 +118,8 @@ def sae_progress_json(request: HttpRequest, model: str, sae: str) -> JsonRespons
 @require_safe
 @friendly_404
 def random_feature(request: HttpRequest, model: str, sae: str) -> HttpResponse:
-    sae_row = sae_get(model_slug=model, slug=sae)
-    index = selectors.random_live_index(sae=sae_row)
+    sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
+    index = sae_selectors.random_live_index(sae=sae_row)
     if index is None:
         raise NotFound(f"{model}/{sae} has no live features yet.")
     query = request.GET.urlencode()
@@ -129,7 +129,7 @@ def random_feature(request: HttpRequest, model: str, sae: str) -> HttpResponse:
 @require_safe
 @friendly_404
 def bad_index(request: HttpRequest, model: str, sae: str, index: str) -> HttpResponse:
-    sae_get(model_slug=model, slug=sae)  # an unknown SAE is the better message
+    sae_selectors.sae_get(model_slug=model, slug=sae)  # an unknown SAE is the better message
     return not_found(request, f"{index!r} is not a feature index: use a whole number, as in /{model}/{sae}/0/.")
 
 

@@ -1,4 +1,9 @@
-"""Reads for explanations. Importable without torch."""
+"""Reads for explanations. Importable without torch.
+
+This module and explorer.saes.selectors import each other (features are shown with their best
+explanation; explanation contexts need token strings), so each reads the other's names at call
+time only.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from django.db.models.functions import Coalesce
 
 from explorer.explanations.methods import Context, Contexts
 from explorer.explanations.models import ExplainJob, Explanation, Vote
+from explorer.saes import selectors as sae_selectors
 from explorer.saes.models import Example, Feature
 
 
@@ -20,6 +26,13 @@ def explanation_list(*, feature_id: int) -> QuerySet[Explanation]:
             .select_related("author")
             .annotate(vote_total=Coalesce(Sum("votes__value"), 0))
             .order_by(F("score").desc(nulls_last=True), "-vote_total", "-created", "-id"))
+
+
+def explanation_dicts(*, feature_id: int) -> list[dict]:
+    """A feature's explanations, best first, as the API shows them."""
+    return [{"id": e.id, "text": e.text, "method": e.method, "score": e.score,
+             "author": e.author.get_username() if e.author else None, "votes": e.vote_total}
+            for e in explanation_list(feature_id=feature_id)]
 
 
 def my_votes(*, user, explanation_ids: Iterable[int]) -> dict[int, int]:
@@ -44,15 +57,13 @@ def best_explanations(*, feature_ids: Iterable[int]) -> dict[int, Explanation]:
 
 # -- evidence for explainers and judges ---------------------------------------------------------
 
-def _context(example: Example, vocab) -> Context:
+def _context(example: Example, vocab: sae_selectors.Vocab) -> Context:
     return Context(tokens=vocab.tokens(example.token_ids), position=example.max_position)
 
 
 def explain_evidence(*, feature: Feature, limit: int = 10) -> tuple[list[Context], list[str]]:
     """(the feature's top examples as contexts, strongest first; its top logit tokens)."""
-    from explorer.search.selectors import vocab_get
-
-    vocab = vocab_get(model=feature.sae.model)
+    vocab = sae_selectors.vocab_get(model=feature.sae.model)
     rows = (Example.objects.filter(feature=feature, kind=Example.Kind.TOP).order_by("-max_value")
             .only("token_ids", "max_position")[:limit])
     return [_context(e, vocab) for e in rows], vocab.tokens(feature.top_logit_ids[:10])
@@ -63,9 +74,7 @@ def scoring_contexts(*, feature: Feature, n: int, seed: int = 0) -> Contexts:
     top examples first, then quantile ones) and up to `n` non-activating ones (top examples of
     other features of the same SAE, chosen by a seeded shuffle of their indices so a score is
     reproducible). See methods.offline for what "non-activating" presumes."""
-    from explorer.search.selectors import vocab_get
-
-    vocab = vocab_get(model=feature.sae.model)
+    vocab = sae_selectors.vocab_get(model=feature.sae.model)
     activating = [_context(e, vocab) for e in
                   Example.objects.filter(feature=feature, max_value__gt=0)
                   .order_by("kind", "-max_value").only("token_ids", "max_position")[:n]]

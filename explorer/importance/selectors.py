@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from explorer.importance.models import FeatureImportance
 from explorer.saes.models import SAE, Example, Feature
-from explorer.search.selectors import vocab_get
+from explorer.saes.selectors import vocab_get
 
 METHODS = ("zero", "mean", "resample")
 

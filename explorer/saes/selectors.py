@@ -1,13 +1,32 @@
-"""Reads for models and SAEs. Importable without torch."""
+"""Reads for models and SAEs, their features and index runs, and the models' vocabularies.
+Importable without torch.
+
+Sized for SAEs of millions of features: no query here scans or counts a whole SAE, pages of
+features are keyset-paginated (never OFFSET), and a model's vocab (tens of thousands of
+strings) is read once per process into the one cache below, not per request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+import functools
+import json
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 
-from explorer.core.exceptions import NotFound
-from explorer.saes.models import SAE, Feature, IndexRun, IndexShard, LanguageModel
+from explorer.core.exceptions import ApplicationError, NotFound
+from explorer.explanations import selectors as explanation_selectors
+from explorer.saes.models import SAE, Example, Feature, IndexRun, IndexShard, LanguageModel
+
+# -- models and SAEs ---------------------------------------------------------------------------
 
 
 def language_model_list() -> QuerySet[LanguageModel]:
@@ -40,6 +59,261 @@ def sae_by_id(*, sae_id: int) -> SAE | None:
     return sae_list().filter(pk=sae_id).first()
 
 
+# -- vocabulary --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Vocab:
+    """A model's token strings: `strings[i]` is token id i decoded on its own."""
+
+    strings: list[str]
+
+    def token(self, token_id: int) -> str:
+        """Token `token_id`'s string; `<id>` for an id outside the vocab."""
+        return self.strings[token_id] if 0 <= token_id < len(self.strings) else f"<{token_id}>"
+
+    def tokens(self, ids: Iterable[int]) -> list[str]:
+        strings, n = self.strings, len(self.strings)
+        return [strings[i] if 0 <= i < n else f"<{i}>" for i in ids]
+
+    @functools.cached_property
+    def ids_by_string(self) -> dict[str, list[int]]:
+        """The ids of each string (a vocab may spell two tokens the same), built on first use."""
+        ids: dict[str, list[int]] = {}
+        for i, s in enumerate(self.strings):
+            ids.setdefault(s, []).append(i)
+        return ids
+
+    @functools.cached_property
+    def json_strings(self) -> list[str]:
+        """Each token as a JSON string literal, encoded once (exports write millions)."""
+        return [json.dumps(s, ensure_ascii=False) for s in self.strings]
+
+    def tokens_json(self, ids: Iterable[int]) -> str:
+        """json.dumps(self.tokens(ids), ensure_ascii=False), without encoding each token again."""
+        table, n = self.json_strings, len(self.strings)
+        return "[" + ", ".join(table[i] if 0 <= i < n else json.dumps(f"<{i}>") for i in ids) + "]"
+
+
+VOCAB_CACHE_SIZE = 4  # models per process; a 256k-token vocab is a few MB (more once indexed)
+_vocab_lock = threading.Lock()
+_vocab_cache: OrderedDict[tuple[int, datetime], Vocab] = OrderedDict()
+
+
+def vocab_get(*, model: LanguageModel) -> Vocab:
+    """The model's token strings, read from the database once per process (the few most
+    recently used models are kept).
+
+    Keyed by (pk, created): a model's vocab never changes after registration, and a model
+    deleted and registered again gets a new key.
+    """
+    key = (model.pk, model.created)
+    with _vocab_lock:
+        vocab = _vocab_cache.get(key)
+        if vocab is not None:
+            _vocab_cache.move_to_end(key)
+            return vocab
+    strings = LanguageModel.objects.values_list("vocab", flat=True).get(pk=model.pk)
+    vocab = Vocab(strings=list(strings))
+    with _vocab_lock:
+        vocab = _vocab_cache.setdefault(key, vocab)
+        _vocab_cache.move_to_end(key)
+        while len(_vocab_cache) > VOCAB_CACHE_SIZE:
+            _vocab_cache.popitem(last=False)
+    return vocab
+
+
+def token_strings(*, model_id: int, ids: list[int]) -> list[str]:
+    """Each token id decoded on its own, from model `model_id`'s stored vocab; ids outside the
+    vocab give "". One query that reads only these entries of the vocab column, not the whole
+    vocab: for a few hundred tokens (a steering result) on a process that may never need the
+    rest."""
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(v, '') FROM unnest(%s::int[]) WITH ORDINALITY AS t(i, ord) "
+            "LEFT JOIN LATERAL (SELECT m.vocab[t.i + 1] AS v FROM saes_languagemodel m "
+            "WHERE m.id = %s) AS x ON true ORDER BY t.ord", [list(ids), model_id])
+        return [row[0] for row in cursor.fetchall()]
+
+
+# -- one feature -------------------------------------------------------------------------------
+
+def feature_url(*, model_slug: str, sae_slug: str, index: int) -> str:
+    """The permalink of a feature page."""
+    return f"/{model_slug}/{sae_slug}/{index}/"
+
+
+def feature_get(*, sae: SAE, index: int) -> Feature:
+    """Feature `index` of `sae`. Raises NotFound, saying the SAE's index range for an index it
+    does not have, or that it is not indexed yet."""
+    try:
+        if not 0 <= index < sae.d_sae:
+            raise Feature.DoesNotExist
+        return Feature.objects.get(sae=sae, index=index)
+    except Feature.DoesNotExist:
+        if 0 <= index < sae.d_sae and not Feature.objects.filter(sae=sae).exists():
+            raise NotFound(f"{sae.model.slug}/{sae.slug} has not been indexed yet: its features appear "
+                           "when an index run finishes (`manage.py index_sae`).") from None
+        raise NotFound(f"{sae.model.slug}/{sae.slug} has no feature {index}: its features are "
+                       f"numbered 0 to {sae.d_sae - 1}.") from None
+
+
+def feature_detail(*, sae: SAE, index: int) -> dict:
+    """Everything about one feature but its examples (the Feature JSON contract)."""
+    f = feature_get(sae=sae, index=index)
+    vocab = vocab_get(model=sae.model)
+
+    def logits(ids: list[int], values: list[float]) -> list[dict]:
+        return [{"token_id": t, "token": vocab.token(t), "value": v} for t, v in zip(ids, values, strict=False)]
+
+    return {
+        "model": sae.model.slug, "sae": sae.slug, "index": f.index,
+        "density": f.density, "max_activation": f.max_activation, "mean_activation": f.mean_activation,
+        "dead": f.dead, "hist_edges": f.hist_edges, "hist_counts": f.hist_counts,
+        "top_logits": logits(f.top_logit_ids, f.top_logit_values),
+        "bottom_logits": logits(f.bottom_logit_ids, f.bottom_logit_values),
+        "neighbours": [{"index": i, "cosine": c}
+                       for i, c in zip(f.neighbour_indices, f.neighbour_cosines, strict=False)],
+        "map_x": f.map_x, "map_y": f.map_y,
+        "explanations": explanation_selectors.explanation_dicts(feature_id=f.pk),
+        "url": feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index),
+    }
+
+
+def neighbour_list(*, sae: SAE, index: int) -> list[dict]:
+    """A feature's decoder-cosine neighbours with their stats and best explanations."""
+    f = feature_get(sae=sae, index=index)
+    cosine = dict(zip(f.neighbour_indices, f.neighbour_cosines, strict=False))
+    rows = {r.index: r for r in Feature.objects.filter(sae=sae, index__in=list(cosine)).only(*SUMMARY_FIELDS)}
+    best = explanation_selectors.best_explanations(feature_ids=[r.pk for r in rows.values()])
+    out = []
+    for i in f.neighbour_indices:
+        row = rows.get(i)
+        out.append({"index": i, "cosine": cosine[i],
+                    "density": row.density if row else None,
+                    "max_activation": row.max_activation if row else None,
+                    "explanation": best[row.pk].text if row and row.pk in best else None,
+                    "url": feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=i)})
+    return out
+
+
+def example_dict(example: Example, vocab: Vocab) -> dict:
+    return {
+        "kind": example.kind, "quantile_index": example.quantile_index,
+        "quantile_low": example.quantile_low, "quantile_high": example.quantile_high,
+        "token_ids": example.token_ids, "tokens": vocab.tokens(example.token_ids),
+        "values": Example.unpack_values(example.values),
+        "max_value": example.max_value, "max_position": example.max_position,
+        "document": example.document, "offset": example.offset,
+    }
+
+
+def example_list(*, sae: SAE, index: int, kind: str | None = None) -> list[dict]:
+    """A feature's examples, top ones first (strongest first), then quantile bins from the
+    highest down, with token strings and unpacked values."""
+    f = feature_get(sae=sae, index=index)
+    qs = Example.objects.filter(feature=f)
+    if kind is not None:
+        if kind not in Example.Kind.values:
+            raise ApplicationError(f"Unknown example kind {kind!r}: use top or quantile.", code="invalid_kind")
+        qs = qs.filter(kind=kind)
+    vocab = vocab_get(model=sae.model)
+    rows = sorted(qs, key=lambda e: (e.kind != "top", -(e.quantile_index or 0), -e.max_value))
+    return [example_dict(e, vocab) for e in rows]
+
+
+# -- many features ------------------------------------------------------------------------------
+
+# Sort keys of feature pages: field name, descending? Every one has an index on (sae, field).
+SORTS: dict[str, tuple[str, bool]] = {
+    "index": ("index", False),
+    "-index": ("index", True),
+    "density": ("density", False),
+    "-density": ("density", True),
+    "max_activation": ("max_activation", False),
+    "-max_activation": ("max_activation", True),
+}
+MAX_PAGE = 200
+
+# The columns a feature list or search result needs (not histograms, logits, neighbours).
+SUMMARY_FIELDS = ("id", "sae_id", "index", "density", "max_activation", "mean_activation", "dead")
+
+
+def encode_cursor(value: float, index: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, index]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, int]:
+    """Raises ApplicationError (invalid_cursor) for anything encode_cursor did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, index = json.loads(raw)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not isinstance(index, int):
+            raise TypeError
+        return value, index
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ApplicationError("That page cursor is not valid; start again from the first page.",
+                               code="invalid_cursor") from None
+
+
+@dataclass
+class FeaturePage:
+    items: list[dict]
+    next_cursor: str | None
+
+
+def feature_page(*, sae: SAE, sort: str = "index", cursor: str | None = None, limit: int = 50,
+                 include_dead: bool = True) -> FeaturePage:
+    """One page of `sae`'s features in `sort` order, after `cursor` (None = first page).
+
+    Keyset pagination: the cursor holds the last row's (sort value, index), so a page deep
+    in a million-feature table costs the same as the first (an index range scan; no OFFSET).
+    Ties on the sort value are broken by index, in the same direction. Each item carries the
+    feature's best explanation. Raises ApplicationError for an unknown sort or bad cursor.
+    """
+    if sort not in SORTS:
+        raise ApplicationError(f"Unknown sort {sort!r}: use one of {', '.join(SORTS)}.", code="invalid_sort")
+    limit = max(1, min(limit, MAX_PAGE))
+    field, desc = SORTS[sort]
+    qs: QuerySet[Feature] = Feature.objects.filter(sae=sae).only(*SUMMARY_FIELDS)
+    if not include_dead:
+        qs = qs.filter(dead=False)
+    if cursor:
+        value, index = decode_cursor(cursor)
+        if field == "index":
+            qs = qs.filter(index__lt=index) if desc else qs.filter(index__gt=index)
+        elif desc:
+            # `field <= value` is the index range; the OR only drops the ties already shown.
+            qs = qs.filter(Q(**{f"{field}__lte": value}), Q(**{f"{field}__lt": value}) | Q(index__lt=index))
+        else:
+            qs = qs.filter(Q(**{f"{field}__gte": value}), Q(**{f"{field}__gt": value}) | Q(index__gt=index))
+    order = [f"-{field}", "-index"] if desc else [field, "index"]
+    if field == "index":
+        order = order[:1]
+    rows = list(qs.order_by(*order)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = feature_summaries(sae=sae, rows=rows)
+    next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].index) if more and rows else None
+    return FeaturePage(items=items, next_cursor=next_cursor)
+
+
+def feature_summaries(*, sae: SAE, rows: list[Feature]) -> list[dict]:
+    """Table rows for features of one SAE, each with its best explanation (one query)."""
+    best = explanation_selectors.best_explanations(feature_ids=[r.pk for r in rows])
+    m, s = sae.model.slug, sae.slug
+    return [{"model": m, "sae": s, "index": r.index, "density": r.density,
+             "max_activation": r.max_activation, "mean_activation": r.mean_activation, "dead": r.dead,
+             "explanation": best[r.pk].text if r.pk in best else None,
+             "url": feature_url(model_slug=m, sae_slug=s, index=r.index)} for r in rows]
+
+
+def feature_ids(*, sae: SAE, indices: Iterable[int]) -> dict[int, int]:
+    """{index: feature id} of the features among `indices` that `sae` has indexed."""
+    return dict(Feature.objects.filter(sae=sae, index__in=list(indices)).values_list("index", "pk"))
+
+
 def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]]:
     """The SAEs (with their models, vocab left out) of the features `feature_ids`, each with the
     ids of its features among them; features that are gone are left out."""
@@ -51,9 +325,42 @@ def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]
     return list(groups.values())
 
 
-# -- index runs ----------------------------------------------------------------------------
+def feature_map_points(*, sae: SAE) -> dict[str, list]:
+    """Columnar data of every feature: index, x, y (null before the map is laid out), density,
+    dead. The SAE page draws the map and the SAE's density distribution from it."""
+    rows = Feature.objects.filter(sae=sae).order_by("index").values_list("index", "map_x", "map_y", "density", "dead")
+    cols: dict[str, list] = {"index": [], "x": [], "y": [], "density": [], "dead": []}
+    for index, x, y, density, dead in rows.iterator(chunk_size=5000):
+        cols["index"].append(index)
+        cols["x"].append(round(x, 4) if x is not None else None)
+        cols["y"].append(round(y, 4) if y is not None else None)
+        cols["density"].append(float(f"{density:.3g}"))
+        cols["dead"].append(1 if dead else 0)
+    return cols
+
+
+def random_live_index(*, sae: SAE, rng: random.Random | None = None) -> int | None:
+    """A live feature's index, close to uniform: the first live one at or after a random index."""
+    rng = rng or random.Random()
+    probe = rng.randrange(max(1, sae.d_sae))
+    live = Feature.objects.filter(sae=sae, dead=False).order_by("index").values_list("index", flat=True)
+    found = live.filter(index__gte=probe).first()
+    return found if found is not None else live.first()
+
+
+# -- index runs ----------------------------------------------------------------------------------
 
 FINISHED = (IndexRun.Status.DONE, IndexRun.Status.FAILED, IndexRun.Status.CANCELLED)
+
+
+def index_run_active(*, sae: SAE) -> IndexRun | None:
+    """The SAE's newest queued or running index run, if any."""
+    return (IndexRun.objects.filter(sae=sae, status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING])
+            .order_by("-created").first())
+
+
+def index_run_latest(*, sae: SAE) -> IndexRun | None:
+    return IndexRun.objects.filter(sae=sae).order_by("-created").first()
 
 
 def index_run_unfinished(*, run_id: int) -> IndexRun | None:

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import connection
 
 from explorer.saes.models import SAE
-from explorer.search.selectors import Vocab
+from explorer.saes.selectors import Vocab
 
 CHUNK_ROWS = 2000
 

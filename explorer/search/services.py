@@ -156,7 +156,7 @@ def _hits(rows: list[Feature], saes: dict[int, SAE], match: str) -> list[SearchH
             model=sae.model.slug, sae=sae.slug, index=f.index,
             explanation=best[f.pk].text if f.pk in best else None,
             density=f.density, max_activation=f.max_activation,
-            url=selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index),
+            url=sae_selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index),
             match=match))
     return out
 
@@ -174,7 +174,7 @@ def _by_index(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
     if match is None:
         raise ApplicationError(f"{q!r} is not a feature index (try #123).", code="invalid_index")
     index = int(match.group(1))
-    qs = Feature.objects.filter(index=index).only(*selectors.SUMMARY_FIELDS)
+    qs = Feature.objects.filter(index=index).only(*sae_selectors.SUMMARY_FIELDS)
     if scope.sae_ids is not None:
         qs = qs.filter(sae_id__in=scope.sae_ids)
     rows = list(qs.order_by("sae_id")[:limit])
@@ -302,7 +302,7 @@ def _explanation_hits(rows: list[tuple], scope: SearchScope) -> list[SearchHit]:
         hits.append(SearchHit(
             model=sae.model.slug, sae=sae.slug, index=index, explanation=text, density=density,
             max_activation=max_act, match="explanation",
-            url=selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=index)))
+            url=sae_selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=index)))
     return _unique(hits)
 
 
@@ -313,7 +313,7 @@ def _token_ids(q: str, scope: SearchScope) -> list[int]:
     forms = [q[1:-1]] if literal else [q, " " + q]
     ids: set[int] = set()
     for model in {s.model.pk: s.model for s in scope.saes}.values():
-        vocab = selectors.vocab_get(model=model)
+        vocab = sae_selectors.vocab_get(model=model)
         for form in forms:
             ids.update(vocab.ids_by_string.get(form, ()))
     return sorted(ids)
@@ -330,7 +330,7 @@ def _by_token(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
         found += selectors.features_peaking_on(token_ids=ids, sae_ids=[s.pk for s in saes], limit=limit)
     found.sort(key=lambda r: (-r[1], -r[2]))
     order = [fid for fid, _, _ in found[:limit]]
-    rows = {f.pk: f for f in Feature.objects.filter(pk__in=order).only(*selectors.SUMMARY_FIELDS)}
+    rows = {f.pk: f for f in Feature.objects.filter(pk__in=order).only(*sae_selectors.SUMMARY_FIELDS)}
     ordered = [rows[fid] for fid in order if fid in rows]
     return _hits(ordered, _sae_map(scope, {f.sae_id for f in ordered}), "token")
 
@@ -342,7 +342,7 @@ def _by_text(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
     sae = scope.saes[0]
     result = activation_test(model_slug=sae.model.slug, sae_slug=sae.slug, text=q, index=None, top_k=limit)
     indices = [t["index"] for t in result["top_features"]]
-    rows = {f.index: f for f in Feature.objects.filter(sae=sae, index__in=indices).only(*selectors.SUMMARY_FIELDS)}
+    rows = {f.index: f for f in Feature.objects.filter(sae=sae, index__in=indices).only(*sae_selectors.SUMMARY_FIELDS)}
     best = explanation_selectors.best_explanations(feature_ids=[f.pk for f in rows.values()])
     hits = []
     for t in result["top_features"]:
@@ -351,7 +351,7 @@ def _by_text(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
             model=sae.model.slug, sae=sae.slug, index=t["index"],
             explanation=best[f.pk].text if f is not None and f.pk in best else None,
             density=f.density if f else None, max_activation=f.max_activation if f else None,
-            url=selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]),
+            url=sae_selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]),
             match="text"))
     return hits
 
