@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "explorer.explanations",
     "explorer.lists",
     "explorer.search",
+    "explorer.activations",
     "explorer.steering",
     "explorer.importance",
     "explorer.browser",

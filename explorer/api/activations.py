@@ -1,5 +1,5 @@
 """POST /activations/test: a feature's per-token activations on your text, or the features that
-fire most on it, computed on a live worker (explorer/search/services.py activation_test)."""
+fire most on it, computed on a live worker (explorer/activations/services.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from explorer.accounts.permissions import ANONYMOUS, ReadOpenWriteAccount, api_key_from_request
+from explorer.activations import services
 from explorer.api.schemas import ErrorOut, StrictSchema
-from explorer.search import services
 
 router = Router(tags=["activations"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut}

@@ -18,13 +18,13 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
+from explorer.activations.services import test_text_max_chars
 from explorer.browser import selectors
 from explorer.browser.tokens import CONTEXT_WIDTHS, DEFAULT_CONTEXT
 from explorer.core.exceptions import NotFound
 from explorer.explanations.selectors import my_votes
 from explorer.lists.selectors import feature_list_visible
 from explorer.saes import selectors as sae_selectors
-from explorer.search.services import test_text_max_chars
 from explorer.steering import selectors as steering_selectors
 from explorer.steering.conf import limits as steering_limits
 

@@ -4,5 +4,5 @@ from django.apps import AppConfig
 class SearchConfig(AppConfig):
     name = "explorer.search"
     label = "search"
-    verbose_name = "Search and feature reads"
+    verbose_name = "Search"
     default_auto_field = "django.db.models.BigAutoField"

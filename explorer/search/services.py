@@ -1,10 +1,10 @@
-"""Search (one service for the /search/ page and GET /api/v1/search) and activation tests on a
-live worker (POST /api/v1/activations/test, "top features for a text").
+"""Search: one service for the /search/ page and GET /api/v1/search.
 
 Query forms, in the one search box:
     #1234        feature 1234 (of the given SAE, or of every SAE in scope)
     token:bank   features whose top examples peak on the token "bank" (or " bank")
-    text:...     the features that fire most on that text (inference on a live worker)
+    text:...     the features that fire most on that text (an activation test on a live
+                 worker: explorer/activations)
     anything     explanations matching it (full text with stemming and prefixes, then
                  pg_trgm word similarity for typos; best first), then features peaking
                  on it when it is one token
@@ -19,12 +19,12 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from explorer.activations import services as activations
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations import selectors as explanation_selectors
@@ -40,21 +40,6 @@ MAX_LIMIT = 100
 MIN_TRIGRAM_CHARS = 3  # shorter queries have no trigram to look up: no explanation search
 INDEX_RE = re.compile(r"^#?\s*(\d{1,10})$")
 PREFIX_RE = re.compile(r"^(token|text):\s?(.*)$", re.DOTALL)
-
-
-def test_text_max_chars() -> int:
-    """Longest text accepted for an activation test (settings.EXPLORER_TEST_TEXT_MAX_CHARS)."""
-    return settings.EXPLORER_TEST_TEXT_MAX_CHARS
-
-
-def live_timeout_s() -> float:
-    """How long a request waits for a live worker (settings.EXPLORER_LIVE_TIMEOUT_S)."""
-    return settings.EXPLORER_LIVE_TIMEOUT_S
-
-
-# Cached activation results live this long: the same text on the same SAE always gives the
-# same values, so only memory bounds it.
-RESULT_CACHE_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -340,7 +325,8 @@ def _by_text(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
     if len(scope.saes) != 1:
         raise ApplicationError("Searching by text runs the model: choose one model and SAE.", code="invalid_scope")
     sae = scope.saes[0]
-    result = activation_test(model_slug=sae.model.slug, sae_slug=sae.slug, text=q, index=None, top_k=limit)
+    result = activations.activation_test(model_slug=sae.model.slug, sae_slug=sae.slug, text=q,
+                                         index=None, top_k=limit)
     indices = [t["index"] for t in result["top_features"]]
     rows = {f.index: f for f in Feature.objects.filter(sae=sae, index__in=indices).only(*sae_selectors.SUMMARY_FIELDS)}
     best = explanation_selectors.best_explanations(feature_ids=[f.pk for f in rows.values()])
@@ -486,100 +472,3 @@ def embeddings_schedule(*, sae_id: int | None = None) -> None:
 
 def hit_dicts(hits: list[SearchHit]) -> list[dict]:
     return [asdict(h) for h in hits]
-
-
-# ---- activation tests on a live worker ---------------------------------------------------------
-
-class LiveWorkerUnavailable(ApplicationError):
-    status = 503
-    code = "no_live_worker"
-
-
-class LiveWorkerTimeout(ApplicationError):
-    status = 504
-    code = "live_timeout"
-
-
-def _cache_key(sae: SAE, text: str, index: int | None, top_k: int) -> str:
-    digest = hashlib.sha256(f"{sae.pk}\0{sae.source}\0{index}\0{top_k}\0{text}".encode()).hexdigest()
-    return f"acttest:v1:{digest}"
-
-
-# A broadcast to find consumers waits HEALTHZ_INSPECT_TIMEOUT whatever the answer, so a "yes"
-# is remembered (in the shared cache) for this long; a "no" is asked again every time.
-CONSUMER_CACHE_SECONDS = 60
-
-
-def _queue_has_consumer(queue: str) -> bool:
-    from explorer.core.health import worker_queues
-
-    key = f"live-consumer:{queue}"
-    if cache.get(key):
-        return True
-    queues = worker_queues()
-    found = bool(queues and queues.get(queue))
-    if found:
-        cache.set(key, True, CONSUMER_CACHE_SECONDS)
-    return found
-
-
-def _run_on_worker(*, sae: SAE, text: str, index: int | None, top_k: int) -> dict:
-    queue = tasks.live_queue(sae.model.slug)
-    if not _queue_has_consumer(queue):
-        raise LiveWorkerUnavailable(
-            f"No live worker serves model {sae.model.slug} right now (queue {queue}); try again later.")
-    result = tasks.send(tasks.TEXT_ACTIVATIONS, queue=queue, expires=live_timeout_s(),
-                        kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k})
-    try:
-        answer = result.get(timeout=live_timeout_s(), propagate=False)
-    except CeleryTimeout:
-        result.revoke()
-        cache.delete(f"live-consumer:{queue}")
-        raise LiveWorkerTimeout(f"The live worker for {sae.model.slug} did not answer within "
-                                f"{live_timeout_s():g} s; try again later.") from None
-    finally:
-        result.forget()
-    if isinstance(answer, TaskRevokedError):  # expired in the queue behind other work
-        raise LiveWorkerTimeout(f"The live worker for {sae.model.slug} is busy; try again later.")
-    if isinstance(answer, Exception) or not isinstance(answer, dict):
-        log.error("activation test on %s failed: %r", sae, answer)
-        raise ApplicationError("The live worker failed on this text.", code="live_failed", status=502)
-    if "error" in answer:
-        raise ApplicationError(answer["error"], code=answer.get("code", "invalid_text"))
-    return answer
-
-
-def activation_test(*, model_slug: str, sae_slug: str, text: str, index: int | None = None,
-                    top_k: int = 20) -> dict:
-    """Per-token activations of feature `index` on `text`, or (index None) the `top_k` features
-    that fire most on it, computed by a live worker and cached by (SAE, text, index).
-
-    Returns {tokens, token_ids, values (index given, else null), max_activation,
-    top_features: [{index, max_value, position, explanation}] (index None, else [])}; the
-    BOS token is left out. Raises NotFound (model/SAE), ApplicationError (empty or over-long
-    text, index out of range), LiveWorkerUnavailable (503), LiveWorkerTimeout (504).
-    """
-    sae = sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug)
-    if not text.strip():
-        raise ApplicationError("Type a text to test.", code="empty_text")
-    if len(text) > test_text_max_chars():
-        raise ApplicationError(f"The text is {len(text)} characters long; the limit is {test_text_max_chars()}.",
-                               code="text_too_long")
-    if index is not None and not 0 <= index < sae.d_sae:
-        raise ApplicationError(f"{sae} has features 0 to {sae.d_sae - 1}; there is no feature {index}.",
-                               code="invalid_index", status=404)
-    top_k = max(1, min(top_k, MAX_LIMIT))
-    key = _cache_key(sae, text, index, top_k)
-    answer = cache.get(key)
-    if answer is None:
-        answer = _run_on_worker(sae=sae, text=text, index=index, top_k=top_k)
-        cache.set(key, answer, RESULT_CACHE_SECONDS)
-    top = answer.get("top_features") or []
-    if top:
-        rows = {f.index: f.pk for f in Feature.objects.filter(sae=sae, index__in=[t["index"] for t in top]).only("id", "index")}
-        best = explanation_selectors.best_explanations(feature_ids=rows.values())
-        top = [{**t, "explanation": best[rows[t["index"]]].text if rows.get(t["index"]) in best else None}
-               for t in top]
-    return {"model": sae.model.slug, "sae": sae.slug, "index": index, "tokens": answer["tokens"],
-            "token_ids": answer["token_ids"], "values": answer.get("values"),
-            "max_activation": answer["max_activation"], "top_features": top}
