@@ -15,9 +15,23 @@ from ninja import NinjaAPI, Schema, Status
 from explorer.accounts import selectors as account_selectors
 from explorer.accounts import services as account_services
 from explorer.accounts.permissions import ReadOpenWriteAccount
-from explorer.api import activations, catalogue, errors, export, features, lists, search
+from explorer.api import errors
 from explorer.api.schemas import ErrorOut, StrictSchema
 from explorer.core.health import health_report
+
+# Every resource's endpoints: a module with a `router` whose paths are absolute under /api/v1,
+# each mounted the same way (by dotted path), in the order the OpenAPI docs list them.
+ROUTERS = (
+    "explorer.api.catalogue",
+    "explorer.api.features",
+    "explorer.api.search",
+    "explorer.api.lists",
+    "explorer.api.activations",
+    "explorer.api.export",
+    "explorer.steering.api",
+    "explorer.api.explanations",
+    "explorer.api.importance",
+)
 
 api = NinjaAPI(
     title="SAE Feature Explorer API",
@@ -26,15 +40,8 @@ api = NinjaAPI(
     auth=ReadOpenWriteAccount(),
 )
 errors.install(api)
-api.add_router("", catalogue.router)
-api.add_router("", features.router)
-api.add_router("", search.router)
-api.add_router("", lists.router)
-api.add_router("", activations.router)
-api.add_router("", export.router)
-api.add_router("", "explorer.steering.api.router")
-api.add_router("", "explorer.api.explanations.router")
-api.add_router("", "explorer.api.importance.router")
+for module in ROUTERS:
+    api.add_router("", f"{module}.router")
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
