@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.e2e
 

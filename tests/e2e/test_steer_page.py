@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.e2e.conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
 from tests.explorer.test_dependencies import ALLOWED_WORKER_MODULES
+from tests.helpers import REPO
 
 SCRIPT = """
 import json, sys

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, TEST_SECRET_KEY
+from tests.helpers import REPO, TEST_SECRET_KEY
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:

@@ -42,7 +42,7 @@ def test_the_worker_parent_imports_no_torch():
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     script = (
         "import sys, importlib, django; django.setup()\n"

@@ -4,12 +4,12 @@ search's query embedded by the worker, the feature found by a paraphrase over th
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import numpy as np
 import pytest
 
+from tests.helpers import wait_until
 from workers.embeddings import embed_missing, embed_query, embed_texts
 
 
@@ -76,9 +76,8 @@ def test_a_paraphrase_finds_its_feature_through_a_real_worker(celery_worker_proc
         Explanation.objects.create(feature=built.features[index], text=text, method="offline")
 
     services.embeddings_schedule(sae_id=built.sae.pk)  # autocommit: sent at once
-    deadline = time.monotonic() + 180
-    while ExplanationEmbedding.objects.count() < len(texts) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: ExplanationEmbedding.objects.count() >= len(texts), timeout=180,
+               interval=0.5, message="the worker did not embed every explanation")
     assert ExplanationEmbedding.objects.count() == len(texts)
 
     from django.core.cache import cache

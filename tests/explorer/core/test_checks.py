@@ -13,7 +13,7 @@ from django.db.utils import ConnectionHandler
 from explorer.core import checks
 from explorer.core.embedded import free_port
 from explorer.env import parse_database_url
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SYSTEM_PG = "postgresql://postgres@127.0.0.1:5432/postgres"  # Debian's PostgreSQL 15, no pgvector
 

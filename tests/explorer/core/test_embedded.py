@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from explorer.core import embedded
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
 

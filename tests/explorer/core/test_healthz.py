@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
 def _poll_healthz(client, status: int, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    """The first /healthz response with `status` (the worker's queues take a moment to show)."""
+
+    def answers():
         response = client.get("/healthz")
-        if response.status_code == status or time.monotonic() > deadline:
-            return response
-        time.sleep(0.5)
+        return response if response.status_code == status else None
+
+    return wait_until(answers, timeout=timeout, interval=0.5,
+                      message=lambda: f"/healthz is not {status}: {client.get('/healthz').content!r}")
 
 
 def test_healthz_is_200_with_every_queue_consumed(client, celery_worker_proc):

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PRINT = ("import django; django.setup(); from django.conf import settings as s; "
          "print(s.EXPLAINER_BASE_URL, s.EXPLAINER_MODEL, s.EXPLAINER_API_KEY, s.EXPLAINER_MAX_RETRIES)")

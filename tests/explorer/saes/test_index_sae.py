@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from explorer.saes.models import Example, Feature, IndexRun, IndexShard
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -153,10 +153,8 @@ def test_a_killed_worker_and_a_resumed_run_give_the_uninterrupted_result(
     run = svc.index_run_create(sae=demo_sae, corpus=str(corpus), tokens=TOKENS, shards=3,
                                context=CONTEXT, batch_size=8)
     svc.index_run_dispatch(run=run)  # autocommit: sent at once
-    deadline = time.monotonic() + 120
-    while not IndexShard.objects.filter(run=run, status="done").exists():
-        assert time.monotonic() < deadline, "no shard finished"
-        time.sleep(0.05)
+    wait_until(IndexShard.objects.filter(run=run, status="done").exists, timeout=120,
+               interval=0.05, message="no shard finished")
     celery_worker_proc.stop()  # SIGKILL mid-run: later shards never ran or were cut short
     run.refresh_from_db()
     assert run.status != "done"
