@@ -102,7 +102,7 @@ def _free_port() -> int:
 
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen:
-    from tests.conftest import wait_http
+    from tests.helpers import wait_http
 
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", "127.0.0.1", "--port", str(port),

@@ -44,7 +44,7 @@ def _texts(n: int, seed: int = 0) -> list[str]:
 def _setup() -> tuple[AttachedSAE, str]:
     if (att := demo_attached()) is not None:
         return att, "demo"
-    from tests.engine.conftest import build_sae, build_tiny_gpt2, build_tokenizer
+    from tests.engine.builders import build_sae, build_tiny_gpt2, build_tokenizer
 
     tokenizer = build_tokenizer()
     model = build_tiny_gpt2(tokenizer, n_layer=4, n_embd=128, n_positions=256)

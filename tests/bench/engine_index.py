@@ -34,9 +34,9 @@ SYNTHETIC_WORDS = ("the", "of", "and", "to", "a", "in", "that", "is", "was", "he
 def _setup() -> tuple[AttachedSAE, str]:
     if (att := demo_attached()) is not None:
         return att, "demo"
-    from tests.engine.conftest import _demo_tokenizer_or_tiny, build_sae, build_tiny_gpt2
+    from tests.engine.builders import build_sae, build_tiny_gpt2, demo_tokenizer_or_tiny
 
-    tokenizer = _demo_tokenizer_or_tiny()
+    tokenizer = demo_tokenizer_or_tiny()
     model = build_tiny_gpt2(tokenizer, n_layer=3, n_embd=96, n_positions=CONTEXT)
     lm = LoadedModel(model=model, tokenizer=tokenizer, family=family_of(model), name="tiny",
                      device=torch.device("cpu"), dtype=torch.float32)

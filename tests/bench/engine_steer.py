@@ -40,7 +40,7 @@ def _fallback() -> tuple[LoadedModel, object, str]:
     if (DEMO_MODEL_DIR / "tokenizer.json").is_file():
         tok = transformers.AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
     else:  # importing the test fixtures pins torch to 1 thread; only do it when needed
-        from tests.engine.conftest import build_tokenizer
+        from tests.engine.builders import build_tokenizer
 
         tok = build_tokenizer()
     torch.manual_seed(0)

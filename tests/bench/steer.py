@@ -66,7 +66,7 @@ def stack():
     import psycopg
 
     from explorer.core import embedded
-    from tests.conftest import wait_http
+    from tests.helpers import wait_http
 
     root = Path(tempfile.mkdtemp(prefix="sfe-bench-steer-"))
     pg = embedded.EmbeddedPostgres(REPO / "var" / "test")

@@ -1,6 +1,6 @@
 """Shared engine fixtures: tiny random models built from transformers configs, tiny SAEs, the demo.
 
-Nothing is downloaded. Builders take overrides (``build_tiny_gpt2(n_layer=3)``); fixtures hand
+Nothing is downloaded. The builders behind them are in tests/engine/builders.py; fixtures hand
 out fresh deep copies of session-cached objects, so a test may mutate what it gets.
 """
 
@@ -13,21 +13,12 @@ import random
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
-import transformers
 from jaxtyping import install_import_hook
-from sae_lens import (
-    SAE,
-    GatedSAEConfig,
-    JumpReLUSAEConfig,
-    StandardSAEConfig,
-    TopKSAEConfig,
-)
-from sae_lens.saes.sae import SAEMetadata
+from sae_lens import SAE
 
 ENGINE = "workers.engine"
 # Engine modules imported without the checks, each with the reason.
@@ -70,6 +61,7 @@ def _import_engine_with_runtime_checks() -> None:
 
 _import_engine_with_runtime_checks()
 
+from tests.engine.builders import build_sae, build_tiny_gpt2, demo_tokenizer_or_tiny
 from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
 from workers.engine.loading import (
     LoadedModel,
@@ -79,81 +71,6 @@ from workers.engine.loading import (
 )
 
 torch.set_num_threads(1)
-
-CORPUS = [
-    "The cat sat on the mat. The dog ran in the park.",
-    "A quick brown fox jumps over the lazy dog.",
-    "She said that the weather was fine, and they went out to play.",
-    "Numbers like 1, 2 and 3 are small; 1000 is larger.",
-]
-EOT = "<|endoftext|>"
-
-
-def build_tokenizer(vocab_size: int = 320) -> transformers.PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer trained in memory (any text encodes; no downloads)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=EOT)
-
-
-def _demo_tokenizer_or_tiny() -> Any:
-    if (DEMO_MODEL_DIR / "tokenizer.json").is_file():
-        return transformers.AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
-    return build_tokenizer()
-
-
-def build_tiny_gpt2(tokenizer: Any = None, **overrides: Any) -> transformers.GPT2LMHeadModel:
-    """A random-weight GPT-2 (2 layers, d_model 32) sized to the tokenizer's vocabulary."""
-    tokenizer = tokenizer or build_tokenizer()
-    cfg = {"vocab_size": len(tokenizer), "n_positions": 64, "n_embd": 32, "n_layer": 2,
-           "n_head": 4, "bos_token_id": tokenizer.bos_token_id,
-           "eos_token_id": tokenizer.eos_token_id, **overrides}
-    torch.manual_seed(0)
-    return transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).eval()
-
-
-SAE_CONFIGS = {
-    "standard": StandardSAEConfig,
-    "topk": TopKSAEConfig,
-    "jumprelu": JumpReLUSAEConfig,
-    "gated": GatedSAEConfig,
-}
-
-
-def build_sae(d_in: int, d_sae: int = 64, hook_name: str = "blocks.1.hook_resid_post",
-              architecture: str = "standard", seed: int = 0, **overrides: Any) -> SAE:
-    """A SAELens SAE with random weights (non-zero biases; JumpReLU thresholds > 0).
-
-    ``metadata={...}`` adds SAE metadata (e.g. ``model_from_pretrained_kwargs``); other
-    overrides go to the architecture's config (``k=8``, ``normalize_activations=...``).
-    """
-    meta = {"hook_name": hook_name, "prepend_bos": True, **overrides.pop("metadata", {})}
-    cfg = SAE_CONFIGS[architecture](d_in=d_in, d_sae=d_sae, dtype="float32", device="cpu",
-                                    **overrides)
-    cfg.metadata = SAEMetadata(**meta)
-    gen = torch.Generator().manual_seed(seed)
-    with warnings.catch_warnings():  # sae-lens nags about model_from_pretrained_kwargs
-        warnings.filterwarnings("ignore", message=".*model_from_pretrained_kwargs.*")
-        sae = SAE.from_dict(cfg.to_dict())
-    with torch.no_grad():
-        for name, p in sae.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            if name == "W_dec":
-                p.copy_(noise / d_in**0.5)
-            elif name == "W_enc":
-                p.copy_(sae.W_dec.T * 2.0)
-            elif name == "threshold":
-                p.copy_(noise.abs() * 0.05)
-            else:
-                p.copy_(noise * 0.1)
-    return sae.eval()
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +85,7 @@ def reproducibility() -> None:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GPT-2 + tokenizer saved as a Hugging Face directory (loaded by load_model)."""
     path = tmp_path_factory.mktemp("tiny_gpt2")
-    tokenizer = _demo_tokenizer_or_tiny()
+    tokenizer = demo_tokenizer_or_tiny()
     build_tiny_gpt2(tokenizer).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.engine.conftest import build_sae
+from tests.engine.builders import build_sae
 from workers.engine.caa import caa_vector, decompose, nnls
 from workers.engine.hooks import intercept, run_to_hook
 from workers.engine.loading import attach_sae

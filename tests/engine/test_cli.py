@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import build_sae
+from tests.engine.builders import build_sae
 from workers.engine.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

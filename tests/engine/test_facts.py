@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from tests.engine.conftest import build_sae, build_tokenizer
+from tests.engine.builders import build_sae, build_tokenizer
 from workers.engine.facts import decoder_neighbours, logit_effects, logit_vectors
 from workers.engine.hooks import HookPoint, family_of
 from workers.engine.loading import LoadedModel, attach_sae

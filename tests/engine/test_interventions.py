@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from tests.engine.conftest import build_sae
+from tests.engine.builders import build_sae
 from workers.engine.facts import logit_effects
 from workers.engine.generation import generate
 from workers.engine.hooks import intercept

@@ -13,7 +13,7 @@ import pytest
 import torch
 import transformers
 
-from tests.engine.conftest import SAE_CONFIGS, build_sae
+from tests.engine.builders import SAE_CONFIGS, build_sae
 from tests.engine.test_hooks import hooked_transformer_from
 from workers.engine.constants import DEMO_MODEL_DIR, DEMO_SAE_DIR
 from workers.engine.hooks import run_to_hook

@@ -8,7 +8,6 @@ import io
 import json
 import random
 import statistics
-import time
 
 import pytest
 from django.core.management import call_command
@@ -17,22 +16,16 @@ from explorer.explanations.methods.offline import quoted_tokens
 from explorer.explanations.models import ExplainJob, Explanation
 from explorer.saes.models import IndexRun
 from tests.builders import build_indexed_sae
-from tests.explorer.explanations.llm_server import FakeLLM, Reply
+from tests.explorer.explanations.llm_server import Reply
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]
 
 
 def wait_for_jobs(timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while ExplainJob.objects.filter(status__in=("queued", "running")).exists():
-        assert time.monotonic() < deadline, list(ExplainJob.objects.values("id", "status", "reason"))
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def fake_llm():
-    with FakeLLM() as server:
-        yield server
+    wait_until(lambda: not ExplainJob.objects.filter(status__in=("queued", "running")).exists(),
+               timeout=timeout, interval=0.2,
+               message=lambda: str(list(ExplainJob.objects.values("id", "status", "reason"))))
 
 
 def test_the_worker_explains_scores_and_records_tokens_and_failures(celery_worker_proc, fake_llm):

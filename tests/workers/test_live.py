@@ -5,19 +5,15 @@ while it waited, and the live tasks are never redelivered."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from tests.explorer.steering.conftest import (  # noqa: F401 (fixtures)
-    _fresh_catalogue,
-    demo_engine,
-    demo_rows,
-    wait_stored,
-)
+from tests.explorer.steering.helpers import wait_stored
+from tests.helpers import wait_until
 from workers.live import build_vector, steer
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("_fresh_catalogue")]
 
 
 def _payload(prompt: str, n: int = 4) -> dict:
@@ -45,19 +41,19 @@ def test_live_tasks_are_acked_early_so_a_dead_worker_never_replays_them():
     assert build_vector.acks_late is False
 
 
-def test_a_steer_task_streams_numbered_frames_to_the_replay_list(demo_rows, redis_url,  # noqa: F811
+def test_a_steer_task_streams_numbered_frames_to_the_replay_list(demo_rows, redis_url,
                                                                  celery_worker_proc):
     from explorer.steering.models import SteeringResult
 
     payload = _payload("The river")
     steer.apply_async(args=[payload], queue="live.demo")
-    deadline = time.monotonic() + 60
-    frames: list[dict] = []
-    while time.monotonic() < deadline:
+
+    def both_rows_done() -> list[dict] | None:
         frames = _replay(redis_url, payload["run"])
-        if sum(f["type"] == "done" for f in frames) == 2:
-            break
-        time.sleep(0.2)
+        return frames if sum(f["type"] == "done" for f in frames) == 2 else None
+
+    frames = wait_until(both_rows_done, timeout=60, interval=0.2,
+                        message=lambda: f"no done for both rows: {_replay(redis_url, payload['run'])[-5:]}")
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     done = {f["row"]: f for f in frames if f["type"] == "done"}
     assert set(done) == {"default", "steered"}
@@ -70,7 +66,7 @@ def test_a_steer_task_streams_numbered_frames_to_the_replay_list(demo_rows, redi
     assert stored.key == payload["key"]
 
 
-def test_a_run_cancelled_while_queued_is_skipped(demo_rows, redis_url, celery_worker_proc):  # noqa: F811
+def test_a_run_cancelled_while_queued_is_skipped(demo_rows, redis_url, celery_worker_proc):
     import redis
 
     from explorer.steering.streams import cancel_key, heartbeat_key
@@ -81,10 +77,8 @@ def test_a_run_cancelled_while_queued_is_skipped(demo_rows, redis_url, celery_wo
     steer.apply_async(args=[payload], queue="live.demo")
     probe = _payload("After it", n=1)  # the worker takes tasks in order: wait for this one
     steer.apply_async(args=[probe], queue="live.demo")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(
-            f["type"] == "done" for f in _replay(redis_url, probe["run"])):
-        time.sleep(0.2)
+    wait_until(lambda: any(f["type"] == "done" for f in _replay(redis_url, probe["run"])),
+               timeout=60, interval=0.2, message="the probe run after it never finished")
     assert _replay(redis_url, payload["run"]) == []
     assert not client.exists(heartbeat_key(payload["run"]))
 

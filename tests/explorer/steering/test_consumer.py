@@ -8,7 +8,7 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 
-from tests.explorer.steering.conftest import collect, connect, steer, wait_stored
+from tests.explorer.steering.helpers import LOCAL, collect, connect, steer, wait_stored
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -178,8 +178,6 @@ def test_no_worker_on_the_queue_gives_an_error_instead_of_a_hang(demo_rows, cele
 
 def test_resume_replays_the_frames_after_a_sequence_number(demo_rows, celery_worker_proc):
     from django.contrib.sessions.backends.db import SessionStore
-
-    from tests.explorer.steering.conftest import LOCAL
 
     session = SessionStore()
     session.create()  # a session's gens can be resumed from another socket

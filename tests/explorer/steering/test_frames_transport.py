@@ -12,7 +12,7 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 
-from tests.explorer.steering.conftest import collect, connect, steer
+from tests.explorer.steering.helpers import collect, connect, steer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.explorer.steering.conftest import steer
+from tests.explorer.steering.helpers import steer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -4,13 +4,13 @@ features, and steered with like a feature."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from asgiref.sync import async_to_sync
 
 from explorer.steering.services import VectorError, contrast_pairs_parse
-from tests.explorer.steering.conftest import collect, connect, steer
+from tests.explorer.steering.helpers import collect, connect, steer
+from tests.helpers import wait_until
 
 PAIRS = "\n".join(json.dumps(p) for p in [
     {"prompt": "I think the weather is", "positive": " wonderful", "negative": " terrible"},
@@ -54,10 +54,13 @@ def test_a_vector_is_built_decomposed_and_steers(client, demo_rows, bob_key, cel
     assert response.status_code == 201, response.content
     vector = response.json()
     assert vector["status"] == "pending" and vector["n_pairs"] == 3
-    deadline = time.monotonic() + 90
-    while vector["status"] == "pending" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        vector = client.get(f"/api/v1/steering/vectors/{vector['id']}").json()
+    url = f"/api/v1/steering/vectors/{vector['id']}"
+
+    def settled() -> dict | None:
+        current = client.get(url).json()
+        return current if current["status"] != "pending" else None
+
+    vector = wait_until(settled, timeout=90, interval=0.5, message="the vector is still pending")
     assert vector["status"] == "ready", vector
     assert len(vector["features"]) == 10 and vector["norm"] > 0
     cosines = [f["cosine"] for f in vector["features"]]

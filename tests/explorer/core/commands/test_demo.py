@@ -19,14 +19,14 @@ import psutil
 import pytest
 
 from explorer.core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from tests.conftest import REPO
+from tests.helpers import REPO, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def var_dir():
-    # Outside pytest's 0700 basetemp: as root, Postgres runs as `pgserver` (see tests/conftest.py).
+    # Outside pytest's 0700 basetemp: as root, Postgres runs as `pgserver` (see tests/fixtures/services.py).
     path = Path(tempfile.mkdtemp(prefix="sfe-test-demo-"))
     yield path
     for server in (EmbeddedPostgres(path), EmbeddedRedis(path)):
@@ -62,9 +62,11 @@ def _wait_for_line(process: subprocess.Popen, marker: str, timeout: float = 180.
 
 
 def _wait_healthy(url: str, timeout: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout
+    """The status of the first successful answer from `url`."""
     status = 0
-    while time.monotonic() < deadline:
+
+    def healthy() -> int:
+        nonlocal status
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 return response.status
@@ -72,8 +74,10 @@ def _wait_healthy(url: str, timeout: float = 60.0) -> int:
             status = exc.code
         except OSError:
             pass
-        time.sleep(0.5)
-    return status
+        return 0
+
+    return wait_until(healthy, timeout=timeout, interval=0.5,
+                      message=lambda: f"{url} never answered 2xx (last status: {status})")
 
 
 def _all_pids(demo: subprocess.Popen, var_dir: Path) -> set[int]:
@@ -109,10 +113,8 @@ def test_demo_starts_every_child_and_ctrl_c_leaves_no_process_behind(var_dir):
     assert "running at http://127.0.0.1:" in output
     # postgres, redis, the worker (+ its pool child) and uvicorn at least
     assert len(pids) >= 5, pids
-    deadline = time.monotonic() + 10
-    while not all(_dead(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert [pid for pid in pids if not _dead(pid)] == []
+    wait_until(lambda: all(_dead(pid) for pid in pids), timeout=10, interval=0.2,
+               message=lambda: f"still alive: {[pid for pid in pids if not _dead(pid)]}")
     assert "Stopped." in output
 
 
@@ -196,7 +198,5 @@ def test_children_stop_even_when_the_supervisor_is_killed(var_dir):
     demo.kill()
     demo.wait(10)
 
-    deadline = time.monotonic() + 15
-    while not all(_dead(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert [pid for pid in children if not _dead(pid)] == []
+    wait_until(lambda: all(_dead(pid) for pid in children), timeout=15, interval=0.2,
+               message=lambda: f"still alive: {[pid for pid in children if not _dead(pid)]}")
