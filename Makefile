@@ -9,7 +9,7 @@ CORPORA_STAMP := workers/engine/demo/corpora/node_modules/.installed
 BUILD_STAMP := frontend/dist/.vite/manifest.json
 BENCH ?=
 
-.PHONY: install demo test test-py test-js bench lint clean-var chromium
+.PHONY: install demo test test-py test-unit test-js bench lint clean-var chromium
 
 install: $(STAMP) $(NPM_STAMP) $(CORPORA_STAMP) $(BUILD_STAMP) chromium
 
@@ -49,6 +49,11 @@ test: install
 
 test-py:
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# No real service, browser or GPU, nothing slow: under 2 minutes on two cores. The
+# markers come from the fixtures each test uses (tests/conftest.py).
+test-unit:
+	$(PY) -m pytest -m "not integration and not e2e and not slow and not gpu" $(PYTEST_ARGS)
 
 test-js:
 	cd frontend && npm run typecheck && npm test

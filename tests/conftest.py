@@ -1,14 +1,47 @@
-"""The test suite's root: fixture plugins shared by every directory.
+"""The test suite's root: fixture plugins shared by every directory, and markers set from
+what a test uses.
 
 Fixtures used across directories live in plugin modules under tests/fixtures/, registered
 here once, so no test module or conftest imports another conftest. Plain helpers (builders,
 wait_until) live in plain modules: tests/helpers.py, tests/builders.py.
+
+Markers (declared in pyproject.toml) are derived, so that `-m "not integration"` is right
+without hand-marking each test:
+- `e2e`: every test under tests/e2e (headless Chromium);
+- `integration`: every test that uses a real service, directly or through other fixtures:
+  PostgreSQL (the `django_db` marker, `db`, `transactional_db`), Redis, the Celery worker or
+  the ASGI server. A test that starts such services itself is marked by hand.
 """
 
 from __future__ import annotations
+
+import pytest
+
+from tests.helpers import REPO
 
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.steering",
     "tests.fixtures.llm",
 ]
+
+E2E = REPO / "tests" / "e2e"
+
+# Each of these starts or reaches a real service; every other service fixture depends on one
+# of them (e.g. django_db_setup -> django_db_modify_db_settings -> embedded_services).
+SERVICE_FIXTURES = frozenset({
+    "embedded_services", "redis_url", "service_env", "django_db_setup", "db",
+    "transactional_db", "celery_worker_proc", "live_server_url",
+})
+
+
+# First, so that -m (applied by pytest's own hook of the same name) sees these markers.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
+        # The django_db marker requests the database at setup time, so it is not among the
+        # fixture names.
+        if item.get_closest_marker("django_db") or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

@@ -10,6 +10,7 @@ from explorer.saes.models import Feature
 from tests.builders import make_sae
 
 
+@pytest.mark.slow  # UMAP over the demo SAE's decoder: about 15 s on two cores
 def test_map_coordinates_cover_every_feature_in_the_unit_square():
     from workers.index import map_coordinates
     from workers.resident import attached_sae
