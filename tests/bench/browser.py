@@ -1,4 +1,4 @@
-"""Browser benchmarks (issue 5): the feature browser and JSON API on a synthetic SAE of
+"""Browser benchmarks: the feature browser and JSON API on a synthetic SAE of
 production size, served by the real ASGI server (uvicorn) and hit from a loopback client.
 
 Data: tests/bench/_synthetic_db.py writes BENCH_BROWSER_FEATURES features (default 250,000) x

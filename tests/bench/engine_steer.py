@@ -1,4 +1,4 @@
-"""Steering benchmarks (issue 2): `steer_overhead` and `batch_gain_8`, each a ratio measured in
+"""Steering benchmarks: `steer_overhead` and `batch_gain_8`, each a ratio measured in
 one run on the same model, so machine load mostly cancels out.
 
 - steer_overhead: generate() tokens/s with one add intervention ÷ the same call with none

@@ -1,4 +1,4 @@
-"""Issue 7 figures that need no LLM: the offline explainer's speed on the demo SAE.
+"""The offline explainer's speed on the demo SAE (no LLM needed).
 
 offline_explain_features_per_s: features labelled per second by the offline explainer
 (workers/engine/explain.py via workers.index.offline_labels), from the top examples and logit

@@ -1,4 +1,4 @@
-"""Issue 7 figure: feature importance under ablation on the demo model (reported, no target).
+"""Feature importance under ablation on the demo model: its speed (reported, no target).
 
 importance_features_per_min: features whose zero, mean and resample ablation loss deltas (and
 moved tokens) are computed per minute by workers/engine/importance.py, in process on one CPU

@@ -1,4 +1,5 @@
-"""Issue 4 figures: the whole `index_sae` command on the demo model, through the real stack.
+"""The whole `index_sae` command on the demo model, through the real stack: its overhead over
+the bare forward + encode, the speed-up from a second worker, and the cost of storing examples.
 
 A fresh embedded PostgreSQL + Redis (temp var dir), real Celery workers (concurrency 1, one
 torch thread each, so "2 workers" means the 2 cores), the demo model and SAE, the demo corpus.
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-TOKENS = 1_000_000  # >= 200,000 (the issue's floor); per-feature work (examples, facts, COPY) is fixed
+# Well above 200,000: the per-feature work (examples, facts, COPY) is fixed, so a short run
+# would overstate the overhead.
+TOKENS = 1_000_000
 CONTEXT = 128
 BATCH = 32
 

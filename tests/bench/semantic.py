@@ -1,4 +1,4 @@
-"""Semantic search benchmark (issue 7): nearest explanations by embedding over a synthetic SAE.
+"""Semantic search benchmark: nearest explanations by embedding over a synthetic SAE.
 
 Data: BENCH_SEMANTIC_EXPLANATIONS features (default 250,000), one synthetic explanation each
 (4-8 pseudo-words, as in the browser group) and one random unit 384-d embedding each, in a

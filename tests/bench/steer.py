@@ -1,4 +1,4 @@
-"""Live steering through the whole stack (issue 6): a websocket client on loopback -> uvicorn
+"""Live steering through the whole stack: a websocket client on loopback -> uvicorn
 (SteerConsumer) -> Redis -> a Celery worker on live.demo (the engine's batched decoding) ->
 frames back through the Redis channel layer.
 
@@ -38,6 +38,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.helpers import wait_http, wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 GENERATIONS = 1000  # for steer_lost_or_reordered (also in its JSON line)
 PROMPT = "The jury said that the city"
@@ -50,15 +52,14 @@ def _wait_worker(env: dict, name: str, process: subprocess.Popen, timeout: float
     script = ("import sys; from workers.celery import app; "
               f"r = app.control.ping(timeout=1) or []; sys.exit(0 if any({name!r} in next(iter(x)) "
               "for x in r) else 1)")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers_ping() -> bool:
         if process.poll() is not None:
             raise RuntimeError("worker exited")
-        if subprocess.run([sys.executable, "-c", script], check=False, env=env, cwd=REPO,
-                          capture_output=True).returncode == 0:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("worker did not answer a ping")
+        return subprocess.run([sys.executable, "-c", script], check=False, env=env, cwd=REPO,
+                              capture_output=True).returncode == 0
+
+    wait_until(answers_ping, timeout=timeout, interval=0.5, message="worker did not answer a ping")
 
 
 @contextmanager
@@ -66,7 +67,6 @@ def stack():
     import psycopg
 
     from explorer.core import embedded
-    from tests.helpers import wait_http
 
     root = Path(tempfile.mkdtemp(prefix="sfe-bench-steer-"))
     pg = embedded.EmbeddedPostgres(REPO / "var" / "test")

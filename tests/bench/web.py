@@ -1,4 +1,4 @@
-"""Web stack benchmarks (issue 3): demo start-up times and home-page throughput.
+"""Web stack benchmarks: demo start-up times and home-page throughput.
 
 demo_cold_start_s: `manage.py demo` in a fresh var dir (initdb, migrations) to /healthz 200.
 demo_warm_start_s: the same var dir again (target <= 15 s).
@@ -20,6 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.helpers import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -40,17 +42,22 @@ def _start(var_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
          "--index-tokens", "0"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = started + 300
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if demo.poll() is not None:
             raise RuntimeError(f"demo exited with {demo.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                return demo, time.monotonic() - started
+                return True
         except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    demo.kill()
-    raise RuntimeError("demo never became healthy")
+            return False
+
+    try:
+        wait_until(healthy, timeout=300, interval=0.2, message="demo never became healthy")
+    except AssertionError:
+        demo.kill()
+        raise
+    return demo, time.monotonic() - started
 
 
 def _stop(demo: subprocess.Popen) -> None:
