@@ -66,7 +66,7 @@ def test_the_django_fixup_sets_django_up_before_the_task_modules_import():
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     script = (
         "from workers.celery import app\n"
