@@ -135,13 +135,14 @@ def channel_layer_host(url: str) -> dict:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # Live steering sends many small frames; deltas are coalesced (DESIGN.md §6), so a
-        # modest capacity is enough and an overflow is visible (gap -> resync), not silent growth.
+        # Carries index progress events (a few per second per run) and the websocket ping;
+        # steering frames go over Redis pub/sub instead (explorer/steering/streams.py says why).
         "CONFIG": {"hosts": [channel_layer_host(REDIS_URL)], "capacity": 200, "expiry": 30},
     }
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-# Celery reads CELERY_* from here lazily; the tunables live in workers/celery.py.
+# Celery reads CELERY_* from here lazily, in the web's client (explorer/core/tasks.py) and in
+# the worker app; the worker's tunables live in workers/celery.py.
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 
@@ -171,7 +172,6 @@ EXPLORER_EMBED_TIMEOUT_S: float = env_float("EXPLORER_EMBED_TIMEOUT_S", 3.0, min
 # Nearest explanations less similar than this (cosine, -1..1) are not shown: every query has
 # nearest neighbours, and below about 0.3 all-MiniLM-L6-v2's are unrelated texts.
 EXPLORER_SEMANTIC_MIN_SIMILARITY: float = env_float("EXPLORER_SEMANTIC_MIN_SIMILARITY", 0.3, minimum=-1.0)
-# --- end of semantic search -----------------------------------------------------------------------
 
 # --- auth ------------------------------------------------------------------------------------------
 
@@ -225,7 +225,7 @@ STORAGES = {
 }
 WHITENOISE_MAX_AGE = 3600  # unhashed files (favicon etc.); hashed ones are cached for a year
 
-# --- explanations (issue 7): the LLM explainer and judge ------------------------------------------
+# --- explanations: the LLM explainer and judge ------------------------------------------
 # Any OpenAI-compatible chat endpoint (POST {EXPLAINER_BASE_URL}/chat/completions): OpenAI,
 # vLLM, llama.cpp server, Ollama's /v1. Unset = offline only (offline labels, offline proxy scores).
 EXPLAINER_BASE_URL: str | None = env_str("EXPLAINER_BASE_URL")
@@ -242,7 +242,6 @@ EXPLAINER_BACKOFF_S: float = env_float("EXPLAINER_BACKOFF_S", 1.0, minimum=0.0)
 EXPLAINER_MAX_BACKOFF_S: float = env_float("EXPLAINER_MAX_BACKOFF_S", 60.0, minimum=0.0)
 # Contexts per side (activating / non-activating) for a detection score.
 EXPLAINER_SCORE_SAMPLES: int = env_int("EXPLAINER_SCORE_SAMPLES", 10, minimum=1)
-# --- end explanations --------------------------------------------------------------------------------
 
 # --- misc -----------------------------------------------------------------------------------------
 

@@ -46,11 +46,6 @@ def token_kind(token: str) -> str:
     return "text"
 
 
-def format_value(value: float) -> str:
-    """3 significant digits, as the tooltip shows them."""
-    return "NaN" if not math.isfinite(value) else f"{value:.3g}"
-
-
 @dataclass(frozen=True)
 class TokenCell:
     text: str  # as displayed

@@ -30,8 +30,3 @@ class NotFound(ApplicationError):
 class PermissionDenied(ApplicationError):
     status = 403
     code = "forbidden"
-
-
-class AuthenticationRequired(ApplicationError):
-    status = 401
-    code = "authentication_required"

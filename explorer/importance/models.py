@@ -1,4 +1,4 @@
-"""Feature importance under ablation (issue 7 item 4): one row per feature, written by
+"""Feature importance under ablation: one row per feature, written by
 workers/importance.py and read by the feature page, the SAE overview and the API.
 
 Importable without torch (the web process imports it).

@@ -156,12 +156,6 @@ def index_run_resume(*, run: IndexRun) -> list[int]:
         return index_run_dispatch(run=run, only_unfinished=True)
 
 
-def index_run_cancel(*, run: IndexRun) -> None:
-    """Ask a run to stop: shard tasks check the status between batches."""
-    IndexRun.objects.filter(pk=run.pk, status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING]
-                            ).update(status=IndexRun.Status.CANCELLED, finished=timezone.now())
-
-
 # -- called by workers/index.py ------------------------------------------------------------
 
 def shard_claim(*, run_id: int, index: int, worker: str) -> IndexShard | None:
