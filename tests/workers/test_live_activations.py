@@ -50,8 +50,8 @@ def test_a_text_longer_than_the_context_is_a_value_error(demo):
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_the_task_runs_on_the_live_queue_of_a_real_worker(celery_worker_proc):
-    from workers.registration import sae_register_from_specs
     from workers.live_activations import text_activations
+    from workers.registration import sae_register_from_specs
 
     sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
     result = text_activations.apply_async(kwargs={"sae_id": sae.pk, "text": "The cat sat.", "index": 7},

@@ -1,5 +1,6 @@
-"""The semantic-search code the web process loads (model field, services, the task module it
-sends tasks through) imports no torch: checked in a fresh interpreter."""
+"""The semantic-search code the web process loads (model field, services, selectors), and the
+embeddings task module a worker's parent process imports, import no torch: checked in a fresh
+interpreter."""
 
 from __future__ import annotations
 
