@@ -1,7 +1,8 @@
 """The web's one door to the workers: tasks sent by their registered names.
 
 `explorer/` never imports `workers/` (dependencies run one way: workers import explorer
-services). Every task the web starts is named here, sent with `send()`, and routed to a queue
+services), but for the engine's torch-free contract modules listed in
+tests/explorer/test_dependencies.py. Every task the web starts is named here, sent with `send()`, and routed to a queue
 named here; `workers/celery.py` imports the queue names from this module, and a test asserts
 that every name below is a task of the worker app.
 
