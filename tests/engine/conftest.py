@@ -23,7 +23,6 @@ from sae_lens import SAE
 ENGINE = "workers.engine"
 # Engine modules imported without the checks, each with the reason.
 UNCHECKED = {
-    f"{ENGINE}.interventions": "its SteeringSAE Protocol is not @runtime_checkable",
     # Specs take loose input (a list for a tuple, say) and validate it themselves, raising
     # SpecError with the field's name; a type check at the call would pre-empt that.
     f"{ENGINE}.specs": "validates its own input",

@@ -63,7 +63,9 @@ def test_a_steer_task_streams_numbered_frames_to_the_replay_list(demo_rows, redi
         assert len(done[row]["tokens"]) == len(done[row]["token_ids"]) <= 4
     wait_stored(done["steered"]["result"], redis_url)
     stored = SteeringResult.objects.get(pk=done["steered"]["result"])
-    assert stored.key == payload["key"]
+    from workers.engine.specs import SteerRequest
+
+    assert stored.key == SteerRequest.from_dict(payload["request"]).key()
 
 
 def test_a_run_cancelled_while_queued_is_skipped(demo_rows, redis_url, celery_worker_proc):
