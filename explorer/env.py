@@ -38,7 +38,9 @@ def env_raw(name: str, environ: dict[str, str] | None = None) -> str | None:
     return value
 
 
-def env_str(name: str, default: str | None = None, *, environ: dict[str, str] | None = None) -> str | None:
+def env_str(
+    name: str, default: str | None = None, *, environ: dict[str, str] | None = None
+) -> str | None:
     """A string; an empty value counts as unset (returns the default)."""
     value = env_raw(name, environ)
     if value is None or value.strip() == "":
@@ -78,7 +80,11 @@ def env_int(
 
 
 def env_float(
-    name: str, default: float, *, minimum: float | None = None, environ: dict[str, str] | None = None
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    environ: dict[str, str] | None = None,
 ) -> float:
     """A decimal number, optionally at least `minimum`."""
     value = env_str(name, None, environ=environ)
@@ -102,7 +108,9 @@ def env_list(
         return list(default)
     items = [item.strip() for item in value.split(",")]
     if any(item == "" for item in items):
-        raise ImproperlyConfigured(f"{name}={value!r} has an empty item; separate items with one comma.")
+        raise ImproperlyConfigured(
+            f"{name}={value!r} has an empty item; separate items with one comma."
+        )
     return items
 
 

@@ -123,7 +123,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL: str = env_str("REDIS_URL") or embedded.EmbeddedRedis(VAR_DIR).url()
 if not REDIS_URL.startswith(("redis://", "rediss://")):
-    raise ImproperlyConfigured(f"REDIS_URL must start with redis:// or rediss://; got {REDIS_URL!r}.")
+    raise ImproperlyConfigured(
+        f"REDIS_URL must start with redis:// or rediss://; got {REDIS_URL!r}."
+    )
+
 
 def channel_layer_host(url: str) -> dict:
     """channels_redis waits on Redis with a 5 s blocking pop; redis-py 8 gives connections a
@@ -140,7 +143,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [channel_layer_host(REDIS_URL)], "capacity": 200, "expiry": 30},
     }
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}
 # Celery reads CELERY_* from here lazily, in the web's client (explorer/core/tasks.py) and in
 # the worker app; the worker's tunables live in workers/celery.py.
 CELERY_BROKER_URL = REDIS_URL
@@ -167,11 +172,14 @@ HEALTHZ_CACHE_SECONDS: float = env_float("HEALTHZ_CACHE_SECONDS", 2.0, minimum=0
 # matches only (saying so). By default the first live model's queue: interactive work, never
 # stuck behind an indexing job or an LLM batch (it is ~10 ms of CPU per query).
 EXPLORER_EMBED_QUEUE: str = env_str("EXPLORER_EMBED_QUEUE") or (
-    f"live.{EXPLORER_LIVE_MODELS[0]}" if EXPLORER_LIVE_MODELS else "explain")
+    f"live.{EXPLORER_LIVE_MODELS[0]}" if EXPLORER_LIVE_MODELS else "explain"
+)
 EXPLORER_EMBED_TIMEOUT_S: float = env_float("EXPLORER_EMBED_TIMEOUT_S", 3.0, minimum=0.1)
 # Nearest explanations less similar than this (cosine, -1..1) are not shown: every query has
 # nearest neighbours, and below about 0.3 all-MiniLM-L6-v2's are unrelated texts.
-EXPLORER_SEMANTIC_MIN_SIMILARITY: float = env_float("EXPLORER_SEMANTIC_MIN_SIMILARITY", 0.3, minimum=-1.0)
+EXPLORER_SEMANTIC_MIN_SIMILARITY: float = env_float(
+    "EXPLORER_SEMANTIC_MIN_SIMILARITY", 0.3, minimum=-1.0
+)
 
 # --- auth ------------------------------------------------------------------------------------------
 
@@ -230,11 +238,17 @@ WHITENOISE_MAX_AGE = 3600  # unhashed files (favicon etc.); hashed ones are cach
 # vLLM, llama.cpp server, Ollama's /v1. Unset = offline only (offline labels, offline proxy scores).
 EXPLAINER_BASE_URL: str | None = env_str("EXPLAINER_BASE_URL")
 if EXPLAINER_BASE_URL is not None and not EXPLAINER_BASE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(f"EXPLAINER_BASE_URL={EXPLAINER_BASE_URL!r} must start with http:// or https://.")
+    raise ImproperlyConfigured(
+        f"EXPLAINER_BASE_URL={EXPLAINER_BASE_URL!r} must start with http:// or https://."
+    )
 EXPLAINER_MODEL: str = env_str("EXPLAINER_MODEL", "gpt-4o-mini")  # model id sent to the endpoint
-EXPLAINER_API_KEY: str | None = env_str("EXPLAINER_API_KEY")  # Bearer token (or EXPLAINER_API_KEY_FILE)
+EXPLAINER_API_KEY: str | None = env_str(
+    "EXPLAINER_API_KEY"
+)  # Bearer token (or EXPLAINER_API_KEY_FILE)
 EXPLAINER_TIMEOUT_S: float = env_float("EXPLAINER_TIMEOUT_S", 60.0, minimum=0.1)  # per HTTP call
-EXPLAINER_BATCH_SIZE: int = env_int("EXPLAINER_BATCH_SIZE", 20, minimum=1)  # features per Celery task
+EXPLAINER_BATCH_SIZE: int = env_int(
+    "EXPLAINER_BATCH_SIZE", 20, minimum=1
+)  # features per Celery task
 # Retries of one HTTP call (timeouts, 429, 5xx) before the job is stored as failed; waits grow
 # EXPLAINER_BACKOFF_S * 2**n, capped at EXPLAINER_MAX_BACKOFF_S; a 429's Retry-After wins.
 EXPLAINER_MAX_RETRIES: int = env_int("EXPLAINER_MAX_RETRIES", 4, minimum=0)
@@ -252,7 +266,9 @@ USE_TZ = True
 
 LOG_LEVEL: str = (env_str("LOG_LEVEL") or "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

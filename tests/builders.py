@@ -15,15 +15,44 @@ from typing import Any
 
 from explorer.saes.models import SAE, Example, Feature, LanguageModel
 
-WORDS = ["the", " cat", " sat", " on", " mat", ".", "\n", " dog", " ran", " <script>", " and",
-         " United", " States", " of", " America", " river", " bank", " money", "<|endoftext|>",
-         " é", " 東京", "  ", "\t", " a"]
+WORDS = [
+    "the",
+    " cat",
+    " sat",
+    " on",
+    " mat",
+    ".",
+    "\n",
+    " dog",
+    " ran",
+    " <script>",
+    " and",
+    " United",
+    " States",
+    " of",
+    " America",
+    " river",
+    " bank",
+    " money",
+    "<|endoftext|>",
+    " é",
+    " 東京",
+    "  ",
+    "\t",
+    " a",
+]
 
 
 def make_language_model(**overrides: Any) -> LanguageModel:
     fields: dict[str, Any] = {
-        "slug": "tiny", "source": "tiny-source", "architecture": "gpt2", "d_model": 16,
-        "n_layers": 2, "n_ctx": 128, "vocab": list(WORDS)}
+        "slug": "tiny",
+        "source": "tiny-source",
+        "architecture": "gpt2",
+        "d_model": 16,
+        "n_layers": 2,
+        "n_ctx": 128,
+        "vocab": list(WORDS),
+    }
     fields.update(overrides)
     return LanguageModel.objects.create(**fields)
 
@@ -31,9 +60,17 @@ def make_language_model(**overrides: Any) -> LanguageModel:
 def make_sae(model: LanguageModel | None = None, **overrides: Any) -> SAE:
     model = model or make_language_model()
     fields: dict[str, Any] = {
-        "model": model, "slug": "res-1", "source": "demo-like", "hook_name": "blocks.1.hook_resid_post",
-        "layer": 1, "d_in": model.d_model, "d_sae": 32, "architecture": "topk",
-        "preprocessing": {"prepend_bos": True}, "provenance": {}}
+        "model": model,
+        "slug": "res-1",
+        "source": "demo-like",
+        "hook_name": "blocks.1.hook_resid_post",
+        "layer": 1,
+        "d_in": model.d_model,
+        "d_sae": 32,
+        "architecture": "topk",
+        "preprocessing": {"prepend_bos": True},
+        "provenance": {},
+    }
     fields.update(overrides)
     return SAE.objects.create(**fields)
 
@@ -45,8 +82,15 @@ class IndexedSAE:
     dead: list[int] = field(default_factory=list)
 
 
-def build_indexed_sae(*, sae: SAE | None = None, d_sae: int = 32, examples_per_feature: int = 3,
-                      context: int = 12, dead_every: int = 10, seed: int = 0) -> IndexedSAE:
+def build_indexed_sae(
+    *,
+    sae: SAE | None = None,
+    d_sae: int = 32,
+    examples_per_feature: int = 3,
+    context: int = 12,
+    dead_every: int = 10,
+    seed: int = 0,
+) -> IndexedSAE:
     """An SAE whose features look indexed. Every `dead_every`-th feature (index 0 included)
     is dead: no examples, zero stats. Live feature i peaks on vocab token `i % len(vocab)`."""
     rng = random.Random(seed)
@@ -57,19 +101,26 @@ def build_indexed_sae(*, sae: SAE | None = None, d_sae: int = 32, examples_per_f
     for i in range(sae.d_sae):
         dead = dead_every > 0 and i % dead_every == 0
         mx = 0.0 if dead else round(1 + 9 * rng.random(), 3)
-        feats.append(Feature(
-            sae=sae, index=i, dead=dead, max_activation=mx,
-            density=0.0 if dead else 10 ** rng.uniform(-5, -1),
-            mean_activation=mx / 3,
-            hist_edges=[] if dead else [0.0, mx / 4, mx / 2, 3 * mx / 4, mx],
-            hist_counts=[] if dead else [50, 20, 8, 2],
-            top_logit_ids=[(i + k) % vocab_n for k in range(3)],
-            top_logit_values=[1.5, 1.0, 0.5],
-            bottom_logit_ids=[(i + 7 + k) % vocab_n for k in range(3)],
-            bottom_logit_values=[-1.5, -1.0, -0.5],
-            neighbour_indices=[(i + 1) % sae.d_sae, (i + 2) % sae.d_sae],
-            neighbour_cosines=[0.5, 0.25],
-            map_x=math.cos(i), map_y=math.sin(i)))
+        feats.append(
+            Feature(
+                sae=sae,
+                index=i,
+                dead=dead,
+                max_activation=mx,
+                density=0.0 if dead else 10 ** rng.uniform(-5, -1),
+                mean_activation=mx / 3,
+                hist_edges=[] if dead else [0.0, mx / 4, mx / 2, 3 * mx / 4, mx],
+                hist_counts=[] if dead else [50, 20, 8, 2],
+                top_logit_ids=[(i + k) % vocab_n for k in range(3)],
+                top_logit_values=[1.5, 1.0, 0.5],
+                bottom_logit_ids=[(i + 7 + k) % vocab_n for k in range(3)],
+                bottom_logit_values=[-1.5, -1.0, -0.5],
+                neighbour_indices=[(i + 1) % sae.d_sae, (i + 2) % sae.d_sae],
+                neighbour_cosines=[0.5, 0.25],
+                map_x=math.cos(i),
+                map_y=math.sin(i),
+            )
+        )
         if dead:
             out.dead.append(i)
     out.features = Feature.objects.bulk_create(feats)
@@ -87,14 +138,32 @@ def build_indexed_sae(*, sae: SAE | None = None, d_sae: int = 32, examples_per_f
             vals[pos] = top
             if pos > 0:
                 vals[pos - 1] = top / 3
-            examples.append(Example(
-                feature=f, kind=Example.Kind.TOP, token_ids=ids,
-                values=Example.pack_values(vals), max_value=top, max_position=pos,
-                document=rng.randrange(1000), offset=rng.randrange(500)))
-        examples.append(Example(
-            feature=f, kind=Example.Kind.QUANTILE, quantile_index=0, quantile_low=0.0,
-            quantile_high=f.max_activation / 5, token_ids=[peak] * 4,
-            values=Example.pack_values([0.1, 0.0, 0.0, 0.0]), max_value=0.1, max_position=0,
-            document=0, offset=0))
+            examples.append(
+                Example(
+                    feature=f,
+                    kind=Example.Kind.TOP,
+                    token_ids=ids,
+                    values=Example.pack_values(vals),
+                    max_value=top,
+                    max_position=pos,
+                    document=rng.randrange(1000),
+                    offset=rng.randrange(500),
+                )
+            )
+        examples.append(
+            Example(
+                feature=f,
+                kind=Example.Kind.QUANTILE,
+                quantile_index=0,
+                quantile_low=0.0,
+                quantile_high=f.max_activation / 5,
+                token_ids=[peak] * 4,
+                values=Example.pack_values([0.1, 0.0, 0.0, 0.0]),
+                max_value=0.1,
+                max_position=0,
+                document=0,
+                offset=0,
+            )
+        )
     Example.objects.bulk_create(examples)
     return out

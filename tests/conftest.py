@@ -29,10 +29,18 @@ E2E = REPO / "tests" / "e2e"
 
 # Each of these starts or reaches a real service; every other service fixture depends on one
 # of them (e.g. django_db_setup -> django_db_modify_db_settings -> embedded_services).
-SERVICE_FIXTURES = frozenset({
-    "embedded_services", "redis_url", "service_env", "django_db_setup", "db",
-    "transactional_db", "celery_worker_proc", "live_server_url",
-})
+SERVICE_FIXTURES = frozenset(
+    {
+        "embedded_services",
+        "redis_url",
+        "service_env",
+        "django_db_setup",
+        "db",
+        "transactional_db",
+        "celery_worker_proc",
+        "live_server_url",
+    }
+)
 
 
 # First, so that -m (applied by pytest's own hook of the same name) sees these markers.
@@ -43,5 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
         # The django_db marker requests the database at setup time, so it is not among the
         # fixture names.
-        if item.get_closest_marker("django_db") or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if item.get_closest_marker("django_db") or SERVICE_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.integration)

@@ -21,8 +21,12 @@ TEST_SECRET_KEY = "test-" + "k" * 60  # stable: subprocesses must accept this pr
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1,
-               message: str | Callable[[], str] = "condition not met") -> T:
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    message: str | Callable[[], str] = "condition not met",
+) -> T:
     """Call `predicate` until it returns something truthy and return that value.
 
     It is called at least once, and the deadline is checked only after a call, so a slow

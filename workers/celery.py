@@ -77,6 +77,13 @@ app.conf.update(
     # Send task-started events so "running" differs from "queued" in flower / IndexRun.
     task_track_started=True,
     # Task modules the worker imports at start (one module per queue; add yours here).
-    include=["workers.health", "workers.index", "workers.live", "workers.live_activations",
-             "workers.explain", "workers.importance", "workers.embeddings"],
+    include=[
+        "workers.health",
+        "workers.index",
+        "workers.live",
+        "workers.live_activations",
+        "workers.explain",
+        "workers.importance",
+        "workers.embeddings",
+    ],
 )

@@ -55,8 +55,13 @@ def embed_texts(texts: list[str]) -> list[list[float]]:
     out: list[list[float]] = []
     with torch.inference_mode():
         for start in range(0, len(texts), ENCODE_BATCH):
-            batch = tokenizer(texts[start:start + ENCODE_BATCH], padding=True, truncation=True,
-                              max_length=MAX_TOKENS, return_tensors="pt")
+            batch = tokenizer(
+                texts[start : start + ENCODE_BATCH],
+                padding=True,
+                truncation=True,
+                max_length=MAX_TOKENS,
+                return_tensors="pt",
+            )
             hidden = model(**batch).last_hidden_state  # [batch, pos, 384]
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [batch, pos, 1]
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # [batch, 384]
@@ -85,7 +90,9 @@ def embed_missing(*, sae_id: int | None, seconds: float | None = None) -> tuple[
             return done, False
         vectors = embed_texts([text for _, text in todo])
         done += services.explanation_embeddings_store(
-            rows=[(pk, text, v) for (pk, text), v in zip(todo, vectors, strict=True)], model=EMBEDDING_MODEL)
+            rows=[(pk, text, v) for (pk, text), v in zip(todo, vectors, strict=True)],
+            model=EMBEDDING_MODEL,
+        )
     return done, True
 
 
@@ -95,6 +102,10 @@ def embed_explanations(*, sae_id: int | None = None) -> int:
     Sends a follow-up task when it stops for time with work left. Returns the number embedded."""
     done, more = embed_missing(sae_id=sae_id, seconds=SWEEP_SECONDS)
     if more:
-        log.info("embed_explanations(sae_id=%s): %d embedded, more left; continuing in a new task", sae_id, done)
+        log.info(
+            "embed_explanations(sae_id=%s): %d embedded, more left; continuing in a new task",
+            sae_id,
+            done,
+        )
         embed_explanations.apply_async(kwargs={"sae_id": sae_id}, queue=EXPLAIN_QUEUE)
     return done

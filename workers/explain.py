@@ -27,7 +27,9 @@ def explain_batch(job_ids: list[int]) -> dict[str, int]:
         try:
             job = services.explain_job_run(job_id=int(job_id))
         except SoftTimeLimitExceeded:
-            services.explain_jobs_fail(job_ids=job_ids[i:], reason="the batch ran out of time before this job ran")
+            services.explain_jobs_fail(
+                job_ids=job_ids[i:], reason="the batch ran out of time before this job ran"
+            )
             log.warning("explain batch ran out of time at job %s", job_id)
             break
         except Exception:

@@ -41,18 +41,30 @@ def compute_importance(feature_ids: Sequence[int]) -> int:
             inputs = selectors.importance_inputs(feature_ids=ids)
             att = resident.attached_for(sae)
             by_index = {i.index: i for i in inputs}
-            stats = {i.index: FeatureStats(mean=i.mean, samples=activation_pool(
-                density=i.density, hist_edges=i.hist_edges, hist_counts=i.hist_counts, seed=i.index))
-                for i in inputs}
+            stats = {
+                i.index: FeatureStats(
+                    mean=i.mean,
+                    samples=activation_pool(
+                        density=i.density,
+                        hist_edges=i.hist_edges,
+                        hist_counts=i.hist_counts,
+                        seed=i.index,
+                    ),
+                )
+                for i in inputs
+            }
 
             def progress(done: float, total: int, ids=ids) -> None:
                 services.importance_progress(feature_ids=ids, progress=done / max(total, 1))
 
             contexts = {i.index: choose_contexts(i.top, i.quantile_bins) for i in inputs}
-            results = feature_importance(att, contexts, stats=stats,
-                                         methods=selectors.METHODS, progress=progress)
+            results = feature_importance(
+                att, contexts, stats=stats, methods=selectors.METHODS, progress=progress
+            )
             for res in results:
-                services.importance_store(feature_id=by_index[res.feature].feature_id, result=asdict(res))
+                services.importance_store(
+                    feature_id=by_index[res.feature].feature_id, result=asdict(res)
+                )
                 stored += 1
         except SoftTimeLimitExceeded:
             services.importance_fail(feature_ids=ids, error="Timed out; try again.")

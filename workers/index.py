@@ -60,12 +60,18 @@ def _windows(att: AttachedSAE, run: IndexRun) -> Windows:
     key = (att.lm.name, run.corpus, files, run.tokens, o["context"], o["prepend_bos"])
     if key not in _windows_cache:
         _windows_cache.clear()  # one corpus at a time
-        _windows_cache[key] = make_windows(att.lm, iter_documents(spec), context=o["context"],
-                                           tokens=run.tokens, prepend_bos=o["prepend_bos"])
+        _windows_cache[key] = make_windows(
+            att.lm,
+            iter_documents(spec),
+            context=o["context"],
+            tokens=run.tokens,
+            prepend_bos=o["prepend_bos"],
+        )
     return _windows_cache[key]
 
 
 # -- one shard --------------------------------------------------------------------------------
+
 
 def compute_shard(shard: IndexShard) -> bytes:
     """Stream one shard of the run's corpus; return its mergeable result as bytes.
@@ -95,18 +101,32 @@ def compute_shard(shard: IndexShard) -> bytes:
         last["cancel"] = now
         return svc.run_is_stopped(run.pk)
 
-    acc = index_shard(att, windows, batch_size=o["batch_size"], top_k=o["top"],
-                      n_quantiles=o["quantiles"], per_quantile=o["per_quantile"],
-                      include_bos=o["include_bos"], seed=o["seed"],
-                      shard=Shard(shard.index, run.shards), progress=progress, cancel=cancel,
-                      log_max_bytes=settings.INDEX_LOG_MAX_BYTES)
+    acc = index_shard(
+        att,
+        windows,
+        batch_size=o["batch_size"],
+        top_k=o["top"],
+        n_quantiles=o["quantiles"],
+        per_quantile=o["per_quantile"],
+        include_bos=o["include_bos"],
+        seed=o["seed"],
+        shard=Shard(shard.index, run.shards),
+        progress=progress,
+        cancel=cancel,
+        log_max_bytes=settings.INDEX_LOG_MAX_BYTES,
+    )
     # With one shard the shard's own choice is final: only its examples' values are kept.
-    return shard_result_to_bytes(acc.state_dict(),
-                                 candidate_values(acc, only_chosen=run.shards == 1))
+    return shard_result_to_bytes(
+        acc.state_dict(), candidate_values(acc, only_chosen=run.shards == 1)
+    )
 
 
-@app.task(bind=True, name="workers.index.index_shard", max_retries=MAX_SHARD_RETRIES,
-          **time_limits("index"))
+@app.task(
+    bind=True,
+    name="workers.index.index_shard",
+    max_retries=MAX_SHARD_RETRIES,
+    **time_limits("index"),
+)
 def index_shard(self: Task, run_id: int, shard_index: int) -> dict[str, Any]:
     """Claim shard `shard_index` of run `run_id` and compute it. A shard that is missing,
     taken or done is skipped (a redelivered or duplicate message). Bad input fails the run;
@@ -115,8 +135,9 @@ def index_shard(self: Task, run_id: int, shard_index: int) -> dict[str, Any]:
 
     shard = svc.shard_claim(run_id=run_id, index=shard_index, worker=_worker_name())
     if shard is None:
-        log.info("index run %s shard %s: not queued (done, taken or gone); skipped",
-                 run_id, shard_index)
+        log.info(
+            "index run %s shard %s: not queued (done, taken or gone); skipped", run_id, shard_index
+        )
         return {"run": run_id, "shard": shard_index, "skipped": True}
     t0 = time.perf_counter()
     try:
@@ -128,13 +149,17 @@ def index_shard(self: Task, run_id: int, shard_index: int) -> dict[str, Any]:
         svc.run_failed(run_id=run_id, error=str(e), shard_index=shard_index)
         raise
     except SoftTimeLimitExceeded:
-        svc.run_failed(run_id=run_id, error="shard exceeded the index time limit",
-                       shard_index=shard_index)
+        svc.run_failed(
+            run_id=run_id, error="shard exceeded the index time limit", shard_index=shard_index
+        )
         raise
     except Exception as e:
         if self.request.retries >= MAX_SHARD_RETRIES:
-            svc.run_failed(run_id=run_id, shard_index=shard_index,
-                           error=f"shard {shard_index} failed {self.request.retries + 1} times: {e}")
+            svc.run_failed(
+                run_id=run_id,
+                shard_index=shard_index,
+                error=f"shard {shard_index} failed {self.request.retries + 1} times: {e}",
+            )
             raise
         log.warning("index run %s shard %s failed (%s); retrying", run_id, shard_index, e)
         svc.shard_release(shard=shard, error=str(e))
@@ -146,6 +171,7 @@ def index_shard(self: Task, run_id: int, shard_index: int) -> dict[str, Any]:
 
 # -- the merge ----------------------------------------------------------------------------------
 
+
 def _histogram(stats: FeatureStats, f: int) -> tuple[list[float], list[int]]:
     edges, counts = stats.histogram(f)
     if counts.size == 0:
@@ -156,8 +182,9 @@ def _histogram(stats: FeatureStats, f: int) -> tuple[list[float], list[int]]:
     return edges.tolist(), counts.astype(int).tolist()
 
 
-def feature_rows(stats: FeatureStats, facts: dict[str, Any],
-                 old_map: dict[int, tuple[float, float]]) -> Iterator[FeatureRow]:
+def feature_rows(
+    stats: FeatureStats, facts: dict[str, Any], old_map: dict[int, tuple[float, float]]
+) -> Iterator[FeatureRow]:
     density, mean, dead = stats.density, stats.mean, stats.dead
     fractions = stats.quantile_fractions()
     for f in range(stats.d_sae):
@@ -165,18 +192,29 @@ def feature_rows(stats: FeatureStats, facts: dict[str, Any],
         x, y = old_map.get(f, (None, None))
         live = not dead[f]
         yield FeatureRow(
-            index=f, density=float(density[f]), max_activation=float(stats.max[f]),
-            mean_activation=float(mean[f]), hist_edges=edges, hist_counts=counts,
+            index=f,
+            density=float(density[f]),
+            max_activation=float(stats.max[f]),
+            mean_activation=float(mean[f]),
+            hist_edges=edges,
+            hist_counts=counts,
             quantile_bounds=stats.quantile_bounds[f].astype(float).tolist() if live else [],
             quantile_fractions=fractions[f].tolist() if live else [],
-            top_logit_ids=facts["top_ids"][f], top_logit_values=facts["top_vals"][f],
-            bottom_logit_ids=facts["bottom_ids"][f], bottom_logit_values=facts["bottom_vals"][f],
-            neighbour_indices=facts["nb_idx"][f], neighbour_cosines=facts["nb_cos"][f],
-            map_x=x, map_y=y, dead=bool(dead[f]))
+            top_logit_ids=facts["top_ids"][f],
+            top_logit_values=facts["top_vals"][f],
+            bottom_logit_ids=facts["bottom_ids"][f],
+            bottom_logit_values=facts["bottom_vals"][f],
+            neighbour_indices=facts["nb_idx"][f],
+            neighbour_cosines=facts["nb_cos"][f],
+            map_x=x,
+            map_y=y,
+            dead=bool(dead[f]),
+        )
 
 
-def example_arrays(stats: FeatureStats, examples: list[MaterializedExample],
-                   width: int) -> ExampleArrays:
+def example_arrays(
+    stats: FeatureStats, examples: list[MaterializedExample], width: int
+) -> ExampleArrays:
     """The chosen examples as the arrays the binary COPY loader takes."""
     refs = stats.example_refs()
     n = len(refs)
@@ -192,13 +230,19 @@ def example_arrays(stats: FeatureStats, examples: list[MaterializedExample],
     bounds = stats.quantile_bounds.astype(np.float64)
     safe = np.where(quantile, qbin, 0)
     return ExampleArrays(
-        feature_index=feature, kind=quantile.astype(np.int64), quantile_index=safe,
-        quantile_low=bounds[feature, safe], quantile_high=bounds[feature, safe + 1],
-        token_ids=tokens, values=np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16),
-        lengths=lengths, max_value=np.fromiter((r.value for r in refs), np.float64, n),
+        feature_index=feature,
+        kind=quantile.astype(np.int64),
+        quantile_index=safe,
+        quantile_low=bounds[feature, safe],
+        quantile_high=bounds[feature, safe + 1],
+        token_ids=tokens,
+        values=np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16),
+        lengths=lengths,
+        max_value=np.fromiter((r.value for r in refs), np.float64, n),
         max_position=np.fromiter((ex.pos for ex in examples), np.int64, n),
         document=np.fromiter((ex.doc for ex in examples), np.int64, n),
-        offset=np.fromiter((ex.start for ex in examples), np.int64, n))
+        offset=np.fromiter((ex.start for ex in examples), np.int64, n),
+    )
 
 
 def weight_facts(att: AttachedSAE, windows: Windows, k: int = 10) -> dict[str, Any]:
@@ -215,13 +259,23 @@ def weight_facts(att: AttachedSAE, windows: Windows, k: int = 10) -> dict[str, A
     seen[torch.from_numpy(np.unique(windows.tokens).astype(np.int64))] = True
     top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(att, k, vocab_mask=seen)
     nb_idx, nb_cos = decoder_neighbours(att, k)
-    return {"top_ids": top_ids.tolist(), "top_vals": top_vals.float().tolist(),
-            "bottom_ids": bottom_ids.tolist(), "bottom_vals": bottom_vals.float().tolist(),
-            "nb_idx": nb_idx.tolist(), "nb_cos": nb_cos.float().tolist()}
+    return {
+        "top_ids": top_ids.tolist(),
+        "top_vals": top_vals.float().tolist(),
+        "bottom_ids": bottom_ids.tolist(),
+        "bottom_vals": bottom_vals.float().tolist(),
+        "nb_idx": nb_idx.tolist(),
+        "nb_cos": nb_cos.float().tolist(),
+    }
 
 
-def offline_labels(stats: FeatureStats, examples: list[MaterializedExample],
-                   facts: dict[str, Any], vocab: list[str], has_bos: bool) -> list[str]:
+def offline_labels(
+    stats: FeatureStats,
+    examples: list[MaterializedExample],
+    facts: dict[str, Any],
+    vocab: list[str],
+    has_bos: bool,
+) -> list[str]:
     """The offline explainer's label for every feature (workers/engine/explain.py)."""
     evidence = [FeatureEvidence(peak_tokens=[], dead=bool(d)) for d in stats.dead]
     for ex, ref in zip(examples, stats.example_refs(), strict=True):
@@ -283,9 +337,13 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
 
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="storing")
-    n_f, n_e = svc.index_results_replace(run=run, features=feature_rows(stats, facts, old_map),
-                                         examples=example_arrays(stats, examples, windows.context),
-                                         timings=timings, offline_labels=label_texts)
+    n_f, n_e = svc.index_results_replace(
+        run=run,
+        features=feature_rows(stats, facts, old_map),
+        examples=example_arrays(stats, examples, windows.context),
+        timings=timings,
+        offline_labels=label_texts,
+    )
     timings["store_s"] = time.perf_counter() - t
     svc.run_timings_add(run=run, timings=timings)  # + store_s
     return n_f, n_e, len(old_map) < stats.d_sae
@@ -309,14 +367,16 @@ def index_finish(run_id: int) -> dict[str, Any]:
 
 # -- the feature map ---------------------------------------------------------------------------
 
+
 def map_coordinates(att: AttachedSAE, seed: int = 0) -> tuple[list[float], list[float]]:
     """2-D UMAP (cosine) of the decoder directions, scaled into [0, 1]."""
     import umap
 
     w = att.decoder_directions.detach().float().cpu().numpy()  # [d_sae, d_in]
     n_neighbors = max(2, min(15, w.shape[0] - 1))
-    xy = umap.UMAP(n_neighbors=n_neighbors, metric="cosine", random_state=seed,
-                   n_jobs=1).fit_transform(w)  # [d_sae, 2]
+    xy = umap.UMAP(
+        n_neighbors=n_neighbors, metric="cosine", random_state=seed, n_jobs=1
+    ).fit_transform(w)  # [d_sae, 2]
     xy = (xy - xy.min(0)) / np.maximum(xy.max(0) - xy.min(0), 1e-9)
     return xy[:, 0].tolist(), xy[:, 1].tolist()
 

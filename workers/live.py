@@ -33,11 +33,17 @@ def _store(batch: list[tuple[Run, Any]]) -> list[str | None]:
     """Store finished runs (on the publisher's database thread), all in one INSERT. The
     connection is kept between stores (a new one costs milliseconds) and replaced only after
     it failed."""
-    generations = [services.FinishedGeneration(
-        request=run.context, default_text=result.default.text,
-        default_tokens=result.default.tokens, steered_text=result.steered.text,
-        steered_tokens=result.steered.tokens, alternatives=run.alternatives)
-        for run, result in batch]
+    generations = [
+        services.FinishedGeneration(
+            request=run.context,
+            default_text=result.default.text,
+            default_tokens=result.default.tokens,
+            steered_text=result.steered.text,
+            steered_tokens=result.steered.tokens,
+            alternatives=run.alternatives,
+        )
+        for run, result in batch
+    ]
     try:
         return services.steering_results_store(generations=generations)
     except DatabaseError:  # e.g. the server restarted: one retry on a fresh connection
@@ -78,8 +84,9 @@ def start(payload: dict[str, Any]) -> None:
 
     try:
         att = resident.attached_sae(request.model, request.sae)
-        job = prepare_job(att, request.prompt, request.spec, on_token=on_token,
-                          cancel=lambda: run.cancelled)
+        job = prepare_job(
+            att, request.prompt, request.spec, on_token=on_token, cancel=lambda: run.cancelled
+        )
         finish = job.finish
 
         def finish_and_wake(outputs: dict, cancelled: bool) -> Any:
@@ -103,8 +110,9 @@ def steer(payload: dict[str, Any]) -> None:
     start(payload)
 
 
-@app.task(name="workers.live.build_vector", acks_late=False, ignore_result=True,
-          **time_limits("live"))
+@app.task(
+    name="workers.live.build_vector", acks_late=False, ignore_result=True, **time_limits("live")
+)
 def build_vector(vector_id: int) -> None:
     """Build a pending CAA SteeringVector from its contrast pairs and decompose it into the
     SAE's features; a missing row is logged and skipped."""
@@ -126,7 +134,13 @@ def build_vector(vector_id: int) -> None:
         log.exception("building steering vector %s failed", vector_id)
         services.steering_vector_fail(vector_id=vector_id, error=f"internal error: {exc}")
         raise
-    features = [{"index": i, "cosine": round(c, 6), "weight": round(w, 6)}
-                for i, c, w in zip(parts.features, parts.cosines, parts.weights, strict=True)]
-    services.steering_vector_finish(vector_id=vector_id, vector=[float(x) for x in v.tolist()],
-                                    features=features, residual_fraction=parts.residual_fraction)
+    features = [
+        {"index": i, "cosine": round(c, 6), "weight": round(w, 6)}
+        for i, c, w in zip(parts.features, parts.cosines, parts.weights, strict=True)
+    ]
+    services.steering_vector_finish(
+        vector_id=vector_id,
+        vector=[float(x) for x in v.tolist()],
+        features=features,
+        residual_fraction=parts.residual_fraction,
+    )

@@ -34,9 +34,13 @@ def activations_for_text(att: Any, text: str, *, index: int | None, top_k: int) 
     (row,) = feature_activations(att, text, None if index is None else [index])
     keep = [i for i, bos in enumerate(row.is_bos) if not bos]
     values = row.values[keep]  # [pos, n_features]
-    out: dict[str, Any] = {"tokens": [row.tokens[i] for i in keep],
-                           "token_ids": [row.token_ids[i] for i in keep],
-                           "values": None, "max_activation": 0.0, "top_features": []}
+    out: dict[str, Any] = {
+        "tokens": [row.tokens[i] for i in keep],
+        "token_ids": [row.token_ids[i] for i in keep],
+        "values": None,
+        "max_activation": 0.0,
+        "top_features": [],
+    }
     if values.shape[0] == 0:
         return out
     if index is not None:
@@ -46,8 +50,11 @@ def activations_for_text(att: Any, text: str, *, index: int | None, top_k: int) 
         return out
     peak, where = values.max(dim=0)  # [d_sae], [d_sae]
     top_v, top_i = torch.topk(peak, min(top_k, peak.shape[0]))  # [k]
-    out["top_features"] = [{"index": int(i), "max_value": float(v), "position": int(where[i])}
-                           for v, i in zip(top_v.tolist(), top_i.tolist(), strict=True) if v > 0]
+    out["top_features"] = [
+        {"index": int(i), "max_value": float(v), "position": int(where[i])}
+        for v, i in zip(top_v.tolist(), top_i.tolist(), strict=True)
+        if v > 0
+    ]
     out["max_activation"] = float(top_v[0]) if len(top_v) else 0.0
     return out
 

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from workers.engine.loading import AttachedSAE, LoadedModel
 
 
-def sae_register_from_specs(*, model_spec: str, sae_spec: str, slug: str | None = None,
-                            model_slug: str | None = None) -> Registration:
+def sae_register_from_specs(
+    *, model_spec: str, sae_spec: str, slug: str | None = None, model_slug: str | None = None
+) -> Registration:
     """Register a model (once per source) and an SAE on it, after checking that they fit.
 
     Loads both on the CPU and attaches the SAE (hook exists, d_in equals the hook's width,
@@ -30,8 +31,9 @@ def sae_register_from_specs(*, model_spec: str, sae_spec: str, slug: str | None 
     Raises RegistrationError for an unknown or unloadable spec, a model/SAE mismatch (the
     message names both widths), or a slug already used by another model or SAE.
     """
-    plan = services.sae_registration_plan(model_spec=model_spec, sae_spec=sae_spec, slug=slug,
-                                          model_slug=model_slug)
+    plan = services.sae_registration_plan(
+        model_spec=model_spec, sae_spec=sae_spec, slug=slug, model_slug=model_slug
+    )
     if plan.existing is not None:
         return Registration(sae=plan.existing, created=False, model_created=False)
 
@@ -50,17 +52,26 @@ def sae_register_from_specs(*, model_spec: str, sae_spec: str, slug: str | None 
     except ValueError as e:
         raise RegistrationError(str(e), code="sae_mismatch") from None
     return services.sae_register(
-        model_source=plan.model_source, sae_source=plan.sae_source, model_fields=model_fields(lm),
-        sae_fields=sae_fields(attached, plan.sae_source), vocab=lm.vocab_strings(), slug=slug,
-        model_slug=model_slug)
+        model_source=plan.model_source,
+        sae_source=plan.sae_source,
+        model_fields=model_fields(lm),
+        sae_fields=sae_fields(attached, plan.sae_source),
+        vocab=lm.vocab_strings(),
+        slug=slug,
+        model_slug=model_slug,
+    )
 
 
 def model_fields(lm: LoadedModel) -> ModelFields:
     """What is stored of a loaded model."""
     config = lm.model.config
-    return ModelFields(architecture=str(config.model_type), d_model=lm.d_model,
-                       n_layers=lm.n_layers, n_ctx=lm.n_ctx,
-                       revision=str(getattr(config, "_commit_hash", None) or ""))
+    return ModelFields(
+        architecture=str(config.model_type),
+        d_model=lm.d_model,
+        n_layers=lm.n_layers,
+        n_ctx=lm.n_ctx,
+        revision=str(getattr(config, "_commit_hash", None) or ""),
+    )
 
 
 def sae_fields(attached: AttachedSAE, sae_source: str) -> SAEFields:
@@ -69,11 +80,18 @@ def sae_fields(attached: AttachedSAE, sae_source: str) -> SAEFields:
     metadata = cfg.metadata.to_dict()
     provenance = {"spec": sae_source, **{k: v for k, v in metadata.items() if _jsonable(v)}}
     return SAEFields(
-        hook_name=attached.hook_name, layer=attached.hook.layer, d_in=attached.d_in,
-        d_sae=attached.d_sae, architecture=str(cfg.architecture()),
-        preprocessing={"prepend_bos": pre.prepend_bos, "centre": pre.center_residual,
-                       "normalisation": pre.normalize_activations},
-        provenance=provenance)
+        hook_name=attached.hook_name,
+        layer=attached.hook.layer,
+        d_in=attached.d_in,
+        d_sae=attached.d_sae,
+        architecture=str(cfg.architecture()),
+        preprocessing={
+            "prepend_bos": pre.prepend_bos,
+            "centre": pre.center_residual,
+            "normalisation": pre.normalize_activations,
+        },
+        provenance=provenance,
+    )
 
 
 def _jsonable(value: object) -> bool:

@@ -62,7 +62,8 @@ def attached_sae(model_source: str, sae_source: str) -> AttachedSAE:
         att = entry.saes.get(sae_source)
         if att is None:
             att = entry.saes[sae_source] = attach_sae(
-                entry.lm, load_sae(sae_source, device=str(entry.lm.device)))
+                entry.lm, load_sae(sae_source, device=str(entry.lm.device))
+            )
         return att
 
 

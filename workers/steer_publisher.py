@@ -109,8 +109,9 @@ class Publisher:
         self.db = ThreadPoolExecutor(1, thread_name_prefix="steer-db")
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), name="steer-publisher",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._serve, args=(ready,), name="steer-publisher", daemon=True
+        ).start()
         ready.wait()
 
     # -- runs (called from the task thread and the decode thread) ---------------------------
@@ -130,6 +131,7 @@ class Publisher:
 
     def fail(self, run: Run, message: str) -> None:
         """Publish an `error` frame for `run` and let it go (waits for the publish)."""
+
         async def fail() -> None:
             try:
                 await self._publish_error(run, message)
@@ -159,8 +161,12 @@ class Publisher:
         self.wake = asyncio.Event()
         self.to_store: list[tuple[Run, Any]] = []
         self.storing = False
-        for coro in (self._flusher(), self._heartbeats(), self._cancel_poller(),
-                     self._cancel_listener()):
+        for coro in (
+            self._flusher(),
+            self._heartbeats(),
+            self._cancel_poller(),
+            self._cancel_listener(),
+        ):
             self.loop.create_task(coro)
 
     async def _flusher(self) -> None:
@@ -176,9 +182,12 @@ class Publisher:
                 pass
             self.wake.clear()
             now = time.monotonic()
-            due = [r for r in list(self.runs.values())
-                   if (r.dirty and now - r.last_flush >= FLUSH_INTERVAL_S)
-                   or (r.handle is not None and r.handle.done() and not r.finishing)]
+            due = [
+                r
+                for r in list(self.runs.values())
+                if (r.dirty and now - r.last_flush >= FLUSH_INTERVAL_S)
+                or (r.handle is not None and r.handle.done() and not r.finishing)
+            ]
             if due:
                 try:
                     await self._flush(due, now)
@@ -208,8 +217,7 @@ class Publisher:
             for row in ROWS:
                 if texts[row]:
                     run.seq += 1
-                    frames.append({"type": "delta", "row": row, "seq": run.seq,
-                                   "text": texts[row]})
+                    frames.append({"type": "delta", "row": row, "seq": run.seq, "text": texts[row]})
             if frames:
                 batch.append((run, frames))
         if batch:
@@ -234,16 +242,25 @@ class Publisher:
             # need not wait for the database (a permalink opened within those milliseconds
             # is the only thing that can miss it).
             frames = []
-            run.alternatives = {row: row_alternatives(getattr(result, row).probs,
-                                                      getattr(result, row).alternatives)
-                                for row in ROWS}
+            run.alternatives = {
+                row: row_alternatives(getattr(result, row).probs, getattr(result, row).alternatives)
+                for row in ROWS
+            }
             for row in ROWS:
                 r = getattr(result, row)
                 run.seq += 1
-                frames.append({"type": "done", "row": row, "seq": run.seq, "text": r.text,
-                               "tokens": run.token_strings(r.tokens), "token_ids": r.tokens,
-                               "result": result_id_for(run.key), **alternatives_fields(
-                                   run.alternatives[row], run.token_strings)})
+                frames.append(
+                    {
+                        "type": "done",
+                        "row": row,
+                        "seq": run.seq,
+                        "text": r.text,
+                        "tokens": run.token_strings(r.tokens),
+                        "token_ids": r.tokens,
+                        "result": result_id_for(run.key),
+                        **alternatives_fields(run.alternatives[row], run.token_strings),
+                    }
+                )
             await self._publish([(run, frames)])
             self._forget(run)
             self.to_store.append((run, result))

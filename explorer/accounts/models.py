@@ -12,7 +12,9 @@ class ApiKey(models.Model):
     authentication must find the row by digest in one indexed lookup.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
     name = models.CharField(max_length=100)
     # First characters of the key, shown in lists so users can tell keys apart.
     prefix = models.CharField(max_length=16)

@@ -23,10 +23,16 @@ def keys(request: HttpRequest) -> HttpResponse:
     error = None
     if request.method == "POST":
         try:
-            _, new_key = services.api_key_create(user=request.user, name=request.POST.get("name", ""))
+            _, new_key = services.api_key_create(
+                user=request.user, name=request.POST.get("name", "")
+            )
         except ApplicationError as exc:
             error = exc.message
-    context = {"keys": selectors.api_key_list(user=request.user), "new_key": new_key, "error": error}
+    context = {
+        "keys": selectors.api_key_list(user=request.user),
+        "new_key": new_key,
+        "error": error,
+    }
     return render(request, "accounts/keys.html", context, status=400 if error else 200)
 
 

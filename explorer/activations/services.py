@@ -53,7 +53,9 @@ class LiveWorkerTimeout(ApplicationError):
 
 
 def _cache_key(sae: SAE, text: str, index: int | None, top_k: int) -> str:
-    digest = hashlib.sha256(f"{sae.pk}\0{sae.source}\0{index}\0{top_k}\0{text}".encode()).hexdigest()
+    digest = hashlib.sha256(
+        f"{sae.pk}\0{sae.source}\0{index}\0{top_k}\0{text}".encode()
+    ).hexdigest()
     return f"acttest:v1:{digest}"
 
 
@@ -77,30 +79,40 @@ def _run_on_worker(*, sae: SAE, text: str, index: int | None, top_k: int) -> dic
     queue = tasks.live_queue(sae.model.slug)
     if not _queue_has_consumer(queue):
         raise LiveWorkerUnavailable(
-            f"No live worker serves model {sae.model.slug} right now (queue {queue}); try again later.")
-    result = tasks.send(tasks.TEXT_ACTIVATIONS, queue=queue, expires=live_timeout_s(),
-                        kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k})
+            f"No live worker serves model {sae.model.slug} right now (queue {queue}); try again later."
+        )
+    result = tasks.send(
+        tasks.TEXT_ACTIVATIONS,
+        queue=queue,
+        expires=live_timeout_s(),
+        kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k},
+    )
     try:
         answer = result.get(timeout=live_timeout_s(), propagate=False)
     except CeleryTimeout:
         result.revoke()
         cache.delete(f"live-consumer:{queue}")
-        raise LiveWorkerTimeout(f"The live worker for {sae.model.slug} did not answer within "
-                                f"{live_timeout_s():g} s; try again later.") from None
+        raise LiveWorkerTimeout(
+            f"The live worker for {sae.model.slug} did not answer within "
+            f"{live_timeout_s():g} s; try again later."
+        ) from None
     finally:
         result.forget()
     if isinstance(answer, TaskRevokedError):  # expired in the queue behind other work
         raise LiveWorkerTimeout(f"The live worker for {sae.model.slug} is busy; try again later.")
     if isinstance(answer, Exception) or not isinstance(answer, dict):
         log.error("activation test on %s failed: %r", sae, answer)
-        raise ApplicationError("The live worker failed on this text.", code="live_failed", status=502)
+        raise ApplicationError(
+            "The live worker failed on this text.", code="live_failed", status=502
+        )
     if "error" in answer:
         raise ApplicationError(answer["error"], code=answer.get("code", "invalid_text"))
     return answer
 
 
-def activation_test(*, model_slug: str, sae_slug: str, text: str, index: int | None = None,
-                    top_k: int = 20) -> dict:
+def activation_test(
+    *, model_slug: str, sae_slug: str, text: str, index: int | None = None, top_k: int = 20
+) -> dict:
     """Per-token activations of feature `index` on `text`, or (index None) the `top_k` features
     that fire most on it, computed by a live worker and cached by (SAE, text, index).
 
@@ -113,11 +125,16 @@ def activation_test(*, model_slug: str, sae_slug: str, text: str, index: int | N
     if not text.strip():
         raise ApplicationError("Type a text to test.", code="empty_text")
     if len(text) > test_text_max_chars():
-        raise ApplicationError(f"The text is {len(text)} characters long; the limit is {test_text_max_chars()}.",
-                               code="text_too_long")
+        raise ApplicationError(
+            f"The text is {len(text)} characters long; the limit is {test_text_max_chars()}.",
+            code="text_too_long",
+        )
     if index is not None and not 0 <= index < sae.d_sae:
-        raise ApplicationError(f"{sae} has features 0 to {sae.d_sae - 1}; there is no feature {index}.",
-                               code="invalid_index", status=404)
+        raise ApplicationError(
+            f"{sae} has features 0 to {sae.d_sae - 1}; there is no feature {index}.",
+            code="invalid_index",
+            status=404,
+        )
     top_k = max(1, min(top_k, MAX_TOP_K))
     key = _cache_key(sae, text, index, top_k)
     answer = cache.get(key)
@@ -128,8 +145,22 @@ def activation_test(*, model_slug: str, sae_slug: str, text: str, index: int | N
     if top:
         rows = sae_selectors.feature_ids(sae=sae, indices=[t["index"] for t in top])
         best = explanation_selectors.best_explanations(feature_ids=rows.values())
-        top = [{**t, "explanation": best[rows[t["index"]]].text if rows.get(t["index"]) in best else None}
-               for t in top]
-    return {"model": sae.model.slug, "sae": sae.slug, "index": index, "tokens": answer["tokens"],
-            "token_ids": answer["token_ids"], "values": answer.get("values"),
-            "max_activation": answer["max_activation"], "top_features": top}
+        top = [
+            {
+                **t,
+                "explanation": best[rows[t["index"]]].text
+                if rows.get(t["index"]) in best
+                else None,
+            }
+            for t in top
+        ]
+    return {
+        "model": sae.model.slug,
+        "sae": sae.slug,
+        "index": index,
+        "tokens": answer["tokens"],
+        "token_ids": answer["token_ids"],
+        "values": answer.get("values"),
+        "max_activation": answer["max_activation"],
+        "top_features": top,
+    }

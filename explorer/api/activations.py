@@ -11,7 +11,15 @@ from explorer.activations import services
 from explorer.api.schemas import ErrorOut, StrictSchema
 
 router = Router(tags=["activations"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut}
+ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    404: ErrorOut,
+    422: ErrorOut,
+    502: ErrorOut,
+    503: ErrorOut,
+    504: ErrorOut,
+}
 
 
 class OpenToEveryone(ReadOpenWriteAccount):
@@ -51,8 +59,17 @@ class ActivationTestOut(Schema):
     top_features: list[TopFeatureOut]  # when index was omitted
 
 
-@router.post("/activations/test", auth=OpenToEveryone(), response={200: ActivationTestOut, **ERRORS},
-             summary="Run a text through the model and SAE")
+@router.post(
+    "/activations/test",
+    auth=OpenToEveryone(),
+    response={200: ActivationTestOut, **ERRORS},
+    summary="Run a text through the model and SAE",
+)
 def activation_test(request: HttpRequest, payload: ActivationTestIn):
-    return services.activation_test(model_slug=payload.model, sae_slug=payload.sae, text=payload.text,
-                                    index=payload.index, top_k=payload.top_k)
+    return services.activation_test(
+        model_slug=payload.model,
+        sae_slug=payload.sae,
+        text=payload.text,
+        index=payload.index,
+        top_k=payload.top_k,
+    )

@@ -104,6 +104,8 @@ def api_key_create(request: HttpRequest, payload: ApiKeyIn):
     return Status(201, {**ApiKeyOut.from_orm(key).model_dump(), "key": raw})
 
 
-@api.delete("/me/api-keys/{key_id}", response={200: ApiKeyOut, **ERRORS}, summary="Revoke an API key")
+@api.delete(
+    "/me/api-keys/{key_id}", response={200: ApiKeyOut, **ERRORS}, summary="Revoke an API key"
+)
 def api_key_revoke(request: HttpRequest, key_id: int):
     return account_services.api_key_revoke(user=request.auth, key_id=key_id)

@@ -47,34 +47,62 @@ class ModelDetailOut(ModelOut):
 
 
 def _sae_dict(sae, *, detail: bool = False) -> dict:
-    out = {"model": sae.model.slug, "slug": sae.slug, "hook_name": sae.hook_name, "layer": sae.layer,
-           "d_in": sae.d_in, "d_sae": sae.d_sae, "architecture": sae.architecture,
-           "url": f"/{sae.model.slug}/{sae.slug}/"}
+    out = {
+        "model": sae.model.slug,
+        "slug": sae.slug,
+        "hook_name": sae.hook_name,
+        "layer": sae.layer,
+        "d_in": sae.d_in,
+        "d_sae": sae.d_sae,
+        "architecture": sae.architecture,
+        "url": f"/{sae.model.slug}/{sae.slug}/",
+    }
     if detail:
         out.update(source=sae.source, preprocessing=sae.preprocessing, provenance=sae.provenance)
     return out
 
 
 def _model_dict(model) -> dict:
-    return {"slug": model.slug, "source": model.source, "architecture": model.architecture,
-            "d_model": model.d_model, "n_layers": model.n_layers, "n_ctx": model.n_ctx,
-            "n_saes": model.n_saes, "url": f"/{model.slug}/"}
+    return {
+        "slug": model.slug,
+        "source": model.source,
+        "architecture": model.architecture,
+        "d_model": model.d_model,
+        "n_layers": model.n_layers,
+        "n_ctx": model.n_ctx,
+        "n_saes": model.n_saes,
+        "url": f"/{model.slug}/",
+    }
 
 
 @router.get("/models", response={200: list[ModelOut], **ERRORS}, summary="Language models")
 def model_list(request: HttpRequest):
-    return [_model_dict(m) for m in sae_selectors.language_model_list().annotate(n_saes=Count("saes"))]
+    return [
+        _model_dict(m) for m in sae_selectors.language_model_list().annotate(n_saes=Count("saes"))
+    ]
 
 
-@router.get("/models/{model}", response={200: ModelDetailOut, **ERRORS}, summary="A model and its SAEs")
+@router.get(
+    "/models/{model}", response={200: ModelDetailOut, **ERRORS}, summary="A model and its SAEs"
+)
 def model_detail(request: HttpRequest, model: str):
-    row = sae_selectors.language_model_list().annotate(n_saes=Count("saes")).filter(slug=model).first()
+    row = (
+        sae_selectors.language_model_list()
+        .annotate(n_saes=Count("saes"))
+        .filter(slug=model)
+        .first()
+    )
     if row is None:
         raise NotFound(f"No model {model}.")
-    return {**_model_dict(row), "saes": [_sae_dict(s) for s in sae_selectors.sae_list(model_slug=model)]}
+    return {
+        **_model_dict(row),
+        "saes": [_sae_dict(s) for s in sae_selectors.sae_list(model_slug=model)],
+    }
 
 
-@router.get("/models/{model}/saes", response={200: list[SAEOut], **ERRORS}, summary="A model's SAEs")
+@router.get(
+    "/models/{model}/saes", response={200: list[SAEOut], **ERRORS}, summary="A model's SAEs"
+)
 def sae_list(request: HttpRequest, model: str):
     if not sae_selectors.language_model_list().filter(slug=model).exists():
         raise NotFound(f"No model {model}.")

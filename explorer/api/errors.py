@@ -13,8 +13,12 @@ from explorer.core.exceptions import ApplicationError
 logger = logging.getLogger(__name__)
 
 
-def error_response(api: NinjaAPI, request: HttpRequest, *, message: str, code: str, status: int) -> HttpResponse:
-    return api.create_response(request, {"error": {"message": message, "code": code}}, status=status)
+def error_response(
+    api: NinjaAPI, request: HttpRequest, *, message: str, code: str, status: int
+) -> HttpResponse:
+    return api.create_response(
+        request, {"error": {"message": message, "code": code}}, status=status
+    )
 
 
 def format_first_error(errors: list[dict]) -> str:
@@ -33,7 +37,9 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(ValidationError)
     def validation_error(request, exc: ValidationError):
-        return error_response(api, request, message=format_first_error(exc.errors), code="invalid", status=422)
+        return error_response(
+            api, request, message=format_first_error(exc.errors), code="invalid", status=422
+        )
 
     @api.exception_handler(AuthenticationError)
     def authentication_error(request, exc: AuthenticationError):
@@ -47,13 +53,19 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(Http404)
     def not_found(request, exc: Http404):
-        return error_response(api, request, message=str(exc) or "Not found.", code="not_found", status=404)
+        return error_response(
+            api, request, message=str(exc) or "Not found.", code="not_found", status=404
+        )
 
     @api.exception_handler(HttpError)
     def http_error(request, exc: HttpError):
-        return error_response(api, request, message=str(exc), code=f"http_{exc.status_code}", status=exc.status_code)
+        return error_response(
+            api, request, message=str(exc), code=f"http_{exc.status_code}", status=exc.status_code
+        )
 
     @api.exception_handler(Exception)
     def server_error(request, exc: Exception):
         logger.exception("unhandled API error on %s %s", request.method, request.path)
-        return error_response(api, request, message="Internal server error.", code="server_error", status=500)
+        return error_response(
+            api, request, message="Internal server error.", code="server_error", status=500
+        )

@@ -15,7 +15,15 @@ from explorer.explanations import services
 from explorer.saes import selectors as sae_selectors
 
 router = Router(tags=["explanations"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    422: ErrorOut,
+    503: ErrorOut,
+}
 FEATURE = "/models/{model}/saes/{sae}/features/{index}"
 
 
@@ -50,26 +58,53 @@ class ExplainJobOut(Schema):
 
 
 def _detail(row) -> dict:
-    return {"id": row.id, "text": row.text, "method": row.method, "score": row.score,
-            "score_method": row.score_method, "score_sample_size": row.score_sample_size,
-            "author": row.author.get_username() if row.author else None, "edited": row.edited}
+    return {
+        "id": row.id,
+        "text": row.text,
+        "method": row.method,
+        "score": row.score,
+        "score_method": row.score_method,
+        "score_sample_size": row.score_sample_size,
+        "author": row.author.get_username() if row.author else None,
+        "edited": row.edited,
+    }
 
 
 def _job(job) -> dict:
-    return {"id": job.id, "kind": job.kind, "status": job.status, "reason": job.reason, "retryable": job.retryable,
-            "attempts": job.attempts, "model": job.model, "prompt_tokens": job.prompt_tokens,
-            "completion_tokens": job.completion_tokens, "explanation": job.explanation_id,
-            "created": job.created, "finished": job.finished}
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "reason": job.reason,
+        "retryable": job.retryable,
+        "attempts": job.attempts,
+        "model": job.model,
+        "prompt_tokens": job.prompt_tokens,
+        "completion_tokens": job.completion_tokens,
+        "explanation": job.explanation_id,
+        "created": job.created,
+        "finished": job.finished,
+    }
 
 
-@router.patch("/explanations/{explanation_id}", response={200: ExplanationDetailOut, **ERRORS},
-              summary="Edit your own explanation (its score is measured again)")
+@router.patch(
+    "/explanations/{explanation_id}",
+    response={200: ExplanationDetailOut, **ERRORS},
+    summary="Edit your own explanation (its score is measured again)",
+)
 def explanation_edit(request: HttpRequest, explanation_id: int, payload: ExplanationEditIn):
-    return _detail(services.explanation_edit(user=request.auth, explanation_id=explanation_id, text=payload.text))
+    return _detail(
+        services.explanation_edit(
+            user=request.auth, explanation_id=explanation_id, text=payload.text
+        )
+    )
 
 
-@router.post(FEATURE + "/explain", response={202: list[ExplainJobOut], **ERRORS},
-             summary="Queue an LLM explanation of a feature (needs a configured endpoint)")
+@router.post(
+    FEATURE + "/explain",
+    response={202: list[ExplainJobOut], **ERRORS},
+    summary="Queue an LLM explanation of a feature (needs a configured endpoint)",
+)
 def feature_explain(request: HttpRequest, model: str, sae: str, index: int):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
     sae_selectors.feature_get(sae=row, index=index)  # 404 for an unknown index
@@ -77,8 +112,13 @@ def feature_explain(request: HttpRequest, model: str, sae: str, index: int):
     return Status(202, [_job(j) for j in jobs])
 
 
-@router.get(FEATURE + "/explain-jobs", response={200: list[ExplainJobOut], **ERRORS},
-            summary="A feature's explain and score jobs, newest first")
+@router.get(
+    FEATURE + "/explain-jobs",
+    response={200: list[ExplainJobOut], **ERRORS},
+    summary="A feature's explain and score jobs, newest first",
+)
 def feature_explain_jobs(request: HttpRequest, model: str, sae: str, index: int):
-    feature = sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
+    feature = sae_selectors.feature_get(
+        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
+    )
     return [_job(j) for j in explanation_selectors.explain_job_list(feature_id=feature.pk)[:50]]

@@ -24,16 +24,30 @@ def _response(stream, *, name: str, fmt: str) -> StreamingHttpResponse:
     return response
 
 
-@router.get("/models/{model}/saes/{sae}/export/features", response={200: None, **ERRORS},
-            summary="Export every feature (CSV or JSON, streamed)")
-def export_features(request: HttpRequest, model: str, sae: str, format: Literal["csv", "json"] = "csv"):
+@router.get(
+    "/models/{model}/saes/{sae}/export/features",
+    response={200: None, **ERRORS},
+    summary="Export every feature (CSV or JSON, streamed)",
+)
+def export_features(
+    request: HttpRequest, model: str, sae: str, format: Literal["csv", "json"] = "csv"
+):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return _response(exports.feature_export(sae=row, fmt=format), name=f"{model}-{sae}-features", fmt=format)
+    return _response(
+        exports.feature_export(sae=row, fmt=format), name=f"{model}-{sae}-features", fmt=format
+    )
 
 
-@router.get("/models/{model}/saes/{sae}/export/examples", response={200: None, **ERRORS},
-            summary="Export every example with tokens and values (CSV or JSON, streamed)")
-def export_examples(request: HttpRequest, model: str, sae: str, format: Literal["csv", "json"] = "csv"):
+@router.get(
+    "/models/{model}/saes/{sae}/export/examples",
+    response={200: None, **ERRORS},
+    summary="Export every example with tokens and values (CSV or JSON, streamed)",
+)
+def export_examples(
+    request: HttpRequest, model: str, sae: str, format: Literal["csv", "json"] = "csv"
+):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    stream = exports.example_export(sae=row, vocab=sae_selectors.vocab_get(model=row.model), fmt=format)
+    stream = exports.example_export(
+        sae=row, vocab=sae_selectors.vocab_get(model=row.model), fmt=format
+    )
     return _response(stream, name=f"{model}-{sae}-examples", fmt=format)

@@ -36,7 +36,9 @@ class FeaturePageOut(Schema):
 
 
 class FeaturePageQuery(Schema):
-    sort: Literal["index", "-index", "density", "-density", "max_activation", "-max_activation"] = "index"
+    sort: Literal["index", "-index", "density", "-density", "max_activation", "-max_activation"] = (
+        "index"
+    )
     cursor: str | None = None
     limit: int = 50
     dead: bool = True  # false leaves dead features out
@@ -128,58 +130,107 @@ class VoteOut(Schema):
 @router.get(BASE, response={200: FeaturePageOut, **ERRORS}, summary="A page of an SAE's features")
 def feature_page(request: HttpRequest, model: str, sae: str, query: Query[FeaturePageQuery]):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    page = sae_selectors.feature_page(sae=row, sort=query.sort, cursor=query.cursor, limit=query.limit,
-                                  include_dead=query.dead)
+    page = sae_selectors.feature_page(
+        sae=row, sort=query.sort, cursor=query.cursor, limit=query.limit, include_dead=query.dead
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get(BASE + "/{index}", response={200: FeatureOut, **ERRORS}, summary="One feature with its statistics")
+@router.get(
+    BASE + "/{index}",
+    response={200: FeatureOut, **ERRORS},
+    summary="One feature with its statistics",
+)
 def feature_detail(request: HttpRequest, model: str, sae: str, index: int):
-    return sae_selectors.feature_detail(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
+    return sae_selectors.feature_detail(
+        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
+    )
 
 
-@router.get(BASE + "/{index}/examples", response={200: ExampleListOut, **ERRORS},
-            summary="A feature's examples, tokens and per-token values")
-def example_list(request: HttpRequest, model: str, sae: str, index: int,
-                 kind: Literal["top", "quantile"] | None = None):
+@router.get(
+    BASE + "/{index}/examples",
+    response={200: ExampleListOut, **ERRORS},
+    summary="A feature's examples, tokens and per-token values",
+)
+def example_list(
+    request: HttpRequest,
+    model: str,
+    sae: str,
+    index: int,
+    kind: Literal["top", "quantile"] | None = None,
+):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
     return {"items": sae_selectors.example_list(sae=row, index=index, kind=kind)}
 
 
-@router.get(BASE + "/{index}/neighbours", response={200: NeighbourListOut, **ERRORS},
-            summary="A feature's decoder-cosine neighbours")
+@router.get(
+    BASE + "/{index}/neighbours",
+    response={200: NeighbourListOut, **ERRORS},
+    summary="A feature's decoder-cosine neighbours",
+)
 def neighbour_list(request: HttpRequest, model: str, sae: str, index: int):
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
     return {"items": sae_selectors.neighbour_list(sae=row, index=index)}
 
 
-@router.get(BASE + "/{index}/explanations", response={200: list[ExplanationOut], **ERRORS},
-            summary="A feature's explanations, best first")
+@router.get(
+    BASE + "/{index}/explanations",
+    response={200: list[ExplanationOut], **ERRORS},
+    summary="A feature's explanations, best first",
+)
 def explanation_list(request: HttpRequest, model: str, sae: str, index: int):
-    feature = sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
+    feature = sae_selectors.feature_get(
+        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
+    )
     return explanation_selectors.explanation_dicts(feature_id=feature.pk)
 
 
-@router.post(BASE + "/{index}/explanations", response={201: ExplanationOut, **ERRORS},
-             summary="Add your explanation of a feature")
-def explanation_create(request: HttpRequest, model: str, sae: str, index: int, payload: ExplanationIn):
-    feature = sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index)
-    row = explanation_services.explanation_submit(feature=feature, text=payload.text, author=request.auth)
-    return Status(201, {"id": row.id, "text": row.text, "method": row.method, "score": row.score,
-                        "author": request.auth.get_username(), "votes": 0})
+@router.post(
+    BASE + "/{index}/explanations",
+    response={201: ExplanationOut, **ERRORS},
+    summary="Add your explanation of a feature",
+)
+def explanation_create(
+    request: HttpRequest, model: str, sae: str, index: int, payload: ExplanationIn
+):
+    feature = sae_selectors.feature_get(
+        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
+    )
+    row = explanation_services.explanation_submit(
+        feature=feature, text=payload.text, author=request.auth
+    )
+    return Status(
+        201,
+        {
+            "id": row.id,
+            "text": row.text,
+            "method": row.method,
+            "score": row.score,
+            "author": request.auth.get_username(),
+            "votes": 0,
+        },
+    )
 
 
-@router.post("/explanations/{explanation_id}/vote", response={200: VoteOut, **ERRORS},
-             summary="Vote +1 or -1 on an explanation, once (409 when you already have)")
+@router.post(
+    "/explanations/{explanation_id}/vote",
+    response={200: VoteOut, **ERRORS},
+    summary="Vote +1 or -1 on an explanation, once (409 when you already have)",
+)
 def explanation_vote(request: HttpRequest, explanation_id: int, payload: VoteIn):
-    vote = explanation_services.vote_cast(user=request.auth, explanation_id=explanation_id, value=payload.value)
+    vote = explanation_services.vote_cast(
+        user=request.auth, explanation_id=explanation_id, value=payload.value
+    )
     return {"explanation": vote.explanation_id, "value": vote.value}
 
 
 # Beside the POST: ninja gives each router its own URL pattern, so the same path in two
 # routers would answer 405 to one of the methods.
-@router.delete("/explanations/{explanation_id}/vote", response={204: None, **ERRORS},
-               summary="Retract your vote on an explanation")
+@router.delete(
+    "/explanations/{explanation_id}/vote",
+    response={204: None, **ERRORS},
+    summary="Retract your vote on an explanation",
+)
 def explanation_vote_retract(request: HttpRequest, explanation_id: int):
     explanation_services.vote_retract(user=request.auth, explanation_id=explanation_id)
     return Status(204, None)

@@ -82,28 +82,53 @@ def _feature(model: str, sae: str, index: int):
     return sae_selectors.feature_get(sae=sae_row, index=index)
 
 
-@router.get(FEATURE, response={200: ImportanceOut, **ERRORS}, summary="A feature's importance under ablation")
+@router.get(
+    FEATURE,
+    response={200: ImportanceOut, **ERRORS},
+    summary="A feature's importance under ablation",
+)
 def importance_get(request: HttpRequest, model: str, sae: str, index: int):
     feature = _feature(model, sae, index)
     return selectors.importance_dict(feature=feature, row=selectors.importance_for(feature=feature))
 
 
-@router.post(FEATURE, response={202: ImportanceOut, **ERRORS}, auth=OpenWrites(),
-             summary="Compute a feature's importance (queued on the model's live worker; no account needed)")
-def importance_compute(request: HttpRequest, model: str, sae: str, index: int, payload: ImportanceIn | None = None):
+@router.post(
+    FEATURE,
+    response={202: ImportanceOut, **ERRORS},
+    auth=OpenWrites(),
+    summary="Compute a feature's importance (queued on the model's live worker; no account needed)",
+)
+def importance_compute(
+    request: HttpRequest, model: str, sae: str, index: int, payload: ImportanceIn | None = None
+):
     feature = _feature(model, sae, index)
     row = services.importance_request(feature=feature, force=bool(payload and payload.force))
     return Status(202, selectors.importance_dict(feature=feature, row=row))
 
 
-@router.post("/models/{model}/saes/{sae}/importance", response={202: BulkOut, **ERRORS},
-             summary="Compute the importance of every live feature of an SAE (needs an account)")
-def importance_bulk(request: HttpRequest, model: str, sae: str, payload: ImportanceIn | None = None):
+@router.post(
+    "/models/{model}/saes/{sae}/importance",
+    response={202: BulkOut, **ERRORS},
+    summary="Compute the importance of every live feature of an SAE (needs an account)",
+)
+def importance_bulk(
+    request: HttpRequest, model: str, sae: str, payload: ImportanceIn | None = None
+):
     sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return Status(202, {"queued": services.importance_bulk_request(sae=sae_row, force=bool(payload and payload.force))})
+    return Status(
+        202,
+        {
+            "queued": services.importance_bulk_request(
+                sae=sae_row, force=bool(payload and payload.force)
+            )
+        },
+    )
 
 
-@router.get("/models/{model}/saes/{sae}/importance", response={200: OverviewOut, **ERRORS},
-            summary="Density against importance, and the largest decoder cosine of every live feature")
+@router.get(
+    "/models/{model}/saes/{sae}/importance",
+    response={200: OverviewOut, **ERRORS},
+    summary="Density against importance, and the largest decoder cosine of every live feature",
+)
 def importance_overview(request: HttpRequest, model: str, sae: str):
     return selectors.importance_overview(sae=sae_selectors.sae_get(model_slug=model, slug=sae))

@@ -73,25 +73,42 @@ class ListDetailOut(ListOut):
 
 @router.get("/lists", response={200: list[ListOut], **ERRORS}, summary="Public lists and yours")
 def list_index(request: HttpRequest, mine: bool = False):
-    return [selectors.feature_list_dict(fl) for fl in selectors.feature_list_visible(user=request.auth, mine=mine)[:500]]
+    return [
+        selectors.feature_list_dict(fl)
+        for fl in selectors.feature_list_visible(user=request.auth, mine=mine)[:500]
+    ]
 
 
 @router.post("/lists", response={201: ListOut, **ERRORS}, summary="Create a list")
 def list_create(request: HttpRequest, payload: ListIn):
-    fl = services.feature_list_create(user=request.auth, name=payload.name, public=payload.public,
-                                      description=payload.description)
+    fl = services.feature_list_create(
+        user=request.auth, name=payload.name, public=payload.public, description=payload.description
+    )
     return Status(201, selectors.feature_list_dict(fl, 0))
 
 
-@router.get("/lists/{list_id}", response={200: ListDetailOut, **ERRORS}, summary="A list and its features")
+@router.get(
+    "/lists/{list_id}", response={200: ListDetailOut, **ERRORS}, summary="A list and its features"
+)
 def list_get(request: HttpRequest, list_id: str):
-    return selectors.feature_list_detail(selectors.feature_list_get(user=request.auth, list_id=list_id))
+    return selectors.feature_list_detail(
+        selectors.feature_list_get(user=request.auth, list_id=list_id)
+    )
 
 
-@router.patch("/lists/{list_id}", response={200: ListDetailOut, **ERRORS}, summary="Rename or (un)publish a list")
+@router.patch(
+    "/lists/{list_id}",
+    response={200: ListDetailOut, **ERRORS},
+    summary="Rename or (un)publish a list",
+)
 def list_update(request: HttpRequest, list_id: str, payload: ListPatchIn):
-    fl = services.feature_list_update(user=request.auth, list_id=list_id, name=payload.name,
-                                      public=payload.public, description=payload.description)
+    fl = services.feature_list_update(
+        user=request.auth,
+        list_id=list_id,
+        name=payload.name,
+        public=payload.public,
+        description=payload.description,
+    )
     return selectors.feature_list_detail(fl)
 
 
@@ -101,26 +118,42 @@ def list_delete(request: HttpRequest, list_id: str):
     return Status(204, None)
 
 
-@router.post("/lists/{list_id}/items", response={201: ItemOut, **ERRORS},
-             summary="Add a feature to a list (or change its note)")
+@router.post(
+    "/lists/{list_id}/items",
+    response={201: ItemOut, **ERRORS},
+    summary="Add a feature to a list (or change its note)",
+)
 def item_add(request: HttpRequest, list_id: str, payload: ItemIn):
     sae = sae_selectors.sae_get(model_slug=payload.model, slug=payload.sae)
     feature = sae_selectors.feature_get(sae=sae, index=payload.index)
-    item = services.feature_list_add(user=request.auth, list_id=list_id, feature=feature, note=payload.note)
+    item = services.feature_list_add(
+        user=request.auth, list_id=list_id, feature=feature, note=payload.note
+    )
     item.feature.sae = sae
     return Status(201, selectors.feature_list_item_dict(item))
 
 
-@router.patch("/lists/{list_id}/items/{item_id}", response={200: ItemOut, **ERRORS},
-              summary="Edit a list item's note or position")
+@router.patch(
+    "/lists/{list_id}/items/{item_id}",
+    response={200: ItemOut, **ERRORS},
+    summary="Edit a list item's note or position",
+)
 def item_update(request: HttpRequest, list_id: str, item_id: int, payload: ItemPatchIn):
-    item = services.feature_list_item_update(user=request.auth, list_id=list_id, item_id=item_id,
-                                             note=payload.note, position=payload.position)
+    item = services.feature_list_item_update(
+        user=request.auth,
+        list_id=list_id,
+        item_id=item_id,
+        note=payload.note,
+        position=payload.position,
+    )
     return selectors.feature_list_item_dict(item)
 
 
-@router.delete("/lists/{list_id}/items/{item_id}", response={204: None, **ERRORS},
-               summary="Remove a feature from a list")
+@router.delete(
+    "/lists/{list_id}/items/{item_id}",
+    response={204: None, **ERRORS},
+    summary="Remove a feature from a list",
+)
 def item_remove(request: HttpRequest, list_id: str, item_id: int):
     services.feature_list_remove(user=request.auth, list_id=list_id, item_id=item_id)
     return Status(204, None)

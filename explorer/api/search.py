@@ -11,7 +11,15 @@ from explorer.api.schemas import ErrorOut
 from explorer.search import services
 
 router = Router(tags=["search"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 502: ErrorOut, 503: ErrorOut, 504: ErrorOut}
+ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    404: ErrorOut,
+    422: ErrorOut,
+    502: ErrorOut,
+    503: ErrorOut,
+    504: ErrorOut,
+}
 
 
 class SearchQuery(Schema):
@@ -42,12 +50,24 @@ class SearchOut(Schema):
     notice: str | None = None
 
 
-@router.get("/search", response={200: SearchOut, **ERRORS}, summary="Search features",
-            description="`#123` finds a feature by index, `token:bank` features peaking on a token, "
-                        "`text:...` the features firing most on a text (runs the model; needs model and "
-                        "sae); anything else searches explanations, then tokens.")
+@router.get(
+    "/search",
+    response={200: SearchOut, **ERRORS},
+    summary="Search features",
+    description="`#123` finds a feature by index, `token:bank` features peaking on a token, "
+    "`text:...` the features firing most on a text (runs the model; needs model and "
+    "sae); anything else searches explanations, then tokens.",
+)
 def search(request: HttpRequest, query: Query[SearchQuery]):
-    result = services.search_results(q=query.q, model_slug=query.model or None,
-                                     sae_slug=query.sae or None, limit=query.limit, mode=query.mode)
-    return {"items": services.hit_dicts(result.hits), "semantic": result.semantic,
-            "notice": result.notice}
+    result = services.search_results(
+        q=query.q,
+        model_slug=query.model or None,
+        sae_slug=query.sae or None,
+        limit=query.limit,
+        mode=query.mode,
+    )
+    return {
+        "items": services.hit_dicts(result.hits),
+        "semantic": result.semantic,
+        "notice": result.notice,
+    }

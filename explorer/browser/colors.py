@@ -13,8 +13,18 @@ import math
 
 # d3-scale-chromatic's sequential Oranges (ColorBrewer, 9 classes), interpolated by a basis
 # spline per channel as d3.interpolateRgbBasis does.
-_ORANGES = ["fff5eb", "fee6ce", "fdd0a2", "fdae6b", "fd8d3c", "f16913", "d94801", "a63603", "7f2704"]
-_CHANNELS = [[int(c[i:i + 2], 16) for c in _ORANGES] for i in (0, 2, 4)]
+_ORANGES = [
+    "fff5eb",
+    "fee6ce",
+    "fdd0a2",
+    "fdae6b",
+    "fd8d3c",
+    "f16913",
+    "d94801",
+    "a63603",
+    "7f2704",
+]
+_CHANNELS = [[int(c[i : i + 2], 16) for c in _ORANGES] for i in (0, 2, 4)]
 UNKNOWN = "#9e9e9e"
 TRANSPARENT = "transparent"
 
@@ -22,8 +32,12 @@ TRANSPARENT = "transparent"
 def _basis(t1: float, v0: float, v1: float, v2: float, v3: float) -> float:
     t2 = t1 * t1
     t3 = t2 * t1
-    return ((1 - 3 * t1 + 3 * t2 - t3) * v0 + (4 - 6 * t2 + 3 * t3) * v1
-            + (1 + 3 * t1 + 3 * t2 - 3 * t3) * v2 + t3 * v3) / 6
+    return (
+        (1 - 3 * t1 + 3 * t2 - t3) * v0
+        + (4 - 6 * t2 + 3 * t3) * v1
+        + (1 + 3 * t1 + 3 * t2 - 3 * t3) * v2
+        + t3 * v3
+    ) / 6
 
 
 def _spline(values: list[int], t: float) -> float:
@@ -65,7 +79,7 @@ def _lab_lightness(r: int, g: int, b: int) -> float:
 
     y = 0.2225045 * linear(r) + 0.7168786 * linear(g) + 0.0606169 * linear(b)
     t0, t1 = 4 / 29, 6 / 29
-    f = y ** (1 / 3) if y > t1 ** 3 else y / (3 * t1 * t1) + t0
+    f = y ** (1 / 3) if y > t1**3 else y / (3 * t1 * t1) + t0
     return 116 * f - 16
 
 
@@ -74,7 +88,7 @@ def readable_text_color(background: str) -> str | None:
     if background == TRANSPARENT:
         return None
     if background.startswith("#"):
-        rgb = tuple(int(background[i:i + 2], 16) for i in (1, 3, 5))
+        rgb = tuple(int(background[i : i + 2], 16) for i in (1, 3, 5))
     else:
         rgb = tuple(int(part) for part in background[4:-1].split(","))
     return "#ffffff" if _lab_lightness(*rgb) < 58 else "#111111"

@@ -27,6 +27,7 @@ from explorer.saes.models import SAE, Example, Feature, IndexRun, LanguageModel
 
 # --- home -----------------------------------------------------------------------------------------
 
+
 @dataclass
 class SAESummary:
     sae: SAE
@@ -51,18 +52,33 @@ class ModelSummary:
 def model_summaries() -> list[ModelSummary]:
     """Every model with its SAEs, their feature counts (indexed and live) and any index run in
     progress, in four queries."""
-    saes = list(SAE.objects.select_related("model").defer("model__vocab").order_by("model__slug", "layer", "slug"))
-    counts = {row["sae_id"]: row for row in Feature.objects.filter(sae__in=saes).values("sae_id")
-              .annotate(n=Count("id"), live=Count("id", filter=Q(dead=False)))}
-    runs = {r.sae_id: r for r in IndexRun.objects.filter(
-        status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING]).order_by("sae_id", "-created").distinct("sae_id")}
+    saes = list(
+        SAE.objects.select_related("model")
+        .defer("model__vocab")
+        .order_by("model__slug", "layer", "slug")
+    )
+    counts = {
+        row["sae_id"]: row
+        for row in Feature.objects.filter(sae__in=saes)
+        .values("sae_id")
+        .annotate(n=Count("id"), live=Count("id", filter=Q(dead=False)))
+    }
+    runs = {
+        r.sae_id: r
+        for r in IndexRun.objects.filter(
+            status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING]
+        )
+        .order_by("sae_id", "-created")
+        .distinct("sae_id")
+    }
     by_model: dict[int, ModelSummary] = {}
     for m in sae_selectors.language_model_list():
         by_model[m.pk] = ModelSummary(model=m, saes=[])
     for sae in saes:
         row = counts.get(sae.pk, {"n": 0, "live": 0})
-        by_model[sae.model_id].saes.append(SAESummary(sae=sae, features=row["n"], live=row["live"],
-                                                      run=runs.get(sae.pk)))
+        by_model[sae.model_id].saes.append(
+            SAESummary(sae=sae, features=row["n"], live=row["live"], run=runs.get(sae.pk))
+        )
     return list(by_model.values())
 
 
@@ -85,15 +101,30 @@ class FeatureCard:
     @property
     def chart_json(self) -> str:
         """The `tokens` chart's data (data-chart-json; the template escapes it)."""
-        return json.dumps({"tokens": self.tokens, "values": [v if math.isfinite(v) else None for v in self.values],
-                           "max": self.feature.max_activation or None, "maxPosition": self.max_position,
-                           "window": 5}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "tokens": self.tokens,
+                "values": [v if math.isfinite(v) else None for v in self.values],
+                "max": self.feature.max_activation or None,
+                "maxPosition": self.max_position,
+                "window": 5,
+            },
+            ensure_ascii=False,
+        )
 
 
 def _feature_rows() -> QuerySet[Feature]:
     return Feature.objects.select_related("sae__model").defer(
-        "sae__model__vocab", "hist_edges", "hist_counts", "top_logit_ids", "top_logit_values",
-        "bottom_logit_ids", "bottom_logit_values", "neighbour_indices", "neighbour_cosines")
+        "sae__model__vocab",
+        "hist_edges",
+        "hist_counts",
+        "top_logit_ids",
+        "top_logit_values",
+        "bottom_logit_ids",
+        "bottom_logit_values",
+        "neighbour_indices",
+        "neighbour_cosines",
+    )
 
 
 def feature_cards(*, features: Iterable[Feature], width: int | None = 5) -> list[FeatureCard]:
@@ -101,25 +132,40 @@ def feature_cards(*, features: Iterable[Feature], width: int | None = 5) -> list
     features = list(features)
     ids = [f.pk for f in features]
     best = best_explanations(feature_ids=ids)
-    tops = {e.feature_id: e for e in Example.objects.filter(feature_id__in=ids, kind=Example.Kind.TOP)
-            .order_by("feature_id", "-max_value").distinct("feature_id")}
+    tops = {
+        e.feature_id: e
+        for e in Example.objects.filter(feature_id__in=ids, kind=Example.Kind.TOP)
+        .order_by("feature_id", "-max_value")
+        .distinct("feature_id")
+    }
     cards = []
     for f in features:
         ex = tops.get(f.pk)
-        card = FeatureCard(feature=f, explanation=best[f.pk].text if f.pk in best else "", strip=None)
+        card = FeatureCard(
+            feature=f, explanation=best[f.pk].text if f.pk in best else "", strip=None
+        )
         if ex is not None:
             card.tokens = sae_selectors.vocab_get(model=f.sae.model).tokens(ex.token_ids)
             card.values = Example.unpack_values(ex.values)
             card.max_position = ex.max_position
-            card.strip = tk.strip(card.tokens, card.values, max_value=f.max_activation or ex.max_value,
-                                  max_position=ex.max_position, width=width)
+            card.strip = tk.strip(
+                card.tokens,
+                card.values,
+                max_value=f.max_activation or ex.max_value,
+                max_position=ex.max_position,
+                width=width,
+            )
         cards.append(card)
     return cards
 
 
 def recent_features(*, limit: int = 6) -> list[Feature]:
     """Features explained most recently, else the most recently indexed live ones."""
-    recent_ids = list(Explanation.objects.order_by("-created", "-id").values_list("feature_id", flat=True)[: limit * 3])
+    recent_ids = list(
+        Explanation.objects.order_by("-created", "-id").values_list("feature_id", flat=True)[
+            : limit * 3
+        ]
+    )
     ids = list(dict.fromkeys(recent_ids))[:limit]
     if ids:
         rows = {f.pk: f for f in _feature_rows().filter(pk__in=ids)}
@@ -194,9 +240,17 @@ def _cursor(row: Feature, column: str, sort: str) -> str:
     return str(row.index) if sort == "index" else f"{getattr(row, column)!r}~{row.index}"
 
 
-def feature_table(*, sae: SAE, sort: str = "index", direction: str | None = None, q: str = "",
-                  live_only: bool = False, after: str | None = None, before: str | None = None,
-                  limit: int = TABLE_PAGE_SIZE) -> TablePage:
+def feature_table(
+    *,
+    sae: SAE,
+    sort: str = "index",
+    direction: str | None = None,
+    q: str = "",
+    live_only: bool = False,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = TABLE_PAGE_SIZE,
+) -> TablePage:
     """One page of an SAE's features, sorted, optionally filtered by explanation text.
 
     Keyset pagination: the page after `after` (or before `before`) is found with
@@ -211,7 +265,11 @@ def feature_table(*, sae: SAE, sort: str = "index", direction: str | None = None
     if live_only:
         qs = qs.filter(dead=False)
     if q:
-        qs = qs.filter(pk__in=Explanation.objects.filter(feature__sae=sae, text__icontains=q).values("feature_id"))
+        qs = qs.filter(
+            pk__in=Explanation.objects.filter(feature__sae=sae, text__icontains=q).values(
+                "feature_id"
+            )
+        )
 
     backwards = before is not None and after is None
     cursor = before if backwards else after
@@ -223,10 +281,16 @@ def feature_table(*, sae: SAE, sort: str = "index", direction: str | None = None
             qs = qs.filter(index__lt=i) if walk_desc else qs.filter(index__gt=i)
         elif walk_desc:
             # The first filter bounds the index range scan; the second breaks ties exactly.
-            qs = qs.filter(**{f"{column}__lte": v}).filter(Q(**{f"{column}__lt": v}) | Q(**{column: v, "index__lt": i}))
+            qs = qs.filter(**{f"{column}__lte": v}).filter(
+                Q(**{f"{column}__lt": v}) | Q(**{column: v, "index__lt": i})
+            )
         else:
-            qs = qs.filter(**{f"{column}__gte": v}).filter(Q(**{f"{column}__gt": v}) | Q(**{column: v, "index__gt": i}))
-    order = [F(column).desc(), F("index").desc()] if walk_desc else [F(column).asc(), F("index").asc()]
+            qs = qs.filter(**{f"{column}__gte": v}).filter(
+                Q(**{f"{column}__gt": v}) | Q(**{column: v, "index__gt": i})
+            )
+    order = (
+        [F(column).desc(), F("index").desc()] if walk_desc else [F(column).asc(), F("index").asc()]
+    )
     if sort == "index":
         order = order[1:]
     rows = list(qs.order_by(*order)[: limit + 1])
@@ -235,18 +299,29 @@ def feature_table(*, sae: SAE, sort: str = "index", direction: str | None = None
     if backwards:
         rows.reverse()
     best = best_explanations(feature_ids=[r.pk for r in rows])
-    out = [TableRow(index=r.index, density=r.density, max_activation=r.max_activation, dead=r.dead,
-                    explanation=best[r.pk].text if r.pk in best else "") for r in rows]
+    out = [
+        TableRow(
+            index=r.index,
+            density=r.density,
+            max_activation=r.max_activation,
+            dead=r.dead,
+            explanation=best[r.pk].text if r.pk in best else "",
+        )
+        for r in rows
+    ]
     has_next = more if not backwards else True
     has_prev = (cursor is not None) if not backwards else more
     return TablePage(
-        rows=out, sort=sort, direction=direction,
+        rows=out,
+        sort=sort,
+        direction=direction,
         next_cursor=_cursor(rows[-1], column, sort) if rows and has_next else None,
         prev_cursor=_cursor(rows[0], column, sort) if rows and has_prev else None,
     )
 
 
 # --- feature page ---------------------------------------------------------------------------------
+
 
 @dataclass
 class LogitToken:
@@ -313,14 +388,27 @@ class FeaturePage:
     def chart_data(self) -> dict[str, Any]:
         """The JSON each chart of the page draws (json_script; shapes in frontend chartRenderers)."""
         f = self.feature
-        examples = [{"tokens": ex.tokens, "values": [v if math.isfinite(v) else None for v in ex.values],
-                     "maxPosition": ex.max_position}
-                    for group in self.groups for ex in group.examples]
+        examples = [
+            {
+                "tokens": ex.tokens,
+                "values": [v if math.isfinite(v) else None for v in ex.values],
+                "maxPosition": ex.max_position,
+            }
+            for group in self.groups
+            for ex in group.examples
+        ]
         return {
-            "histogram": {"edges": list(f.hist_edges), "counts": list(f.hist_counts), "width": 360, "height": 140,
-                          "label": f"Activations of feature {f.index}"},
-            "logits": {"positive": [{"token": t.token, "value": t.value} for t in self.top_logits],
-                       "negative": [{"token": t.token, "value": t.value} for t in self.bottom_logits]},
+            "histogram": {
+                "edges": list(f.hist_edges),
+                "counts": list(f.hist_counts),
+                "width": 360,
+                "height": 140,
+                "label": f"Activations of feature {f.index}",
+            },
+            "logits": {
+                "positive": [{"token": t.token, "value": t.value} for t in self.top_logits],
+                "negative": [{"token": t.token, "value": t.value} for t in self.bottom_logits],
+            },
             "examples": {"max": f.max_activation or None, "examples": examples},
         }
 
@@ -343,38 +431,68 @@ def interval_share(edges: list[float], counts: list[int], low: float, high: floa
 def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
     """The feature with its SAE and model (vocab left out) in one query; on a miss, the
     NotFound of sae_get or feature_get, which say what exactly is missing."""
-    found = (Feature.objects.select_related("sae__model", "importance").defer("sae__model__vocab")
-             .filter(sae__model__slug=model_slug, sae__slug=sae_slug, index=index).first()
-             if 0 <= index < 2**31 else None)
+    found = (
+        Feature.objects.select_related("sae__model", "importance")
+        .defer("sae__model__vocab")
+        .filter(sae__model__slug=model_slug, sae__slug=sae_slug, index=index)
+        .first()
+        if 0 <= index < 2**31
+        else None
+    )
     if found is None:
-        sae_selectors.feature_get(sae=sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug),
-                                  index=index)
-        raise NotFound(f"No feature {model_slug}/{sae_slug}/{index}.")  # unreachable: feature_get raised
+        sae_selectors.feature_get(
+            sae=sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug), index=index
+        )
+        raise NotFound(
+            f"No feature {model_slug}/{sae_slug}/{index}."
+        )  # unreachable: feature_get raised
     return found
 
 
 def _neighbours(*, sae: SAE, feature: Feature) -> list[Neighbour]:
     """Decoder-cosine neighbours with their best explanation, in one query."""
     n_idx = list(feature.neighbour_indices)
-    best_text = (Explanation.objects.filter(feature_id=OuterRef("pk"))
-                 .order_by(F("score").desc(nulls_last=True), "-created", "-id").values("text")[:1])
-    rows = {f.index: f for f in Feature.objects.filter(sae=sae, index__in=n_idx)
-            .only("id", "index", "dead").annotate(best_text=Subquery(best_text))}
-    return [Neighbour(index=i, cosine=c, dead=rows[i].dead if i in rows else False,
-                      explanation=(rows[i].best_text or "") if i in rows else "")
-            for i, c in zip(n_idx, feature.neighbour_cosines, strict=False)]
+    best_text = (
+        Explanation.objects.filter(feature_id=OuterRef("pk"))
+        .order_by(F("score").desc(nulls_last=True), "-created", "-id")
+        .values("text")[:1]
+    )
+    rows = {
+        f.index: f
+        for f in Feature.objects.filter(sae=sae, index__in=n_idx)
+        .only("id", "index", "dead")
+        .annotate(best_text=Subquery(best_text))
+    }
+    return [
+        Neighbour(
+            index=i,
+            cosine=c,
+            dead=rows[i].dead if i in rows else False,
+            explanation=(rows[i].best_text or "") if i in rows else "",
+        )
+        for i, c in zip(n_idx, feature.neighbour_cosines, strict=False)
+    ]
 
 
-def feature_page_get(*, model_slug: str, sae_slug: str, index: int, width: int | None = 16,
-                     top_n: int = 20, per_quantile: int = 5) -> FeaturePage:
+def feature_page_get(
+    *,
+    model_slug: str,
+    sae_slug: str,
+    index: int,
+    width: int | None = 16,
+    top_n: int = 20,
+    per_quantile: int = 5,
+) -> FeaturePage:
     """Everything the feature page shows, in four queries (the vocab is cached). Raises NotFound."""
     feature = _feature_with_sae(model_slug=model_slug, sae_slug=sae_slug, index=index)
     sae = feature.sae
     vocab = sae_selectors.vocab_get(model=sae.model)
 
     def logits(ids: list[int], values: list[float]) -> list[LogitToken]:
-        return [LogitToken(token=vocab.token(i), display=tk.display_token(vocab.token(i)), value=v)
-                for i, v in zip(ids, values, strict=False)]
+        return [
+            LogitToken(token=vocab.token(i), display=tk.display_token(vocab.token(i)), value=v)
+            for i, v in zip(ids, values, strict=False)
+        ]
 
     neighbours = _neighbours(sae=sae, feature=feature)
 
@@ -383,14 +501,23 @@ def feature_page_get(*, model_slug: str, sae_slug: str, index: int, width: int |
     def view(ex: Example) -> ExampleView:
         toks = vocab.tokens(ex.token_ids)
         vals = Example.unpack_values(ex.values)
-        return ExampleView(tokens=toks, values=vals, max_value=ex.max_value, max_position=ex.max_position,
-                           strip=tk.strip(toks, vals, max_value=scale, max_position=ex.max_position, width=width))
+        return ExampleView(
+            tokens=toks,
+            values=vals,
+            max_value=ex.max_value,
+            max_position=ex.max_position,
+            strip=tk.strip(toks, vals, max_value=scale, max_position=ex.max_position, width=width),
+        )
 
     examples = list(feature.examples.order_by("kind", "-quantile_index", "-max_value", "id"))
     groups: list[ExampleGroup] = []
     top = [view(e) for e in examples if e.kind == Example.Kind.TOP][:top_n]
     if top:
-        groups.append(ExampleGroup(title="Top activations", kind="top", low=None, high=None, share=None, examples=top))
+        groups.append(
+            ExampleGroup(
+                title="Top activations", kind="top", low=None, high=None, share=None, examples=top
+            )
+        )
     by_q: dict[int, list[Example]] = {}
     for e in examples:
         if e.kind == Example.Kind.QUANTILE:
@@ -402,20 +529,37 @@ def feature_page_get(*, model_slug: str, sae_slug: str, index: int, width: int |
         if q < len(fractions):  # the exact share, counted at indexing time
             share = fractions[q]
         else:  # older index runs: estimated from the histogram
-            share = (interval_share(list(feature.hist_edges), list(feature.hist_counts), low, high)
-                     if low is not None and high is not None else None)
-        title = f"Interval {low:.3g}–{high:.3g}" if low is not None and high is not None else f"Interval {q}"
-        groups.append(ExampleGroup(title=title, kind="quantile", low=low, high=high, share=share,
-                                   examples=[view(e) for e in exs[:per_quantile]]))
+            share = (
+                interval_share(list(feature.hist_edges), list(feature.hist_counts), low, high)
+                if low is not None and high is not None
+                else None
+            )
+        title = (
+            f"Interval {low:.3g}–{high:.3g}"
+            if low is not None and high is not None
+            else f"Interval {q}"
+        )
+        groups.append(
+            ExampleGroup(
+                title=title,
+                kind="quantile",
+                low=low,
+                high=high,
+                share=share,
+                examples=[view(e) for e in exs[:per_quantile]],
+            )
+        )
 
     for number, ex in enumerate(ex for group in groups for ex in group.examples):
         ex.number = number
     return FeaturePage(
-        sae=sae, feature=feature,
+        sae=sae,
+        feature=feature,
         explanations=list(explanation_list(feature_id=feature.pk)),
         top_logits=logits(list(feature.top_logit_ids), list(feature.top_logit_values)),
         bottom_logits=logits(list(feature.bottom_logit_ids), list(feature.bottom_logit_values)),
-        neighbours=neighbours, groups=groups,
+        neighbours=neighbours,
+        groups=groups,
         prev_index=index - 1 if index > 0 else None,
         next_index=index + 1 if index + 1 < sae.d_sae else None,
     )

@@ -20,7 +20,9 @@ from explorer.browser.colors import activation_color, readable_text_color
 _VISIBLE = {"\n": "↵", "\r": "␍", "\t": "⇥"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPECIAL = re.compile(
-    r"^(<\|[^|<>]*\|>|</?(s|bos|eos|pad|unk|mask)>|\[(CLS|SEP|PAD|UNK|MASK|BOS|EOS)\])$", re.IGNORECASE)
+    r"^(<\|[^|<>]*\|>|</?(s|bos|eos|pad|unk|mask)>|\[(CLS|SEP|PAD|UNK|MASK|BOS|EOS)\])$",
+    re.IGNORECASE,
+)
 
 # Context widths a reader can pick (tokens each side of the max); None shows the whole example.
 CONTEXT_WIDTHS: dict[str, int | None] = {"5": 5, "16": 16, "full": None}
@@ -91,7 +93,8 @@ class Strip:
             classes += " token-strip--cut-after"
         cells = "".join(
             f'<span class="{c.css_class}" data-value="{c.data_value}" style="{c.style}">{escape(c.text, quote=False)}</span>'
-            for c in self.cells)
+            for c in self.cells
+        )
         return mark_safe(f'<span class="{classes}">{cells}</span>')  # every part is escaped above
 
 
@@ -114,8 +117,14 @@ def token_window(n: int, centre: int, width: int | None) -> tuple[int, int]:
     return max(0, centre - width), min(n, centre + width + 1)
 
 
-def strip(tokens: list[str], values: list[float], *, max_value: float, max_position: int | None,
-          width: int | None) -> Strip:
+def strip(
+    tokens: list[str],
+    values: list[float],
+    *,
+    max_value: float,
+    max_position: int | None,
+    width: int | None,
+) -> Strip:
     """The cells of one strip, cut to `width` tokens either side of `max_position`."""
     centre = max_position if max_position is not None else 0
     start, stop = token_window(len(tokens), centre, width)
@@ -124,5 +133,9 @@ def strip(tokens: list[str], values: list[float], *, max_value: float, max_posit
         v = values[i] if i < len(values) else math.nan
         bg, fg = _colors(v, max_value if max_value > 0 else 1.0)
         text, kind = _shown(tokens[i])
-        cells.append(TokenCell(text=text, kind=kind, value=v, background=bg, color=fg, is_max=i == max_position))
+        cells.append(
+            TokenCell(
+                text=text, kind=kind, value=v, background=bg, color=fg, is_max=i == max_position
+            )
+        )
     return Strip(cells=cells, cut_before=start > 0, cut_after=stop < len(tokens))

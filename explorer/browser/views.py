@@ -29,7 +29,13 @@ from explorer.steering import selectors as steering_selectors
 from explorer.steering.conf import limits as steering_limits
 
 EMBED_PARTS = ("explanation", "plots", "examples", "test", "steer")
-EMBED_DEFAULTS = {"explanation": True, "plots": True, "examples": True, "test": False, "steer": False}
+EMBED_DEFAULTS = {
+    "explanation": True,
+    "plots": True,
+    "examples": True,
+    "test": False,
+    "steer": False,
+}
 
 
 def not_found(request: HttpRequest, message: str) -> HttpResponse:
@@ -67,11 +73,22 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
         return redirect(f"/{model}/{sae}/{int(q.lstrip('#'))}/")
     live_only = request.GET.get("live") == "1"
     page = selectors.feature_table(
-        sae=sae_row, sort=request.GET.get("sort", "index"), direction=request.GET.get("dir"), q=q,
-        live_only=live_only, after=request.GET.get("after"), before=request.GET.get("before"))
+        sae=sae_row,
+        sort=request.GET.get("sort", "index"),
+        direction=request.GET.get("dir"),
+        q=q,
+        live_only=live_only,
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
 
     def link(**changes: str | None) -> str:
-        params = {"q": q, "live": "1" if live_only else "", "sort": page.sort, "dir": page.direction}
+        params = {
+            "q": q,
+            "live": "1" if live_only else "",
+            "sort": page.sort,
+            "dir": page.direction,
+        }
         params.update(changes)
         return "?" + urlencode({k: v for k, v in params.items() if v})
 
@@ -80,18 +97,33 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
         active = page.sort == key
         default_dir = selectors.TABLE_SORTS[key][1]
         flip = "asc" if page.direction == "desc" else "desc"
-        columns.append({"key": key, "label": label, "active": active,
-                        "direction": page.direction if active else "",
-                        "url": link(sort=key, dir=flip if active else default_dir)})
+        columns.append(
+            {
+                "key": key,
+                "label": label,
+                "active": active,
+                "direction": page.direction if active else "",
+                "url": link(sort=key, dir=flip if active else default_dir),
+            }
+        )
     run = sae_selectors.index_run_active(sae=sae_row)
-    return render(request, "browser/sae.html", {
-        "sae": sae_row, "model": sae_row.model, "page": page, "q": q, "live_only": live_only,
-        "columns": columns, "run": run,
-        "next_url": link(after=page.next_cursor) if page.next_cursor else None,
-        "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
-        "first_url": link() if page.prev_cursor else None,
-        "map_src": f"/{model}/{sae}/map.json",
-    })
+    return render(
+        request,
+        "browser/sae.html",
+        {
+            "sae": sae_row,
+            "model": sae_row.model,
+            "page": page,
+            "q": q,
+            "live_only": live_only,
+            "columns": columns,
+            "run": run,
+            "next_url": link(after=page.next_cursor) if page.next_cursor else None,
+            "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
+            "first_url": link() if page.prev_cursor else None,
+            "map_src": f"/{model}/{sae}/map.json",
+        },
+    )
 
 
 @require_safe
@@ -101,7 +133,9 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
 def sae_map_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
     """Every feature's map point, columnar (the map chart fetches it)."""
     sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return JsonResponse({"model": model, "sae": sae, "points": sae_selectors.feature_map_points(sae=sae_row)})
+    return JsonResponse(
+        {"model": model, "sae": sae, "points": sae_selectors.feature_map_points(sae=sae_row)}
+    )
 
 
 @require_safe
@@ -111,8 +145,14 @@ def sae_progress_json(request: HttpRequest, model: str, sae: str) -> JsonRespons
     run = sae_selectors.index_run_latest(sae=sae_selectors.sae_get(model_slug=model, slug=sae))
     if run is None:
         return JsonResponse({"status": None})
-    return JsonResponse({"status": run.status, "tokens_done": run.tokens_done,
-                         "tokens_total": run.tokens_total or run.tokens, "error": run.error})
+    return JsonResponse(
+        {
+            "status": run.status,
+            "tokens_done": run.tokens_done,
+            "tokens_total": run.tokens_total or run.tokens,
+            "error": run.error,
+        }
+    )
 
 
 @require_safe
@@ -130,7 +170,9 @@ def random_feature(request: HttpRequest, model: str, sae: str) -> HttpResponse:
 @friendly_404
 def bad_index(request: HttpRequest, model: str, sae: str, index: str) -> HttpResponse:
     sae_selectors.sae_get(model_slug=model, slug=sae)  # an unknown SAE is the better message
-    return not_found(request, f"{index!r} is not a feature index: use a whole number, as in /{model}/{sae}/0/.")
+    return not_found(
+        request, f"{index!r} is not a feature index: use a whole number, as in /{model}/{sae}/0/."
+    )
 
 
 def _flag(request: HttpRequest, name: str, default: bool) -> bool:
@@ -144,24 +186,36 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
     context_key = request.GET.get("ctx", DEFAULT_CONTEXT)
     if context_key not in CONTEXT_WIDTHS:
         context_key = DEFAULT_CONTEXT
-    page = selectors.feature_page_get(model_slug=model, sae_slug=sae, index=index,
-                                      width=CONTEXT_WIDTHS[context_key])
+    page = selectors.feature_page_get(
+        model_slug=model, sae_slug=sae, index=index, width=CONTEXT_WIDTHS[context_key]
+    )
     feature = page.feature
     votes = my_votes(user=request.user, explanation_ids=[e.id for e in page.explanations])
     for e in page.explanations:
         e.my_vote = votes.get(e.id, 0)  # marks the reader's own vote (a vote is cast once)
     text = request.GET.get("text", "")
     max_chars = test_text_max_chars()  # the activation-test API's own limit
-    text_error = (f"This text is {len(text):,} characters long; the limit is {max_chars:,}."
-                  if len(text) > max_chars else "")
+    text_error = (
+        f"This text is {len(text):,} characters long; the limit is {max_chars:,}."
+        if len(text) > max_chars
+        else ""
+    )
     embed = request.GET.get("embed") == "1"
-    show = {part: _flag(request, part, EMBED_DEFAULTS[part]) if embed else True for part in EMBED_PARTS}
+    show = {
+        part: _flag(request, part, EMBED_DEFAULTS[part]) if embed else True for part in EMBED_PARTS
+    }
     strength = float(f"{feature.max_activation:.3g}") if feature.max_activation > 0 else 1.0
     base = f"/{model}/{sae}/"
     charts = page.chart_data()
     context = {
-        "p": page, "sae": page.sae, "model": page.sae.model, "feature": feature, "embed": embed, "show": show,
-        "text": "" if text_error else text, "text_error": text_error,
+        "p": page,
+        "sae": page.sae,
+        "model": page.sae.model,
+        "feature": feature,
+        "embed": embed,
+        "show": show,
+        "text": "" if text_error else text,
+        "text_error": text_error,
         "text_max_chars": max_chars,
         "context_key": context_key,
         "context_links": [(w, _with_param(request, "ctx", w)) for w in CONTEXT_WIDTHS],
@@ -171,17 +225,33 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         "prev_url": f"{base}{page.prev_index}/" if page.prev_index is not None else None,
         "next_url": f"{base}{page.next_index}/" if page.next_index is not None else None,
         "random_url": f"{base}random/",
-        "histogram": charts["histogram"], "logits": charts["logits"], "examples_data": charts["examples"],
-        "test_config": {"model": model, "sae": sae, "index": index, "max": feature.max_activation or None,
-                        "endpoint": "/api/v1/activations/test", "maxChars": max_chars},
-        "lists": list(feature_list_visible(user=request.user, mine=True)[:50]) if request.user.is_authenticated else [],
+        "histogram": charts["histogram"],
+        "logits": charts["logits"],
+        "examples_data": charts["examples"],
+        "test_config": {
+            "model": model,
+            "sae": sae,
+            "index": index,
+            "max": feature.max_activation or None,
+            "endpoint": "/api/v1/activations/test",
+            "maxChars": max_chars,
+        },
+        "lists": list(feature_list_visible(user=request.user, mine=True)[:50])
+        if request.user.is_authenticated
+        else [],
         "embed_snippet": _embed_snippet(request, page.url),
         "embed_parts": list(EMBED_DEFAULTS.items()),
         "og_description": _og_description(page),
         # The live steering panel (opened on demand): this feature at its max activation.
-        "steer_config": None if embed or feature.dead else steering_selectors.feature_panel_config(
-            sae=page.sae, index=index, max_activation=feature.max_activation,
-            label=page.explanations[0].text if page.explanations else "", limits=steering_limits()),
+        "steer_config": None
+        if embed or feature.dead
+        else steering_selectors.feature_panel_config(
+            sae=page.sae,
+            index=index,
+            max_activation=feature.max_activation,
+            label=page.explanations[0].text if page.explanations else "",
+            limits=steering_limits(),
+        ),
     }
     get_token(request)  # the test and add-to-list forms POST JSON with the CSRF cookie's token
     if embed:
@@ -200,7 +270,9 @@ def _with_param(request: HttpRequest, name: str, value: str) -> str:
 
 def _embed_snippet(request: HttpRequest, url: str) -> str:
     src = request.build_absolute_uri(url) + "?embed=1"
-    return f'<iframe src="{src}" width="100%" height="640" style="border:0" loading="lazy"></iframe>'
+    return (
+        f'<iframe src="{src}" width="100%" height="640" style="border:0" loading="lazy"></iframe>'
+    )
 
 
 def _og_description(page: selectors.FeaturePage) -> str:
@@ -209,6 +281,9 @@ def _og_description(page: selectors.FeaturePage) -> str:
         return f"A dead feature of {page.sae}: it never fired on the indexed corpus."
     parts = [page.explanation] if page.explanation else []
     if page.top_logits:
-        parts.append("Promotes " + ", ".join(json.dumps(t.token, ensure_ascii=False) for t in page.top_logits[:5]))
+        parts.append(
+            "Promotes "
+            + ", ".join(json.dumps(t.token, ensure_ascii=False) for t in page.top_logits[:5])
+        )
     parts.append(f"density {f.density:.3g}, max activation {f.max_activation:.3g}")
     return ". ".join(parts)

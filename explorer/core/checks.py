@@ -35,7 +35,8 @@ def missing_extensions(connection) -> list[str]:
     """The REQUIRED_EXTENSIONS the server cannot install (not in pg_available_extensions)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)", [list(REQUIRED_EXTENSIONS)]
+            "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)",
+            [list(REQUIRED_EXTENSIONS)],
         )
         available = {row[0] for row in cursor.fetchall()}
     return [name for name in REQUIRED_EXTENSIONS if name not in available]

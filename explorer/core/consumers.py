@@ -20,9 +20,13 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict) or content.get("type") != "ping":
-            await self.send_json({"type": "error", "message": 'expected {"type": "ping", "payload": ...}'})
+            await self.send_json(
+                {"type": "error", "message": 'expected {"type": "ping", "payload": ...}'}
+            )
             return
-        await self.channel_layer.group_send(self.group, {"type": "pong.message", "payload": content.get("payload")})
+        await self.channel_layer.group_send(
+            self.group, {"type": "pong.message", "payload": content.get("payload")}
+        )
 
     async def pong_message(self, event: dict) -> None:
         await self.send_json({"type": "pong", "payload": event["payload"]})

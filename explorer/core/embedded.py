@@ -83,7 +83,10 @@ def _postgres_major() -> str:
     POSTGRES_BIN_PATH = _pgserver()._commands.POSTGRES_BIN_PATH
 
     out = subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_config"), "--version"], capture_output=True, text=True, check=True
+        [str(POSTGRES_BIN_PATH / "pg_config"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout  # "PostgreSQL 18.3"
     return out.split()[1].split(".")[0]
 
@@ -190,14 +193,18 @@ class EmbeddedPostgres:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError) as exc:
             log = self.pgdata / "log"
             tail = log.read_text()[-2000:] if log.exists() else ""
-            raise EmbeddedError(f"embedded PostgreSQL in {self.pgdata} failed to start: {exc}\n{tail}") from exc
+            raise EmbeddedError(
+                f"embedded PostgreSQL in {self.pgdata} failed to start: {exc}\n{tail}"
+            ) from exc
         self._ensure_database()
 
     def _ensure_database(self) -> None:
         import psycopg
 
         with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+            ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
@@ -284,16 +291,20 @@ class EmbeddedRedis:
         conf = self.dir / "redis.conf"
         conf.write_text(
             f"bind 127.0.0.1\nport {self.port}\ndir {self.dir}\npidfile {self.dir / 'redis.pid'}\n"
-            f"logfile {self.dir / 'redis.log'}\ndaemonize yes\nsave \"\"\nappendonly no\n"
+            f'logfile {self.dir / "redis.log"}\ndaemonize yes\nsave ""\nappendonly no\n'
         )
         try:
             subprocess.run([binary, str(conf)], check=True, capture_output=True, timeout=timeout)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            raise EmbeddedError(f"redis-server failed to start: {exc}; see {self.dir / 'redis.log'}") from exc
+            raise EmbeddedError(
+                f"redis-server failed to start: {exc}; see {self.dir / 'redis.log'}"
+            ) from exc
         deadline = time.monotonic() + timeout
         while not self.is_running():
             if time.monotonic() > deadline:
-                raise EmbeddedError(f"redis-server did not answer within {timeout}s; see {self.dir / 'redis.log'}")
+                raise EmbeddedError(
+                    f"redis-server did not answer within {timeout}s; see {self.dir / 'redis.log'}"
+                )
             time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -378,8 +389,20 @@ def ensure_services(environ: dict | None = None) -> dict[str, str]:
 
 
 # Commands that never touch the database or Redis: no servers for them.
-OFFLINE_COMMANDS = {"help", "version", "--help", "-h", "--version", "makemigrations", "collectstatic",
-                    "startapp", "makemessages", "compilemessages", "diffsettings", "check"}
+OFFLINE_COMMANDS = {
+    "help",
+    "version",
+    "--help",
+    "-h",
+    "--version",
+    "makemigrations",
+    "collectstatic",
+    "startapp",
+    "makemessages",
+    "compilemessages",
+    "diffsettings",
+    "check",
+}
 
 
 def bootstrap(argv: list[str]) -> None:

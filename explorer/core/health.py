@@ -21,7 +21,7 @@ _inspect_cache: tuple[float, dict[str, list[str]] | None] | None = None
 
 
 def database_status() -> str:
-    """"ok" when `SELECT 1` succeeds on the default database, else "error"."""
+    """ "ok" when `SELECT 1` succeeds on the default database, else "error"."""
     try:
         connection.ensure_connection()
         with connection.cursor() as cursor:
@@ -32,11 +32,13 @@ def database_status() -> str:
 
 
 def redis_status() -> str:
-    """"ok" when Redis answers PING within a second, else "error"."""
+    """ "ok" when Redis answers PING within a second, else "error"."""
     import redis
 
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
+        )
         try:
             client.ping()
         finally:
@@ -48,7 +50,9 @@ def redis_status() -> str:
 
 def _inspect_queues() -> dict[str, list[str]] | None:
     try:
-        replies = tasks.client.control.inspect(timeout=settings.HEALTHZ_INSPECT_TIMEOUT).active_queues()
+        replies = tasks.client.control.inspect(
+            timeout=settings.HEALTHZ_INSPECT_TIMEOUT
+        ).active_queues()
     except Exception:  # noqa: BLE001 - broker down: no answer
         return None
     queues: dict[str, list[str]] = {}
@@ -79,7 +83,9 @@ def missing_queues(queues: dict[str, list[str]]) -> list[str]:
     return [
         pattern
         for pattern in settings.HEALTHZ_REQUIRED_QUEUES
-        if not any(fnmatch.fnmatchcase(name, pattern) and workers for name, workers in queues.items())
+        if not any(
+            fnmatch.fnmatchcase(name, pattern) and workers for name, workers in queues.items()
+        )
     ]
 
 

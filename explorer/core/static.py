@@ -23,7 +23,10 @@ def collectstatic_if_stale() -> bool:
         stamp, known = 0.0, set()
     for finder in get_finders():
         for path, storage in finder.list([]):
-            if path.replace(os.sep, "/") not in known or os.path.getmtime(storage.path(path)) > stamp:
+            if (
+                path.replace(os.sep, "/") not in known
+                or os.path.getmtime(storage.path(path)) > stamp
+            ):
                 call_command("collectstatic", interactive=False, verbosity=0)
                 return True
     return False

@@ -28,7 +28,10 @@ class Child:
 
     def start(self, *, log=None) -> None:
         self.process = subprocess.Popen(
-            self.argv, env=self.env, start_new_session=True, stdout=log,
+            self.argv,
+            env=self.env,
+            start_new_session=True,
+            stdout=log,
             stderr=subprocess.STDOUT if log else None,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - the supervisor runs no threads
         )

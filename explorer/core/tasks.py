@@ -37,9 +37,21 @@ IMPORTANCE_FEATURE = "workers.importance.compute_feature"
 IMPORTANCE_FEATURES = "workers.importance.compute_features"
 PING = "workers.health.ping"
 
-TASK_NAMES = (STEER, BUILD_VECTOR, TEXT_ACTIVATIONS, EMBED_QUERY, EMBED_EXPLANATIONS,
-              EXPLAIN_BATCH, EXPLAIN_RETRY_FAILED, INDEX_SHARD, INDEX_FINISH, SAE_MAP,
-              IMPORTANCE_FEATURE, IMPORTANCE_FEATURES, PING)
+TASK_NAMES = (
+    STEER,
+    BUILD_VECTOR,
+    TEXT_ACTIVATIONS,
+    EMBED_QUERY,
+    EMBED_EXPLANATIONS,
+    EXPLAIN_BATCH,
+    EXPLAIN_RETRY_FAILED,
+    INDEX_SHARD,
+    INDEX_FINISH,
+    SAE_MAP,
+    IMPORTANCE_FEATURE,
+    IMPORTANCE_FEATURES,
+    PING,
+)
 
 
 def live_queue(model: str) -> str:
@@ -53,13 +65,15 @@ client = Celery("explorer")
 client.config_from_object("django.conf:settings", namespace="CELERY")
 
 
-def signature(name: str, *, queue: str, args: tuple = (), kwargs: dict[str, Any] | None = None,
-              **options: Any):
+def signature(
+    name: str, *, queue: str, args: tuple = (), kwargs: dict[str, Any] | None = None, **options: Any
+):
     """A signature of task `name` on `queue` (for chords and groups)."""
     return client.signature(name, args=args, kwargs=kwargs or {}, queue=queue, **options)
 
 
-def send(name: str, *, queue: str, args: tuple = (), kwargs: dict[str, Any] | None = None,
-         **options: Any) -> AsyncResult:
+def send(
+    name: str, *, queue: str, args: tuple = (), kwargs: dict[str, Any] | None = None, **options: Any
+) -> AsyncResult:
     """Send task `name` to `queue`; `options` are Celery's (expires, countdown, ...)."""
     return client.send_task(name, args=args, kwargs=kwargs or {}, queue=queue, **options)

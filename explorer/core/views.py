@@ -14,11 +14,19 @@ from explorer.core.health import health_report
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """Models and their SAEs with feature counts; recently explained and random features."""
-    return render(request, "core/home.html", {
-        "models": browser_selectors.model_summaries(),
-        "recent": browser_selectors.feature_cards(features=browser_selectors.recent_features(limit=6)),
-        "random": browser_selectors.feature_cards(features=browser_selectors.random_features(limit=6)),
-    })
+    return render(
+        request,
+        "core/home.html",
+        {
+            "models": browser_selectors.model_summaries(),
+            "recent": browser_selectors.feature_cards(
+                features=browser_selectors.recent_features(limit=6)
+            ),
+            "random": browser_selectors.feature_cards(
+                features=browser_selectors.random_features(limit=6)
+            ),
+        },
+    )
 
 
 @never_cache

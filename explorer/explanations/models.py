@@ -25,11 +25,18 @@ class Explanation(models.Model):
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="explanations")
     text = models.TextField()
     method = models.CharField(max_length=200)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="explanations")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="explanations",
+    )
     # How well the text predicts activations (higher is better); null until scored.
     score = models.FloatField(null=True, blank=True)
-    score_method = models.CharField(max_length=200, blank=True)  # "detection:offline" or "detection:llm:<model>"
+    score_method = models.CharField(
+        max_length=200, blank=True
+    )  # "detection:offline" or "detection:llm:<model>"
     # Contexts the score was measured on (activating + non-activating). Nullable, like `edited`,
     # because indexing inserts offline labels with raw SQL that names only the older columns.
     score_sample_size = models.PositiveIntegerField(null=True, blank=True)
@@ -37,8 +44,11 @@ class Explanation(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     # Full-text search (English stemming) of `text`, kept by PostgreSQL: whole-word and prefix
     # queries match through its GIN index without computing a similarity for every row.
-    search_vector = models.GeneratedField(expression=SearchVector("text", config="english"),
-                                          output_field=SearchVectorField(), db_persist=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ("feature", "-score", "-created")
@@ -57,15 +67,21 @@ class Explanation(models.Model):
 class Vote(models.Model):
     """One user's +1 or -1 on one explanation; a second vote is refused (retract it first)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="explanation_votes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="explanation_votes"
+    )
     explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="votes")
     value = models.SmallIntegerField()
     created = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [  # noqa: RUF012
-            models.UniqueConstraint(fields=["user", "explanation"], name="vote_once_per_user_and_explanation"),
-            models.CheckConstraint(condition=models.Q(value__in=(-1, 1)), name="vote_value_is_plus_or_minus_one"),
+            models.UniqueConstraint(
+                fields=["user", "explanation"], name="vote_once_per_user_and_explanation"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(value__in=(-1, 1)), name="vote_value_is_plus_or_minus_one"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -95,18 +111,26 @@ class ExplainJob(models.Model):
 
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="explain_jobs")
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    explanation = models.ForeignKey(Explanation, null=True, blank=True, on_delete=models.CASCADE,
-                                    related_name="jobs")  # the result (explain) or the target (score)
+    explanation = models.ForeignKey(
+        Explanation, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )  # the result (explain) or the target (score)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     base_url = models.CharField(max_length=500, blank=True)  # "" = offline (score jobs only)
     model = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0)  # runs of this job (each may retry HTTP calls)
+    attempts = models.PositiveIntegerField(
+        default=0
+    )  # runs of this job (each may retry HTTP calls)
     reason = models.TextField(blank=True)  # why the last run failed
     retryable = models.BooleanField(default=False)
     prompt_tokens = models.PositiveIntegerField(default=0)  # summed over every call of every run
     completion_tokens = models.PositiveIntegerField(default=0)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="explain_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="explain_jobs",
+    )
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)

@@ -22,25 +22,38 @@ from explorer.saes.models import Example, Feature
 def explanation_list(*, feature_id: int) -> QuerySet[Explanation]:
     """A feature's explanations, best first (scored before unscored, then by votes, then
     newest), with `vote_total` (the sum of votes) and the author loaded."""
-    return (Explanation.objects.filter(feature_id=feature_id)
-            .select_related("author")
-            .annotate(vote_total=Coalesce(Sum("votes__value"), 0))
-            .order_by(F("score").desc(nulls_last=True), "-vote_total", "-created", "-id"))
+    return (
+        Explanation.objects.filter(feature_id=feature_id)
+        .select_related("author")
+        .annotate(vote_total=Coalesce(Sum("votes__value"), 0))
+        .order_by(F("score").desc(nulls_last=True), "-vote_total", "-created", "-id")
+    )
 
 
 def explanation_dicts(*, feature_id: int) -> list[dict]:
     """A feature's explanations, best first, as the API shows them."""
-    return [{"id": e.id, "text": e.text, "method": e.method, "score": e.score,
-             "author": e.author.get_username() if e.author else None, "votes": e.vote_total}
-            for e in explanation_list(feature_id=feature_id)]
+    return [
+        {
+            "id": e.id,
+            "text": e.text,
+            "method": e.method,
+            "score": e.score,
+            "author": e.author.get_username() if e.author else None,
+            "votes": e.vote_total,
+        }
+        for e in explanation_list(feature_id=feature_id)
+    ]
 
 
 def my_votes(*, user, explanation_ids: Iterable[int]) -> dict[int, int]:
     """{explanation id: the user's vote (+1/-1)} for the ones this user voted on."""
     if not getattr(user, "is_authenticated", False):
         return {}
-    return dict(Vote.objects.filter(user=user, explanation_id__in=list(explanation_ids))
-                .values_list("explanation_id", "value"))
+    return dict(
+        Vote.objects.filter(user=user, explanation_id__in=list(explanation_ids)).values_list(
+            "explanation_id", "value"
+        )
+    )
 
 
 def best_explanations(*, feature_ids: Iterable[int]) -> dict[int, Explanation]:
@@ -48,14 +61,17 @@ def best_explanations(*, feature_ids: Iterable[int]) -> dict[int, Explanation]:
     ids = list(feature_ids)
     if not ids:
         return {}
-    rows = (Explanation.objects.filter(feature_id__in=ids)
-            .order_by("feature_id", F("score").desc(nulls_last=True), "-created", "-id")
-            .distinct("feature_id")
-            .only("id", "feature_id", "text", "method", "score"))
+    rows = (
+        Explanation.objects.filter(feature_id__in=ids)
+        .order_by("feature_id", F("score").desc(nulls_last=True), "-created", "-id")
+        .distinct("feature_id")
+        .only("id", "feature_id", "text", "method", "score")
+    )
     return {row.feature_id: row for row in rows}
 
 
 # -- evidence for explainers and judges ---------------------------------------------------------
+
 
 def _context(example: Example, vocab: sae_selectors.Vocab) -> Context:
     return Context(tokens=vocab.tokens(example.token_ids), position=example.max_position)
@@ -64,8 +80,11 @@ def _context(example: Example, vocab: sae_selectors.Vocab) -> Context:
 def explain_evidence(*, feature: Feature, limit: int = 10) -> tuple[list[Context], list[str]]:
     """(the feature's top examples as contexts, strongest first; its top logit tokens)."""
     vocab = sae_selectors.vocab_get(model=feature.sae.model)
-    rows = (Example.objects.filter(feature=feature, kind=Example.Kind.TOP).order_by("-max_value")
-            .only("token_ids", "max_position")[:limit])
+    rows = (
+        Example.objects.filter(feature=feature, kind=Example.Kind.TOP)
+        .order_by("-max_value")
+        .only("token_ids", "max_position")[:limit]
+    )
     return [_context(e, vocab) for e in rows], vocab.tokens(feature.top_logit_ids[:10])
 
 
@@ -75,16 +94,24 @@ def scoring_contexts(*, feature: Feature, n: int, seed: int = 0) -> Contexts:
     other features of the same SAE, chosen by a seeded shuffle of their indices so a score is
     reproducible). See methods.offline for what "non-activating" presumes."""
     vocab = sae_selectors.vocab_get(model=feature.sae.model)
-    activating = [_context(e, vocab) for e in
-                  Example.objects.filter(feature=feature, max_value__gt=0)
-                  .order_by("kind", "-max_value").only("token_ids", "max_position")[:n]]
+    activating = [
+        _context(e, vocab)
+        for e in Example.objects.filter(feature=feature, max_value__gt=0)
+        .order_by("kind", "-max_value")
+        .only("token_ids", "max_position")[:n]
+    ]
     others = [i for i in range(feature.sae.d_sae) if i != feature.index]
     random.Random(f"{seed}:{feature.pk}").shuffle(others)
     picked = others[: 4 * n]  # a few more than needed: dead features have no examples
-    rows = (Example.objects.filter(feature__sae_id=feature.sae_id, feature__index__in=picked, kind=Example.Kind.TOP)
-            .exclude(feature_id=feature.pk)
-            .order_by("feature_id", "-max_value").distinct("feature_id")
-            .only("token_ids", "max_position", "feature_id"))
+    rows = (
+        Example.objects.filter(
+            feature__sae_id=feature.sae_id, feature__index__in=picked, kind=Example.Kind.TOP
+        )
+        .exclude(feature_id=feature.pk)
+        .order_by("feature_id", "-max_value")
+        .distinct("feature_id")
+        .only("token_ids", "max_position", "feature_id")
+    )
     by_feature = list(rows)
     random.Random(f"{seed}:{feature.pk}:order").shuffle(by_feature)
     non_activating = [_context(e, vocab) for e in by_feature[:n]]
@@ -93,7 +120,10 @@ def scoring_contexts(*, feature: Feature, n: int, seed: int = 0) -> Contexts:
 
 # -- jobs -----------------------------------------------------------------------------------------
 
-def explain_job_list(*, feature_id: int | None = None, status: str | None = None) -> QuerySet[ExplainJob]:
+
+def explain_job_list(
+    *, feature_id: int | None = None, status: str | None = None
+) -> QuerySet[ExplainJob]:
     qs = ExplainJob.objects.select_related("feature", "explanation")
     if feature_id is not None:
         qs = qs.filter(feature_id=feature_id)

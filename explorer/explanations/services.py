@@ -35,8 +35,15 @@ STALE_RUNNING_S = 900
 METHOD_RE = re.compile(r"^(offline|human|llm:[\w.\-/:@]{1,150})$")
 
 
-def explanation_create(*, feature: Feature, text: str, method: str, author: AbstractBaseUser | None = None,
-                       score: float | None = None, score_method: str = "") -> Explanation:
+def explanation_create(
+    *,
+    feature: Feature,
+    text: str,
+    method: str,
+    author: AbstractBaseUser | None = None,
+    score: float | None = None,
+    score_method: str = "",
+) -> Explanation:
     """Add an explanation to `feature`.
 
     Raises ApplicationError (code invalid_explanation) for an empty or over-long text, or a
@@ -44,13 +51,22 @@ def explanation_create(*, feature: Feature, text: str, method: str, author: Abst
     """
     text = " ".join(text.split())  # one line: explanations are labels, shown in tables
     if not text or len(text) > MAX_TEXT_CHARS:
-        raise ApplicationError(f"An explanation needs 1 to {MAX_TEXT_CHARS} characters.",
-                               code="invalid_explanation")
+        raise ApplicationError(
+            f"An explanation needs 1 to {MAX_TEXT_CHARS} characters.", code="invalid_explanation"
+        )
     if not METHOD_RE.match(method):
-        raise ApplicationError(f"Unknown explanation method {method!r}: use offline, human or llm:<model>.",
-                               code="invalid_explanation")
-    return Explanation.objects.create(feature=feature, text=text, method=method, author=author,
-                                      score=score, score_method=score_method)
+        raise ApplicationError(
+            f"Unknown explanation method {method!r}: use offline, human or llm:<model>.",
+            code="invalid_explanation",
+        )
+    return Explanation.objects.create(
+        feature=feature,
+        text=text,
+        method=method,
+        author=author,
+        score=score,
+        score_method=score_method,
+    )
 
 
 def vote_cast(*, user: AbstractBaseUser, explanation_id: int, value: int) -> Vote:
@@ -69,8 +85,11 @@ def vote_cast(*, user: AbstractBaseUser, explanation_id: int, value: int) -> Vot
         with transaction.atomic():
             return Vote.objects.create(user=user, explanation_id=explanation_id, value=value)
     except IntegrityError:
-        raise ApplicationError("You have already voted on this explanation; retract that vote to change it.",
-                               code="already_voted", status=409) from None
+        raise ApplicationError(
+            "You have already voted on this explanation; retract that vote to change it.",
+            code="already_voted",
+            status=409,
+        ) from None
 
 
 def vote_retract(*, user: AbstractBaseUser, explanation_id: int) -> None:
@@ -81,6 +100,7 @@ def vote_retract(*, user: AbstractBaseUser, explanation_id: int) -> None:
 
 
 # -- human explanations ---------------------------------------------------------------------------
+
 
 def _embed_later(*, sae_id: int) -> None:
     """New or changed texts get their semantic-search embedding on a worker, after commit."""
@@ -110,8 +130,9 @@ def explanation_edit(*, user: AbstractBaseUser, explanation_id: int, text: str) 
     """
     text = " ".join(text.split())
     if not text or len(text) > MAX_TEXT_CHARS:
-        raise ApplicationError(f"An explanation needs 1 to {MAX_TEXT_CHARS} characters.",
-                               code="invalid_explanation")
+        raise ApplicationError(
+            f"An explanation needs 1 to {MAX_TEXT_CHARS} characters.", code="invalid_explanation"
+        )
     with transaction.atomic():
         row = Explanation.objects.select_for_update().filter(pk=explanation_id).first()
         if row is None:
@@ -128,15 +149,22 @@ def explanation_edit(*, user: AbstractBaseUser, explanation_id: int, text: str) 
 
 # -- LLM jobs and scores --------------------------------------------------------------------------
 
+
 def endpoint_configured() -> bool:
     return bool(settings.EXPLAINER_BASE_URL)
 
 
 def endpoint_for(*, base_url: str, model: str) -> llm.Endpoint:
     """The endpoint of a job: its URL and model, the key and tunables from settings."""
-    return llm.Endpoint(base_url=base_url, model=model, api_key=settings.EXPLAINER_API_KEY,
-                        timeout_s=settings.EXPLAINER_TIMEOUT_S, max_retries=settings.EXPLAINER_MAX_RETRIES,
-                        backoff_s=settings.EXPLAINER_BACKOFF_S, max_backoff_s=settings.EXPLAINER_MAX_BACKOFF_S)
+    return llm.Endpoint(
+        base_url=base_url,
+        model=model,
+        api_key=settings.EXPLAINER_API_KEY,
+        timeout_s=settings.EXPLAINER_TIMEOUT_S,
+        max_retries=settings.EXPLAINER_MAX_RETRIES,
+        backoff_s=settings.EXPLAINER_BACKOFF_S,
+        max_backoff_s=settings.EXPLAINER_MAX_BACKOFF_S,
+    )
 
 
 def _enqueue(job_ids: list[int]) -> None:
@@ -147,7 +175,9 @@ def _enqueue(job_ids: list[int]) -> None:
 
     def send() -> None:
         for i in range(0, len(job_ids), size):
-            tasks.send(tasks.EXPLAIN_BATCH, queue=tasks.EXPLAIN_QUEUE, args=(job_ids[i:i + size],))
+            tasks.send(
+                tasks.EXPLAIN_BATCH, queue=tasks.EXPLAIN_QUEUE, args=(job_ids[i : i + size],)
+            )
 
     transaction.on_commit(send)
 
@@ -163,9 +193,15 @@ def _features(*, sae: SAE, indices: Iterable[int] | None, limit: int | None) -> 
     return qs[:limit] if limit is not None else qs
 
 
-def explain_jobs_create(*, sae: SAE, indices: Iterable[int] | None = None, limit: int | None = None,
-                        base_url: str | None = None, model: str | None = None,
-                        user: AbstractBaseUser | None = None) -> list[ExplainJob]:
+def explain_jobs_create(
+    *,
+    sae: SAE,
+    indices: Iterable[int] | None = None,
+    limit: int | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    user: AbstractBaseUser | None = None,
+) -> list[ExplainJob]:
     """Queue LLM explain jobs for the live features of `sae` (all, or `indices`, at most
     `limit`), skipping features that already have an explain job queued or running.
 
@@ -176,32 +212,66 @@ def explain_jobs_create(*, sae: SAE, indices: Iterable[int] | None = None, limit
     """
     base_url = base_url or settings.EXPLAINER_BASE_URL
     if not base_url:
-        raise ApplicationError("No LLM endpoint is configured (set EXPLAINER_BASE_URL); "
-                               "offline explanations are made at index time.", code="no_endpoint", status=503)
+        raise ApplicationError(
+            "No LLM endpoint is configured (set EXPLAINER_BASE_URL); "
+            "offline explanations are made at index time.",
+            code="no_endpoint",
+            status=503,
+        )
     model = model or settings.EXPLAINER_MODEL
     with transaction.atomic():
-        busy = set(ExplainJob.objects.filter(feature__sae=sae, kind=ExplainJob.Kind.EXPLAIN,
-                                             status__in=(ExplainJob.Status.QUEUED, ExplainJob.Status.RUNNING))
-                   .values_list("feature_id", flat=True))
-        jobs = ExplainJob.objects.bulk_create([
-            ExplainJob(feature=f, kind=ExplainJob.Kind.EXPLAIN, base_url=base_url, model=model, requested_by=user)
-            for f in _features(sae=sae, indices=indices, limit=limit) if f.pk not in busy])
+        busy = set(
+            ExplainJob.objects.filter(
+                feature__sae=sae,
+                kind=ExplainJob.Kind.EXPLAIN,
+                status__in=(ExplainJob.Status.QUEUED, ExplainJob.Status.RUNNING),
+            ).values_list("feature_id", flat=True)
+        )
+        jobs = ExplainJob.objects.bulk_create(
+            [
+                ExplainJob(
+                    feature=f,
+                    kind=ExplainJob.Kind.EXPLAIN,
+                    base_url=base_url,
+                    model=model,
+                    requested_by=user,
+                )
+                for f in _features(sae=sae, indices=indices, limit=limit)
+                if f.pk not in busy
+            ]
+        )
         _enqueue([j.pk for j in jobs])
     return jobs
 
 
-def score_jobs_create(*, sae: SAE, indices: Iterable[int] | None = None, limit: int | None = None,
-                      base_url: str | None = None, model: str | None = None) -> list[ExplainJob]:
+def score_jobs_create(
+    *,
+    sae: SAE,
+    indices: Iterable[int] | None = None,
+    limit: int | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+) -> list[ExplainJob]:
     """Queue score jobs for the unscored explanations of `sae`'s live features: LLM-judged
     with an endpoint (given or from settings), else the offline proxy."""
     base_url = base_url if base_url is not None else (settings.EXPLAINER_BASE_URL or "")
     model = (model or settings.EXPLAINER_MODEL) if base_url else ""
     with transaction.atomic():
-        rows = Explanation.objects.filter(feature__in=_features(sae=sae, indices=indices, limit=limit),
-                                          score__isnull=True).only("id", "feature_id")
-        jobs = ExplainJob.objects.bulk_create([
-            ExplainJob(feature_id=e.feature_id, explanation=e, kind=ExplainJob.Kind.SCORE, base_url=base_url,
-                       model=model) for e in rows])
+        rows = Explanation.objects.filter(
+            feature__in=_features(sae=sae, indices=indices, limit=limit), score__isnull=True
+        ).only("id", "feature_id")
+        jobs = ExplainJob.objects.bulk_create(
+            [
+                ExplainJob(
+                    feature_id=e.feature_id,
+                    explanation=e,
+                    kind=ExplainJob.Kind.SCORE,
+                    base_url=base_url,
+                    model=model,
+                )
+                for e in rows
+            ]
+        )
         _enqueue([j.pk for j in jobs])
     return jobs
 
@@ -211,13 +281,20 @@ def explanation_score_request(*, explanation: Explanation) -> ExplainJob | None:
     configured; otherwise compute the offline proxy now (cheap: two small queries). An
     explanation the proxy cannot read stays unscored. Returns the queued job, or None."""
     if endpoint_configured():
-        job = ExplainJob.objects.create(feature_id=explanation.feature_id, explanation=explanation,
-                                        kind=ExplainJob.Kind.SCORE, base_url=settings.EXPLAINER_BASE_URL,
-                                        model=settings.EXPLAINER_MODEL)
+        job = ExplainJob.objects.create(
+            feature_id=explanation.feature_id,
+            explanation=explanation,
+            kind=ExplainJob.Kind.SCORE,
+            base_url=settings.EXPLAINER_BASE_URL,
+            model=settings.EXPLAINER_MODEL,
+        )
         _enqueue([job.pk])
         return job
     try:
-        _store_score(explanation, offline.score(explanation=explanation.text, contexts=_contexts(explanation.feature)))
+        _store_score(
+            explanation,
+            offline.score(explanation=explanation.text, contexts=_contexts(explanation.feature)),
+        )
     except offline.UnscorableError:
         pass
     return None
@@ -228,33 +305,52 @@ def _contexts(feature: Feature) -> Contexts:
 
 
 def _store_score(explanation: Explanation, score: Score) -> None:
-    Explanation.objects.filter(pk=explanation.pk).update(score=score.value, score_method=score.method,
-                                                         score_sample_size=score.sample_size)
+    Explanation.objects.filter(pk=explanation.pk).update(
+        score=score.value, score_method=score.method, score_sample_size=score.sample_size
+    )
     explanation.score, explanation.score_method, explanation.score_sample_size = (
-        score.value, score.method, score.sample_size)
+        score.value,
+        score.method,
+        score.sample_size,
+    )
 
 
 def _claim(job_id: int) -> ExplainJob | None:
     """Take a queued job (conditional UPDATE: no two workers run one job); None when it is
     gone, done, or taken."""
     taken = ExplainJob.objects.filter(pk=job_id, status=ExplainJob.Status.QUEUED).update(
-        status=ExplainJob.Status.RUNNING, attempts=F("attempts") + 1, started=timezone.now(), reason="")
+        status=ExplainJob.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started=timezone.now(),
+        reason="",
+    )
     if not taken:
         return None
     return ExplainJob.objects.select_related("feature__sae__model", "explanation").get(pk=job_id)
 
 
-def _finish(job: ExplainJob, usage: llm.Usage, *, reason: str = "", retryable: bool = False) -> None:
+def _finish(
+    job: ExplainJob, usage: llm.Usage, *, reason: str = "", retryable: bool = False
+) -> None:
     job.status = ExplainJob.Status.FAILED if reason else ExplainJob.Status.DONE
     job.reason, job.retryable, job.finished = reason, retryable, timezone.now()
     ExplainJob.objects.filter(pk=job.pk).update(
-        status=job.status, reason=reason, retryable=retryable, finished=job.finished,
-        explanation=job.explanation, prompt_tokens=F("prompt_tokens") + usage.prompt_tokens,
-        completion_tokens=F("completion_tokens") + usage.completion_tokens)
+        status=job.status,
+        reason=reason,
+        retryable=retryable,
+        finished=job.finished,
+        explanation=job.explanation,
+        prompt_tokens=F("prompt_tokens") + usage.prompt_tokens,
+        completion_tokens=F("completion_tokens") + usage.completion_tokens,
+    )
 
 
-def explain_job_run(*, job_id: int, endpoint: llm.Endpoint | None = None,
-                    sleep: Callable[[float], None] = time.sleep) -> ExplainJob | None:
+def explain_job_run(
+    *,
+    job_id: int,
+    endpoint: llm.Endpoint | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ExplainJob | None:
     """Run one job; the result or the failure (with its reason) is stored on the row.
 
     An explain job asks the endpoint for an explanation, stores it as "llm:<model>", then runs
@@ -275,7 +371,9 @@ def explain_job_run(*, job_id: int, endpoint: llm.Endpoint | None = None,
             if not examples:
                 raise offline.UnscorableError("the feature has no indexed examples to show")
             text = llm.explain(ep, examples=examples, promoted=promoted, usage=usage, sleep=sleep)
-            job.explanation = explanation_create(feature=job.feature, text=text, method=f"llm:{ep.model}")
+            job.explanation = explanation_create(
+                feature=job.feature, text=text, method=f"llm:{ep.model}"
+            )
             _embed_later(sae_id=job.feature.sae_id)
         else:
             if job.explanation is None:
@@ -283,7 +381,13 @@ def explain_job_run(*, job_id: int, endpoint: llm.Endpoint | None = None,
             contexts = _contexts(job.feature)
             if job.base_url:
                 ep = endpoint or endpoint_for(base_url=job.base_url, model=job.model)
-                score = llm.judge(ep, explanation=job.explanation.text, contexts=contexts, usage=usage, sleep=sleep)
+                score = llm.judge(
+                    ep,
+                    explanation=job.explanation.text,
+                    contexts=contexts,
+                    usage=usage,
+                    sleep=sleep,
+                )
             else:
                 score = offline.score(explanation=job.explanation.text, contexts=contexts)
             _store_score(job.explanation, score)
@@ -298,9 +402,14 @@ def explain_job_run(*, job_id: int, endpoint: llm.Endpoint | None = None,
         raise
     _finish(job, usage)
     if job.kind == ExplainJob.Kind.EXPLAIN:
-        score_job = ExplainJob.objects.create(feature=job.feature, explanation=job.explanation,
-                                              kind=ExplainJob.Kind.SCORE, base_url=job.base_url, model=job.model,
-                                              requested_by=job.requested_by)
+        score_job = ExplainJob.objects.create(
+            feature=job.feature,
+            explanation=job.explanation,
+            kind=ExplainJob.Kind.SCORE,
+            base_url=job.base_url,
+            model=job.model,
+            requested_by=job.requested_by,
+        )
         explain_job_run(job_id=score_job.pk, endpoint=endpoint, sleep=sleep)
     return job
 
@@ -308,15 +417,20 @@ def explain_job_run(*, job_id: int, endpoint: llm.Endpoint | None = None,
 def explain_jobs_fail(*, job_ids: Iterable[int], reason: str) -> int:
     """Mark still-queued jobs failed (retryable), e.g. the rest of a batch that ran out of time."""
     return ExplainJob.objects.filter(pk__in=list(job_ids), status=ExplainJob.Status.QUEUED).update(
-        status=ExplainJob.Status.FAILED, reason=reason, retryable=True, finished=timezone.now())
+        status=ExplainJob.Status.FAILED, reason=reason, retryable=True, finished=timezone.now()
+    )
 
 
-def explain_jobs_retry(*, sae: SAE | None = None, stale_after_s: float = STALE_RUNNING_S) -> list[int]:
+def explain_jobs_retry(
+    *, sae: SAE | None = None, stale_after_s: float = STALE_RUNNING_S
+) -> list[int]:
     """Queue again the retryable failures (and jobs left "running" by a worker that died more
     than `stale_after_s` ago). Returns their ids."""
     stale = timezone.now() - timedelta(seconds=stale_after_s)
-    qs = ExplainJob.objects.filter(Q(status=ExplainJob.Status.FAILED, retryable=True)
-                                   | Q(status=ExplainJob.Status.RUNNING, started__lt=stale))
+    qs = ExplainJob.objects.filter(
+        Q(status=ExplainJob.Status.FAILED, retryable=True)
+        | Q(status=ExplainJob.Status.RUNNING, started__lt=stale)
+    )
     if sae is not None:
         qs = qs.filter(feature__sae=sae)
     with transaction.atomic():

@@ -20,21 +20,42 @@ def importance_for(*, feature: Feature) -> FeatureImportance | None:
 def importance_dict(*, feature: Feature, row: FeatureImportance | None) -> dict:
     """The API/page shape. `status` is null when importance was never requested."""
     if row is None:
-        return {"status": None, "progress": 0.0, "error": "", "loss_delta": None, "loss_clean": None,
-                "n_contexts": 0, "n_predictions": 0, "up": [], "down": [], "computed_at": None,
-                "density": feature.density}
+        return {
+            "status": None,
+            "progress": 0.0,
+            "error": "",
+            "loss_delta": None,
+            "loss_clean": None,
+            "n_contexts": 0,
+            "n_predictions": 0,
+            "up": [],
+            "down": [],
+            "computed_at": None,
+            "density": feature.density,
+        }
     vocab = vocab_get(model=feature.sae.model)
 
     def tokens(ids: list[int], values: list[float]) -> list[dict]:
-        return [{"token_id": i, "token": vocab.token(i), "value": v} for i, v in zip(ids, values, strict=True)]
+        return [
+            {"token_id": i, "token": vocab.token(i), "value": v}
+            for i, v in zip(ids, values, strict=True)
+        ]
 
     done = row.status == FeatureImportance.Status.DONE
     return {
-        "status": row.status, "progress": row.progress, "error": row.error,
-        "loss_delta": {"zero": row.loss_zero, "mean": row.loss_mean, "resample": row.loss_resample} if done else None,
-        "loss_clean": row.loss_clean, "n_contexts": row.n_contexts, "n_predictions": row.n_predictions,
-        "up": tokens(row.up_token_ids, row.up_values), "down": tokens(row.down_token_ids, row.down_values),
-        "computed_at": row.computed_at, "density": feature.density,
+        "status": row.status,
+        "progress": row.progress,
+        "error": row.error,
+        "loss_delta": {"zero": row.loss_zero, "mean": row.loss_mean, "resample": row.loss_resample}
+        if done
+        else None,
+        "loss_clean": row.loss_clean,
+        "n_contexts": row.n_contexts,
+        "n_predictions": row.n_predictions,
+        "up": tokens(row.up_token_ids, row.up_values),
+        "down": tokens(row.down_token_ids, row.down_values),
+        "computed_at": row.computed_at,
+        "density": feature.density,
     }
 
 
@@ -44,12 +65,28 @@ def importance_overview(*, sae: SAE) -> dict:
     feature's largest decoder cosine to another feature, rounded to 3 decimals (the histogram).
     """
     live = Feature.objects.filter(sae=sae, dead=False)
-    points = (live.filter(importance__status=FeatureImportance.Status.DONE, importance__loss_zero__isnull=False)
-              .order_by("index").values_list("index", "density", "importance__loss_zero"))
-    index, density, importance = (list(c) for c in zip(*points, strict=True)) if points else ([], [], [])
-    cosines = [round(c[0], 3) if c else None for c in live.order_by("index").values_list("neighbour_cosines", flat=True)]
-    return {"index": index, "density": density, "importance": importance, "max_cosine": cosines,
-            "n_live": len(cosines), "n_dead": Feature.objects.filter(sae=sae, dead=True).count()}
+    points = (
+        live.filter(
+            importance__status=FeatureImportance.Status.DONE, importance__loss_zero__isnull=False
+        )
+        .order_by("index")
+        .values_list("index", "density", "importance__loss_zero")
+    )
+    index, density, importance = (
+        (list(c) for c in zip(*points, strict=True)) if points else ([], [], [])
+    )
+    cosines = [
+        round(c[0], 3) if c else None
+        for c in live.order_by("index").values_list("neighbour_cosines", flat=True)
+    ]
+    return {
+        "index": index,
+        "density": density,
+        "importance": importance,
+        "max_cosine": cosines,
+        "n_live": len(cosines),
+        "n_dead": Feature.objects.filter(sae=sae, dead=True).count(),
+    }
 
 
 @dataclass(frozen=True)
@@ -71,9 +108,11 @@ def importance_inputs(*, feature_ids: Sequence[int]) -> list[ImportanceInputs]:
     """The stored example windows (token ids) and activation statistics of each feature, in
     feature order; features that no longer exist are left out."""
     feats = Feature.objects.filter(pk__in=feature_ids).order_by("sae_id", "index")
-    rows = (Example.objects.filter(feature_id__in=feature_ids)
-            .order_by("feature_id", "-max_value")
-            .values_list("feature_id", "kind", "quantile_index", "token_ids"))
+    rows = (
+        Example.objects.filter(feature_id__in=feature_ids)
+        .order_by("feature_id", "-max_value")
+        .values_list("feature_id", "kind", "quantile_index", "token_ids")
+    )
     top: dict[int, list[list[int]]] = {}
     bins: dict[int, dict[int, list[list[int]]]] = {}
     for fid, kind, q, ids in rows:
@@ -84,8 +123,16 @@ def importance_inputs(*, feature_ids: Sequence[int]) -> list[ImportanceInputs]:
     out = []
     for f in feats:
         by_bin = bins.get(f.pk, {})
-        out.append(ImportanceInputs(feature_id=f.pk, index=f.index, top=top.get(f.pk, []),
-                                    quantile_bins=[by_bin[q] for q in sorted(by_bin)],
-                                    mean=f.density * f.mean_activation, density=f.density,
-                                    hist_edges=list(f.hist_edges), hist_counts=list(f.hist_counts)))
+        out.append(
+            ImportanceInputs(
+                feature_id=f.pk,
+                index=f.index,
+                top=top.get(f.pk, []),
+                quantile_bins=[by_bin[q] for q in sorted(by_bin)],
+                mean=f.density * f.mean_activation,
+                density=f.density,
+                hist_edges=list(f.hist_edges),
+                hist_counts=list(f.hist_counts),
+            )
+        )
     return out

@@ -28,8 +28,13 @@ BULK_CHUNK = 32
 
 
 def _enqueue_one(*, feature_id: int, model_slug: str) -> None:
-    transaction.on_commit(lambda: tasks.send(tasks.IMPORTANCE_FEATURE, queue=tasks.live_queue(model_slug),
-                                             kwargs={"feature_id": feature_id}))
+    transaction.on_commit(
+        lambda: tasks.send(
+            tasks.IMPORTANCE_FEATURE,
+            queue=tasks.live_queue(model_slug),
+            kwargs={"feature_id": feature_id},
+        )
+    )
 
 
 def _enqueue_bulk(*, feature_ids: list[int]) -> None:
@@ -37,7 +42,9 @@ def _enqueue_bulk(*, feature_ids: list[int]) -> None:
 
     def send() -> None:
         for chunk in chunks:
-            tasks.send(tasks.IMPORTANCE_FEATURES, queue=tasks.INDEX_QUEUE, kwargs={"feature_ids": chunk})
+            tasks.send(
+                tasks.IMPORTANCE_FEATURES, queue=tasks.INDEX_QUEUE, kwargs={"feature_ids": chunk}
+            )
 
     transaction.on_commit(send)
 
@@ -50,8 +57,11 @@ def importance_request(*, feature: Feature, force: bool = False) -> FeatureImpor
     Raises ApplicationError (code "dead_feature") for a dead feature: it has no contexts.
     """
     if feature.dead:
-        raise ApplicationError("This feature never fired on the indexed corpus, so it has no "
-                               "contexts to ablate it on.", code="dead_feature")
+        raise ApplicationError(
+            "This feature never fired on the indexed corpus, so it has no "
+            "contexts to ablate it on.",
+            code="dead_feature",
+        )
     row, created = FeatureImportance.objects.select_for_update().get_or_create(feature=feature)
     if not created and (row.status in PENDING or (row.status == Status.DONE and not force)):
         return row
@@ -71,10 +81,15 @@ def importance_bulk_request(*, sae: SAE, force: bool = False) -> int:
     if not force:
         skip |= Q(importance__status=Status.DONE)
     ids = list(live.exclude(skip).order_by("index").values_list("pk", flat=True))
-    existing = set(FeatureImportance.objects.filter(feature_id__in=ids).values_list("feature_id", flat=True))
-    FeatureImportance.objects.filter(feature_id__in=existing).update(status=Status.QUEUED, progress=0.0, error="")
+    existing = set(
+        FeatureImportance.objects.filter(feature_id__in=ids).values_list("feature_id", flat=True)
+    )
+    FeatureImportance.objects.filter(feature_id__in=existing).update(
+        status=Status.QUEUED, progress=0.0, error=""
+    )
     FeatureImportance.objects.bulk_create(
-        [FeatureImportance(feature_id=i) for i in ids if i not in existing], batch_size=2000)
+        [FeatureImportance(feature_id=i) for i in ids if i not in existing], batch_size=2000
+    )
     if ids:
         _enqueue_bulk(feature_ids=ids)
     return len(ids)
@@ -86,7 +101,8 @@ def importance_start(*, feature_ids: Sequence[int]) -> list[int]:
     claimed = []
     for fid in feature_ids:
         n = FeatureImportance.objects.filter(feature_id=fid, status=Status.QUEUED).update(
-            status=Status.RUNNING, progress=0.0)
+            status=Status.RUNNING, progress=0.0
+        )
         if n:
             claimed.append(fid)
     return claimed
@@ -94,7 +110,8 @@ def importance_start(*, feature_ids: Sequence[int]) -> list[int]:
 
 def importance_progress(*, feature_ids: Sequence[int], progress: float) -> None:
     FeatureImportance.objects.filter(feature_id__in=feature_ids, status=Status.RUNNING).update(
-        progress=min(max(progress, 0.0), 1.0))
+        progress=min(max(progress, 0.0), 1.0)
+    )
 
 
 def importance_store(*, feature_id: int, result: dict) -> None:
@@ -103,16 +120,25 @@ def importance_store(*, feature_id: int, result: dict) -> None:
     up = result.get("up", [])
     down = result.get("down", [])
     FeatureImportance.objects.filter(feature_id=feature_id).update(
-        status=Status.DONE, progress=1.0, error="",
-        loss_zero=deltas.get("zero"), loss_mean=deltas.get("mean"), loss_resample=deltas.get("resample"),
+        status=Status.DONE,
+        progress=1.0,
+        error="",
+        loss_zero=deltas.get("zero"),
+        loss_mean=deltas.get("mean"),
+        loss_resample=deltas.get("resample"),
         loss_clean=result.get("loss_clean") if result.get("n_predictions") else None,
-        n_contexts=result.get("n_contexts", 0), n_predictions=result.get("n_predictions", 0),
-        up_token_ids=[int(t) for t, _ in up], up_values=[float(v) for _, v in up],
-        down_token_ids=[int(t) for t, _ in down], down_values=[float(v) for _, v in down],
-        computed_at=timezone.now())
+        n_contexts=result.get("n_contexts", 0),
+        n_predictions=result.get("n_predictions", 0),
+        up_token_ids=[int(t) for t, _ in up],
+        up_values=[float(v) for _, v in up],
+        down_token_ids=[int(t) for t, _ in down],
+        down_values=[float(v) for _, v in down],
+        computed_at=timezone.now(),
+    )
 
 
 def importance_fail(*, feature_ids: Sequence[int], error: str) -> None:
     """Record a failure; the feature page shows `error` and its button asks again."""
     FeatureImportance.objects.filter(feature_id__in=feature_ids).exclude(status=Status.DONE).update(
-        status=Status.FAILED, error=error[:2000])
+        status=Status.FAILED, error=error[:2000]
+    )

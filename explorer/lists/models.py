@@ -14,7 +14,9 @@ from explorer.saes.models import Feature
 
 class FeatureList(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feature_lists")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feature_lists"
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     public = models.BooleanField(default=False)
@@ -25,7 +27,11 @@ class FeatureList(models.Model):
         ordering = ("-updated",)
         indexes = [  # noqa: RUF012 (Django Meta convention)
             models.Index(fields=["owner", "-updated"], name="featurelist_owner_updated"),
-            models.Index(fields=["-updated"], condition=models.Q(public=True), name="featurelist_public_updated"),
+            models.Index(
+                fields=["-updated"],
+                condition=models.Q(public=True),
+                name="featurelist_public_updated",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -47,7 +53,9 @@ class FeatureListItem(models.Model):
     class Meta:
         ordering = ("feature_list", "position", "id")
         constraints = [  # noqa: RUF012
-            models.UniqueConstraint(fields=["feature_list", "feature"], name="feature_once_per_list"),
+            models.UniqueConstraint(
+                fields=["feature_list", "feature"], name="feature_once_per_list"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,17 +21,23 @@ MAX_ITEMS = 10_000  # a list is for reading; bigger collections belong in an exp
 def _name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME_CHARS:
-        raise ApplicationError(f"A list needs a name of 1 to {MAX_NAME_CHARS} characters.", code="invalid_name")
+        raise ApplicationError(
+            f"A list needs a name of 1 to {MAX_NAME_CHARS} characters.", code="invalid_name"
+        )
     return name
 
 
 def _note(note: str) -> str:
     if len(note) > MAX_NOTE_CHARS:
-        raise ApplicationError(f"A note is at most {MAX_NOTE_CHARS} characters.", code="invalid_note")
+        raise ApplicationError(
+            f"A note is at most {MAX_NOTE_CHARS} characters.", code="invalid_note"
+        )
     return note.strip()
 
 
-def owned_list(*, user: AbstractBaseUser, list_id: uuid.UUID | str, lock: bool = False) -> FeatureList:
+def owned_list(
+    *, user: AbstractBaseUser, list_id: uuid.UUID | str, lock: bool = False
+) -> FeatureList:
     """`user`'s list `list_id`. Raises NotFound for an unknown list or someone else's (so a
     private list's existence is not revealed)."""
     qs = FeatureList.objects.select_for_update() if lock else FeatureList.objects
@@ -41,15 +47,23 @@ def owned_list(*, user: AbstractBaseUser, list_id: uuid.UUID | str, lock: bool =
         raise NotFound(f"No list {list_id} of yours.") from None
 
 
-def feature_list_create(*, user: AbstractBaseUser, name: str, public: bool = False,
-                        description: str = "") -> FeatureList:
+def feature_list_create(
+    *, user: AbstractBaseUser, name: str, public: bool = False, description: str = ""
+) -> FeatureList:
     """Raises ApplicationError (invalid_name) for an empty or over-long name."""
-    return FeatureList.objects.create(owner=user, name=_name(name), public=public,
-                                      description=_note(description))
+    return FeatureList.objects.create(
+        owner=user, name=_name(name), public=public, description=_note(description)
+    )
 
 
-def feature_list_update(*, user: AbstractBaseUser, list_id: uuid.UUID | str, name: str | None = None,
-                        public: bool | None = None, description: str | None = None) -> FeatureList:
+def feature_list_update(
+    *,
+    user: AbstractBaseUser,
+    list_id: uuid.UUID | str,
+    name: str | None = None,
+    public: bool | None = None,
+    description: str | None = None,
+) -> FeatureList:
     """Change the given fields (None leaves one as it is). Raises NotFound, ApplicationError."""
     fl = owned_list(user=user, list_id=list_id)
     if name is not None:
@@ -66,8 +80,9 @@ def feature_list_delete(*, user: AbstractBaseUser, list_id: uuid.UUID | str) -> 
     owned_list(user=user, list_id=list_id).delete()
 
 
-def feature_list_add(*, user: AbstractBaseUser, list_id: uuid.UUID | str, feature: Feature,
-                     note: str = "") -> FeatureListItem:
+def feature_list_add(
+    *, user: AbstractBaseUser, list_id: uuid.UUID | str, feature: Feature, note: str = ""
+) -> FeatureListItem:
     """Append `feature` to the list, or update its note when it is already there.
 
     Raises NotFound for someone else's list, ApplicationError for a full list or long note.
@@ -85,16 +100,28 @@ def feature_list_add(*, user: AbstractBaseUser, list_id: uuid.UUID | str, featur
             raise ApplicationError(f"A list holds at most {MAX_ITEMS} features.", code="list_full")
         last = fl.items.aggregate(m=Max("position"))["m"]
         try:
-            item = FeatureListItem.objects.create(feature_list=fl, feature=feature, note=note,
-                                                  position=0 if last is None else last + 1)
+            item = FeatureListItem.objects.create(
+                feature_list=fl,
+                feature=feature,
+                note=note,
+                position=0 if last is None else last + 1,
+            )
         except IntegrityError:  # pragma: no cover - the row lock above prevents it
-            raise ApplicationError("That feature is already on the list.", code="duplicate") from None
+            raise ApplicationError(
+                "That feature is already on the list.", code="duplicate"
+            ) from None
         fl.save(update_fields=["updated"])
     return item
 
 
-def feature_list_item_update(*, user: AbstractBaseUser, list_id: uuid.UUID | str, item_id: int,
-                             note: str | None = None, position: int | None = None) -> FeatureListItem:
+def feature_list_item_update(
+    *,
+    user: AbstractBaseUser,
+    list_id: uuid.UUID | str,
+    item_id: int,
+    note: str | None = None,
+    position: int | None = None,
+) -> FeatureListItem:
     """Edit an item's note and/or move it to `position` (0 = first; others shift).
 
     Raises NotFound for an unknown item or someone else's list.
@@ -111,7 +138,11 @@ def feature_list_item_update(*, user: AbstractBaseUser, list_id: uuid.UUID | str
         if position is not None:
             if position < 0:
                 raise ApplicationError("A position is 0 or more.", code="invalid_position")
-            order = [i for i in fl.items.order_by("position", "id").values_list("id", flat=True) if i != item.pk]
+            order = [
+                i
+                for i in fl.items.order_by("position", "id").values_list("id", flat=True)
+                if i != item.pk
+            ]
             order.insert(min(position, len(order)), item.pk)
             for pos, pk in enumerate(order):
                 FeatureListItem.objects.filter(pk=pk).exclude(position=pos).update(position=pos)

@@ -23,16 +23,21 @@ def list_index(request: HttpRequest) -> HttpResponse:
     error = None
     if request.method == "POST":
         try:
-            fl = services.feature_list_create(user=request.user, name=request.POST.get("name", ""),
-                                              public=request.POST.get("public") == "on",
-                                              description=request.POST.get("description", ""))
+            fl = services.feature_list_create(
+                user=request.user,
+                name=request.POST.get("name", ""),
+                public=request.POST.get("public") == "on",
+                description=request.POST.get("description", ""),
+            )
         except ApplicationError as exc:
             error = exc.message
         else:
             return redirect(fl.get_absolute_url())
-    context = {"public_lists": selectors.feature_list_visible(user=None)[:200],
-               "my_lists": selectors.feature_list_visible(user=request.user, mine=True)[:200],
-               "error": error}
+    context = {
+        "public_lists": selectors.feature_list_visible(user=None)[:200],
+        "my_lists": selectors.feature_list_visible(user=request.user, mine=True)[:200],
+        "error": error,
+    }
     return render(request, "lists/index.html", context, status=400 if error else 200)
 
 
@@ -50,15 +55,26 @@ def list_detail(request: HttpRequest, list_id: uuid.UUID) -> HttpResponse:
                 services.feature_list_delete(user=request.user, list_id=list_id)
                 messages.success(request, f"Deleted the list {fl.name}.")
                 return redirect("lists:index")
-            services.feature_list_update(user=request.user, list_id=list_id, name=request.POST.get("name", fl.name),
-                                         public=request.POST.get("public") == "on",
-                                         description=request.POST.get("description", fl.description))
+            services.feature_list_update(
+                user=request.user,
+                list_id=list_id,
+                name=request.POST.get("name", fl.name),
+                public=request.POST.get("public") == "on",
+                description=request.POST.get("description", fl.description),
+            )
         except ApplicationError as exc:
             messages.error(request, exc.message)
         return redirect(fl.get_absolute_url())
     is_owner = request.user.is_authenticated and fl.owner_id == request.user.pk
-    return render(request, "lists/detail.html", {"list": selectors.feature_list_detail(fl), "is_owner": is_owner,
-                                                 "share_url": request.build_absolute_uri(fl.get_absolute_url())})
+    return render(
+        request,
+        "lists/detail.html",
+        {
+            "list": selectors.feature_list_detail(fl),
+            "is_owner": is_owner,
+            "share_url": request.build_absolute_uri(fl.get_absolute_url()),
+        },
+    )
 
 
 @require_POST
@@ -70,8 +86,12 @@ def item_edit(request: HttpRequest, list_id: uuid.UUID, item_id: int) -> HttpRes
         if request.POST.get("action") == "remove":
             services.feature_list_remove(user=request.user, list_id=list_id, item_id=item_id)
         else:
-            services.feature_list_item_update(user=request.user, list_id=list_id, item_id=item_id,
-                                              note=request.POST.get("note", ""))
+            services.feature_list_item_update(
+                user=request.user,
+                list_id=list_id,
+                item_id=item_id,
+                note=request.POST.get("note", ""),
+            )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("lists:detail", list_id=list_id)

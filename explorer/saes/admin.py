@@ -43,7 +43,15 @@ class FeatureAdmin(ReadOnlyAdmin):
 
 @admin.register(Example)
 class ExampleAdmin(ReadOnlyAdmin):
-    list_display = ("feature", "kind", "quantile_index", "max_value", "max_position", "document", "offset")
+    list_display = (
+        "feature",
+        "kind",
+        "quantile_index",
+        "max_value",
+        "max_position",
+        "document",
+        "offset",
+    )
     list_filter = ("kind",)
     search_fields = ("feature__sae__slug", "=feature__index")
     list_select_related = ("feature__sae__model",)
@@ -54,8 +62,16 @@ class ExampleAdmin(ReadOnlyAdmin):
 
 class IndexShardInline(admin.TabularInline):
     model = IndexShard
-    fields = ("index", "status", "tokens_done", "tokens_total", "attempts", "worker", "seconds",
-              "error")
+    fields = (
+        "index",
+        "status",
+        "tokens_done",
+        "tokens_total",
+        "attempts",
+        "worker",
+        "seconds",
+        "error",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -67,8 +83,17 @@ class IndexShardInline(admin.TabularInline):
 @admin.register(IndexRun)
 class IndexRunAdmin(ReadOnlyAdmin):
     inlines = (IndexShardInline,)
-    list_display = ("pk", "sae", "corpus", "status", "tokens_done", "tokens_total", "shards",
-                    "created", "finished")
+    list_display = (
+        "pk",
+        "sae",
+        "corpus",
+        "status",
+        "tokens_done",
+        "tokens_total",
+        "shards",
+        "created",
+        "finished",
+    )
     list_filter = ("status",)
     search_fields = ("sae__slug", "corpus", "error")
     list_select_related = ("sae__model",)

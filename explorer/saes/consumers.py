@@ -34,5 +34,6 @@ class IndexProgressConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "message": "this socket only sends progress"})
 
     async def index_progress(self, event: dict) -> None:
-        await self.send_json({"type": "progress",
-                              **{k: v for k, v in event.items() if k != "type"}})
+        await self.send_json(
+            {"type": "progress", **{k: v for k, v in event.items() if k != "type"}}
+        )

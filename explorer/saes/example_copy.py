@@ -48,26 +48,45 @@ class ExampleArrays:
 
 def _row_dtype(length: int, quantile: bool) -> np.dtype:
     kind = KINDS[int(quantile)].encode()
-    fields = [("nfields", ">i2"),
-              ("id_len", ">i4"), ("id", ">i8"),
-              ("kind_len", ">i4"), ("kind", f"S{len(kind)}")]
+    fields = [
+        ("nfields", ">i2"),
+        ("id_len", ">i4"),
+        ("id", ">i8"),
+        ("kind_len", ">i4"),
+        ("kind", f"S{len(kind)}"),
+    ]
     if quantile:
-        fields += [("qi_len", ">i4"), ("qi", ">i2"), ("lo_len", ">i4"), ("lo", ">f8"),
-                   ("hi_len", ">i4"), ("hi", ">f8")]
+        fields += [
+            ("qi_len", ">i4"),
+            ("qi", ">i2"),
+            ("lo_len", ">i4"),
+            ("lo", ">f8"),
+            ("hi_len", ">i4"),
+            ("hi", ">f8"),
+        ]
     else:
         fields += [("qi_len", ">i4"), ("lo_len", ">i4"), ("hi_len", ">i4")]  # NULLs
-    fields += [("tok_len", ">i4"), ("tok_head", ">i4", (5,)),
-               ("tok", [("len", ">i4"), ("v", ">i4")], (length,)),
-               ("val_len", ">i4"), ("val", "<f2", (length,)),
-               ("max_len", ">i4"), ("max", ">f8"),
-               ("pos_len", ">i4"), ("pos", ">i4"),
-               ("doc_len", ">i4"), ("doc", ">i8"),
-               ("off_len", ">i4"), ("off", ">i4")]
+    fields += [
+        ("tok_len", ">i4"),
+        ("tok_head", ">i4", (5,)),
+        ("tok", [("len", ">i4"), ("v", ">i4")], (length,)),
+        ("val_len", ">i4"),
+        ("val", "<f2", (length,)),
+        ("max_len", ">i4"),
+        ("max", ">f8"),
+        ("pos_len", ">i4"),
+        ("pos", ">i4"),
+        ("doc_len", ">i4"),
+        ("doc", ">i8"),
+        ("off_len", ">i4"),
+        ("off", ">i4"),
+    ]
     return np.dtype(fields)
 
 
-def _encode_group(a: ExampleArrays, rows: np.ndarray, feature_ids: np.ndarray, length: int,
-                  quantile: bool) -> bytes:
+def _encode_group(
+    a: ExampleArrays, rows: np.ndarray, feature_ids: np.ndarray, length: int, quantile: bool
+) -> bytes:
     rec = np.zeros(len(rows), _row_dtype(length, quantile))
     rec["nfields"] = N_FIELDS
     rec["id_len"], rec["id"] = 8, feature_ids[a.feature_index[rows]]
@@ -90,8 +109,9 @@ def _encode_group(a: ExampleArrays, rows: np.ndarray, feature_ids: np.ndarray, l
     return rec.tobytes()
 
 
-def binary_copy_chunks(a: ExampleArrays, feature_ids: np.ndarray, *, rows_per_chunk: int = 16384
-                       ) -> Iterator[bytes]:
+def binary_copy_chunks(
+    a: ExampleArrays, feature_ids: np.ndarray, *, rows_per_chunk: int = 16384
+) -> Iterator[bytes]:
     """The whole binary COPY stream (signature, rows, trailer) in chunks.
 
     `feature_ids[i]` is the database id of feature index i.
@@ -102,6 +122,7 @@ def binary_copy_chunks(a: ExampleArrays, feature_ids: np.ndarray, *, rows_per_ch
         group = np.flatnonzero(key == k)
         length, quantile = int(k // 2), bool(k % 2)
         for start in range(0, len(group), rows_per_chunk):
-            yield _encode_group(a, group[start : start + rows_per_chunk], feature_ids, length,
-                                quantile)
+            yield _encode_group(
+                a, group[start : start + rows_per_chunk], feature_ids, length, quantile
+            )
     yield TRAILER

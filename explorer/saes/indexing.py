@@ -62,8 +62,11 @@ def sae_by_ref(ref: str) -> SAE:
     else:
         found = list(qs.filter(slug=ref))
     if not found:
-        raise IndexRunError(f"unknown SAE {ref!r}: register it with `manage.py add_sae` "
-                            "(list them in /admin/saes/sae/)", code="unknown_sae")
+        raise IndexRunError(
+            f"unknown SAE {ref!r}: register it with `manage.py add_sae` "
+            "(list them in /admin/saes/sae/)",
+            code="unknown_sae",
+        )
     if len(found) > 1:
         names = ", ".join(str(s) for s in found)
         raise IndexRunError(f"SAE {ref!r} is ambiguous ({names}); use <model>/<sae>")
@@ -78,11 +81,20 @@ def _positive(name: str, value: Any, limit: int | None = None) -> int:
     return value
 
 
-def index_run_create(*, sae: SAE, corpus: str, tokens: int, shards: int = 1,
-                     context: int = DEFAULTS["context"], top: int = DEFAULTS["top"],
-                     quantiles: int = DEFAULTS["quantiles"],
-                     per_quantile: int = DEFAULTS["per_quantile"], include_bos: bool = False,
-                     batch_size: int = 32, seed: int = 0) -> IndexRun:
+def index_run_create(
+    *,
+    sae: SAE,
+    corpus: str,
+    tokens: int,
+    shards: int = 1,
+    context: int = DEFAULTS["context"],
+    top: int = DEFAULTS["top"],
+    quantiles: int = DEFAULTS["quantiles"],
+    per_quantile: int = DEFAULTS["per_quantile"],
+    include_bos: bool = False,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> IndexRun:
     """Check the request and write a queued IndexRun with its shard rows (nothing runs yet).
 
     Raises IndexRunError for non-positive sizes, a context longer than the model's, too many
@@ -97,21 +109,30 @@ def index_run_create(*, sae: SAE, corpus: str, tokens: int, shards: int = 1,
     _positive("per_quantile", per_quantile)
     _positive("batch_size", batch_size)
     if context > sae.model.n_ctx:
-        raise IndexRunError(f"--context {context} is longer than model {sae.model.slug!r}'s "
-                            f"{sae.model.n_ctx} positions")
+        raise IndexRunError(
+            f"--context {context} is longer than model {sae.model.slug!r}'s "
+            f"{sae.model.n_ctx} positions"
+        )
     if context < 2:
         raise IndexRunError("--context must be at least 2 (BOS + one token)")
     try:
         parse_corpus_spec(corpus)
     except CorpusError as e:
         raise IndexRunError(str(e), code="bad_corpus") from None
-    options = {"context": context, "top": top, "quantiles": quantiles,
-               "per_quantile": per_quantile, "include_bos": include_bos,
-               "prepend_bos": bool(sae.preprocessing.get("prepend_bos", True)),
-               "batch_size": batch_size, "seed": seed}
+    options = {
+        "context": context,
+        "top": top,
+        "quantiles": quantiles,
+        "per_quantile": per_quantile,
+        "include_bos": include_bos,
+        "prepend_bos": bool(sae.preprocessing.get("prepend_bos", True)),
+        "batch_size": batch_size,
+        "seed": seed,
+    }
     with transaction.atomic():
-        run = IndexRun.objects.create(sae=sae, corpus=corpus.strip(), tokens=tokens,
-                                      shards=shards, options=options)
+        run = IndexRun.objects.create(
+            sae=sae, corpus=corpus.strip(), tokens=tokens, shards=shards, options=options
+        )
         IndexShard.objects.bulk_create(IndexShard(run=run, index=i) for i in range(shards))
     return run
 
@@ -128,11 +149,19 @@ def index_run_dispatch(*, run: IndexRun, only_unfinished: bool = False) -> list[
     todo = list(shards.order_by("index").values_list("index", flat=True))
 
     def send() -> None:
-        finish = tasks.signature(tasks.INDEX_FINISH, queue=tasks.INDEX_QUEUE, args=(run.pk,),
-                                 immutable=True)
+        finish = tasks.signature(
+            tasks.INDEX_FINISH, queue=tasks.INDEX_QUEUE, args=(run.pk,), immutable=True
+        )
         if todo:
-            chord([tasks.signature(tasks.INDEX_SHARD, queue=tasks.INDEX_QUEUE, args=(run.pk, i),
-                                   immutable=True) for i in todo], app=tasks.client)(finish)
+            chord(
+                [
+                    tasks.signature(
+                        tasks.INDEX_SHARD, queue=tasks.INDEX_QUEUE, args=(run.pk, i), immutable=True
+                    )
+                    for i in todo
+                ],
+                app=tasks.client,
+            )(finish)
         else:
             finish.apply_async()
 
@@ -150,39 +179,46 @@ def index_run_resume(*, run: IndexRun) -> list[int]:
         raise IndexRunError(f"index run {run.pk} is already done; start a new run to re-index")
     with transaction.atomic():
         IndexShard.objects.filter(run=run).exclude(status=IndexShard.Status.DONE).update(
-            status=IndexShard.Status.QUEUED, error="")
-        IndexRun.objects.filter(pk=run.pk).update(status=IndexRun.Status.QUEUED, error="",
-                                                  finished=None)
+            status=IndexShard.Status.QUEUED, error=""
+        )
+        IndexRun.objects.filter(pk=run.pk).update(
+            status=IndexRun.Status.QUEUED, error="", finished=None
+        )
         return index_run_dispatch(run=run, only_unfinished=True)
 
 
 # -- called by workers/index.py ------------------------------------------------------------
 
+
 def shard_claim(*, run_id: int, index: int, worker: str) -> IndexShard | None:
     """Atomically take a queued shard (conditional UPDATE). None: missing, taken or done."""
-    n = IndexShard.objects.filter(run_id=run_id, index=index, status=IndexShard.Status.QUEUED
-                                  ).update(status=IndexShard.Status.RUNNING, worker=worker,
-                                           attempts=F("attempts") + 1, error="")
+    n = IndexShard.objects.filter(
+        run_id=run_id, index=index, status=IndexShard.Status.QUEUED
+    ).update(status=IndexShard.Status.RUNNING, worker=worker, attempts=F("attempts") + 1, error="")
     if n == 0:
         return None
     IndexRun.objects.filter(pk=run_id, status=IndexRun.Status.QUEUED).update(
-        status=IndexRun.Status.RUNNING, started=timezone.now())
+        status=IndexRun.Status.RUNNING, started=timezone.now()
+    )
     return IndexShard.objects.select_related("run__sae__model").get(run_id=run_id, index=index)
 
 
 def run_is_stopped(run_id: int) -> bool:
     """True when the run was cancelled or failed elsewhere: its shards should stop."""
     return IndexRun.objects.filter(
-        pk=run_id, status__in=[IndexRun.Status.CANCELLED, IndexRun.Status.FAILED]).exists()
+        pk=run_id, status__in=[IndexRun.Status.CANCELLED, IndexRun.Status.FAILED]
+    ).exists()
 
 
 def shard_progress(*, shard: IndexShard, done: int, total: int) -> None:
     """Record a shard's progress, roll it up into the run, and publish it."""
     IndexShard.objects.filter(pk=shard.pk).update(tokens_done=done, tokens_total=total)
     agg = IndexShard.objects.filter(run_id=shard.run_id).aggregate(
-        done=Sum("tokens_done"), total=Sum("tokens_total"))
-    IndexRun.objects.filter(pk=shard.run_id).update(tokens_done=agg["done"] or 0,
-                                                    tokens_total=agg["total"] or 0)
+        done=Sum("tokens_done"), total=Sum("tokens_total")
+    )
+    IndexRun.objects.filter(pk=shard.run_id).update(
+        tokens_done=agg["done"] or 0, tokens_total=agg["total"] or 0
+    )
     publish_progress(run_id=shard.run_id)
 
 
@@ -194,9 +230,11 @@ def shard_done(*, shard: IndexShard, result: bytes, seconds: float) -> None:
     # twice their size for the server to parse (88 MB: 5.4-7.7 s instead of 3.6-4.1 s).
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cur:
-        cur.execute(f"UPDATE {IndexShard._meta.db_table} SET status = %s, result = %b, "
-                    "seconds = %s WHERE id = %s",
-                    [IndexShard.Status.DONE.value, result, seconds, shard.pk])
+        cur.execute(
+            f"UPDATE {IndexShard._meta.db_table} SET status = %s, result = %b, "
+            "seconds = %s WHERE id = %s",
+            [IndexShard.Status.DONE.value, result, seconds, shard.pk],
+        )
     publish_progress(run_id=shard.run_id)
 
 
@@ -209,9 +247,11 @@ def run_failed(*, run_id: int, error: str, shard_index: int | None = None) -> No
     """Record a failure (the run keeps its old features: nothing was swapped in)."""
     if shard_index is not None:
         IndexShard.objects.filter(run_id=run_id, index=shard_index).update(
-            status=IndexShard.Status.FAILED, error=error)
+            status=IndexShard.Status.FAILED, error=error
+        )
     IndexRun.objects.filter(pk=run_id).exclude(status=IndexRun.Status.CANCELLED).update(
-        status=IndexRun.Status.FAILED, error=error, finished=timezone.now())
+        status=IndexRun.Status.FAILED, error=error, finished=timezone.now()
+    )
     publish_progress(run_id=run_id)
 
 
@@ -230,9 +270,15 @@ def run_timings_add(*, run: IndexRun, timings: dict[str, float]) -> None:
 
 
 def progress_dict(run: IndexRun) -> dict[str, Any]:
-    return {"run": run.pk, "sae": run.sae_id, "status": run.status,
-            "tokens_done": run.tokens_done, "tokens_total": run.tokens_total or run.tokens,
-            "phase": run.options.get("phase", ""), "error": run.error}
+    return {
+        "run": run.pk,
+        "sae": run.sae_id,
+        "status": run.status,
+        "tokens_done": run.tokens_done,
+        "tokens_total": run.tokens_total or run.tokens,
+        "phase": run.options.get("phase", ""),
+        "error": run.error,
+    }
 
 
 _last_publish: dict[int, float] = {}
@@ -255,13 +301,15 @@ def publish_progress(*, run_id: int, min_interval: float = 0.5) -> None:
 
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(progress_group(run.sae_id),
-                                            {"type": "index.progress", **progress_dict(run)})
+            async_to_sync(layer.group_send)(
+                progress_group(run.sae_id), {"type": "index.progress", **progress_dict(run)}
+            )
     except Exception:
         log.warning("could not publish progress of index run %s", run_id, exc_info=True)
 
 
 # -- storage ---------------------------------------------------------------------------------
+
 
 @dataclass
 class FeatureRow:
@@ -284,13 +332,39 @@ class FeatureRow:
     dead: bool
 
 
-_FEATURE_COLUMNS = ("sae_id", "index", "density", "max_activation", "mean_activation",
-                    "hist_edges", "hist_counts", "quantile_bounds", "quantile_fractions",
-                    "top_logit_ids", "top_logit_values",
-                    "bottom_logit_ids", "bottom_logit_values", "neighbour_indices",
-                    "neighbour_cosines", "map_x", "map_y", "dead")
-_EXAMPLE_COLUMNS = ("feature_id", "kind", "quantile_index", "quantile_low", "quantile_high",
-                    "token_ids", "values", "max_value", "max_position", "document", "offset")
+_FEATURE_COLUMNS = (
+    "sae_id",
+    "index",
+    "density",
+    "max_activation",
+    "mean_activation",
+    "hist_edges",
+    "hist_counts",
+    "quantile_bounds",
+    "quantile_fractions",
+    "top_logit_ids",
+    "top_logit_values",
+    "bottom_logit_ids",
+    "bottom_logit_values",
+    "neighbour_indices",
+    "neighbour_cosines",
+    "map_x",
+    "map_y",
+    "dead",
+)
+_EXAMPLE_COLUMNS = (
+    "feature_id",
+    "kind",
+    "quantile_index",
+    "quantile_low",
+    "quantile_high",
+    "token_ids",
+    "values",
+    "max_value",
+    "max_position",
+    "document",
+    "offset",
+)
 
 
 def _quoted(columns: tuple[str, ...]) -> str:
@@ -299,13 +373,20 @@ def _quoted(columns: tuple[str, ...]) -> str:
 
 def old_map_coordinates(*, sae: SAE) -> dict[int, tuple[float, float]]:
     """Map coordinates already stored (weight-only: they survive a re-index)."""
-    rows = Feature.objects.filter(sae=sae, map_x__isnull=False).values_list("index", "map_x", "map_y")
+    rows = Feature.objects.filter(sae=sae, map_x__isnull=False).values_list(
+        "index", "map_x", "map_y"
+    )
     return {i: (x, y) for i, x, y in rows}
 
 
-def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
-                          examples: ExampleArrays, timings: dict[str, float],
-                          offline_labels: list[str] | None = None) -> tuple[int, int]:
+def index_results_replace(
+    *,
+    run: IndexRun,
+    features: Iterable[FeatureRow],
+    examples: ExampleArrays,
+    timings: dict[str, float],
+    offline_labels: list[str] | None = None,
+) -> tuple[int, int]:
     """Swap the SAE's features and examples for these, atomically, and mark the run done.
 
     One transaction. Feature rows are updated in place (inserted the first time), so their
@@ -320,45 +401,83 @@ def index_results_replace(*, run: IndexRun, features: Iterable[FeatureRow],
     with transaction.atomic(), connection.cursor() as cur:
         # Serialise re-indexes of one SAE; readers are not blocked.
         cur.execute("SELECT id FROM saes_sae WHERE id = %s FOR UPDATE", [sae_id])
-        cur.execute(f"CREATE TEMP TABLE new_feature ON COMMIT DROP AS SELECT {_quoted(cols)} "
-                    "FROM saes_feature WITH NO DATA")
+        cur.execute(
+            f"CREATE TEMP TABLE new_feature ON COMMIT DROP AS SELECT {_quoted(cols)} "
+            "FROM saes_feature WITH NO DATA"
+        )
         raw = cur.cursor  # psycopg 3 cursor: COPY
         n_features = 0
         with raw.copy(f"COPY new_feature ({_quoted(cols)}) FROM STDIN") as cp:
             for f in features:
-                cp.write_row((f.index, f.density, f.max_activation, f.mean_activation,
-                              f.hist_edges, f.hist_counts, f.quantile_bounds,
-                              f.quantile_fractions, f.top_logit_ids, f.top_logit_values,
-                              f.bottom_logit_ids, f.bottom_logit_values, f.neighbour_indices,
-                              f.neighbour_cosines, f.map_x, f.map_y, f.dead))
+                cp.write_row(
+                    (
+                        f.index,
+                        f.density,
+                        f.max_activation,
+                        f.mean_activation,
+                        f.hist_edges,
+                        f.hist_counts,
+                        f.quantile_bounds,
+                        f.quantile_fractions,
+                        f.top_logit_ids,
+                        f.top_logit_values,
+                        f.bottom_logit_ids,
+                        f.bottom_logit_values,
+                        f.neighbour_indices,
+                        f.neighbour_cosines,
+                        f.map_x,
+                        f.map_y,
+                        f.dead,
+                    )
+                )
                 n_features += 1
         keep_old = {"map_x", "map_y"}
-        sets = ", ".join(f'"{c}" = COALESCE(n."{c}", f."{c}")' if c in keep_old else f'"{c}" = n."{c}"'
-                         for c in cols if c != "index")
-        cur.execute(f'UPDATE saes_feature f SET {sets} FROM new_feature n '
-                    f'WHERE f.sae_id = %s AND f."index" = n."index"', [sae_id])
-        cur.execute(f"INSERT INTO saes_feature (sae_id, {_quoted(cols)}) "
-                    f"SELECT %s, {', '.join(f'n.{chr(34)}{c}{chr(34)}' for c in cols)} "
-                    'FROM new_feature n WHERE NOT EXISTS (SELECT 1 FROM saes_feature f '
-                    'WHERE f.sae_id = %s AND f."index" = n."index")', [sae_id, sae_id])
-        cur.execute("DELETE FROM saes_example WHERE feature_id IN "
-                    "(SELECT id FROM saes_feature WHERE sae_id = %s)", [sae_id])
+        sets = ", ".join(
+            f'"{c}" = COALESCE(n."{c}", f."{c}")' if c in keep_old else f'"{c}" = n."{c}"'
+            for c in cols
+            if c != "index"
+        )
+        cur.execute(
+            f"UPDATE saes_feature f SET {sets} FROM new_feature n "
+            f'WHERE f.sae_id = %s AND f."index" = n."index"',
+            [sae_id],
+        )
+        cur.execute(
+            f"INSERT INTO saes_feature (sae_id, {_quoted(cols)}) "
+            f"SELECT %s, {', '.join(f'n.{chr(34)}{c}{chr(34)}' for c in cols)} "
+            "FROM new_feature n WHERE NOT EXISTS (SELECT 1 FROM saes_feature f "
+            'WHERE f.sae_id = %s AND f."index" = n."index")',
+            [sae_id, sae_id],
+        )
+        cur.execute(
+            "DELETE FROM saes_example WHERE feature_id IN "
+            "(SELECT id FROM saes_feature WHERE sae_id = %s)",
+            [sae_id],
+        )
         cur.execute('SELECT "index", id FROM saes_feature WHERE sae_id = %s', [sae_id])
         ids = dict(cur.fetchall())
         feature_ids = np.zeros(max(ids, default=-1) + 1, np.int64)
         feature_ids[list(ids)] = list(ids.values())
-        with raw.copy(f"COPY saes_example ({_quoted(_EXAMPLE_COLUMNS)}) FROM STDIN "
-                      "(FORMAT BINARY)") as cp:
+        with raw.copy(
+            f"COPY saes_example ({_quoted(_EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
             for chunk in binary_copy_chunks(examples, feature_ids):
                 cp.write(chunk)
         n_examples = len(examples)
         if offline_labels is not None:
             _offline_labels_replace(cur, sae_id, offline_labels)
         IndexRun.objects.filter(pk=run.pk).update(
-            status=IndexRun.Status.DONE, finished=timezone.now(), error="",
+            status=IndexRun.Status.DONE,
+            finished=timezone.now(),
+            error="",
             timings={**run.timings, **timings},
-            options={**run.options, "phase": "done", "features": n_features,
-                     "examples": n_examples})
+            options={
+                **run.options,
+                "phase": "done",
+                "features": n_features,
+                "examples": n_examples,
+            },
+        )
         # The shards' partial results are no longer needed once their merge is stored.
         IndexShard.objects.filter(run=run).update(result=None)
     transaction.on_commit(lambda: publish_progress(run_id=run.pk))
@@ -383,14 +502,16 @@ def _offline_labels_replace(cur: Any, sae_id: int, labels: list[str]) -> None:
         "score_sample_size = NULL "
         'FROM new_label n JOIN saes_feature f ON f.sae_id = %s AND f."index" = n."index" '
         "WHERE e.feature_id = f.id AND e.method = %s AND e.text <> n.text",
-        [sae_id, OFFLINE_METHOD])
+        [sae_id, OFFLINE_METHOD],
+    )
     cur.execute(
         "INSERT INTO explanations_explanation (feature_id, text, method, score_method, created) "
         "SELECT f.id, n.text, %s, '', now() FROM new_label n "
         'JOIN saes_feature f ON f.sae_id = %s AND f."index" = n."index" '
         "WHERE NOT EXISTS (SELECT 1 FROM explanations_explanation e "
         "WHERE e.feature_id = f.id AND e.method = %s)",
-        [OFFLINE_METHOD, sae_id, OFFLINE_METHOD])
+        [OFFLINE_METHOD, sae_id, OFFLINE_METHOD],
+    )
 
 
 def map_coordinates_store(*, sae: SAE, xs: list[float], ys: list[float]) -> int:
@@ -400,5 +521,6 @@ def map_coordinates_store(*, sae: SAE, xs: list[float], ys: list[float]) -> int:
             "UPDATE saes_feature f SET map_x = v.x, map_y = v.y FROM "
             "unnest(%s::int[], %s::float8[], %s::float8[]) AS v(i, x, y) "
             "WHERE f.sae_id = %s AND f.index = v.i",
-            [list(range(len(xs))), xs, ys, sae.pk])
+            [list(range(len(xs))), xs, ys, sae.pk],
+        )
         return cur.rowcount

@@ -141,8 +141,10 @@ class Example(models.Model):
         ordering = ("feature", "kind", "quantile_index", "-max_value")
         constraints = [  # noqa: RUF012
             models.CheckConstraint(
-                condition=(models.Q(kind="top", quantile_index__isnull=True)
-                           | models.Q(kind="quantile", quantile_index__isnull=False)),
+                condition=(
+                    models.Q(kind="top", quantile_index__isnull=True)
+                    | models.Q(kind="quantile", quantile_index__isnull=False)
+                ),
                 name="example_quantile_index_iff_quantile",
             ),
         ]

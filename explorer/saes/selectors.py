@@ -61,6 +61,7 @@ def sae_by_id(*, sae_id: int) -> SAE | None:
 
 # -- vocabulary --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Vocab:
     """A model's token strings: `strings[i]` is token id i decoded on its own."""
@@ -133,11 +134,14 @@ def token_strings(*, model_id: int, ids: list[int]) -> list[str]:
         cursor.execute(
             "SELECT coalesce(v, '') FROM unnest(%s::int[]) WITH ORDINALITY AS t(i, ord) "
             "LEFT JOIN LATERAL (SELECT m.vocab[t.i + 1] AS v FROM saes_languagemodel m "
-            "WHERE m.id = %s) AS x ON true ORDER BY t.ord", [list(ids), model_id])
+            "WHERE m.id = %s) AS x ON true ORDER BY t.ord",
+            [list(ids), model_id],
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
 # -- one feature -------------------------------------------------------------------------------
+
 
 def feature_url(*, model_slug: str, sae_slug: str, index: int) -> str:
     """The permalink of a feature page."""
@@ -153,10 +157,14 @@ def feature_get(*, sae: SAE, index: int) -> Feature:
         return Feature.objects.get(sae=sae, index=index)
     except Feature.DoesNotExist:
         if 0 <= index < sae.d_sae and not Feature.objects.filter(sae=sae).exists():
-            raise NotFound(f"{sae.model.slug}/{sae.slug} has not been indexed yet: its features appear "
-                           "when an index run finishes (`manage.py index_sae`).") from None
-        raise NotFound(f"{sae.model.slug}/{sae.slug} has no feature {index}: its features are "
-                       f"numbered 0 to {sae.d_sae - 1}.") from None
+            raise NotFound(
+                f"{sae.model.slug}/{sae.slug} has not been indexed yet: its features appear "
+                "when an index run finishes (`manage.py index_sae`)."
+            ) from None
+        raise NotFound(
+            f"{sae.model.slug}/{sae.slug} has no feature {index}: its features are "
+            f"numbered 0 to {sae.d_sae - 1}."
+        ) from None
 
 
 def feature_detail(*, sae: SAE, index: int) -> dict:
@@ -165,17 +173,29 @@ def feature_detail(*, sae: SAE, index: int) -> dict:
     vocab = vocab_get(model=sae.model)
 
     def logits(ids: list[int], values: list[float]) -> list[dict]:
-        return [{"token_id": t, "token": vocab.token(t), "value": v} for t, v in zip(ids, values, strict=False)]
+        return [
+            {"token_id": t, "token": vocab.token(t), "value": v}
+            for t, v in zip(ids, values, strict=False)
+        ]
 
     return {
-        "model": sae.model.slug, "sae": sae.slug, "index": f.index,
-        "density": f.density, "max_activation": f.max_activation, "mean_activation": f.mean_activation,
-        "dead": f.dead, "hist_edges": f.hist_edges, "hist_counts": f.hist_counts,
+        "model": sae.model.slug,
+        "sae": sae.slug,
+        "index": f.index,
+        "density": f.density,
+        "max_activation": f.max_activation,
+        "mean_activation": f.mean_activation,
+        "dead": f.dead,
+        "hist_edges": f.hist_edges,
+        "hist_counts": f.hist_counts,
         "top_logits": logits(f.top_logit_ids, f.top_logit_values),
         "bottom_logits": logits(f.bottom_logit_ids, f.bottom_logit_values),
-        "neighbours": [{"index": i, "cosine": c}
-                       for i, c in zip(f.neighbour_indices, f.neighbour_cosines, strict=False)],
-        "map_x": f.map_x, "map_y": f.map_y,
+        "neighbours": [
+            {"index": i, "cosine": c}
+            for i, c in zip(f.neighbour_indices, f.neighbour_cosines, strict=False)
+        ],
+        "map_x": f.map_x,
+        "map_y": f.map_y,
         "explanations": explanation_selectors.explanation_dicts(feature_id=f.pk),
         "url": feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index),
     }
@@ -185,27 +205,40 @@ def neighbour_list(*, sae: SAE, index: int) -> list[dict]:
     """A feature's decoder-cosine neighbours with their stats and best explanations."""
     f = feature_get(sae=sae, index=index)
     cosine = dict(zip(f.neighbour_indices, f.neighbour_cosines, strict=False))
-    rows = {r.index: r for r in Feature.objects.filter(sae=sae, index__in=list(cosine)).only(*SUMMARY_FIELDS)}
+    rows = {
+        r.index: r
+        for r in Feature.objects.filter(sae=sae, index__in=list(cosine)).only(*SUMMARY_FIELDS)
+    }
     best = explanation_selectors.best_explanations(feature_ids=[r.pk for r in rows.values()])
     out = []
     for i in f.neighbour_indices:
         row = rows.get(i)
-        out.append({"index": i, "cosine": cosine[i],
-                    "density": row.density if row else None,
-                    "max_activation": row.max_activation if row else None,
-                    "explanation": best[row.pk].text if row and row.pk in best else None,
-                    "url": feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=i)})
+        out.append(
+            {
+                "index": i,
+                "cosine": cosine[i],
+                "density": row.density if row else None,
+                "max_activation": row.max_activation if row else None,
+                "explanation": best[row.pk].text if row and row.pk in best else None,
+                "url": feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=i),
+            }
+        )
     return out
 
 
 def example_dict(example: Example, vocab: Vocab) -> dict:
     return {
-        "kind": example.kind, "quantile_index": example.quantile_index,
-        "quantile_low": example.quantile_low, "quantile_high": example.quantile_high,
-        "token_ids": example.token_ids, "tokens": vocab.tokens(example.token_ids),
+        "kind": example.kind,
+        "quantile_index": example.quantile_index,
+        "quantile_low": example.quantile_low,
+        "quantile_high": example.quantile_high,
+        "token_ids": example.token_ids,
+        "tokens": vocab.tokens(example.token_ids),
         "values": Example.unpack_values(example.values),
-        "max_value": example.max_value, "max_position": example.max_position,
-        "document": example.document, "offset": example.offset,
+        "max_value": example.max_value,
+        "max_position": example.max_position,
+        "document": example.document,
+        "offset": example.offset,
     }
 
 
@@ -216,7 +249,9 @@ def example_list(*, sae: SAE, index: int, kind: str | None = None) -> list[dict]
     qs = Example.objects.filter(feature=f)
     if kind is not None:
         if kind not in Example.Kind.values:
-            raise ApplicationError(f"Unknown example kind {kind!r}: use top or quantile.", code="invalid_kind")
+            raise ApplicationError(
+                f"Unknown example kind {kind!r}: use top or quantile.", code="invalid_kind"
+            )
         qs = qs.filter(kind=kind)
     vocab = vocab_get(model=sae.model)
     rows = sorted(qs, key=lambda e: (e.kind != "top", -(e.quantile_index or 0), -e.max_value))
@@ -249,12 +284,17 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, index = json.loads(raw)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not isinstance(index, int):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not isinstance(index, int)
+        ):
             raise TypeError
         return value, index
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ApplicationError("That page cursor is not valid; start again from the first page.",
-                               code="invalid_cursor") from None
+        raise ApplicationError(
+            "That page cursor is not valid; start again from the first page.", code="invalid_cursor"
+        ) from None
 
 
 @dataclass
@@ -263,8 +303,14 @@ class FeaturePage:
     next_cursor: str | None
 
 
-def feature_page(*, sae: SAE, sort: str = "index", cursor: str | None = None, limit: int = 50,
-                 include_dead: bool = True) -> FeaturePage:
+def feature_page(
+    *,
+    sae: SAE,
+    sort: str = "index",
+    cursor: str | None = None,
+    limit: int = 50,
+    include_dead: bool = True,
+) -> FeaturePage:
     """One page of `sae`'s features in `sort` order, after `cursor` (None = first page).
 
     Keyset pagination: the cursor holds the last row's (sort value, index), so a page deep
@@ -273,7 +319,9 @@ def feature_page(*, sae: SAE, sort: str = "index", cursor: str | None = None, li
     feature's best explanation. Raises ApplicationError for an unknown sort or bad cursor.
     """
     if sort not in SORTS:
-        raise ApplicationError(f"Unknown sort {sort!r}: use one of {', '.join(SORTS)}.", code="invalid_sort")
+        raise ApplicationError(
+            f"Unknown sort {sort!r}: use one of {', '.join(SORTS)}.", code="invalid_sort"
+        )
     limit = max(1, min(limit, MAX_PAGE))
     field, desc = SORTS[sort]
     qs: QuerySet[Feature] = Feature.objects.filter(sae=sae).only(*SUMMARY_FIELDS)
@@ -285,9 +333,13 @@ def feature_page(*, sae: SAE, sort: str = "index", cursor: str | None = None, li
             qs = qs.filter(index__lt=index) if desc else qs.filter(index__gt=index)
         elif desc:
             # `field <= value` is the index range; the OR only drops the ties already shown.
-            qs = qs.filter(Q(**{f"{field}__lte": value}), Q(**{f"{field}__lt": value}) | Q(index__lt=index))
+            qs = qs.filter(
+                Q(**{f"{field}__lte": value}), Q(**{f"{field}__lt": value}) | Q(index__lt=index)
+            )
         else:
-            qs = qs.filter(Q(**{f"{field}__gte": value}), Q(**{f"{field}__gt": value}) | Q(index__gt=index))
+            qs = qs.filter(
+                Q(**{f"{field}__gte": value}), Q(**{f"{field}__gt": value}) | Q(index__gt=index)
+            )
     order = [f"-{field}", "-index"] if desc else [field, "index"]
     if field == "index":
         order = order[:1]
@@ -303,10 +355,20 @@ def feature_summaries(*, sae: SAE, rows: list[Feature]) -> list[dict]:
     """Table rows for features of one SAE, each with its best explanation (one query)."""
     best = explanation_selectors.best_explanations(feature_ids=[r.pk for r in rows])
     m, s = sae.model.slug, sae.slug
-    return [{"model": m, "sae": s, "index": r.index, "density": r.density,
-             "max_activation": r.max_activation, "mean_activation": r.mean_activation, "dead": r.dead,
-             "explanation": best[r.pk].text if r.pk in best else None,
-             "url": feature_url(model_slug=m, sae_slug=s, index=r.index)} for r in rows]
+    return [
+        {
+            "model": m,
+            "sae": s,
+            "index": r.index,
+            "density": r.density,
+            "max_activation": r.max_activation,
+            "mean_activation": r.mean_activation,
+            "dead": r.dead,
+            "explanation": best[r.pk].text if r.pk in best else None,
+            "url": feature_url(model_slug=m, sae_slug=s, index=r.index),
+        }
+        for r in rows
+    ]
 
 
 def feature_ids(*, sae: SAE, indices: Iterable[int]) -> dict[int, int]:
@@ -318,8 +380,12 @@ def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]
     """The SAEs (with their models, vocab left out) of the features `feature_ids`, each with the
     ids of its features among them; features that are gone are left out."""
     groups: dict[int, tuple[SAE, list[int]]] = {}
-    rows = (Feature.objects.filter(pk__in=list(feature_ids)).select_related("sae__model")
-            .defer("sae__model__vocab").order_by("sae_id", "index"))
+    rows = (
+        Feature.objects.filter(pk__in=list(feature_ids))
+        .select_related("sae__model")
+        .defer("sae__model__vocab")
+        .order_by("sae_id", "index")
+    )
     for f in rows:
         groups.setdefault(f.sae_id, (f.sae, []))[1].append(f.pk)
     return list(groups.values())
@@ -328,7 +394,11 @@ def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]
 def feature_map_points(*, sae: SAE) -> dict[str, list]:
     """Columnar data of every feature: index, x, y (null before the map is laid out), density,
     dead. The SAE page draws the map and the SAE's density distribution from it."""
-    rows = Feature.objects.filter(sae=sae).order_by("index").values_list("index", "map_x", "map_y", "density", "dead")
+    rows = (
+        Feature.objects.filter(sae=sae)
+        .order_by("index")
+        .values_list("index", "map_x", "map_y", "density", "dead")
+    )
     cols: dict[str, list] = {"index": [], "x": [], "y": [], "density": [], "dead": []}
     for index, x, y, density, dead in rows.iterator(chunk_size=5000):
         cols["index"].append(index)
@@ -343,7 +413,11 @@ def random_live_index(*, sae: SAE, rng: random.Random | None = None) -> int | No
     """A live feature's index, close to uniform: the first live one at or after a random index."""
     rng = rng or random.Random()
     probe = rng.randrange(max(1, sae.d_sae))
-    live = Feature.objects.filter(sae=sae, dead=False).order_by("index").values_list("index", flat=True)
+    live = (
+        Feature.objects.filter(sae=sae, dead=False)
+        .order_by("index")
+        .values_list("index", flat=True)
+    )
     found = live.filter(index__gte=probe).first()
     return found if found is not None else live.first()
 
@@ -355,8 +429,13 @@ FINISHED = (IndexRun.Status.DONE, IndexRun.Status.FAILED, IndexRun.Status.CANCEL
 
 def index_run_active(*, sae: SAE) -> IndexRun | None:
     """The SAE's newest queued or running index run, if any."""
-    return (IndexRun.objects.filter(sae=sae, status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING])
-            .order_by("-created").first())
+    return (
+        IndexRun.objects.filter(
+            sae=sae, status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING]
+        )
+        .order_by("-created")
+        .first()
+    )
 
 
 def index_run_latest(*, sae: SAE) -> IndexRun | None:
@@ -366,8 +445,13 @@ def index_run_latest(*, sae: SAE) -> IndexRun | None:
 def index_run_unfinished(*, run_id: int) -> IndexRun | None:
     """Run `run_id` with its SAE and model, unless it is gone or finished (done, failed or
     cancelled): what a merge step may still store."""
-    return (IndexRun.objects.select_related("sae__model").defer("sae__model__vocab")
-            .filter(pk=run_id).exclude(status__in=FINISHED).first())
+    return (
+        IndexRun.objects.select_related("sae__model")
+        .defer("sae__model__vocab")
+        .filter(pk=run_id)
+        .exclude(status__in=FINISHED)
+        .first()
+    )
 
 
 def index_shard_list(*, run: IndexRun) -> list[IndexShard]:

@@ -48,7 +48,9 @@ def model_source(spec: str) -> str:
     """
     spec = (spec or "").strip()
     if not spec:
-        raise RegistrationError("The model spec is empty: use 'demo', a local directory or a hub id.")
+        raise RegistrationError(
+            "The model spec is empty: use 'demo', a local directory or a hub id."
+        )
     if spec == DEMO_SPEC:
         return spec
     path = Path(spec).expanduser()
@@ -68,18 +70,24 @@ def sae_source(spec: str) -> str:
     """
     spec = (spec or "").strip()
     if not spec:
-        raise RegistrationError("The SAE spec is empty: use 'demo', a SAELens folder or 'release:sae_id'.")
+        raise RegistrationError(
+            "The SAE spec is empty: use 'demo', a SAELens folder or 'release:sae_id'."
+        )
     if spec == DEMO_SPEC:
         return spec
     path = Path(spec).expanduser()
     if path.exists():
         if not (path.is_dir() and (path / "cfg.json").is_file()):
-            raise RegistrationError(f"SAE path {str(path.resolve())!r} is not a SAELens folder "
-                                    "(cfg.json + sae_weights.safetensors).")
+            raise RegistrationError(
+                f"SAE path {str(path.resolve())!r} is not a SAELens folder "
+                "(cfg.json + sae_weights.safetensors)."
+            )
         return str(path.resolve())
     if _looks_like_path(spec) or ":" not in spec:
-        raise RegistrationError(f"SAE spec {spec!r} is neither 'demo', an existing SAELens folder "
-                                "nor 'release:sae_id' (no such path).")
+        raise RegistrationError(
+            f"SAE spec {spec!r} is neither 'demo', an existing SAELens folder "
+            "nor 'release:sae_id' (no such path)."
+        )
     return spec
 
 
@@ -118,11 +126,14 @@ def _check_slugs(*, slug: str | None, model_slug: str | None) -> None:
     if slug is not None and slugify(slug) != slug:
         raise RegistrationError(f"SAE slug {slug!r} is not a slug (letters, digits, - and _).")
     if model_slug is not None and slugify(model_slug) != model_slug:
-        raise RegistrationError(f"Model slug {model_slug!r} is not a slug (letters, digits, - and _).")
+        raise RegistrationError(
+            f"Model slug {model_slug!r} is not a slug (letters, digits, - and _)."
+        )
 
 
-def sae_registration_plan(*, model_spec: str, sae_spec: str, slug: str | None = None,
-                          model_slug: str | None = None) -> RegistrationPlan:
+def sae_registration_plan(
+    *, model_spec: str, sae_spec: str, slug: str | None = None, model_slug: str | None = None
+) -> RegistrationPlan:
     """The stored sources of a (model, SAE) pair and the SAE if it is already registered, so a
     caller loads the model and SAE only for a new pair.
 
@@ -130,8 +141,11 @@ def sae_registration_plan(*, model_spec: str, sae_spec: str, slug: str | None = 
     """
     model_src, sae_src = model_source(model_spec), sae_source(sae_spec)
     _check_slugs(slug=slug, model_slug=model_slug)
-    return RegistrationPlan(model_source=model_src, sae_source=sae_src,
-                            existing=sae_selectors.sae_find(model_source=model_src, sae_source=sae_src))
+    return RegistrationPlan(
+        model_source=model_src,
+        sae_source=sae_src,
+        existing=sae_selectors.sae_find(model_source=model_src, sae_source=sae_src),
+    )
 
 
 class ModelFields(TypedDict):
@@ -156,9 +170,16 @@ class SAEFields(TypedDict):
     provenance: dict[str, object]  # JSON values: the SAELens metadata and the spec
 
 
-def sae_register(*, model_source: str, sae_source: str, model_fields: ModelFields,
-                 sae_fields: SAEFields, vocab: list[str], slug: str | None = None,
-                 model_slug: str | None = None) -> Registration:
+def sae_register(
+    *,
+    model_source: str,
+    sae_source: str,
+    model_fields: ModelFields,
+    sae_fields: SAEFields,
+    vocab: list[str],
+    slug: str | None = None,
+    model_slug: str | None = None,
+) -> Registration:
     """Write a model (once per source) and an SAE on it, in one transaction, from facts the
     caller read from the loaded pair after checking that they fit (workers/registration.py).
     `vocab[i]` is token i decoded on its own. Sources are in stored form (model_source(),
@@ -175,19 +196,32 @@ def sae_register(*, model_source: str, sae_source: str, model_fields: ModelField
         if lm_row is None:
             taken = set(LanguageModel.objects.values_list("slug", flat=True))
             if model_slug is not None and model_slug in taken:
-                raise RegistrationError(f"Model slug {model_slug!r} is already used by another model.")
+                raise RegistrationError(
+                    f"Model slug {model_slug!r} is already used by another model."
+                )
             lm_row = LanguageModel.objects.create(
                 slug=model_slug or _free_slug(_default_slug(model_source), taken),
-                source=model_source, vocab=vocab_for_storage(vocab), **model_fields)
+                source=model_source,
+                vocab=vocab_for_storage(vocab),
+                **model_fields,
+            )
         elif model_slug is not None and model_slug != lm_row.slug:
-            log.info("model %s is registered as %r; --model-slug %r ignored",
-                     model_source, lm_row.slug, model_slug)
+            log.info(
+                "model %s is registered as %r; --model-slug %r ignored",
+                model_source,
+                lm_row.slug,
+                model_slug,
+            )
         row = SAE.objects.filter(model=lm_row, source=sae_source).first()
         if row is not None:  # registered concurrently since the caller's plan
             return Registration(sae=row, created=False, model_created=False)
         taken = set(SAE.objects.filter(model=lm_row).values_list("slug", flat=True))
         if slug is not None and slug in taken:
             raise RegistrationError(f"SAE slug {slug!r} is already used on model {lm_row.slug!r}.")
-        row = SAE.objects.create(model=lm_row, slug=slug or _free_slug(_default_slug(sae_source), taken),
-                                 source=sae_source, **sae_fields)
+        row = SAE.objects.create(
+            model=lm_row,
+            slug=slug or _free_slug(_default_slug(sae_source), taken),
+            source=sae_source,
+            **sae_fields,
+        )
     return Registration(sae=row, created=True, model_created=model_created)

@@ -25,10 +25,24 @@ from explorer.saes.selectors import Vocab
 
 CHUNK_ROWS = 2000
 
-FEATURE_COLUMNS = ["index", "density", "max_activation", "mean_activation", "dead", "map_x", "map_y",
-                   "explanation", "top_logit_ids", "top_logit_values", "bottom_logit_ids",
-                   "bottom_logit_values", "neighbour_indices", "neighbour_cosines", "hist_edges",
-                   "hist_counts"]
+FEATURE_COLUMNS = [
+    "index",
+    "density",
+    "max_activation",
+    "mean_activation",
+    "dead",
+    "map_x",
+    "map_y",
+    "explanation",
+    "top_logit_ids",
+    "top_logit_values",
+    "bottom_logit_ids",
+    "bottom_logit_values",
+    "neighbour_indices",
+    "neighbour_cosines",
+    "hist_edges",
+    "hist_counts",
+]
 # Features carry no token strings, so PostgreSQL writes them out itself: CSV through COPY (list
 # columns as JSON arrays, one cell each) and JSON one object per row; Python only passes bytes on.
 _BEST_EXPLANATION = """(SELECT x.text FROM explanations_explanation x WHERE x.feature_id = f.id
@@ -46,8 +60,20 @@ SELECT json_build_object({", ".join(f"'{c}', f.{c}" for c in FEATURE_COLUMNS if 
 FROM saes_feature f WHERE f.sae_id = %s ORDER BY f.index
 """
 
-EXAMPLE_COLUMNS = ["feature", "kind", "quantile_index", "quantile_low", "quantile_high", "max_value",
-                   "max_position", "document", "offset", "token_ids", "tokens", "values"]
+EXAMPLE_COLUMNS = [
+    "feature",
+    "kind",
+    "quantile_index",
+    "quantile_low",
+    "quantile_high",
+    "max_value",
+    "max_position",
+    "document",
+    "offset",
+    "token_ids",
+    "tokens",
+    "values",
+]
 EXAMPLE_SQL = """
 SELECT f.index, e.kind, e.quantile_index, e.quantile_low, e.quantile_high, e.max_value,
        e.max_position, e.document, e."offset", e.token_ids, e.values
@@ -94,21 +120,47 @@ def _values_json(data: bytes) -> str:
 def _example_json(row: tuple, vocab: Vocab) -> str:
     """One example as a JSON object; the lists are written directly (millions of rows)."""
     (index, kind, q_index, q_low, q_high, max_value, max_pos, document, offset, ids, values) = row
-    head = json.dumps({"feature": index, "kind": kind, "quantile_index": q_index, "quantile_low": q_low,
-                       "quantile_high": q_high, "max_value": max_value, "max_position": max_pos,
-                       "document": document, "offset": offset})
-    return (f'{head[:-1]}, "token_ids": {json.dumps(ids)}, "tokens": {vocab.tokens_json(ids)},'
-            f' "values": {_values_json(values)}}}')
+    head = json.dumps(
+        {
+            "feature": index,
+            "kind": kind,
+            "quantile_index": q_index,
+            "quantile_low": q_low,
+            "quantile_high": q_high,
+            "max_value": max_value,
+            "max_position": max_pos,
+            "document": document,
+            "offset": offset,
+        }
+    )
+    return (
+        f'{head[:-1]}, "token_ids": {json.dumps(ids)}, "tokens": {vocab.tokens_json(ids)},'
+        f' "values": {_values_json(values)}}}'
+    )
 
 
 def _example_csv(row: tuple, vocab: Vocab) -> list:
     (index, kind, q_index, q_low, q_high, max_value, max_pos, document, offset, ids, values) = row
     # Lists go in one cell as JSON, so token strings with commas or quotes survive intact.
-    return [index, kind, q_index, q_low, q_high, max_value, max_pos, document, offset, json.dumps(ids),
-            vocab.tokens_json(ids), _values_json(values)]
+    return [
+        index,
+        kind,
+        q_index,
+        q_low,
+        q_high,
+        max_value,
+        max_pos,
+        document,
+        offset,
+        json.dumps(ids),
+        vocab.tokens_json(ids),
+        _values_json(values),
+    ]
 
 
-async def _examples(sql: str, params: list[Any], vocab: Vocab, fmt: str, head: dict) -> AsyncIterator[bytes]:
+async def _examples(
+    sql: str, params: list[Any], vocab: Vocab, fmt: str, head: dict
+) -> AsyncIterator[bytes]:
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
@@ -133,8 +185,13 @@ def feature_export(*, sae: SAE, fmt: str) -> AsyncIterator[bytes]:
     """Every feature of `sae` by index, with its best explanation (fmt "csv" or "json")."""
     if fmt == "csv":
         return _copy_out(FEATURE_CSV_SQL.format(sae_id=int(sae.pk)))
-    head = {"model": sae.model.slug, "sae": sae.slug, "d_sae": sae.d_sae, "kind": "features",
-            "url": f"/{sae.model.slug}/{sae.slug}/"}
+    head = {
+        "model": sae.model.slug,
+        "sae": sae.slug,
+        "d_sae": sae.d_sae,
+        "kind": "features",
+        "url": f"/{sae.model.slug}/{sae.slug}/",
+    }
     return _json_lines(FEATURE_JSON_SQL, [sae.pk], head)
 
 

@@ -21,8 +21,9 @@ EMBEDDING_DIMENSIONS = 384
 
 
 class ExplanationEmbedding(models.Model):
-    explanation = models.OneToOneField(Explanation, on_delete=models.CASCADE, primary_key=True,
-                                       related_name="embedding")
+    explanation = models.OneToOneField(
+        Explanation, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+    )
     # Unit length (L2-normalised). Half precision (float16, 3 significant digits: cosine ranks
     # of sentence embeddings do not change): half the table and half the HNSW index of
     # float32, and a kNN query is bound by the index pages it reads (tests/bench/semantic.py).
@@ -35,8 +36,13 @@ class ExplanationEmbedding(models.Model):
         indexes = [  # noqa: RUF012 (Django Meta convention)
             # Approximate nearest neighbours by cosine distance (`<=>` on halfvec); m and ef_construction
             # are pgvector's defaults, which keep recall@10 above 0.95 at these sizes.
-            HnswIndex(name="explanation_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
-                      opclasses=["halfvec_cosine_ops"]),
+            HnswIndex(
+                name="explanation_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["halfvec_cosine_ops"],
+            ),
         ]
 
     def __str__(self) -> str:

@@ -19,7 +19,9 @@ from explorer.search.models import ExplanationEmbedding
 PEAK_TOKEN_SQL = "(e.token_ids[e.max_position + 1])"
 
 
-def features_peaking_on(*, token_ids: list[int], sae_ids: list[int] | None, limit: int) -> list[tuple[int, int, float]]:
+def features_peaking_on(
+    *, token_ids: list[int], sae_ids: list[int] | None, limit: int
+) -> list[tuple[int, int, float]]:
     """(feature id, number of top examples, strongest of them) for features whose top examples
     peak on one of `token_ids`, most such examples first."""
     if not token_ids:
@@ -40,6 +42,7 @@ def features_peaking_on(*, token_ids: list[int], sae_ids: list[int] | None, limi
 
 # ---- semantic search (explanation embeddings) ----------------------------------------------------
 
+
 def vector_literal(vector: list[float]) -> str:
     """A vector as pgvector's text form, for a `%s::halfvec` (or ::vector) parameter."""
     return "[" + ",".join(format(float(v), ".7g") for v in vector) + "]"
@@ -52,9 +55,11 @@ def vector_literal(vector: list[float]) -> str:
 # random_page_cost 1.1 (SSD or cached pages; the default 4 models spinning disks): otherwise,
 # for a small scope, the planner reads every explanation sequentially (~40 ms at 250k) rather
 # than the scope's few thousand through their indexes (~7 ms).
-SEMANTIC_SETTINGS_SQL = ("SELECT set_config('hnsw.ef_search', %(ef)s, true), "
-                         "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                         "set_config('random_page_cost', '1.1', true)")
+SEMANTIC_SETTINGS_SQL = (
+    "SELECT set_config('hnsw.ef_search', %(ef)s, true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+    "set_config('random_page_cost', '1.1', true)"
+)
 HNSW_EF_SEARCH = 100
 
 SEMANTIC_SQL = """
@@ -82,21 +87,32 @@ def _features_in(sae_ids: list[int]) -> int:
     return SAE.objects.filter(pk__in=sae_ids).aggregate(n=Sum("d_sae"))["n"] or 0
 
 
-def semantic_neighbours(*, vector: list[float], sae_ids: list[int] | None, limit: int,
-                        min_similarity: float) -> list[tuple]:
+def semantic_neighbours(
+    *, vector: list[float], sae_ids: list[int] | None, limit: int, min_similarity: float
+) -> list[tuple]:
     """Explanations nearest `vector` by cosine similarity (at least `min_similarity`), nearest
     first, as (feature id, sae id, index, density, max_activation, text, score, distance) rows;
     several explanations of one feature may each appear. `sae_ids` None searches every SAE.
     Through the HNSW index, so approximate (a true neighbour may be missed), except for a
     scope of at most EXACT_SCAN_MAX_FEATURES features, which is searched exactly.
     """
-    sql = SEMANTIC_SQL.replace("{scope}", "WHERE f.sae_id = ANY(%(sae_ids)s)" if sae_ids is not None else "")
+    sql = SEMANTIC_SQL.replace(
+        "{scope}", "WHERE f.sae_id = ANY(%(sae_ids)s)" if sae_ids is not None else ""
+    )
     if sae_ids is not None and _features_in(sae_ids) <= EXACT_SCAN_MAX_FEATURES:
         # `+ 0` hides the order from the HNSW index: the planner reads the scope's rows
         # through the feature and explanation indexes and sorts them (exact).
-        sql = sql.replace("ORDER BY e.embedding <=> %(q)s::halfvec", "ORDER BY (e.embedding <=> %(q)s::halfvec) + 0")
-    params = {"q": vector_literal(vector), "k": limit, "sae_ids": sae_ids, "max_distance": 1.0 - min_similarity,
-              "ef": str(max(HNSW_EF_SEARCH, limit))}
+        sql = sql.replace(
+            "ORDER BY e.embedding <=> %(q)s::halfvec",
+            "ORDER BY (e.embedding <=> %(q)s::halfvec) + 0",
+        )
+    params = {
+        "q": vector_literal(vector),
+        "k": limit,
+        "sae_ids": sae_ids,
+        "max_distance": 1.0 - min_similarity,
+        "ef": str(max(HNSW_EF_SEARCH, limit)),
+    }
     # set_config(..., true) lasts until the end of the transaction: the settings stay with this query.
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(SEMANTIC_SETTINGS_SQL, params)
@@ -122,8 +138,14 @@ ORDER BY x.id LIMIT %(limit)s
 def explanations_to_embed(*, sae_id: int | None, limit: int) -> list[tuple[int, str]]:
     """(id, text) of up to `limit` explanations (of SAE `sae_id`, or of all) with no embedding
     or one computed from an older text."""
-    join, scope = ("JOIN saes_feature f ON f.id = x.feature_id", "AND f.sae_id = %(sae_id)s") if sae_id else ("", "")
+    join, scope = (
+        ("JOIN saes_feature f ON f.id = x.feature_id", "AND f.sae_id = %(sae_id)s")
+        if sae_id
+        else ("", "")
+    )
     with connection.cursor() as cur:
-        cur.execute(TO_EMBED_SQL.replace("{join}", join).replace("{scope}", scope),
-                    {"limit": limit, "sae_id": sae_id})
+        cur.execute(
+            TO_EMBED_SQL.replace("{join}", join).replace("{scope}", scope),
+            {"limit": limit, "sae_id": sae_id},
+        )
         return cur.fetchall()

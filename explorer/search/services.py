@@ -62,12 +62,18 @@ class SearchScope:
 
 def _scope(*, model_slug: str | None, sae_slug: str | None) -> SearchScope:
     if sae_slug and not model_slug:
-        raise ApplicationError("Give the model with the SAE (model=<slug>&sae=<slug>).", code="invalid_scope")
+        raise ApplicationError(
+            "Give the model with the SAE (model=<slug>&sae=<slug>).", code="invalid_scope"
+        )
     if model_slug and sae_slug:
         sae = sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug)
         return SearchScope(saes=[sae], sae_ids=[sae.pk])
     saes = list(sae_selectors.sae_list(model_slug=model_slug))
-    if model_slug and not saes and not sae_selectors.language_model_list().filter(slug=model_slug).exists():
+    if (
+        model_slug
+        and not saes
+        and not sae_selectors.language_model_list().filter(slug=model_slug).exists()
+    ):
         raise NotFound(f"No model {model_slug}.")
     return SearchScope(saes=saes, sae_ids=[s.pk for s in saes] if model_slug else None)
 
@@ -82,19 +88,33 @@ class SearchResult:
     notice: str | None = None
 
 
-def search(*, q: str, model_slug: str | None = None, sae_slug: str | None = None, limit: int = 20,
-           mode: str = "auto") -> list[SearchHit]:
+def search(
+    *,
+    q: str,
+    model_slug: str | None = None,
+    sae_slug: str | None = None,
+    limit: int = 20,
+    mode: str = "auto",
+) -> list[SearchHit]:
     """Features matching `q` in the scope (one SAE, one model's SAEs, or everything).
 
     Raises ApplicationError for an empty or over-long query, an unknown mode, a text search
     without an SAE, and NotFound for an unknown model or SAE. Text search may raise the
     activation-test errors (no live worker, timeout).
     """
-    return search_results(q=q, model_slug=model_slug, sae_slug=sae_slug, limit=limit, mode=mode).hits
+    return search_results(
+        q=q, model_slug=model_slug, sae_slug=sae_slug, limit=limit, mode=mode
+    ).hits
 
 
-def search_results(*, q: str, model_slug: str | None = None, sae_slug: str | None = None, limit: int = 20,
-                   mode: str = "auto") -> SearchResult:
+def search_results(
+    *,
+    q: str,
+    model_slug: str | None = None,
+    sae_slug: str | None = None,
+    limit: int = 20,
+    mode: str = "auto",
+) -> SearchResult:
     """search(), with whether semantic matching took part (SearchResult.semantic, .notice).
 
     Explanation searches (mode auto or explanation, no prefix) rank text matches and the
@@ -105,9 +125,13 @@ def search_results(*, q: str, model_slug: str | None = None, sae_slug: str | Non
     if not q:
         raise ApplicationError("Type something to search for.", code="empty_query")
     if len(q) > MAX_QUERY_CHARS:
-        raise ApplicationError(f"A search is at most {MAX_QUERY_CHARS} characters.", code="query_too_long")
+        raise ApplicationError(
+            f"A search is at most {MAX_QUERY_CHARS} characters.", code="query_too_long"
+        )
     if mode not in MODES:
-        raise ApplicationError(f"Unknown search mode {mode!r}: use one of {', '.join(MODES)}.", code="invalid_mode")
+        raise ApplicationError(
+            f"Unknown search mode {mode!r}: use one of {', '.join(MODES)}.", code="invalid_mode"
+        )
     limit = max(1, min(limit, MAX_LIMIT))
     if mode == "auto":
         if prefix := PREFIX_RE.match(q):
@@ -137,12 +161,20 @@ def _hits(rows: list[Feature], saes: dict[int, SAE], match: str) -> list[SearchH
     out = []
     for f in rows:
         sae = saes[f.sae_id]
-        out.append(SearchHit(
-            model=sae.model.slug, sae=sae.slug, index=f.index,
-            explanation=best[f.pk].text if f.pk in best else None,
-            density=f.density, max_activation=f.max_activation,
-            url=sae_selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index),
-            match=match))
+        out.append(
+            SearchHit(
+                model=sae.model.slug,
+                sae=sae.slug,
+                index=f.index,
+                explanation=best[f.pk].text if f.pk in best else None,
+                density=f.density,
+                max_activation=f.max_activation,
+                url=sae_selectors.feature_url(
+                    model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index
+                ),
+                match=match,
+            )
+        )
     return out
 
 
@@ -238,22 +270,39 @@ def _by_explanation(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
         some = " | ".join(f"{t}:*" for t in terms)
         hits = _unique(hits + _full_text(some, q, scope, limit, by_similarity=True))[:limit]
     if not hits and len(q) >= MIN_TRIGRAM_CHARS:
-        sql = TRIGRAM_SQL.replace("{scope}", "AND f.sae_id = ANY(%(sae_ids)s)" if scope.sae_ids is not None else "")
-        rows = _rows(sql, {"q": q, "candidates": MAX_CANDIDATES, "limit": limit * 3, "sae_ids": scope.sae_ids})
+        sql = TRIGRAM_SQL.replace(
+            "{scope}", "AND f.sae_id = ANY(%(sae_ids)s)" if scope.sae_ids is not None else ""
+        )
+        rows = _rows(
+            sql,
+            {"q": q, "candidates": MAX_CANDIDATES, "limit": limit * 3, "sae_ids": scope.sae_ids},
+        )
         hits = _explanation_hits(rows, scope)[:limit]
     return hits
 
 
-def _full_text(tsquery: str, q: str, scope: SearchScope, limit: int, *, by_similarity: bool) -> list[SearchHit]:
+def _full_text(
+    tsquery: str, q: str, scope: SearchScope, limit: int, *, by_similarity: bool
+) -> list[SearchHit]:
     """One full-text pass, ordered by ts_rank_cd or (by_similarity) by the word similarity of
     the query to the shortlisted texts."""
     candidates = MAX_ANY_WORD_CANDIDATES if by_similarity else MAX_CANDIDATES
-    params = {"tsquery": tsquery, "q": q, "candidates": candidates, "shortlist": max(SHORTLIST, 3 * limit),
-              "sae_ids": scope.sae_ids}
+    params = {
+        "tsquery": tsquery,
+        "q": q,
+        "candidates": candidates,
+        "shortlist": max(SHORTLIST, 3 * limit),
+        "sae_ids": scope.sae_ids,
+    }
     in_scope = "f.sae_id = ANY(%(sae_ids)s)" if scope.sae_ids is not None else "true"
-    shortlist_rank, scoped_rank = (("word_similarity(%(q)s, top.text)", "word_similarity(%(q)s, text)")
-                                   if by_similarity else ("top.r", "r"))
-    rows = _rows(SHORTLIST_SQL.replace("{rank}", shortlist_rank).replace("{in_scope}", in_scope), params)
+    shortlist_rank, scoped_rank = (
+        ("word_similarity(%(q)s, top.text)", "word_similarity(%(q)s, text)")
+        if by_similarity
+        else ("top.r", "r")
+    )
+    rows = _rows(
+        SHORTLIST_SQL.replace("{rank}", shortlist_rank).replace("{in_scope}", in_scope), params
+    )
     kept = [r[:-1] for r in rows if r[-1]]
     hits = _explanation_hits(kept, scope)
     if len(hits) < limit and len(kept) < len(rows):  # the scope filter cost results
@@ -284,10 +333,20 @@ def _explanation_hits(rows: list[tuple], scope: SearchScope) -> list[SearchHit]:
     hits: list[SearchHit] = []
     for _fid, sae_id, index, density, max_act, text, *_ in rows:
         sae = saes[sae_id]
-        hits.append(SearchHit(
-            model=sae.model.slug, sae=sae.slug, index=index, explanation=text, density=density,
-            max_activation=max_act, match="explanation",
-            url=sae_selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=index)))
+        hits.append(
+            SearchHit(
+                model=sae.model.slug,
+                sae=sae.slug,
+                index=index,
+                explanation=text,
+                density=density,
+                max_activation=max_act,
+                match="explanation",
+                url=sae_selectors.feature_url(
+                    model_slug=sae.model.slug, sae_slug=sae.slug, index=index
+                ),
+            )
+        )
     return _unique(hits)
 
 
@@ -312,10 +371,14 @@ def _by_token(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
     found: list[tuple[int, int, float]] = []
     for saes in by_model.values():
         ids = _token_ids(q, SearchScope(saes=saes, sae_ids=[s.pk for s in saes]))
-        found += selectors.features_peaking_on(token_ids=ids, sae_ids=[s.pk for s in saes], limit=limit)
+        found += selectors.features_peaking_on(
+            token_ids=ids, sae_ids=[s.pk for s in saes], limit=limit
+        )
     found.sort(key=lambda r: (-r[1], -r[2]))
     order = [fid for fid, _, _ in found[:limit]]
-    rows = {f.pk: f for f in Feature.objects.filter(pk__in=order).only(*sae_selectors.SUMMARY_FIELDS)}
+    rows = {
+        f.pk: f for f in Feature.objects.filter(pk__in=order).only(*sae_selectors.SUMMARY_FIELDS)
+    }
     ordered = [rows[fid] for fid in order if fid in rows]
     return _hits(ordered, _sae_map(scope, {f.sae_id for f in ordered}), "token")
 
@@ -323,22 +386,38 @@ def _by_token(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
 def _by_text(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
     # With one SAE in scope (or in the whole explorer, as in the demo) there is nothing to choose.
     if len(scope.saes) != 1:
-        raise ApplicationError("Searching by text runs the model: choose one model and SAE.", code="invalid_scope")
+        raise ApplicationError(
+            "Searching by text runs the model: choose one model and SAE.", code="invalid_scope"
+        )
     sae = scope.saes[0]
-    result = activations.activation_test(model_slug=sae.model.slug, sae_slug=sae.slug, text=q,
-                                         index=None, top_k=limit)
+    result = activations.activation_test(
+        model_slug=sae.model.slug, sae_slug=sae.slug, text=q, index=None, top_k=limit
+    )
     indices = [t["index"] for t in result["top_features"]]
-    rows = {f.index: f for f in Feature.objects.filter(sae=sae, index__in=indices).only(*sae_selectors.SUMMARY_FIELDS)}
+    rows = {
+        f.index: f
+        for f in Feature.objects.filter(sae=sae, index__in=indices).only(
+            *sae_selectors.SUMMARY_FIELDS
+        )
+    }
     best = explanation_selectors.best_explanations(feature_ids=[f.pk for f in rows.values()])
     hits = []
     for t in result["top_features"]:
         f = rows.get(t["index"])
-        hits.append(SearchHit(
-            model=sae.model.slug, sae=sae.slug, index=t["index"],
-            explanation=best[f.pk].text if f is not None and f.pk in best else None,
-            density=f.density if f else None, max_activation=f.max_activation if f else None,
-            url=sae_selectors.feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]),
-            match="text"))
+        hits.append(
+            SearchHit(
+                model=sae.model.slug,
+                sae=sae.slug,
+                index=t["index"],
+                explanation=best[f.pk].text if f is not None and f.pk in best else None,
+                density=f.density if f else None,
+                max_activation=f.max_activation if f else None,
+                url=sae_selectors.feature_url(
+                    model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]
+                ),
+                match="text",
+            )
+        )
     return hits
 
 
@@ -385,15 +464,22 @@ def query_embedding(*, text: str) -> list[float] | None:
     if cache.get(NO_EMBED_WORKER_KEY):
         return None
     timeout = embed_timeout_s()
-    result = tasks.send(tasks.EMBED_QUERY, queue=settings.EXPLORER_EMBED_QUEUE, kwargs={"text": text},
-                        expires=timeout)
+    result = tasks.send(
+        tasks.EMBED_QUERY,
+        queue=settings.EXPLORER_EMBED_QUEUE,
+        kwargs={"text": text},
+        expires=timeout,
+    )
     try:
         answer = result.get(timeout=timeout, propagate=False)
     except CeleryTimeout:
         # PENDING: no worker even started it (task_track_started is on), so none is listening.
         if result.state == "PENDING":
-            log.warning("no worker on queue %s took a query embedding within %.1f s",
-                        settings.EXPLORER_EMBED_QUEUE, timeout)
+            log.warning(
+                "no worker on queue %s took a query embedding within %.1f s",
+                settings.EXPLORER_EMBED_QUEUE,
+                timeout,
+            )
             cache.set(NO_EMBED_WORKER_KEY, True, NO_EMBED_WORKER_SECONDS)
             result.revoke()
         return None
@@ -419,10 +505,18 @@ def _by_meaning(q: str, scope: SearchScope, limit: int) -> SemanticHits:
         return SemanticHits([], "none")
     vector = query_embedding(text=q)
     if vector is None:
-        return SemanticHits([], "unavailable", "Matching by meaning is unavailable right now (no embedding "
-                                               "worker answered); these are text matches only.")
-    rows = selectors.semantic_neighbours(vector=vector, sae_ids=scope.sae_ids, limit=3 * limit,
-                                         min_similarity=settings.EXPLORER_SEMANTIC_MIN_SIMILARITY)
+        return SemanticHits(
+            [],
+            "unavailable",
+            "Matching by meaning is unavailable right now (no embedding "
+            "worker answered); these are text matches only.",
+        )
+    rows = selectors.semantic_neighbours(
+        vector=vector,
+        sae_ids=scope.sae_ids,
+        limit=3 * limit,
+        min_similarity=settings.EXPLORER_SEMANTIC_MIN_SIMILARITY,
+    )
     return SemanticHits(_explanation_hits(rows, scope)[:limit], "used")
 
 
@@ -442,6 +536,7 @@ def fuse_ranks(rankings: list[list[SearchHit]], *, limit: int) -> list[SearchHit
 
 # ---- embeddings of explanations -----------------------------------------------------------------
 
+
 def explanation_embeddings_store(*, rows: list[tuple[int, str, list[float]]], model: str) -> int:
     """Store (explanation id, the text embedded, vector) rows, replacing older vectors. Rows of
     explanations deleted meanwhile are skipped. Returns the number stored."""
@@ -451,23 +546,38 @@ def explanation_embeddings_store(*, rows: list[tuple[int, str, list[float]]], mo
         return 0
     with transaction.atomic():
         # KEY SHARE locks keep the explanations from being deleted before the insert commits.
-        locked = _rows("SELECT id FROM explanations_explanation WHERE id = ANY(%(ids)s) FOR KEY SHARE",
-                       {"ids": [r[0] for r in rows]})
+        locked = _rows(
+            "SELECT id FROM explanations_explanation WHERE id = ANY(%(ids)s) FOR KEY SHARE",
+            {"ids": [r[0] for r in rows]},
+        )
         alive = {r[0] for r in locked}
-        objs = [ExplanationEmbedding(explanation_id=pk, embedding=vector, model=model,
-                                     text_md5=hashlib.md5(text.encode()).hexdigest())
-                for pk, text, vector in rows if pk in alive]
+        objs = [
+            ExplanationEmbedding(
+                explanation_id=pk,
+                embedding=vector,
+                model=model,
+                text_md5=hashlib.md5(text.encode()).hexdigest(),
+            )
+            for pk, text, vector in rows
+            if pk in alive
+        ]
         ExplanationEmbedding.objects.bulk_create(
-            objs, update_conflicts=True, unique_fields=["explanation"],
-            update_fields=["embedding", "model", "text_md5", "created"])
+            objs,
+            update_conflicts=True,
+            unique_fields=["explanation"],
+            update_fields=["embedding", "model", "text_md5", "created"],
+        )
     return len(objs)
 
 
 def embeddings_schedule(*, sae_id: int | None = None) -> None:
     """Embed the explanations (of SAE `sae_id`, or all) that lack an embedding, on a worker
     (explain queue), once the current transaction commits. Cheap when there is nothing to do."""
-    transaction.on_commit(lambda: tasks.send(tasks.EMBED_EXPLANATIONS, queue=tasks.EXPLAIN_QUEUE,
-                                             kwargs={"sae_id": sae_id}))
+    transaction.on_commit(
+        lambda: tasks.send(
+            tasks.EMBED_EXPLANATIONS, queue=tasks.EXPLAIN_QUEUE, kwargs={"sae_id": sae_id}
+        )
+    )
 
 
 def hit_dicts(hits: list[SearchHit]) -> list[dict]:

@@ -30,13 +30,28 @@ def search_page(request: HttpRequest) -> HttpResponse:
         model, _, sae = scope.partition("/")
         model, sae = model or None, sae or None
     mode = request.GET.get("mode") or "auto"
-    context = {"q": q, "search_query": q, "model": model or "", "sae": sae or "", "mode": mode, "modes": services.MODES,
-               "saes": sae_selectors.sae_list(), "hits": None, "error": None, "notice": None}
+    context = {
+        "q": q,
+        "search_query": q,
+        "model": model or "",
+        "sae": sae or "",
+        "mode": mode,
+        "modes": services.MODES,
+        "saes": sae_selectors.sae_list(),
+        "hits": None,
+        "error": None,
+        "notice": None,
+    }
     status = 200
     if q:
         try:
-            result = services.search_results(q=q, model_slug=model, sae_slug=sae, mode=mode,
-                                             limit=_int(request.GET.get("limit"), 50))
+            result = services.search_results(
+                q=q,
+                model_slug=model,
+                sae_slug=sae,
+                mode=mode,
+                limit=_int(request.GET.get("limit"), 50),
+            )
             context["hits"], context["notice"] = result.hits, result.notice
         except ApplicationError as exc:
             context["error"] = exc.message

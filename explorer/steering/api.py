@@ -51,36 +51,57 @@ class VectorOut(Schema):
 
 
 def _vector_out(vec: SteeringVector) -> dict:
-    return {"id": vec.pk, "model": vec.sae.model.slug, "sae": vec.sae.slug,
-            "hook_name": vec.hook_name, "label": vec.label, "method": vec.method,
-            "status": vec.status, "error": vec.error, "n_pairs": len(vec.pairs),
-            "norm": vec.norm, "features": vec.features,
-            "residual_fraction": vec.residual_fraction, "created": vec.created}
+    return {
+        "id": vec.pk,
+        "model": vec.sae.model.slug,
+        "sae": vec.sae.slug,
+        "hook_name": vec.hook_name,
+        "label": vec.label,
+        "method": vec.method,
+        "status": vec.status,
+        "error": vec.error,
+        "n_pairs": len(vec.pairs),
+        "norm": vec.norm,
+        "features": vec.features,
+        "residual_fraction": vec.residual_fraction,
+        "created": vec.created,
+    }
 
 
-@router.post("/steering/vectors", response={201: VectorOut, **ERRORS},
-             summary="Build a steering vector from contrast pairs (CAA)")
+@router.post(
+    "/steering/vectors",
+    response={201: VectorOut, **ERRORS},
+    summary="Build a steering vector from contrast pairs (CAA)",
+)
 def vector_create(request: HttpRequest, payload: VectorIn):
     sae = sae_get(model_slug=payload.model, slug=payload.sae)
     pairs = services.contrast_pairs_parse(text=payload.pairs)
-    vec = services.steering_vector_create(sae=sae, label=payload.label, pairs=pairs,
-                                          owner=request.auth)
+    vec = services.steering_vector_create(
+        sae=sae, label=payload.label, pairs=pairs, owner=request.auth
+    )
     return Status(201, _vector_out(selectors.steering_vector_get(vector_id=vec.pk)))
 
 
-@router.get("/steering/vectors", response={200: list[VectorOut], **ERRORS},
-            summary="Steering vectors")
+@router.get(
+    "/steering/vectors", response={200: list[VectorOut], **ERRORS}, summary="Steering vectors"
+)
 def vector_list(request: HttpRequest, model: str | None = None):
     return [_vector_out(v) for v in selectors.steering_vector_list(model_slug=model)[:200]]
 
 
-@router.get("/steering/vectors/{vector_id}", response={200: VectorOut, **ERRORS},
-            summary="A steering vector and the SAE features it aligns with")
+@router.get(
+    "/steering/vectors/{vector_id}",
+    response={200: VectorOut, **ERRORS},
+    summary="A steering vector and the SAE features it aligns with",
+)
 def vector_get(request: HttpRequest, vector_id: int):
     return _vector_out(selectors.steering_vector_get(vector_id=vector_id))
 
 
-@router.get("/steering/results/{result_id}", response={200: dict, **ERRORS},
-            summary="A stored steering result (the permalink's data)")
+@router.get(
+    "/steering/results/{result_id}",
+    response={200: dict, **ERRORS},
+    summary="A stored steering result (the permalink's data)",
+)
 def result_get(request: HttpRequest, result_id: str):
     return selectors.result_dict(selectors.steering_result_get(result_id=result_id))

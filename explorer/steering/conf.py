@@ -51,9 +51,13 @@ class Limits:
 
     def to_page(self) -> dict:
         """The `limits` object of the steering page's config."""
-        return {"strength_min": -self.strength_max, "strength_max": self.strength_max,
-                "max_features": self.max_features, "max_new_tokens": self.max_new_tokens,
-                "max_prompt_chars": self.max_prompt_chars}
+        return {
+            "strength_min": -self.strength_max,
+            "strength_max": self.strength_max,
+            "max_features": self.max_features,
+            "max_new_tokens": self.max_new_tokens,
+            "max_prompt_chars": self.max_prompt_chars,
+        }
 
     def to_dict(self) -> dict:
         return asdict(self)

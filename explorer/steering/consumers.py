@@ -152,7 +152,9 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         try:
             content = json.loads(text_data)
         except ValueError:
-            await self.send_json({"type": "error", "gen": None, "message": "a message must be JSON"})
+            await self.send_json(
+                {"type": "error", "gen": None, "message": "a message must be JSON"}
+            )
             return
         try:
             message = parse_message(content, limits())
@@ -166,8 +168,9 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "gen": gen_of(content), "message": exc.message})
         except Exception:
             log.exception("steering message failed")
-            await self.send_json({"type": "error", "gen": gen_of(content),
-                                  "message": "internal error; try again"})
+            await self.send_json(
+                {"type": "error", "gen": gen_of(content), "message": "internal error; try again"}
+            )
 
     async def _steer(self, message: SteerMessage) -> None:
         await self._supersede()
@@ -175,13 +178,17 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         catalogue = await _catalogue(slug)
         vectors = {}
         if message.vectors:
-            vectors = await database_sync_to_async(_vector_infos)([t.vector for t in message.vectors])
+            vectors = await database_sync_to_async(_vector_infos)(
+                [t.vector for t in message.vectors]
+            )
         try:
-            request = selectors.steer_request_build(message=message, catalogue=catalogue,
-                                                    vectors=vectors)
+            request = selectors.steer_request_build(
+                message=message, catalogue=catalogue, vectors=vectors
+            )
         except ProtocolError:  # the cached catalogue may predate a new SAE or a re-created model
             request = selectors.steer_request_build(
-                message=message, catalogue=await _catalogue(slug, fresh=True), vectors=vectors)
+                message=message, catalogue=await _catalogue(slug, fresh=True), vectors=vectors
+            )
         # The cache: Redis says which SteeringResult answers this key (set by the worker).
         result_id = await self.redis.get(streams.result_key(request.key))
         if result_id is not None:
@@ -194,8 +201,11 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         self.current = RunState(run=run, gen=message.gen, model=request.model_slug)
         writes = [services.rate_limit_hit(redis=self.redis, client=self.client), self._join(run)]
         if self.resumable:  # see _client_id
-            writes.append(self.redis.set(streams.gen_key(self.client, str(message.gen)), run,
-                                         ex=streams.REPLAY_TTL_S))
+            writes.append(
+                self.redis.set(
+                    streams.gen_key(self.client, str(message.gen)), run, ex=streams.REPLAY_TTL_S
+                )
+            )
         try:  # independent Redis round trips at once (time to first token)
             await asyncio.gather(*writes)
         except BaseException:
@@ -204,7 +214,8 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         payload = request.payload(run)
         # Publishing to the broker is network I/O: off the event loop.
         await sync_to_async(_enqueue, thread_sensitive=False)(
-            payload, tasks.live_queue(request.model_slug))
+            payload, tasks.live_queue(request.model_slug)
+        )
 
     async def _supersede(self) -> None:
         cur, self.current = self.current, None
@@ -222,8 +233,11 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         """The flag answers a worker that takes the run later; the message stops a running
         one before its next decode step."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            await pipe.set(streams.cancel_key(run), b"1", ex=streams.REPLAY_TTL_S).publish(
-                streams.CANCEL_CHANNEL, run).execute()
+            await (
+                pipe.set(streams.cancel_key(run), b"1", ex=streams.REPLAY_TTL_S)
+                .publish(streams.CANCEL_CHANNEL, run)
+                .execute()
+            )
 
     async def _join(self, run: str) -> None:
         if run not in self.following:
@@ -250,11 +264,17 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
                 log.exception("forwarding frames of run %s failed", run)
 
     async def _resume(self, message: ResumeMessage) -> None:
-        state = self.current if self.current is not None and self.current.gen == message.gen \
+        state = (
+            self.current
+            if self.current is not None and self.current.gen == message.gen
             else next((s for s in self.old.values() if s.gen == message.gen), None)
+        )
         if state is None:
-            raw = await self.redis.get(streams.gen_key(self.client, str(message.gen))) \
-                if self.resumable else None
+            raw = (
+                await self.redis.get(streams.gen_key(self.client, str(message.gen)))
+                if self.resumable
+                else None
+            )
             if raw is None:
                 raise ProtocolError(f"nothing to resume for gen {message.gen!r}")
             await self._supersede()
@@ -341,6 +361,9 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         if state.seen_heartbeat:
             await self._fail(state, "the worker stopped while generating; try again")
         elif now - state.started > limits().start_timeout_s:
-            await self._fail(state, f"no worker took the request within "
-                                    f"{limits().start_timeout_s:g} s (is a worker consuming "
-                                    f"live.{state.model}?)")
+            await self._fail(
+                state,
+                f"no worker took the request within "
+                f"{limits().start_timeout_s:g} s (is a worker consuming "
+                f"live.{state.model}?)",
+            )

@@ -24,8 +24,7 @@ log = logging.getLogger(__name__)
 
 FramesCallback = Callable[[str, list[dict]], None]  # (run, frames); must not block
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameHub] = \
-    weakref.WeakKeyDictionary()
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameHub] = weakref.WeakKeyDictionary()
 
 
 def frame_hub() -> FrameHub:
@@ -70,8 +69,7 @@ class FrameHub:
                 if not self.pubsub.subscribed:
                     self.subscribed.clear()
                     await self.subscribed.wait()
-                message = await self.pubsub.get_message(ignore_subscribe_messages=True,
-                                                        timeout=1.0)
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except Exception:  # e.g. Redis restarting: redis-py resubscribes on reconnect

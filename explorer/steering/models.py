@@ -28,9 +28,12 @@ class SteeringResult(models.Model):
 
     id = models.CharField(primary_key=True, max_length=16, default=new_public_id, editable=False)
     key = models.CharField(max_length=64, unique=True)  # sha256 hex of the canonical request
-    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="steering_results")
-    sae = models.ForeignKey(SAE, on_delete=models.CASCADE, null=True, blank=True,
-                            related_name="steering_results")
+    model = models.ForeignKey(
+        LanguageModel, on_delete=models.CASCADE, related_name="steering_results"
+    )
+    sae = models.ForeignKey(
+        SAE, on_delete=models.CASCADE, null=True, blank=True, related_name="steering_results"
+    )
     request = models.JSONField()
     engine_version = models.PositiveIntegerField()
     default_text = models.TextField()
@@ -70,8 +73,13 @@ class SteeringVector(models.Model):
     residual_fraction = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                              blank=True, related_name="steering_vectors")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="steering_vectors",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -23,10 +23,25 @@ from workers.engine import specs
 
 MODES = specs.FEATURE_MODES  # a client's modes; vectors are terms of their own
 POSITIONS = specs.POSITIONS
-DEFAULTS: dict[str, Any] = {"positions": "all", "temperature": 0.7, "top_p": 0.95, "seed": 0,
-                            "max_new_tokens": 32}
-STEER_FIELDS = {"type", "gen", "model", "prompt", "features", "positions", "temperature", "top_p",
-                "seed", "max_new_tokens"}
+DEFAULTS: dict[str, Any] = {
+    "positions": "all",
+    "temperature": 0.7,
+    "top_p": 0.95,
+    "seed": 0,
+    "max_new_tokens": 32,
+}
+STEER_FIELDS = {
+    "type",
+    "gen",
+    "model",
+    "prompt",
+    "features",
+    "positions",
+    "temperature",
+    "top_p",
+    "seed",
+    "max_new_tokens",
+}
 FEATURE_FIELDS = {"sae", "index", "strength", "mode", "label", "max_activation"}
 VECTOR_FIELDS = {"vector", "strength", "label"}
 MAX_SEED = specs.MAX_INDEX
@@ -132,8 +147,10 @@ def _one_of(value: Any, name: str, choices: tuple[str, ...]) -> str:
 def _strength(value: Any, limits: Limits, where: str) -> float:
     s = _number(value, f"{where}.strength")
     if abs(s) > limits.strength_max:
-        raise ProtocolError(f"{where}.strength {s:g} is outside the allowed range "
-                            f"[{-limits.strength_max:g}, {limits.strength_max:g}]")
+        raise ProtocolError(
+            f"{where}.strength {s:g} is outside the allowed range "
+            f"[{-limits.strength_max:g}, {limits.strength_max:g}]"
+        )
     return s
 
 
@@ -157,7 +174,9 @@ def _terms(items: Any, limits: Limits) -> tuple[tuple[FeatureTerm, ...], tuple[V
         if "vector" in item:
             _unknown(item, VECTOR_FIELDS, where)
             vec = _integer(item.get("vector"), f"{where}.vector", 1, 2**63 - 1)
-            vectors.append(VectorTerm(vector=vec, strength=_strength(item.get("strength"), limits, where)))
+            vectors.append(
+                VectorTerm(vector=vec, strength=_strength(item.get("strength"), limits, where))
+            )
             continue
         _unknown(item, FEATURE_FIELDS, where)
         sae = item.get("sae")
@@ -165,8 +184,14 @@ def _terms(items: Any, limits: Limits) -> tuple[tuple[FeatureTerm, ...], tuple[V
             raise ProtocolError(f"{where}.sae must be an SAE slug, got {sae!r:.40}")
         index = _integer(item.get("index"), f"{where}.index", 0, specs.MAX_INDEX)
         mode = _one_of(item.get("mode", "add"), f"{where}.mode", MODES)
-        features.append(FeatureTerm(sae=sae, index=index, mode=mode,
-                                    strength=_strength(item.get("strength"), limits, where)))
+        features.append(
+            FeatureTerm(
+                sae=sae,
+                index=index,
+                mode=mode,
+                strength=_strength(item.get("strength"), limits, where),
+            )
+        )
     seen: set[tuple[str, int, str]] = set()
     for f in features:
         if (f.sae, f.index, f.mode) in seen:
@@ -187,8 +212,9 @@ def parse_steer(content: dict, limits: Limits) -> SteerMessage:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ProtocolError("prompt must be a non-empty string")
     if len(prompt) > limits.max_prompt_chars:
-        raise ProtocolError(f"prompt is too long: {len(prompt)} characters "
-                            f"(at most {limits.max_prompt_chars})")
+        raise ProtocolError(
+            f"prompt is too long: {len(prompt)} characters (at most {limits.max_prompt_chars})"
+        )
     features, vectors = _terms(content.get("features", []), limits)
     positions = _one_of(content.get("positions", DEFAULTS["positions"]), "positions", POSITIONS)
     temperature = _number(content.get("temperature", DEFAULTS["temperature"]), "temperature")
@@ -196,16 +222,30 @@ def parse_steer(content: dict, limits: Limits) -> SteerMessage:
         raise ProtocolError(f"temperature must be between 0 and 5, got {temperature:g}")
     top_p = _number(content.get("top_p", DEFAULTS["top_p"]), "top_p")
     seed = _integer(content.get("seed", DEFAULTS["seed"]), "seed", 0, MAX_SEED)
-    n = _integer(content.get("max_new_tokens", DEFAULTS["max_new_tokens"]), "max_new_tokens",
-                 1, limits.max_new_tokens)
+    n = _integer(
+        content.get("max_new_tokens", DEFAULTS["max_new_tokens"]),
+        "max_new_tokens",
+        1,
+        limits.max_new_tokens,
+    )
     try:  # the rest of the sampling rules are the engine's (e.g. top_p in (0, 1])
-        specs.SteerSpec(positions=positions, temperature=temperature, top_p=top_p, seed=seed,
-                        max_new_tokens=n)
+        specs.SteerSpec(
+            positions=positions, temperature=temperature, top_p=top_p, seed=seed, max_new_tokens=n
+        )
     except specs.SpecError as exc:
         raise ProtocolError(str(exc)) from None
-    return SteerMessage(gen=gen, model=model, prompt=prompt, features=features, vectors=vectors,
-                        positions=positions, temperature=temperature, top_p=top_p, seed=seed,
-                        max_new_tokens=n)
+    return SteerMessage(
+        gen=gen,
+        model=model,
+        prompt=prompt,
+        features=features,
+        vectors=vectors,
+        positions=positions,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        max_new_tokens=n,
+    )
 
 
 def parse_message(content: Any, limits: Limits) -> Message:
@@ -220,6 +260,8 @@ def parse_message(content: Any, limits: Limits) -> Message:
         return CancelMessage(gen=_gen(content.get("gen")))
     if kind == "resume":
         _unknown(content, {"type", "gen", "after_seq"}, "resume")
-        return ResumeMessage(gen=_gen(content.get("gen")),
-                             after_seq=_integer(content.get("after_seq", 0), "after_seq", 0, 2**31 - 1))
+        return ResumeMessage(
+            gen=_gen(content.get("gen")),
+            after_seq=_integer(content.get("after_seq", 0), "after_seq", 0, 2**31 - 1),
+        )
     raise ProtocolError(f"unknown message type {kind!r:.40}; expected steer, cancel or resume")

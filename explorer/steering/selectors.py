@@ -92,9 +92,11 @@ def steer_catalogue(*, model_slug: str | None) -> Catalogue:
     else:
         models = list(LanguageModel.objects.defer("vocab")[:2])
         if len(models) != 1:
-            raise ProtocolError("say which model to steer: add \"model\" to the message")
+            raise ProtocolError('say which model to steer: add "model" to the message')
         model = models[0]
-    saes = tuple(SAEInfo(id=s.pk, slug=s.slug, source=s.source, d_sae=s.d_sae) for s in _saes(model))
+    saes = tuple(
+        SAEInfo(id=s.pk, slug=s.slug, source=s.source, d_sae=s.d_sae) for s in _saes(model)
+    )
     if not saes:
         raise ProtocolError(f"model {model.slug!r} has no SAE to steer with")
     return Catalogue(model_id=model.pk, model_slug=model.slug, model_source=model.source, saes=saes)
@@ -102,14 +104,17 @@ def steer_catalogue(*, model_slug: str | None) -> Catalogue:
 
 def vector_infos(*, ids: list[int]) -> dict[int, VectorInfo]:
     rows = SteeringVector.objects.filter(pk__in=ids).values_list(
-        "pk", "sae__model_id", "sae__slug", "status", "vector")
-    return {pk: VectorInfo(id=pk, model_id=m, sae_slug=slug, status=st,
-                           values=tuple(v) if v else None)
-            for pk, m, slug, st, v in rows}
+        "pk", "sae__model_id", "sae__slug", "status", "vector"
+    )
+    return {
+        pk: VectorInfo(id=pk, model_id=m, sae_slug=slug, status=st, values=tuple(v) if v else None)
+        for pk, m, slug, st, v in rows
+    }
 
 
-def steer_request_build(*, message: SteerMessage, catalogue: Catalogue,
-                        vectors: dict[int, VectorInfo]) -> ResolvedSteer:
+def steer_request_build(
+    *, message: SteerMessage, catalogue: Catalogue, vectors: dict[int, VectorInfo]
+) -> ResolvedSteer:
     """Check the message's SAEs, feature indexes and vectors against `catalogue`/`vectors`
     (no database access) and translate it into the engine's request.
 
@@ -124,37 +129,54 @@ def steer_request_build(*, message: SteerMessage, catalogue: Catalogue,
         if sae is None:
             raise ProtocolError(f"unknown SAE {f.sae!r:.60} of model {catalogue.model_slug!r}")
         if f.index >= sae.d_sae:
-            raise ProtocolError(f"unknown feature {f.sae}:{f.index}: this SAE has {sae.d_sae} "
-                                f"features (0..{sae.d_sae - 1})")
+            raise ProtocolError(
+                f"unknown feature {f.sae}:{f.index}: this SAE has {sae.d_sae} "
+                f"features (0..{sae.d_sae - 1})"
+            )
         used.add(sae.slug)
     for t in message.vectors:
         vec = vectors.get(t.vector)
         if vec is None or vec.model_id != catalogue.model_id:
-            raise ProtocolError(f"unknown steering vector {t.vector} for model "
-                                f"{catalogue.model_slug!r}")
+            raise ProtocolError(
+                f"unknown steering vector {t.vector} for model {catalogue.model_slug!r}"
+            )
         if vec.status != SteeringVector.Status.READY:
             raise ProtocolError(f"steering vector {t.vector} is {vec.status}, not ready")
         used.add(vec.sae_slug)
     if len(used) > 1:
-        raise ProtocolError("all features of one request must come from one SAE; got "
-                            + ", ".join(sorted(used)))
+        raise ProtocolError(
+            "all features of one request must come from one SAE; got " + ", ".join(sorted(used))
+        )
     sae = saes[used.pop()] if used else catalogue.saes[0]
-    interventions = [specs.Intervention(feature=f.index, strength=f.strength, mode=f.mode)
-                     for f in message.features]
-    interventions += [specs.Intervention(feature=t.vector, strength=t.strength, mode="vector",
-                                         values=vectors[t.vector].values)
-                      for t in message.vectors]
+    interventions = [
+        specs.Intervention(feature=f.index, strength=f.strength, mode=f.mode)
+        for f in message.features
+    ]
+    interventions += [
+        specs.Intervention(
+            feature=t.vector, strength=t.strength, mode="vector", values=vectors[t.vector].values
+        )
+        for t in message.vectors
+    ]
     try:
         engine = specs.SteerRequest(
-            model=catalogue.model_source, sae=sae.source, prompt=message.prompt,
-            spec=specs.SteerSpec(interventions=tuple(interventions),
-                                 positions=message.positions, temperature=message.temperature,
-                                 top_p=message.top_p, seed=message.seed,
-                                 max_new_tokens=message.max_new_tokens))
+            model=catalogue.model_source,
+            sae=sae.source,
+            prompt=message.prompt,
+            spec=specs.SteerSpec(
+                interventions=tuple(interventions),
+                positions=message.positions,
+                temperature=message.temperature,
+                top_p=message.top_p,
+                seed=message.seed,
+                max_new_tokens=message.max_new_tokens,
+            ),
+        )
     except specs.SpecError as exc:
         raise ProtocolError(str(exc)) from None
-    return ResolvedSteer(model_slug=catalogue.model_slug, sae_slug=sae.slug, engine=engine,
-                         key=engine.key())
+    return ResolvedSteer(
+        model_slug=catalogue.model_slug, sae_slug=sae.slug, engine=engine, key=engine.key()
+    )
 
 
 def steer_request_resolve(*, message: SteerMessage, model_slug: str | None) -> ResolvedSteer:
@@ -164,8 +186,9 @@ def steer_request_resolve(*, message: SteerMessage, model_slug: str | None) -> R
     return steer_request_build(message=message, catalogue=catalogue, vectors=vectors)
 
 
-def request_display(*, request: specs.SteerRequest, model_slug: str,
-                    sae_slug: str) -> dict[str, Any]:
+def request_display(
+    *, request: specs.SteerRequest, model_slug: str, sae_slug: str
+) -> dict[str, Any]:
     """The form a SteeringResult keeps and pages show: slugs instead of sources, features as
     {sae, index, strength, mode} and vectors as {vector, strength} (their values stay in the
     vector's row), in the engine's canonical order."""
@@ -174,10 +197,16 @@ def request_display(*, request: specs.SteerRequest, model_slug: str,
         "model": model_slug,
         "sae": sae_slug,
         "prompt": request.prompt,
-        "features": [{"sae": sae_slug, "index": i.feature, "strength": i.strength,
-                      "mode": i.mode} for i in spec.interventions if i.mode != "vector"],
-        "vectors": [{"vector": i.feature, "strength": i.strength}
-                    for i in spec.interventions if i.mode == "vector"],
+        "features": [
+            {"sae": sae_slug, "index": i.feature, "strength": i.strength, "mode": i.mode}
+            for i in spec.interventions
+            if i.mode != "vector"
+        ],
+        "vectors": [
+            {"vector": i.feature, "strength": i.strength}
+            for i in spec.interventions
+            if i.mode == "vector"
+        ],
         "positions": spec.positions,
         "temperature": spec.temperature,
         "top_p": spec.top_p,
@@ -216,8 +245,11 @@ class VectorBuildJob:
 
 def vector_build_job(*, vector_id: int) -> VectorBuildJob | None:
     """None when the vector is gone."""
-    row = SteeringVector.objects.filter(pk=vector_id).values_list(
-        "sae__model__source", "sae__source", "pairs").first()
+    row = (
+        SteeringVector.objects.filter(pk=vector_id)
+        .values_list("sae__model__source", "sae__source", "pairs")
+        .first()
+    )
     return VectorBuildJob(*row) if row is not None else None
 
 
@@ -240,13 +272,22 @@ def result_dict(result: SteeringResult) -> dict[str, Any]:
         "request": result.request,
         "default_text": result.default_text,
         "steered_text": result.steered_text,
-        "default_tokens": sae_selectors.token_strings(model_id=result.model_id, ids=result.default_tokens),
-        "steered_tokens": sae_selectors.token_strings(model_id=result.model_id, ids=result.steered_tokens),
+        "default_tokens": sae_selectors.token_strings(
+            model_id=result.model_id, ids=result.default_tokens
+        ),
+        "steered_tokens": sae_selectors.token_strings(
+            model_id=result.model_id, ids=result.steered_tokens
+        ),
         "default_token_ids": list(result.default_tokens),
         "steered_token_ids": list(result.steered_tokens),
-        **{f"{row}_{k}": v for row in ("default", "steered") for k, v in alternatives_fields(
-            (result.alternatives or {}).get(row),
-            lambda ids: sae_selectors.token_strings(model_id=result.model_id, ids=ids)).items()},
+        **{
+            f"{row}_{k}": v
+            for row in ("default", "steered")
+            for k, v in alternatives_fields(
+                (result.alternatives or {}).get(row),
+                lambda ids: sae_selectors.token_strings(model_id=result.model_id, ids=ids),
+            ).items()
+        },
         "engine_version": result.engine_version,
         "created": result.created.isoformat(),
     }
@@ -259,14 +300,22 @@ def result_frames(result: SteeringResult) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
     for row in ("default", "steered"):
         if d[f"{row}_text"]:
-            frames.append({"type": "delta", "row": row, "seq": len(frames) + 1,
-                           "text": d[f"{row}_text"]})
+            frames.append(
+                {"type": "delta", "row": row, "seq": len(frames) + 1, "text": d[f"{row}_text"]}
+            )
     for row in ("default", "steered"):
-        frames.append({"type": "done", "row": row, "seq": len(frames) + 1,
-                       "text": d[f"{row}_text"], "tokens": d[f"{row}_tokens"],
-                       "token_ids": d[f"{row}_token_ids"], "result": result.pk,
-                       **{k: d[f"{row}_{k}"] for k in ("probs", "alternatives")
-                          if f"{row}_{k}" in d}})
+        frames.append(
+            {
+                "type": "done",
+                "row": row,
+                "seq": len(frames) + 1,
+                "text": d[f"{row}_text"],
+                "tokens": d[f"{row}_tokens"],
+                "token_ids": d[f"{row}_token_ids"],
+                "result": result.pk,
+                **{k: d[f"{row}_{k}"] for k in ("probs", "alternatives") if f"{row}_{k}" in d},
+            }
+        )
     return frames
 
 
@@ -289,8 +338,15 @@ def _initial_features(model: LanguageModel, terms: list[dict]) -> list[dict]:
     for t in terms:
         if "vector" in t:
             vec = SteeringVector.objects.filter(pk=t["vector"]).first()
-            out.append({"vector": t["vector"], "strength": t["strength"], "mode": "add",
-                        "label": vec.label if vec else "", "max_activation": None})
+            out.append(
+                {
+                    "vector": t["vector"],
+                    "strength": t["strength"],
+                    "mode": "add",
+                    "label": vec.label if vec else "",
+                    "max_activation": None,
+                }
+            )
             continue
         mx, label = _feature_facts(saes.get(t["sae"]), t["index"])
         out.append({**t, "max_activation": mx, "label": label})
@@ -315,8 +371,11 @@ def initial_from_query(*, model: LanguageModel, params: Any, limits: Limits) -> 
         except ValueError:
             continue
         mode = parts[3] if len(parts) == 4 else "add"
-        if (mode not in protocol.MODES or not math.isfinite(strength)
-                or not 0 <= index < saes[parts[0]].d_sae):
+        if (
+            mode not in protocol.MODES
+            or not math.isfinite(strength)
+            or not 0 <= index < saes[parts[0]].d_sae
+        ):
             continue
         strength = max(-limits.strength_max, min(limits.strength_max, strength))
         features.append({"sae": parts[0], "index": index, "strength": strength, "mode": mode})
@@ -339,50 +398,90 @@ def initial_from_query(*, model: LanguageModel, params: Any, limits: Limits) -> 
         "prompt": params.get("prompt", "")[: limits.max_prompt_chars],
         "sae": default_sae,
         "features": _initial_features(model, features),
-        "positions": positions if positions in protocol.POSITIONS else protocol.DEFAULTS["positions"],
+        "positions": positions
+        if positions in protocol.POSITIONS
+        else protocol.DEFAULTS["positions"],
         "temperature": number("t", protocol.DEFAULTS["temperature"], float, 0.0, 5.0),
         "top_p": number("p", protocol.DEFAULTS["top_p"], float, 1e-6, 1.0),
         "seed": number("seed", protocol.DEFAULTS["seed"], int, 0, protocol.MAX_SEED),
-        "max_new_tokens": number("n", min(protocol.DEFAULTS["max_new_tokens"],
-                                          limits.max_new_tokens), int, 1, limits.max_new_tokens),
+        "max_new_tokens": number(
+            "n",
+            min(protocol.DEFAULTS["max_new_tokens"], limits.max_new_tokens),
+            int,
+            1,
+            limits.max_new_tokens,
+        ),
     }
 
 
 def initial_from_result(*, model: LanguageModel, result: SteeringResult) -> dict[str, Any]:
     r = result.request
     terms = [*r.get("features", []), *r.get("vectors", [])]
-    return {"prompt": r["prompt"], "sae": r.get("sae"), "features": _initial_features(model, terms),
-            "positions": r["positions"], "temperature": r["temperature"], "top_p": r["top_p"],
-            "seed": r["seed"], "max_new_tokens": r["max_new_tokens"]}
+    return {
+        "prompt": r["prompt"],
+        "sae": r.get("sae"),
+        "features": _initial_features(model, terms),
+        "positions": r["positions"],
+        "temperature": r["temperature"],
+        "top_p": r["top_p"],
+        "seed": r["seed"],
+        "max_new_tokens": r["max_new_tokens"],
+    }
 
 
 FEATURE_PANEL_PROMPT = "In the"  # a neutral start; the reader edits it
 
 
-def feature_panel_config(*, sae: SAE, index: int, max_activation: float, label: str,
-                         limits: Limits) -> dict[str, Any]:
+def feature_panel_config(
+    *, sae: SAE, index: int, max_activation: float, label: str, limits: Limits
+) -> dict[str, Any]:
     """`steer_config` of the live panel on a feature page: that feature at its max activation,
     the default settings, a neutral prompt. Reads nothing from the database (the page has the rows)."""
     strength = float(f"{max_activation:.3g}") if max_activation > 0 else 1.0
     d = protocol.DEFAULTS
     initial = {
-        "prompt": FEATURE_PANEL_PROMPT, "sae": sae.slug,
-        "features": [{"sae": sae.slug, "index": index, "strength": strength, "mode": "add",
-                      "max_activation": max_activation or None, "label": label}],
-        "positions": d["positions"], "temperature": d["temperature"], "top_p": d["top_p"],
-        "seed": d["seed"], "max_new_tokens": min(d["max_new_tokens"], limits.max_new_tokens)}
-    return {"model": sae.model.slug, "ws_path": "/ws/steer/",
-            "saes": [{"slug": sae.slug, "d_sae": sae.d_sae, "hook_name": sae.hook_name}],
-            "limits": limits.to_page(), "initial": initial, "result": None}
+        "prompt": FEATURE_PANEL_PROMPT,
+        "sae": sae.slug,
+        "features": [
+            {
+                "sae": sae.slug,
+                "index": index,
+                "strength": strength,
+                "mode": "add",
+                "max_activation": max_activation or None,
+                "label": label,
+            }
+        ],
+        "positions": d["positions"],
+        "temperature": d["temperature"],
+        "top_p": d["top_p"],
+        "seed": d["seed"],
+        "max_new_tokens": min(d["max_new_tokens"], limits.max_new_tokens),
+    }
+    return {
+        "model": sae.model.slug,
+        "ws_path": "/ws/steer/",
+        "saes": [{"slug": sae.slug, "d_sae": sae.d_sae, "hook_name": sae.hook_name}],
+        "limits": limits.to_page(),
+        "initial": initial,
+        "result": None,
+    }
 
 
-def steer_page_config(*, model: LanguageModel, initial: dict[str, Any], limits: Limits,
-                      result: SteeringResult | None = None) -> dict[str, Any]:
+def steer_page_config(
+    *,
+    model: LanguageModel,
+    initial: dict[str, Any],
+    limits: Limits,
+    result: SteeringResult | None = None,
+) -> dict[str, Any]:
     """The `steer_config` of steering/steer.html (the contract in explorer/steering/README.md)."""
     return {
         "model": model.slug,
         "ws_path": "/ws/steer/",
-        "saes": [{"slug": s.slug, "d_sae": s.d_sae, "hook_name": s.hook_name} for s in _saes(model)],
+        "saes": [
+            {"slug": s.slug, "d_sae": s.d_sae, "hook_name": s.hook_name} for s in _saes(model)
+        ],
         "limits": limits.to_page(),
         "initial": initial,
         "result": result_dict(result) if result is not None else None,

@@ -74,8 +74,12 @@ def steering_results_store(*, generations: list[FinishedGeneration]) -> list[str
     wanted = Q()
     for g in generations:
         wanted |= Q(model__source=g.request.model, source=g.request.sae)
-    saes = {(row["model__source"], row["source"]): row for row in SAE.objects.filter(wanted)
-            .values("id", "slug", "source", "model_id", "model__slug", "model__source")}
+    saes = {
+        (row["model__source"], row["source"]): row
+        for row in SAE.objects.filter(wanted).values(
+            "id", "slug", "source", "model_id", "model__slug", "model__source"
+        )
+    }
     rows, ids = [], []
     for g in generations:
         sae = saes.get((g.request.model, g.request.sae))
@@ -84,14 +88,24 @@ def steering_results_store(*, generations: list[FinishedGeneration]) -> list[str
             continue
         key = g.request.key()
         ids.append(result_id_for(key))
-        request = selectors.request_display(request=g.request, model_slug=sae["model__slug"],
-                                            sae_slug=sae["slug"])
-        rows.append(SteeringResult(
-            id=ids[-1], key=key, request=request, model_id=sae["model_id"], sae_id=sae["id"],
-            engine_version=specs.STEERING_VERSION,
-            default_text=g.default_text, default_tokens=list(g.default_tokens),
-            steered_text=g.steered_text, steered_tokens=list(g.steered_tokens),
-            alternatives=g.alternatives or {}))
+        request = selectors.request_display(
+            request=g.request, model_slug=sae["model__slug"], sae_slug=sae["slug"]
+        )
+        rows.append(
+            SteeringResult(
+                id=ids[-1],
+                key=key,
+                request=request,
+                model_id=sae["model_id"],
+                sae_id=sae["id"],
+                engine_version=specs.STEERING_VERSION,
+                default_text=g.default_text,
+                default_tokens=list(g.default_tokens),
+                steered_text=g.steered_text,
+                steered_tokens=list(g.steered_tokens),
+                alternatives=g.alternatives or {},
+            )
+        )
     SteeringResult.objects.bulk_create(rows, ignore_conflicts=True)
     return ids
 
@@ -109,8 +123,10 @@ async def rate_limit_hit(*, redis: Any, client: str) -> None:
         count, _ = await pipe.incr(key).expire(key, lim.rate_window_s + 1).execute()
     if count > lim.rate_limit:
         wait = (window + 1) * lim.rate_window_s - now
-        raise RateLimited(f"rate limit: at most {lim.rate_limit} generations per "
-                          f"{lim.rate_window_s} s; try again in {wait:.0f} s")
+        raise RateLimited(
+            f"rate limit: at most {lim.rate_limit} generations per "
+            f"{lim.rate_window_s} s; try again in {wait:.0f} s"
+        )
 
 
 # --------------------------------------------------------------------------- steering vectors
@@ -128,19 +144,26 @@ def contrast_pairs_parse(*, text: str) -> list[dict[str, str]]:
         except json.JSONDecodeError as exc:
             raise VectorError(f"line {n} is not JSON: {exc.msg}") from None
         if not isinstance(item, dict) or set(item) != {"prompt", "positive", "negative"}:
-            raise VectorError(f'line {n} must be an object with exactly "prompt", "positive" '
-                              'and "negative"')
+            raise VectorError(
+                f'line {n} must be an object with exactly "prompt", "positive" and "negative"'
+            )
         if not all(isinstance(v, str) and v for v in item.values()):
             raise VectorError(f"line {n}: prompt, positive and negative must be non-empty strings")
         if item["positive"] == item["negative"]:
             raise VectorError(f"line {n}: positive and negative are identical")
-        pairs.append({"prompt": item["prompt"], "positive": item["positive"],
-                      "negative": item["negative"]})
+        pairs.append(
+            {"prompt": item["prompt"], "positive": item["positive"], "negative": item["negative"]}
+        )
     return pairs
 
 
-def steering_vector_create(*, sae: SAE, label: str, pairs: list[dict[str, str]],
-                           owner: AbstractBaseUser | AnonymousUser | None = None) -> SteeringVector:
+def steering_vector_create(
+    *,
+    sae: SAE,
+    label: str,
+    pairs: list[dict[str, str]],
+    owner: AbstractBaseUser | AnonymousUser | None = None,
+) -> SteeringVector:
     """Create a pending CAA vector and enqueue its build on the model's live queue (after
     commit). Raises VectorError for no pairs, too many, or an empty label."""
     label = (label or "").strip()
@@ -155,25 +178,41 @@ def steering_vector_create(*, sae: SAE, label: str, pairs: list[dict[str, str]],
         raise VectorError(f"too many contrast pairs: {len(pairs)} (at most {lim.max_vector_pairs})")
     for pair in pairs:
         if sum(len(v) for v in pair.values()) > 2 * lim.max_prompt_chars:
-            raise VectorError(f"a contrast pair is longer than {2 * lim.max_prompt_chars} characters")
+            raise VectorError(
+                f"a contrast pair is longer than {2 * lim.max_prompt_chars} characters"
+            )
     with transaction.atomic():
         vec = SteeringVector.objects.create(
-            sae=sae, hook_name=sae.hook_name, label=label, pairs=pairs,
-            owner=owner if owner is not None and owner.is_authenticated else None)
-        transaction.on_commit(lambda: tasks.send(tasks.BUILD_VECTOR, args=(vec.pk,),
-                                                 queue=tasks.live_queue(sae.model.slug)))
+            sae=sae,
+            hook_name=sae.hook_name,
+            label=label,
+            pairs=pairs,
+            owner=owner if owner is not None and owner.is_authenticated else None,
+        )
+        transaction.on_commit(
+            lambda: tasks.send(
+                tasks.BUILD_VECTOR, args=(vec.pk,), queue=tasks.live_queue(sae.model.slug)
+            )
+        )
     return vec
 
 
-def steering_vector_finish(*, vector_id: int, vector: list[float], features: list[dict],
-                           residual_fraction: float) -> None:
+def steering_vector_finish(
+    *, vector_id: int, vector: list[float], features: list[dict], residual_fraction: float
+) -> None:
     """Mark a vector ready with its values and the SAE features it aligns with."""
     norm = sum(v * v for v in vector) ** 0.5
     SteeringVector.objects.filter(pk=vector_id).update(
-        vector=vector, norm=norm, features=features, residual_fraction=residual_fraction,
-        status=SteeringVector.Status.READY, error="")
+        vector=vector,
+        norm=norm,
+        features=features,
+        residual_fraction=residual_fraction,
+        status=SteeringVector.Status.READY,
+        error="",
+    )
 
 
 def steering_vector_fail(*, vector_id: int, error: str) -> None:
-    SteeringVector.objects.filter(pk=vector_id).update(status=SteeringVector.Status.FAILED,
-                                                       error=error[:2000])
+    SteeringVector.objects.filter(pk=vector_id).update(
+        status=SteeringVector.Status.FAILED, error=error[:2000]
+    )

@@ -50,7 +50,6 @@ REPLAY_TTL_S = 120
 RESULT_INDEX_TTL_S = 7 * 24 * 3600
 
 
-
 def row_alternatives(probs: list[float], top: list[list[tuple[int, float]]]) -> dict:
     """A row's token probabilities as stored on its SteeringResult: {"probs": [p per token],
     "top": [[[token id, p], ...] per token]}, from the engine's Row.probs / Row.alternatives
@@ -66,8 +65,10 @@ def alternatives_fields(stored: dict | None, strings: Any) -> dict:
         return {}
     flat = [i for alts in stored["top"] for i, _ in alts]
     names = iter(strings(flat))
-    return {"probs": stored["probs"],
-            "alternatives": [[[next(names), p] for _, p in alts] for alts in stored["top"]]}
+    return {
+        "probs": stored["probs"],
+        "alternatives": [[[next(names), p] for _, p in alts] for alts in stored["top"]],
+    }
 
 
 def result_id_for(request_key: str) -> str:

@@ -45,5 +45,6 @@ def permalink(request: HttpRequest, result_id: str) -> HttpResponse:
     lim = limits()
     initial = selectors.initial_from_result(model=lm, result=result)
     config = selectors.steer_page_config(model=lm, initial=initial, limits=lim, result=result)
-    return render(request, "steering/steer.html",
-                  {"steer_config": config, "model": lm, "result": result})
+    return render(
+        request, "steering/steer.html", {"steer_config": config, "model": lm, "result": result}
+    )

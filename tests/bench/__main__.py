@@ -24,7 +24,9 @@ def main(argv: list[str]) -> int:
     wanted = argv or groups()
     unknown = [g for g in wanted if g not in groups()]
     if unknown:
-        sys.stderr.write(f"unknown bench group(s): {', '.join(unknown)}; known: {', '.join(groups())}\n")
+        sys.stderr.write(
+            f"unknown bench group(s): {', '.join(unknown)}; known: {', '.join(groups())}\n"
+        )
         return 2
     failed = 0
     for group in wanted:

@@ -17,8 +17,10 @@ from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae, load_mo
 
 def demo_attached() -> AttachedSAE | None:
     """Demo model + SAE on CPU in fp32, or None when the checkpoint's weights are absent."""
-    if not ((DEMO_MODEL_DIR / "model.safetensors").is_file()
-            and (DEMO_SAE_DIR / "sae_weights.safetensors").is_file()):
+    if not (
+        (DEMO_MODEL_DIR / "model.safetensors").is_file()
+        and (DEMO_SAE_DIR / "sae_weights.safetensors").is_file()
+    ):
         return None
     lm = load_model("demo", device="cpu", dtype="fp32")
     return attach_sae(lm, load_sae("demo", device="cpu"))

@@ -31,8 +31,38 @@ EXPLANATION_WORDS = 2_000
 CHUNK_FEATURES = 2_000  # features per COPY batch of examples (~40 MB of COPY data)
 TABLES = ("saes_feature", "saes_example", "explanations_explanation")
 
-SYLLABLES = ["ba", "ko", "ri", "na", "te", "lu", "mo", "si", "da", "pe", "gra", "vin", "tor", "el", "us",
-             "an", "qui", "ze", "fo", "lim", "ca", "ner", "ot", "wa", "hy", "dro", "pha", "st", "ex", "or"]
+SYLLABLES = [
+    "ba",
+    "ko",
+    "ri",
+    "na",
+    "te",
+    "lu",
+    "mo",
+    "si",
+    "da",
+    "pe",
+    "gra",
+    "vin",
+    "tor",
+    "el",
+    "us",
+    "an",
+    "qui",
+    "ze",
+    "fo",
+    "lim",
+    "ca",
+    "ner",
+    "ot",
+    "wa",
+    "hy",
+    "dro",
+    "pha",
+    "st",
+    "ex",
+    "or",
+]
 
 
 @dataclass
@@ -57,7 +87,22 @@ def word(i: int, rng_base: int = len(SYLLABLES)) -> str:
 
 def synthetic_vocab(n: int = VOCAB_SIZE) -> list[str]:
     """GPT-2-like: most tokens are word-initial (" word"), some are word pieces or punctuation."""
-    specials = ["<|endoftext|>", "\n", "\n\n", " ", ".", ",", "!", "?", "'s", " the", " a", " of", " and", " to"]
+    specials = [
+        "<|endoftext|>",
+        "\n",
+        "\n\n",
+        " ",
+        ".",
+        ",",
+        "!",
+        "?",
+        "'s",
+        " the",
+        " a",
+        " of",
+        " and",
+        " to",
+    ]
     out = list(specials)
     i = 0
     while len(out) < n:
@@ -71,7 +116,9 @@ def _index_defs(conn, table: str) -> list[tuple[str, str]]:
     constraints (those must hold during the load)."""
     rows = conn.execute(
         "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s AND NOT EXISTS ("
-        " SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", [table]).fetchall()
+        " SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+        [table],
+    ).fetchall()
     return [(r[0], r[1]) for r in rows]
 
 
@@ -82,21 +129,62 @@ def _example_dtypes(context: int) -> tuple[np.dtype, np.dtype]:
     max_value, max_position, document, offset. A null is a length of -1 with no data.
     """
     head = [("n", ">i2"), ("fid_len", ">i4"), ("fid", ">i8")]
-    array = [("tok_len", ">i4"), ("ndim", ">i4"), ("hasnull", ">i4"), ("oid", ">i4"), ("dim", ">i4"),
-             ("lbound", ">i4"), ("tok", ">i4", (context, 2)),  # (4, id) per element
-             ("val_len", ">i4"), ("val", "<f2", (context,)),  # Example.values: little-endian f16
-             ("mv_len", ">i4"), ("mv", ">f8"), ("mp_len", ">i4"), ("mp", ">i4"),
-             ("doc_len", ">i4"), ("doc", ">i8"), ("off_len", ">i4"), ("off", ">i4")]
-    top = np.dtype([*head, ("kind_len", ">i4"), ("kind", "S3"),
-                    ("qi_len", ">i4"), ("ql_len", ">i4"), ("qh_len", ">i4"), *array])
-    quantile = np.dtype([*head, ("kind_len", ">i4"), ("kind", "S8"),
-                         ("qi_len", ">i4"), ("qi", ">i2"), ("ql_len", ">i4"), ("ql", ">f8"),
-                         ("qh_len", ">i4"), ("qh", ">f8"), *array])
+    array = [
+        ("tok_len", ">i4"),
+        ("ndim", ">i4"),
+        ("hasnull", ">i4"),
+        ("oid", ">i4"),
+        ("dim", ">i4"),
+        ("lbound", ">i4"),
+        ("tok", ">i4", (context, 2)),  # (4, id) per element
+        ("val_len", ">i4"),
+        ("val", "<f2", (context,)),  # Example.values: little-endian f16
+        ("mv_len", ">i4"),
+        ("mv", ">f8"),
+        ("mp_len", ">i4"),
+        ("mp", ">i4"),
+        ("doc_len", ">i4"),
+        ("doc", ">i8"),
+        ("off_len", ">i4"),
+        ("off", ">i4"),
+    ]
+    top = np.dtype(
+        [
+            *head,
+            ("kind_len", ">i4"),
+            ("kind", "S3"),
+            ("qi_len", ">i4"),
+            ("ql_len", ">i4"),
+            ("qh_len", ">i4"),
+            *array,
+        ]
+    )
+    quantile = np.dtype(
+        [
+            *head,
+            ("kind_len", ">i4"),
+            ("kind", "S8"),
+            ("qi_len", ">i4"),
+            ("qi", ">i2"),
+            ("ql_len", ">i4"),
+            ("ql", ">f8"),
+            ("qh_len", ">i4"),
+            ("qh", ">f8"),
+            *array,
+        ]
+    )
     return top, quantile
 
 
-def _fill_common(rec: np.ndarray, *, fids: np.ndarray, peaks: np.ndarray | None, top_values: np.ndarray,
-                 context: int, rng: np.random.Generator) -> None:
+def _fill_common(
+    rec: np.ndarray,
+    *,
+    fids: np.ndarray,
+    peaks: np.ndarray | None,
+    top_values: np.ndarray,
+    context: int,
+    rng: np.random.Generator,
+) -> None:
     n = len(rec)
     rec["n"] = 11
     rec["fid_len"], rec["fid"] = 8, fids
@@ -110,7 +198,9 @@ def _fill_common(rec: np.ndarray, *, fids: np.ndarray, peaks: np.ndarray | None,
     rec["tok"][:, :, 1] = tokens
     values = np.zeros((n, context), dtype=np.float32)  # [n, ctx]
     spill = rng.integers(0, context, size=(n, 6))  # a few weaker activations around
-    values[np.arange(n)[:, None], spill] = rng.random((n, 6), dtype=np.float32) * top_values[:, None] * 0.5
+    values[np.arange(n)[:, None], spill] = (
+        rng.random((n, 6), dtype=np.float32) * top_values[:, None] * 0.5
+    )
     values[np.arange(n), pos] = top_values
     rec["val_len"], rec["val"] = 2 * context, values.astype(np.float16)
     rec["mv_len"], rec["mv"] = 8, top_values
@@ -119,8 +209,16 @@ def _fill_common(rec: np.ndarray, *, fids: np.ndarray, peaks: np.ndarray | None,
     rec["off_len"], rec["off"] = 4, rng.integers(0, 2048, size=n)
 
 
-def example_block(*, feature_ids: np.ndarray, peaks: np.ndarray, maxes: np.ndarray, n_top: int, n_quantile: int,
-                  context: int, rng: np.random.Generator) -> bytes:
+def example_block(
+    *,
+    feature_ids: np.ndarray,
+    peaks: np.ndarray,
+    maxes: np.ndarray,
+    n_top: int,
+    n_quantile: int,
+    context: int,
+    rng: np.random.Generator,
+) -> bytes:
     """Binary COPY rows (no header) for the examples of a batch of features."""
     top_dtype, q_dtype = _example_dtypes(context)
     out = []
@@ -131,7 +229,9 @@ def example_block(*, feature_ids: np.ndarray, peaks: np.ndarray, maxes: np.ndarr
         rec = np.zeros(len(fids), dtype=top_dtype)
         rec["kind_len"], rec["kind"] = 3, b"top"
         rec["qi_len"] = rec["ql_len"] = rec["qh_len"] = -1
-        _fill_common(rec, fids=fids, peaks=np.repeat(peaks, n_top), top_values=tv, context=context, rng=rng)
+        _fill_common(
+            rec, fids=fids, peaks=np.repeat(peaks, n_top), top_values=tv, context=context, rng=rng
+        )
         out.append(rec.tobytes())
     if n_quantile:
         bins = 5
@@ -152,7 +252,11 @@ def example_block(*, feature_ids: np.ndarray, peaks: np.ndarray, maxes: np.ndarr
 
 def _array(name: str, elem: str, n: int) -> list[tuple]:
     """Fields of a 1-d array column of `n` non-null elements in binary COPY layout."""
-    return [(f"{name}_len", ">i4"), (f"{name}_hdr", ">i4", (5,)), (name, [("len", ">i4"), ("v", elem)], (n,))]
+    return [
+        (f"{name}_len", ">i4"),
+        (f"{name}_hdr", ">i4", (5,)),
+        (name, [("len", ">i4"), ("v", elem)], (n,)),
+    ]
 
 
 ELEMENT_OIDS = {">f8": 701, ">i8": 20, ">i4": 23}
@@ -162,27 +266,62 @@ def _set_array(rec: np.ndarray, name: str, values: np.ndarray) -> None:
     elem = rec.dtype[name].base["v"]
     n = rec.dtype[name].shape[0]
     rec[f"{name}_len"] = 20 + n * (4 + elem.itemsize)
-    rec[f"{name}_hdr"] = (1, 0, ELEMENT_OIDS[elem.str], n, 1)  # ndim, has nulls, element type, dim, lbound
+    rec[f"{name}_hdr"] = (
+        1,
+        0,
+        ELEMENT_OIDS[elem.str],
+        n,
+        1,
+    )  # ndim, has nulls, element type, dim, lbound
     rec[name]["len"] = elem.itemsize
     rec[name]["v"] = values
 
 
 def feature_block(*, sae_id: int, n: int, maxes: np.ndarray, rng: np.random.Generator) -> bytes:
     """Binary COPY rows (no header) of `n` features: the columns listed in generate()."""
-    dtype = np.dtype([
-        ("n", ">i2"), ("sae_len", ">i4"), ("sae", ">i8"), ("index_len", ">i4"), ("index", ">i4"),
-        ("density_len", ">i4"), ("density", ">f8"), ("max_len", ">i4"), ("max", ">f8"),
-        ("mean_len", ">i4"), ("mean", ">f8"),
-        *_array("hist_edges", ">f8", 21), *_array("hist_counts", ">i8", 20),
-        *_array("q_bounds", ">f8", 6), *_array("q_fractions", ">f8", 5),
-        *_array("top_ids", ">i4", 10), *_array("top_values", ">f8", 10),
-        *_array("bottom_ids", ">i4", 10), *_array("bottom_values", ">f8", 10),
-        *_array("neighbours", ">i4", 10), *_array("cosines", ">f8", 10),
-        ("x_len", ">i4"), ("x", ">f8"), ("y_len", ">i4"), ("y", ">f8"), ("dead_len", ">i4"), ("dead", "u1")])
+    dtype = np.dtype(
+        [
+            ("n", ">i2"),
+            ("sae_len", ">i4"),
+            ("sae", ">i8"),
+            ("index_len", ">i4"),
+            ("index", ">i4"),
+            ("density_len", ">i4"),
+            ("density", ">f8"),
+            ("max_len", ">i4"),
+            ("max", ">f8"),
+            ("mean_len", ">i4"),
+            ("mean", ">f8"),
+            *_array("hist_edges", ">f8", 21),
+            *_array("hist_counts", ">i8", 20),
+            *_array("q_bounds", ">f8", 6),
+            *_array("q_fractions", ">f8", 5),
+            *_array("top_ids", ">i4", 10),
+            *_array("top_values", ">f8", 10),
+            *_array("bottom_ids", ">i4", 10),
+            *_array("bottom_values", ">f8", 10),
+            *_array("neighbours", ">i4", 10),
+            *_array("cosines", ">f8", 10),
+            ("x_len", ">i4"),
+            ("x", ">f8"),
+            ("y_len", ">i4"),
+            ("y", ">f8"),
+            ("dead_len", ">i4"),
+            ("dead", "u1"),
+        ]
+    )
     rec = np.zeros(n, dtype=dtype)
     rec["n"] = 18
-    for name, size in (("sae", 8), ("index", 4), ("density", 8), ("max", 8), ("mean", 8), ("x", 8), ("y", 8),
-                       ("dead", 1)):
+    for name, size in (
+        ("sae", 8),
+        ("index", 4),
+        ("density", 8),
+        ("max", 8),
+        ("mean", 8),
+        ("x", 8),
+        ("y", 8),
+        ("dead", 1),
+    ):
         rec[f"{name}_len"] = size
     rec["sae"], rec["index"] = sae_id, np.arange(n)
     rec["density"] = 10 ** rng.uniform(-6, -1, n)
@@ -206,8 +345,15 @@ BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(
 BINARY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 
 
-def generate(url: str, *, features: int = 250_000, examples: int = 25, context: int = 64, seed: int = 0,
-             log=None) -> Report:
+def generate(
+    url: str,
+    *,
+    features: int = 250_000,
+    examples: int = 25,
+    context: int = 64,
+    seed: int = 0,
+    log=None,
+) -> Report:
     """Write the synthetic SAE into the migrated database at `url`; returns counts and size."""
     import psycopg
 
@@ -223,11 +369,14 @@ def generate(url: str, *, features: int = 250_000, examples: int = 25, context: 
         model_id = conn.execute(
             "INSERT INTO saes_languagemodel (slug, source, architecture, d_model, n_layers, n_ctx, vocab, revision,"
             " created) VALUES (%s, %s, 'gpt2', 768, 12, 1024, %s, '', now()) RETURNING id",
-            [MODEL_SLUG, "synthetic-bench", synthetic_vocab()]).fetchone()[0]
+            [MODEL_SLUG, "synthetic-bench", synthetic_vocab()],
+        ).fetchone()[0]
         sae_id = conn.execute(
             "INSERT INTO saes_sae (model_id, slug, source, hook_name, layer, d_in, d_sae, architecture,"
             " preprocessing, provenance, created) VALUES (%s, %s, 'synthetic', 'blocks.8.hook_resid_pre', 8, 768,"
-            " %s, 'topk', '{}', '{}', now()) RETURNING id", [model_id, SAE_SLUG, features]).fetchone()[0]
+            " %s, 'topk', '{}', '{}', now()) RETURNING id",
+            [model_id, SAE_SLUG, features],
+        ).fetchone()[0]
         dropped = {t: _index_defs(conn, t) for t in TABLES}
         for defs in dropped.values():
             for name, _ in defs:
@@ -237,11 +386,15 @@ def generate(url: str, *, features: int = 250_000, examples: int = 25, context: 
         peaks = rng.integers(14, VOCAB_SIZE, features)
 
         t = time.monotonic()
-        with conn.cursor() as cur, cur.copy(
+        with (
+            conn.cursor() as cur,
+            cur.copy(
                 "COPY saes_feature (sae_id, index, density, max_activation, mean_activation, hist_edges, hist_counts,"
                 " quantile_bounds, quantile_fractions,"
                 " top_logit_ids, top_logit_values, bottom_logit_ids, bottom_logit_values, neighbour_indices,"
-                " neighbour_cosines, map_x, map_y, dead) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                " neighbour_cosines, map_x, map_y, dead) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy,
+        ):
             copy.write(BINARY_HEADER)
             copy.write(feature_block(sae_id=sae_id, n=features, maxes=maxes, rng=rng))
             copy.write(BINARY_TRAILER)
@@ -249,32 +402,65 @@ def generate(url: str, *, features: int = 250_000, examples: int = 25, context: 
         phases["features"] = time.monotonic() - t
         log(f"features: {features} in {phases['features']:.1f}s")
 
-        ids = np.array([r[0] for r in conn.execute(
-            "SELECT id FROM saes_feature WHERE sae_id = %s ORDER BY index", [sae_id])], dtype=np.int64)
+        ids = np.array(
+            [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM saes_feature WHERE sae_id = %s ORDER BY index", [sae_id]
+                )
+            ],
+            dtype=np.int64,
+        )
 
         t = time.monotonic()
         words = [word(i) for i in range(EXPLANATION_WORDS)]
         n_words = rng.integers(4, 9, features)
         picks = rng.integers(0, EXPLANATION_WORDS, (features, 8))
-        with conn.cursor() as cur, cur.copy(
+        with (
+            conn.cursor() as cur,
+            cur.copy(
                 "COPY explanations_explanation (feature_id, text, method, score, score_method, created)"
-                " FROM STDIN") as copy:
+                " FROM STDIN"
+            ) as copy,
+        ):
             for i in range(features):
                 text = " ".join(words[w] for w in picks[i, : n_words[i]])
-                copy.write_row((int(ids[i]), text, "offline", round(float(rng.random()), 3), "synthetic", "now"))
+                copy.write_row(
+                    (
+                        int(ids[i]),
+                        text,
+                        "offline",
+                        round(float(rng.random()), 3),
+                        "synthetic",
+                        "now",
+                    )
+                )
         conn.commit()
         phases["explanations"] = time.monotonic() - t
         log(f"explanations: {features} in {phases['explanations']:.1f}s")
 
         t = time.monotonic()
-        with conn.cursor() as cur, cur.copy(
+        with (
+            conn.cursor() as cur,
+            cur.copy(
                 'COPY saes_example (feature_id, kind, quantile_index, quantile_low, quantile_high, token_ids, "values",'
-                ' max_value, max_position, document, "offset") FROM STDIN WITH (FORMAT BINARY)') as copy:
+                ' max_value, max_position, document, "offset") FROM STDIN WITH (FORMAT BINARY)'
+            ) as copy,
+        ):
             copy.write(BINARY_HEADER)
             for start in range(0, features, CHUNK_FEATURES):
                 end = min(start + CHUNK_FEATURES, features)
-                copy.write(example_block(feature_ids=ids[start:end], peaks=peaks[start:end], maxes=maxes[start:end],
-                                         n_top=n_top, n_quantile=n_quantile, context=context, rng=rng))
+                copy.write(
+                    example_block(
+                        feature_ids=ids[start:end],
+                        peaks=peaks[start:end],
+                        maxes=maxes[start:end],
+                        n_top=n_top,
+                        n_quantile=n_quantile,
+                        context=context,
+                        rng=rng,
+                    )
+                )
                 if (start // CHUNK_FEATURES) % 10 == 0:
                     log(f"examples: {end * examples:,} rows, {time.monotonic() - t:.0f}s")
             copy.write(BINARY_TRAILER)
@@ -294,12 +480,20 @@ def generate(url: str, *, features: int = 250_000, examples: int = 25, context: 
         for table in TABLES:
             conn.execute(f"VACUUM (ANALYZE) {table}")  # visibility map: index-only scans
         phases["vacuum"] = time.monotonic() - t
-        n_examples = conn.execute("SELECT count(*) FROM saes_example e JOIN saes_feature f ON f.id = e.feature_id"
-                                  " WHERE f.sae_id = %s", [sae_id]).fetchone()[0]
+        n_examples = conn.execute(
+            "SELECT count(*) FROM saes_example e JOIN saes_feature f ON f.id = e.feature_id"
+            " WHERE f.sae_id = %s",
+            [sae_id],
+        ).fetchone()[0]
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-    return Report(features=features, examples=int(n_examples), explanations=features,
-                  database_mb=round(size / 2**20, 1), seconds=round(time.monotonic() - started, 1),
-                  phases={k: round(v, 1) for k, v in phases.items()})
+    return Report(
+        features=features,
+        examples=int(n_examples),
+        explanations=features,
+        database_mb=round(size / 2**20, 1),
+        seconds=round(time.monotonic() - started, 1),
+        phases={k: round(v, 1) for k, v in phases.items()},
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -309,8 +503,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--examples", type=int, default=25)
     parser.add_argument("--context", type=int, default=64)
     args = parser.parse_args(argv)
-    report = generate(args.database_url, features=args.features, examples=args.examples, context=args.context,
-                      log=lambda m: print(m, file=sys.stderr))
+    report = generate(
+        args.database_url,
+        features=args.features,
+        examples=args.examples,
+        context=args.context,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     print(json.dumps(asdict(report)))
     return 0
 

@@ -45,9 +45,11 @@ WARMUP = 30
 
 
 def _sizes() -> dict[str, int]:
-    return {"features": int(os.environ.get("BENCH_BROWSER_FEATURES", "250000")),
-            "examples": int(os.environ.get("BENCH_BROWSER_EXAMPLES", "25")),
-            "context": int(os.environ.get("BENCH_BROWSER_CONTEXT", "64"))}
+    return {
+        "features": int(os.environ.get("BENCH_BROWSER_FEATURES", "250000")),
+        "examples": int(os.environ.get("BENCH_BROWSER_EXAMPLES", "25")),
+        "context": int(os.environ.get("BENCH_BROWSER_CONTEXT", "64")),
+    }
 
 
 def _log(msg: str) -> None:
@@ -74,21 +76,38 @@ def _prepare_database(pg, env: dict[str, str]) -> dict:
                 row = None
         if row is not None and row[0] == sizes:
             _log(f"reusing {DATABASE} ({sizes}); migrating it to the current schema")
-            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env,
-                           check=True)
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                cwd=REPO,
+                env=env,
+                check=True,
+            )
             return row[1]
     with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DATABASE}"')
     _log("migrating")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
     _log(f"generating {sizes}")
     report = _synthetic_db.generate(url, **sizes, log=_log)
-    report_dict = {"features": report.features, "examples": report.examples, "explanations": report.explanations,
-                   "database_mb": report.database_mb, "seconds": report.seconds, "phases": report.phases}
+    report_dict = {
+        "features": report.features,
+        "examples": report.examples,
+        "explanations": report.explanations,
+        "database_mb": report.database_mb,
+        "seconds": report.seconds,
+        "phases": report.phases,
+    }
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE bench_stamp (sizes jsonb, report jsonb)")
-        conn.execute("INSERT INTO bench_stamp VALUES (%s, %s)", [json.dumps(sizes), json.dumps(report_dict)])
+        conn.execute(
+            "INSERT INTO bench_stamp VALUES (%s, %s)", [json.dumps(sizes), json.dumps(report_dict)]
+        )
     _log(f"generated: {report_dict}")
     return report_dict
 
@@ -105,9 +124,25 @@ def _serve(env: dict[str, str], port: int) -> subprocess.Popen:
     from tests.helpers import wait_http
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "off", "--no-access-log"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "explorer.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_http(f"http://127.0.0.1:{port}/healthz", process=server)
     return server
 
@@ -159,8 +194,12 @@ def _load(port: int, paths, *, requests: int = REQUESTS, clients: int = CLIENTS)
     def pct(p: float) -> float:
         return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
 
-    return {"p50": pct(0.50), "p95": pct(0.95), "rps": round((requests + WARMUP * clients) / wall, 1),
-            "statuses": statuses}
+    return {
+        "p50": pct(0.50),
+        "p95": pct(0.95),
+        "rps": round((requests + WARMUP * clients) / wall, 1),
+        "statuses": statuses,
+    }
 
 
 def _cursor_samples(url: str, n: int = 400) -> list[tuple[int, float, float]]:
@@ -168,9 +207,14 @@ def _cursor_samples(url: str, n: int = 400) -> list[tuple[int, float, float]]:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        return [tuple(r) for r in conn.execute(
-            "SELECT f.index, f.density, f.max_activation FROM saes_feature f JOIN saes_sae s ON s.id = f.sae_id"
-            " WHERE s.slug = 'res' ORDER BY random() LIMIT %s", [n])]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT f.index, f.density, f.max_activation FROM saes_feature f JOIN saes_sae s ON s.id = f.sae_id"
+                " WHERE s.slug = 'res' ORDER BY random() LIMIT %s",
+                [n],
+            )
+        ]
 
 
 def run() -> list[dict]:
@@ -183,14 +227,30 @@ def run() -> list[dict]:
     try:
         embedded.acquire(redis)
         try:
-            env = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and not k.endswith("_URL_FILE")}
-            env.update(DATABASE_URL=pg.url(DATABASE), REDIS_URL=redis.url(), DJANGO_SETTINGS_MODULE="explorer.settings",
-                       DEBUG="false", HTTPS="false", STATIC_ROOT=str(ROOT / "static"),
-                       SECRET_KEY="bench-" + "k" * 60, EXPLORER_VAR_DIR=str(ROOT), PYTHONUNBUFFERED="1")
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.endswith("_URL") and not k.endswith("_URL_FILE")
+            }
+            env.update(
+                DATABASE_URL=pg.url(DATABASE),
+                REDIS_URL=redis.url(),
+                DJANGO_SETTINGS_MODULE="explorer.settings",
+                DEBUG="false",
+                HTTPS="false",
+                STATIC_ROOT=str(ROOT / "static"),
+                SECRET_KEY="bench-" + "k" * 60,
+                EXPLORER_VAR_DIR=str(ROOT),
+                PYTHONUNBUFFERED="1",
+            )
             report = _prepare_database(pg, env)
             # Pages link hashed static names (manifest storage, as in production).
-            subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=REPO,
-                           env=env, check=True)
+            subprocess.run(
+                [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+                cwd=REPO,
+                env=env,
+                check=True,
+            )
             figures = _measure(env, pg.url(DATABASE), report, EXPLANATION_WORDS, word)
         finally:
             embedded.release(redis)
@@ -216,32 +276,46 @@ def _measure(env: dict[str, str], url: str, report: dict, n_words: int, word) ->
 
         def search() -> str:
             q = " ".join(word(rng.randrange(n_words)) for _ in range(rng.choice((1, 2))))
-            return "/api/v1/search?" + urllib.parse.urlencode({"q": q, "model": "bench", "sae": "res",
-                                                                "mode": "explanation"})
+            return "/api/v1/search?" + urllib.parse.urlencode(
+                {"q": q, "model": "bench", "sae": "res", "mode": "explanation"}
+            )
 
         vocab_words = [word(i) for i in range(0, 40_000, 7)]
 
         def token_search() -> str:
-            return "/api/v1/search?" + urllib.parse.urlencode({"q": f"token:{rng.choice(vocab_words)}",
-                                                                "model": "bench", "sae": "res"})
+            return "/api/v1/search?" + urllib.parse.urlencode(
+                {"q": f"token:{rng.choice(vocab_words)}", "model": "bench", "sae": "res"}
+            )
 
         def table_page() -> str:
             index, density, max_act = rng.choice(samples)
             if rng.random() < 0.5:
-                return "/bench/res/?" + urllib.parse.urlencode({"sort": "density", "after": f"{density!r}~{index}"})
-            return "/bench/res/?" + urllib.parse.urlencode({"sort": "max", "after": f"{max_act!r}~{index}"})
+                return "/bench/res/?" + urllib.parse.urlencode(
+                    {"sort": "density", "after": f"{density!r}~{index}"}
+                )
+            return "/bench/res/?" + urllib.parse.urlencode(
+                {"sort": "max", "after": f"{max_act!r}~{index}"}
+            )
 
         def table_json() -> str:
             index, density, _ = rng.choice(samples)
-            cursor = base64.urlsafe_b64encode(json.dumps([density, index]).encode()).decode().rstrip("=")
-            return f"{base}/features?" + urllib.parse.urlencode({"sort": "-density", "cursor": cursor, "limit": 50})
+            cursor = (
+                base64.urlsafe_b64encode(json.dumps([density, index]).encode()).decode().rstrip("=")
+            )
+            return f"{base}/features?" + urllib.parse.urlencode(
+                {"sort": "-density", "cursor": cursor, "limit": 50}
+            )
 
         only = set(filter(None, os.environ.get("BENCH_BROWSER_ONLY", "").split(",")))
         results = {}
-        for name, paths in (("feature_json", feature_json), ("feature_page", feature_page),
-                            ("search_explanations", search), ("search_tokens", token_search),
-                            ("sae_table_page", table_page),
-                            ("sae_table_json", table_json)):
+        for name, paths in (
+            ("feature_json", feature_json),
+            ("feature_page", feature_page),
+            ("search_explanations", search),
+            ("search_tokens", token_search),
+            ("sae_table_page", table_page),
+            ("sae_table_json", table_json),
+        ):
             if only and name not in only:
                 continue
             results[name] = _load(port, paths)
@@ -258,27 +332,68 @@ def _measure(env: dict[str, str], url: str, report: dict, n_words: int, word) ->
     figures = [
         {"name": "synthetic_features", "value": report["features"], "unit": "rows", "target": None},
         {"name": "synthetic_examples", "value": report["examples"], "unit": "rows", "target": None},
-        {"name": "synthetic_explanations", "value": report["explanations"], "unit": "rows", "target": None},
-        {"name": "synthetic_db_size_mb", "value": report["database_mb"], "unit": "MiB", "target": None},
-        {"name": "synthetic_db_generate_s", "value": report["seconds"], "unit": "s", "target": None,
-         "phases": report["phases"]},
+        {
+            "name": "synthetic_explanations",
+            "value": report["explanations"],
+            "unit": "rows",
+            "target": None,
+        },
+        {
+            "name": "synthetic_db_size_mb",
+            "value": report["database_mb"],
+            "unit": "MiB",
+            "target": None,
+        },
+        {
+            "name": "synthetic_db_generate_s",
+            "value": report["seconds"],
+            "unit": "s",
+            "target": None,
+            "phases": report["phases"],
+        },
     ]
-    targets = {"feature_json": "<= 50", "feature_page": "<= 100", "search_explanations": "<= 100",
-               "search_tokens": None, "sae_table_page": "<= 100", "sae_table_json": "<= 100"}
+    targets = {
+        "feature_json": "<= 50",
+        "feature_page": "<= 100",
+        "search_explanations": "<= 100",
+        "search_tokens": None,
+        "sae_table_page": "<= 100",
+        "sae_table_json": "<= 100",
+    }
     for name, r in results.items():
         ok = sum(v for k, v in r["statuses"].items() if k == 200)
-        figure = {"name": f"{name}_p95_ms", "value": r["p95"], "unit": "ms", "target": targets[name],
-                  "p50_ms": r["p50"], "rps": r["rps"], "clients": CLIENTS, "load_avg_1m": r["load_avg_1m"],
-                  "ok": ok, "statuses": {str(k): v for k, v in r["statuses"].items()}}
+        figure = {
+            "name": f"{name}_p95_ms",
+            "value": r["p95"],
+            "unit": "ms",
+            "target": targets[name],
+            "p50_ms": r["p50"],
+            "rps": r["rps"],
+            "clients": CLIENTS,
+            "load_avg_1m": r["load_avg_1m"],
+            "ok": ok,
+            "statuses": {str(k): v for k, v in r["statuses"].items()},
+        }
         if ok < sum(r["statuses"].values()):  # the latency of error pages says nothing
-            figure.update(value=None, error=f"{sum(r['statuses'].values()) - ok} responses were not 200")
+            figure.update(
+                value=None, error=f"{sum(r['statuses'].values()) - ok} responses were not 200"
+            )
         figures.append(figure)
     if export is not None:
         figures += [
-            {"name": "export_features_csv_s", "value": export["seconds"], "unit": "s", "target": None,
-             "bytes": export["bytes"]},
-            {"name": "export_server_rss_growth_mib", "value": export["rss_growth_mib"], "unit": "MiB",
-             "target": None},
+            {
+                "name": "export_features_csv_s",
+                "value": export["seconds"],
+                "unit": "s",
+                "target": None,
+                "bytes": export["bytes"],
+            },
+            {
+                "name": "export_server_rss_growth_mib",
+                "value": export["rss_growth_mib"],
+                "unit": "MiB",
+                "target": None,
+            },
         ]
     return figures
 
@@ -302,5 +417,8 @@ def _export_features(port: int, pid: int) -> dict:
         size += len(chunk)
     conn.close()
     peak = _rss_kib(pid, "VmHWM")
-    return {"seconds": round(time.monotonic() - started, 1), "bytes": size,
-            "rss_growth_mib": round(max(0, peak - before) / 1024, 1)}
+    return {
+        "seconds": round(time.monotonic() - started, 1),
+        "bytes": size,
+        "rss_growth_mib": round(max(0, peak - before) / 1024, 1),
+    }

@@ -23,22 +23,26 @@ from workers.engine.loading import AttachedSAE, LoadedModel, attach_sae
 N_TEXTS = 256
 BATCH = 16
 REPEATS = 7
-_WORD_TEXT = ("the of and to a in that is was he for it with as his on be at by had not are but "
-         "from or have an they which one you were her all she there would their we him been "
-         "has when who will more no if out so said what up its about into than them can only "
-         "other new some could time these two may then do first any my now such like our over "
-         "man me even most made after also did many before must through back years where much "
-         "your way well down should because each just those people how too little state good "
-         "very make world still own see men work long get here between both life being under "
-         "never day same another know while last might us great old year off come since against "
-         "go came right used take three city jury county election evidence")
+_WORD_TEXT = (
+    "the of and to a in that is was he for it with as his on be at by had not are but "
+    "from or have an they which one you were her all she there would their we him been "
+    "has when who will more no if out so said what up its about into than them can only "
+    "other new some could time these two may then do first any my now such like our over "
+    "man me even most made after also did many before must through back years where much "
+    "your way well down should because each just those people how too little state good "
+    "very make world still own see men work long get here between both life being under "
+    "never day same another know while last might us great old year off come since against "
+    "go came right used take three city jury county election evidence"
+)
 WORDS = _WORD_TEXT.split()
 
 
 def _texts(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 45))).capitalize() + "."
-            for _ in range(n)]
+    return [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 45))).capitalize() + "."
+        for _ in range(n)
+    ]
 
 
 def _setup() -> tuple[AttachedSAE, str]:
@@ -50,8 +54,14 @@ def _setup() -> tuple[AttachedSAE, str]:
     model = build_tiny_gpt2(tokenizer, n_layer=4, n_embd=128, n_positions=256)
     from workers.engine.hooks import family_of
 
-    lm = LoadedModel(model=model, tokenizer=tokenizer, family=family_of(model), name="tiny",
-                     device=torch.device("cpu"), dtype=torch.float32)
+    lm = LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        family=family_of(model),
+        name="tiny",
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
     return attach_sae(lm, build_sae(128, d_sae=2048, hook_name="blocks.2.hook_resid_post")), "tiny"
 
 
@@ -75,10 +85,17 @@ def _measure() -> list[dict]:
     def bare() -> None:
         with torch.no_grad():
             for start in range(0, len(texts), BATCH):
-                enc = lm.tokenizer([lm.tokenizer.bos_token + t for t in texts[start:start + BATCH]],
-                                   return_tensors="pt", padding=True, add_special_tokens=False)
-                hidden = cut(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                             use_cache=False).last_hidden_state  # [b, pos, d]
+                enc = lm.tokenizer(
+                    [lm.tokenizer.bos_token + t for t in texts[start : start + BATCH]],
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
+                )
+                hidden = cut(
+                    input_ids=enc["input_ids"],
+                    attention_mask=enc["attention_mask"],
+                    use_cache=False,
+                ).last_hidden_state  # [b, pos, d]
                 att.sae.encode(hidden)
 
     ours(), bare()  # warm up
@@ -91,11 +108,25 @@ def _measure() -> list[dict]:
     ours_tps = n_tokens / statistics.median(t_ours)
     bare_tps = n_tokens / statistics.median(t_bare)
     return [
-        {"name": "activation_efficiency", "value": round(ours_tps / bare_tps, 3), "unit": "ratio",
-         "target": ">= 0.85", "model": which},
-        {"name": "activations_tokens_per_s", "value": round(ours_tps, 1), "unit": "tokens/s",
-         "target": None, "model": which},
-        {"name": "bare_hook_forward_tokens_per_s", "value": round(bare_tps, 1),
-         "unit": "tokens/s", "target": None, "model": which},
+        {
+            "name": "activation_efficiency",
+            "value": round(ours_tps / bare_tps, 3),
+            "unit": "ratio",
+            "target": ">= 0.85",
+            "model": which,
+        },
+        {
+            "name": "activations_tokens_per_s",
+            "value": round(ours_tps, 1),
+            "unit": "tokens/s",
+            "target": None,
+            "model": which,
+        },
+        {
+            "name": "bare_hook_forward_tokens_per_s",
+            "value": round(bare_tps, 1),
+            "unit": "tokens/s",
+            "target": None,
+            "model": which,
+        },
     ]
-

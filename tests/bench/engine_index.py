@@ -27,8 +27,31 @@ N_TOKENS = 50_000
 CONTEXT = 128
 BATCH = 32
 REPEATS = 5
-SYNTHETIC_WORDS = ("the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it",
-                   "with", "as", "his", "on", "be", "at", "by", "cat", "sat", "mat", "ran")
+SYNTHETIC_WORDS = (
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "that",
+    "is",
+    "was",
+    "he",
+    "for",
+    "it",
+    "with",
+    "as",
+    "his",
+    "on",
+    "be",
+    "at",
+    "by",
+    "cat",
+    "sat",
+    "mat",
+    "ran",
+)
 
 
 def _setup() -> tuple[AttachedSAE, str]:
@@ -38,10 +61,15 @@ def _setup() -> tuple[AttachedSAE, str]:
 
     tokenizer = demo_tokenizer_or_tiny()
     model = build_tiny_gpt2(tokenizer, n_layer=3, n_embd=96, n_positions=CONTEXT)
-    lm = LoadedModel(model=model, tokenizer=tokenizer, family=family_of(model), name="tiny",
-                     device=torch.device("cpu"), dtype=torch.float32)
-    sae = build_sae(96, d_sae=1536, hook_name="blocks.1.hook_resid_post", architecture="topk",
-                    k=20)
+    lm = LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        family=family_of(model),
+        name="tiny",
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
+    sae = build_sae(96, d_sae=1536, hook_name="blocks.1.hook_resid_post", architecture="topk", k=20)
     return attach_sae(lm, sae), "random-demo-shape"
 
 
@@ -52,8 +80,10 @@ def _documents() -> tuple[list[str], str]:
         return [d.text for d in load_documents()], "demo-corpus"
     except CorpusNotInstalledError:  # synthetic words are enough for a throughput ratio
         rng = random.Random(0)
-        return [" ".join(rng.choice(SYNTHETIC_WORDS) for _ in range(rng.randint(50, 400)))
-                for _ in range(600)], "synthetic"
+        return [
+            " ".join(rng.choice(SYNTHETIC_WORDS) for _ in range(rng.randint(50, 400)))
+            for _ in range(600)
+        ], "synthetic"
 
 
 def run() -> list[dict]:
@@ -69,9 +99,12 @@ def _measure() -> list[dict]:
     docs, corpus = _documents()
     windows = make_windows(att.lm, docs, context=CONTEXT, tokens=N_TOKENS)
     cut = hook_baseline_model(att.lm, att.hook.layer)
-    batches = [windows.batch(list(range(b, min(b + BATCH, len(windows)))),
-                             att.lm.pad_token_id, att.lm.device)
-               for b in range(0, len(windows), BATCH)]
+    batches = [
+        windows.batch(
+            list(range(b, min(b + BATCH, len(windows)))), att.lm.pad_token_id, att.lm.device
+        )
+        for b in range(0, len(windows), BATCH)
+    ]
 
     def ours() -> None:
         index_corpus(att, docs, context=CONTEXT, tokens=N_TOKENS, batch_size=BATCH)
@@ -80,8 +113,9 @@ def _measure() -> list[dict]:
         with torch.inference_mode():
             for ids, real in batches:
                 mask = None if bool(real.all()) else real.long()
-                hidden = cut(input_ids=ids, attention_mask=mask,
-                             use_cache=False).last_hidden_state  # [b, pos, d]
+                hidden = cut(
+                    input_ids=ids, attention_mask=mask, use_cache=False
+                ).last_hidden_state  # [b, pos, d]
                 att.sae.encode(hidden)
 
     bare()  # warm up
@@ -94,11 +128,20 @@ def _measure() -> list[dict]:
     ratio = statistics.median(t_ours) / statistics.median(t_bare)
     meta = {"model": which, "corpus": corpus, "tokens": windows.n_tokens}
     return [
-        {"name": "index_overhead_engine", "value": round(ratio, 3), "unit": "ratio",
-         "target": "<= 1.30", **meta},
-        {"name": "index_engine_tokens_per_s",
-         "value": round(windows.n_tokens / statistics.median(t_ours), 1), "unit": "tokens/s",
-         "target": None, **meta},
+        {
+            "name": "index_overhead_engine",
+            "value": round(ratio, 3),
+            "unit": "ratio",
+            "target": "<= 1.30",
+            **meta,
+        },
+        {
+            "name": "index_engine_tokens_per_s",
+            "value": round(windows.n_tokens / statistics.median(t_ours), 1),
+            "unit": "tokens/s",
+            "target": None,
+            **meta,
+        },
     ]
 
 

@@ -44,15 +44,34 @@ def _fallback() -> tuple[LoadedModel, object, str]:
 
         tok = build_tokenizer()
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=128, n_layer=4,
-                                  n_head=4, bos_token_id=tok.bos_token_id,
-                                  eos_token_id=tok.eos_token_id)
+    cfg = transformers.GPT2Config(
+        vocab_size=len(tok),
+        n_positions=128,
+        n_embd=128,
+        n_layer=4,
+        n_head=4,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = transformers.GPT2LMHeadModel(cfg).eval().requires_grad_(False)
-    lm = LoadedModel(model=model, tokenizer=tok, family=family_of(model), name="random-demo-shape",
-                     device=torch.device("cpu"), dtype=torch.float32)
-    sae = SAE.from_dict(TopKSAEConfig(
-        d_in=128, d_sae=1536, k=24, dtype="float32", device="cpu",
-        metadata=SAEMetadata(hook_name="blocks.2.hook_resid_post", prepend_bos=True)).to_dict())
+    lm = LoadedModel(
+        model=model,
+        tokenizer=tok,
+        family=family_of(model),
+        name="random-demo-shape",
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
+    sae = SAE.from_dict(
+        TopKSAEConfig(
+            d_in=128,
+            d_sae=1536,
+            k=24,
+            dtype="float32",
+            device="cpu",
+            metadata=SAEMetadata(hook_name="blocks.2.hook_resid_post", prepend_bos=True),
+        ).to_dict()
+    )
     return lm, sae.eval(), "random weights, demo recipe shape"
 
 
@@ -100,21 +119,33 @@ def _paired(a, b, pairs: int) -> tuple[float, float, float]:
 def _steer_overhead(att) -> tuple[float, float, float]:
     plain, steered = _spec(), _spec([Intervention(3, 8.0)])
     generate(att, PROMPT, steered)  # warm-up
-    return _paired(lambda: _tokens(generate(att, PROMPT, plain)),
-                   lambda: _tokens(generate(att, PROMPT, steered)), REPEATS)
+    return _paired(
+        lambda: _tokens(generate(att, PROMPT, plain)),
+        lambda: _tokens(generate(att, PROMPT, steered)),
+        REPEATS,
+    )
 
 
 def _batch_gain(att, n_requests: int = 8) -> tuple[float, float, float]:
-    prompts = [PROMPT, "She said", "A quick brown fox", "In the morning the",
-               "He was born in", "The committee", "It is not", "They went to the"]
+    prompts = [
+        PROMPT,
+        "She said",
+        "A quick brown fox",
+        "In the morning the",
+        "He was born in",
+        "The committee",
+        "It is not",
+        "They went to the",
+    ]
     specs = [_spec([Intervention(3 + i, 4.0 + i)], seed=i) for i in range(n_requests)]
 
     with BatchScheduler(att.lm, stop_ids=()) as scheduler:
         submit(scheduler, att, PROMPT, specs[0]).result()  # warm-up
 
         def run(k: int) -> int:
-            handles = [submit(scheduler, att, prompts[i % len(prompts)], specs[i])
-                       for i in range(k)]
+            handles = [
+                submit(scheduler, att, prompts[i % len(prompts)], specs[i]) for i in range(k)
+            ]
             return sum(_tokens(h.result()) for h in handles)
 
         return _paired(lambda: run(1), lambda: run(n_requests), 3)
@@ -127,11 +158,20 @@ def run() -> list[dict]:
         gain, one, many = _batch_gain(att)
     note = f"{source}; 1 CPU thread"
     return [
-        {"name": "steer_overhead", "value": round(overhead, 3), "unit": "ratio",
-         "target": ">= 0.90",
-         "detail": f"{steered:.0f} vs {plain:.0f} tok/s (2 rows, {NEW_TOKENS} new); {note}"},
-        {"name": "batch_gain_8", "value": round(gain, 3), "unit": "ratio", "target": ">= 3.0",
-         "detail": f"{many:.0f} vs {one:.0f} tok/s (8 requests x 2 rows vs 1); {note}"},
+        {
+            "name": "steer_overhead",
+            "value": round(overhead, 3),
+            "unit": "ratio",
+            "target": ">= 0.90",
+            "detail": f"{steered:.0f} vs {plain:.0f} tok/s (2 rows, {NEW_TOKENS} new); {note}",
+        },
+        {
+            "name": "batch_gain_8",
+            "value": round(gain, 3),
+            "unit": "ratio",
+            "target": ">= 3.0",
+            "detail": f"{many:.0f} vs {one:.0f} tok/s (8 requests x 2 rows vs 1); {note}",
+        },
     ]
 
 

@@ -34,9 +34,17 @@ def run() -> list[dict]:
             labels = offline_labels(stats, examples, facts, vocab, windows.has_bos)
             times.append(time.perf_counter() - t)
     best = min(times)
-    return [{"name": "offline_explain_features_per_s", "value": round(len(labels) / best, 1),
-             "unit": "features/s", "target": ">= 1000", "features": len(labels),
-             "examples": len(examples), "sample": labels[int(stats.count.argmax())]}]
+    return [
+        {
+            "name": "offline_explain_features_per_s",
+            "value": round(len(labels) / best, 1),
+            "unit": "features/s",
+            "target": ">= 1000",
+            "features": len(labels),
+            "examples": len(examples),
+            "sample": labels[int(stats.count.argmax())],
+        }
+    ]
 
 
 if __name__ == "__main__":

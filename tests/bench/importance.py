@@ -43,24 +43,40 @@ def run() -> list[dict]:
                 bins.setdefault(ref.feature, {}).setdefault(ref.bin, []).append(ids)
         chosen = sorted(top, key=lambda f: -len(top[f]) - sum(map(len, bins.get(f, {}).values())))
         chosen = sorted(chosen[:N_FEATURES])
-        contexts = {f: choose_contexts(top[f], [b for _, b in sorted(bins.get(f, {}).items())])
-                    for f in chosen}
+        contexts = {
+            f: choose_contexts(top[f], [b for _, b in sorted(bins.get(f, {}).items())])
+            for f in chosen
+        }
         feature_stats = {}
         for f in chosen:  # as the worker builds them from the stored Feature row
             edges, counts = stats.histogram(f)
             feature_stats[f] = FeatureStats(
                 mean=float(stats.density[f] * stats.mean[f]),
-                samples=activation_pool(density=float(stats.density[f]), hist_edges=edges.tolist(),
-                                        hist_counts=counts.tolist(), seed=f))
+                samples=activation_pool(
+                    density=float(stats.density[f]),
+                    hist_edges=edges.tolist(),
+                    hist_counts=counts.tolist(),
+                    seed=f,
+                ),
+            )
         t = time.perf_counter()
         results = feature_importance(att, contexts, stats=feature_stats)
         seconds = time.perf_counter() - t
     n_ctx = [r.n_contexts for r in results]
-    return [{"name": "importance_features_per_min", "value": round(len(results) / seconds * 60, 1),
-             "unit": "features/min", "target": None, "features": len(results),
-             "contexts_per_feature": f"{min(n_ctx)}-{max(n_ctx)} (max {DEFAULT_MAX_CONTEXTS})",
-             "tokens_per_context": 128, "methods": ["zero", "mean", "resample"],
-             "threads": 1, "seconds": round(seconds, 2)}]
+    return [
+        {
+            "name": "importance_features_per_min",
+            "value": round(len(results) / seconds * 60, 1),
+            "unit": "features/min",
+            "target": None,
+            "features": len(results),
+            "contexts_per_feature": f"{min(n_ctx)}-{max(n_ctx)} (max {DEFAULT_MAX_CONTEXTS})",
+            "tokens_per_context": 128,
+            "methods": ["zero", "mean", "resample"],
+            "threads": 1,
+            "seconds": round(seconds, 2),
+        }
+    ]
 
 
 if __name__ == "__main__":

@@ -39,8 +39,12 @@ BATCH = 32
 
 def _env(var_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
-    env.update(EXPLORER_VAR_DIR=str(var_dir), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONUNBUFFERED="1")
+    env.update(
+        EXPLORER_VAR_DIR=str(var_dir),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
     from explorer.core import embedded
 
     os.environ["EXPLORER_VAR_DIR"] = str(var_dir)
@@ -49,8 +53,14 @@ def _env(var_dir: Path) -> dict[str, str]:
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout
 
 
@@ -58,11 +68,31 @@ def _workers(env: dict[str, str], n: int, log_dir: Path) -> list[subprocess.Pope
     procs = []
     for i in range(n):
         log = open(log_dir / f"worker{i}.log", "ab")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "-Q", "index",
-             "--concurrency", "1", "-n", f"bench{i}-{os.getpid()}@%h", "--without-mingle",
-             "--without-gossip"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.celery",
+                    "worker",
+                    "-Q",
+                    "index",
+                    "--concurrency",
+                    "1",
+                    "-n",
+                    f"bench{i}-{os.getpid()}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     return procs
 
 
@@ -77,8 +107,18 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 def _timed_index(env: dict[str, str], *args: str) -> float:
     start = time.perf_counter()
-    _manage(env, "index_sae", "demo/demo", "--corpus", "demo", "--context", str(CONTEXT),
-            "--batch-size", str(BATCH), *args)
+    _manage(
+        env,
+        "index_sae",
+        "demo/demo",
+        "--corpus",
+        "demo",
+        "--context",
+        str(CONTEXT),
+        "--batch-size",
+        str(BATCH),
+        *args,
+    )
     return time.perf_counter() - start
 
 
@@ -87,8 +127,10 @@ def _query(env: dict[str, str], code: str) -> dict:
 
 
 def _wait_for_map(env: dict[str, str], timeout: float = 300) -> None:
-    code = ("import json; from explorer.saes.models import Feature; "
-            "print(json.dumps({'n': Feature.objects.filter(map_x__isnull=True).count()}))")
+    code = (
+        "import json; from explorer.saes.models import Feature; "
+        "print(json.dumps({'n': Feature.objects.filter(map_x__isnull=True).count()}))"
+    )
     deadline = time.monotonic() + timeout
     while _query(env, code)["n"] and time.monotonic() < deadline:
         time.sleep(2)
@@ -105,16 +147,20 @@ def _bare() -> Any:
         att = demo_attached()
         windows = make_windows(att.lm, iter_documents("demo"), context=CONTEXT, tokens=TOKENS)
         cut = hook_baseline_model(att.lm, att.hook.layer)
-        batches = [windows.batch(list(range(b, min(b + BATCH, len(windows)))),
-                                 att.lm.pad_token_id, att.lm.device)
-                   for b in range(0, len(windows), BATCH)]
+        batches = [
+            windows.batch(
+                list(range(b, min(b + BATCH, len(windows)))), att.lm.pad_token_id, att.lm.device
+            )
+            for b in range(0, len(windows), BATCH)
+        ]
 
         def bare() -> None:
             with torch.inference_mode():
                 for ids, real in batches:
                     mask = None if bool(real.all()) else real.long()
-                    hidden = cut(input_ids=ids, attention_mask=mask,
-                                 use_cache=False).last_hidden_state  # [b, pos, d]
+                    hidden = cut(
+                        input_ids=ids, attention_mask=mask, use_cache=False
+                    ).last_hidden_state  # [b, pos, d]
                     att.sae.encode(hidden)
 
         bare()  # warm up
@@ -148,15 +194,19 @@ def run() -> list[dict]:
             bares.append(timed_bare())
             one.append(_timed_index(env, "--tokens", str(TOKENS)))
         bare = min(bares)
-        stats = _query(env, (
-            "import json; from django.db import connection; "
-            "from explorer.saes.models import IndexRun, Example; "
-            "r = IndexRun.objects.filter(status='done').order_by('-created').first(); "
-            "c = connection.cursor(); "
-            "c.execute(\"SELECT pg_total_relation_size('saes_example')\"); "
-            "size = c.fetchone()[0]; n = Example.objects.count(); "
-            "print(json.dumps({'timings': r.timings, 'examples': r.options['examples'], "
-            "'size': size, 'rows': n}))"))
+        stats = _query(
+            env,
+            (
+                "import json; from django.db import connection; "
+                "from explorer.saes.models import IndexRun, Example; "
+                "r = IndexRun.objects.filter(status='done').order_by('-created').first(); "
+                "c = connection.cursor(); "
+                "c.execute(\"SELECT pg_total_relation_size('saes_example')\"); "
+                "size = c.fetchone()[0]; n = Example.objects.count(); "
+                "print(json.dumps({'timings': r.timings, 'examples': r.options['examples'], "
+                "'size': size, 'rows': n}))"
+            ),
+        )
         workers += _workers(env, 1, var_dir)
         time.sleep(3)
         _timed_index(env, "--tokens", "20000", "--shards", "2")  # warm the new worker
@@ -170,17 +220,40 @@ def run() -> list[dict]:
     t_one, t_two = min(one), min(two)
     meta = {"model": "demo", "corpus": "demo", "tokens": n_tokens}
     return [
-        {"name": "index_overhead", "value": round(t_one / bare, 3), "unit": "ratio",
-         "target": "<= 1.30", "command_s": round(t_one, 2), "bare_s": round(bare, 2),
-         "phases_s": {k: round(v, 2) for k, v in stats["timings"].items()}, **meta},
-        {"name": "index_shard_speedup_2", "value": round(t_one / t_two, 3), "unit": "ratio",
-         "target": None, "one_worker_s": round(t_one, 2), "two_workers_s": round(t_two, 2),
-         **meta},
-        {"name": "ingest_examples_per_s",
-         "value": round(stats["examples"] / max(stats["timings"]["store_s"], 1e-9), 1),
-         "unit": "examples/s", "target": None, "examples": stats["examples"]},
-        {"name": "bytes_per_example", "value": round(stats["size"] / max(stats["rows"], 1), 1),
-         "unit": "bytes", "target": None, "rows": stats["rows"], "context": CONTEXT},
+        {
+            "name": "index_overhead",
+            "value": round(t_one / bare, 3),
+            "unit": "ratio",
+            "target": "<= 1.30",
+            "command_s": round(t_one, 2),
+            "bare_s": round(bare, 2),
+            "phases_s": {k: round(v, 2) for k, v in stats["timings"].items()},
+            **meta,
+        },
+        {
+            "name": "index_shard_speedup_2",
+            "value": round(t_one / t_two, 3),
+            "unit": "ratio",
+            "target": None,
+            "one_worker_s": round(t_one, 2),
+            "two_workers_s": round(t_two, 2),
+            **meta,
+        },
+        {
+            "name": "ingest_examples_per_s",
+            "value": round(stats["examples"] / max(stats["timings"]["store_s"], 1e-9), 1),
+            "unit": "examples/s",
+            "target": None,
+            "examples": stats["examples"],
+        },
+        {
+            "name": "bytes_per_example",
+            "value": round(stats["size"] / max(stats["rows"], 1), 1),
+            "unit": "bytes",
+            "target": None,
+            "rows": stats["rows"],
+            "context": CONTEXT,
+        },
     ]
 
 

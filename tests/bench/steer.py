@@ -49,15 +49,21 @@ PROMPT = "The jury said that the city"
 
 
 def _wait_worker(env: dict, name: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    script = ("import sys; from workers.celery import app; "
-              f"r = app.control.ping(timeout=1) or []; sys.exit(0 if any({name!r} in next(iter(x)) "
-              "for x in r) else 1)")
+    script = (
+        "import sys; from workers.celery import app; "
+        f"r = app.control.ping(timeout=1) or []; sys.exit(0 if any({name!r} in next(iter(x)) "
+        "for x in r) else 1)"
+    )
 
     def answers_ping() -> bool:
         if process.poll() is not None:
             raise RuntimeError("worker exited")
-        return subprocess.run([sys.executable, "-c", script], check=False, env=env, cwd=REPO,
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                [sys.executable, "-c", script], check=False, env=env, cwd=REPO, capture_output=True
+            ).returncode
+            == 0
+        )
 
     wait_until(answers_ping, timeout=timeout, interval=0.5, message="worker did not answer a ping")
 
@@ -80,25 +86,79 @@ def stack():
             conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
             conn.execute(f'CREATE DATABASE "{db}"')
         env = {k: v for k, v in os.environ.items() if not k.endswith(("_URL", "_URL_FILE"))}
-        env.update(DJANGO_SETTINGS_MODULE="explorer.settings", DATABASE_URL=pg.url(db),
-                   REDIS_URL=redis.url(), SECRET_KEY="bench-" + "k" * 40, HTTPS="false",
-                   DEBUG="false", STATIC_ROOT=str(root / "static"), STEER_RATE_LIMIT="1000000",
-                   OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING")
+        env.update(
+            DJANGO_SETTINGS_MODULE="explorer.settings",
+            DATABASE_URL=pg.url(db),
+            REDIS_URL=redis.url(),
+            SECRET_KEY="bench-" + "k" * 40,
+            HTTPS="false",
+            DEBUG="false",
+            STATIC_ROOT=str(root / "static"),
+            STEER_RATE_LIMIT="1000000",
+            OMP_NUM_THREADS="1",
+            PYTHONUNBUFFERED="1",
+            LOG_LEVEL="WARNING",
+        )
         for argv in (["migrate", "--noinput"], ["add_sae", "--model", "demo", "--sae", "demo"]):
-            subprocess.run([sys.executable, "manage.py", *argv], env=env, cwd=REPO, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "manage.py", *argv],
+                env=env,
+                cwd=REPO,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         log = open(root / "stack.log", "ab")  # noqa: SIM115 - closed with the processes
         name = f"bench-steer-{os.getpid()}"
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery", "worker", "-Q", "live.demo",
-             "--concurrency", "1", "-n", f"{name}@%h", "--without-mingle", "--without-gossip",
-             "--loglevel", "WARNING"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.celery",
+                    "worker",
+                    "-Q",
+                    "live.demo",
+                    "--concurrency",
+                    "1",
+                    "-n",
+                    f"{name}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         port = embedded.free_port()
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "off", "--no-access-log"],
-            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "explorer.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--lifespan",
+                    "off",
+                    "--no-access-log",
+                ],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120, process=procs[1])
         _wait_worker(env, name, procs[0])
         yield port
@@ -119,11 +179,20 @@ def stack():
 # --------------------------------------------------------------------------- the client
 
 
-def message(gen, *, seed: int, n: int, prompt: str = PROMPT, strength: float = 6.0,
-            temperature: float = 0.8) -> dict:
-    return {"type": "steer", "gen": gen, "model": "demo", "prompt": prompt,
-            "features": [{"sae": "demo", "index": 5, "strength": strength, "mode": "add"}],
-            "temperature": temperature, "top_p": 0.95, "seed": seed, "max_new_tokens": n}
+def message(
+    gen, *, seed: int, n: int, prompt: str = PROMPT, strength: float = 6.0, temperature: float = 0.8
+) -> dict:
+    return {
+        "type": "steer",
+        "gen": gen,
+        "model": "demo",
+        "prompt": prompt,
+        "features": [{"sae": "demo", "index": 5, "strength": strength, "mode": "add"}],
+        "temperature": temperature,
+        "top_p": 0.95,
+        "seed": seed,
+        "max_new_tokens": n,
+    }
 
 
 class Session:
@@ -137,8 +206,11 @@ class Session:
     async def __aenter__(self):
         from websockets.asyncio.client import connect
 
-        self.ws = await connect(f"ws://127.0.0.1:{self.port}/ws/steer/",
-                                origin=f"http://127.0.0.1:{self.port}", max_queue=None)
+        self.ws = await connect(
+            f"ws://127.0.0.1:{self.port}/ws/steer/",
+            origin=f"http://127.0.0.1:{self.port}",
+            max_queue=None,
+        )
         self.reader = asyncio.get_running_loop().create_task(self._read())
         return self
 
@@ -152,8 +224,10 @@ class Session:
             now = time.perf_counter()
             gen = frame.get("gen")
             self.frames.setdefault(gen, []).append((now, frame))
-            ended = frame["type"] == "error" or (frame["type"] == "done" and sum(
-                f["type"] == "done" for _, f in self.frames[gen]) == 2)
+            ended = frame["type"] == "error" or (
+                frame["type"] == "done"
+                and sum(f["type"] == "done" for _, f in self.frames[gen]) == 2
+            )
             if ended:
                 self.done.setdefault(gen, asyncio.Event()).set()
 
@@ -191,8 +265,13 @@ async def ttft(port: int, att, n: int = 30) -> list[float]:
             sent = await s.send(msg)
             frames = await s.finished(msg["gen"])
             first = next(t for t, f in frames if f["type"] == "delta" and f["row"] == "steered")
-            spec = SteerSpec((Intervention(5, 6.0),), temperature=0.8, top_p=0.95,
-                             seed=msg["seed"], max_new_tokens=4)
+            spec = SteerSpec(
+                (Intervention(5, 6.0),),
+                temperature=0.8,
+                top_p=0.95,
+                seed=msg["seed"],
+                max_new_tokens=4,
+            )
             seen: list[float] = []
 
             def on_token(row: str, _token: int, _text: str, seen: list[float] = seen) -> None:
@@ -207,8 +286,9 @@ async def ttft(port: int, att, n: int = 30) -> list[float]:
     return overheads
 
 
-async def concurrency(port: int, *, temperature: float, sessions: int = 16, n: int = 48,
-                      pairs: int = 5) -> float:
+async def concurrency(
+    port: int, *, temperature: float, sessions: int = 16, n: int = 48, pairs: int = 5
+) -> float:
     """Median over `pairs` of (16 concurrent sessions' tokens/s ÷ one session's), each pair
     measured back to back: this shared machine's load changes by 2-3x within a minute.
     Requests differ in strength by a hair, so none is served from the cache."""
@@ -216,8 +296,7 @@ async def concurrency(port: int, *, temperature: float, sessions: int = 16, n: i
 
     async def one(tag: str, s: Session) -> int:
         k = next(tweak)
-        msg = message(tag, seed=5000 + k, n=n, temperature=temperature,
-                      strength=6.0 + k * 1e-4)
+        msg = message(tag, seed=5000 + k, n=n, temperature=temperature, strength=6.0 + k * 1e-4)
         await s.send(msg)
         return _tokens(await s.finished(msg["gen"]))
 
@@ -233,8 +312,9 @@ async def concurrency(port: int, *, temperature: float, sessions: int = 16, n: i
                 tokens += await one(f"c{temperature}-{p}-1-{k}", socks[0])
             single = tokens / (time.perf_counter() - t0)
             t0 = time.perf_counter()
-            counts = await asyncio.gather(*(one(f"c{temperature}-{p}-n-{k}", s)
-                                            for k, s in enumerate(socks)))
+            counts = await asyncio.gather(
+                *(one(f"c{temperature}-{p}-n-{k}", s) for k, s in enumerate(socks))
+            )
             ratios.append(sum(counts) / (time.perf_counter() - t0) / single)
     finally:
         for s in socks:
@@ -247,8 +327,11 @@ async def supersede(port: int, reps: int = 20) -> list[float]:
     async with Session(port) as s:
         for r in range(reps):
             old, new = f"sa{r}", f"sb{r}"
-            await s.send(message(old, seed=7000 + r, n=100, prompt="It", temperature=0.0,
-                                 strength=float(r + 1)))
+            await s.send(
+                message(
+                    old, seed=7000 + r, n=100, prompt="It", temperature=0.0, strength=float(r + 1)
+                )
+            )
             while not any(f["type"] == "delta" for _, f in s.frames.get(old, [])):
                 await asyncio.sleep(0.001)
             sent = await s.send(message(new, seed=8000 + r, n=4))
@@ -310,8 +393,9 @@ def decode_step_ms(att, steps: int = 48) -> float:
     return statistics.median(times)
 
 
-def engine_gain(att, *, temperature: float, sessions: int = 16, n: int = 48,
-                pairs: int = 5) -> float:
+def engine_gain(
+    att, *, temperature: float, sessions: int = 16, n: int = 48, pairs: int = 5
+) -> float:
     """The engine's own gain for the same load, in this process (one torch thread): the
     ceiling of steer_concurrency_gain_16 on this machine at this moment."""
     from tests.bench._engine import one_torch_thread
@@ -322,16 +406,29 @@ def engine_gain(att, *, temperature: float, sessions: int = 16, n: int = 48,
     def rate(jobs: int, seed: int) -> float:
         with BatchScheduler(att.lm, max_rows=64) as scheduler:
             t0 = time.perf_counter()
-            handles = [submit(scheduler, att, PROMPT, SteerSpec(
-                (Intervention(5, 6.0 + k * 1e-4),), temperature=temperature, top_p=0.95,
-                seed=seed + k, max_new_tokens=n)) for k in range(jobs)]
+            handles = [
+                submit(
+                    scheduler,
+                    att,
+                    PROMPT,
+                    SteerSpec(
+                        (Intervention(5, 6.0 + k * 1e-4),),
+                        temperature=temperature,
+                        top_p=0.95,
+                        seed=seed + k,
+                        max_new_tokens=n,
+                    ),
+                )
+                for k in range(jobs)
+            ]
             results = [h.result() for h in handles]
             took = time.perf_counter() - t0
         return sum(len(r.default.tokens) + len(r.steered.tokens) for r in results) / took
 
     with one_torch_thread():
-        return statistics.median(rate(sessions, 100 * p) / rate(1, 100 * p + 50)
-                                 for p in range(pairs))
+        return statistics.median(
+            rate(sessions, 100 * p) / rate(1, 100 * p + 50) for p in range(pairs)
+        )
 
 
 def run() -> list[dict]:
@@ -356,23 +453,56 @@ def run() -> list[dict]:
     ceiling_sampled = engine_gain(att, temperature=0.8)
     q = statistics.quantiles(over, n=20)
     return [
-        {"name": "steer_ttft_overhead_ms_p50", "value": round(statistics.median(over), 1),
-         "unit": "ms", "target": "<= 25"},
-        {"name": "steer_ttft_overhead_ms_p95", "value": round(q[18], 1), "unit": "ms",
-         "target": None},
-        {"name": "steer_concurrency_gain_16", "value": round(gain, 2), "unit": "x",
-         "target": ">= 3.0"},
-        {"name": "steer_engine_gain_16", "value": round(ceiling, 2), "unit": "x",
-         "target": None},
-        {"name": "steer_concurrency_gain_16_sampled", "value": round(sampled, 2), "unit": "x",
-         "target": None},
-        {"name": "steer_engine_gain_16_sampled", "value": round(ceiling_sampled, 2), "unit": "x",
-         "target": None},
-        {"name": "steer_supersede_ms_p50", "value": round(statistics.median(sup), 1), "unit": "ms",
-         "target": f"<= {step + 20:.1f} (one decode step {step:.1f} ms + 20)"},
-        {"name": "steer_supersede_ms_max", "value": round(max(sup), 1), "unit": "ms",
-         "target": None, "repeats": len(sup)},
+        {
+            "name": "steer_ttft_overhead_ms_p50",
+            "value": round(statistics.median(over), 1),
+            "unit": "ms",
+            "target": "<= 25",
+        },
+        {
+            "name": "steer_ttft_overhead_ms_p95",
+            "value": round(q[18], 1),
+            "unit": "ms",
+            "target": None,
+        },
+        {
+            "name": "steer_concurrency_gain_16",
+            "value": round(gain, 2),
+            "unit": "x",
+            "target": ">= 3.0",
+        },
+        {"name": "steer_engine_gain_16", "value": round(ceiling, 2), "unit": "x", "target": None},
+        {
+            "name": "steer_concurrency_gain_16_sampled",
+            "value": round(sampled, 2),
+            "unit": "x",
+            "target": None,
+        },
+        {
+            "name": "steer_engine_gain_16_sampled",
+            "value": round(ceiling_sampled, 2),
+            "unit": "x",
+            "target": None,
+        },
+        {
+            "name": "steer_supersede_ms_p50",
+            "value": round(statistics.median(sup), 1),
+            "unit": "ms",
+            "target": f"<= {step + 20:.1f} (one decode step {step:.1f} ms + 20)",
+        },
+        {
+            "name": "steer_supersede_ms_max",
+            "value": round(max(sup), 1),
+            "unit": "ms",
+            "target": None,
+            "repeats": len(sup),
+        },
         {"name": "steer_decode_step_ms", "value": round(step, 2), "unit": "ms", "target": None},
-        {"name": "steer_lost_or_reordered", "value": lost, "unit": "tokens", "target": "== 0",
-         "generations": GENERATIONS},
+        {
+            "name": "steer_lost_or_reordered",
+            "value": lost,
+            "unit": "tokens",
+            "target": "== 0",
+            "generations": GENERATIONS,
+        },
     ]

@@ -38,9 +38,20 @@ def _start(var_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
     env.update(EXPLORER_VAR_DIR=str(var_dir), STATIC_ROOT=str(var_dir / "static"))
     started = time.monotonic()
     demo = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--port", str(port), "--allow-missing-frontend",
-         "--index-tokens", "0"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "manage.py",
+            "demo",
+            "--port",
+            str(port),
+            "--allow-missing-frontend",
+            "--index-tokens",
+            "0",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
     def healthy() -> bool:

@@ -14,12 +14,15 @@ from tests.builders import build_indexed_sae
 pytestmark = pytest.mark.e2e
 
 
-
 @pytest.fixture
 def indexed(transactional_db):
     built = build_indexed_sae(d_sae=48, examples_per_feature=6, context=40)
-    explanation_create(feature=built.features[3], text="sitting animals and the mats they sit on",
-                       method="offline", score=0.71)
+    explanation_create(
+        feature=built.features[3],
+        text="sitting animals and the mats they sit on",
+        method="offline",
+        score=0.71,
+    )
     explanation_create(feature=built.features[4], text="the word 'dog'", method="offline")
     return built
 
@@ -35,7 +38,9 @@ def open_feature(browser_page, live_server_url, path="/tiny/res-1/3/", wait_unti
     return page
 
 
-def test_it_renders_the_histogram_logit_bars_and_examples(browser_page, live_server_url, indexed, tmp_path):
+def test_it_renders_the_histogram_logit_bars_and_examples(
+    browser_page, live_server_url, indexed, tmp_path
+):
     page = open_feature(browser_page, live_server_url)
     assert page.locator('[data-chart="histogram"] svg.histogram rect.bar').count() == 4
     assert page.locator('[data-chart="logits"] .logit-col--positive .logit-row').count() == 3
@@ -43,22 +48,30 @@ def test_it_renders_the_histogram_logit_bars_and_examples(browser_page, live_ser
     assert page.locator('[data-chart="examples"] .token-strip').count() == 7
     assert page.locator('[data-chart="examples"] .token--max').count() == 7
     assert page.locator("[data-chart-error]").count() == 0
-    assert page.locator(".explanations >> text=sitting animals and the mats they sit on").count() == 1
+    assert (
+        page.locator(".explanations >> text=sitting animals and the mats they sit on").count() == 1
+    )
     shot = browser_page.screenshot("feature-page")
     shutil.copy(shot, tmp_path / "feature-page.png")
     assert errors(browser_page) == []
     assert browser_page.failed_requests == []
 
 
-def test_the_server_rendered_strips_do_not_move_when_the_script_redraws_them(browser_page, live_server_url, indexed):
+def test_the_server_rendered_strips_do_not_move_when_the_script_redraws_them(
+    browser_page, live_server_url, indexed
+):
     page = browser_page.page
     page.route("**/static/assets/*.js", lambda route: route.abort())
     page.goto(live_server_url + "/tiny/res-1/3/", wait_until="load")
-    before = page.eval_on_selector_all(".example .token", "els => els.map(e => e.getAttribute('style') + e.textContent)")
+    before = page.eval_on_selector_all(
+        ".example .token", "els => els.map(e => e.getAttribute('style') + e.textContent)"
+    )
     box_before = page.locator(".examples").bounding_box()
     page.unroute("**/static/assets/*.js")
     open_feature(browser_page, live_server_url)
-    after = page.eval_on_selector_all(".example .token", "els => els.map(e => e.getAttribute('style') + e.textContent)")
+    after = page.eval_on_selector_all(
+        ".example .token", "els => els.map(e => e.getAttribute('style') + e.textContent)"
+    )
     assert [s.replace(" ", "") for s in before] == [s.replace(" ", "") for s in after]
     assert page.locator(".examples").bounding_box()["y"] == box_before["y"]
 
@@ -81,7 +94,9 @@ def test_a_script_token_is_shown_as_text(browser_page, live_server_url, indexed)
     assert page.evaluate("window.__pwned === undefined")
 
 
-def test_the_arrow_keys_move_between_features_and_r_picks_a_random_one(browser_page, live_server_url, indexed):
+def test_the_arrow_keys_move_between_features_and_r_picks_a_random_one(
+    browser_page, live_server_url, indexed
+):
     page = open_feature(browser_page, live_server_url)
     page.keyboard.press("ArrowRight")
     page.wait_for_url("**/tiny/res-1/4/")
@@ -92,7 +107,9 @@ def test_the_arrow_keys_move_between_features_and_r_picks_a_random_one(browser_p
     assert errors(browser_page) == []
 
 
-def test_the_context_toggle_redraws_in_place_and_keeps_the_width_in_the_url(browser_page, live_server_url, indexed):
+def test_the_context_toggle_redraws_in_place_and_keeps_the_width_in_the_url(
+    browser_page, live_server_url, indexed
+):
     page = open_feature(browser_page, live_server_url)
     count16 = page.locator(".example .token").count()
     page.click('[data-context-width="5"]')
@@ -111,7 +128,9 @@ def test_a_dead_feature_says_so(browser_page, live_server_url, indexed):
 
 def test_the_embed_renders_without_site_chrome(browser_page, live_server_url, indexed, tmp_path):
     page = browser_page.page
-    page.set_content(f'<iframe src="{live_server_url}/tiny/res-1/3/?embed=1&test=1" width="800" height="900"></iframe>')
+    page.set_content(
+        f'<iframe src="{live_server_url}/tiny/res-1/3/?embed=1&test=1" width="800" height="900"></iframe>'
+    )
     frame = page.frame_locator("iframe")
     frame.locator('[data-chart="histogram"] svg.histogram').wait_for()
     assert frame.locator(".site-header").count() == 0
@@ -120,7 +139,9 @@ def test_the_embed_renders_without_site_chrome(browser_page, live_server_url, in
     shutil.copy(shot, tmp_path / "feature-embed.png")
 
 
-@pytest.mark.parametrize("browser_options", [{"color_scheme": "dark", "viewport": {"width": 1280, "height": 900}}])
+@pytest.mark.parametrize(
+    "browser_options", [{"color_scheme": "dark", "viewport": {"width": 1280, "height": 900}}]
+)
 def test_the_feature_page_in_dark_mode(browser_page, live_server_url, indexed, tmp_path):
     page = open_feature(browser_page, live_server_url)
     assert page.get_attribute("html", "data-theme") == "dark"
@@ -129,10 +150,16 @@ def test_the_feature_page_in_dark_mode(browser_page, live_server_url, indexed, t
     assert errors(browser_page) == []
 
 
-@pytest.mark.parametrize("browser_options", [{"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}])
+@pytest.mark.parametrize(
+    "browser_options",
+    [{"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}],
+)
 def test_the_feature_page_fits_a_phone(browser_page, live_server_url, indexed):
     page = open_feature(browser_page, live_server_url)
-    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    assert (
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        <= 0
+    )
     browser_page.screenshot("feature-page-phone")
 
 
@@ -146,8 +173,9 @@ def demo_indexed(transactional_db):
 
 
 @pytest.mark.integration
-def test_testing_your_text_highlights_its_tokens_in_place(browser_page, live_server_url, demo_indexed,
-                                                          celery_worker_proc, tmp_path):
+def test_testing_your_text_highlights_its_tokens_in_place(
+    browser_page, live_server_url, demo_indexed, celery_worker_proc, tmp_path
+):
     page = open_feature(browser_page, live_server_url, "/demo/demo/3/")
     page.fill("#test-text", "The cat sat on the mat.")
     page.click(".test-form button[type=submit]")
@@ -164,9 +192,13 @@ def test_testing_your_text_highlights_its_tokens_in_place(browser_page, live_ser
 
 
 @pytest.mark.integration
-def test_a_shared_test_text_runs_when_the_page_opens(browser_page, live_server_url, demo_indexed, celery_worker_proc):
+def test_a_shared_test_text_runs_when_the_page_opens(
+    browser_page, live_server_url, demo_indexed, celery_worker_proc
+):
     # "load", not "networkidle": the test request is in flight while the worker runs it.
-    page = open_feature(browser_page, live_server_url, "/demo/demo/3/?text=A+river+bank.", wait_until="load")
+    page = open_feature(
+        browser_page, live_server_url, "/demo/demo/3/?text=A+river+bank.", wait_until="load"
+    )
     assert page.input_value("#test-text") == "A river bank."
     page.locator("[data-test-result][data-test-rendered]").wait_for(timeout=60_000)
 
@@ -179,11 +211,14 @@ def sign_in(page, live_server_url, next_path):
     page.wait_for_url(f"**{next_path}")
 
 
-def test_a_signed_in_reader_adds_an_explanation_and_the_feature_to_a_list(browser_page, live_server_url, indexed,
-                                                                          django_user_model):
+def test_a_signed_in_reader_adds_an_explanation_and_the_feature_to_a_list(
+    browser_page, live_server_url, indexed, django_user_model
+):
     from explorer.lists.models import FeatureList, FeatureListItem
 
-    alice = django_user_model.objects.create_user("alice", "alice@example.org", "correct horse battery")
+    alice = django_user_model.objects.create_user(
+        "alice", "alice@example.org", "correct horse battery"
+    )
     cats = FeatureList.objects.create(owner=alice, name="cats")
     page = browser_page.page
     sign_in(page, live_server_url, "/tiny/res-1/5/")
@@ -194,15 +229,21 @@ def test_a_signed_in_reader_adds_an_explanation_and_the_feature_to_a_list(browse
     page.fill("#list-note", "a note")
     page.click(".add-to-list button[type=submit]")
     page.locator("[data-list-status]", has_text="Added.").wait_for()
-    assert FeatureListItem.objects.filter(feature_list=cats, feature__index=5, note="a note").exists()
+    assert FeatureListItem.objects.filter(
+        feature_list=cats, feature__index=5, note="a note"
+    ).exists()
     assert errors(browser_page) == []
 
 
-def test_an_img_token_renders_as_text_after_the_scripts_ran(browser_page, live_server_url, transactional_db):
+def test_an_img_token_renders_as_text_after_the_scripts_ran(
+    browser_page, live_server_url, transactional_db
+):
     from tests.builders import make_language_model, make_sae
 
     evil = "<img src=x onerror=alert(1)>"
-    build_indexed_sae(sae=make_sae(make_language_model(slug="evil", source="evil-source", vocab=[evil, "a"])))
+    build_indexed_sae(
+        sae=make_sae(make_language_model(slug="evil", source="evil-source", vocab=[evil, "a"]))
+    )
     page = browser_page.page
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -227,19 +268,58 @@ def demo_really_indexed(transactional_db, celery_worker_proc, tmp_path):
     from workers.registration import sae_register_from_specs
 
     rng = random.Random(0)
-    words = ["the", "state", "of", "union", "was", "read", "to", "people", ".", "she", "said", "that", "weather",
-             "in", "city", "would", "be", "fine", ",", "and", "market", "rose", "by", "3", "percent", "on",
-             "monday", "while", "river", "ran", "high", "\n"]
+    words = [
+        "the",
+        "state",
+        "of",
+        "union",
+        "was",
+        "read",
+        "to",
+        "people",
+        ".",
+        "she",
+        "said",
+        "that",
+        "weather",
+        "in",
+        "city",
+        "would",
+        "be",
+        "fine",
+        ",",
+        "and",
+        "market",
+        "rose",
+        "by",
+        "3",
+        "percent",
+        "on",
+        "monday",
+        "while",
+        "river",
+        "ran",
+        "high",
+        "\n",
+    ]
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps({"text": " ".join(rng.choice(words) for _ in range(80))}) + "\n"
-                              for _ in range(60)))
+    corpus.write_text(
+        "".join(
+            json.dumps({"text": " ".join(rng.choice(words) for _ in range(80))}) + "\n"
+            for _ in range(60)
+        )
+    )
     sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
-    call_command("index_sae", "demo/demo", corpus=str(corpus), tokens=3000, context=32, batch_size=8)
+    call_command(
+        "index_sae", "demo/demo", corpus=str(corpus), tokens=3000, context=32, batch_size=8
+    )
     return Feature.objects.filter(sae=sae, dead=False).order_by("-density").first()
 
 
 @pytest.mark.integration
-def test_a_really_indexed_feature_renders(browser_page, live_server_url, demo_really_indexed, tmp_path):
+def test_a_really_indexed_feature_renders(
+    browser_page, live_server_url, demo_really_indexed, tmp_path
+):
     page = open_feature(browser_page, live_server_url, f"/demo/demo/{demo_really_indexed.index}/")
     assert page.locator('[data-chart="histogram"] svg.histogram rect.bar').count() > 0
     assert page.locator('[data-chart="examples"] .token-strip').count() > 0

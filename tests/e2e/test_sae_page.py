@@ -12,7 +12,6 @@ from tests.builders import build_indexed_sae
 pytestmark = pytest.mark.e2e
 
 
-
 @pytest.fixture
 def indexed(transactional_db):
     built = build_indexed_sae(d_sae=120)
@@ -71,7 +70,9 @@ def test_zooming_scales_the_points_layer(browser_page, live_server_url, indexed)
     box = stage.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, -400)
-    page.wait_for_function("document.querySelector('.feature-map g.points').getAttribute('transform')?.includes('scale')")
+    page.wait_for_function(
+        "document.querySelector('.feature-map g.points').getAttribute('transform')?.includes('scale')"
+    )
 
 
 def test_the_table_pages_forward_and_sorts(browser_page, live_server_url, indexed):
@@ -79,13 +80,18 @@ def test_the_table_pages_forward_and_sorts(browser_page, live_server_url, indexe
     assert page.locator(".feature-table tbody tr").count() == 50
     page.click("text=Next ›")
     page.wait_for_url("**after=49**")
-    assert page.locator(".feature-table tbody tr").first.locator("td").first.text_content().strip() == "#50"
+    assert (
+        page.locator(".feature-table tbody tr").first.locator("td").first.text_content().strip()
+        == "#50"
+    )
     page.click("th >> text=Max activation")
     page.wait_for_url("**sort=max**")
     assert page.locator("th[aria-sort]").count() == 1
 
 
-@pytest.mark.parametrize("browser_options", [{"color_scheme": "dark", "viewport": {"width": 1280, "height": 900}}])
+@pytest.mark.parametrize(
+    "browser_options", [{"color_scheme": "dark", "viewport": {"width": 1280, "height": 900}}]
+)
 def test_the_sae_page_in_dark_mode(browser_page, live_server_url, indexed, tmp_path):
     open_sae(browser_page, live_server_url)
     shot = browser_page.screenshot("sae-page-dark")
@@ -93,19 +99,32 @@ def test_the_sae_page_in_dark_mode(browser_page, live_server_url, indexed, tmp_p
     assert errors(browser_page) == []
 
 
-@pytest.mark.parametrize("browser_options", [{"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}])
+@pytest.mark.parametrize(
+    "browser_options",
+    [{"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}],
+)
 def test_the_sae_page_fits_a_phone(browser_page, live_server_url, indexed):
     page = open_sae(browser_page, live_server_url)
-    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    assert (
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        <= 0
+    )
     browser_page.screenshot("sae-page-phone")
 
 
 def test_index_progress_updates_while_a_run_is_active_and_the_page_reloads_when_it_ends(
-        browser_page, live_server_url, indexed):
+    browser_page, live_server_url, indexed
+):
     from explorer.saes.models import IndexRun
 
-    run = IndexRun.objects.create(sae=indexed.sae, corpus="demo", tokens=1000, tokens_total=1000, tokens_done=100,
-                                  status=IndexRun.Status.RUNNING)
+    run = IndexRun.objects.create(
+        sae=indexed.sae,
+        corpus="demo",
+        tokens=1000,
+        tokens_total=1000,
+        tokens_done=100,
+        status=IndexRun.Status.RUNNING,
+    )
     page = open_sae(browser_page, live_server_url)
     assert page.locator(".index-progress progress").get_attribute("value") == "100"
     IndexRun.objects.filter(pk=run.pk).update(tokens_done=600)
@@ -121,7 +140,9 @@ def large(transactional_db):
     return build_indexed_sae(d_sae=4500, examples_per_feature=1, dead_every=0)
 
 
-def test_a_large_map_draws_on_a_canvas_and_still_hovers_and_clicks(browser_page, live_server_url, large, tmp_path):
+def test_a_large_map_draws_on_a_canvas_and_still_hovers_and_clicks(
+    browser_page, live_server_url, large, tmp_path
+):
     page = open_sae(browser_page, live_server_url)
     canvas = page.locator("canvas.feature-map__canvas")
     assert canvas.count() == 1 and page.locator("circle.map-point").count() == 0
@@ -133,6 +154,8 @@ def test_a_large_map_draws_on_a_canvas_and_still_hovers_and_clicks(browser_page,
     tip = page.locator(".map-tooltip")
     tip.wait_for(state="visible")
     index = tip.locator("strong").text_content().lstrip("#")
-    shutil.copy(browser_page.screenshot("sae-page-canvas-map", full_page=False), tmp_path / "canvas-map.png")
+    shutil.copy(
+        browser_page.screenshot("sae-page-canvas-map", full_page=False), tmp_path / "canvas-map.png"
+    )
     page.mouse.click(x, y)
     page.wait_for_url(f"**/tiny/res-1/{index}/")

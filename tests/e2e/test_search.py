@@ -11,8 +11,9 @@ from tests.builders import build_indexed_sae
 @pytest.fixture
 def indexed(transactional_db):
     built = build_indexed_sae(d_sae=48, examples_per_feature=3, context=20)
-    explanation_create(feature=built.features[7], text="rivers, lakes and other bodies of water",
-                       method="human")
+    explanation_create(
+        feature=built.features[7], text="rivers, lakes and other bodies of water", method="human"
+    )
     return built
 
 

@@ -26,7 +26,6 @@ FEATURE = 5
 GENERATION_TIMEOUT_MS = 60_000
 
 
-
 @pytest.fixture
 def demo_model(transactional_db):
     """The demo model and SAE registered as `demo` / `demo` (committed: the server and the
@@ -34,9 +33,16 @@ def demo_model(transactional_db):
     from explorer.saes.models import Feature
     from workers.registration import sae_register_from_specs
 
-    registration = sae_register_from_specs(model_spec="demo", sae_spec="demo", slug="demo", model_slug="demo")
-    Feature.objects.create(sae=registration.sae, index=FEATURE, max_activation=MAX_ACTIVATION,
-                           density=0.01, mean_activation=2.0)
+    registration = sae_register_from_specs(
+        model_spec="demo", sae_spec="demo", slug="demo", model_slug="demo"
+    )
+    Feature.objects.create(
+        sae=registration.sae,
+        index=FEATURE,
+        max_activation=MAX_ACTIVATION,
+        density=0.01,
+        mean_activation=2.0,
+    )
     return registration.sae
 
 
@@ -63,8 +69,9 @@ def wait_until_done(page) -> None:
             timeout=GENERATION_TIMEOUT_MS,
         )
     except PlaywrightTimeout:
-        shown = page.eval_on_selector_all(".steer-bar, .steer-error, .steer-row-status",
-                                          "els => els.map(e => e.textContent)")
+        shown = page.eval_on_selector_all(
+            ".steer-bar, .steer-error, .steer-row-status", "els => els.map(e => e.textContent)"
+        )
         raise AssertionError(f"generation did not finish; the page shows {shown}") from None
 
 
@@ -101,8 +108,15 @@ def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_res
     browser_page, live_server_url, celery_worker_proc, demo_model, tmp_path
 ):
     page = browser_page.page
-    query = urlencode([("prompt", "The city council said"), ("f", f"demo:{FEATURE}:0"),
-                       ("t", "0.7"), ("seed", "3"), ("n", "24")])
+    query = urlencode(
+        [
+            ("prompt", "The city council said"),
+            ("f", f"demo:{FEATURE}:0"),
+            ("t", "0.7"),
+            ("seed", "3"),
+            ("n", "24"),
+        ]
+    )
     response = page.goto(f"{live_server_url}/demo/steer/?{query}", wait_until="networkidle")
     assert response is not None and response.status == 200
     page.wait_for_selector("[data-steer][data-steer-ready=true]")
@@ -172,8 +186,14 @@ def test_the_steering_page_fits_a_phone_screen_in_dark_mode(
     browser_page, live_server_url, celery_worker_proc, demo_model, tmp_path
 ):
     page = browser_page.page
-    query = urlencode([("prompt", "The city council said"), ("f", f"demo:{FEATURE}:40"),
-                       ("seed", "3"), ("n", "16")])
+    query = urlencode(
+        [
+            ("prompt", "The city council said"),
+            ("f", f"demo:{FEATURE}:40"),
+            ("seed", "3"),
+            ("n", "16"),
+        ]
+    )
     page.goto(f"{live_server_url}/demo/steer/?{query}", wait_until="networkidle")
     page.wait_for_selector("[data-steer][data-steer-ready=true]")
     wait_until_done(page)
@@ -218,8 +238,14 @@ def test_without_javascript_the_page_is_a_form_over_the_same_query(
     browser_page, live_server_url, demo_model
 ):
     page = browser_page.page
-    query = urlencode([("prompt", "<script>x</script>"), ("f", f"demo:{FEATURE}:12:clamp"),
-                       ("seed", "4"), ("pos", "generated")])
+    query = urlencode(
+        [
+            ("prompt", "<script>x</script>"),
+            ("f", f"demo:{FEATURE}:12:clamp"),
+            ("seed", "4"),
+            ("pos", "generated"),
+        ]
+    )
     response = page.goto(f"{live_server_url}/demo/steer/?{query}")
     assert response is not None and response.status == 200
     assert page.input_value("textarea[name=prompt]") == "<script>x</script>"
@@ -233,11 +259,22 @@ def test_without_javascript_the_page_is_a_form_over_the_same_query(
     assert parse_qs(urlsplit(page.url).query)["f"] == [f"demo:{FEATURE}:12.0:clamp"]
 
 
-PAIRS = "\n".join(json.dumps(pair) for pair in [
-    {"prompt": "The weather today is", "positive": " lovely and warm", "negative": " awful and cold"},
-    {"prompt": "I think the film was", "positive": " wonderful", "negative": " terrible"},
-    {"prompt": "Our new neighbours are", "positive": " kind and friendly", "negative": " rude and loud"},
-])
+PAIRS = "\n".join(
+    json.dumps(pair)
+    for pair in [
+        {
+            "prompt": "The weather today is",
+            "positive": " lovely and warm",
+            "negative": " awful and cold",
+        },
+        {"prompt": "I think the film was", "positive": " wonderful", "negative": " terrible"},
+        {
+            "prompt": "Our new neighbours are",
+            "positive": " kind and friendly",
+            "negative": " rude and loud",
+        },
+    ]
+)
 
 
 def test_a_caa_vector_made_from_pasted_pairs_lists_its_features_and_steers(
@@ -245,8 +282,9 @@ def test_a_caa_vector_made_from_pasted_pairs_lists_its_features_and_steers(
 ):
     django_user_model.objects.create_user(username="alice", password="wonderland-42")
     page = browser_page.page
-    steer_url = "/demo/steer/?" + urlencode([("prompt", "The city council said"), ("seed", "3"),
-                                              ("n", "12")])
+    steer_url = "/demo/steer/?" + urlencode(
+        [("prompt", "The city council said"), ("seed", "3"), ("n", "12")]
+    )
     page.goto(f"{live_server_url}/accounts/login/?{urlencode([('next', steer_url)])}")
     page.fill("#id_username", "alice")
     page.fill("#id_password", "wonderland-42")
@@ -275,15 +313,16 @@ def test_a_caa_vector_made_from_pasted_pairs_lists_its_features_and_steers(
     assert continuation(page, "default") == default_text
     assert continuation(page, "steered") != default_text
     assert parse_qs(urlsplit(page.url).query)["v"] == [
-        f"{vector_id}:{row.locator('.steer-raw').input_value()}"]
+        f"{vector_id}:{row.locator('.steer-raw').input_value()}"
+    ]
     page.screenshot(path=str(tmp_path / "steer-caa.png"), full_page=True)
     assert page_errors(browser_page) == []
     assert browser_page.failed_requests == []
 
 
-def test_a_feature_page_opens_a_live_steering_panel_for_its_feature(browser_page, live_server_url,
-                                                                    demo_model,
-                                                                    celery_worker_proc):
+def test_a_feature_page_opens_a_live_steering_panel_for_its_feature(
+    browser_page, live_server_url, demo_model, celery_worker_proc
+):
     page = browser_page.page
     url = f"{live_server_url}/demo/demo/{FEATURE}/"
     page.goto(url)

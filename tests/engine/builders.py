@@ -35,11 +35,15 @@ def build_tokenizer(vocab_size: int = 320) -> transformers.PreTrainedTokenizerFa
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(CORPUS, trainer=trainer)
     return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=EOT)
+        tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=EOT
+    )
 
 
 def demo_tokenizer_or_tiny() -> Any:
@@ -56,9 +60,16 @@ def demo_tokenizer_or_tiny() -> Any:
 def build_tiny_gpt2(tokenizer: Any = None, **overrides: Any) -> transformers.GPT2LMHeadModel:
     """A random-weight GPT-2 (2 layers, d_model 32) sized to the tokenizer's vocabulary."""
     tokenizer = tokenizer or build_tokenizer()
-    cfg = {"vocab_size": len(tokenizer), "n_positions": 64, "n_embd": 32, "n_layer": 2,
-           "n_head": 4, "bos_token_id": tokenizer.bos_token_id,
-           "eos_token_id": tokenizer.eos_token_id, **overrides}
+    cfg = {
+        "vocab_size": len(tokenizer),
+        "n_positions": 64,
+        "n_embd": 32,
+        "n_layer": 2,
+        "n_head": 4,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        **overrides,
+    }
     torch.manual_seed(0)
     return transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).eval()
 
@@ -71,16 +82,23 @@ SAE_CONFIGS = {
 }
 
 
-def build_sae(d_in: int, d_sae: int = 64, hook_name: str = "blocks.1.hook_resid_post",
-              architecture: str = "standard", seed: int = 0, **overrides: Any) -> SAE:
+def build_sae(
+    d_in: int,
+    d_sae: int = 64,
+    hook_name: str = "blocks.1.hook_resid_post",
+    architecture: str = "standard",
+    seed: int = 0,
+    **overrides: Any,
+) -> SAE:
     """A SAELens SAE with random weights (non-zero biases; JumpReLU thresholds > 0).
 
     ``metadata={...}`` adds SAE metadata (e.g. ``model_from_pretrained_kwargs``); other
     overrides go to the architecture's config (``k=8``, ``normalize_activations=...``).
     """
     meta = {"hook_name": hook_name, "prepend_bos": True, **overrides.pop("metadata", {})}
-    cfg = SAE_CONFIGS[architecture](d_in=d_in, d_sae=d_sae, dtype="float32", device="cpu",
-                                    **overrides)
+    cfg = SAE_CONFIGS[architecture](
+        d_in=d_in, d_sae=d_sae, dtype="float32", device="cpu", **overrides
+    )
     cfg.metadata = SAEMetadata(**meta)
     gen = torch.Generator().manual_seed(seed)
     with warnings.catch_warnings():  # sae-lens nags about model_from_pretrained_kwargs

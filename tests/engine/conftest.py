@@ -46,8 +46,9 @@ def _import_engine_with_runtime_checks() -> None:
     directories import later are these same instrumented ones.
     """
     root = importlib.import_module(ENGINE)
-    names = [f"{ENGINE}.{m.name}" for m in pkgutil.iter_modules(root.__path__)
-             if m.name != "__main__"]  # __main__ runs the CLI on import
+    names = [
+        f"{ENGINE}.{m.name}" for m in pkgutil.iter_modules(root.__path__) if m.name != "__main__"
+    ]  # __main__ runs the CLI on import
     early = sorted(m for m in sys.modules if m.startswith(f"{ENGINE}."))
     if early:  # imported before this conftest (e.g. by another directory's): unchecked
         warnings.warn(f"imported before the jaxtyping hook, not checked: {early}", stacklevel=1)

@@ -51,8 +51,10 @@ def test_prepend_bos_false_leaves_no_bos(tiny_att):
 
 def test_an_unknown_feature_index_names_d_sae_and_runs_nothing(tiny_att):
     calls = []
-    with intercept(tiny_att.lm, "blocks.0.hook_resid_pre", calls.append), \
-            pytest.raises(ValueError, match=r"unknown feature index 64.*d_sae=64"):
+    with (
+        intercept(tiny_att.lm, "blocks.0.hook_resid_pre", calls.append),
+        pytest.raises(ValueError, match=r"unknown feature index 64.*d_sae=64"),
+    ):
         feature_activations(tiny_att, TEXTS, [1, 64])
     assert calls == []
 
@@ -64,8 +66,10 @@ def test_a_negative_feature_index_is_refused(tiny_att):
 
 def test_one_bad_text_in_a_batch_fails_before_any_forward_pass(tiny_att):
     calls = []
-    with intercept(tiny_att.lm, "blocks.0.hook_resid_pre", calls.append), \
-            pytest.raises(ValueError, match="empty"):
+    with (
+        intercept(tiny_att.lm, "blocks.0.hook_resid_pre", calls.append),
+        pytest.raises(ValueError, match="empty"),
+    ):
         feature_activations(tiny_att, ["The cat", ""], [1], batch_size=1)
     assert calls == []
 
@@ -89,7 +93,8 @@ def test_top_features_per_token_are_positive_sorted_and_at_most_k(tiny_att):
     result = top_features_per_token(tiny_att, "The cat sat on the mat.", k=3)
     full = reference_features(tiny_att, "The cat sat on the mat.")[1:]  # BOS left out
     assert [tok for tok, _ in result] == tiny_att.lm.token_strings(
-        tiny_att.lm.encode("The cat sat on the mat.", prepend_bos=False))
+        tiny_att.lm.encode("The cat sat on the mat.", prepend_bos=False)
+    )
     for pos, (_, pairs) in enumerate(result):
         assert len(pairs) <= 3
         values = [v for _, v in pairs]

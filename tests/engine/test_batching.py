@@ -18,8 +18,15 @@ from workers.engine.scheduler import run_job
 
 def one_row_job(lm, prompt: str, n: int, *, plan=None, temperature=0.0, seed=0) -> Job:
     """A job of one row whose result is its token list."""
-    req = RowRequest(label="row", prompt_ids=lm.encode(prompt).tolist(), plan=plan,
-                     temperature=temperature, top_p=1.0, seed=seed, max_new_tokens=n)
+    req = RowRequest(
+        label="row",
+        prompt_ids=lm.encode(prompt).tolist(),
+        plan=plan,
+        temperature=temperature,
+        top_p=1.0,
+        seed=seed,
+        max_new_tokens=n,
+    )
     return Job(rows=[req], finish=lambda out, cancelled: out["row"][0])
 
 
@@ -44,8 +51,11 @@ def test_rows_joining_and_leaving_mid_flight_get_the_same_tokens_as_alone(tiny_l
         batch.join(c)  # joins after a left
         while batch.rows:
             batch.step()
-    for job, prompt, n in ((a, "The cat sat on the mat.", 5), (b, "A dog", 12),
-                           (c, "She said that the weather was fine", 4)):
+    for job, prompt, n in (
+        (a, "The cat sat on the mat.", 5),
+        (b, "A dog", 12),
+        (c, "She said that the weather was fine", 4),
+    ):
         assert job.finish(job.outputs(), False) == alone(tiny_lm, prompt, n)
     # a's long prompt was trimmed from the cache once a left (b's 2 prompt + 4 generated)
     assert widths[0] < len(tiny_lm.encode("The cat sat on the mat.")) + 5
@@ -53,8 +63,10 @@ def test_rows_joining_and_leaving_mid_flight_get_the_same_tokens_as_alone(tiny_l
 
 def test_a_rows_tokens_do_not_depend_on_another_rows_steering(tiny_att):
     lm = tiny_att.lm
-    strong = compile_plan(tiny_att, [Intervention(5, 20.0), Intervention(7, 5.0, "clamp"),
-                                     Intervention(9, 50.0, "logit")])
+    strong = compile_plan(
+        tiny_att,
+        [Intervention(5, 20.0), Intervention(7, 5.0, "clamp"), Intervention(9, 50.0, "logit")],
+    )
     outputs = []
     for plan in (None, strong):
         i = one_row_job(lm, "The cat sat", 10, plan=plan)
@@ -73,31 +85,52 @@ def test_a_rows_tokens_do_not_depend_on_another_rows_steering(tiny_att):
 
 def test_a_seeded_row_samples_the_same_tokens_alone_or_in_a_batch(tiny_lm):
     batch = DecodeBatch(tiny_lm, stop_ids=())
-    jobs = [one_row_job(tiny_lm, p, 8, temperature=1.0, seed=3)
-            for p in ("The cat", "A quick brown fox", "Numbers like 1")]
+    jobs = [
+        one_row_job(tiny_lm, p, 8, temperature=1.0, seed=3)
+        for p in ("The cat", "A quick brown fox", "Numbers like 1")
+    ]
     with torch.inference_mode():
         for job in jobs:
             batch.join(job)
         while batch.rows:
             batch.step()
-    assert jobs[1].outputs()["row"][0] == alone(tiny_lm, "A quick brown fox", 8,
-                                                temperature=1.0, seed=3)
+    assert jobs[1].outputs()["row"][0] == alone(
+        tiny_lm, "A quick brown fox", 8, temperature=1.0, seed=3
+    )
 
 
 # --- other architecture families ------------------------------------------------------------
 
 FAMILY_CONFIGS = {
     "gpt_neox": lambda v: transformers.GPTNeoXConfig(
-        vocab_size=v, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64),
+        vocab_size=v,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    ),
     "llama": lambda v: transformers.LlamaConfig(
-        vocab_size=v, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64),
+        vocab_size=v,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    ),
     # a sliding window shorter than the prompts exercises the windowed masks
     "gemma2": lambda v: transformers.Gemma2Config(
-        vocab_size=v, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, intermediate_size=64, max_position_embeddings=64,
-        sliding_window=4),
+        vocab_size=v,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        sliding_window=4,
+    ),
 }
 
 
@@ -105,9 +138,16 @@ FAMILY_CONFIGS = {
 def test_other_families_decode_like_a_cacheless_loop_and_batch_transparently(tiny_lm, family):
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(
-        FAMILY_CONFIGS[family](len(tiny_lm.tokenizer))).eval()
-    lm = LoadedModel(model=model, tokenizer=tiny_lm.tokenizer, family=family_of(model),
-                     name=family, device=torch.device("cpu"), dtype=torch.float32)
+        FAMILY_CONFIGS[family](len(tiny_lm.tokenizer))
+    ).eval()
+    lm = LoadedModel(
+        model=model,
+        tokenizer=tiny_lm.tokenizer,
+        family=family_of(model),
+        name=family,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
     prompts = {"The cat sat on the mat.": 6, "A dog": 10}
     reference = {}
     for prompt, n in prompts.items():
@@ -142,9 +182,11 @@ def test_steering_hooks_ignore_forward_passes_of_other_threads(tiny_att):
     def other_thread_forward(x):
         if threading.get_ident() != main:
             return  # the other thread's own pass through this hook
+
         def run():
             with torch.no_grad():
                 seen.append(lm.model(ids, use_cache=False).logits)
+
         t = threading.Thread(target=run)
         t.start()
         t.join()

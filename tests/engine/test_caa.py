@@ -10,8 +10,12 @@ from workers.engine.caa import caa_vector, decompose, nnls
 from workers.engine.hooks import intercept, run_to_hook
 from workers.engine.loading import attach_sae
 
-PROMPTS = ["The cat sat on the", "She said that the", "A quick brown fox and the",
-           "Numbers like one and"]
+PROMPTS = [
+    "The cat sat on the",
+    "She said that the",
+    "A quick brown fox and the",
+    "Numbers like one and",
+]
 
 
 def last_token(lm, text):
@@ -23,8 +27,11 @@ CANDIDATES = [" good", " bad", " the", " and", " of", " a", " x", " y", " is", "
 
 def one_token_completions(lm) -> tuple[str, str]:
     """Two completions that add exactly one token after every prompt (any tokenizer)."""
-    ok = [c for c in CANDIDATES
-          if all(len(lm.encode(p + c)) == len(lm.encode(p)) + 1 for p in PROMPTS)]
+    ok = [
+        c
+        for c in CANDIDATES
+        if all(len(lm.encode(p + c)) == len(lm.encode(p)) + 1 for p in PROMPTS)
+    ]
     assert len(ok) >= 2, "the test tokenizer splits every candidate completion"
     return ok[0], ok[1]
 
@@ -64,16 +71,20 @@ def test_caa_is_the_mean_last_token_difference_even_with_unequal_lengths(tiny_lm
         return run_to_hook(tiny_lm, tiny_lm.encode(text)[None], None, hook)[0, -1]
 
     expected = torch.stack([last(p + a) - last(p + b) for p, a, b in triples]).mean(0)
-    torch.testing.assert_close(caa_vector(tiny_lm, hook, triples, batch_size=4), expected,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        caa_vector(tiny_lm, hook, triples, batch_size=4), expected, rtol=1e-4, atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("triples", [
-    [],
-    [("The cat", "", " ran")],
-    [("The cat", " sat", " sat")],
-    [("The cat", " sat")],
-])
+@pytest.mark.parametrize(
+    "triples",
+    [
+        [],
+        [("The cat", "", " ran")],
+        [("The cat", " sat", " sat")],
+        [("The cat", " sat")],
+    ],
+)
 def test_bad_triples_are_refused_before_any_forward_pass(tiny_lm, triples):
     calls = []
     with intercept(tiny_lm, "blocks.0.hook_resid_pre", calls.append), pytest.raises(ValueError):
@@ -87,7 +98,9 @@ def test_a_planted_combination_of_features_is_decomposed(tiny_att):
     result = decompose(tiny_att, vector, k=5)
     assert set(result.features[:2]) == {3, 10}
     weights = dict(zip(result.features, result.weights, strict=True))
-    assert weights[3] == pytest.approx(2.0, abs=1e-3) and weights[10] == pytest.approx(1.0, abs=1e-3)
+    assert weights[3] == pytest.approx(2.0, abs=1e-3) and weights[10] == pytest.approx(
+        1.0, abs=1e-3
+    )
     assert result.residual_fraction < 1e-3
     assert result.cosines == sorted(result.cosines, reverse=True)
 

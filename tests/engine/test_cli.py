@@ -34,9 +34,25 @@ def run_main(capsys, argv) -> tuple[int, str, str]:
 
 
 def test_steer_prints_default_and_steered_text_and_tokens(capsys, models):
-    code, out, _ = run_main(capsys, ["steer", *models, "--prompt", "The cat", "--feature",
-                                     "3:6", "--feature", "5:2:clamp", "--seed", "1",
-                                     "--max-new-tokens", "5", "--temperature", "0.8"])
+    code, out, _ = run_main(
+        capsys,
+        [
+            "steer",
+            *models,
+            "--prompt",
+            "The cat",
+            "--feature",
+            "3:6",
+            "--feature",
+            "5:2:clamp",
+            "--seed",
+            "1",
+            "--max-new-tokens",
+            "5",
+            "--temperature",
+            "0.8",
+        ],
+    )
     assert code == 0
     result = json.loads(out)
     for row in ("default", "steered"):
@@ -47,15 +63,29 @@ def test_steer_prints_default_and_steered_text_and_tokens(capsys, models):
 
 
 def test_steer_is_reproducible_for_a_seed(capsys, models):
-    argv = ["steer", *models, "--prompt", "The cat", "--feature", "3:6", "--seed", "4",
-            "--max-new-tokens", "6", "--temperature", "1.0", "--top-p", "0.9",
-            "--positions", "generated"]
+    argv = [
+        "steer",
+        *models,
+        "--prompt",
+        "The cat",
+        "--feature",
+        "3:6",
+        "--seed",
+        "4",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "1.0",
+        "--top-p",
+        "0.9",
+        "--positions",
+        "generated",
+    ]
     assert run_main(capsys, argv)[1] == run_main(capsys, argv)[1]
 
 
 def test_activations_prints_each_token_with_its_top_features(capsys, models):
-    code, out, _ = run_main(capsys, ["activations", *models, "--text", "The cat sat",
-                                     "--top", "3"])
+    code, out, _ = run_main(capsys, ["activations", *models, "--text", "The cat sat", "--top", "3"])
     assert code == 0
     result = json.loads(out)
     assert result["d_sae"] == 64
@@ -66,14 +96,17 @@ def test_activations_prints_each_token_with_its_top_features(capsys, models):
         assert all(0 <= f["index"] < 64 for f in token["features"])
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--feature", "64:1"], "d_sae=64"),
-    (["--feature", "3:nan"], "strength must be finite"),
-    (["--feature", "3"], "expected INDEX:STRENGTH"),
-    (["--feature", "3:1:boost"], "mode must be one of add, clamp, ablate, logit, vector"),
-    (["--feature", "3:1:ablate-mean"], "needs FeatureStats.mean"),
-    (["--max-new-tokens", "0"], "max_new_tokens must be between 1 and"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--feature", "64:1"], "d_sae=64"),
+        (["--feature", "3:nan"], "strength must be finite"),
+        (["--feature", "3"], "expected INDEX:STRENGTH"),
+        (["--feature", "3:1:boost"], "mode must be one of add, clamp, ablate, logit, vector"),
+        (["--feature", "3:1:ablate-mean"], "needs FeatureStats.mean"),
+        (["--max-new-tokens", "0"], "max_new_tokens must be between 1 and"),
+    ],
+)
 def test_bad_steer_input_exits_2_with_a_message(capsys, models, args, message):
     code, out, err = run_main(capsys, ["steer", *models, "--prompt", "The cat", *args])
     assert code == 2 and out == ""
@@ -83,8 +116,10 @@ def test_bad_steer_input_exits_2_with_a_message(capsys, models, args, message):
 def test_an_empty_prompt_and_a_missing_sae_folder_exit_2(capsys, models, tmp_path):
     code, _, err = run_main(capsys, ["steer", *models, "--prompt", " "])
     assert code == 2 and "prompt is empty" in err
-    code, _, err = run_main(capsys, ["activations", "--model", models[1], "--sae",
-                                     str(tmp_path / "nope"), "--text", "hi"])
+    code, _, err = run_main(
+        capsys,
+        ["activations", "--model", models[1], "--sae", str(tmp_path / "nope"), "--text", "hi"],
+    )
     assert code == 2 and "SAE spec" in err
 
 
@@ -92,8 +127,23 @@ def test_an_empty_prompt_and_a_missing_sae_folder_exit_2(capsys, models, tmp_pat
 def test_python_dash_m_runs_the_cli_and_reports_bad_input_without_a_traceback(models):
     """One real process (imports torch: ~10 s on a busy machine); in-process tests cover the
     rest of the CLI."""
-    bad = subprocess.run([sys.executable, "-m", "workers.engine", "steer", *models, "--prompt",
-                          "The cat", "--feature", "999:1"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workers.engine",
+            "steer",
+            *models,
+            "--prompt",
+            "The cat",
+            "--feature",
+            "999:1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stdout == ""
     assert "d_sae=64" in bad.stderr and "Traceback" not in bad.stderr

@@ -131,8 +131,13 @@ def test_checkpoint_greedy_generation_is_mostly_english_words(demo) -> None:
     model, tok, _ = demo
     ids = torch.tensor([[tok.bos_token_id] + tok("The").input_ids])
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=60,
-                             do_sample=False, pad_token_id=tok.eos_token_id)
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=60,
+            do_sample=False,
+            pad_token_id=tok.eos_token_id,
+        )
     words = _WORD.findall(tok.decode(out[0, 1:], skip_special_tokens=True))
     vocabulary = {w.lower() for d in load_documents() for w in _WORD.findall(d.text)}
     assert len(words) >= 20
@@ -142,8 +147,10 @@ def test_checkpoint_greedy_generation_is_mostly_english_words(demo) -> None:
 
 def test_checkpoint_sae_explains_most_variance_on_fresh_text(demo) -> None:
     model, tok, sae = demo
-    text = ("The committee said on Friday that the new school would be built next year. "
-            "She looked at him for a long time, and then she walked out of the room.")
+    text = (
+        "The committee said on Friday that the new school would be built next year. "
+        "She looked at him for a long time, and then she walked out of the room."
+    )
     ids = torch.tensor([[tok.bos_token_id] + tok(text).input_ids])
     x = run_to_hook(model, ids, None, sae.cfg.metadata.hook_name)[0, 1:]  # [pos, d], BOS dropped
     with torch.no_grad():
@@ -166,9 +173,14 @@ def test_checkpoint_steering_the_documented_feature_changes_the_text(demo) -> No
 
     def greedy() -> str:
         with torch.no_grad():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=30,
-                                 do_sample=False, pad_token_id=tok.eos_token_id)
-        return tok.decode(out[0, ids.shape[1]:])
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=30,
+                do_sample=False,
+                pad_token_id=tok.eos_token_id,
+            )
+        return tok.decode(out[0, ids.shape[1] :])
 
     default = greedy()
     with intercept(model, sae.cfg.metadata.hook_name, lambda x: x + direction):

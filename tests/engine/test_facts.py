@@ -22,8 +22,7 @@ def brute_force_logits(att) -> torch.Tensor:
 
 @pytest.mark.parametrize("block_size", [1, 7, 64, 1000])
 def test_logit_effects_equal_brute_force_for_any_block_size(tiny_att, block_size):
-    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(tiny_att, k=5,
-                                                               block_size=block_size)
+    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(tiny_att, k=5, block_size=block_size)
     full = brute_force_logits(tiny_att)
     expected_top, expected_bottom = full.topk(5, dim=-1), full.topk(5, dim=-1, largest=False)
     assert top_ids.shape == (tiny_att.d_sae, 5)
@@ -34,8 +33,9 @@ def test_logit_effects_equal_brute_force_for_any_block_size(tiny_att, block_size
 
 
 def test_logit_vectors_of_chosen_features_equal_the_brute_force_rows(tiny_att):
-    torch.testing.assert_close(logit_vectors(tiny_att, [4, 0]),
-                               brute_force_logits(tiny_att)[[4, 0]], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        logit_vectors(tiny_att, [4, 0]), brute_force_logits(tiny_att)[[4, 0]], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_logit_vectors_refuse_an_unknown_feature(tiny_att):
@@ -67,21 +67,37 @@ def test_attn_z_features_are_mapped_through_the_output_projection(tiny_lm):
 def test_gemma_logit_effects_scale_by_one_plus_the_norm_weight():
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    model = transformers.GemmaForCausalLM(transformers.GemmaConfig(
-        num_hidden_layers=1, hidden_size=16, num_attention_heads=2, num_key_value_heads=1,
-        head_dim=8, intermediate_size=32, vocab_size=len(tokenizer), max_position_embeddings=32,
-        bos_token_id=tokenizer.bos_token_id)).eval()
+    model = transformers.GemmaForCausalLM(
+        transformers.GemmaConfig(
+            num_hidden_layers=1,
+            hidden_size=16,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=8,
+            intermediate_size=32,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=32,
+            bos_token_id=tokenizer.bos_token_id,
+        )
+    ).eval()
     with torch.no_grad():
         model.model.norm.weight.uniform_(-0.5, 0.5)
-    lm = LoadedModel(model=model, tokenizer=tokenizer, family=family_of(model), name="tiny-gemma",
-                     device=torch.device("cpu"), dtype=torch.float32)
+    lm = LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        family=family_of(model),
+        name="tiny-gemma",
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
     att = attach_sae(lm, build_sae(16, d_sae=12, hook_name="blocks.0.hook_resid_post"))
     with torch.no_grad():  # RMSNorm: no centring, gamma = 1 + w
         full = (att.sae.W_dec * (1 + model.model.norm.weight)) @ model.lm_head.weight.T
     _, top_vals, _, bottom_vals = logit_effects(att, k=4, block_size=5)
     torch.testing.assert_close(top_vals, full.topk(4, dim=-1).values, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(bottom_vals, full.topk(4, dim=-1, largest=False).values,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        bottom_vals, full.topk(4, dim=-1, largest=False).values, rtol=1e-5, atol=1e-5
+    )
 
 
 def brute_force_neighbours(w: torch.Tensor, k: int):
@@ -123,8 +139,9 @@ def test_k_is_capped_at_d_sae_minus_one_and_zero_rows_do_not_produce_nan():
 
 def largest_allocation(fn) -> int:
     """Bytes of the largest single CPU allocation made by any op while ``fn`` runs."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
-                                profile_memory=True) as prof:
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
         fn()
     return max(evt.cpu_memory_usage for evt in prof.events())
 
@@ -136,8 +153,10 @@ def test_neighbour_scratch_memory_is_bounded_by_the_block_size():
     biggest = largest_allocation(lambda: decoder_neighbours(w, k=5, block_size=block))
     assert biggest <= block * d_sae * 4 * 1.01  # one fp32 block
     # the measurement itself sees a full matrix when one is made
-    assert largest_allocation(lambda: decoder_neighbours(w, k=5, block_size=d_sae)) >= \
-        d_sae * d_sae * 4
+    assert (
+        largest_allocation(lambda: decoder_neighbours(w, k=5, block_size=d_sae))
+        >= d_sae * d_sae * 4
+    )
 
 
 def test_logit_scratch_memory_is_bounded_by_the_block_size(tiny_att):

@@ -23,13 +23,26 @@ from workers.engine.hooks import (
     run_to_hook,
 )
 
-SMALL = {"num_hidden_layers": 3, "hidden_size": 32, "num_attention_heads": 4,
-         "intermediate_size": 64, "vocab_size": 96, "max_position_embeddings": 64}
+SMALL = {
+    "num_hidden_layers": 3,
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": 96,
+    "max_position_embeddings": 64,
+}
 GQA = {"num_key_value_heads": 2}
 
 CONFIGS = {
-    "gpt2": lambda: transformers.GPT2Config(n_layer=3, n_embd=32, n_head=4, vocab_size=96,
-                                            n_positions=64, bos_token_id=0, eos_token_id=0),
+    "gpt2": lambda: transformers.GPT2Config(
+        n_layer=3,
+        n_embd=32,
+        n_head=4,
+        vocab_size=96,
+        n_positions=64,
+        bos_token_id=0,
+        eos_token_id=0,
+    ),
     "gpt_neox": lambda: transformers.GPTNeoXConfig(**SMALL),
     "llama": lambda: transformers.LlamaConfig(**SMALL, **GQA),
     "mistral": lambda: transformers.MistralConfig(**SMALL, **GQA),
@@ -83,8 +96,9 @@ def test_residual_post_is_the_next_blocks_residual_pre(model, ids):
 
 def test_attn_out_and_mlp_out_are_the_additive_contributions(model, ids):
     a = capture_all(model, ids, 1)
-    torch.testing.assert_close(a["resid_pre"] + a["attn_out"] + a["mlp_out"], a["resid_post"],
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        a["resid_pre"] + a["attn_out"] + a["mlp_out"], a["resid_post"], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_attn_z_through_the_output_projection_gives_attn_out(model, ids):

@@ -28,9 +28,11 @@ def greedy_without_cache(att, prompt: str, spec: SteerSpec) -> list[int]:
         if spec.positions in ("all", "prompt"):
             eligible[0, : len(prompt_ids)] = True
         if spec.positions in ("all", "generated"):
-            eligible[0, len(prompt_ids):] = True
-        with torch.no_grad(), intercept(att.lm, att.hook_name,
-                                        lambda x, e=eligible: apply_plans(x, [plan], e)):
+            eligible[0, len(prompt_ids) :] = True
+        with (
+            torch.no_grad(),
+            intercept(att.lm, att.hook_name, lambda x, e=eligible: apply_plans(x, [plan], e)),
+        ):
             logits = att.lm.model(torch.tensor([ids]), use_cache=False).logits[0, -1]  # [vocab]
         kind = "prompt" if n == len(prompt_ids) else "generated"
         if plan.logit_bias is not None and plan.acts_on(kind):
@@ -38,13 +40,16 @@ def greedy_without_cache(att, prompt: str, spec: SteerSpec) -> list[int]:
         ids.append(int(torch.argmax(logits)))
         if ids[-1] == att.lm.tokenizer.eos_token_id:
             break
-    return ids[len(prompt_ids):]
+    return ids[len(prompt_ids) :]
 
 
 def test_zero_strength_reproduces_the_unsteered_text_for_the_same_seed(tiny_att):
     sampling = {"temperature": 1.0, "top_p": 0.9, "seed": 7, "max_new_tokens": 12}
-    zero = generate(tiny_att, "The cat sat", SteerSpec(
-        (Intervention(3, 0.0), Intervention(9, 0.0, "logit")), **sampling))
+    zero = generate(
+        tiny_att,
+        "The cat sat",
+        SteerSpec((Intervention(3, 0.0), Intervention(9, 0.0, "logit")), **sampling),
+    )
     plain = generate(tiny_att, "The cat sat", SteerSpec((), **sampling))
     assert zero.steered == zero.default == plain.default == plain.steered
     assert len(zero.default.tokens) > 0
@@ -54,26 +59,35 @@ def test_the_same_seed_gives_the_same_sampled_text_and_a_new_seed_is_reported(ti
     spec = SteerSpec((Intervention(3, 4.0),), temperature=1.0, seed=123, max_new_tokens=10)
     assert generate(tiny_att, "The dog", spec) == generate(tiny_att, "The dog", spec)
     unseeded = generate(tiny_att, "The dog", SteerSpec(temperature=1.0, max_new_tokens=3))
-    again = generate(tiny_att, "The dog", SteerSpec(temperature=1.0, max_new_tokens=3,
-                                                    seed=unseeded.seed))
+    again = generate(
+        tiny_att, "The dog", SteerSpec(temperature=1.0, max_new_tokens=3, seed=unseeded.seed)
+    )
     assert again.default == unseeded.default
 
 
 @pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
 def test_cache_and_no_cache_generations_match_greedily(tiny_att, positions):
-    spec = SteerSpec((Intervention(5, 6.0), Intervention(11, 3.0, "clamp"),
-                      Intervention(2, 0.5, "logit")), positions=positions, max_new_tokens=10)
+    spec = SteerSpec(
+        (Intervention(5, 6.0), Intervention(11, 3.0, "clamp"), Intervention(2, 0.5, "logit")),
+        positions=positions,
+        max_new_tokens=10,
+    )
     result = generate(tiny_att, "The quick brown fox", spec)
     assert result.steered.tokens != result.default.tokens  # the steering does something
     assert result.steered.tokens == greedy_without_cache(tiny_att, "The quick brown fox", spec)
-    assert result.default.tokens == greedy_without_cache(tiny_att, "The quick brown fox",
-                                                         SteerSpec(max_new_tokens=10))
+    assert result.default.tokens == greedy_without_cache(
+        tiny_att, "The quick brown fox", SteerSpec(max_new_tokens=10)
+    )
 
 
 def test_text_is_the_decoded_continuation_and_the_stream_adds_up_to_it(tiny_att):
     streamed = {"default": [], "steered": []}
-    result = generate(tiny_att, "She said", SteerSpec((Intervention(1, 5.0),), max_new_tokens=8),
-                      on_token=lambda row, tok, text: streamed[row].append((tok, text)))
+    result = generate(
+        tiny_att,
+        "She said",
+        SteerSpec((Intervention(1, 5.0),), max_new_tokens=8),
+        on_token=lambda row, tok, text: streamed[row].append((tok, text)),
+    )
     for row in ("default", "steered"):
         got = getattr(result, row)
         assert [t for t, _ in streamed[row]] == got.tokens
@@ -83,17 +97,26 @@ def test_text_is_the_decoded_continuation_and_the_stream_adds_up_to_it(tiny_att)
 
 def test_cancellation_stops_within_one_step(tiny_att):
     seen = []
-    result = generate(tiny_att, "The cat", SteerSpec(max_new_tokens=30),
-                      on_token=lambda row, tok, text: seen.append(row),
-                      cancel=lambda: len(seen) >= 4)  # true after the 2nd token of each row
+    result = generate(
+        tiny_att,
+        "The cat",
+        SteerSpec(max_new_tokens=30),
+        on_token=lambda row, tok, text: seen.append(row),
+        cancel=lambda: len(seen) >= 4,
+    )  # true after the 2nd token of each row
     assert result.cancelled
     assert len(result.default.tokens) == len(result.steered.tokens) == 2
 
 
 def test_cancel_before_start_does_no_work(tiny_att):
     seen = []
-    result = generate(tiny_att, "The cat", SteerSpec(max_new_tokens=5),
-                      on_token=lambda *a: seen.append(a), cancel=lambda: True)
+    result = generate(
+        tiny_att,
+        "The cat",
+        SteerSpec(max_new_tokens=5),
+        on_token=lambda *a: seen.append(a),
+        cancel=lambda: True,
+    )
     assert result.cancelled and seen == [] and result.steered.tokens == []
 
 
@@ -160,8 +183,7 @@ DEMO_FEATURE = STEERING_FEATURE  # pulls text towards public affairs
 
 
 def test_demo_zero_strength_reproduces_the_unsteered_text(demo_att):
-    spec = SteerSpec((Intervention(DEMO_FEATURE, 0.0),), temperature=0.8, seed=0,
-                     max_new_tokens=16)
+    spec = SteerSpec((Intervention(DEMO_FEATURE, 0.0),), temperature=0.8, seed=0, max_new_tokens=16)
     result = generate(demo_att, DEMO_PROMPT, spec)
     assert result.steered == result.default
 
@@ -169,15 +191,20 @@ def test_demo_zero_strength_reproduces_the_unsteered_text(demo_att):
 def test_demo_seeded_steered_text_matches_the_golden(demo_att):
     """Golden: tests/engine/golden/demo_steer.json (regenerate with UPDATE_GOLDEN=1 after a
     deliberate change of the demo checkpoint or the engine). Exact token match."""
-    spec = SteerSpec((Intervention(DEMO_FEATURE, 20.0),), temperature=0.8, top_p=0.95, seed=0,
-                     max_new_tokens=20)
+    spec = SteerSpec(
+        (Intervention(DEMO_FEATURE, 20.0),), temperature=0.8, top_p=0.95, seed=0, max_new_tokens=20
+    )
     got = generate(demo_att, DEMO_PROMPT, spec).to_dict()
     if os.environ.get("UPDATE_GOLDEN") or not GOLDEN.exists():
         if not os.environ.get("UPDATE_GOLDEN"):
             pytest.fail(f"golden {GOLDEN} is missing; run with UPDATE_GOLDEN=1 to write it")
         GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps({"spec": spec.to_dict(), "prompt": DEMO_PROMPT, **got},
-                                     indent=1, ensure_ascii=False) + "\n")
+        GOLDEN.write_text(
+            json.dumps(
+                {"spec": spec.to_dict(), "prompt": DEMO_PROMPT, **got}, indent=1, ensure_ascii=False
+            )
+            + "\n"
+        )
     golden = json.loads(GOLDEN.read_text())
     assert got["default"] == golden["default"]
     assert got["steered"] == golden["steered"]
@@ -200,5 +227,6 @@ def test_each_token_comes_with_its_probability_and_the_likeliest_alternatives(ti
         probs = torch.softmax(tiny_att.lm.model(ids).logits[0, -1].float(), dim=-1)
     top = torch.topk(probs, 5)
     assert [i for i, _ in result.default.alternatives[0]] == top.indices.tolist()
-    assert [p for _, p in result.default.alternatives[0]] == pytest.approx(top.values.tolist(),
-                                                                           abs=1e-4)
+    assert [p for _, p in result.default.alternatives[0]] == pytest.approx(
+        top.values.tolist(), abs=1e-4
+    )

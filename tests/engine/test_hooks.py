@@ -31,14 +31,29 @@ def hooked_transformer_from(hf_model, **processing) -> HookedTransformer:
     """
     c = hf_model.config
     cfg = HookedTransformerConfig(
-        n_layers=c.n_layer, d_model=c.n_embd, n_ctx=c.n_positions, n_heads=c.n_head,
-        d_head=c.n_embd // c.n_head, d_mlp=c.n_inner or 4 * c.n_embd, d_vocab=c.vocab_size,
-        act_fn=c.activation_function, normalization_type="LN", eps=c.layer_norm_epsilon,
-        positional_embedding_type="standard", original_architecture="GPT2LMHeadModel",
-        device="cpu", default_prepend_bos=False)
+        n_layers=c.n_layer,
+        d_model=c.n_embd,
+        n_ctx=c.n_positions,
+        n_heads=c.n_head,
+        d_head=c.n_embd // c.n_head,
+        d_mlp=c.n_inner or 4 * c.n_embd,
+        d_vocab=c.vocab_size,
+        act_fn=c.activation_function,
+        normalization_type="LN",
+        eps=c.layer_norm_epsilon,
+        positional_embedding_type="standard",
+        original_architecture="GPT2LMHeadModel",
+        device="cpu",
+        default_prepend_bos=False,
+    )
     model = HookedTransformer(cfg)
-    settings = {"fold_ln": False, "center_writing_weights": False, "center_unembed": False,
-                "fold_value_biases": False, **processing}
+    settings = {
+        "fold_ln": False,
+        "center_writing_weights": False,
+        "center_unembed": False,
+        "fold_value_biases": False,
+        **processing,
+    }
     model.load_and_process_state_dict(convert_gpt2_weights(hf_model, cfg), **settings)
     return model.eval()
 
@@ -56,36 +71,56 @@ def test_canonical_names_round_trip(name):
     assert parse_hook_name(name).name == name
 
 
-@pytest.mark.parametrize(("short", "canonical"), [
-    ("resid_pre.3", "blocks.3.hook_resid_pre"),
-    ("resid_post.0", "blocks.0.hook_resid_post"),
-    ("mlp_out.2", "blocks.2.hook_mlp_out"),
-    ("attn_out.1", "blocks.1.hook_attn_out"),
-    ("z.4", "blocks.4.attn.hook_z"),
-])
+@pytest.mark.parametrize(
+    ("short", "canonical"),
+    [
+        ("resid_pre.3", "blocks.3.hook_resid_pre"),
+        ("resid_post.0", "blocks.0.hook_resid_post"),
+        ("mlp_out.2", "blocks.2.hook_mlp_out"),
+        ("attn_out.1", "blocks.1.hook_attn_out"),
+        ("z.4", "blocks.4.attn.hook_z"),
+    ],
+)
 def test_shorthand_names_parse_to_canonical(short, canonical):
     assert parse_hook_name(short).name == canonical
 
 
-@pytest.mark.parametrize("bad", ["", "blocks.1.hook_resid_mid", "blocks.x.hook_resid_post",
-                                 "resid_post", "blocks.1.hook_q", "foo.3"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "blocks.1.hook_resid_mid",
+        "blocks.x.hook_resid_post",
+        "resid_post",
+        "blocks.1.hook_q",
+        "foo.3",
+    ],
+)
 def test_unsupported_hook_name_error_lists_supported_forms(bad):
     with pytest.raises(ValueError, match=r"supported: blocks\.\{L\}\.hook_resid_pre"):
         parse_hook_name(bad)
 
 
 def test_hook_in_a_layer_the_model_lacks_names_the_layer_count(tiny_lm):
-    with (pytest.raises(ValueError, match=r"layer 7 out of range.*2 layers"),
-          intercept(tiny_lm, "blocks.7.hook_resid_post", lambda x: None)):
+    with (
+        pytest.raises(ValueError, match=r"layer 7 out of range.*2 layers"),
+        intercept(tiny_lm, "blocks.7.hook_resid_post", lambda x: None),
+    ):
         pass
 
 
 def test_unsupported_architecture_error_names_supported_model_types():
     import transformers
 
-    model = transformers.BertForMaskedLM(transformers.BertConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        vocab_size=50))
+    model = transformers.BertForMaskedLM(
+        transformers.BertConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            vocab_size=50,
+        )
+    )
     with pytest.raises(ValueError, match=r"unsupported architecture 'bert'.*gpt2.*llama"):
         family_of(model)
 
@@ -96,8 +131,10 @@ def test_unsupported_architecture_error_names_supported_model_types():
 def test_intercept_removes_its_hook_after_an_exception_in_the_block(tiny_lm):
     ids = tiny_lm.encode("The cat")[None]
     assert active_hook_count(tiny_lm) == 0
-    with (pytest.raises(RuntimeError, match="boom"),
-          intercept(tiny_lm, "blocks.0.hook_resid_post", lambda x: None)):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        intercept(tiny_lm, "blocks.0.hook_resid_post", lambda x: None),
+    ):
         assert active_hook_count(tiny_lm) == 1
         tiny_lm.model(ids)
         raise RuntimeError("boom")
@@ -158,8 +195,10 @@ def test_intercept_leaves_forward_passes_on_other_threads_alone(tiny_lm, name):
 
 
 def test_a_replacement_of_the_wrong_shape_is_refused(tiny_lm):
-    with (pytest.raises(ValueError, match="replacement has shape"),
-          intercept(tiny_lm, "blocks.0.hook_resid_pre", lambda x: x[..., :3])):
+    with (
+        pytest.raises(ValueError, match="replacement has shape"),
+        intercept(tiny_lm, "blocks.0.hook_resid_pre", lambda x: x[..., :3]),
+    ):
         tiny_lm.model(tiny_lm.encode("The cat")[None])
 
 
@@ -181,8 +220,9 @@ def test_run_to_hook_matches_a_full_forward(tiny_lm):
     seen = []
     with torch.no_grad(), intercept(tiny_lm, "blocks.1.hook_resid_post", seen.append):
         tiny_lm.model(ids)
-    torch.testing.assert_close(run_to_hook(tiny_lm, ids, None, "blocks.1.hook_resid_post"),
-                               seen[0], rtol=0, atol=0)
+    torch.testing.assert_close(
+        run_to_hook(tiny_lm, ids, None, "blocks.1.hook_resid_post"), seen[0], rtol=0, atol=0
+    )
 
 
 def test_stop_forward_is_an_exception_callers_can_catch():
@@ -216,8 +256,10 @@ def demo_tl_pair(_demo_lm_cached):
 def test_hooked_activations_equal_transformer_lens_on_the_demo_model(demo_tl_pair, layer, kind):
     lm, tl = demo_tl_pair
     name = HookPoint(min(layer, lm.n_layers - 1), kind).name
-    rows = [lm.encode("The jury said the city had no evidence."),
-            lm.encode("She walked home slowly in the rain, and then")]
+    rows = [
+        lm.encode("The jury said the city had no evidence."),
+        lm.encode("She walked home slowly in the rain, and then"),
+    ]
     n = min(len(r) for r in rows)
     ids = torch.stack([r[:n] for r in rows])  # [2, pos]
     _, cache = tl.run_with_cache(ids, names_filter=[name])

@@ -54,8 +54,9 @@ def test_ablating_a_strong_feature_raises_loss_on_its_contexts(demo_att, windows
 def test_features_batched_together_get_the_same_result_as_alone(demo_att, windows):
     ids, peaks = windows
     a, b = (int(i) for i in peaks.max(0).values.topk(2).indices)
-    together = feature_importance(demo_att, {a: ids[:3], b: ids[3:]}, methods=("zero",),
-                                  batch_size=6)
+    together = feature_importance(
+        demo_att, {a: ids[:3], b: ids[3:]}, methods=("zero",), batch_size=6
+    )
     alone = feature_importance(demo_att, {a: ids[:3]}, methods=("zero",), batch_size=3)
     assert together[0].feature == a
     assert together[0].loss_delta["zero"] == pytest.approx(alone[0].loss_delta["zero"], abs=1e-5)
@@ -65,8 +66,13 @@ def test_progress_is_reported_per_batch_and_no_hook_is_left(demo_att, windows):
     ids, peaks = windows
     seen = []
     f = int(peaks.max(0).values.argmax())
-    feature_importance(demo_att, {f: ids}, methods=("zero",), batch_size=4,
-                       progress=lambda done, total: seen.append((done, total)))
+    feature_importance(
+        demo_att,
+        {f: ids},
+        methods=("zero",),
+        batch_size=4,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(2.0, 6), (4.0, 6), (5.0, 6), (6.0, 6)]  # clean and ablated pass of each batch
     assert active_hook_count(demo_att.lm) == 0
 
@@ -83,8 +89,9 @@ def test_an_unknown_method_is_refused(demo_att):
 
 
 def test_activation_pool_is_zero_with_probability_one_minus_density():
-    pool = activation_pool(density=0.25, hist_edges=[1.0, 2.0, 3.0], hist_counts=[3, 1],
-                           size=100, seed=1)
+    pool = activation_pool(
+        density=0.25, hist_edges=[1.0, 2.0, 3.0], hist_counts=[3, 1], size=100, seed=1
+    )
     assert len(pool) == 100
     assert sum(v == 0.0 for v in pool) == 75
     assert all(1.0 <= v <= 3.0 for v in pool if v)

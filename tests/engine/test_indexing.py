@@ -30,10 +30,53 @@ from workers.engine.stats import FeatureStatsAccumulator
 CONTEXT = 16
 BATCH = 4
 TOKENS = 900
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "far", "in", "parks", "and", "1", "2", "3", "numbers", "were", "small", "she", "said", "that", "weather", "was", "fine", "so", "they", "went", "out", "to", "play"]
-FIELDS = ("count", "sum", "max", "hist_edges", "hist_counts", "top_values", "top_windows",
-          "top_positions", "quantile_bounds", "quantile_values", "quantile_windows",
-          "quantile_positions")
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "while",
+    "dogs",
+    "ran",
+    "far",
+    "in",
+    "parks",
+    "and",
+    "1",
+    "2",
+    "3",
+    "numbers",
+    "were",
+    "small",
+    "she",
+    "said",
+    "that",
+    "weather",
+    "was",
+    "fine",
+    "so",
+    "they",
+    "went",
+    "out",
+    "to",
+    "play",
+]
+FIELDS = (
+    "count",
+    "sum",
+    "max",
+    "hist_edges",
+    "hist_counts",
+    "top_values",
+    "top_windows",
+    "top_positions",
+    "quantile_bounds",
+    "quantile_values",
+    "quantile_windows",
+    "quantile_positions",
+)
 
 
 def _documents(n: int = 60, seed: int = 0) -> list[str]:
@@ -76,11 +119,13 @@ def _in_bin(v: float, bounds: np.ndarray, k: int) -> bool:
 
 
 def _index(att, windows: Windows, **kw) -> FeatureStats:
-    return index_corpus(att, windows, batch_size=BATCH, top_k=6, n_quantiles=3,
-                        per_quantile=2, **kw)
+    return index_corpus(
+        att, windows, batch_size=BATCH, top_k=6, n_quantiles=3, per_quantile=2, **kw
+    )
 
 
 # ---- the accumulator against the reference -------------------------------------------------
+
 
 def test_density_max_and_mean_match_the_reference(tiny_att, windows):
     stats = _index(tiny_att, windows)
@@ -106,15 +151,18 @@ def test_histogram_counts_every_value_in_its_bin(tiny_att, windows):
 
 
 @pytest.mark.parametrize("compact_at", [1, 1 << 16])  # 1: prefilters and compaction every batch
-def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, windows,
-                                                                     compact_at):
+def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, windows, compact_at):
     stats = _index(tiny_att, windows, compact_at=compact_at)
     entries, _ = reference(tiny_att, windows)
     for f in range(tiny_att.d_sae):
         best = sorted(((-v, w, p) for g, v, w, p in entries if g == f))[:6]
-        got = [(-float(v), int(w), int(p)) for v, w, p in zip(
-            stats.top_values[f], stats.top_windows[f], stats.top_positions[f], strict=True)
-            if w >= 0]
+        got = [
+            (-float(v), int(w), int(p))
+            for v, w, p in zip(
+                stats.top_values[f], stats.top_windows[f], stats.top_positions[f], strict=True
+            )
+            if w >= 0
+        ]
         assert got == best
 
 
@@ -127,14 +175,23 @@ def test_quantile_samples_are_the_smallest_hashes_of_their_bin(tiny_att, windows
         bounds = stats.quantile_bounds[f]
         for k in range(3):
             members = [(v, w, p) for v, w, p in mine if _in_bin(v, bounds, k)]
-            keys = torch.tensor([token_key(torch.tensor(w), torch.tensor(p)).item()
-                                 for _, w, p in members], dtype=torch.long)
+            keys = torch.tensor(
+                [token_key(torch.tensor(w), torch.tensor(p)).item() for _, w, p in members],
+                dtype=torch.long,
+            )
             hashes = sample_hash(keys, torch.full_like(keys, f), 7).tolist()
             chosen = sorted(zip(hashes, keys.tolist(), members, strict=True))[:2]
             want = sorted((-v, w, p) for _, _, (v, w, p) in chosen)
-            got = [(-float(v), int(w), int(p)) for v, w, p in zip(
-                stats.quantile_values[f, k], stats.quantile_windows[f, k],
-                stats.quantile_positions[f, k], strict=True) if w >= 0]
+            got = [
+                (-float(v), int(w), int(p))
+                for v, w, p in zip(
+                    stats.quantile_values[f, k],
+                    stats.quantile_windows[f, k],
+                    stats.quantile_positions[f, k],
+                    strict=True,
+                )
+                if w >= 0
+            ]
             assert got == want, (f, k)
 
 
@@ -171,6 +228,7 @@ def test_quantile_bounds_sit_less_than_a_sixteenth_below_k_max_over_n(tiny_att, 
 
 # ---- shards, BOS, dead features ----------------------------------------------------------
 
+
 def test_three_shards_merged_equal_one_pass(tiny_att, windows):
     single = _index(tiny_att, windows)
     kw = {"batch_size": BATCH, "top_k": 6, "n_quantiles": 3, "per_quantile": 2}
@@ -180,8 +238,10 @@ def test_three_shards_merged_equal_one_pass(tiny_att, windows):
 
 
 def test_shards_partition_the_windows(tiny_att, windows):
-    seen = [index_shard(tiny_att, windows, batch_size=BATCH, shard=Shard(i, 3)).n_tokens
-            for i in range(3)]
+    seen = [
+        index_shard(tiny_att, windows, batch_size=BATCH, shard=Shard(i, 3)).n_tokens
+        for i in range(3)
+    ]
     assert sum(seen) == _index(tiny_att, windows).n_tokens
 
 
@@ -217,6 +277,7 @@ def test_features_that_never_fire_are_marked_dead(tiny_att, windows):
 
 # ---- windows, progress, cancel, bad input ----------------------------------------------------
 
+
 def test_windows_start_with_bos_and_stop_at_the_token_budget(tiny_att, windows):
     assert windows.n_tokens == TOKENS
     assert all(windows[i].token_ids[0] == tiny_att.lm.bos_token_id for i in range(len(windows)))
@@ -236,24 +297,33 @@ def test_progress_reports_tokens_after_every_batch(tiny_att, windows):
 def test_cancel_stops_the_pass_before_the_next_batch(tiny_att, windows):
     done = []
     with pytest.raises(IndexingCancelled, match="cancelled after"):
-        index_corpus(tiny_att, windows, batch_size=BATCH, progress=lambda d, t: done.append(d),
-                     cancel=lambda: len(done) >= 2)
+        index_corpus(
+            tiny_att,
+            windows,
+            batch_size=BATCH,
+            progress=lambda d, t: done.append(d),
+            cancel=lambda: len(done) >= 2,
+        )
     assert len(done) == 2
 
 
 def test_a_budget_beyond_the_corpus_indexes_all_of_it(tiny_att):
     docs = _documents(5)
     stats = index_corpus(tiny_att, docs, context=CONTEXT, tokens=10**6)
-    n_doc_tokens = sum(len(tiny_att.lm.tokenizer(d, add_special_tokens=False)["input_ids"])
-                       for d in docs)
+    n_doc_tokens = sum(
+        len(tiny_att.lm.tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs
+    )
     assert stats.n_tokens == n_doc_tokens  # every document token, each window's BOS excluded
     assert stats.settings["corpus_tokens"] == n_doc_tokens + stats.settings["corpus_windows"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"tokens": 0}, "tokens must be a positive"),
-    ({"tokens": 10, "context": 10_000}, "longer than the model"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tokens": 0}, "tokens must be a positive"),
+        ({"tokens": 10, "context": 10_000}, "longer than the model"),
+    ],
+)
 def test_bad_sizes_are_refused(tiny_att, kwargs, message):
     with pytest.raises(ValueError, match=message):
         index_corpus(tiny_att, _documents(), **kwargs)
@@ -265,6 +335,7 @@ def test_an_empty_corpus_is_refused(tiny_att):
 
 
 # ---- second pass -------------------------------------------------------------------------------
+
 
 def test_materialized_values_equal_a_direct_computation(tiny_att, windows):
     stats = _index(tiny_att, windows)

@@ -87,8 +87,7 @@ def test_logit_bias_needs_no_hook_and_equals_the_facts_logit_effect(tiny_att):
 
 
 @pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
-def test_add_shifts_the_residual_by_exactly_s_d_f_at_the_chosen_positions_only(
-        tiny_lm, positions):
+def test_add_shifts_the_residual_by_exactly_s_d_f_at_the_chosen_positions_only(tiny_lm, positions):
     att = attach_sae(tiny_lm, build_sae(tiny_lm.d_model, hook_name=HOOK))
     spec = SteerSpec((Intervention(5, 3.0),), positions=positions, max_new_tokens=4)
     before, after, _ = steered_residuals(att, spec)
@@ -105,8 +104,10 @@ def test_add_shifts_the_residual_by_exactly_s_d_f_at_the_chosen_positions_only(
 def test_a_vector_adds_s_times_its_values_beside_a_feature(tiny_lm):
     att = attach_sae(tiny_lm, build_sae(tiny_lm.d_model, hook_name=HOOK))
     v = torch.linspace(-1, 1, tiny_lm.d_model)  # [d_model]
-    spec = SteerSpec((Intervention(5, 3.0), Intervention(1, -2.0, "vector", values=tuple(
-        v.tolist()))), max_new_tokens=3)
+    spec = SteerSpec(
+        (Intervention(5, 3.0), Intervention(1, -2.0, "vector", values=tuple(v.tolist()))),
+        max_new_tokens=3,
+    )
     before, after, _ = steered_residuals(att, spec)
     expected = 3.0 * att.decoder_directions[5] - 2.0 * v  # [d_model]
     for x, y in zip(before, after, strict=True):
@@ -129,8 +130,9 @@ def test_registering_a_mode_twice_or_outside_the_contract_is_refused():
 
 def test_clamp_writes_c_minus_f_times_d_f_and_keeps_the_error_term(tiny_lm):
     att = attach_sae(tiny_lm, build_sae(tiny_lm.d_model, hook_name=HOOK))
-    before, after, _ = steered_residuals(att, SteerSpec((Intervention(5, 2.0, "clamp"),),
-                                                        max_new_tokens=3))
+    before, after, _ = steered_residuals(
+        att, SteerSpec((Intervention(5, 2.0, "clamp"),), max_new_tokens=3)
+    )
     d_f = att.decoder_directions[5]
     for x, y in zip(before, after, strict=True):
         f = att.encode(x[1])[:, 5]  # [pos]
@@ -139,8 +141,9 @@ def test_clamp_writes_c_minus_f_times_d_f_and_keeps_the_error_term(tiny_lm):
 
 def test_clamp_re_encodes_to_c(tiny_lm):
     att = attach_sae(tiny_lm, tied_sae(tiny_lm.d_model))
-    _, after, _ = steered_residuals(att, SteerSpec((Intervention(3, 4.0, "clamp"),),
-                                                   max_new_tokens=3))
+    _, after, _ = steered_residuals(
+        att, SteerSpec((Intervention(3, 4.0, "clamp"),), max_new_tokens=3)
+    )
     for y in after:
         feats = att.encode(y[1])  # [pos, d_sae]
         assert_close(feats[:, 3], torch.full_like(feats[:, 3], 4.0), rtol=0, atol=1e-4)
@@ -149,8 +152,9 @@ def test_clamp_re_encodes_to_c(tiny_lm):
 
 def test_zero_ablation_re_encodes_to_zero(tiny_lm):
     att = attach_sae(tiny_lm, tied_sae(tiny_lm.d_model))
-    _, after, _ = steered_residuals(att, SteerSpec((Intervention(3, 0.0, "ablate"),),
-                                                   max_new_tokens=3))
+    _, after, _ = steered_residuals(
+        att, SteerSpec((Intervention(3, 0.0, "ablate"),), max_new_tokens=3)
+    )
     for y in after:
         assert_close(att.encode(y[1])[:, 3], torch.zeros(y.shape[1]), rtol=0, atol=1e-4)
 
@@ -169,8 +173,9 @@ def test_resample_ablation_re_encodes_to_one_of_the_samples(tiny_lm):
     _, after, _ = steered_residuals(att, spec, stats={3: FeatureStats(samples=[1.0, 2.0, 5.0])})
     for y in after:
         values = att.encode(y[1])[:, 3]  # [pos]
-        nearest = torch.tensor([1.0, 2.0, 5.0])[(values[:, None] - torch.tensor(
-            [1.0, 2.0, 5.0])).abs().argmin(-1)]
+        nearest = torch.tensor([1.0, 2.0, 5.0])[
+            (values[:, None] - torch.tensor([1.0, 2.0, 5.0])).abs().argmin(-1)
+        ]
         assert_close(values, nearest, rtol=0, atol=1e-4)
 
 

@@ -49,9 +49,15 @@ def test_an_unknown_dtype_lists_the_accepted_names(tiny_model_dir):
 
 
 def test_an_unsupported_architecture_fails_at_load_naming_supported_ones(tmp_path):
-    cfg = transformers.OPTConfig(hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                                 num_attention_heads=2, vocab_size=64, word_embed_proj_dim=16,
-                                 max_position_embeddings=32)
+    cfg = transformers.OPTConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        ffn_dim=32,
+        num_attention_heads=2,
+        vocab_size=64,
+        word_embed_proj_dim=16,
+        max_position_embeddings=32,
+    )
     transformers.OPTForCausalLM(cfg).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"unsupported architecture 'opt'.*gemma2.*gpt_neox"):
         load_model(str(tmp_path))
@@ -114,8 +120,11 @@ def test_the_demo_sae_loads_when_present():
 
 
 def test_attach_refuses_a_d_in_mismatch_naming_both_widths(tiny_lm):
-    with pytest.raises(ValueError, match=r"d_in=48 does not match the width 32 of "
-                                         r"blocks\.1\.hook_resid_post"):
+    with pytest.raises(
+        ValueError,
+        match=r"d_in=48 does not match the width 32 of "
+        r"blocks\.1\.hook_resid_post",
+    ):
         attach_sae(tiny_lm, build_sae(48))
 
 
@@ -150,8 +159,10 @@ def test_decoder_directions_are_the_w_dec_rows(tiny_att):
 
 def test_preprocessing_is_read_from_the_sae_config(tiny_lm):
     plain = attach_sae(tiny_lm, build_sae(32)).preprocessing
-    centred = attach_sae(tiny_lm, build_sae(32, metadata={
-        "model_from_pretrained_kwargs": {"center_writing_weights": True}})).preprocessing
+    centred = attach_sae(
+        tiny_lm,
+        build_sae(32, metadata={"model_from_pretrained_kwargs": {"center_writing_weights": True}}),
+    ).preprocessing
     assert (plain.center_residual, centred.center_residual) == (False, True)
     assert plain.prepend_bos and plain.normalize_activations == "none"
 
@@ -167,7 +178,8 @@ def tl_model(_tiny_lm_cached):
 @pytest.mark.parametrize("architecture", sorted(SAE_CONFIGS))
 @pytest.mark.parametrize("hook", ["blocks.1.hook_resid_post", "blocks.0.hook_mlp_out"])
 def test_encoding_equals_sae_lens_on_transformer_lens_activations(
-        tiny_lm, tl_model, architecture, hook):
+    tiny_lm, tl_model, architecture, hook
+):
     extra = {"k": 8} if architecture == "topk" else {}
     sae = build_sae(32, hook_name=hook, architecture=architecture, **extra)
     reference_sae = copy.deepcopy(sae)
@@ -201,12 +213,22 @@ def test_layer_norm_activation_normalisation_is_applied_by_sae_lens(tiny_lm, tl_
     torch.testing.assert_close(ours, reference_sae.encode(cache[hook]), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("hook", ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_post",
-                                  "blocks.1.hook_attn_out", "blocks.0.hook_mlp_out"])
+@pytest.mark.parametrize(
+    "hook",
+    [
+        "blocks.0.hook_resid_pre",
+        "blocks.1.hook_resid_post",
+        "blocks.1.hook_attn_out",
+        "blocks.0.hook_mlp_out",
+    ],
+)
 def test_sae_trained_on_centred_weights_sees_the_centred_activations(tiny_lm, hook):
     tl_centred = hooked_transformer_from(tiny_lm.model, center_writing_weights=True)
-    sae = build_sae(32, hook_name=hook, metadata={
-        "model_from_pretrained_kwargs": {"center_writing_weights": True}})
+    sae = build_sae(
+        32,
+        hook_name=hook,
+        metadata={"model_from_pretrained_kwargs": {"center_writing_weights": True}},
+    )
     reference_sae = copy.deepcopy(sae)
     ids = batch(tiny_lm)
     _, cache = tl_centred.run_with_cache(ids, names_filter=[hook])
@@ -219,7 +241,8 @@ def test_demo_sae_encoding_equals_sae_lens_on_transformer_lens_activations(demo_
     att = attach_sae(demo_lm, demo_sae)
     ids = demo_lm.encode("The jury said the city had no evidence.")[None]
     _, cache = hooked_transformer_from(demo_lm.model).run_with_cache(
-        ids, names_filter=[att.hook_name])
+        ids, names_filter=[att.hook_name]
+    )
     expected = reference_sae.encode(cache[att.hook_name])  # [1, pos, d_sae]
     ours = att.encode(run_to_hook(demo_lm, ids, None, att.hook_name))
     assert (expected > 0).any()

@@ -17,10 +17,13 @@ from workers.engine.sampling import (
 def test_sampling_a_batch_gives_each_row_the_token_it_gets_alone():
     logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))
     temps, top_ps = [0.0, 0.7, 1.0, 1.3, 0.7, 0.0], [1.0, 0.9, 1.0, 0.5, 1.0, 0.3]
-    batched = sample_tokens(logits, temps, top_ps,
-                            [torch.Generator().manual_seed(i) for i in range(6)])
-    alone = [sample_token(logits[i], temps[i], top_ps[i], torch.Generator().manual_seed(i))
-             for i in range(6)]
+    batched = sample_tokens(
+        logits, temps, top_ps, [torch.Generator().manual_seed(i) for i in range(6)]
+    )
+    alone = [
+        sample_token(logits[i], temps[i], top_ps[i], torch.Generator().manual_seed(i))
+        for i in range(6)
+    ]
     assert batched == alone
 
 

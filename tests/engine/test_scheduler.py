@@ -14,10 +14,11 @@ from workers.engine.scheduler import BatchScheduler
 
 
 def test_concurrent_requests_through_the_scheduler_match_generate_alone(tiny_att):
-    specs = [SteerSpec((Intervention(5, 8.0),), max_new_tokens=9),
-             SteerSpec((Intervention(7, 3.0, "clamp"),), positions="generated", max_new_tokens=5),
-             SteerSpec((Intervention(1, 0.0, "ablate"),), temperature=1.0, seed=4,
-                       max_new_tokens=7)]
+    specs = [
+        SteerSpec((Intervention(5, 8.0),), max_new_tokens=9),
+        SteerSpec((Intervention(7, 3.0, "clamp"),), positions="generated", max_new_tokens=5),
+        SteerSpec((Intervention(1, 0.0, "ablate"),), temperature=1.0, seed=4, max_new_tokens=7),
+    ]
     prompts = ["The cat sat", "A quick brown fox jumps", "She said"]
     with BatchScheduler(tiny_att.lm) as scheduler:
         handles = [submit(scheduler, tiny_att, p, s) for p, s in zip(prompts, specs, strict=True)]
@@ -44,8 +45,13 @@ def test_an_idle_scheduler_leaves_other_forward_passes_untouched(tiny_att):
 def test_a_cancelled_request_stops_and_the_others_finish(tiny_att):
     started = threading.Event()
     with BatchScheduler(tiny_att.lm) as scheduler:
-        long = submit(scheduler, tiny_att, "The cat", SteerSpec(max_new_tokens=50),
-                      on_token=lambda *a: started.set())
+        long = submit(
+            scheduler,
+            tiny_att,
+            "The cat",
+            SteerSpec(max_new_tokens=50),
+            on_token=lambda *a: started.set(),
+        )
         short = submit(scheduler, tiny_att, "A dog", SteerSpec(max_new_tokens=6))
         assert started.wait(30)
         long.cancel()
@@ -75,8 +81,9 @@ def test_bad_input_is_refused_at_submit_before_it_reaches_the_batch(tiny_att):
 
 def test_closing_the_scheduler_ends_unfinished_requests_as_cancelled(tiny_att):
     scheduler = BatchScheduler(tiny_att.lm)
-    handle = submit(scheduler, tiny_att, "The cat", SteerSpec(max_new_tokens=50),
-                    cancel=lambda: False)
+    handle = submit(
+        scheduler, tiny_att, "The cat", SteerSpec(max_new_tokens=50), cancel=lambda: False
+    )
     scheduler.close()
     result = handle.result(timeout=30)  # settled, never left hanging
     assert result.cancelled or len(result.default.tokens) == 50

@@ -21,7 +21,9 @@ def test_an_intervention_rejects_a_non_finite_strength(bad):
 
 
 def test_an_unknown_mode_is_refused_listing_the_registered_ones():
-    with pytest.raises(ValueError, match=r"mode must be one of add, clamp, ablate, logit, vector, got 'boost'"):
+    with pytest.raises(
+        ValueError, match=r"mode must be one of add, clamp, ablate, logit, vector, got 'boost'"
+    ):
         Intervention(feature=1, strength=1.0, mode="boost")
 
 
@@ -45,9 +47,14 @@ def test_spec_dict_is_canonical_whatever_the_order_of_interventions():
 
 
 def test_spec_round_trips_through_its_dict_and_json():
-    spec = SteerSpec((Intervention(4, 1.5, "ablate", "mean"), Intervention(2, 3.0, "logit")),
-                     positions="generated", temperature=0.7, top_p=0.9, seed=11,
-                     max_new_tokens=5)
+    spec = SteerSpec(
+        (Intervention(4, 1.5, "ablate", "mean"), Intervention(2, 3.0, "logit")),
+        positions="generated",
+        temperature=0.7,
+        top_p=0.9,
+        seed=11,
+        max_new_tokens=5,
+    )
     assert SteerSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
 
@@ -58,15 +65,18 @@ def test_spec_from_dict_rejects_unknown_fields():
         SteerSpec.from_dict({"interventions": [{"feature": 1, "strength": 1, "sae": "x"}]})
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("positions", "middle", "positions must be one of all, prompt, generated"),
-    ("temperature", -0.1, "temperature must be >= 0"),
-    ("temperature", math.nan, "temperature must be finite"),
-    ("top_p", 0.0, r"top_p must be in \(0, 1\]"),
-    ("max_new_tokens", 0, "max_new_tokens must be between 1 and 1024"),
-    ("max_new_tokens", 100_000, "max_new_tokens must be between 1 and 1024"),
-    ("seed", -1, "seed must be >= 0"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("positions", "middle", "positions must be one of all, prompt, generated"),
+        ("temperature", -0.1, "temperature must be >= 0"),
+        ("temperature", math.nan, "temperature must be finite"),
+        ("top_p", 0.0, r"top_p must be in \(0, 1\]"),
+        ("max_new_tokens", 0, "max_new_tokens must be between 1 and 1024"),
+        ("max_new_tokens", 100_000, "max_new_tokens must be between 1 and 1024"),
+        ("seed", -1, "seed must be >= 0"),
+    ],
+)
 def test_spec_rejects_bad_sampling_settings(field, value, message):
     with pytest.raises(ValueError, match=message):
         SteerSpec(**{field: value})
@@ -83,8 +93,10 @@ def test_a_vector_intervention_carries_its_values_and_round_trips():
     assert Intervention.from_dict(json.loads(json.dumps(iv.to_dict()))) == iv
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    (None, "needs its values"), ((), "needs its values"), ((1.0, math.nan), "must be finite")])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [(None, "needs its values"), ((), "needs its values"), ((1.0, math.nan), "must be finite")],
+)
 def test_a_vector_intervention_needs_finite_values(values, message):
     with pytest.raises(SpecError, match=message):
         Intervention(7, 2.0, "vector", values=values)
@@ -101,8 +113,12 @@ def test_a_feature_and_a_vector_with_the_same_number_are_distinct():
 
 
 def request(**overrides):
-    fields = {"model": "demo", "sae": "demo", "prompt": "The cat",
-              "spec": SteerSpec((Intervention(5, 2.0),), seed=1)}
+    fields = {
+        "model": "demo",
+        "sae": "demo",
+        "prompt": "The cat",
+        "spec": SteerSpec((Intervention(5, 2.0),), seed=1),
+    }
     fields.update(overrides)
     return SteerRequest(**fields)
 
@@ -113,8 +129,15 @@ def test_a_request_round_trips_through_json_with_the_same_key():
     assert again == r and again.key() == r.key()
 
 
-@pytest.mark.parametrize("change", [{"prompt": "The dog"}, {"sae": "other"}, {"model": "m2"},
-                                    {"spec": SteerSpec((Intervention(5, 2.5),), seed=1)}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt": "The dog"},
+        {"sae": "other"},
+        {"model": "m2"},
+        {"spec": SteerSpec((Intervention(5, 2.5),), seed=1)},
+    ],
+)
 def test_everything_in_a_request_changes_its_key(change):
     assert request(**change).key() != request().key()
 
@@ -133,7 +156,9 @@ def test_every_mode_of_the_contract_has_a_compiler():
 
 
 def test_the_contract_imports_neither_torch_nor_django():
-    code = ("import sys, workers.engine.specs; "
-            "print([m for m in ('torch', 'django', 'numpy') if m in sys.modules])")
+    code = (
+        "import sys, workers.engine.specs; "
+        "print([m for m in ('torch', 'django', 'numpy') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -20,8 +20,10 @@ def _splitmix_py(x: int) -> int:
 def test_sample_hash_is_splitmix64_with_wrapping_arithmetic():
     keys = [0, 1, (7 << 20) | 3, (1 << 40) + 12345]
     got = sample_hash(torch.tensor(keys), torch.tensor([0, 5, 17, 24575]), seed=3).tolist()
-    want = [_splitmix_py(_splitmix_py(k ^ 3) ^ f) >> 32
-            for k, f in zip(keys, [0, 5, 17, 24575], strict=True)]
+    want = [
+        _splitmix_py(_splitmix_py(k ^ 3) ^ f) >> 32
+        for k, f in zip(keys, [0, 5, 17, 24575], strict=True)
+    ]
     assert got == want
 
 

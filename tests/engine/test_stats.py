@@ -11,9 +11,20 @@ import torch
 from workers.engine.feature_stats import FeatureStats
 from workers.engine.stats import FeatureStatsAccumulator
 
-FIELDS = ("count", "sum", "max", "hist_edges", "hist_counts", "top_values", "top_windows",
-          "top_positions", "quantile_bounds", "quantile_values", "quantile_windows",
-          "quantile_positions")
+FIELDS = (
+    "count",
+    "sum",
+    "max",
+    "hist_edges",
+    "hist_counts",
+    "top_values",
+    "top_windows",
+    "top_positions",
+    "quantile_bounds",
+    "quantile_values",
+    "quantile_windows",
+    "quantile_positions",
+)
 
 
 def assert_stats_equal(a: FeatureStats, b: FeatureStats) -> None:
@@ -44,8 +55,9 @@ def test_results_do_not_depend_on_when_candidates_are_compacted():
     acts = _tied_acts(0)
     out = []
     for compact_at in (1, 1 << 16):
-        acc = FeatureStatsAccumulator(40, top_k=5, n_quantiles=4, per_quantile=3,
-                                      compact_at=compact_at)
+        acc = FeatureStatsAccumulator(
+            40, top_k=5, n_quantiles=4, per_quantile=3, compact_at=compact_at
+        )
         for b in range(0, 12, 3):
             acc.update(acts[b : b + 3], torch.arange(b, b + 3))
         out.append(acc.finalize())
@@ -88,8 +100,10 @@ def test_sums_are_exact_in_fixed_point():
     assert acc.finalize().sum.tolist() == [0.75]
 
 
-@pytest.mark.parametrize("kwargs", [{"top_k": 0}, {"hist_bins_per_octave": 3},
-                                    {"n_quantiles": 16}, {"hist_octaves": (3, 3)}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"top_k": 0}, {"hist_bins_per_octave": 3}, {"n_quantiles": 16}, {"hist_octaves": (3, 3)}],
+)
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         FeatureStatsAccumulator(8, **kwargs)

@@ -19,7 +19,9 @@ def _plain_http(settings):
 @pytest.fixture
 def alice(django_user_model):
     """alice has an account and signs in with a password."""
-    return django_user_model.objects.create_user("alice", "alice@example.org", "correct horse battery")
+    return django_user_model.objects.create_user(
+        "alice", "alice@example.org", "correct horse battery"
+    )
 
 
 @pytest.fixture

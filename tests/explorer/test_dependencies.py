@@ -33,8 +33,10 @@ def _allowed(name: str) -> bool:
     their __init__ modules are empty."""
     if name != "workers" and not name.startswith("workers."):
         return True
-    return any(name == a or name.startswith(a + ".") or a.startswith(name + ".")
-               for a in ALLOWED_WORKER_MODULES)
+    return any(
+        name == a or name.startswith(a + ".") or a.startswith(name + ".")
+        for a in ALLOWED_WORKER_MODULES
+    )
 
 
 def _imported_names(tree: ast.AST) -> Iterator[tuple[int, str]]:
@@ -48,9 +50,13 @@ def _imported_names(tree: ast.AST) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.module
             for alias in node.names:
                 yield node.lineno, f"{node.module}.{alias.name}"
-        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)
-              and ast.unparse(node.func) in ("import_module", "importlib.import_module", "__import__")):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and ast.unparse(node.func) in ("import_module", "importlib.import_module", "__import__")
+        ):
             yield node.lineno, node.args[0].value
 
 
@@ -72,34 +78,49 @@ def test_no_module_under_explorer_imports_workers_beyond_the_shared_contract():
     assert not offending, "explorer/ imports workers/:\n" + "\n".join(offending)
 
 
-@pytest.mark.parametrize("source", [
-    "import workers.celery",
-    "from workers import celery",
-    "from workers.engine import loading",
-    "from workers.engine.loading import load_model",
-    "importlib.import_module('workers.index')",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import workers.celery",
+        "from workers import celery",
+        "from workers.engine import loading",
+        "from workers.engine.loading import load_model",
+        "importlib.import_module('workers.index')",
+    ],
+)
 def test_the_check_sees_each_way_of_importing_workers(source):
     assert [name for _, name in _imported_names(ast.parse(source)) if not _allowed(name)]
 
 
-@pytest.mark.parametrize("source", [
-    "from workers.engine import specs",
-    "from workers.engine.specs import SteerSpec",
-    "import workers.engine.corpus",
-    'INDEX_SHARD = "workers.index.index_shard"',  # a task name is a string, not an import
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from workers.engine import specs",
+        "from workers.engine.specs import SteerSpec",
+        "import workers.engine.corpus",
+        'INDEX_SHARD = "workers.index.index_shard"',  # a task name is a string, not an import
+    ],
+)
 def test_the_check_lets_the_shared_contract_and_task_names_through(source):
     assert all(_allowed(name) for _, name in _imported_names(ast.parse(source)))
 
 
 @pytest.mark.parametrize("module", ALLOWED_WORKER_MODULES)
 def test_each_shared_module_imports_neither_torch_nor_django(module):
-    script = (f"import sys, {module}\n"
-              "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'django'}))\n")
+    script = (
+        f"import sys, {module}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'django'}))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    result = subprocess.run([sys.executable, "-c", script], check=False, cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 

@@ -16,7 +16,9 @@ from explorer.env import (
 )
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("YES", True), ("1", True), ("off", False), ("0", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("YES", True), ("1", True), ("off", False), ("0", False)]
+)
 def test_env_bool_reads_the_usual_spellings(raw, expected):
     assert env_bool("DEBUG", not expected, environ={"DEBUG": raw}) is expected
 
@@ -40,13 +42,18 @@ def test_env_int_rejects_non_integers_and_values_below_the_minimum():
 
 def test_env_float_rejects_nan_and_words():
     with pytest.raises(ImproperlyConfigured):
-        env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05, environ={"HEALTHZ_INSPECT_TIMEOUT": "nan"})
+        env_float(
+            "HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05, environ={"HEALTHZ_INSPECT_TIMEOUT": "nan"}
+        )
     with pytest.raises(ImproperlyConfigured, match="is not a number"):
         env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, environ={"HEALTHZ_INSPECT_TIMEOUT": "soon"})
 
 
 def test_env_list_splits_on_commas_and_trims():
-    assert env_list("ALLOWED_HOSTS", [], environ={"ALLOWED_HOSTS": "a.org, b.org"}) == ["a.org", "b.org"]
+    assert env_list("ALLOWED_HOSTS", [], environ={"ALLOWED_HOSTS": "a.org, b.org"}) == [
+        "a.org",
+        "b.org",
+    ]
 
 
 def test_env_list_rejects_an_empty_item():
@@ -73,7 +80,12 @@ def test_an_unreadable_secret_file_is_an_error(tmp_path):
 def test_database_url_with_host_port_and_options():
     db = parse_database_url("postgresql://u:p%40ss@db.internal:6432/explorer?sslmode=require")
     assert (db["HOST"], db["PORT"], db["NAME"], db["USER"], db["PASSWORD"]) == (
-        "db.internal", "6432", "explorer", "u", "p@ss")
+        "db.internal",
+        "6432",
+        "explorer",
+        "u",
+        "p@ss",
+    )
     assert db["OPTIONS"] == {"sslmode": "require"}
 
 
@@ -94,7 +106,11 @@ def test_database_url_needs_a_database_name():
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://u:p%40ss@db:6432/x?sslmode=require", "postgresql://postgres@/explorer?host=%2Fsrv%2Fpg"]
+    "url",
+    [
+        "postgresql://u:p%40ss@db:6432/x?sslmode=require",
+        "postgresql://postgres@/explorer?host=%2Fsrv%2Fpg",
+    ],
 )
 def test_database_url_round_trips(url):
     db = parse_database_url(url)

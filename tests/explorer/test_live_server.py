@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 def test_the_live_server_sees_committed_rows(live_server_url, transactional_db, django_user_model):
     django_user_model.objects.create_user("dana", password="a fine password 123")
     request = urllib.request.Request(
-        live_server_url + "/accounts/login/", method="POST",
+        live_server_url + "/accounts/login/",
+        method="POST",
         data=b"username=dana&password=a+fine+password+123",
     )
     # No CSRF token: a 403 proves the server answered; the user check is below via the API.
@@ -26,7 +27,9 @@ def test_the_live_server_sees_committed_rows(live_server_url, transactional_db, 
     from explorer.accounts.services import api_key_create
 
     _, raw = api_key_create(user=django_user_model.objects.get(username="dana"), name="e2e")
-    me = urllib.request.Request(live_server_url + "/api/v1/me", headers={"Authorization": f"Bearer {raw}"})
+    me = urllib.request.Request(
+        live_server_url + "/api/v1/me", headers={"Authorization": f"Bearer {raw}"}
+    )
     with urllib.request.urlopen(me, timeout=10) as response:
         assert json.loads(response.read())["username"] == "dana"
 

@@ -29,9 +29,21 @@ print("workers:", json.dumps(sorted(m for m in sys.modules if m.split(".")[0] ==
 
 
 def test_serving_requests_imports_no_torch(collected_static):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40,
-           "STATIC_ROOT": str(collected_static)}
-    result = subprocess.run([sys.executable, "-c", SCRIPT], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "explorer.settings",
+        "SECRET_KEY": "x" * 40,
+        "STATIC_ROOT": str(collected_static),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "heavy: []" in result.stdout
     line = next(line for line in result.stdout.splitlines() if line.startswith("workers: "))

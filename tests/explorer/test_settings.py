@@ -12,10 +12,19 @@ from tests.helpers import REPO, TEST_SECRET_KEY
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and k not in {"DEBUG", "SECRET_KEY", "HTTPS"}}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_URL") and k not in {"DEBUG", "SECRET_KEY", "HTTPS"}
+    }
     return subprocess.run(
-        [sys.executable, *args], check=False, cwd=REPO, env={**base, "DJANGO_SETTINGS_MODULE": "explorer.settings", **env},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, *args],
+        check=False,
+        cwd=REPO,
+        env={**base, "DJANGO_SETTINGS_MODULE": "explorer.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -36,7 +45,9 @@ def test_a_non_postgres_database_url_is_refused():
 
 
 def test_csrf_trusted_origins_need_a_scheme():
-    result = _run(["-c", "import django; django.setup()"], CSRF_TRUSTED_ORIGINS="explorer.example.org")
+    result = _run(
+        ["-c", "import django; django.setup()"], CSRF_TRUSTED_ORIGINS="explorer.example.org"
+    )
     assert "must start with http:// or https://" in result.stderr
 
 

@@ -49,7 +49,12 @@ def test_registering_the_demo_writes_one_model_with_its_full_vocab_and_one_sae()
     assert model.vocab == [s.replace("\x00", "\u2400") for s in expected_vocab]
     sae = SAE.objects.get()
     assert sae.model == model
-    assert (sae.slug, sae.source, sae.hook_name, sae.layer) == ("demo", "demo", "blocks.1.hook_resid_post", 1)
+    assert (sae.slug, sae.source, sae.hook_name, sae.layer) == (
+        "demo",
+        "demo",
+        "blocks.1.hook_resid_post",
+        1,
+    )
     assert (sae.d_in, sae.d_sae, sae.architecture) == (96, 1536, "topk")
     assert sae.preprocessing == {"prepend_bos": True, "centre": False, "normalisation": "none"}
     assert sae.provenance["spec"] == "demo"
@@ -64,7 +69,10 @@ def test_registering_the_same_sae_twice_says_so_and_changes_nothing():
     out = add_sae("--model", "demo", "--sae", "demo", "--slug", "other")
 
     assert "already registered" in out
-    assert (list(SAE.objects.values()), list(LanguageModel.objects.values("id", "slug", "created"))) == before
+    assert (
+        list(SAE.objects.values()),
+        list(LanguageModel.objects.values("id", "slug", "created")),
+    ) == before
 
 
 def test_a_second_sae_on_the_same_model_reuses_the_model_row(tmp_path):
@@ -75,14 +83,21 @@ def test_a_second_sae_on_the_same_model_reuses_the_model_row(tmp_path):
 
     assert LanguageModel.objects.count() == 1
     sae = SAE.objects.get(source=path)
-    assert (sae.slug, sae.hook_name, sae.layer, sae.d_sae) == ("layer0", "blocks.0.hook_resid_pre", 0, 32)
+    assert (sae.slug, sae.hook_name, sae.layer, sae.d_sae) == (
+        "layer0",
+        "blocks.0.hook_resid_pre",
+        0,
+        32,
+    )
     assert "Registered model" not in out
 
 
 def test_it_refuses_an_sae_whose_d_in_does_not_fit_and_writes_nothing(tmp_path):
     path = build_saved_sae(tmp_path / "wide", d_in=64)
 
-    with pytest.raises(CommandError, match=r"d_in=64 does not match the width 96 of blocks\.1\.hook_resid_post"):
+    with pytest.raises(
+        CommandError, match=r"d_in=64 does not match the width 96 of blocks\.1\.hook_resid_post"
+    ):
         add_sae("--model", "demo", "--sae", path)
 
     assert not LanguageModel.objects.exists()
@@ -98,12 +113,18 @@ def test_it_refuses_a_hook_the_model_does_not_have_and_writes_nothing(tmp_path):
     assert not LanguageModel.objects.exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--model", "/no/such/model", "--sae", "demo"), r"Model path '/no/such/model' does not exist"),
-    (("--model", "demo", "--sae", "/no/such/sae"), r"SAE spec '/no/such/sae' is neither"),
-    (("--model", "demo", "--sae", "nonsense"), r"SAE spec 'nonsense' is neither"),
-    (("--model", "", "--sae", "demo"), r"model spec is empty"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--model", "/no/such/model", "--sae", "demo"),
+            r"Model path '/no/such/model' does not exist",
+        ),
+        (("--model", "demo", "--sae", "/no/such/sae"), r"SAE spec '/no/such/sae' is neither"),
+        (("--model", "demo", "--sae", "nonsense"), r"SAE spec 'nonsense' is neither"),
+        (("--model", "", "--sae", "demo"), r"model spec is empty"),
+    ],
+)
 def test_it_refuses_an_unknown_path_with_a_clear_error(args, message):
     with pytest.raises(CommandError, match=message):
         add_sae(*args)

@@ -18,7 +18,9 @@ def test_batch_queues_are_declared_and_live_queues_are_per_model():
     assert live_queue("gpt2") == "live.gpt2"
 
 
-@pytest.mark.parametrize(("queue", "kind"), [("live.gpt2", "live"), ("index", "index"), ("explain", "explain")])
+@pytest.mark.parametrize(
+    ("queue", "kind"), [("live.gpt2", "live"), ("index", "index"), ("explain", "explain")]
+)
 def test_time_limits_come_from_one_table_per_queue(queue, kind):
     soft, hard = TIME_LIMITS[kind]
     assert time_limits(queue) == {"soft_time_limit": soft, "time_limit": hard}
@@ -53,7 +55,13 @@ def test_the_worker_parent_imports_no_torch():
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
     result = subprocess.run(
-        [sys.executable, "-c", script], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -75,7 +83,13 @@ def test_the_django_fixup_sets_django_up_before_the_task_modules_import():
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
     result = subprocess.run(
-        [sys.executable, "-c", script], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "workers.index" in result.stdout

@@ -29,8 +29,15 @@ def test_they_match_sentence_transformers_on_the_same_weights():
 
 
 def test_a_paraphrase_is_nearer_than_an_unrelated_text():
-    query, paraphrase, unrelated = np.array(embed_texts(
-        ["bodies of water", "mentions of rivers and lakes", "programming code with curly braces"]))
+    query, paraphrase, unrelated = np.array(
+        embed_texts(
+            [
+                "bodies of water",
+                "mentions of rivers and lakes",
+                "programming code with curly braces",
+            ]
+        )
+    )
     assert query @ paraphrase > 0.5
     assert query @ unrelated < 0.2
 
@@ -71,13 +78,21 @@ def test_a_paraphrase_finds_its_feature_through_a_real_worker(celery_worker_proc
     # The worker loads the model on its first task; this test waits for it, the app would not.
     settings.EXPLORER_EMBED_TIMEOUT_S = 120
     built = build_indexed_sae(d_sae=24, examples_per_feature=1)
-    texts = {3: "mentions of rivers and lakes", 4: "money held at a bank", 5: "cats sitting on mats"}
+    texts = {
+        3: "mentions of rivers and lakes",
+        4: "money held at a bank",
+        5: "cats sitting on mats",
+    }
     for index, text in texts.items():
         Explanation.objects.create(feature=built.features[index], text=text, method="offline")
 
     services.embeddings_schedule(sae_id=built.sae.pk)  # autocommit: sent at once
-    wait_until(lambda: ExplanationEmbedding.objects.count() >= len(texts), timeout=180,
-               interval=0.5, message="the worker did not embed every explanation")
+    wait_until(
+        lambda: ExplanationEmbedding.objects.count() >= len(texts),
+        timeout=180,
+        interval=0.5,
+        message="the worker did not embed every explanation",
+    )
     assert ExplanationEmbedding.objects.count() == len(texts)
 
     from django.core.cache import cache

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 def score_jobs():
     indexed = build_indexed_sae(d_sae=8)
     for f in indexed.features[1:4]:
-        services.explanation_create(feature=f, text=f'"{indexed.sae.model.vocab[f.index]}"', method="offline")
+        services.explanation_create(
+            feature=f, text=f'"{indexed.sae.model.vocab[f.index]}"', method="offline"
+        )
     return services.score_jobs_create(sae=indexed.sae)
 
 

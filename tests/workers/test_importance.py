@@ -26,7 +26,10 @@ def test_a_bulk_chunk_stores_every_feature_on_the_index_queue(demo_features, cel
 
     ids = [f.pk for f in demo_features]
     FeatureImportance.objects.bulk_create([FeatureImportance(feature_id=i) for i in ids])
-    assert compute_features.apply_async(kwargs={"feature_ids": ids}, queue="index").get(timeout=120) == 3
+    assert (
+        compute_features.apply_async(kwargs={"feature_ids": ids}, queue="index").get(timeout=120)
+        == 3
+    )
     rows = FeatureImportance.objects.filter(feature_id__in=ids)
     assert {r.status for r in rows} == {"done"}
     for r in rows:

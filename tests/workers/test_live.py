@@ -12,8 +12,11 @@ from tests.explorer.steering.helpers import wait_stored
 from tests.helpers import wait_until
 from workers.live import build_vector, steer
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
-              pytest.mark.usefixtures("_fresh_catalogue")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("_fresh_catalogue"),
+]
 
 
 def _payload(prompt: str, n: int = 4) -> dict:
@@ -21,9 +24,18 @@ def _payload(prompt: str, n: int = 4) -> dict:
     from explorer.steering.conf import limits
     from explorer.steering.protocol import parse_message
 
-    message = parse_message({"type": "steer", "gen": 1, "model": "demo", "prompt": prompt,
-                             "features": [{"sae": "demo", "index": 5, "strength": 6.0}],
-                             "seed": 1, "max_new_tokens": n}, limits())
+    message = parse_message(
+        {
+            "type": "steer",
+            "gen": 1,
+            "model": "demo",
+            "prompt": prompt,
+            "features": [{"sae": "demo", "index": 5, "strength": 6.0}],
+            "seed": 1,
+            "max_new_tokens": n,
+        },
+        limits(),
+    )
     req = selectors.steer_request_resolve(message=message, model_slug=None)
     return req.payload(streams.new_run_id())
 
@@ -41,8 +53,9 @@ def test_live_tasks_are_acked_early_so_a_dead_worker_never_replays_them():
     assert build_vector.acks_late is False
 
 
-def test_a_steer_task_streams_numbered_frames_to_the_replay_list(demo_rows, redis_url,
-                                                                 celery_worker_proc):
+def test_a_steer_task_streams_numbered_frames_to_the_replay_list(
+    demo_rows, redis_url, celery_worker_proc
+):
     from explorer.steering.models import SteeringResult
 
     payload = _payload("The river")
@@ -52,8 +65,12 @@ def test_a_steer_task_streams_numbered_frames_to_the_replay_list(demo_rows, redi
         frames = _replay(redis_url, payload["run"])
         return frames if sum(f["type"] == "done" for f in frames) == 2 else None
 
-    frames = wait_until(both_rows_done, timeout=60, interval=0.2,
-                        message=lambda: f"no done for both rows: {_replay(redis_url, payload['run'])[-5:]}")
+    frames = wait_until(
+        both_rows_done,
+        timeout=60,
+        interval=0.2,
+        message=lambda: f"no done for both rows: {_replay(redis_url, payload['run'])[-5:]}",
+    )
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     done = {f["row"]: f for f in frames if f["type"] == "done"}
     assert set(done) == {"default", "steered"}
@@ -79,8 +96,12 @@ def test_a_run_cancelled_while_queued_is_skipped(demo_rows, redis_url, celery_wo
     steer.apply_async(args=[payload], queue="live.demo")
     probe = _payload("After it", n=1)  # the worker takes tasks in order: wait for this one
     steer.apply_async(args=[probe], queue="live.demo")
-    wait_until(lambda: any(f["type"] == "done" for f in _replay(redis_url, probe["run"])),
-               timeout=60, interval=0.2, message="the probe run after it never finished")
+    wait_until(
+        lambda: any(f["type"] == "done" for f in _replay(redis_url, probe["run"])),
+        timeout=60,
+        interval=0.2,
+        message="the probe run after it never finished",
+    )
     assert _replay(redis_url, payload["run"]) == []
     assert not client.exists(heartbeat_key(payload["run"]))
 

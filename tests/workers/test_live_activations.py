@@ -54,10 +54,12 @@ def test_the_task_runs_on_the_live_queue_of_a_real_worker(celery_worker_proc):
     from workers.registration import sae_register_from_specs
 
     sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
-    result = text_activations.apply_async(kwargs={"sae_id": sae.pk, "text": "The cat sat.", "index": 7},
-                                          queue="live.demo").get(timeout=120)
+    result = text_activations.apply_async(
+        kwargs={"sae_id": sae.pk, "text": "The cat sat.", "index": 7}, queue="live.demo"
+    ).get(timeout=120)
     assert len(result["values"]) == len(result["tokens"]) > 0
-    missing = text_activations.apply_async(kwargs={"sae_id": sae.pk + 999, "text": "x"},
-                                           queue="live.demo").get(timeout=60)
+    missing = text_activations.apply_async(
+        kwargs={"sae_id": sae.pk + 999, "text": "x"}, queue="live.demo"
+    ).get(timeout=60)
     assert missing["code"] == "not_found"
     assert celery_worker_proc.pid != os.getpid()

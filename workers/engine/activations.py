@@ -51,12 +51,14 @@ def tokenize_batch(
 
 
 def pad_batch(
-    att: AttachedSAE, rows: list[Int[Tensor, " _pos"]]  # "_": rows differ in length
+    att: AttachedSAE,
+    rows: list[Int[Tensor, " _pos"]],  # "_": rows differ in length
 ) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
     """Right-pad already encoded texts; returns ids and the real-token mask."""
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), att.lm.pad_token_id, dtype=torch.long,
-                     device=att.lm.device)  # [batch, pos]
+    ids = torch.full(
+        (len(rows), width), att.lm.pad_token_id, dtype=torch.long, device=att.lm.device
+    )  # [batch, pos]
     mask = torch.zeros((len(rows), width), dtype=torch.bool, device=att.lm.device)
     for i, r in enumerate(rows):
         ids[i, : len(r)] = r
@@ -119,12 +121,12 @@ def activation_batches(
         is_bos = torch.zeros_like(mask)
         if bos:
             is_bos[:, 0] = True
-        yield chunk, ActivationBatch(input_ids=ids, mask=mask, is_bos=is_bos,
-                                     values=feats.float())
+        yield chunk, ActivationBatch(input_ids=ids, mask=mask, is_bos=is_bos, values=feats.float())
 
 
-def feature_activations(att: AttachedSAE, texts: list[str] | str,
-                        features: list[int] | None = None, **options: Any) -> list[TextActivations]:
+def feature_activations(
+    att: AttachedSAE, texts: list[str] | str, features: list[int] | None = None, **options: Any
+) -> list[TextActivations]:
     """Per-token values of ``features`` (None = all) for each text, in input order;
     ``options`` are `activation_batches`' (``prepend_bos`` defaults to the SAE's training
     setting, ``batch_size``). Raises ValueError for an unknown
@@ -137,10 +139,16 @@ def feature_activations(att: AttachedSAE, texts: list[str] | str,
         for i, text in enumerate(chunk):
             n = int(batch.mask[i].sum())
             ids = batch.input_ids[i, :n].tolist()
-            out.append(TextActivations(
-                text=text, token_ids=ids, tokens=att.lm.token_strings(ids),
-                values=batch.values[i, :n].cpu(), is_bos=batch.is_bos[i, :n].tolist(),
-                features=cols))
+            out.append(
+                TextActivations(
+                    text=text,
+                    token_ids=ids,
+                    tokens=att.lm.token_strings(ids),
+                    values=batch.values[i, :n].cpu(),
+                    is_bos=batch.is_bos[i, :n].tolist(),
+                    features=cols,
+                )
+            )
     return out
 
 

@@ -109,8 +109,9 @@ class Job:
         return bool(self.states) and all(s.done for s in self.states)
 
     def outputs(self) -> dict[str, tuple]:
-        return {s.req.label: (list(s.tokens), s.text, (list(s.probs), list(s.top)))
-                for s in self.states}
+        return {
+            s.req.label: (list(s.tokens), s.text, (list(s.probs), list(s.top))) for s in self.states
+        }
 
 
 # --------------------------------------------------------------------------- the batch
@@ -175,15 +176,17 @@ class DecodeBatch:
         step = {}
         names = {p.hook_name for p in plans if p is not None and p.needs_hook}
         if names:
-            acts = torch.tensor([p is not None and p.acts_on(kind) for p in plans],
-                                device=self.device)  # [batch]
+            acts = torch.tensor(
+                [p is not None and p.acts_on(kind) for p in plans], device=self.device
+            )  # [batch]
             eligible = acts[:, None] & mask[:, -q:].bool()  # [batch, q]
             for name in names:
                 rp = [p if p is not None and p.hook_name == name else None for p in plans]
                 step[name] = (rp, eligible, add_delta(rp, eligible))
                 if name not in self._hooked:
                     self._hooks.enter_context(
-                        intercept(self.model, name, lambda x, n=name: self._dispatch(n, x)))
+                        intercept(self.model, name, lambda x, n=name: self._dispatch(n, x))
+                    )
                     self._hooked.add(name)
         if kind == "generated":
             self._decode_step = step
@@ -191,21 +194,38 @@ class DecodeBatch:
 
     # -- forward with every row's own steering --------------------------------------------
 
-    def _forward(self, ids: Tensor, mask: Tensor, pos: Tensor, cache: DynamicCache,
-                 rows: Sequence[RowState], kind: Kind) -> Float[Tensor, "batch vocab"]:
+    def _forward(
+        self,
+        ids: Tensor,
+        mask: Tensor,
+        pos: Tensor,
+        cache: DynamicCache,
+        rows: Sequence[RowState],
+        kind: Kind,
+    ) -> Float[Tensor, "batch vocab"]:
         plans = [r.req.plan for r in rows]
         self._step = self._plan_step(plans, mask, ids.shape[1], kind)
         try:
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
-                             use_cache=True, logits_to_keep=1)
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=pos,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
         finally:
             self._step = None
         logits = out.logits[:, -1, :].float()  # [batch, vocab]
         return apply_logit_bias(logits, plans, kind)
 
     def _emit(self, rows: Sequence[RowState], logits: Float[Tensor, "batch vocab"]) -> None:
-        tokens = sample_tokens(logits, [row.req.temperature for row in rows],
-                               [row.req.top_p for row in rows], [row.generator for row in rows])
+        tokens = sample_tokens(
+            logits,
+            [row.req.temperature for row in rows],
+            [row.req.top_p for row in rows],
+            [row.generator for row in rows],
+        )
         probs, tops = token_probabilities(logits, tokens)
         for row, tok, p, top in zip(rows, tokens, probs, tops, strict=True):
             r = row.req
@@ -233,12 +253,12 @@ class DecodeBatch:
         toks = row.tokens
         if row.done:
             full = self.lm.decode(toks)
-            return full[len(row.text):] if full.startswith(row.text) else ""
-        prefix = self.lm.decode(toks[row.prefix_offset:row.read_offset])
-        new = self.lm.decode(toks[row.prefix_offset:])
+            return full[len(row.text) :] if full.startswith(row.text) else ""
+        prefix = self.lm.decode(toks[row.prefix_offset : row.read_offset])
+        new = self.lm.decode(toks[row.prefix_offset :])
         if len(new) > len(prefix) and not new.endswith("\ufffd"):
             row.prefix_offset, row.read_offset = row.read_offset, len(toks)
-            return new[len(prefix):]
+            return new[len(prefix) :]
         return ""
 
     # -- rows join ------------------------------------------------------------------------
@@ -253,13 +273,17 @@ class DecodeBatch:
         ids = torch.zeros(len(reqs), t, dtype=torch.long)  # [b, t] left padded
         mask = torch.zeros(len(reqs), t, dtype=torch.long)  # [b, t]
         for i, (_, r) in enumerate(reqs):
-            ids[i, t - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-            mask[i, t - len(r.prompt_ids):] = 1
+            ids[i, t - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
+            mask[i, t - len(r.prompt_ids) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [b, t]
         states = [
-            RowState(req=r, job=job, n_real=len(r.prompt_ids),
-                     generator=torch.Generator(device=self.device).manual_seed(r.seed))
+            RowState(
+                req=r,
+                job=job,
+                n_real=len(r.prompt_ids),
+                generator=torch.Generator(device=self.device).manual_seed(r.seed),
+            )
             for job, r in reqs
         ]
         for job in jobs:
@@ -279,12 +303,17 @@ class DecodeBatch:
         width = max(t_old, t_new)
         for old, new in zip(self.cache.layers, cache.layers, strict=True):
             # keys/values: [batch, heads, T, d_head]
-            old.keys = torch.cat([_pad_left(old.keys, width - t_old, 2),
-                                  _pad_left(new.keys, width - t_new, 2)], dim=0)
-            old.values = torch.cat([_pad_left(old.values, width - t_old, 2),
-                                    _pad_left(new.values, width - t_new, 2)], dim=0)
-        self.mask = torch.cat([_pad_left(self.mask, width - t_old, 1),
-                               _pad_left(mask, width - t_new, 1)], dim=0)  # [batch, width]
+            old.keys = torch.cat(
+                [_pad_left(old.keys, width - t_old, 2), _pad_left(new.keys, width - t_new, 2)],
+                dim=0,
+            )
+            old.values = torch.cat(
+                [_pad_left(old.values, width - t_old, 2), _pad_left(new.values, width - t_new, 2)],
+                dim=0,
+            )
+        self.mask = torch.cat(
+            [_pad_left(self.mask, width - t_old, 1), _pad_left(mask, width - t_new, 1)], dim=0
+        )  # [batch, width]
         self.rows = self.rows + states
         self._decode_step = None
 

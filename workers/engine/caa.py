@@ -31,8 +31,9 @@ def _last_token_acts(
     for start in range(0, len(texts), batch_size):
         rows = [lm.encode(t, prepend_bos=prepend_bos) for t in texts[start : start + batch_size]]
         lengths = torch.tensor([len(r) for r in rows], device=lm.device)
-        ids = torch.full((len(rows), int(lengths.max())), lm.pad_token_id, dtype=torch.long,
-                         device=lm.device)  # [b, pos], right-padded (exact under causal attn)
+        ids = torch.full(
+            (len(rows), int(lengths.max())), lm.pad_token_id, dtype=torch.long, device=lm.device
+        )  # [b, pos], right-padded (exact under causal attn)
         for i, r in enumerate(rows):
             ids[i, : len(r)] = r
         acts = run_to_hook(lm, ids, None, hook)  # [b, pos, d]
@@ -57,8 +58,9 @@ def caa_vector(
         raise ValueError("no contrast triples given")
     for i, triple in enumerate(triples):
         if len(triple) != 3 or not all(isinstance(s, str) and s for s in triple):
-            raise ValueError(f"triple {i} must be three non-empty strings "
-                             "(prompt, positive, negative)")
+            raise ValueError(
+                f"triple {i} must be three non-empty strings (prompt, positive, negative)"
+            )
         if triple[1] == triple[2]:
             raise ValueError(f"triple {i} has identical positive and negative completions")
     pos = [p + a for p, a, _ in triples]
@@ -121,5 +123,9 @@ def decompose(att: AttachedSAE, vector: Float[Tensor, " d_in"], k: int = 10) -> 
     rows = w_dec[top.indices]  # [k, d_in]
     weights = nnls(rows.T, v)  # [k]
     residual = (v - weights @ rows).norm() / norm
-    return Decomposition(features=top.indices.tolist(), cosines=top.values.tolist(),
-                         weights=weights.tolist(), residual_fraction=float(residual))
+    return Decomposition(
+        features=top.indices.tolist(),
+        cosines=top.values.tolist(),
+        weights=weights.tolist(),
+        residual_fraction=float(residual),
+    )

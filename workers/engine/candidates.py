@@ -82,8 +82,9 @@ class ActivationLog:
         f, key, v = f[keep], key[keep], v[keep]
         order = torch.sort(key, stable=True).indices
         order = order[torch.sort(f[order], stable=True).indices]  # by (feature, key)
-        return CandidateValues(f[order].to(torch.int32).cpu().numpy(),
-                               key[order].cpu().numpy(), v[order].cpu().numpy())
+        return CandidateValues(
+            f[order].to(torch.int32).cpu().numpy(), key[order].cpu().numpy(), v[order].cpu().numpy()
+        )
 
 
 @dataclass
@@ -114,8 +115,9 @@ class CandidateValues:
             # Start of each feature's run; searching with the array's own dtype avoids a copy
             # of the whole table per lookup.
             n = int(self.feature.max()) + 2 if self.feature.size else 1
-            self._ptr = np.searchsorted(self.feature, np.arange(max(n, feature + 2),
-                                                                dtype=self.feature.dtype))
+            self._ptr = np.searchsorted(
+                self.feature, np.arange(max(n, feature + 2), dtype=self.feature.dtype)
+            )
         lo_f, hi_f = int(self._ptr[feature]), int(self._ptr[feature + 1])
         keys = self.key[lo_f:hi_f]
         bounds = np.array([window << POS_BITS, (window + 1) << POS_BITS], dtype=keys.dtype)
@@ -124,7 +126,6 @@ class CandidateValues:
         pos = keys[lo:hi] & ((1 << POS_BITS) - 1)
         out[pos] = self.value[lo_f + lo : lo_f + hi]
         return out
-
 
     def dense(self, features: np.ndarray, windows: np.ndarray, width: int) -> np.ndarray:
         """Values of many (feature, window) pairs at once: ``[n, width]`` float32, 0 where
@@ -166,12 +167,14 @@ def chosen_entries(acc: Any) -> list[tuple[Tensor, Tensor]]:
     for w, p in ((s.top_windows, s.top_positions), (s.quantile_windows, s.quantile_positions)):
         f = np.broadcast_to(np.arange(s.d_sae).reshape(-1, *[1] * (w.ndim - 1)), w.shape)
         m = w >= 0  # [F, ...] chosen slots
-        out.append((torch.from_numpy(f[m].astype(np.int64)),
-                    torch.from_numpy((w[m] << POS_BITS) | p[m])))  # [n] each
+        out.append(
+            (torch.from_numpy(f[m].astype(np.int64)), torch.from_numpy((w[m] << POS_BITS) | p[m]))
+        )  # [n] each
     return out
 
 
 # -- a shard's result, as bytes (stored in the database between the pass and the merge) -------
+
 
 def shard_result_to_bytes(state: dict[str, Any], table: CandidateValues | None) -> bytes:
     """Serialise an accumulator ``state_dict()`` and its candidate table (None: overflowed)."""
@@ -189,7 +192,10 @@ def shard_result_from_bytes(data: bytes) -> tuple[dict[str, Any], CandidateValue
     with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         state = {k[2:]: z[k] for k in z.files if k.startswith("s_")}
-        table = (CandidateValues(z["c_feature"], z["c_key"], z["c_value"])
-                 if meta.pop("has_table") else None)
+        table = (
+            CandidateValues(z["c_feature"], z["c_key"], z["c_value"])
+            if meta.pop("has_table")
+            else None
+        )
     state.update(meta)
     return state, table

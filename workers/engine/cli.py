@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 # MODE in --feature: a registered mode, or ablate-<zero|mean|resample>
-FEATURE_HELP = ("INDEX:STRENGTH[:MODE], MODE one of add (default), clamp, logit, "
-                "ablate[-mean|-resample]")
+FEATURE_HELP = (
+    "INDEX:STRENGTH[:MODE], MODE one of add (default), clamp, logit, ablate[-mean|-resample]"
+)
 
 
 class BadInput(ValueError):
@@ -41,7 +42,8 @@ def parse_feature(text: str) -> Any:
         index, strength = int(parts[0]), float(parts[1])
     except ValueError:
         raise BadInput(
-            f"--feature {text!r}: INDEX must be an integer and STRENGTH a number") from None
+            f"--feature {text!r}: INDEX must be an integer and STRENGTH a number"
+        ) from None
     mode, _, ablation = (parts[2] if len(parts) == 3 else "add").partition("-")
     try:
         return Intervention(index, strength, mode, ablation or "zero")
@@ -63,8 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("steer", help="default and steered continuation of a prompt")
     common(st)
     st.add_argument("--prompt", required=True)
-    st.add_argument("--feature", action="append", default=[], metavar="INDEX:STRENGTH[:MODE]",
-                    help=FEATURE_HELP + " (repeatable)")
+    st.add_argument(
+        "--feature",
+        action="append",
+        default=[],
+        metavar="INDEX:STRENGTH[:MODE]",
+        help=FEATURE_HELP + " (repeatable)",
+    )
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--max-new-tokens", type=int, default=32)
     st.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -98,8 +105,11 @@ def _steer(args: argparse.Namespace) -> dict[str, Any]:
     # Validate everything that needs no model before loading one.
     spec = SteerSpec(
         interventions=tuple(parse_feature(f) for f in args.feature),
-        positions=args.positions, temperature=args.temperature, top_p=args.top_p,
-        seed=args.seed, max_new_tokens=args.max_new_tokens,
+        positions=args.positions,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
     )
     if not args.prompt.strip():
         raise BadInput("prompt is empty")
@@ -119,9 +129,16 @@ def _activations(args: argparse.Namespace) -> dict[str, Any]:
     (row,) = feature_activations(att, args.text)
     vals, idx = row.values.topk(min(args.top, att.d_sae), dim=-1)  # [pos, k]
     tokens = [
-        {"token": tok, "id": tid, "is_bos": bos,
-         "features": [{"index": int(f), "value": float(v)}
-                      for f, v in zip(idx[p], vals[p], strict=True) if v > 0]}
+        {
+            "token": tok,
+            "id": tid,
+            "is_bos": bos,
+            "features": [
+                {"index": int(f), "value": float(v)}
+                for f, v in zip(idx[p], vals[p], strict=True)
+                if v > 0
+            ],
+        }
         for p, (tok, tid, bos) in enumerate(zip(row.tokens, row.token_ids, row.is_bos, strict=True))
     ]
     return {"hook_name": att.hook_name, "d_sae": att.d_sae, "tokens": tokens}
@@ -130,8 +147,11 @@ def _activations(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 2 bad input)."""
     args = _parser().parse_args(argv)  # argparse itself exits 2 on malformed arguments
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     run = {"steer": _steer, "activations": _activations}[args.command]
     try:
         out = run(args)

@@ -52,15 +52,18 @@ def parse_corpus_spec(spec: str) -> CorpusSpec:
     """
     spec = (spec or "").strip()
     if not spec:
-        raise CorpusError("the corpus spec is empty: use 'demo', .txt/.jsonl files or globs, "
-                          "or 'hf:<dataset>[:split]'")
+        raise CorpusError(
+            "the corpus spec is empty: use 'demo', .txt/.jsonl files or globs, "
+            "or 'hf:<dataset>[:split]'"
+        )
     if spec == "demo":
         return CorpusSpec("demo", spec)
     if spec.startswith("hf:"):
         name, _, split = spec[3:].partition(":")
         if not name:
-            raise CorpusError(f"corpus {spec!r}: 'hf:' needs a dataset name, "
-                              "e.g. hf:NeelNanda/pile-10k")
+            raise CorpusError(
+                f"corpus {spec!r}: 'hf:' needs a dataset name, e.g. hf:NeelNanda/pile-10k"
+            )
         return CorpusSpec("hf", spec, name=name, split=split or "train")
     paths: list[Path] = []
     for part in (p.strip() for p in spec.split(",")):
@@ -94,8 +97,9 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
                 raise CorpusError(f"{path}:{n}: not JSON ({e.msg})") from None
             text = obj.get("text") if isinstance(obj, dict) else obj
             if not isinstance(text, str):
-                raise CorpusError(f"{path}:{n}: expected an object with a 'text' string "
-                                  "or a JSON string")
+                raise CorpusError(
+                    f"{path}:{n}: expected an object with a 'text' string or a JSON string"
+                )
             yield text
 
 

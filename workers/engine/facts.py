@@ -67,10 +67,17 @@ def logit_vectors(att: AttachedSAE, features: list[int]) -> Float[Tensor, "n d_v
 
 
 def logit_effects(
-    att: AttachedSAE, k: int = 10, *, block_size: int = LOGIT_BLOCK,
+    att: AttachedSAE,
+    k: int = 10,
+    *,
+    block_size: int = LOGIT_BLOCK,
     vocab_mask: Tensor | None = None,
-) -> tuple[Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"],
-           Int[Tensor, "d_sae k"], Float[Tensor, "d_sae k"]]:
+) -> tuple[
+    Int[Tensor, "d_sae k"],
+    Float[Tensor, "d_sae k"],
+    Int[Tensor, "d_sae k"],
+    Float[Tensor, "d_sae k"],
+]:
     """Top and bottom ``k`` tokens of each feature's direct logit effect ``d_f · W_U``.
 
     Final-norm handling (the usual "direct logit attribution" approximation): the direction is
@@ -100,8 +107,9 @@ def logit_effects(
         else:
             top = logits.topk(k, dim=-1)
             bottom = logits.topk(k, dim=-1, largest=False)
-        for acc, t in zip(outs, (top.indices, top.values, bottom.indices, bottom.values),
-                          strict=True):
+        for acc, t in zip(
+            outs, (top.indices, top.values, bottom.indices, bottom.values), strict=True
+        ):
             acc.append(t.cpu())
     top_ids, top_vals, bottom_ids, bottom_vals = (torch.cat(a) for a in outs)
     return top_ids, top_vals, bottom_ids, bottom_vals

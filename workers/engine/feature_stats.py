@@ -102,13 +102,28 @@ class FeatureStats:
         if self._refs is None:
             refs: list[ExampleRef] = []
             for f, r in zip(*np.nonzero(self.top_windows >= 0), strict=True):
-                refs.append(ExampleRef(int(f), "top", None, int(r), int(self.top_windows[f, r]),
-                                       int(self.top_positions[f, r]),
-                                       float(self.top_values[f, r])))
+                refs.append(
+                    ExampleRef(
+                        int(f),
+                        "top",
+                        None,
+                        int(r),
+                        int(self.top_windows[f, r]),
+                        int(self.top_positions[f, r]),
+                        float(self.top_values[f, r]),
+                    )
+                )
             for f, b, r in zip(*np.nonzero(self.quantile_windows >= 0), strict=True):
-                refs.append(ExampleRef(int(f), "quantile", int(b), int(r),
-                                       int(self.quantile_windows[f, b, r]),
-                                       int(self.quantile_positions[f, b, r]),
-                                       float(self.quantile_values[f, b, r])))
+                refs.append(
+                    ExampleRef(
+                        int(f),
+                        "quantile",
+                        int(b),
+                        int(r),
+                        int(self.quantile_windows[f, b, r]),
+                        int(self.quantile_positions[f, b, r]),
+                        float(self.quantile_values[f, b, r]),
+                    )
+                )
             self._refs = refs
         return list(self._refs)

@@ -93,20 +93,33 @@ def prepare_job(
     seed = spec.seed if spec.seed is not None else random.randrange(2**31)
     plan = compile_plan(att, spec.interventions, spec.positions, stats=stats, seed=seed)
     rows = [
-        RowRequest(label=label, prompt_ids=ids, plan=None if label == "default" or plan.is_noop
-                   else plan, temperature=spec.temperature, top_p=spec.top_p, seed=seed,
-                   max_new_tokens=spec.max_new_tokens)
+        RowRequest(
+            label=label,
+            prompt_ids=ids,
+            plan=None if label == "default" or plan.is_noop else plan,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            seed=seed,
+            max_new_tokens=spec.max_new_tokens,
+        )
         for label in ROWS
     ]
 
     def finish(outputs: dict[str, tuple], cancelled: bool) -> GenerationResult:
         # the full decode (the streamed deltas may stop short of it when cancelled)
-        got = {k: Row(text=lm.decode(v[0]), tokens=v[0], probs=v[2][0], alternatives=v[2][1])
-               for k, v in outputs.items()}
+        got = {
+            k: Row(text=lm.decode(v[0]), tokens=v[0], probs=v[2][0], alternatives=v[2][1])
+            for k, v in outputs.items()
+        }
         empty = Row(text="", tokens=[])
-        return GenerationResult(default=got.get("default", empty),
-                                steered=got.get("steered", empty), prompt_tokens=ids,
-                                seed=seed, cancelled=cancelled, spec=spec.to_dict())
+        return GenerationResult(
+            default=got.get("default", empty),
+            steered=got.get("steered", empty),
+            prompt_tokens=ids,
+            seed=seed,
+            cancelled=cancelled,
+            spec=spec.to_dict(),
+        )
 
     return Job(rows=rows, finish=finish, on_token=on_token, cancel=cancel)
 
@@ -118,8 +131,9 @@ def generate(att: Any, prompt: str, spec: SteerSpec, **options: Any) -> Generati
     return run_job(att.lm, prepare_job(att, prompt, spec, **options))
 
 
-def submit(scheduler: BatchScheduler, att: Any, prompt: str, spec: SteerSpec,
-           **options: Any) -> JobHandle:
+def submit(
+    scheduler: BatchScheduler, att: Any, prompt: str, spec: SteerSpec, **options: Any
+) -> JobHandle:
     """Like `generate`, but decoded by a shared `BatchScheduler` alongside other requests.
     Validation errors raise here; `handle.result()` returns the GenerationResult."""
     if att.lm.model is not scheduler.lm.model:

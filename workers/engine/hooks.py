@@ -46,8 +46,10 @@ _TL_SUFFIX: dict[str, str] = {
 }
 _SUFFIX_KIND = {v: k for k, v in _TL_SUFFIX.items()}
 _SHORT_KIND = {"z": "attn_z", "hook_z": "attn_z", **{k: k for k in HOOK_KINDS}}
-_CANONICAL = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|hook_mlp_out|"
-                        r"hook_attn_out|attn\.hook_z)$")
+_CANONICAL = re.compile(
+    r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|hook_mlp_out|"
+    r"hook_attn_out|attn\.hook_z)$"
+)
 _SHORTHAND = re.compile(r"^([a-z_]+)\.(\d+)$")
 
 SUPPORTED_HOOK_FORMS = (
@@ -130,37 +132,75 @@ def _table(block: str, attn: str, out_proj: str, mlp: str) -> dict[str, tuple[st
     }
 
 
-_LLAMA_TABLE = _table("model.layers.{L}", "model.layers.{L}.self_attn",
-                      "model.layers.{L}.self_attn.o_proj", "model.layers.{L}.mlp")
+_LLAMA_TABLE = _table(
+    "model.layers.{L}",
+    "model.layers.{L}.self_attn",
+    "model.layers.{L}.self_attn.o_proj",
+    "model.layers.{L}.mlp",
+)
 
 FAMILIES: tuple[Family, ...] = (
     Family(
-        name="gpt2", model_types=("gpt2",), blocks="transformer.h",
-        hooks=_table("transformer.h.{L}", "transformer.h.{L}.attn",
-                     "transformer.h.{L}.attn.c_proj", "transformer.h.{L}.mlp"),
-        final_norm="transformer.ln_f", unembed="lm_head", norm_kind="layernorm",
+        name="gpt2",
+        model_types=("gpt2",),
+        blocks="transformer.h",
+        hooks=_table(
+            "transformer.h.{L}",
+            "transformer.h.{L}.attn",
+            "transformer.h.{L}.attn.c_proj",
+            "transformer.h.{L}.mlp",
+        ),
+        final_norm="transformer.ln_f",
+        unembed="lm_head",
+        norm_kind="layernorm",
     ),
     Family(
-        name="gpt_neox", model_types=("gpt_neox",), blocks="gpt_neox.layers",
-        hooks=_table("gpt_neox.layers.{L}", "gpt_neox.layers.{L}.attention",
-                     "gpt_neox.layers.{L}.attention.dense", "gpt_neox.layers.{L}.mlp"),
-        final_norm="gpt_neox.final_layer_norm", unembed="lm_head", norm_kind="layernorm",
+        name="gpt_neox",
+        model_types=("gpt_neox",),
+        blocks="gpt_neox.layers",
+        hooks=_table(
+            "gpt_neox.layers.{L}",
+            "gpt_neox.layers.{L}.attention",
+            "gpt_neox.layers.{L}.attention.dense",
+            "gpt_neox.layers.{L}.mlp",
+        ),
+        final_norm="gpt_neox.final_layer_norm",
+        unembed="lm_head",
+        norm_kind="layernorm",
     ),
     Family(
-        name="llama", model_types=("llama", "mistral", "qwen2", "qwen3"), blocks="model.layers",
-        hooks=_LLAMA_TABLE, final_norm="model.norm", unembed="lm_head", norm_kind="rmsnorm",
+        name="llama",
+        model_types=("llama", "mistral", "qwen2", "qwen3"),
+        blocks="model.layers",
+        hooks=_LLAMA_TABLE,
+        final_norm="model.norm",
+        unembed="lm_head",
+        norm_kind="rmsnorm",
     ),
     Family(
-        name="gemma", model_types=("gemma",), blocks="model.layers", hooks=_LLAMA_TABLE,
-        final_norm="model.norm", unembed="lm_head", norm_kind="rmsnorm", norm_weight_offset=1.0,
+        name="gemma",
+        model_types=("gemma",),
+        blocks="model.layers",
+        hooks=_LLAMA_TABLE,
+        final_norm="model.norm",
+        unembed="lm_head",
+        norm_kind="rmsnorm",
+        norm_weight_offset=1.0,
     ),
     Family(
         # Post-norms: attn_out/mlp_out are taken after them, as TransformerLens does.
-        name="gemma2", model_types=("gemma2",), blocks="model.layers",
-        hooks={**_LLAMA_TABLE,
-               "attn_out": ("model.layers.{L}.post_attention_layernorm", "output"),
-               "mlp_out": ("model.layers.{L}.post_feedforward_layernorm", "output")},
-        final_norm="model.norm", unembed="lm_head", norm_kind="rmsnorm", norm_weight_offset=1.0,
+        name="gemma2",
+        model_types=("gemma2",),
+        blocks="model.layers",
+        hooks={
+            **_LLAMA_TABLE,
+            "attn_out": ("model.layers.{L}.post_attention_layernorm", "output"),
+            "mlp_out": ("model.layers.{L}.post_feedforward_layernorm", "output"),
+        },
+        final_norm="model.norm",
+        unembed="lm_head",
+        norm_kind="rmsnorm",
+        norm_weight_offset=1.0,
     ),
 )
 FAMILY_BY_MODEL_TYPE: dict[str, Family] = {t: f for f in FAMILIES for t in f.model_types}
@@ -233,8 +273,9 @@ ActFn = Callable[[Float[Tensor, "batch pos d"]], Tensor | None]
 
 def _checked(x: Tensor, new: Tensor | None, hook: str) -> Tensor | None:
     if new is not None and new.shape != x.shape:
-        raise ValueError(f"hook {hook}: replacement has shape {tuple(new.shape)}, "
-                         f"expected {tuple(x.shape)}")
+        raise ValueError(
+            f"hook {hook}: replacement has shape {tuple(new.shape)}, expected {tuple(x.shape)}"
+        )
     return new
 
 
@@ -256,6 +297,7 @@ def intercept(model: Any, hook_name: str | HookPoint, fn: ActFn) -> Iterator[Hoo
     owner = threading.get_ident()
 
     if where == "output":
+
         def on_output(_mod: nn.Module, _args: Any, output: Any) -> Any:
             if threading.get_ident() != owner:
                 return None
@@ -266,6 +308,7 @@ def intercept(model: Any, hook_name: str | HookPoint, fn: ActFn) -> Iterator[Hoo
 
         handle = module.register_forward_hook(on_output)
     else:
+
         def on_input(_mod: nn.Module, args: tuple, kwargs: dict) -> Any:
             if threading.get_ident() != owner:
                 return None
@@ -286,8 +329,7 @@ def intercept(model: Any, hook_name: str | HookPoint, fn: ActFn) -> Iterator[Hoo
 
 def active_hook_count(model: Any) -> int:
     """Number of forward hooks and pre-hooks registered anywhere in the model (leak checks)."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks)
-               for m in _module(model).modules())
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in _module(model).modules())
 
 
 class StopForward(Exception):

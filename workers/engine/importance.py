@@ -155,15 +155,28 @@ def feature_importance(
     features = [att.check_feature(int(f)) for f in contexts]
     lm, device = att.lm, att.lm.device
     # Compile every (feature, method) plan first: a missing stat fails before any forward pass.
-    plans = {(f, m): compile_plan(att, [Intervention(f, 0.0, "ablate", m)], stats=stats,
-                                  seed=seed + f)
-             for f in features for m in methods}
-    rows = [(f, torch.tensor(list(c), dtype=torch.long, device=device))
-            for f in features for c in contexts[f] if len(c) >= 2]
+    plans = {
+        (f, m): compile_plan(att, [Intervention(f, 0.0, "ablate", m)], stats=stats, seed=seed + f)
+        for f in features
+        for m in methods
+    }
+    rows = [
+        (f, torch.tensor(list(c), dtype=torch.long, device=device))
+        for f in features
+        for c in contexts[f]
+        if len(c) >= 2
+    ]
     n_vocab = lm.vocab_size
-    acc = {f: {"n": 0, "ctx": 0, "clean": 0.0, **{m: 0.0 for m in methods},
-               "dp": torch.zeros(n_vocab, dtype=torch.float64, device=device)}
-           for f in features}
+    acc = {
+        f: {
+            "n": 0,
+            "ctx": 0,
+            "clean": 0.0,
+            **{m: 0.0 for m in methods},
+            "dp": torch.zeros(n_vocab, dtype=torch.float64, device=device),
+        }
+        for f in features
+    }
     want_tokens = "zero" in methods and top_tokens > 0
 
     with torch.no_grad():
@@ -190,15 +203,19 @@ def feature_importance(
                 a["clean"] += float(clean_ce[i].sum())
             for k, m in enumerate(methods, start=2):
                 row_plans = [plans[(f, m)] for f, _ in chunk]
-                with intercept(lm.model, att.hook_name,
-                               lambda x, rp=row_plans, e=eligible: apply_plans(x, rp, e)):
+                with intercept(
+                    lm.model,
+                    att.hook_name,
+                    lambda x, rp=row_plans, e=eligible: apply_plans(x, rp, e),
+                ):
                     logits = _forward_logits(att, ids, mask)  # [b, pos, vocab]
                 delta = (_next_token_ce(logits, ids) * valid - clean_ce).sum(-1)  # [b]
                 for i, (f, _) in enumerate(chunk):
                     acc[f][m] += float(delta[i])
                 if m == "zero" and want_tokens:
-                    dp = (torch.softmax(logits[:, :-1].float(), -1)
-                          - torch.softmax(clean_logits[:, :-1].float(), -1))  # [b, pos-1, vocab]
+                    dp = torch.softmax(logits[:, :-1].float(), -1) - torch.softmax(
+                        clean_logits[:, :-1].float(), -1
+                    )  # [b, pos-1, vocab]
                     dp = (dp * valid[..., None]).sum(1)  # [b, vocab]
                     for i, (f, _) in enumerate(chunk):
                         acc[f]["dp"] += dp[i].double()
@@ -208,8 +225,9 @@ def feature_importance(
     for f in features:
         a = acc[f]
         n = a["n"]
-        res = FeatureImportance(feature=f, n_contexts=a["ctx"], n_predictions=n,
-                                loss_clean=a["clean"] / n if n else 0.0)
+        res = FeatureImportance(
+            feature=f, n_contexts=a["ctx"], n_predictions=n, loss_clean=a["clean"] / n if n else 0.0
+        )
         if n:
             res.loss_delta = {m: a[m] / n for m in methods}
             if want_tokens:
@@ -226,6 +244,7 @@ def _moved_tokens(
     up_v, up_i = dp.topk(k)  # [k]
     down_v, down_i = (-dp).topk(k)  # [k]
     up = [(int(i), float(v)) for v, i in zip(up_v.tolist(), up_i.tolist(), strict=True) if v > 0]
-    down = [(int(i), -float(v)) for v, i in zip(down_v.tolist(), down_i.tolist(), strict=True)
-            if v > 0]
+    down = [
+        (int(i), -float(v)) for v, i in zip(down_v.tolist(), down_i.tolist(), strict=True) if v > 0
+    ]
     return up, down

@@ -83,8 +83,16 @@ class Window:
 class Windows:
     """All windows of a corpus in stream order, stored flat (4 bytes per token)."""
 
-    def __init__(self, tokens: np.ndarray, offsets: np.ndarray, doc: np.ndarray,
-                 start: np.ndarray, *, has_bos: bool, context: int) -> None:
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        offsets: np.ndarray,
+        doc: np.ndarray,
+        start: np.ndarray,
+        *,
+        has_bos: bool,
+        context: int,
+    ) -> None:
         self.tokens = tokens  # [n_tokens] int32
         self.offsets = offsets  # [n_windows + 1] int64
         self.doc, self.start = doc, start  # [n_windows] int64 each
@@ -106,9 +114,9 @@ class Windows:
         ids = self.tokens[self.offsets[i] : self.offsets[i + 1]].astype(np.int64)
         return Window(int(i), int(self.doc[i]), int(self.start[i]), ids, self.has_bos)
 
-    def batch(self, ids: Int[np.ndarray, " batch"] | Sequence[int], pad_id: int,
-              device: torch.device
-              ) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
+    def batch(
+        self, ids: Int[np.ndarray, " batch"] | Sequence[int], pad_id: int, device: torch.device
+    ) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
         """Right-padded token ids and real-token mask of the given windows."""
         lens = self.offsets[np.asarray(ids) + 1] - self.offsets[np.asarray(ids)]
         out = np.full((len(ids), int(lens.max())), pad_id, dtype=np.int64)
@@ -123,8 +131,14 @@ def _check_positive(name: str, v: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
-def make_windows(lm: LoadedModel, documents: Iterable[str], *, context: int = DEFAULT_CONTEXT,
-                 tokens: int, prepend_bos: bool = True) -> Windows:
+def make_windows(
+    lm: LoadedModel,
+    documents: Iterable[str],
+    *,
+    context: int = DEFAULT_CONTEXT,
+    tokens: int,
+    prepend_bos: bool = True,
+) -> Windows:
     """Tokenize ``documents`` lazily into windows until ``tokens`` positions are filled.
 
     Raises ValueError for ``tokens`` < 1, a context the model cannot take (or < 2 with BOS),
@@ -180,8 +194,14 @@ def make_windows(lm: LoadedModel, documents: Iterable[str], *, context: int = DE
         raise ValueError("the corpus is empty: no document has a single token")
     offsets = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
-    return Windows(np.concatenate(chunks), offsets, np.asarray(docs, dtype=np.int64),
-                   np.asarray(starts, dtype=np.int64), has_bos=prepend_bos, context=context)
+    return Windows(
+        np.concatenate(chunks),
+        offsets,
+        np.asarray(docs, dtype=np.int64),
+        np.asarray(starts, dtype=np.int64),
+        has_bos=prepend_bos,
+        context=context,
+    )
 
 
 def index_shard(
@@ -224,18 +244,30 @@ def index_shard(
         if tokens is None:
             raise ValueError("tokens is required when indexing documents")
         bos = att.preprocessing.prepend_bos if prepend_bos is None else prepend_bos
-        windows = make_windows(att.lm, documents, context=context, tokens=tokens,
-                               prepend_bos=bos)
+        windows = make_windows(att.lm, documents, context=context, tokens=tokens, prepend_bos=bos)
     acc = FeatureStatsAccumulator(
-        att.d_sae, top_k=top_k, n_quantiles=n_quantiles, per_quantile=per_quantile, seed=seed,
-        include_bos=include_bos, device=att.lm.device, **accumulator_options)
+        att.d_sae,
+        top_k=top_k,
+        n_quantiles=n_quantiles,
+        per_quantile=per_quantile,
+        seed=seed,
+        include_bos=include_bos,
+        device=att.lm.device,
+        **accumulator_options,
+    )
     if log_max_bytes is not None:
         acc.log = ActivationLog(log_max_bytes)
-    acc.settings.update(context=windows.context, prepend_bos=windows.has_bos,
-                        batch_size=batch_size, corpus_tokens=windows.n_tokens,
-                        corpus_windows=len(windows))
-    batches = [np.arange(b, min(b + batch_size, len(windows)))
-               for b in range(shard.index * batch_size, len(windows), shard.count * batch_size)]
+    acc.settings.update(
+        context=windows.context,
+        prepend_bos=windows.has_bos,
+        batch_size=batch_size,
+        corpus_tokens=windows.n_tokens,
+        corpus_windows=len(windows),
+    )
+    batches = [
+        np.arange(b, min(b + batch_size, len(windows)))
+        for b in range(shard.index * batch_size, len(windows), shard.count * batch_size)
+    ]
     lengths = windows.lengths()
     total, done = int(sum(lengths[ids].sum() for ids in batches)), 0
     dev = att.lm.device
@@ -256,8 +288,9 @@ def index_shard(
     return acc
 
 
-def candidate_values(acc: FeatureStatsAccumulator, *, only_chosen: bool = False
-                     ) -> CandidateValues | None:
+def candidate_values(
+    acc: FeatureStatsAccumulator, *, only_chosen: bool = False
+) -> CandidateValues | None:
     """The logged values of the accumulator's candidate examples (None: no log or it
     overflowed); frees the log. ``only_chosen``: just the examples this accumulator chooses
     on its own, which is enough (and ~4x smaller) when no other shard will be merged in."""
@@ -268,8 +301,9 @@ def candidate_values(acc: FeatureStatsAccumulator, *, only_chosen: bool = False
     return table
 
 
-def index_corpus(att: AttachedSAE, documents: Iterable[str] | Windows, **kwargs: Any
-                 ) -> FeatureStats:
+def index_corpus(
+    att: AttachedSAE, documents: Iterable[str] | Windows, **kwargs: Any
+) -> FeatureStats:
     """Index a whole corpus (or one ``shard=``) and finalise; see :func:`index_shard`."""
     return index_shard(att, documents, **kwargs).finalize()
 
@@ -335,8 +369,14 @@ def materialize_examples(
             f, w, p = triples[i]
             n = int(lengths[w])
             out[i] = MaterializedExample(
-                feature=f, window=w, pos=p, token_ids=windows[w].token_ids, values=v[:n].copy(),
-                doc=int(windows.doc[w]), start=int(windows.start[w]))
+                feature=f,
+                window=w,
+                pos=p,
+                token_ids=windows[w].token_ids,
+                values=v[:n].copy(),
+                doc=int(windows.doc[w]),
+                start=int(windows.start[w]),
+            )
     return out  # type: ignore[return-value]
 
 
@@ -370,12 +410,20 @@ def chosen_examples(
     wins = np.fromiter((r.window for r in refs), np.int64, len(refs))
     out = []
     for start in range(0, len(refs), _DENSE_CHUNK):  # bounded memory: chunk x context floats
-        vals = table.dense(feats[start : start + _DENSE_CHUNK],
-                           wins[start : start + _DENSE_CHUNK], windows.context)
+        vals = table.dense(
+            feats[start : start + _DENSE_CHUNK], wins[start : start + _DENSE_CHUNK], windows.context
+        )
         for r, v in zip(refs[start : start + _DENSE_CHUNK], vals, strict=True):
             lo, n = windows.offsets[r.window], int(lengths[r.window])
-            out.append(MaterializedExample(
-                feature=r.feature, window=r.window, pos=r.pos,
-                token_ids=windows.tokens[lo : lo + n], values=v[:n],
-                doc=int(windows.doc[r.window]), start=int(windows.start[r.window])))
+            out.append(
+                MaterializedExample(
+                    feature=r.feature,
+                    window=r.window,
+                    pos=r.pos,
+                    token_ids=windows.tokens[lo : lo + n],
+                    values=v[:n],
+                    doc=int(windows.doc[r.window]),
+                    start=int(windows.start[r.window]),
+                )
+            )
     return out

@@ -42,8 +42,19 @@ from torch import Tensor
 from workers.engine.facts import logit_vectors
 from workers.engine.specs import ABLATIONS, MODES, POSITIONS, Intervention, SteerSpec
 
-__all__ = ["ABLATIONS", "POSITIONS", "FeatureStats", "Intervention", "RowPlan", "SteerSpec",
-           "add_delta", "apply_logit_bias", "apply_plans", "compile_plan", "register_intervention"]
+__all__ = [
+    "ABLATIONS",
+    "POSITIONS",
+    "FeatureStats",
+    "Intervention",
+    "RowPlan",
+    "SteerSpec",
+    "add_delta",
+    "apply_logit_bias",
+    "apply_plans",
+    "compile_plan",
+    "register_intervention",
+]
 
 Positions = Literal["all", "prompt", "generated"]
 Kind = Literal["prompt", "generated"]  # which kind of forward pass: prefill or decode
@@ -162,8 +173,9 @@ def _ablate(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
 def _vector(iv: Intervention, ctx: CompileContext, plan: RowPlan) -> None:
     d = ctx.directions.shape[1]
     if len(iv.values) != d:
-        raise ValueError(f"vector {iv.feature} has {len(iv.values)} values; the SAE's hook has "
-                         f"d_in={d}")
+        raise ValueError(
+            f"vector {iv.feature} has {len(iv.values)} values; the SAE's hook has d_in={d}"
+        )
     if iv.strength == 0.0:
         return
     v = torch.tensor(iv.values, dtype=ctx.directions.dtype, device=ctx.directions.device)  # [d]

@@ -80,8 +80,11 @@ class LoadedModel:
     @property
     def bos_token_id(self) -> int:
         """BOS id; GPT-2-style tokenizers use <|endoftext|> (= EOS) as BOS, as TransformerLens."""
-        for tid in (self.tokenizer.bos_token_id, self.model.config.bos_token_id,
-                    self.tokenizer.eos_token_id):
+        for tid in (
+            self.tokenizer.bos_token_id,
+            self.model.config.bos_token_id,
+            self.tokenizer.eos_token_id,
+        ):
             if tid is not None:
                 return int(tid)
         raise ValueError(f"model {self.name} defines no BOS or EOS token")
@@ -104,8 +107,10 @@ class LoadedModel:
         if not ids:
             raise ValueError("text is empty")
         if len(ids) > self.n_ctx:
-            raise ValueError(f"text is {len(ids)} tokens long (BOS included: {prepend_bos}); "
-                             f"the model's context is {self.n_ctx} tokens")
+            raise ValueError(
+                f"text is {len(ids)} tokens long (BOS included: {prepend_bos}); "
+                f"the model's context is {self.n_ctx} tokens"
+            )
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
     def decode(self, ids: Tensor | list[int]) -> str:
@@ -122,8 +127,9 @@ class LoadedModel:
     def token_strings(self, ids: Tensor | list[int]) -> list[str]:
         """Each token decoded on its own (readable text, e.g. " the" rather than "Ġthe")."""
         table = self.vocab_strings()
-        return [table[i] if 0 <= i < len(table) else self.tokenizer.decode([i])
-                for i in _as_list(ids)]
+        return [
+            table[i] if 0 <= i < len(table) else self.tokenizer.decode([i]) for i in _as_list(ids)
+        ]
 
     def vocab_strings(self) -> list[str]:
         """Every token id decoded on its own, computed once: decoding token by token through
@@ -163,8 +169,9 @@ def load_model(spec: str, *, device: str | None = None, dtype: str | None = None
     if tokenizer.pad_token is None:
         # Padding is always masked out; reusing EOS keeps the vocabulary unchanged.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.bos_token
-    return LoadedModel(model=model, tokenizer=tokenizer, family=family,
-                       name=spec, device=dev, dtype=dt)
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, family=family, name=spec, device=dev, dtype=dt
+    )
 
 
 def _sae_dtype_name(dt: torch.dtype) -> str:
@@ -192,8 +199,10 @@ def load_sae(spec: str, *, device: str | None = None, dtype: str | None = None) 
             release, sae_id = spec.split(":", 1)
             sae = SAE.from_pretrained(release, sae_id, device=str(dev), dtype=dt or "float32")
         else:
-            raise ValueError(f"SAE spec {spec!r} is neither 'demo', an existing SAELens folder "
-                             "(cfg.json + sae_weights.safetensors) nor 'release:sae_id'")
+            raise ValueError(
+                f"SAE spec {spec!r} is neither 'demo', an existing SAELens folder "
+                "(cfg.json + sae_weights.safetensors) nor 'release:sae_id'"
+            )
     sae.eval().requires_grad_(False)
     return sae
 
@@ -280,8 +289,10 @@ class AttachedSAE:
     def check_feature(self, index: int) -> int:
         """Return ``index`` if it is a feature of this SAE, else raise ValueError naming d_sae."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.d_sae:
-            raise ValueError(f"unknown feature index {index!r}; this SAE has d_sae={self.d_sae} "
-                             f"features (0..{self.d_sae - 1})")
+            raise ValueError(
+                f"unknown feature index {index!r}; this SAE has d_sae={self.d_sae} "
+                f"features (0..{self.d_sae - 1})"
+            )
         return index
 
 
@@ -301,24 +312,34 @@ def attach_sae(lm: LoadedModel, sae: SAE, *, hook_name: str | None = None) -> At
         raise ValueError(f"cannot attach SAE to model {lm.name}: {e}") from None
     width = hook_width(lm.model, point)
     if int(sae.cfg.d_in) != width:
-        raise ValueError(f"SAE d_in={sae.cfg.d_in} does not match the width {width} of "
-                         f"{point.name} in model {lm.name}")
+        raise ValueError(
+            f"SAE d_in={sae.cfg.d_in} does not match the width {width} of "
+            f"{point.name} in model {lm.name}"
+        )
     # Dry run: the table is right only if the module really produces that width.
     probe = torch.tensor([[lm.bos_token_id]], device=lm.device)
     seen = run_to_hook(lm, probe, None, point).shape[-1]
     if seen != sae.cfg.d_in:
-        raise ValueError(f"SAE d_in={sae.cfg.d_in} does not match the width {seen} seen at "
-                         f"{point.name} in model {lm.name}")
+        raise ValueError(
+            f"SAE d_in={sae.cfg.d_in} does not match the width {seen} seen at "
+            f"{point.name} in model {lm.name}"
+        )
     sae = sae.to(device=lm.device, dtype=lm.dtype)
     if sae.cfg.reshape_activations == "hook_z":
         # We hand the SAE flattened [.., n_heads*d_head] activations already.
         sae.turn_off_forward_pass_hook_z_reshaping()
     if sae.cfg.normalize_activations == "expected_average_only_in":
-        log.warning("SAE %s: normalize_activations=expected_average_only_in was not folded by "
-                    "sae-lens; activations are encoded unscaled", name)
+        log.warning(
+            "SAE %s: normalize_activations=expected_average_only_in was not folded by "
+            "sae-lens; activations are encoded unscaled",
+            name,
+        )
     if point.kind == "attn_z" and (sae.cfg.metadata.model_from_pretrained_kwargs or {}).get(
-            "fold_value_biases"):
-        log.warning("SAE %s was trained with fold_value_biases; attn_z keeps value biases here",
-                    name)
-    return AttachedSAE(lm=lm, sae=sae, hook_name=point.name,
-                       preprocessing=SAEPreprocessing.from_sae(sae, point))
+        "fold_value_biases"
+    ):
+        log.warning(
+            "SAE %s was trained with fold_value_biases; attn_z keeps value biases here", name
+        )
+    return AttachedSAE(
+        lm=lm, sae=sae, hook_name=point.name, preprocessing=SAEPreprocessing.from_sae(sae, point)
+    )

@@ -37,8 +37,10 @@ def sample_token(
 
 
 def sample_tokens(
-    logits: Float[Tensor, "batch vocab"], temperatures: Sequence[float],
-    top_ps: Sequence[float], generators: Sequence[torch.Generator],
+    logits: Float[Tensor, "batch vocab"],
+    temperatures: Sequence[float],
+    top_ps: Sequence[float],
+    generators: Sequence[torch.Generator],
 ) -> list[int]:
     """:func:`sample_token` for every row at once: one softmax (and one sort for the top-p
     rows) over the batch instead of one per row; each row still draws from its own generator,
@@ -64,7 +66,9 @@ def sample_tokens(
 
 
 def token_probabilities(
-    logits: Float[Tensor, "batch vocab"], tokens: Sequence[int], k: int = ALTERNATIVES,
+    logits: Float[Tensor, "batch vocab"],
+    tokens: Sequence[int],
+    k: int = ALTERNATIVES,
 ) -> tuple[list[float], list[list[tuple[int, float]]]]:
     """Each row's probability of its chosen token and its `k` likeliest tokens with theirs,
     under the model's own distribution at this step (the softmax of the logits the token was
@@ -77,5 +81,6 @@ def token_probabilities(
     chosen = probs.gather(1, torch.tensor(tokens, device=probs.device)[:, None])  # [batch, 1]
     top_p = torch.round(top_p.double(), decimals=PROB_DECIMALS)
     chosen = torch.round(chosen[:, 0].double(), decimals=PROB_DECIMALS)
-    return chosen.tolist(), [list(zip(i, p, strict=True)) for i, p in
-                             zip(top_i.tolist(), top_p.tolist(), strict=True)]
+    return chosen.tolist(), [
+        list(zip(i, p, strict=True)) for i, p in zip(top_i.tolist(), top_p.tolist(), strict=True)
+    ]

@@ -74,8 +74,9 @@ class BatchScheduler:
     unfinished jobs end as cancelled. `max_rows` bounds the batch; further jobs wait.
     """
 
-    def __init__(self, lm: Any, *, max_rows: int = 32,
-                 stop_ids: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, lm: Any, *, max_rows: int = 32, stop_ids: Sequence[int] | None = None
+    ) -> None:
         self.lm = lm
         self.max_rows = max_rows
         self._batch = DecodeBatch(lm, stop_ids)

@@ -111,16 +111,23 @@ class Intervention:
         if self.mode != "ablate" and self.ablation != "zero":
             raise SpecError(f"ablation={self.ablation!r} only applies to mode 'ablate'")
         if self.mode == "vector":
-            if not isinstance(self.values, Sequence) or isinstance(self.values, str) \
-                    or not self.values:
+            if (
+                not isinstance(self.values, Sequence)
+                or isinstance(self.values, str)
+                or not self.values
+            ):
                 raise SpecError("mode 'vector' needs its values (a non-empty list of numbers)")
             set_(self, "values", tuple(finite_float(v, "vector value") for v in self.values))
         elif self.values is not None:
             raise SpecError(f"values only apply to mode 'vector', not {self.mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"feature": self.feature, "strength": self.strength,
-                             "mode": self.mode, "ablation": self.ablation}
+        d: dict[str, Any] = {
+            "feature": self.feature,
+            "strength": self.strength,
+            "mode": self.mode,
+            "ablation": self.ablation,
+        }
         if self.values is not None:
             d["values"] = list(self.values)
         return d
@@ -153,8 +160,10 @@ class SteerSpec:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        items = tuple(i if isinstance(i, Intervention) else Intervention.from_dict(i)
-                      for i in self.interventions)
+        items = tuple(
+            i if isinstance(i, Intervention) else Intervention.from_dict(i)
+            for i in self.interventions
+        )
         seen: set[tuple[int, str]] = set()
         for i in items:
             if (i.feature, i.mode) in seen:
@@ -173,8 +182,11 @@ class SteerSpec:
         set_(self, "top_p", p)
         if self.seed is not None:
             set_(self, "seed", integer(self.seed, "seed"))
-        set_(self, "max_new_tokens", integer(self.max_new_tokens, "max_new_tokens", 1,
-                                             MAX_NEW_TOKENS))
+        set_(
+            self,
+            "max_new_tokens",
+            integer(self.max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -217,8 +229,12 @@ class SteerRequest:
             raise SpecError(f"spec must be a SteerSpec, got {type(self.spec).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "sae": self.sae, "prompt": self.prompt,
-                "spec": self.spec.to_dict()}
+        return {
+            "model": self.model,
+            "sae": self.sae,
+            "prompt": self.prompt,
+            "spec": self.spec.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SteerRequest:
@@ -226,12 +242,17 @@ class SteerRequest:
         missing = sorted({"model", "sae", "prompt", "spec"} - set(d))
         if missing:
             raise SpecError(f"a steer request needs {', '.join(missing)}")
-        return cls(model=d["model"], sae=d["sae"], prompt=d["prompt"],
-                   spec=SteerSpec.from_dict(d["spec"]))
+        return cls(
+            model=d["model"], sae=d["sae"], prompt=d["prompt"], spec=SteerSpec.from_dict(d["spec"])
+        )
 
     def key(self) -> str:
         """The hash of everything that decides the generation, with STEERING_VERSION: the
         result cache's key (equal requests give equal keys)."""
-        canonical = json.dumps({**self.to_dict(), "version": STEERING_VERSION}, sort_keys=True,
-                               separators=(",", ":"), ensure_ascii=False)
+        canonical = json.dumps(
+            {**self.to_dict(), "version": STEERING_VERSION},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()

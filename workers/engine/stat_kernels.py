@@ -25,6 +25,7 @@ def token_key(window: Tensor, pos: Tensor) -> Tensor:
 
 # ---- deterministic hashing (splitmix64 on wrapping int64) -------------------------------------
 
+
 def _i64(c: int) -> int:
     return c - (1 << 64) if c >= 1 << 63 else c
 
@@ -50,6 +51,7 @@ def sample_hash(key: Int[Tensor, " n"], feature: Int[Tensor, " n"], seed: int) -
 
 
 # ---- bins from float32 bit patterns -----------------------------------------------------------
+
 
 def grid_key(v: Float[Tensor, "*shape"], shift: int) -> Int[Tensor, "*shape"]:
     """Monotone grid cell of positive float32 values: exponent and top mantissa bits."""
@@ -88,6 +90,7 @@ def positive_indices(flat: Float[Tensor, " n"]) -> Int[Tensor, " nnz"]:
 
 
 # ---- bottom-k per group -----------------------------------------------------------------------
+
 
 def select_per_group(group: Tensor, order: Tensor, key: Tensor, keep: int) -> Tensor:
     """Indices of the ``keep`` smallest (order, key) entries of every group.

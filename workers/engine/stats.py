@@ -58,8 +58,16 @@ from .stat_kernels import (
 )
 
 FIXED_POINT_BITS = 20  # sums are int64 in units of 2^-FIXED_POINT_BITS
-_INIT_KEYS = ("d_sae", "top_k", "n_quantiles", "per_quantile", "hist_bins_per_octave",
-              "hist_octaves", "seed", "include_bos")
+_INIT_KEYS = (
+    "d_sae",
+    "top_k",
+    "n_quantiles",
+    "per_quantile",
+    "hist_bins_per_octave",
+    "hist_octaves",
+    "seed",
+    "include_bos",
+)
 
 
 def _pick(idx: Tensor, *ts: Tensor) -> tuple[Tensor, ...]:
@@ -88,13 +96,15 @@ class _Pool:
     def cat(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         if len(self.feat) > 1:
             self.feat, self.key, self.val, self.hsh = (
-                [torch.cat(x)] for x in (self.feat, self.key, self.val, self.hsh))
+                [torch.cat(x)] for x in (self.feat, self.key, self.val, self.hsh)
+            )
         return self.feat[0], self.key[0], self.val[0], self.hsh[0]
 
     def keep(self, idx: Tensor) -> None:
         f, k, v, h = self.cat()
-        self.feat, self.key, self.val, self.hsh = ([t.index_select(0, idx)] if t.numel() else [t]
-                                                   for t in (f, k, v, h))
+        self.feat, self.key, self.val, self.hsh = (
+            [t.index_select(0, idx)] if t.numel() else [t] for t in (f, k, v, h)
+        )
         self.stored, self.pending = idx.numel(), 0
 
     def due(self, at: int) -> bool:
@@ -125,24 +135,37 @@ class FeatureStatsAccumulator:
         device: str | torch.device = "cpu",
         compact_at: int = 1 << 16,
     ) -> None:
-        for name, v in (("d_sae", d_sae), ("top_k", top_k), ("n_quantiles", n_quantiles),
-                        ("per_quantile", per_quantile)):
+        for name, v in (
+            ("d_sae", d_sae),
+            ("top_k", top_k),
+            ("n_quantiles", n_quantiles),
+            ("per_quantile", per_quantile),
+        ):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not 1 <= hist_bins_per_octave <= 1 << 23 or hist_bins_per_octave & (
-                hist_bins_per_octave - 1):
-            raise ValueError(f"hist_bins_per_octave must be a power of two, "
-                             f"got {hist_bins_per_octave}")
+            hist_bins_per_octave - 1
+        ):
+            raise ValueError(
+                f"hist_bins_per_octave must be a power of two, got {hist_bins_per_octave}"
+            )
         lo, hi = hist_octaves
         if not -126 <= lo < hi <= 127:
-            raise ValueError(f"hist_octaves must satisfy -126 <= lo < hi <= 127, "
-                             f"got {hist_octaves}")
+            raise ValueError(
+                f"hist_octaves must satisfy -126 <= lo < hi <= 127, got {hist_octaves}"
+            )
         if n_quantiles >= QUANTILE_BINS_PER_OCTAVE:
             raise ValueError(f"n_quantiles must be < {QUANTILE_BINS_PER_OCTAVE}, got {n_quantiles}")
         self.settings: dict[str, Any] = {
-            "d_sae": d_sae, "top_k": top_k, "n_quantiles": n_quantiles,
-            "per_quantile": per_quantile, "hist_bins_per_octave": hist_bins_per_octave,
-            "hist_octaves": [lo, hi], "seed": int(seed), "include_bos": bool(include_bos)}
+            "d_sae": d_sae,
+            "top_k": top_k,
+            "n_quantiles": n_quantiles,
+            "per_quantile": per_quantile,
+            "hist_bins_per_octave": hist_bins_per_octave,
+            "hist_octaves": [lo, hi],
+            "seed": int(seed),
+            "include_bos": bool(include_bos),
+        }
         self.device = torch.device(device)
         self.compact_at = compact_at
         self._h_shift = 23 - (hist_bins_per_octave.bit_length() - 1)
@@ -182,12 +205,16 @@ class FeatureStatsAccumulator:
         """
         B, P, F = acts.shape
         if F != self.settings["d_sae"]:
-            raise ValueError(f"activations have {F} features, the accumulator "
-                             f"{self.settings['d_sae']}")
+            raise ValueError(
+                f"activations have {F} features, the accumulator {self.settings['d_sae']}"
+            )
         dev = self.device
         window = torch.as_tensor(window, device=dev).long()  # [B]
-        mask = (torch.ones(B, P, dtype=torch.bool, device=dev) if mask is None
-                else mask.to(dev, torch.bool))  # [B, P]
+        mask = (
+            torch.ones(B, P, dtype=torch.bool, device=dev)
+            if mask is None
+            else mask.to(dev, torch.bool)
+        )  # [B, P]
         if acts.is_sparse:
             sp = acts.coalesce()
             b, p, f = sp.indices().to(dev)  # [nnz] each
@@ -219,8 +246,9 @@ class FeatureStatsAccumulator:
         self._top.add(*_pick(top, f, key, v), key[:0])
         rel = (grid_key(v, Q_SHIFT) - self._thr_floor.index_select(0, f) + 1).clamp_(min=0)
         h = sample_hash(key, f, self.settings["seed"])  # rel 0 = the "below" cell
-        thr = self._qthr.view(-1).index_select(0, f * self._q_width
-                                               + rel.clamp(max=self._q_width - 1))
+        thr = self._qthr.view(-1).index_select(
+            0, f * self._q_width + rel.clamp(max=self._q_width - 1)
+        )
         quant = ((rel >= self._q_width) | (h <= thr)).nonzero().squeeze(1)
         self._quant.add(*_pick(quant, f, key, v, h))
         if self.log is not None:
@@ -259,7 +287,8 @@ class FeatureStatsAccumulator:
         g, h = f[live] * W + rel[live], h[live]
         full = torch.bincount(g, minlength=F * W) == S
         top = torch.zeros(F * W, dtype=torch.long, device=self.device).scatter_reduce_(
-            0, g, h, "amax")
+            0, g, h, "amax"
+        )
         self._qthr = torch.where(full, top, HASH_MAX + 1).view(F, W)
         self._thr_floor = floor
 
@@ -271,8 +300,10 @@ class FeatureStatsAccumulator:
         Raises ValueError when the settings differ. ``other`` is left unchanged.
         """
         if other.settings != self.settings:
-            raise ValueError(f"cannot merge accumulators with different settings: "
-                             f"{self.settings} vs {other.settings}")
+            raise ValueError(
+                f"cannot merge accumulators with different settings: "
+                f"{self.settings} vs {other.settings}"
+            )
         self.n_tokens += other.n_tokens
         self.count += other.count.to(self.device)
         self.fsum += other.fsum.to(self.device)
@@ -287,23 +318,36 @@ class FeatureStatsAccumulator:
         """Plain settings + numpy arrays (picklable; for passing shards between workers)."""
         self._compact()
         top, quant = self._top.cat(), self._quant.cat()
-        arrays = {"count": self.count, "fsum": self.fsum, "max": self.max, "hist": self.hist,
-                  **{f"top_{i}": t for i, t in enumerate(top)},
-                  **{f"quant_{i}": t for i, t in enumerate(quant)}}
-        return {"settings": dict(self.settings), "n_tokens": self.n_tokens,
-                **{k: t.cpu().numpy() for k, t in arrays.items()}}
+        arrays = {
+            "count": self.count,
+            "fsum": self.fsum,
+            "max": self.max,
+            "hist": self.hist,
+            **{f"top_{i}": t for i, t in enumerate(top)},
+            **{f"quant_{i}": t for i, t in enumerate(quant)},
+        }
+        return {
+            "settings": dict(self.settings),
+            "n_tokens": self.n_tokens,
+            **{k: t.cpu().numpy() for k, t in arrays.items()},
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any], device: str | torch.device = "cpu"
-                        ) -> FeatureStatsAccumulator:
+    def from_state_dict(
+        cls, state: dict[str, Any], device: str | torch.device = "cpu"
+    ) -> FeatureStatsAccumulator:
         """Rebuild an accumulator saved by :meth:`state_dict`."""
         s = dict(state["settings"])
         args = {k: s[k] for k in _INIT_KEYS}
-        acc = cls(args.pop("d_sae"), hist_octaves=tuple(args.pop("hist_octaves")),
-                  device=device, **args)
+        acc = cls(
+            args.pop("d_sae"), hist_octaves=tuple(args.pop("hist_octaves")), device=device, **args
+        )
         acc.settings = s  # with any extra settings the pass recorded (context, ...)
-        t = {k: torch.as_tensor(v, device=acc.device) for k, v in state.items()
-             if isinstance(v, np.ndarray)}
+        t = {
+            k: torch.as_tensor(v, device=acc.device)
+            for k, v in state.items()
+            if isinstance(v, np.ndarray)
+        }
         acc.n_tokens = int(state["n_tokens"])
         acc.count, acc.fsum, acc.max, acc.hist = t["count"], t["fsum"], t["max"], t["hist"]
         acc._top.add(*(t[f"top_{i}"] for i in range(4)))
@@ -337,8 +381,13 @@ class FeatureStatsAccumulator:
 
         bpo = self.settings["hist_bins_per_octave"]
         inner = grid_edge(self._h_lo + torch.arange((hi - lo) * bpo + 1), self._h_shift).double()
-        edges = torch.cat([torch.zeros(1, dtype=torch.float64), inner,
-                           torch.full((1,), float("inf"), dtype=torch.float64)])
+        edges = torch.cat(
+            [
+                torch.zeros(1, dtype=torch.float64),
+                inner,
+                torch.full((1,), float("inf"), dtype=torch.float64),
+            ]
+        )
 
         def split(k: Tensor) -> tuple[np.ndarray, np.ndarray]:
             w = torch.where(k >= 0, k >> POS_BITS, -1)
@@ -348,12 +397,18 @@ class FeatureStatsAccumulator:
         tw, tp = split(top_k)
         qw, qp = split(q_k.view(F, n, S))
         return FeatureStats(
-            settings=dict(self.settings), n_tokens=self.n_tokens,
+            settings=dict(self.settings),
+            n_tokens=self.n_tokens,
             count=self.count.cpu().numpy(),
             sum=self.fsum.cpu().numpy().astype(np.float64) / 2.0**FIXED_POINT_BITS,
-            max=self.max.cpu().numpy(), hist_edges=edges.numpy(),
+            max=self.max.cpu().numpy(),
+            hist_edges=edges.numpy(),
             hist_counts=self.hist.view(F, self._n_hist).cpu().numpy(),
-            top_values=top_v.cpu().numpy(), top_windows=tw, top_positions=tp,
+            top_values=top_v.cpu().numpy(),
+            top_windows=tw,
+            top_positions=tp,
             quantile_bounds=bounds.cpu().numpy(),
             quantile_values=q_v.view(F, n, S).cpu().numpy(),
-            quantile_windows=qw, quantile_positions=qp)
+            quantile_windows=qw,
+            quantile_positions=qp,
+        )

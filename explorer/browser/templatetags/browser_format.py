@@ -14,7 +14,7 @@ def sig(value: float | None, digits: int = 3) -> str:
     """`value` to `digits` significant digits; large values in full with commas (1,235)."""
     if value is None or not math.isfinite(value):
         return "–"
-    text = f"{value:,.0f}" if value != 0 and abs(value) >= 10 ** digits else f"{value:.{digits}g}"
+    text = f"{value:,.0f}" if value != 0 and abs(value) >= 10**digits else f"{value:.{digits}g}"
     return text.replace("-", "\u2212")  # a true minus sign, as d3.format writes it
 
 

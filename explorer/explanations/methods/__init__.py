@@ -36,7 +36,9 @@ class Score:
     sample_size: int  # contexts judged (both sides)
 
 
-def balanced_accuracy(*, hits_activating: int, n_activating: int, rejections: int, n_non_activating: int) -> float:
+def balanced_accuracy(
+    *, hits_activating: int, n_activating: int, rejections: int, n_non_activating: int
+) -> float:
     """(true-positive rate + true-negative rate) / 2: 0.5 for a judge that always says yes
     (or always no), 1 for a perfect one, whatever the ratio of the two sides."""
     return (hits_activating / n_activating + rejections / n_non_activating) / 2

@@ -40,7 +40,9 @@ class EndpointError(Exception):
     """The endpoint gave no usable answer. `reason` is stored on the job; `retryable` says
     whether trying again later may help (down, timeout, quota) or not (401, bad request)."""
 
-    def __init__(self, reason: str, *, retryable: bool, prompt_tokens: int = 0, completion_tokens: int = 0):
+    def __init__(
+        self, reason: str, *, retryable: bool, prompt_tokens: int = 0, completion_tokens: int = 0
+    ):
         super().__init__(reason)
         self.reason = reason[:MAX_REASON_CHARS]
         self.retryable = retryable
@@ -80,8 +82,15 @@ def _snippet(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def chat(endpoint: Endpoint, messages: list[dict], *, usage: Usage, max_tokens: int = 100,
-         sleep: Callable[[float], None] = time.sleep, client: httpx.Client | None = None) -> str:
+def chat(
+    endpoint: Endpoint,
+    messages: list[dict],
+    *,
+    usage: Usage,
+    max_tokens: int = 100,
+    sleep: Callable[[float], None] = time.sleep,
+    client: httpx.Client | None = None,
+) -> str:
     """The reply text of one chat completion; tokens used are added to `usage`.
 
     Raises EndpointError after `max_retries` retries of retryable failures, or at once for a
@@ -91,7 +100,12 @@ def chat(endpoint: Endpoint, messages: list[dict], *, usage: Usage, max_tokens: 
     headers = {"Content-Type": "application/json"}
     if endpoint.api_key:
         headers["Authorization"] = f"Bearer {endpoint.api_key}"
-    body = {"model": endpoint.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    body = {
+        "model": endpoint.model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
     own = client is None
     http = client or httpx.Client(timeout=endpoint.timeout_s)
     try:
@@ -112,7 +126,9 @@ def chat(endpoint: Endpoint, messages: list[dict], *, usage: Usage, max_tokens: 
                 if status == 429:
                     reason = f"over quota or rate-limited (HTTP 429): {_snippet(response.text)}"
                     wait = retry_after_s(response.headers.get("Retry-After"))
-                elif status < 500:  # a refusal (bad key, unknown model, bad request): retrying won't help
+                elif (
+                    status < 500
+                ):  # a refusal (bad key, unknown model, bad request): retrying won't help
                     raise EndpointError(reason, retryable=False)
             if attempt >= endpoint.max_retries:
                 raise EndpointError(f"{reason} (gave up after {attempt + 1} tries)", retryable=True)
@@ -129,12 +145,16 @@ def _reply_text(response: httpx.Response, usage: Usage) -> str:
     try:
         data = response.json()
     except ValueError:
-        raise EndpointError(f"malformed JSON reply: {_snippet(response.text)!r}", retryable=True) from None
+        raise EndpointError(
+            f"malformed JSON reply: {_snippet(response.text)!r}", retryable=True
+        ) from None
     try:
         text = data["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise EndpointError(f"reply without choices[0].message.content: {_snippet(json.dumps(data))!r}",
-                            retryable=True) from None
+        raise EndpointError(
+            f"reply without choices[0].message.content: {_snippet(json.dumps(data))!r}",
+            retryable=True,
+        ) from None
     if not isinstance(text, str):
         raise EndpointError("reply content is not text", retryable=True)
     u = data.get("usage") if isinstance(data, dict) else None
@@ -161,10 +181,18 @@ def context_text(ctx: Context, *, mark: bool) -> str:
 
 
 def explain_messages(*, examples: list[Context], promoted: list[str]) -> list[dict]:
-    lines = [f"Example {i + 1}: {context_text(c, mark=True)}" for i, c in enumerate(examples[:EXAMPLES_IN_PROMPT])]
+    lines = [
+        f"Example {i + 1}: {context_text(c, mark=True)}"
+        for i, c in enumerate(examples[:EXAMPLES_IN_PROMPT])
+    ]
     if promoted:
-        lines.append("Tokens it promotes: " + ", ".join(json.dumps(t, ensure_ascii=False) for t in promoted))
-    return [{"role": "system", "content": EXPLAIN_SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+        lines.append(
+            "Tokens it promotes: " + ", ".join(json.dumps(t, ensure_ascii=False) for t in promoted)
+        )
+    return [
+        {"role": "system", "content": EXPLAIN_SYSTEM},
+        {"role": "user", "content": "\n".join(lines)},
+    ]
 
 
 def clean_explanation(text: str) -> str:
@@ -172,20 +200,33 @@ def clean_explanation(text: str) -> str:
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     for prefix in ("explanation:", "answer:", "feature:"):
         if line.lower().startswith(prefix):
-            line = line[len(prefix):].strip()
+            line = line[len(prefix) :].strip()
     if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'`":
         line = line[1:-1].strip()
     return line[:MAX_EXPLANATION_CHARS]
 
 
-def explain(endpoint: Endpoint, *, examples: list[Context], promoted: list[str], usage: Usage,
-            sleep: Callable[[float], None] = time.sleep) -> str:
+def explain(
+    endpoint: Endpoint,
+    *,
+    examples: list[Context],
+    promoted: list[str],
+    usage: Usage,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """One explanation of a feature from its top examples and promoted tokens.
 
     Raises EndpointError (see `chat`), also for an empty answer: nothing is made up.
     """
-    text = clean_explanation(chat(endpoint, explain_messages(examples=examples, promoted=promoted),
-                                  usage=usage, max_tokens=60, sleep=sleep))
+    text = clean_explanation(
+        chat(
+            endpoint,
+            explain_messages(examples=examples, promoted=promoted),
+            usage=usage,
+            max_tokens=60,
+            sleep=sleep,
+        )
+    )
     if not text:
         raise EndpointError("the endpoint answered with an empty explanation", retryable=True)
     return text
@@ -200,33 +241,76 @@ JUDGE_SYSTEM = (
 
 
 def judge_messages(*, explanation: str, ctx: Context) -> list[dict]:
-    return [{"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": f"Feature: {explanation}\nExcerpt: {context_text(ctx, mark=False)}"}]
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {
+            "role": "user",
+            "content": f"Feature: {explanation}\nExcerpt: {context_text(ctx, mark=False)}",
+        },
+    ]
 
 
 def parse_yes_no(text: str) -> bool:
-    word = text.strip().strip(".!\"'`*").split()[0].lower().strip(".,!:;\"'`*") if text.strip() else ""
+    word = (
+        text.strip().strip(".!\"'`*").split()[0].lower().strip(".,!:;\"'`*") if text.strip() else ""
+    )
     if word in ("yes", "y", "true"):
         return True
     if word in ("no", "n", "false"):
         return False
-    raise EndpointError(f"the judge answered neither yes nor no: {_snippet(text)!r}", retryable=True)
+    raise EndpointError(
+        f"the judge answered neither yes nor no: {_snippet(text)!r}", retryable=True
+    )
 
 
-def judge(endpoint: Endpoint, *, explanation: str, contexts: Contexts, usage: Usage,
-          sleep: Callable[[float], None] = time.sleep) -> Score:
+def judge(
+    endpoint: Endpoint,
+    *,
+    explanation: str,
+    contexts: Contexts,
+    usage: Usage,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Score:
     """Detection score: the judge is asked, one context at a time, whether the feature fires
     in it; the score is the balanced accuracy of its yes/no over activating and
     non-activating contexts. Raises EndpointError on any failed or unreadable answer (a score
     from part of the sample would not be comparable)."""
     if not contexts.activating or not contexts.non_activating:
-        raise EndpointError("too few contexts to score (needs activating and non-activating ones)",
-                            retryable=False)
-    hits = sum(parse_yes_no(chat(endpoint, judge_messages(explanation=explanation, ctx=c), usage=usage,
-                                 max_tokens=3, sleep=sleep)) for c in contexts.activating)
-    rejections = sum(not parse_yes_no(chat(endpoint, judge_messages(explanation=explanation, ctx=c), usage=usage,
-                                           max_tokens=3, sleep=sleep)) for c in contexts.non_activating)
-    value = balanced_accuracy(hits_activating=hits, n_activating=len(contexts.activating),
-                              rejections=rejections, n_non_activating=len(contexts.non_activating))
-    return Score(value=value, method=f"detection:llm:{endpoint.model}",
-                 sample_size=len(contexts.activating) + len(contexts.non_activating))
+        raise EndpointError(
+            "too few contexts to score (needs activating and non-activating ones)", retryable=False
+        )
+    hits = sum(
+        parse_yes_no(
+            chat(
+                endpoint,
+                judge_messages(explanation=explanation, ctx=c),
+                usage=usage,
+                max_tokens=3,
+                sleep=sleep,
+            )
+        )
+        for c in contexts.activating
+    )
+    rejections = sum(
+        not parse_yes_no(
+            chat(
+                endpoint,
+                judge_messages(explanation=explanation, ctx=c),
+                usage=usage,
+                max_tokens=3,
+                sleep=sleep,
+            )
+        )
+        for c in contexts.non_activating
+    )
+    value = balanced_accuracy(
+        hits_activating=hits,
+        n_activating=len(contexts.activating),
+        rejections=rejections,
+        n_non_activating=len(contexts.non_activating),
+    )
+    return Score(
+        value=value,
+        method=f"detection:llm:{endpoint.model}",
+        sample_size=len(contexts.activating) + len(contexts.non_activating),
+    )

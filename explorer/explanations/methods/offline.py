@@ -52,15 +52,27 @@ def score(*, explanation: str, contexts: Contexts) -> Score:
     """The proxy detection score (module docstring). Raises UnscorableError."""
     wanted = quoted_tokens(explanation)
     if not wanted:
-        raise UnscorableError("the offline proxy needs quoted tokens in the explanation (e.g. \"of\")")
+        raise UnscorableError(
+            'the offline proxy needs quoted tokens in the explanation (e.g. "of")'
+        )
     if not contexts.activating or not contexts.non_activating:
-        raise UnscorableError("too few indexed contexts to score (needs activating and non-activating ones)")
+        raise UnscorableError(
+            "too few indexed contexts to score (needs activating and non-activating ones)"
+        )
 
     def fires(ctx) -> bool:
         return show(ctx.tokens[ctx.position]) in wanted
 
     hits = sum(fires(c) for c in contexts.activating)
     rejections = sum(not fires(c) for c in contexts.non_activating)
-    value = balanced_accuracy(hits_activating=hits, n_activating=len(contexts.activating),
-                              rejections=rejections, n_non_activating=len(contexts.non_activating))
-    return Score(value=value, method=METHOD, sample_size=len(contexts.activating) + len(contexts.non_activating))
+    value = balanced_accuracy(
+        hits_activating=hits,
+        n_activating=len(contexts.activating),
+        rejections=rejections,
+        n_non_activating=len(contexts.non_activating),
+    )
+    return Score(
+        value=value,
+        method=METHOD,
+        sample_size=len(contexts.activating) + len(contexts.non_activating),
+    )

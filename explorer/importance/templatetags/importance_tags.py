@@ -21,12 +21,22 @@ register = template.Library()
 def importance_panel(feature: Feature, model_slug: str, sae_slug: str) -> dict:
     endpoint = f"/api/v1/models/{model_slug}/saes/{sae_slug}/features/{feature.index}/importance"
     if not Feature.importance.related.is_cached(feature):
-        return {"feature": feature, "imp": {"status": "unknown", "progress": 0.0}, "done": False,
-                "pending": False, "endpoint": endpoint}
+        return {
+            "feature": feature,
+            "imp": {"status": "unknown", "progress": 0.0},
+            "done": False,
+            "pending": False,
+            "endpoint": endpoint,
+        }
     try:
         row = feature.importance
     except ObjectDoesNotExist:
         row = None
     data = selectors.importance_dict(feature=feature, row=row)
-    return {"feature": feature, "imp": data, "done": data["status"] == "done",
-            "pending": data["status"] in ("queued", "running"), "endpoint": endpoint}
+    return {
+        "feature": feature,
+        "imp": data,
+        "done": data["status"] == "done",
+        "pending": data["status"] in ("queued", "running"),
+        "endpoint": endpoint,
+    }

@@ -53,14 +53,18 @@ def test_a_revoked_key_stops_working(client, bob, bob_key):
 
 def test_alice_cannot_revoke_bobs_key(client, alice, bob, bob_key):
     key = ApiKey.objects.get(user=bob)
-    response = client.delete(f"/api/v1/me/api-keys/{key.pk}", HTTP_AUTHORIZATION=f"Bearer {_key_for(alice)}")
+    response = client.delete(
+        f"/api/v1/me/api-keys/{key.pk}", HTTP_AUTHORIZATION=f"Bearer {_key_for(alice)}"
+    )
     assert response.status_code == 404
     assert ApiKey.objects.get(pk=key.pk).revoked is None
 
 
 def test_bob_creates_a_key_through_the_api_and_sees_it_once(client, bob_key):
     response = client.post(
-        "/api/v1/me/api-keys", {"name": "ci"}, content_type="application/json",
+        "/api/v1/me/api-keys",
+        {"name": "ci"},
+        content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {bob_key}",
     )
     assert response.status_code == 201

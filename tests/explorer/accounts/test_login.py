@@ -16,9 +16,15 @@ def test_the_sign_in_page_shows_a_form_with_csrf(client):
 
 
 def test_alice_signs_in_with_her_password(client, alice):
-    response = client.post("/accounts/login/", {"username": "alice", "password": "correct horse battery"})
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "correct horse battery"}
+    )
     assert response.status_code == 302
-    assert client.get("/api/v1/me").json() == {"authenticated": True, "username": "alice", "auth": "session"}
+    assert client.get("/api/v1/me").json() == {
+        "authenticated": True,
+        "username": "alice",
+        "auth": "session",
+    }
 
 
 def test_a_wrong_password_is_refused(client, alice):

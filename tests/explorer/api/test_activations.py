@@ -32,7 +32,9 @@ def _fresh_cache(settings):
 
 
 def run(client, **body):
-    return client.post(URL, {"model": "demo", "sae": "demo", **body}, content_type="application/json")
+    return client.post(
+        URL, {"model": "demo", "sae": "demo", **body}, content_type="application/json"
+    )
 
 
 def test_charlie_tests_a_feature_on_his_text(client, demo_sae, celery_worker_proc):
@@ -45,7 +47,9 @@ def test_charlie_tests_a_feature_on_his_text(client, demo_sae, celery_worker_pro
     assert body["top_features"] == []
 
 
-def test_without_an_index_it_returns_the_top_features_with_explanations(client, demo_sae, celery_worker_proc):
+def test_without_an_index_it_returns_the_top_features_with_explanations(
+    client, demo_sae, celery_worker_proc
+):
     first = run(client, text="The river bank.", top_k=5).json()
     top = first["top_features"]
     assert 0 < len(top) <= 5
@@ -74,18 +78,23 @@ def test_no_live_worker_is_a_clear_503(client, demo_sae, celery_worker_proc):
     assert time.monotonic() - started < 10
 
 
-def test_a_text_too_long_for_the_model_is_a_400_from_the_worker(client, demo_sae, celery_worker_proc):
+def test_a_text_too_long_for_the_model_is_a_400_from_the_worker(
+    client, demo_sae, celery_worker_proc
+):
     response = run(client, text="word " * 300, index=3)
     assert response.status_code == 400
     assert "context" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"text": "   "}, 400, "empty_text"),
-    ({"text": "x" * 3000}, 400, "text_too_long"),
-    ({"text": "hi", "index": 99999}, 404, "invalid_index"),
-    ({"text": "hi", "sae": "nope"}, 404, "not_found"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"text": "   "}, 400, "empty_text"),
+        ({"text": "x" * 3000}, 400, "text_too_long"),
+        ({"text": "hi", "index": 99999}, 404, "invalid_index"),
+        ({"text": "hi", "sae": "nope"}, 404, "not_found"),
+    ],
+)
 def test_bad_input_is_refused_before_any_worker_runs(client, demo_sae, body, status, code):
     response = run(client, **body)
     assert response.status_code == status
@@ -93,15 +102,22 @@ def test_bad_input_is_refused_before_any_worker_runs(client, demo_sae, body, sta
 
 
 def test_a_wrong_api_key_is_still_refused(client, demo_sae):
-    response = client.post(URL, {"model": "demo", "sae": "demo", "text": "x"}, content_type="application/json",
-                           HTTP_AUTHORIZATION="Bearer sfe_wrong")
+    response = client.post(
+        URL,
+        {"model": "demo", "sae": "demo", "text": "x"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer sfe_wrong",
+    )
     assert response.status_code == 401
 
 
 def test_search_by_text_returns_the_top_features_as_hits(client, demo_sae, celery_worker_proc):
-    items = client.get("/api/v1/search", {"q": "text:The river bank.", "model": "demo", "sae": "demo",
-                                          "limit": 5}).json()["items"]
-    expected = [t["index"] for t in run(client, text="The river bank.", top_k=5).json()["top_features"]]
+    items = client.get(
+        "/api/v1/search", {"q": "text:The river bank.", "model": "demo", "sae": "demo", "limit": 5}
+    ).json()["items"]
+    expected = [
+        t["index"] for t in run(client, text="The river bank.", top_k=5).json()["top_features"]
+    ]
     assert [i["index"] for i in items] == expected
     assert {i["match"] for i in items} == {"text"}
     assert items[0]["url"] == f"/demo/demo/{expected[0]}/"

@@ -28,7 +28,9 @@ BASE = "/api/v1/models/tiny/saes/res-1/export"
 @pytest.fixture
 def indexed():
     built = build_indexed_sae(d_sae=24, examples_per_feature=2)
-    Explanation.objects.create(feature=built.features[3], text='river "bank", water', method="offline")
+    Explanation.objects.create(
+        feature=built.features[3], text='river "bank", water', method="offline"
+    )
     return built
 
 
@@ -82,7 +84,9 @@ def test_export_of_an_unknown_sae_is_a_json_404(client, indexed):
 
 
 def test_the_asgi_server_streams_the_export_in_chunks(live_server_url, indexed):
-    with urllib.request.urlopen(live_server_url + BASE + "/features?format=json", timeout=30) as response:
+    with urllib.request.urlopen(
+        live_server_url + BASE + "/features?format=json", timeout=30
+    ) as response:
         assert response.headers.get("Transfer-Encoding") == "chunked"
         doc = json.loads(response.read())
     assert len(doc["items"]) == 24
@@ -92,4 +96,9 @@ def test_values_are_written_to_float16_precision_and_nan_as_null():
     from explorer.saes.models import Example
     from explorer.search.exports import _values_json
 
-    assert json.loads(_values_json(Example.pack_values([0.15, 1.0, float("nan"), -2.5]))) == [0.15, 1, None, -2.5]
+    assert json.loads(_values_json(Example.pack_values([0.15, 1.0, float("nan"), -2.5]))) == [
+        0.15,
+        1,
+        None,
+        -2.5,
+    ]

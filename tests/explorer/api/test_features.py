@@ -25,18 +25,48 @@ def indexed():
 
 def test_models_list_their_sae_counts(client, indexed):
     body = client.get("/api/v1/models").json()
-    assert body == [{"slug": "tiny", "source": "tiny-source", "architecture": "gpt2", "d_model": 16,
-                     "n_layers": 2, "n_ctx": 128, "n_saes": 1, "url": "/tiny/"}]
+    assert body == [
+        {
+            "slug": "tiny",
+            "source": "tiny-source",
+            "architecture": "gpt2",
+            "d_model": 16,
+            "n_layers": 2,
+            "n_ctx": 128,
+            "n_saes": 1,
+            "url": "/tiny/",
+        }
+    ]
     assert [s["slug"] for s in client.get("/api/v1/models/tiny").json()["saes"]] == ["res-1"]
     assert client.get(f"{BASE}").json()["d_sae"] == 32
 
 
 def test_feature_json_follows_the_contract(client, indexed):
     body = client.get(f"{BASE}/features/5").json()
-    assert set(body) == {"model", "sae", "index", "density", "max_activation", "mean_activation", "dead",
-                         "hist_edges", "hist_counts", "top_logits", "bottom_logits", "neighbours", "map_x",
-                         "map_y", "explanations", "url"}
-    assert (body["model"], body["sae"], body["index"], body["url"]) == ("tiny", "res-1", 5, "/tiny/res-1/5/")
+    assert set(body) == {
+        "model",
+        "sae",
+        "index",
+        "density",
+        "max_activation",
+        "mean_activation",
+        "dead",
+        "hist_edges",
+        "hist_counts",
+        "top_logits",
+        "bottom_logits",
+        "neighbours",
+        "map_x",
+        "map_y",
+        "explanations",
+        "url",
+    }
+    assert (body["model"], body["sae"], body["index"], body["url"]) == (
+        "tiny",
+        "res-1",
+        5,
+        "/tiny/res-1/5/",
+    )
     vocab = indexed.sae.model.vocab
     assert body["top_logits"][0] == {"token_id": 5, "token": vocab[5], "value": 1.5}
     assert body["neighbours"] == [{"index": 6, "cosine": 0.5}, {"index": 7, "cosine": 0.25}]
@@ -51,11 +81,14 @@ def test_a_dead_feature_says_so_with_empty_stats(client, indexed):
     assert body["hist_counts"] == []
 
 
-@pytest.mark.parametrize(("path", "code"), [
-    ("/api/v1/models/nope/saes/res-1/features/1", "not_found"),
-    (f"{BASE}/features/32", "not_found"),
-    (f"{BASE}/features/-1", "not_found"),
-])
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/api/v1/models/nope/saes/res-1/features/1", "not_found"),
+        (f"{BASE}/features/32", "not_found"),
+        (f"{BASE}/features/-1", "not_found"),
+    ],
+)
 def test_unknown_things_are_json_404s(client, indexed, path, code):
     response = client.get(path)
     assert response.status_code == 404
@@ -82,7 +115,9 @@ def test_examples_come_with_token_strings_and_unpacked_values(client, indexed):
 
 
 def test_token_text_is_returned_verbatim_for_the_client_to_escape(client, indexed):
-    items = client.get(f"{BASE}/features/9/examples?kind=top").json()["items"]  # peaks on " <script>"
+    items = client.get(f"{BASE}/features/9/examples?kind=top").json()[
+        "items"
+    ]  # peaks on " <script>"
     assert items[0]["tokens"][items[0]["max_position"]] == " <script>"
 
 
@@ -107,7 +142,9 @@ def walk(client, sort, limit=7, **extra):
             return seen, pages
 
 
-@pytest.mark.parametrize("sort", ["index", "-index", "density", "-density", "max_activation", "-max_activation"])
+@pytest.mark.parametrize(
+    "sort", ["index", "-index", "density", "-density", "max_activation", "-max_activation"]
+)
 def test_keyset_pages_visit_every_feature_once_in_order(client, indexed, sort):
     items, pages = walk(client, sort)
     assert pages == 5  # 32 features, 7 a page
@@ -138,20 +175,30 @@ def test_a_forged_cursor_is_a_clear_400(client, indexed):
 
 def test_bob_adds_an_explanation_and_votes(client, indexed, bob_key):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {bob_key}"}
-    response = client.post(f"{BASE}/features/3/explanations", {"text": "  the word sat "},
-                           content_type="application/json", **auth)
+    response = client.post(
+        f"{BASE}/features/3/explanations",
+        {"text": "  the word sat "},
+        content_type="application/json",
+        **auth,
+    )
     assert response.status_code == 201
     body = response.json()
     assert (body["text"], body["method"], body["author"]) == ("the word sat", "human", "bob")
-    vote = client.post(f"/api/v1/explanations/{body['id']}/vote", {"value": -1},
-                       content_type="application/json", **auth)
+    vote = client.post(
+        f"/api/v1/explanations/{body['id']}/vote",
+        {"value": -1},
+        content_type="application/json",
+        **auth,
+    )
     assert vote.json() == {"explanation": body["id"], "value": -1}
     listed = client.get(f"{BASE}/features/3/explanations").json()
     assert listed[0]["votes"] == -1
 
 
 def test_charlie_cannot_add_an_explanation(client, indexed):
-    response = client.post(f"{BASE}/features/3/explanations", {"text": "x"}, content_type="application/json")
+    response = client.post(
+        f"{BASE}/features/3/explanations", {"text": "x"}, content_type="application/json"
+    )
     assert response.status_code == 401
 
 

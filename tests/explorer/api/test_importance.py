@@ -19,7 +19,9 @@ def indexed():
     return build_indexed_sae(d_sae=12)
 
 
-def test_charlie_can_ask_for_one_feature_and_it_is_queued_once(client, indexed, django_capture_on_commit_callbacks):
+def test_charlie_can_ask_for_one_feature_and_it_is_queued_once(
+    client, indexed, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         first = client.post(URL.format(3), content_type="application/json")
         again = client.post(URL.format(3), content_type="application/json")
@@ -43,9 +45,17 @@ def test_a_dead_feature_is_refused(client, indexed):
 def test_a_stored_result_reads_back_with_token_strings(client, indexed):
     feature = indexed.features[3]
     FeatureImportance.objects.create(feature=feature, status="running")
-    services.importance_store(feature_id=feature.pk, result={
-        "loss_delta": {"zero": 0.25, "mean": 0.125, "resample": 0.2}, "loss_clean": 3.0,
-        "n_contexts": 4, "n_predictions": 40, "up": [(9, 0.01)], "down": [(1, -0.03)]})
+    services.importance_store(
+        feature_id=feature.pk,
+        result={
+            "loss_delta": {"zero": 0.25, "mean": 0.125, "resample": 0.2},
+            "loss_clean": 3.0,
+            "n_contexts": 4,
+            "n_predictions": 40,
+            "up": [(9, 0.01)],
+            "down": [(1, -0.03)],
+        },
+    )
     body = client.get(URL.format(3)).json()
     assert body["status"] == "done"
     assert body["loss_delta"] == {"zero": 0.25, "mean": 0.125, "resample": 0.2}
@@ -53,10 +63,14 @@ def test_a_stored_result_reads_back_with_token_strings(client, indexed):
     assert body["down"][0]["token"] == " cat"
 
 
-def test_a_finished_result_is_recomputed_only_when_forced(client, indexed, django_capture_on_commit_callbacks):
+def test_a_finished_result_is_recomputed_only_when_forced(
+    client, indexed, django_capture_on_commit_callbacks
+):
     FeatureImportance.objects.create(feature=indexed.features[3], status="done", loss_zero=0.1)
     with django_capture_on_commit_callbacks() as callbacks:
-        assert client.post(URL.format(3), content_type="application/json").json()["status"] == "done"
+        assert (
+            client.post(URL.format(3), content_type="application/json").json()["status"] == "done"
+        )
         forced = client.post(URL.format(3), {"force": True}, content_type="application/json")
     assert forced.json()["status"] == "queued"
     assert len(callbacks) == 1
@@ -66,9 +80,13 @@ def test_charlie_cannot_start_a_bulk_run(client, indexed):
     assert client.post(BULK, content_type="application/json").status_code == 401
 
 
-def test_bob_starts_a_bulk_run_over_the_live_features(client, indexed, bob_key, django_capture_on_commit_callbacks):
+def test_bob_starts_a_bulk_run_over_the_live_features(
+    client, indexed, bob_key, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(BULK, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {bob_key}")
+        response = client.post(
+            BULK, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {bob_key}"
+        )
     live = 12 - len(indexed.dead)
     assert response.status_code == 202 and response.json() == {"queued": live}
     assert len(callbacks) == 1
@@ -76,7 +94,9 @@ def test_bob_starts_a_bulk_run_over_the_live_features(client, indexed, bob_key, 
 
 
 def test_a_wrong_api_key_is_refused_even_for_one_feature(client, indexed):
-    response = client.post(URL.format(3), content_type="application/json", HTTP_AUTHORIZATION="Bearer nope")
+    response = client.post(
+        URL.format(3), content_type="application/json", HTTP_AUTHORIZATION="Bearer nope"
+    )
     assert response.status_code == 401
 
 

@@ -23,10 +23,19 @@ def test_bob_creates_a_list_adds_a_feature_and_reads_it_back(client, indexed, bo
     created = post(client, "/api/v1/lists", {"name": "Banks", "public": True}, bob_key)
     assert created.status_code == 201
     body = created.json()
-    assert (body["name"], body["public"], body["owner"], body["n_items"]) == ("Banks", True, "bob", 0)
+    assert (body["name"], body["public"], body["owner"], body["n_items"]) == (
+        "Banks",
+        True,
+        "bob",
+        0,
+    )
     assert body["url"] == f"/lists/{body['id']}/"
-    item = post(client, f"/api/v1/lists/{body['id']}/items",
-                {"model": "tiny", "sae": "res-1", "index": 3, "note": "river"}, bob_key)
+    item = post(
+        client,
+        f"/api/v1/lists/{body['id']}/items",
+        {"model": "tiny", "sae": "res-1", "index": 3, "note": "river"},
+        bob_key,
+    )
     assert item.status_code == 201
     assert item.json()["url"] == "/tiny/res-1/3/"
     detail = client.get(f"/api/v1/lists/{body['id']}").json()  # anonymous: it is public
@@ -35,16 +44,31 @@ def test_bob_creates_a_list_adds_a_feature_and_reads_it_back(client, indexed, bo
 
 def test_editing_and_removing_items(client, indexed, bob_key):
     list_id = post(client, "/api/v1/lists", {"name": "x"}, bob_key).json()["id"]
-    item_id = post(client, f"/api/v1/lists/{list_id}/items",
-                   {"model": "tiny", "sae": "res-1", "index": 3}, bob_key).json()["id"]
-    patched = post(client, f"/api/v1/lists/{list_id}/items/{item_id}", {"note": "edited"}, bob_key, "patch")
+    item_id = post(
+        client,
+        f"/api/v1/lists/{list_id}/items",
+        {"model": "tiny", "sae": "res-1", "index": 3},
+        bob_key,
+    ).json()["id"]
+    patched = post(
+        client, f"/api/v1/lists/{list_id}/items/{item_id}", {"note": "edited"}, bob_key, "patch"
+    )
     assert patched.json()["note"] == "edited"
-    renamed = post(client, f"/api/v1/lists/{list_id}", {"name": "y", "public": True}, bob_key, "patch")
+    renamed = post(
+        client, f"/api/v1/lists/{list_id}", {"name": "y", "public": True}, bob_key, "patch"
+    )
     assert (renamed.json()["name"], renamed.json()["public"]) == ("y", True)
-    removed = client.delete(f"/api/v1/lists/{list_id}/items/{item_id}", HTTP_AUTHORIZATION=f"Bearer {bob_key}")
+    removed = client.delete(
+        f"/api/v1/lists/{list_id}/items/{item_id}", HTTP_AUTHORIZATION=f"Bearer {bob_key}"
+    )
     assert removed.status_code == 204
     assert client.get(f"/api/v1/lists/{list_id}").json()["items"] == []
-    assert client.delete(f"/api/v1/lists/{list_id}", HTTP_AUTHORIZATION=f"Bearer {bob_key}").status_code == 204
+    assert (
+        client.delete(
+            f"/api/v1/lists/{list_id}", HTTP_AUTHORIZATION=f"Bearer {bob_key}"
+        ).status_code
+        == 204
+    )
     assert client.get(f"/api/v1/lists/{list_id}").status_code == 404
 
 
@@ -62,7 +86,12 @@ def test_charlie_cannot_create_lists(client, indexed):
 
 def test_adding_an_unknown_feature_is_a_json_404(client, indexed, bob_key):
     list_id = post(client, "/api/v1/lists", {"name": "x"}, bob_key).json()["id"]
-    response = post(client, f"/api/v1/lists/{list_id}/items", {"model": "tiny", "sae": "res-1", "index": 99}, bob_key)
+    response = post(
+        client,
+        f"/api/v1/lists/{list_id}/items",
+        {"model": "tiny", "sae": "res-1", "index": 99},
+        bob_key,
+    )
     assert response.status_code == 404
     assert "error" in response.json()
 

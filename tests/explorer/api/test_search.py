@@ -14,17 +14,24 @@ pytestmark = pytest.mark.django_db
 def indexed():
     built = build_indexed_sae(d_sae=32)
     Explanation.objects.create(feature=built.features[3], text="the river bank", method="offline")
-    Explanation.objects.create(feature=built.features[4], text="<img src=x onerror=alert(1)> tags",
-                               method="offline")
+    Explanation.objects.create(
+        feature=built.features[4], text="<img src=x onerror=alert(1)> tags", method="offline"
+    )
     return built
 
 
 def test_search_json_follows_the_contract(client, indexed):
     body = client.get("/api/v1/search", {"q": "river bank", "model": "tiny", "sae": "res-1"}).json()
-    assert body["items"][0] == {"model": "tiny", "sae": "res-1", "index": 3, "explanation": "the river bank",
-                                "density": indexed.features[3].density,
-                                "max_activation": indexed.features[3].max_activation,
-                                "url": "/tiny/res-1/3/", "match": "explanation"}
+    assert body["items"][0] == {
+        "model": "tiny",
+        "sae": "res-1",
+        "index": 3,
+        "explanation": "the river bank",
+        "density": indexed.features[3].density,
+        "max_activation": indexed.features[3].max_activation,
+        "url": "/tiny/res-1/3/",
+        "match": "explanation",
+    }
 
 
 def test_search_accepts_a_hash_index(client, indexed):

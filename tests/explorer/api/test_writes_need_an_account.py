@@ -9,7 +9,11 @@ pytestmark = pytest.mark.django_db
 
 
 def test_charlie_reads_me_anonymously(client):
-    assert client.get("/api/v1/me").json() == {"authenticated": False, "username": None, "auth": None}
+    assert client.get("/api/v1/me").json() == {
+        "authenticated": False,
+        "username": None,
+        "auth": None,
+    }
 
 
 def test_charlie_cannot_write_through_the_api(client):
@@ -42,7 +46,9 @@ def test_a_session_write_without_the_csrf_token_is_refused(alice):
 
 def test_unknown_fields_are_rejected_with_the_error_shape(client, bob_key):
     response = client.post(
-        "/api/v1/me/api-keys", {"name": "x", "admin": True}, content_type="application/json",
+        "/api/v1/me/api-keys",
+        {"name": "x", "admin": True},
+        content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {bob_key}",
     )
     assert response.status_code == 422
@@ -52,7 +58,9 @@ def test_unknown_fields_are_rejected_with_the_error_shape(client, bob_key):
 
 def test_a_service_error_uses_the_error_shape(client, bob_key):
     response = client.post(
-        "/api/v1/me/api-keys", {"name": "  "}, content_type="application/json",
+        "/api/v1/me/api-keys",
+        {"name": "  "},
+        content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {bob_key}",
     )
     assert response.status_code == 400

@@ -54,7 +54,9 @@ def test_token_text_is_escaped(client, indexed):
 
 def test_examples_are_highlighted_before_javascript_runs(client, indexed):
     _, body = get(client, "/tiny/res-1/3/")
-    strip = re.search(r'<span class="token-strip[^"]*">(.*?)</span>\s*</div>', body, re.DOTALL).group(1)
+    strip = re.search(
+        r'<span class="token-strip[^"]*">(.*?)</span>\s*</div>', body, re.DOTALL
+    ).group(1)
     assert "background-color: rgb(" in strip
     assert "data-value=" in strip
 
@@ -177,7 +179,9 @@ def test_the_page_reads_a_bounded_number_of_queries(client, indexed, django_asse
         assert client.get("/tiny/res-1/4/").status_code == 200
 
 
-def test_the_sae_table_reads_a_bounded_number_of_queries(client, indexed, django_assert_max_num_queries):
+def test_the_sae_table_reads_a_bounded_number_of_queries(
+    client, indexed, django_assert_max_num_queries
+):
     with django_assert_max_num_queries(5):
         assert client.get("/tiny/res-1/?sort=density&after=0.001~5").status_code == 200
 
@@ -186,7 +190,10 @@ def test_signed_in_readers_can_add_an_explanation_and_vote(client, indexed, alic
     explanation_create(feature=indexed.features[3], text="cats", method="offline")
     client.force_login(alice)
     _, body = get(client, "/tiny/res-1/3/")
-    assert 'data-enhance="add-explanation" data-url="/api/v1/models/tiny/saes/res-1/features/3/explanations"' in body
+    assert (
+        'data-enhance="add-explanation" data-url="/api/v1/models/tiny/saes/res-1/features/3/explanations"'
+        in body
+    )
     assert 'data-enhance="vote"' in body
 
 

@@ -44,8 +44,14 @@ def test_every_page_has_the_search_box(client):
 def test_an_sae_being_indexed_shows_its_progress(client, indexed):
     from explorer.saes.models import IndexRun
 
-    IndexRun.objects.create(sae=indexed.sae, corpus="demo", tokens=1000, tokens_total=1000, tokens_done=400,
-                            status=IndexRun.Status.RUNNING)
+    IndexRun.objects.create(
+        sae=indexed.sae,
+        corpus="demo",
+        tokens=1000,
+        tokens_total=1000,
+        tokens_done=400,
+        status=IndexRun.Status.RUNNING,
+    )
     assert "indexing 40%" in client.get("/").content.decode()
 
 

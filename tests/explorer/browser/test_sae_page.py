@@ -14,7 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def indices(body: str) -> list[int]:
-    return [int(i) for i in re.findall(r'<td class="feature-table__index"><a href="/tiny/res-1/(\d+)/">', body)]
+    return [
+        int(i)
+        for i in re.findall(r'<td class="feature-table__index"><a href="/tiny/res-1/(\d+)/">', body)
+    ]
 
 
 def test_it_renders_the_table_sorted_by_index(client, indexed):
@@ -30,7 +33,11 @@ def test_dead_features_are_marked_in_the_table(client, indexed):
 
 def test_sorting_by_density_puts_the_densest_first(client, indexed):
     body = client.get("/tiny/res-1/?sort=density&dir=desc").content.decode()
-    expected = list(Feature.objects.filter(sae=indexed.sae).order_by("-density", "-index").values_list("index", flat=True))
+    expected = list(
+        Feature.objects.filter(sae=indexed.sae)
+        .order_by("-density", "-index")
+        .values_list("index", flat=True)
+    )
     assert indices(body) == expected
     assert 'aria-sort="descending"' in body
 
@@ -40,7 +47,9 @@ def test_pages_follow_each_other_without_gaps_or_repeats(indexed):
         for direction in ("asc", "desc"):
             seen, after = [], None
             while True:
-                page = selectors.feature_table(sae=indexed.sae, sort=sort, direction=direction, after=after, limit=5)
+                page = selectors.feature_table(
+                    sae=indexed.sae, sort=sort, direction=direction, after=after, limit=5
+                )
                 seen += [r.index for r in page.rows]
                 if page.next_cursor is None:
                     break
@@ -115,17 +124,29 @@ def test_the_map_placeholder_points_at_the_map_data(client, indexed):
 
 
 def test_an_active_index_run_shows_its_progress(client, indexed):
-    IndexRun.objects.create(sae=indexed.sae, corpus="demo", tokens=1000, tokens_total=1000, tokens_done=250,
-                            status=IndexRun.Status.RUNNING)
+    IndexRun.objects.create(
+        sae=indexed.sae,
+        corpus="demo",
+        tokens=1000,
+        tokens_total=1000,
+        tokens_done=250,
+        status=IndexRun.Status.RUNNING,
+    )
     body = client.get("/tiny/res-1/").content.decode()
     assert 'data-enhance="index-progress"' in body
     assert '<progress max="1000" value="250">' in body
     assert client.get("/tiny/res-1/progress.json").json() == {
-        "status": "running", "tokens_done": 250, "tokens_total": 1000, "error": ""}
+        "status": "running",
+        "tokens_done": 250,
+        "tokens_total": 1000,
+        "error": "",
+    }
 
 
 def test_no_progress_without_an_active_run(client, indexed):
-    IndexRun.objects.create(sae=indexed.sae, corpus="demo", tokens=1000, status=IndexRun.Status.DONE)
+    IndexRun.objects.create(
+        sae=indexed.sae, corpus="demo", tokens=1000, status=IndexRun.Status.DONE
+    )
     assert 'data-enhance="index-progress"' not in client.get("/tiny/res-1/").content.decode()
 
 

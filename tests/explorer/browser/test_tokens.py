@@ -40,7 +40,13 @@ def test_display_token_shows_whitespace_and_control_characters():
 
 
 def test_strip_cuts_to_the_width_around_the_max():
-    s = strip([str(i) for i in range(20)], [0.0] * 10 + [1.0] + [0.0] * 9, max_value=1.0, max_position=10, width=2)
+    s = strip(
+        [str(i) for i in range(20)],
+        [0.0] * 10 + [1.0] + [0.0] * 9,
+        max_value=1.0,
+        max_position=10,
+        width=2,
+    )
     assert [c.text for c in s.cells] == ["8", "9", "10", "11", "12"]
     assert s.cut_before and s.cut_after
     assert [c.is_max for c in s.cells] == [False, False, True, False, False]

@@ -57,7 +57,9 @@ def test_w002_is_quiet_on_the_embedded_postgres(db):
 
 
 def test_w003_reports_an_unreachable_postgres(django_db_blocker):
-    connection = _connection(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=2")
+    connection = _connection(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=2"
+    )
     with django_db_blocker.unblock():
         warnings = checks._check_database(connection)
     assert [w.id for w in warnings] == ["explorer.W003"]
@@ -94,8 +96,13 @@ def test_migrate_explains_a_missing_pgvector_without_a_traceback(django_db_block
             SECRET_KEY="x" * 40,
         )
         result = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input"], check=False, cwd=REPO, env=env,
-            capture_output=True, text=True, timeout=120,
+            [sys.executable, "manage.py", "migrate", "--no-input"],
+            check=False,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         with django_db_blocker.unblock():
             probe = _connection(env["DATABASE_URL"])
@@ -108,7 +115,9 @@ def test_migrate_explains_a_missing_pgvector_without_a_traceback(django_db_block
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
     assert result.returncode != 0
-    assert "lacks the extension(s) vector: this project requires pgvector and pg_trgm" in result.stderr
+    assert (
+        "lacks the extension(s) vector: this project requires pgvector and pg_trgm" in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert "explorer.W002" in result.stderr + result.stdout
     assert tables == ["django_migrations"]  # refused before any app table was created

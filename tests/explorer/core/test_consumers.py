@@ -41,7 +41,9 @@ def test_ping_round_trips_through_the_redis_channel_layer(redis_url):
 def test_ping_rejects_a_websocket_from_a_foreign_origin(redis_url):
     async def scenario():
         communicator = WebsocketCommunicator(
-            _application(), "/ws/ping/", headers=[(b"origin", b"https://evil.example"), (b"host", b"localhost")]
+            _application(),
+            "/ws/ping/",
+            headers=[(b"origin", b"https://evil.example"), (b"host", b"localhost")],
         )
         connected, _ = await communicator.connect(timeout=5)
         await communicator.disconnect()

@@ -92,8 +92,13 @@ def test_a_standalone_command_starts_the_servers_and_stops_them_at_exit(root):
     env.update(EXPLORER_VAR_DIR=str(root), STATIC_ROOT=str(root / "static"))
     code = "from django.db import connection; connection.ensure_connection(); print('connected')"
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], check=False, cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=180,
+        [sys.executable, "manage.py", "shell", "-c", code],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     assert "connected" in result.stdout

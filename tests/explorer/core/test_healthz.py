@@ -16,8 +16,12 @@ def _poll_healthz(client, status: int, timeout: float = 30.0):
         response = client.get("/healthz")
         return response if response.status_code == status else None
 
-    return wait_until(answers, timeout=timeout, interval=0.5,
-                      message=lambda: f"/healthz is not {status}: {client.get('/healthz').content!r}")
+    return wait_until(
+        answers,
+        timeout=timeout,
+        interval=0.5,
+        message=lambda: f"/healthz is not {status}: {client.get('/healthz').content!r}",
+    )
 
 
 def test_healthz_is_200_with_every_queue_consumed(client, celery_worker_proc):

@@ -27,10 +27,19 @@ class Reply:
 
 
 def completion(text: str, *, prompt_tokens: int = 11, completion_tokens: int = 3) -> dict:
-    return {"id": "cmpl-1", "object": "chat.completion", "model": "test-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+    return {
+        "id": "cmpl-1",
+        "object": "chat.completion",
+        "model": "test-model",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
 
 
 def model_like(request: dict) -> Reply:
@@ -39,7 +48,9 @@ def model_like(request: dict) -> Reply:
     if "yes or no" in system:
         m = re.search(r'"([^"]+)"', user.split("\nExcerpt:")[0])
         excerpt = user.split("\nExcerpt: ", 1)[-1]
-        return Reply(body=completion("Yes" if m and m.group(1) in excerpt else "No", completion_tokens=1))
+        return Reply(
+            body=completion("Yes" if m and m.group(1) in excerpt else "No", completion_tokens=1)
+        )
     marked = re.search(r"<<(.*?)>>(?!>)", user)
     return Reply(body=completion(f'the token "{marked.group(1) if marked else "?"}"'))
 

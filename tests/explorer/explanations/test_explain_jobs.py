@@ -23,21 +23,25 @@ def indexed():
 
 @pytest.fixture
 def endpoint(fake_llm):
-    return llm.Endpoint(base_url=fake_llm.base_url, model="test-model", timeout_s=0.5, max_retries=1,
-                        backoff_s=0.0)
+    return llm.Endpoint(
+        base_url=fake_llm.base_url, model="test-model", timeout_s=0.5, max_retries=1, backoff_s=0.0
+    )
 
 
 def queue(indexed, fake_llm, indices):
     # No worker here: the rows are made, the tasks (sent on commit) never are in a `db` test.
-    return services.explain_jobs_create(sae=indexed.sae, indices=indices, base_url=fake_llm.base_url,
-                                        model="test-model")
+    return services.explain_jobs_create(
+        sae=indexed.sae, indices=indices, base_url=fake_llm.base_url, model="test-model"
+    )
 
 
 def run(job, endpoint):
     return services.explain_job_run(job_id=job.pk, endpoint=endpoint, sleep=lambda s: None)
 
 
-def test_a_job_stores_the_explanation_its_llm_score_and_the_tokens_used(indexed, fake_llm, endpoint):
+def test_a_job_stores_the_explanation_its_llm_score_and_the_tokens_used(
+    indexed, fake_llm, endpoint
+):
     [job] = queue(indexed, fake_llm, [13])
     run(job, endpoint)
     job.refresh_from_db()
@@ -54,14 +58,19 @@ def test_a_job_stores_the_explanation_its_llm_score_and_the_tokens_used(indexed,
     assert "<< of>>" in prompt and "Tokens it promotes" in prompt
 
 
-@pytest.mark.parametrize(("replies", "reason"), [
-    ([Reply(500, "boom")] * 2, "HTTP 500"),
-    ([Reply(429, "{}", {"Retry-After": "0"})] * 2, "429"),
-    ([Reply(body=completion("x"), delay_s=1.2)] * 2, "timed out"),
-    ([Reply(200, "<html>not json")], "malformed JSON"),
-    ([Reply(body=completion(""))], "empty explanation"),
-])
-def test_a_failing_endpoint_is_a_stored_failure_with_no_explanation(indexed, fake_llm, endpoint, replies, reason):
+@pytest.mark.parametrize(
+    ("replies", "reason"),
+    [
+        ([Reply(500, "boom")] * 2, "HTTP 500"),
+        ([Reply(429, "{}", {"Retry-After": "0"})] * 2, "429"),
+        ([Reply(body=completion("x"), delay_s=1.2)] * 2, "timed out"),
+        ([Reply(200, "<html>not json")], "malformed JSON"),
+        ([Reply(body=completion(""))], "empty explanation"),
+    ],
+)
+def test_a_failing_endpoint_is_a_stored_failure_with_no_explanation(
+    indexed, fake_llm, endpoint, replies, reason
+):
     [job] = queue(indexed, fake_llm, [13])
     fake_llm.script = list(replies)
     run(job, endpoint)
@@ -73,7 +82,12 @@ def test_a_failing_endpoint_is_a_stored_failure_with_no_explanation(indexed, fak
 
 def test_a_failing_judge_leaves_the_explanation_unscored(indexed, fake_llm, endpoint):
     [job] = queue(indexed, fake_llm, [13])
-    fake_llm.script = [Reply(body=completion("commas")), Reply(body=completion("Yes")), Reply(500, "x"), Reply(500, "x")]
+    fake_llm.script = [
+        Reply(body=completion("commas")),
+        Reply(body=completion("Yes")),
+        Reply(500, "x"),
+        Reply(500, "x"),
+    ]
     run(job, endpoint)
     e = Explanation.objects.get(method="llm:test-model")
     assert (e.score, e.score_method, e.score_sample_size) == (None, "", None)
@@ -128,7 +142,9 @@ def test_explain_sae_without_an_endpoint_is_a_clear_error(indexed):
 
 
 def test_score_only_scores_offline_labels_with_the_proxy(indexed):
-    services.explanation_create(feature=indexed.features[13], text='" of" · promotes " America"', method="offline")
+    services.explanation_create(
+        feature=indexed.features[13], text='" of" · promotes " America"', method="offline"
+    )
     services.explanation_create(feature=indexed.features[14], text="prose only", method="offline")
     call_command("explain_sae", "tiny/res-1", score_only=True)
     for job in ExplainJob.objects.all():

@@ -23,12 +23,16 @@ def test_text_is_one_trimmed_line(feature):
     assert e.text == "river bank"
 
 
-@pytest.mark.parametrize("method", ["offline", "human", "llm:gpt-4o-mini", "llm:meta-llama/Llama-3.1-8B"])
+@pytest.mark.parametrize(
+    "method", ["offline", "human", "llm:gpt-4o-mini", "llm:meta-llama/Llama-3.1-8B"]
+)
 def test_known_methods_are_accepted(feature, method):
     assert services.explanation_create(feature=feature, text="x", method=method).method == method
 
 
-@pytest.mark.parametrize(("text", "method"), [("", "human"), ("x" * 1001, "human"), ("x", "magic"), ("x", "llm:")])
+@pytest.mark.parametrize(
+    ("text", "method"), [("", "human"), ("x" * 1001, "human"), ("x", "magic"), ("x", "llm:")]
+)
 def test_bad_text_or_method_is_refused(feature, text, method):
     with pytest.raises(ApplicationError):
         services.explanation_create(feature=feature, text=text, method=method)
@@ -39,7 +43,11 @@ def test_best_explanation_is_the_highest_scored_then_newest(feature):
     services.explanation_create(feature=feature, text="low", method="offline", score=0.1)
     services.explanation_create(feature=feature, text="high", method="offline", score=0.8)
     assert selectors.best_explanations(feature_ids=[feature.pk])[feature.pk].text == "high"
-    assert [e.text for e in selectors.explanation_list(feature_id=feature.pk)] == ["high", "low", "unscored"]
+    assert [e.text for e in selectors.explanation_list(feature_id=feature.pk)] == [
+        "high",
+        "low",
+        "unscored",
+    ]
 
 
 def test_voting_twice_is_refused_with_a_clear_error(feature, alice):

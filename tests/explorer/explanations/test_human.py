@@ -45,7 +45,9 @@ def test_a_human_explanation_with_quoted_tokens_is_scored_offline_at_once(featur
 
 
 def test_a_prose_explanation_stays_unscored_offline(feature, alice):
-    e = services.explanation_submit(feature=feature, text="prepositions in legal text", author=alice)
+    e = services.explanation_submit(
+        feature=feature, text="prepositions in legal text", author=alice
+    )
     e.refresh_from_db()
     assert (e.score, e.score_method) == (None, "")
 
@@ -54,7 +56,12 @@ def test_with_an_endpoint_a_human_explanation_gets_an_llm_score_job(feature, ali
     settings.EXPLAINER_BASE_URL = "http://127.0.0.1:1/v1"
     e = services.explanation_submit(feature=feature, text="prepositions", author=alice)
     job = ExplainJob.objects.get()
-    assert (job.kind, job.status, job.explanation_id, job.base_url) == ("score", "queued", e.pk, "http://127.0.0.1:1/v1")
+    assert (job.kind, job.status, job.explanation_id, job.base_url) == (
+        "score",
+        "queued",
+        e.pk,
+        "http://127.0.0.1:1/v1",
+    )
 
 
 def test_alice_edits_her_explanation_and_its_score_is_measured_again(feature, alice):
@@ -84,8 +91,11 @@ def test_an_edit_to_empty_text_is_refused(feature, alice):
 
 # -- JSON API ---------------------------------------------------------------------------------------
 
+
 def test_the_api_refuses_an_empty_explanation(client, indexed, auth):
-    response = client.post(f"{BASE}/13/explanations", {"text": "  "}, content_type="application/json", **auth)
+    response = client.post(
+        f"{BASE}/13/explanations", {"text": "  "}, content_type="application/json", **auth
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_explanation"
 
@@ -93,34 +103,54 @@ def test_the_api_refuses_an_empty_explanation(client, indexed, auth):
 def test_the_api_refuses_a_second_vote_and_allows_retracting(client, feature, auth):
     e = services.explanation_create(feature=feature, text="x", method="offline")
     url = f"/api/v1/explanations/{e.pk}/vote"
-    assert client.post(url, {"value": 1}, content_type="application/json", **auth).status_code == 200
+    assert (
+        client.post(url, {"value": 1}, content_type="application/json", **auth).status_code == 200
+    )
     again = client.post(url, {"value": 1}, content_type="application/json", **auth)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_voted"
     assert client.delete(url, **auth).status_code == 204
-    assert client.post(url, {"value": -1}, content_type="application/json", **auth).status_code == 200
+    assert (
+        client.post(url, {"value": -1}, content_type="application/json", **auth).status_code == 200
+    )
 
 
 def test_charlie_cannot_vote_edit_or_queue(client, feature):
     e = services.explanation_create(feature=feature, text="x", method="offline")
-    assert client.post(f"/api/v1/explanations/{e.pk}/vote", {"value": 1},
-                       content_type="application/json").status_code == 401
-    assert client.patch(f"/api/v1/explanations/{e.pk}", {"text": "y"},
-                        content_type="application/json").status_code == 401
+    assert (
+        client.post(
+            f"/api/v1/explanations/{e.pk}/vote", {"value": 1}, content_type="application/json"
+        ).status_code
+        == 401
+    )
+    assert (
+        client.patch(
+            f"/api/v1/explanations/{e.pk}", {"text": "y"}, content_type="application/json"
+        ).status_code
+        == 401
+    )
     assert client.post(f"{BASE}/13/explain").status_code == 401
 
 
 def test_bob_edits_his_explanation_through_the_api(client, feature, auth, alice):
-    created = client.post(f"{BASE}/13/explanations", {"text": "prose"}, content_type="application/json", **auth)
+    created = client.post(
+        f"{BASE}/13/explanations", {"text": "prose"}, content_type="application/json", **auth
+    )
     eid = created.json()["id"]
-    response = client.patch(f"/api/v1/explanations/{eid}", {"text": '" of" tokens'},
-                            content_type="application/json", **auth)
+    response = client.patch(
+        f"/api/v1/explanations/{eid}",
+        {"text": '" of" tokens'},
+        content_type="application/json",
+        **auth,
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["text"] == '" of" tokens' and body["score_method"] == "detection:offline"
     assert body["score_sample_size"] > 0
     theirs = services.explanation_submit(feature=feature, text="alice's", author=alice)
-    denied = client.patch(f"/api/v1/explanations/{theirs.pk}", {"text": "x"}, content_type="application/json", **auth)
+    denied = client.patch(
+        f"/api/v1/explanations/{theirs.pk}", {"text": "x"}, content_type="application/json", **auth
+    )
     assert denied.status_code == 403
 
 
@@ -148,4 +178,3 @@ def test_the_feature_page_shows_the_score_its_method_and_sample_size(client, fea
     services.explanation_score_request(explanation=e)
     body = client.get("/tiny/res-1/13/").content.decode()
     assert "detection:offline, n=" in body
-

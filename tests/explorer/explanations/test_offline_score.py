@@ -9,23 +9,31 @@ from explorer.explanations.methods import Context, Contexts, offline
 from tests.builders import build_indexed_sae
 
 
-@pytest.mark.parametrize(("label", "tokens"), [
-    ('" of" (also " in") · often after " one" · promotes " the", " them"', {" of", " in"}),
-    ('varied: "a", "b", "c" · promotes " x"', {"a", "b", "c"}),
-    ("promotes \" the\"", set()),
-    ("prepositions in legal text", set()),
-    ('the word "bank"', {"bank"}),
-])
+@pytest.mark.parametrize(
+    ("label", "tokens"),
+    [
+        ('" of" (also " in") · often after " one" · promotes " the", " them"', {" of", " in"}),
+        ('varied: "a", "b", "c" · promotes " x"', {"a", "b", "c"}),
+        ('promotes " the"', set()),
+        ("prepositions in legal text", set()),
+        ('the word "bank"', {"bank"}),
+    ],
+)
 def test_the_quoted_peak_tokens_of_a_label(label, tokens):
     assert offline.quoted_tokens(label) == tokens
 
 
 def contexts(activating, non_activating):
-    return Contexts(activating=[Context([t], 0) for t in activating], non_activating=[Context([t], 0) for t in non_activating])
+    return Contexts(
+        activating=[Context([t], 0) for t in activating],
+        non_activating=[Context([t], 0) for t in non_activating],
+    )
 
 
 def test_the_score_is_balanced_accuracy_of_the_quoted_tokens():
-    score = offline.score(explanation='" of"', contexts=contexts([" of", " of", " in", " of"], [" the", " of"]))
+    score = offline.score(
+        explanation='" of"', contexts=contexts([" of", " of", " in", " of"], [" the", " of"])
+    )
     assert score.value == pytest.approx((3 / 4 + 1 / 2) / 2)
     assert (score.method, score.sample_size) == ("detection:offline", 6)
 

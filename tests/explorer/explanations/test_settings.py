@@ -8,15 +8,23 @@ import sys
 
 from tests.helpers import REPO
 
-PRINT = ("import django; django.setup(); from django.conf import settings as s; "
-         "print(s.EXPLAINER_BASE_URL, s.EXPLAINER_MODEL, s.EXPLAINER_API_KEY, s.EXPLAINER_MAX_RETRIES)")
+PRINT = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.EXPLAINER_BASE_URL, s.EXPLAINER_MODEL, s.EXPLAINER_API_KEY, s.EXPLAINER_MAX_RETRIES)"
+)
 
 
 def _run(**env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("EXPLAINER_")}
-    return subprocess.run([sys.executable, "-c", PRINT], check=False, cwd=REPO,
-                          env={**base, "DJANGO_SETTINGS_MODULE": "explorer.settings", **env},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", PRINT],
+        check=False,
+        cwd=REPO,
+        env={**base, "DJANGO_SETTINGS_MODULE": "explorer.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_no_endpoint_by_default():
@@ -32,7 +40,10 @@ def test_the_key_may_come_from_a_secret_file(tmp_path):
 
 def test_a_base_url_without_a_scheme_is_refused():
     result = _run(EXPLAINER_BASE_URL="localhost:8080/v1")
-    assert "EXPLAINER_BASE_URL='localhost:8080/v1' must start with http:// or https://" in result.stderr
+    assert (
+        "EXPLAINER_BASE_URL='localhost:8080/v1' must start with http:// or https://"
+        in result.stderr
+    )
 
 
 def test_negative_retries_are_refused():

@@ -22,7 +22,10 @@ def test_alice_adds_features_in_order_with_notes(alice, features):
     services.feature_list_add(user=alice, list_id=fl.id, feature=features[1], note="money")
     items = list(selectors.feature_list_items(feature_list=fl))
     assert fl.name == "Banks"
-    assert [(i.feature.index, i.note, i.position) for i in items] == [(3, "river", 0), (1, "money", 1)]
+    assert [(i.feature.index, i.note, i.position) for i in items] == [
+        (3, "river", 0),
+        (1, "money", 1),
+    ]
 
 
 def test_adding_a_feature_again_updates_its_note(alice, features):
@@ -34,7 +37,9 @@ def test_adding_a_feature_again_updates_its_note(alice, features):
 
 def test_moving_an_item_shifts_the_others(alice, features):
     fl = services.feature_list_create(user=alice, name="x")
-    items = [services.feature_list_add(user=alice, list_id=fl.id, feature=features[i]) for i in (1, 2, 3)]
+    items = [
+        services.feature_list_add(user=alice, list_id=fl.id, feature=features[i]) for i in (1, 2, 3)
+    ]
     services.feature_list_item_update(user=alice, list_id=fl.id, item_id=items[2].id, position=0)
     assert [i.feature.index for i in selectors.feature_list_items(feature_list=fl)] == [3, 1, 2]
 

@@ -23,8 +23,9 @@ def _application():
 
 def test_a_page_sees_the_latest_run_then_each_progress_event(redis_url):
     sae = make_sae()
-    run = IndexRun.objects.create(sae=sae, corpus="demo", tokens=1000, tokens_total=1000,
-                                  status=IndexRun.Status.RUNNING)
+    run = IndexRun.objects.create(
+        sae=sae, corpus="demo", tokens=1000, tokens_total=1000, status=IndexRun.Status.RUNNING
+    )
 
     async def scenario():
         ws = WebsocketCommunicator(_application(), f"/ws/index/{sae.pk}/", headers=LOCAL)

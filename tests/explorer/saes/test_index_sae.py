@@ -22,7 +22,58 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 TOKENS = 3000
 CONTEXT = 32
-WORDS = ["the", "state", "of", "the", "union", "was", "read", "to", "the", "people", ".", "she", "said", "that", "the", "weather", "in", "the", "city", "would", "be", "fine", ",", "and", "the", "market", "rose", "by", "3", "percent", "on", "monday", "while", "the", "river", "ran", "high", ";", "children", "played", "in", "the", "park", "and", "the", "court", "ruled", "on", "the", "case"]
+WORDS = [
+    "the",
+    "state",
+    "of",
+    "the",
+    "union",
+    "was",
+    "read",
+    "to",
+    "the",
+    "people",
+    ".",
+    "she",
+    "said",
+    "that",
+    "the",
+    "weather",
+    "in",
+    "the",
+    "city",
+    "would",
+    "be",
+    "fine",
+    ",",
+    "and",
+    "the",
+    "market",
+    "rose",
+    "by",
+    "3",
+    "percent",
+    "on",
+    "monday",
+    "while",
+    "the",
+    "river",
+    "ran",
+    "high",
+    ";",
+    "children",
+    "played",
+    "in",
+    "the",
+    "park",
+    "and",
+    "the",
+    "court",
+    "ruled",
+    "on",
+    "the",
+    "case",
+]
 
 
 def _corpus(tmp_path, n_docs: int = 60, seed: int = 0):
@@ -48,12 +99,31 @@ def _index(corpus, **kw):
 
 
 def _snapshot(sae) -> dict:
-    feats = {f.index: (f.density, f.max_activation, f.mean_activation, tuple(f.hist_edges),
-                       tuple(f.hist_counts), f.dead)
-             for f in Feature.objects.filter(sae=sae)}
-    exs = sorted((e.feature.index, e.kind, e.quantile_index, e.max_value, e.max_position,
-                  tuple(e.token_ids), bytes(e.values), e.document, e.offset)
-                 for e in Example.objects.filter(feature__sae=sae).select_related("feature"))
+    feats = {
+        f.index: (
+            f.density,
+            f.max_activation,
+            f.mean_activation,
+            tuple(f.hist_edges),
+            tuple(f.hist_counts),
+            f.dead,
+        )
+        for f in Feature.objects.filter(sae=sae)
+    }
+    exs = sorted(
+        (
+            e.feature.index,
+            e.kind,
+            e.quantile_index,
+            e.max_value,
+            e.max_position,
+            tuple(e.token_ids),
+            bytes(e.values),
+            e.document,
+            e.offset,
+        )
+        for e in Example.objects.filter(feature__sae=sae).select_related("feature")
+    )
     return {"features": feats, "examples": exs}
 
 
@@ -67,25 +137,29 @@ def _reference(corpus):
     return index_corpus(att, windows, batch_size=8)
 
 
-def test_index_sae_stores_every_feature_with_the_engine_statistics(demo_sae, celery_worker_proc,
-                                                                    tmp_path):
+def test_index_sae_stores_every_feature_with_the_engine_statistics(
+    demo_sae, celery_worker_proc, tmp_path
+):
     corpus = _corpus(tmp_path)
     run = _index(corpus)
     assert run.status == "done", run.error
     ref = _reference(corpus)
     feats = {f.index: f for f in Feature.objects.filter(sae=demo_sae)}
     assert len(feats) == demo_sae.d_sae
-    np.testing.assert_array_equal([feats[i].max_activation for i in range(ref.d_sae)],
-                                  ref.max.astype(float))
+    np.testing.assert_array_equal(
+        [feats[i].max_activation for i in range(ref.d_sae)], ref.max.astype(float)
+    )
     np.testing.assert_allclose([feats[i].density for i in range(ref.d_sae)], ref.density)
     assert [feats[i].dead for i in range(ref.d_sae)] == ref.dead.tolist()
     assert any(f.dead for f in feats.values()) and not all(f.dead for f in feats.values())
     # Top examples: the same (value, window) order as the engine's top-K.
     live = int(np.flatnonzero(~ref.dead)[0])
-    top = list(Example.objects.filter(feature=feats[live], kind="top").order_by("-max_value",
-                                                                                "document"))
-    assert [e.max_value for e in top] == [float(v) for v in ref.top_values[live]
-                                          if v > 0][: len(top)]
+    top = list(
+        Example.objects.filter(feature=feats[live], kind="top").order_by("-max_value", "document")
+    )
+    assert [e.max_value for e in top] == [float(v) for v in ref.top_values[live] if v > 0][
+        : len(top)
+    ]
     for e in top:
         values = Example.unpack_values(e.values)
         assert len(values) == len(e.token_ids) <= CONTEXT
@@ -96,8 +170,10 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(demo_sae, cel
         assert e.quantile_low <= e.max_value < e.quantile_high or e.max_value == e.quantile_high
     # Each quantile bin's share of the activations is stored (they add up to 1).
     assert sum(feats[live].quantile_fractions) == pytest.approx(1.0)
-    assert len(feats[live].quantile_bounds) == 6 and feats[live].quantile_bounds[-1] == \
-        feats[live].max_activation
+    assert (
+        len(feats[live].quantile_bounds) == 6
+        and feats[live].quantile_bounds[-1] == feats[live].max_activation
+    )
     # Weight facts are stored.
     f = feats[live]
     assert len(f.top_logit_ids) == 10 and len(f.neighbour_indices) == 10
@@ -105,8 +181,11 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(demo_sae, cel
     # The offline explainer labelled every feature; a token-like feature names its top token.
     from explorer.explanations.models import Explanation
 
-    labels = dict(Explanation.objects.filter(feature__sae=demo_sae, method="offline")
-                  .values_list("feature__index", "text"))
+    labels = dict(
+        Explanation.objects.filter(feature__sae=demo_sae, method="offline").values_list(
+            "feature__index", "text"
+        )
+    )
     assert len(labels) == demo_sae.d_sae
     vocab = demo_sae.model.vocab
     peaks = [vocab[e.token_ids[e.max_position]] for e in top]
@@ -117,8 +196,11 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(demo_sae, cel
     from workers.resident import attached_sae
 
     tokenizer = attached_sae("demo", "demo").lm.tokenizer
-    corpus_ids = {t for line in corpus.read_text().splitlines()
-                  for t in tokenizer(json.loads(line)["text"])["input_ids"]}
+    corpus_ids = {
+        t
+        for line in corpus.read_text().splitlines()
+        for t in tokenizer(json.loads(line)["text"])["input_ids"]
+    }
     assert set(f.top_logit_ids) <= corpus_ids
     run.refresh_from_db()
     assert run.tokens_done == run.tokens_total == TOKENS
@@ -142,7 +224,8 @@ def test_three_shards_give_exactly_the_one_shard_result(demo_sae, celery_worker_
 
 
 def test_a_killed_worker_and_a_resumed_run_give_the_uninterrupted_result(
-        demo_sae, celery_worker_proc, tmp_path):
+    demo_sae, celery_worker_proc, tmp_path
+):
     corpus = _corpus(tmp_path)
     _index(corpus, shards=3)
     expected = _snapshot(demo_sae)
@@ -150,16 +233,22 @@ def test_a_killed_worker_and_a_resumed_run_give_the_uninterrupted_result(
 
     from explorer.saes import indexing as svc
 
-    run = svc.index_run_create(sae=demo_sae, corpus=str(corpus), tokens=TOKENS, shards=3,
-                               context=CONTEXT, batch_size=8)
+    run = svc.index_run_create(
+        sae=demo_sae, corpus=str(corpus), tokens=TOKENS, shards=3, context=CONTEXT, batch_size=8
+    )
     svc.index_run_dispatch(run=run)  # autocommit: sent at once
-    wait_until(IndexShard.objects.filter(run=run, status="done").exists, timeout=120,
-               interval=0.05, message="no shard finished")
+    wait_until(
+        IndexShard.objects.filter(run=run, status="done").exists,
+        timeout=120,
+        interval=0.05,
+        message="no shard finished",
+    )
     celery_worker_proc.stop()  # SIGKILL mid-run: later shards never ran or were cut short
     run.refresh_from_db()
     assert run.status != "done"
-    done_before = set(IndexShard.objects.filter(run=run, status="done").values_list("index",
-                                                                                  flat=True))
+    done_before = set(
+        IndexShard.objects.filter(run=run, status="done").values_list("index", flat=True)
+    )
     celery_worker_proc.start()
     call_command("index_sae", resume=run.pk)
     run.refresh_from_db()
@@ -172,8 +261,10 @@ def test_a_killed_worker_and_a_resumed_run_give_the_uninterrupted_result(
 def test_readers_during_a_reindex_see_only_complete_data(demo_sae, celery_worker_proc, tmp_path):
     corpus_a, corpus_b = _corpus(tmp_path, seed=1), None
     _index(corpus_a)
-    total_a = (Feature.objects.filter(sae=demo_sae).count(),
-               Example.objects.filter(feature__sae=demo_sae).count())
+    total_a = (
+        Feature.objects.filter(sae=demo_sae).count(),
+        Example.objects.filter(feature__sae=demo_sae).count(),
+    )
     (tmp_path / "b").mkdir()
     corpus_b = _corpus(tmp_path / "b", seed=2)
     seen, stop = set(), threading.Event()
@@ -190,7 +281,8 @@ def test_readers_during_a_reindex_see_only_complete_data(demo_sae, celery_worker
                         "(SELECT count(*) FROM saes_example e JOIN saes_feature f "
                         " ON f.id = e.feature_id WHERE f.sae_id = %s), "
                         "(SELECT max(max_activation) FROM saes_feature WHERE sae_id = %s)",
-                        [demo_sae.pk] * 3)
+                        [demo_sae.pk] * 3,
+                    )
                     seen.add(cur.fetchone())
         finally:
             conn.close()
@@ -202,20 +294,25 @@ def test_readers_during_a_reindex_see_only_complete_data(demo_sae, celery_worker
     finally:
         stop.set()
         reader.join()
-    after = (Feature.objects.filter(sae=demo_sae).count(),
-             Example.objects.filter(feature__sae=demo_sae).count())
+    after = (
+        Feature.objects.filter(sae=demo_sae).count(),
+        Example.objects.filter(feature__sae=demo_sae).count(),
+    )
     assert {s[:2] for s in seen} <= {total_a, after}
     assert all(s[0] == demo_sae.d_sae for s in seen)
     assert len({s[2] for s in seen}) <= 2
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"tokens": 0}, "--tokens must be a positive integer"),
-    ({"tokens": -5}, "--tokens must be a positive integer"),
-    ({"context": 100_000}, "is longer than model"),
-    ({"corpus": "/nonexistent/corpus.txt"}, "does not exist"),
-    ({"sae_ref": "demo/nope"}, "unknown SAE"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tokens": 0}, "--tokens must be a positive integer"),
+        ({"tokens": -5}, "--tokens must be a positive integer"),
+        ({"context": 100_000}, "is longer than model"),
+        ({"corpus": "/nonexistent/corpus.txt"}, "does not exist"),
+        ({"sae_ref": "demo/nope"}, "unknown SAE"),
+    ],
+)
 def test_bad_input_is_refused_before_anything_is_written(demo_sae, tmp_path, kwargs, message):
     corpus = _corpus(tmp_path)
     args = {"corpus": str(corpus), "tokens": 100, **kwargs}
@@ -232,8 +329,9 @@ def test_an_empty_corpus_file_is_refused(demo_sae, tmp_path):
     assert not IndexRun.objects.exists()
 
 
-def test_a_corpus_without_tokens_fails_the_run_and_writes_no_features(demo_sae, celery_worker_proc,
-                                                                      tmp_path):
+def test_a_corpus_without_tokens_fails_the_run_and_writes_no_features(
+    demo_sae, celery_worker_proc, tmp_path
+):
     path = tmp_path / "blank.jsonl"
     path.write_text(json.dumps({"text": ""}) + "\n")
     with pytest.raises(CommandError, match="the corpus is empty"):

@@ -23,7 +23,14 @@ print("heavy:", heavy)
 
 def test_importing_the_saes_app_imports_no_torch():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
-    result = subprocess.run([sys.executable, "-c", SCRIPT], check=False, cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "heavy: []" in result.stdout

@@ -16,8 +16,12 @@ pytestmark = pytest.mark.django_db
 def indexed():
     built = build_indexed_sae(d_sae=48, examples_per_feature=3)
     f = {x.index: x for x in built.features}
-    Explanation.objects.create(feature=f[3], text="the river bank and its water", method="offline", score=0.5)
-    Explanation.objects.create(feature=f[4], text="money held at a bank", method="offline", score=0.7)
+    Explanation.objects.create(
+        feature=f[3], text="the river bank and its water", method="offline", score=0.5
+    )
+    Explanation.objects.create(
+        feature=f[4], text="money held at a bank", method="offline", score=0.7
+    )
     Explanation.objects.create(feature=f[5], text="cats sitting on mats", method="offline")
     Explanation.objects.create(feature=f[6], text="financial institutions, banking", method="human")
     return built
@@ -87,13 +91,16 @@ def test_scope_to_another_model_excludes_these_features(indexed):
     assert {h.model for h in search(q="#2", model_slug="other")} == {"other"}
 
 
-@pytest.mark.parametrize(("kwargs", "code"), [
-    ({"q": "  "}, "empty_query"),
-    ({"q": "x" * 501}, "query_too_long"),
-    ({"q": "bank", "mode": "fuzzy"}, "invalid_mode"),
-    ({"q": "bank", "sae_slug": "res-1"}, "invalid_scope"),
-    ({"q": "text:hello"}, "invalid_scope"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"q": "  "}, "empty_query"),
+        ({"q": "x" * 501}, "query_too_long"),
+        ({"q": "bank", "mode": "fuzzy"}, "invalid_mode"),
+        ({"q": "bank", "sae_slug": "res-1"}, "invalid_scope"),
+        ({"q": "text:hello"}, "invalid_scope"),
+    ],
+)
 def test_bad_queries_say_what_is_wrong(indexed, kwargs, code):
     make_sae(indexed.sae.model, slug="res-2", source="another")  # two SAEs: "text:" must name one
     with pytest.raises(ApplicationError) as info:
@@ -113,8 +120,10 @@ def test_the_token_query_uses_the_peak_token_index(indexed):
 
     with connection.cursor() as cur:
         cur.execute("SET enable_seqscan = off")
-        cur.execute("EXPLAIN SELECT e.feature_id FROM saes_example e "
-                    "WHERE e.kind = 'top' AND (e.token_ids[e.max_position + 1]) = ANY(ARRAY[7])")
+        cur.execute(
+            "EXPLAIN SELECT e.feature_id FROM saes_example e "
+            "WHERE e.kind = 'top' AND (e.token_ids[e.max_position + 1]) = ANY(ARRAY[7])"
+        )
         plan = "\n".join(r[0] for r in cur.fetchall())
         cur.execute("SET enable_seqscan = on")
     assert "search_example_peak_token" in plan

@@ -62,7 +62,9 @@ def test_every_explanation_gets_one_unit_embedding(embedded):
     rows = list(ExplanationEmbedding.objects.all())
     assert len(rows) == len(TEXTS)
     assert {r.model for r in rows} == {"all-MiniLM-L6-v2"}
-    assert all(len(r.embedding) == 384 and abs(sum(v * v for v in r.embedding) - 1) < 1e-2 for r in rows)
+    assert all(
+        len(r.embedding) == 384 and abs(sum(v * v for v in r.embedding) - 1) < 1e-2 for r in rows
+    )
 
 
 def test_a_paraphrase_of_an_explanation_finds_its_feature(embedded):
@@ -114,7 +116,10 @@ def test_after_no_worker_answered_searches_do_not_wait_again(embedded, no_worker
     services.search_results(q=f"lakes {uuid.uuid4().hex}", mode="explanation")  # a query not cached
     assert cache.get(services.NO_EMBED_WORKER_KEY)
     settings.EXPLORER_EMBED_TIMEOUT_S = 60  # would hang if it asked a worker again
-    assert services.search_results(q=f"ponds {uuid.uuid4().hex}", mode="explanation").semantic == "unavailable"
+    assert (
+        services.search_results(q=f"ponds {uuid.uuid4().hex}", mode="explanation").semantic
+        == "unavailable"
+    )
 
 
 def test_without_any_embedding_no_worker_is_asked(no_worker):
@@ -143,8 +148,11 @@ def test_deleting_an_explanation_deletes_its_embedding(embedded):
 
 
 def test_a_sweep_of_one_sae_leaves_the_others(embedded):
-    other = build_indexed_sae(sae=make_sae(model=make_language_model(slug="other", source="other-source"), slug="res-2"), d_sae=12,
-                              examples_per_feature=1)
+    other = build_indexed_sae(
+        sae=make_sae(model=make_language_model(slug="other", source="other-source"), slug="res-2"),
+        d_sae=12,
+        examples_per_feature=1,
+    )
     x = Explanation.objects.create(feature=other.features[4], text="lakes", method="offline")
     assert embed_missing(sae_id=embedded.sae.pk) == (0, False)
     assert embed_missing(sae_id=other.sae.pk) == (1, False)
@@ -152,8 +160,11 @@ def test_a_sweep_of_one_sae_leaves_the_others(embedded):
 
 
 def test_the_scope_keeps_other_saes_out(embedded):
-    other = build_indexed_sae(sae=make_sae(model=make_language_model(slug="other", source="other-source"), slug="res-2"), d_sae=12,
-                              examples_per_feature=1)
+    other = build_indexed_sae(
+        sae=make_sae(model=make_language_model(slug="other", source="other-source"), slug="res-2"),
+        d_sae=12,
+        examples_per_feature=1,
+    )
     Explanation.objects.create(feature=other.features[4], text="lakes and rivers", method="offline")
     embed_missing(sae_id=None)
     _query("bodies of water")
@@ -164,15 +175,22 @@ def test_the_scope_keeps_other_saes_out(embedded):
 
 
 def test_a_large_scope_is_searched_through_the_index_with_the_same_result(embedded, monkeypatch):
-    other = build_indexed_sae(sae=make_sae(model=make_language_model(slug="other", source="other-source"),
-                                           slug="res-2"), d_sae=12, examples_per_feature=1)
+    other = build_indexed_sae(
+        sae=make_sae(model=make_language_model(slug="other", source="other-source"), slug="res-2"),
+        d_sae=12,
+        examples_per_feature=1,
+    )
     Explanation.objects.create(feature=other.features[4], text="lakes and rivers", method="offline")
     embed_missing(sae_id=None)
     (vector,) = embed_texts(["bodies of water"])
 
     def nearest() -> list[int]:
-        return [r[2] for r in selectors.semantic_neighbours(vector=vector, sae_ids=[embedded.sae.pk], limit=3,
-                                                             min_similarity=0.3)]
+        return [
+            r[2]
+            for r in selectors.semantic_neighbours(
+                vector=vector, sae_ids=[embedded.sae.pk], limit=3, min_similarity=0.3
+            )
+        ]
 
     exact = nearest()
     monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_FEATURES", 0)  # the HNSW path, filtered
@@ -186,8 +204,10 @@ def test_the_nearest_neighbour_query_uses_the_hnsw_index(embedded):
         # index is cheaper (tests/bench/semantic.py shows the plan on 250,000 rows).
         cur.execute("SET enable_seqscan = off; SET enable_sort = off")
         try:
-            cur.execute("EXPLAIN " + selectors.SEMANTIC_SQL.replace("{scope}", ""),
-                        {"q": selectors.vector_literal(vector), "k": 10, "max_distance": 0.7})
+            cur.execute(
+                "EXPLAIN " + selectors.SEMANTIC_SQL.replace("{scope}", ""),
+                {"q": selectors.vector_literal(vector), "k": 10, "max_distance": 0.7},
+            )
             plan = "\n".join(r[0] for r in cur.fetchall())
         finally:
             cur.execute("RESET enable_seqscan; RESET enable_sort")
@@ -196,8 +216,16 @@ def test_the_nearest_neighbour_query_uses_the_hnsw_index(embedded):
 
 def test_rank_fusion_puts_hits_found_by_both_first():
     def hit(index: int) -> services.SearchHit:
-        return services.SearchHit(model="m", sae="s", index=index, explanation=None, density=None,
-                                  max_activation=None, url="", match="explanation")
+        return services.SearchHit(
+            model="m",
+            sae="s",
+            index=index,
+            explanation=None,
+            density=None,
+            max_activation=None,
+            url="",
+            match="explanation",
+        )
 
     fused = services.fuse_ranks([[hit(1), hit(2), hit(3)], [hit(3), hit(4)]], limit=10)
     assert [h.index for h in fused] == [3, 1, 2, 4]  # 2 and 4 tie (both second): text first

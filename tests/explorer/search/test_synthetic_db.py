@@ -19,7 +19,12 @@ def test_the_generator_writes_rows_the_models_read(test_database_url, client):
     sae = SAE.objects.select_related("model").get(slug="res", model__slug="bench")
     assert list(Feature.objects.filter(sae=sae).values_list("index", flat=True)) == list(range(40))
     f = Feature.objects.get(sae=sae, index=3)
-    assert (len(f.hist_edges), len(f.hist_counts), len(f.top_logit_ids), len(f.neighbour_cosines)) == (21, 20, 10, 10)
+    assert (
+        len(f.hist_edges),
+        len(f.hist_counts),
+        len(f.top_logit_ids),
+        len(f.neighbour_cosines),
+    ) == (21, 20, 10, 10)
     assert f.hist_edges[-1] == pytest.approx(f.max_activation)
     assert f.top_logit_values == sorted(f.top_logit_values, reverse=True)
     assert all(0 <= i < len(sae.model.vocab) for i in f.top_logit_ids + f.bottom_logit_ids)
@@ -38,5 +43,7 @@ def test_the_generator_writes_rows_the_models_read(test_database_url, client):
     body = client.get("/api/v1/models/bench/saes/res/features/3/examples").json()
     assert len(body["items"]) == 5
     token = sae.model.vocab[peaks.pop()]
-    hits = client.get("/api/v1/search", {"q": f'token:"{token}"', "model": "bench", "sae": "res"}).json()["items"]
+    hits = client.get(
+        "/api/v1/search", {"q": f'token:"{token}"', "model": "bench", "sae": "res"}
+    ).json()["items"]
     assert 3 in [h["index"] for h in hits]

@@ -63,9 +63,17 @@ def wait_stored(result_id: str, redis_url: str) -> None:
 
 
 def steer(gen: Any, **overrides: Any) -> dict:
-    message = {"type": "steer", "gen": gen, "model": "demo", "prompt": "The city council",
-               "features": [{"sae": "demo", "index": 5, "strength": 8.0, "mode": "add"}],
-               "positions": "all", "temperature": 0.8, "top_p": 0.95, "seed": 3,
-               "max_new_tokens": 8}
+    message = {
+        "type": "steer",
+        "gen": gen,
+        "model": "demo",
+        "prompt": "The city council",
+        "features": [{"sae": "demo", "index": 5, "strength": 8.0, "mode": "add"}],
+        "positions": "all",
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "seed": 3,
+        "max_new_tokens": 8,
+    }
     message.update(overrides)
     return message

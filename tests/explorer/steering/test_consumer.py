@@ -18,10 +18,16 @@ def _engine_output(att, message: dict):
     from workers.engine.specs import Intervention, SteerSpec
 
     spec = SteerSpec(
-        interventions=tuple(Intervention(feature=f["index"], strength=f["strength"], mode=f["mode"])
-                            for f in message["features"]),
-        positions=message["positions"], temperature=message["temperature"],
-        top_p=message["top_p"], seed=message["seed"], max_new_tokens=message["max_new_tokens"])
+        interventions=tuple(
+            Intervention(feature=f["index"], strength=f["strength"], mode=f["mode"])
+            for f in message["features"]
+        ),
+        positions=message["positions"],
+        temperature=message["temperature"],
+        top_p=message["top_p"],
+        seed=message["seed"],
+        max_new_tokens=message["max_new_tokens"],
+    )
     return generate(att, message["prompt"], spec)
 
 
@@ -30,7 +36,8 @@ def _of(frames: list[dict], gen, kind: str | None = None) -> list[dict]:
 
 
 def test_steer_streams_numbered_deltas_then_done_equal_to_the_engine_output(
-        demo_rows, demo_engine, celery_worker_proc, settings):
+    demo_rows, demo_engine, celery_worker_proc, settings
+):
     from explorer.steering.models import SteeringResult
 
     message = steer(1)
@@ -52,10 +59,13 @@ def test_steer_streams_numbered_deltas_then_done_equal_to_the_engine_output(
         streamed = "".join(f["text"] for f in mine if f["type"] == "delta" and f["row"] == row)
         assert streamed == done[row]["text"] == getattr(expected, row).text
         assert done[row]["token_ids"] == getattr(expected, row).tokens
-        assert "".join(done[row]["tokens"]) == demo_engine.lm.decode(done[row]["token_ids"]) or \
-            len(done[row]["tokens"]) == len(done[row]["token_ids"])
+        assert "".join(done[row]["tokens"]) == demo_engine.lm.decode(done[row]["token_ids"]) or len(
+            done[row]["tokens"]
+        ) == len(done[row]["token_ids"])
         # each token's probability and the five likeliest tokens at its step (hover)
-        assert len(done[row]["probs"]) == len(done[row]["alternatives"]) == len(done[row]["token_ids"])
+        assert (
+            len(done[row]["probs"]) == len(done[row]["alternatives"]) == len(done[row]["token_ids"])
+        )
         for p, alts in zip(done[row]["probs"], done[row]["alternatives"], strict=True):
             assert 0 <= p <= 1 and len(alts) == 5
             assert all(isinstance(t, str) and 0 <= q <= 1 for t, q in alts)
@@ -68,7 +78,8 @@ def test_steer_streams_numbered_deltas_then_done_equal_to_the_engine_output(
 
 
 def test_an_identical_request_is_answered_from_the_cache_without_a_worker(
-        demo_rows, celery_worker_proc, redis_url):
+    demo_rows, celery_worker_proc, redis_url
+):
     async def first():
         comm = await connect()
         await comm.send_json_to(steer("a"))
@@ -84,8 +95,12 @@ def test_an_identical_request_is_answered_from_the_cache_without_a_worker(
         comm = await connect()
         started = time.monotonic()
         # the same request: feature order, label and max_activation do not change the key
-        await comm.send_json_to(steer("b", features=[{"sae": "demo", "index": 5, "strength": 8,
-                                                      "mode": "add", "label": "x"}]))
+        await comm.send_json_to(
+            steer(
+                "b",
+                features=[{"sae": "demo", "index": 5, "strength": 8, "mode": "add", "label": "x"}],
+            )
+        )
         frames = await collect(comm, "b", timeout=5)
         await comm.disconnect(timeout=5)
         return frames, time.monotonic() - started
@@ -133,7 +148,8 @@ def test_a_new_steer_supersedes_the_running_one(demo_rows, celery_worker_proc, r
 
 
 def test_a_worker_killed_mid_generation_gives_an_error_within_5_seconds(
-        demo_rows, celery_worker_proc):
+    demo_rows, celery_worker_proc
+):
     async def attempt(gen: int, prompt: str):
         comm = await connect()
         # greedy: the demo model runs all 110 tokens (no EOS), many decode steps
@@ -159,8 +175,9 @@ def test_a_worker_killed_mid_generation_gives_an_error_within_5_seconds(
     assert took < 5.0
 
 
-def test_no_worker_on_the_queue_gives_an_error_instead_of_a_hang(demo_rows, celery_worker_proc,
-                                                                 settings):
+def test_no_worker_on_the_queue_gives_an_error_instead_of_a_hang(
+    demo_rows, celery_worker_proc, settings
+):
     settings.STEER_START_TIMEOUT_S = 1.0
     celery_worker_proc.stop()
 
@@ -206,8 +223,9 @@ def test_resume_replays_the_frames_after_a_sequence_number(demo_rows, celery_wor
     assert stranger["type"] == "error" and "nothing to resume" in stranger["message"]
 
 
-def test_the_rate_limit_refuses_generations_with_a_clear_message(demo_rows, celery_worker_proc,
-                                                                settings):
+def test_the_rate_limit_refuses_generations_with_a_clear_message(
+    demo_rows, celery_worker_proc, settings
+):
     settings.STEER_RATE_LIMIT = 2
 
     async def scenario():

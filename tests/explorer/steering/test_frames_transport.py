@@ -19,10 +19,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def _frames(text: str) -> list[dict]:
     """A run's frames as the worker numbers them: a delta per row, then a done per row."""
-    frames = [{"type": "delta", "row": row, "seq": i + 1, "text": text}
-              for i, row in enumerate(("default", "steered"))]
-    frames += [{"type": "done", "row": row, "seq": i + 3, "text": text, "tokens": [text],
-                "token_ids": [1], "result": "r"} for i, row in enumerate(("default", "steered"))]
+    frames = [
+        {"type": "delta", "row": row, "seq": i + 1, "text": text}
+        for i, row in enumerate(("default", "steered"))
+    ]
+    frames += [
+        {
+            "type": "done",
+            "row": row,
+            "seq": i + 3,
+            "text": text,
+            "tokens": [text],
+            "token_ids": [1],
+            "result": "r",
+        }
+        for i, row in enumerate(("default", "steered"))
+    ]
     return frames
 
 
@@ -38,8 +50,9 @@ async def _followed_run(comm, hub, gen) -> str:
     raise AssertionError("the consumer subscribed to no run")
 
 
-def test_frames_lost_on_pub_sub_are_taken_from_the_replay_list(demo_rows, celery_worker_proc,
-                                                                 redis_url, settings):
+def test_frames_lost_on_pub_sub_are_taken_from_the_replay_list(
+    demo_rows, celery_worker_proc, redis_url, settings
+):
     import redis.asyncio
 
     from explorer.steering import streams
@@ -80,7 +93,15 @@ def test_frames_lost_on_pub_sub_are_taken_from_the_replay_list(demo_rows, celery
 
     gap, tail = async_to_sync(scenario)()
     assert [(f["type"], f["seq"]) for f in gap] == [
-        ("delta", 1), ("delta", 2), ("done", 3), ("done", 4)]
+        ("delta", 1),
+        ("delta", 2),
+        ("done", 3),
+        ("done", 4),
+    ]
     assert [(f["type"], f["seq"]) for f in tail] == [
-        ("delta", 1), ("delta", 2), ("done", 3), ("done", 4)]
+        ("delta", 1),
+        ("delta", 2),
+        ("done", 3),
+        ("done", 4),
+    ]
     assert all(f["gen"] == 2 for f in tail)

@@ -23,8 +23,9 @@ def _until_done(ws, gen, timeout: float = 60.0) -> list[dict]:
     return frames
 
 
-def test_a_browser_style_client_steers_through_uvicorn(demo_rows, celery_worker_proc,
-                                                       live_server_url):
+def test_a_browser_style_client_steers_through_uvicorn(
+    demo_rows, celery_worker_proc, live_server_url
+):
     from websockets.sync.client import connect
 
     url = live_server_url.replace("http://", "ws://") + "/ws/steer/"

@@ -16,13 +16,25 @@ from explorer.steering.protocol import (
     parse_message,
 )
 
-LIMITS = Limits(strength_max=100.0, max_features=2, max_new_tokens=50, max_prompt_chars=20,
-                rate_limit=10, rate_window_s=60, start_timeout_s=5.0, max_vector_pairs=10)
+LIMITS = Limits(
+    strength_max=100.0,
+    max_features=2,
+    max_new_tokens=50,
+    max_prompt_chars=20,
+    rate_limit=10,
+    rate_window_s=60,
+    start_timeout_s=5.0,
+    max_vector_pairs=10,
+)
 
 
 def steer(**overrides):
-    message = {"type": "steer", "gen": 1, "prompt": "Hello",
-               "features": [{"sae": "demo", "index": 3, "strength": 4.0, "mode": "clamp"}]}
+    message = {
+        "type": "steer",
+        "gen": 1,
+        "prompt": "Hello",
+        "features": [{"sae": "demo", "index": 3, "strength": 4.0, "mode": "clamp"}],
+    }
     message.update(overrides)
     return message
 
@@ -30,7 +42,13 @@ def steer(**overrides):
 def test_a_valid_steer_gets_defaults_for_what_it_leaves_out():
     m = parse_message(steer(), LIMITS)
     assert isinstance(m, SteerMessage)
-    assert (m.positions, m.temperature, m.top_p, m.seed, m.max_new_tokens) == ("all", 0.7, 0.95, 0, 32)
+    assert (m.positions, m.temperature, m.top_p, m.seed, m.max_new_tokens) == (
+        "all",
+        0.7,
+        0.95,
+        0,
+        32,
+    )
     assert m.features[0].mode == "clamp"
 
 
@@ -44,29 +62,44 @@ def test_a_vector_term_is_accepted():
     assert m.vectors[0].vector == 7 and m.features == ()
 
 
-@pytest.mark.parametrize(("overrides", "needle"), [
-    ({"features": [{"sae": "demo", "index": 1, "strength": 101}]}, "outside the allowed range"),
-    ({"features": [{"sae": "demo", "index": 1, "strength": -101}]}, "outside the allowed range"),
-    ({"features": [{"sae": "demo", "index": 1, "strength": math.nan}]}, "must be finite"),
-    ({"features": [{"sae": "demo", "index": 1, "strength": "8"}]}, "must be a number"),
-    ({"features": [{"sae": "demo", "index": 1, "strength": True}]}, "must be a number"),
-    ({"features": [{"sae": "demo", "index": -1, "strength": 1}]}, "index must be between"),
-    ({"features": [{"sae": "demo", "index": 1, "strength": 1, "mode": "xor"}]}, "mode must be one of"),
-    ({"features": [{"sae": "demo", "index": 1, "strength": 1, "colour": 1}]}, "unknown field(s) in features[0]: colour"),
-    ({"features": [{"sae": "demo", "index": i, "strength": 1} for i in range(3)]}, "too many features: 3"),
-    ({"features": [{"sae": "demo", "index": 1, "strength": 1}] * 2}, "appears twice"),
-    ({"features": "all"}, "features must be a list"),
-    ({"prompt": "x" * 21}, "prompt is too long: 21 characters"),
-    ({"prompt": "   "}, "prompt must be a non-empty string"),
-    ({"max_new_tokens": 51}, "max_new_tokens must be between 1 and 50"),
-    ({"max_new_tokens": 0}, "max_new_tokens must be between"),
-    ({"temperature": -1}, "temperature must be between"),
-    ({"top_p": 0}, "top_p must be in"),
-    ({"seed": 1.5}, "seed must be an integer"),
-    ({"positions": "middle"}, "positions must be one of"),
-    ({"gen": None}, "gen must be an integer or a string"),
-    ({"colour": "red"}, "unknown field(s) in steer: colour"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"features": [{"sae": "demo", "index": 1, "strength": 101}]}, "outside the allowed range"),
+        (
+            {"features": [{"sae": "demo", "index": 1, "strength": -101}]},
+            "outside the allowed range",
+        ),
+        ({"features": [{"sae": "demo", "index": 1, "strength": math.nan}]}, "must be finite"),
+        ({"features": [{"sae": "demo", "index": 1, "strength": "8"}]}, "must be a number"),
+        ({"features": [{"sae": "demo", "index": 1, "strength": True}]}, "must be a number"),
+        ({"features": [{"sae": "demo", "index": -1, "strength": 1}]}, "index must be between"),
+        (
+            {"features": [{"sae": "demo", "index": 1, "strength": 1, "mode": "xor"}]},
+            "mode must be one of",
+        ),
+        (
+            {"features": [{"sae": "demo", "index": 1, "strength": 1, "colour": 1}]},
+            "unknown field(s) in features[0]: colour",
+        ),
+        (
+            {"features": [{"sae": "demo", "index": i, "strength": 1} for i in range(3)]},
+            "too many features: 3",
+        ),
+        ({"features": [{"sae": "demo", "index": 1, "strength": 1}] * 2}, "appears twice"),
+        ({"features": "all"}, "features must be a list"),
+        ({"prompt": "x" * 21}, "prompt is too long: 21 characters"),
+        ({"prompt": "   "}, "prompt must be a non-empty string"),
+        ({"max_new_tokens": 51}, "max_new_tokens must be between 1 and 50"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be between"),
+        ({"temperature": -1}, "temperature must be between"),
+        ({"top_p": 0}, "top_p must be in"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"positions": "middle"}, "positions must be one of"),
+        ({"gen": None}, "gen must be an integer or a string"),
+        ({"colour": "red"}, "unknown field(s) in steer: colour"),
+    ],
+)
 def test_it_rejects_bad_steer_messages_naming_the_problem(overrides, needle):
     with pytest.raises(ProtocolError) as info:
         parse_message(steer(**overrides), LIMITS)
@@ -81,8 +114,9 @@ def test_it_rejects_messages_of_no_known_type(content):
 
 def test_cancel_and_resume_are_parsed():
     assert parse_message({"type": "cancel", "gen": "g"}, LIMITS) == CancelMessage(gen="g")
-    assert parse_message({"type": "resume", "gen": 2, "after_seq": 5}, LIMITS) == \
-        ResumeMessage(gen=2, after_seq=5)
+    assert parse_message({"type": "resume", "gen": 2, "after_seq": 5}, LIMITS) == ResumeMessage(
+        gen=2, after_seq=5
+    )
 
 
 def test_the_error_frame_names_the_gen_when_it_is_valid():
@@ -97,4 +131,5 @@ def test_a_permalink_id_follows_from_the_request_key():
     assert result_id_for("a" * 64) == result_id_for("a" * 64) != result_id_for("b" * 64)
     assert len(result_id_for("a" * 64)) == 12
     assert set(result_id_for("a" * 64)) <= set(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    )

@@ -12,11 +12,14 @@ from explorer.steering.services import VectorError, contrast_pairs_parse
 from tests.explorer.steering.helpers import collect, connect, steer
 from tests.helpers import wait_until
 
-PAIRS = "\n".join(json.dumps(p) for p in [
-    {"prompt": "I think the weather is", "positive": " wonderful", "negative": " terrible"},
-    {"prompt": "The food was", "positive": " great", "negative": " awful"},
-    {"prompt": "She said it was", "positive": " good", "negative": " bad"},
-])
+PAIRS = "\n".join(
+    json.dumps(p)
+    for p in [
+        {"prompt": "I think the weather is", "positive": " wonderful", "negative": " terrible"},
+        {"prompt": "The food was", "positive": " great", "negative": " awful"},
+        {"prompt": "She said it was", "positive": " good", "negative": " bad"},
+    ]
+)
 
 
 def test_contrast_pairs_are_read_from_jsonl():
@@ -24,13 +27,16 @@ def test_contrast_pairs_are_read_from_jsonl():
     assert len(pairs) == 3 and pairs[0]["positive"] == " wonderful"
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("{", "line 1 is not JSON"),
-    ('{"prompt": "a", "positive": "b"}', "exactly"),
-    ('{"prompt": "a", "positive": "b", "negative": "b"}', "identical"),
-    ('{"prompt": "", "positive": "b", "negative": "c"}', "non-empty"),
-    ('[1, 2]', "exactly"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{", "line 1 is not JSON"),
+        ('{"prompt": "a", "positive": "b"}', "exactly"),
+        ('{"prompt": "a", "positive": "b", "negative": "b"}', "identical"),
+        ('{"prompt": "", "positive": "b", "negative": "c"}', "non-empty"),
+        ("[1, 2]", "exactly"),
+    ],
+)
 def test_bad_contrast_pairs_are_refused_naming_the_line(text, needle):
     with pytest.raises(VectorError) as info:
         contrast_pairs_parse(text=text)
@@ -39,8 +45,11 @@ def test_bad_contrast_pairs_are_refused_naming_the_line(text, needle):
 
 @pytest.mark.django_db
 def test_creating_a_vector_needs_an_account(client, demo_rows):
-    response = client.post("/api/v1/steering/vectors", {"model": "demo", "sae": "demo",
-                           "label": "positive", "pairs": PAIRS}, content_type="application/json")
+    response = client.post(
+        "/api/v1/steering/vectors",
+        {"model": "demo", "sae": "demo", "label": "positive", "pairs": PAIRS},
+        content_type="application/json",
+    )
     assert response.status_code == 401
 
 
@@ -48,9 +57,12 @@ def test_creating_a_vector_needs_an_account(client, demo_rows):
 @pytest.mark.django_db(transaction=True)
 def test_a_vector_is_built_decomposed_and_steers(client, demo_rows, bob_key, celery_worker_proc):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {bob_key}"}
-    response = client.post("/api/v1/steering/vectors", {"model": "demo", "sae": "demo",
-                           "label": "positive", "pairs": PAIRS},
-                           content_type="application/json", **auth)
+    response = client.post(
+        "/api/v1/steering/vectors",
+        {"model": "demo", "sae": "demo", "label": "positive", "pairs": PAIRS},
+        content_type="application/json",
+        **auth,
+    )
     assert response.status_code == 201, response.content
     vector = response.json()
     assert vector["status"] == "pending" and vector["n_pairs"] == 3
@@ -69,8 +81,14 @@ def test_a_vector_is_built_decomposed_and_steers(client, demo_rows, bob_key, cel
 
     async def scenario():
         comm = await connect()
-        await comm.send_json_to(steer(1, prompt="The movie was", temperature=0.0, features=[
-            {"vector": vector["id"], "strength": 8.0}]))
+        await comm.send_json_to(
+            steer(
+                1,
+                prompt="The movie was",
+                temperature=0.0,
+                features=[{"vector": vector["id"], "strength": 8.0}],
+            )
+        )
         frames = await collect(comm, 1)
         await comm.disconnect(timeout=5)
         return frames

@@ -11,8 +11,11 @@ pytestmark = pytest.mark.django_db
 
 
 def _config(response) -> dict:
-    match = re.search(r'<script id="steer-config" type="application/json">(.*?)</script>',
-                      response.content.decode(), re.DOTALL)
+    match = re.search(
+        r'<script id="steer-config" type="application/json">(.*?)</script>',
+        response.content.decode(),
+        re.DOTALL,
+    )
     assert match, "the page carries steer-config"
     return json.loads(match.group(1))
 
@@ -32,8 +35,13 @@ def test_the_page_config_follows_the_contract(client, demo):
     assert config["model"] == "demo"
     assert config["ws_path"] == "/ws/steer/"
     assert config["saes"] == [{"slug": "res", "d_sae": 32, "hook_name": "blocks.1.hook_resid_post"}]
-    assert set(config["limits"]) == {"strength_min", "strength_max", "max_features",
-                                     "max_new_tokens", "max_prompt_chars"}
+    assert set(config["limits"]) == {
+        "strength_min",
+        "strength_max",
+        "max_features",
+        "max_new_tokens",
+        "max_prompt_chars",
+    }
     assert config["result"] is None
     assert config["initial"]["features"] == []
 
@@ -41,17 +49,29 @@ def test_the_page_config_follows_the_contract(client, demo):
 def test_the_query_string_becomes_the_initial_panel(client, demo):
     from explorer.saes.models import Feature
 
-    url = ("/demo/steer/?prompt=%3Cscript%3Ealert(1)%3C/script%3E&f=res:5:12.5&f=res:7:-3:clamp"
-           "&f=res:999:1&f=bad&t=0.3&p=0.9&seed=42&n=20&pos=generated")
+    url = (
+        "/demo/steer/?prompt=%3Cscript%3Ealert(1)%3C/script%3E&f=res:5:12.5&f=res:7:-3:clamp"
+        "&f=res:999:1&f=bad&t=0.3&p=0.9&seed=42&n=20&pos=generated"
+    )
     response = client.get(url)
     assert b"<script>alert(1)" not in response.content  # json_script escapes it
     initial = _config(response)["initial"]
     assert initial["prompt"] == "<script>alert(1)</script>"
-    assert [(f["index"], f["strength"], f["mode"]) for f in initial["features"]] == \
-        [(5, 12.5, "add"), (7, -3.0, "clamp")]
-    assert initial["features"][0]["max_activation"] == Feature.objects.get(sae__slug="res", index=5).max_activation
-    assert (initial["temperature"], initial["top_p"], initial["seed"], initial["max_new_tokens"],
-            initial["positions"]) == (0.3, 0.9, 42, 20, "generated")
+    assert [(f["index"], f["strength"], f["mode"]) for f in initial["features"]] == [
+        (5, 12.5, "add"),
+        (7, -3.0, "clamp"),
+    ]
+    assert (
+        initial["features"][0]["max_activation"]
+        == Feature.objects.get(sae__slug="res", index=5).max_activation
+    )
+    assert (
+        initial["temperature"],
+        initial["top_p"],
+        initial["seed"],
+        initial["max_new_tokens"],
+        initial["positions"],
+    ) == (0.3, 0.9, 42, 20, "generated")
 
 
 def test_out_of_range_settings_fall_back_to_defaults(client, demo):
@@ -71,16 +91,35 @@ def test_a_permalink_restores_the_request_and_both_texts(client, demo):
     from workers.engine.specs import Intervention, SteerRequest, SteerSpec
 
     _, sae = demo
-    request = SteerRequest(model="demo", sae=sae.source, prompt="The cat", spec=SteerSpec(
-        (Intervention(5, 4.0),), temperature=0.5, top_p=1.0, seed=9, max_new_tokens=3))
-    result = steering_result_store(generation=FinishedGeneration(
-        request=request, default_text=" sat on", default_tokens=[2, 3, 4],
-        steered_text=" <script>", steered_tokens=[9, 1, 2]))
+    request = SteerRequest(
+        model="demo",
+        sae=sae.source,
+        prompt="The cat",
+        spec=SteerSpec(
+            (Intervention(5, 4.0),), temperature=0.5, top_p=1.0, seed=9, max_new_tokens=3
+        ),
+    )
+    result = steering_result_store(
+        generation=FinishedGeneration(
+            request=request,
+            default_text=" sat on",
+            default_tokens=[2, 3, 4],
+            steered_text=" <script>",
+            steered_tokens=[9, 1, 2],
+        )
+    )
     assert result.request == {
-        "model": "demo", "sae": "res", "prompt": "The cat",
+        "model": "demo",
+        "sae": "res",
+        "prompt": "The cat",
         "features": [{"sae": "res", "index": 5, "strength": 4.0, "mode": "add"}],
-        "vectors": [], "positions": "all", "temperature": 0.5, "top_p": 1.0, "seed": 9,
-        "max_new_tokens": 3}
+        "vectors": [],
+        "positions": "all",
+        "temperature": 0.5,
+        "top_p": 1.0,
+        "seed": 9,
+        "max_new_tokens": 3,
+    }
     response = client.get(f"/steer/{result.pk}/")
     assert response.status_code == 200
     assert b"<script>" not in response.content.split(b'id="steer-config"')[1].split(b"</script>")[0]

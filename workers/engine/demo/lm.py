@@ -64,8 +64,14 @@ def encode_stream(tok, docs: list[Document]) -> Int[Tensor, " n_tokens"]:
     return torch.tensor(ids, dtype=torch.int32)  # [n_tokens]
 
 
-def sample_windows(stream: Int[Tensor, " n_tokens"], batch: int, n_ctx: int, eot: int,
-                   no_bos: float, gen: torch.Generator) -> Int[Tensor, "batch n_ctx"]:
+def sample_windows(
+    stream: Int[Tensor, " n_tokens"],
+    batch: int,
+    n_ctx: int,
+    eot: int,
+    no_bos: float,
+    gen: torch.Generator,
+) -> Int[Tensor, "batch n_ctx"]:
     """[batch, n_ctx] windows; most start with <|endoftext|> (the BOS the engine prepends)."""
     starts = torch.randint(0, len(stream) - n_ctx, (batch,), generator=gen)
     rows = torch.stack([stream[s : s + n_ctx] for s in starts.tolist()]).long()  # [b, n_ctx]
@@ -91,9 +97,17 @@ def build_model(r: Recipe, tok):
 
     eot = tok.convert_tokens_to_ids(EOT)
     cfg = GPT2Config(
-        vocab_size=len(tok), n_positions=r.n_ctx, n_embd=r.n_embd, n_layer=r.n_layer,
-        n_head=r.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=True,
+        vocab_size=len(tok),
+        n_positions=r.n_ctx,
+        n_embd=r.n_embd,
+        n_layer=r.n_layer,
+        n_head=r.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        tie_word_embeddings=True,
     )
     return GPT2LMHeadModel(cfg)
 
@@ -104,24 +118,29 @@ def lm_eval(model, stream: Int[Tensor, " n_tokens"], r: Recipe, eot: int) -> flo
     gen = torch.Generator().manual_seed(r.seed + 1)  # same val windows every time
     model.eval()
     losses = [
-        model(input_ids=(x := sample_windows(stream, r.lm_batch, r.n_ctx, eot, 0.0, gen)),
-              labels=x).loss.item()
+        model(
+            input_ids=(x := sample_windows(stream, r.lm_batch, r.n_ctx, eot, 0.0, gen)), labels=x
+        ).loss.item()
         for _ in range(r.eval_batches)
     ]
     model.train()
     return sum(losses) / len(losses)
 
 
-def train_lm(model, train: Int[Tensor, " n_train"], val: Int[Tensor, " n_val"], r: Recipe,
-             eot: int) -> dict:
+def train_lm(
+    model, train: Int[Tensor, " n_train"], val: Int[Tensor, " n_val"], r: Recipe, eot: int
+) -> dict:
     """AdamW with weight decay on matrices only, cosine LR, gradient clip 1.0; returns the
     loss curve and the final train (EMA) and validation losses."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": r.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=r.lm_lr, betas=(0.9, 0.95),
+        [
+            {"params": decay, "weight_decay": r.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=r.lm_lr,
+        betas=(0.9, 0.95),
     )
     gen = torch.Generator().manual_seed(r.seed)
     curve, t0, ema = [], time.time(), None
@@ -138,9 +157,19 @@ def train_lm(model, train: Int[Tensor, " n_train"], val: Int[Tensor, " n_val"], 
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if step % r.log_every == 0 or step == r.lm_steps - 1:
             curve.append({"step": step, "train_loss": round(loss.item(), 4), "ema": round(ema, 4)})
-            log.info("lm step %d/%d loss %.3f (ema %.3f) %.2f steps/s", step, r.lm_steps,
-                     loss.item(), ema, (step + 1) / (time.time() - t0))
+            log.info(
+                "lm step %d/%d loss %.3f (ema %.3f) %.2f steps/s",
+                step,
+                r.lm_steps,
+                loss.item(),
+                ema,
+                (step + 1) / (time.time() - t0),
+            )
     val_loss = lm_eval(model, val, r, eot)
     log.info("lm done: val loss %.3f in %.0fs", val_loss, time.time() - t0)
-    return {"curve": curve, "final_train_loss_ema": round(ema, 4), "val_loss": round(val_loss, 4),
-            "seconds": round(time.time() - t0, 1)}
+    return {
+        "curve": curve,
+        "final_train_loss_ema": round(ema, 4),
+        "val_loss": round(val_loss, 4),
+        "seconds": round(time.time() - t0, 1),
+    }

@@ -53,8 +53,24 @@ class Recipe:
 
 FULL = Recipe()
 MICRO = Recipe(
-    limit_per_source=40, vocab_size=512, n_layer=2, n_head=2, n_embd=32, n_ctx=32,
-    lm_batch=8, lm_steps=150, lm_lr=3e-3, lm_warmup=10, eval_batches=4,
-    sae_layer=0, d_sae=128, k=8, sae_tokens=8_000, sae_batch=256, sae_steps=150,
-    aux_k=32, dead_after_tokens=5_000, log_every=25,
+    limit_per_source=40,
+    vocab_size=512,
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    n_ctx=32,
+    lm_batch=8,
+    lm_steps=150,
+    lm_lr=3e-3,
+    lm_warmup=10,
+    eval_batches=4,
+    sae_layer=0,
+    d_sae=128,
+    k=8,
+    sae_tokens=8_000,
+    sae_batch=256,
+    sae_steps=150,
+    aux_k=32,
+    dead_after_tokens=5_000,
+    log_every=25,
 )

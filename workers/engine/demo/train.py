@@ -56,8 +56,13 @@ def run(r: Recipe, out: Path) -> dict:
     tok = train_tokenizer(train_docs, r.vocab_size, out / "model")
     eot = tok.convert_tokens_to_ids(EOT)
     train, val = encode_stream(tok, train_docs), encode_stream(tok, val_docs)
-    log.info("tokenizer: vocab %d; %d train / %d val tokens from %d docs", len(tok), len(train),
-             len(val), len(docs))
+    log.info(
+        "tokenizer: vocab %d; %d train / %d val tokens from %d docs",
+        len(tok),
+        len(train),
+        len(val),
+        len(docs),
+    )
 
     seed_everything(r.seed)
     model = build_model(r, tok)
@@ -71,14 +76,21 @@ def run(r: Recipe, out: Path) -> dict:
     val_acts = collect_activations(model, val, r, eot, max(2_000, r.sae_tokens // 20), r.seed + 3)
     sae, sae_stats = train_sae(acts, val_acts, r)
     sae_stats["spliced_val_loss"] = round(spliced_val_loss(model, sae, val, r, eot), 4)
-    provenance = {"corpus_packages": package_versions(), "training_tokens": len(train),
-                  "recipe_seed": r.seed}
+    provenance = {
+        "corpus_packages": package_versions(),
+        "training_tokens": len(train),
+        "recipe_seed": r.seed,
+    }
     save_sae(sae, r, out / "sae", provenance)
 
     record = {
         "recipe": asdict(r),
-        "corpus": {"packages": package_versions(), "documents": len(docs),
-                   "train_tokens": len(train), "val_tokens": len(val)},
+        "corpus": {
+            "packages": package_versions(),
+            "documents": len(docs),
+            "train_tokens": len(train),
+            "val_tokens": len(val),
+        },
         "model": {"params": n_params, "lm_tokens_seen": r.lm_steps * r.lm_batch * r.n_ctx, **lm},
         "sae": {"hook_name": r.hook_name, "tokens": len(acts), **sae_stats},
         "sizes_bytes": {"model": _dir_bytes(out / "model"), "sae": _dir_bytes(out / "sae")},
@@ -86,17 +98,27 @@ def run(r: Recipe, out: Path) -> dict:
         "torch": torch.__version__,
     }
     (out / "recipe.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    log.info("done in %.0fs: lm val %.3f, sae EV %.3f L0 %.1f, spliced val %.3f; %d bytes",
-             record["seconds_total"], lm["val_loss"], sae_stats["explained_variance"],
-             sae_stats["l0"], sae_stats["spliced_val_loss"], sum(record["sizes_bytes"].values()))
+    log.info(
+        "done in %.0fs: lm val %.3f, sae EV %.3f L0 %.1f, spliced val %.3f; %d bytes",
+        record["seconds_total"],
+        lm["val_loss"],
+        sae_stats["explained_variance"],
+        sae_stats["l0"],
+        sae_stats["spliced_val_loss"],
+        sum(record["sizes_bytes"].values()),
+    )
     return record
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--micro", action="store_true", help="tiny sizes for tests (seconds)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"output folder (default: {CHECKPOINT_DIR}; required with --micro)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"output folder (default: {CHECKPOINT_DIR}; required with --micro)",
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--lm-steps", type=int, default=None)
     parser.add_argument("--sae-steps", type=int, default=None)

@@ -20,7 +20,9 @@ class Command(BaseCommand):
     help = "Embed explanations that have no embedding (semantic search), on a worker or --now."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("sae", nargs="?", help="<model>/<sae>, its slug or id; all SAEs when left out")
+        parser.add_argument(
+            "sae", nargs="?", help="<model>/<sae>, its slug or id; all SAEs when left out"
+        )
         parser.add_argument("--now", action="store_true", help="embed in this process and wait")
 
     def handle(self, *args, sae: str | None = None, now: bool = False, **options) -> None:

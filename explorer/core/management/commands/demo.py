@@ -50,16 +50,20 @@ def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None
         stdout.write(f"Registered the demo model and SAE ({sae.model.slug}/{sae.slug}).")
     if tokens <= 0 or Feature.objects.filter(sae=sae).exists():
         return
-    unfinished = IndexRun.objects.filter(sae=sae, status__in=[
-        IndexRun.Status.QUEUED, IndexRun.Status.RUNNING, IndexRun.Status.FAILED]).first()
+    unfinished = IndexRun.objects.filter(
+        sae=sae,
+        status__in=[IndexRun.Status.QUEUED, IndexRun.Status.RUNNING, IndexRun.Status.FAILED],
+    ).first()
     if unfinished is not None:
         indexing.index_run_resume(run=unfinished)
         run = unfinished
     else:
         run = indexing.index_run_create(sae=sae, corpus="demo", tokens=tokens)
         indexing.index_run_dispatch(run=run)
-    stdout.write(f"Indexing the demo SAE over {run.tokens:,} tokens in the background "
-                 f"(run {run.pk}); its page shows the progress.")
+    stdout.write(
+        f"Indexing the demo SAE over {run.tokens:,} tokens in the background "
+        f"(run {run.pk}); its page shows the progress."
+    )
 
 
 class Command(BaseCommand):
@@ -67,17 +71,26 @@ class Command(BaseCommand):
     requires_system_checks = ()  # we run them ourselves, after the servers are up
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)"
+        )
         parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
         parser.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
         parser.add_argument(
-            "--allow-missing-frontend", action="store_true",
+            "--allow-missing-frontend",
+            action="store_true",
             help="start without a frontend build: the API and /healthz work, pages fail until it is built",
         )
-        parser.add_argument("--index-tokens", type=int, default=DEMO_INDEX_TOKENS,
-                            help=f"tokens to index the demo SAE over on first start "
-                                 f"(default {DEMO_INDEX_TOKENS:,}; 0: do not index)")
-        parser.add_argument("--stop-timeout", type=float, default=10.0, help="seconds before SIGKILL")
+        parser.add_argument(
+            "--index-tokens",
+            type=int,
+            default=DEMO_INDEX_TOKENS,
+            help=f"tokens to index the demo SAE over on first start "
+            f"(default {DEMO_INDEX_TOKENS:,}; 0: do not index)",
+        )
+        parser.add_argument(
+            "--stop-timeout", type=float, default=10.0, help="seconds before SIGKILL"
+        )
 
     def handle(self, *args, **options) -> None:
         host, port = options["host"], options["port"]
@@ -108,9 +121,26 @@ class Command(BaseCommand):
                         continue
                     worker_log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
                     supervisor.start(
-                        Child(name, [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
-                                     "-Q", queues, "--concurrency", "1", "-n", f"demo-{name}@%h",
-                                     "--loglevel", "INFO"], env),
+                        Child(
+                            name,
+                            [
+                                sys.executable,
+                                "-m",
+                                "celery",
+                                "-A",
+                                "workers.celery",
+                                "worker",
+                                "-Q",
+                                queues,
+                                "--concurrency",
+                                "1",
+                                "-n",
+                                f"demo-{name}@%h",
+                                "--loglevel",
+                                "INFO",
+                            ],
+                            env,
+                        ),
                         log=worker_log,
                     )
                     self.stdout.write(f"{name}: queues {queues} (log: {log_dir / f'{name}.log'})")
@@ -119,11 +149,28 @@ class Command(BaseCommand):
             collectstatic_if_stale()
             register_demo_sae_if_needed(self.stdout, options["index_tokens"])
             web = supervisor.start(
-                Child("web", [sys.executable, "-m", "uvicorn", "explorer.asgi:application", "--host", host,
-                              "--port", str(port), "--lifespan", "off", "--no-access-log"], env)
+                Child(
+                    "web",
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "explorer.asgi:application",
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                        "--lifespan",
+                        "off",
+                        "--no-access-log",
+                    ],
+                    env,
+                )
             )
             url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-            if not self._wait_http(url + "healthz", web, supervisor, want_ok=not options["no_worker"]):
+            if not self._wait_http(
+                url + "healthz", web, supervisor, want_ok=not options["no_worker"]
+            ):
                 self.stderr.write(f"warning: {url}healthz is not 200 yet (worker still starting?)")
             self.stdout.write(self.style.SUCCESS(f"SAE Feature Explorer is running at {url}"))
             self.stdout.write(f"pids: {' '.join(f'{c.name}={c.pid}' for c in supervisor.children)}")
@@ -133,7 +180,9 @@ class Command(BaseCommand):
                 exited = supervisor.first_exited()
                 if exited is not None:
                     child, code = exited
-                    raise CommandError(f"{child.name} exited with code {code}; stopping everything.")
+                    raise CommandError(
+                        f"{child.name} exited with code {code}; stopping everything."
+                    )
                 time.sleep(0.5)
         except KeyboardInterrupt:
             stopping = True
@@ -217,7 +266,9 @@ class Command(BaseCommand):
         while time.monotonic() < deadline:
             exited = supervisor.first_exited()
             if exited is not None:
-                raise CommandError(f"{exited[0].name} exited with code {exited[1]} during start-up.")
+                raise CommandError(
+                    f"{exited[0].name} exited with code {exited[1]} during start-up."
+                )
             try:
                 urllib.request.urlopen(url, timeout=5).close()
                 return True

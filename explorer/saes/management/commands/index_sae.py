@@ -27,30 +27,61 @@ def _duration(seconds: float) -> str:
 
 
 class Command(BaseCommand):
-    help = ("Index an SAE over a corpus: per-feature statistics, top and quantile examples, "
-            "logit effects, neighbours and the feature map.")
+    help = (
+        "Index an SAE over a corpus: per-feature statistics, top and quantile examples, "
+        "logit effects, neighbours and the feature map."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("sae", nargs="?", help="<model>/<sae> slugs, a unique SAE slug or id")
-        parser.add_argument("--corpus", help="'demo', .txt/.jsonl files or globs (comma "
-                            "separated), or 'hf:<dataset>[:split]'")
+        parser.add_argument(
+            "--corpus",
+            help="'demo', .txt/.jsonl files or globs (comma separated), or 'hf:<dataset>[:split]'",
+        )
         parser.add_argument("--tokens", type=int, help="tokens to read from the corpus")
         d = svc.DEFAULTS
-        parser.add_argument("--context", type=int, default=d["context"],
-                            help=f"tokens per example window, BOS included (default {d['context']})")
-        parser.add_argument("--top", type=int, default=d["top"],
-                            help=f"top examples per feature (default {d['top']})")
-        parser.add_argument("--quantiles", type=int, default=d["quantiles"],
-                            help=f"quantile bins per feature (default {d['quantiles']})")
-        parser.add_argument("--per-quantile", type=int, default=d["per_quantile"],
-                            help=f"examples per quantile bin (default {d['per_quantile']})")
-        parser.add_argument("--shards", type=int, default=1,
-                            help="corpus shards, run in parallel by the index workers")
-        parser.add_argument("--include-bos", action="store_true",
-                            help="count BOS tokens in the statistics (excluded by default)")
+        parser.add_argument(
+            "--context",
+            type=int,
+            default=d["context"],
+            help=f"tokens per example window, BOS included (default {d['context']})",
+        )
+        parser.add_argument(
+            "--top",
+            type=int,
+            default=d["top"],
+            help=f"top examples per feature (default {d['top']})",
+        )
+        parser.add_argument(
+            "--quantiles",
+            type=int,
+            default=d["quantiles"],
+            help=f"quantile bins per feature (default {d['quantiles']})",
+        )
+        parser.add_argument(
+            "--per-quantile",
+            type=int,
+            default=d["per_quantile"],
+            help=f"examples per quantile bin (default {d['per_quantile']})",
+        )
+        parser.add_argument(
+            "--shards",
+            type=int,
+            default=1,
+            help="corpus shards, run in parallel by the index workers",
+        )
+        parser.add_argument(
+            "--include-bos",
+            action="store_true",
+            help="count BOS tokens in the statistics (excluded by default)",
+        )
         parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
-        parser.add_argument("--resume", type=int, metavar="RUN",
-                            help="requeue the unfinished shards of index run RUN")
+        parser.add_argument(
+            "--resume",
+            type=int,
+            metavar="RUN",
+            help="requeue the unfinished shards of index run RUN",
+        )
         parser.add_argument("--no-wait", action="store_true", help="queue the run and return")
 
     def handle(self, *args, **o) -> None:
@@ -58,8 +89,10 @@ class Command(BaseCommand):
             run = self._resume(o["resume"]) if o["resume"] else self._create(o)
         except ApplicationError as e:
             raise CommandError(e.message) from None
-        self.stdout.write(f"Index run {run.pk}: {run.sae} over {run.corpus!r}, "
-                          f"{run.tokens:,} tokens, {run.shards} shard(s).")
+        self.stdout.write(
+            f"Index run {run.pk}: {run.sae} over {run.corpus!r}, "
+            f"{run.tokens:,} tokens, {run.shards} shard(s)."
+        )
         if o["no_wait"]:
             return
         self._follow(run.pk)
@@ -74,10 +107,17 @@ class Command(BaseCommand):
         sae = svc.sae_by_ref(o["sae"])
         with transaction.atomic():
             run = svc.index_run_create(
-                sae=sae, corpus=o["corpus"], tokens=o["tokens"], shards=o["shards"],
-                context=o["context"], top=o["top"], quantiles=o["quantiles"],
-                per_quantile=o["per_quantile"], include_bos=o["include_bos"],
-                batch_size=o["batch_size"])
+                sae=sae,
+                corpus=o["corpus"],
+                tokens=o["tokens"],
+                shards=o["shards"],
+                context=o["context"],
+                top=o["top"],
+                quantiles=o["quantiles"],
+                per_quantile=o["per_quantile"],
+                include_bos=o["include_bos"],
+                batch_size=o["batch_size"],
+            )
             svc.index_run_dispatch(run=run)
         return run
 
@@ -86,8 +126,9 @@ class Command(BaseCommand):
         if run is None:
             raise CommandError(f"no index run {run_id}")
         queued = svc.index_run_resume(run=run)
-        self.stdout.write(f"Resuming run {run.pk}: shard(s) {queued or 'none'} queued, "
-                          "finished shards kept.")
+        self.stdout.write(
+            f"Resuming run {run.pk}: shard(s) {queued or 'none'} queued, finished shards kept."
+        )
         return run
 
     def _follow(self, run_id: int) -> None:
@@ -104,25 +145,35 @@ class Command(BaseCommand):
             eta = _duration((total - done) / rate) if rate > 0 and done < total else "-"
             bar = "#" * int(frac * BAR_WIDTH) + "." * (BAR_WIDTH - int(frac * BAR_WIDTH))
             phase = run.options.get("phase", run.status)
-            line = (f"[{bar}] {frac:6.1%} {done:,}/{total:,} tokens · {rate:,.0f} tok/s · "
-                    f"ETA {eta} · {phase}")
+            line = (
+                f"[{bar}] {frac:6.1%} {done:,}/{total:,} tokens · {rate:,.0f} tok/s · "
+                f"ETA {eta} · {phase}"
+            )
             if tty:
                 self.stdout.write("\r" + line.ljust(len(last_line)), ending="")
             elif line.split(" · ")[-1] != last_line.split(" · ")[-1]:
                 self.stdout.write(line)  # not a terminal: one line per phase
             last_line = line
-            if run.status in (IndexRun.Status.DONE, IndexRun.Status.FAILED,
-                              IndexRun.Status.CANCELLED):
+            if run.status in (
+                IndexRun.Status.DONE,
+                IndexRun.Status.FAILED,
+                IndexRun.Status.CANCELLED,
+            ):
                 break
             time.sleep(POLL_S)
         if tty:
             self.stdout.write("")
         if run.status == IndexRun.Status.FAILED:
-            raise CommandError(f"index run {run.pk} failed: {run.error} "
-                               f"(fix it, then `manage.py index_sae --resume {run.pk}`)")
+            raise CommandError(
+                f"index run {run.pk} failed: {run.error} "
+                f"(fix it, then `manage.py index_sae --resume {run.pk}`)"
+            )
         if run.status == IndexRun.Status.CANCELLED:
             raise CommandError(f"index run {run.pk} was cancelled")
         opts = run.options
-        self.stdout.write(self.style.SUCCESS(
-            f"Indexed {run.sae}: {opts.get('features', 0):,} features, "
-            f"{opts.get('examples', 0):,} examples in {_duration(time.monotonic() - t0)}."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Indexed {run.sae}: {opts.get('features', 0):,} features, "
+                f"{opts.get('examples', 0):,} examples in {_duration(time.monotonic() - t0)}."
+            )
+        )

@@ -35,15 +35,36 @@ def var_dir():
 
 
 def _env(var_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and k not in {"DEBUG", "SECRET_KEY"}}
-    return {**env, "EXPLORER_VAR_DIR": str(var_dir), "STATIC_ROOT": str(var_dir / "static"),
-            "PYTHONUNBUFFERED": "1", **extra}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_URL") and k not in {"DEBUG", "SECRET_KEY"}
+    }
+    return {
+        **env,
+        "EXPLORER_VAR_DIR": str(var_dir),
+        "STATIC_ROOT": str(var_dir / "static"),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def _start_demo(env: dict[str, str], port: int, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--port", str(port), "--allow-missing-frontend", *args],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "manage.py",
+            "demo",
+            "--port",
+            str(port),
+            "--allow-missing-frontend",
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -76,8 +97,12 @@ def _wait_healthy(url: str, timeout: float = 60.0) -> int:
             pass
         return 0
 
-    return wait_until(healthy, timeout=timeout, interval=0.5,
-                      message=lambda: f"{url} never answered 2xx (last status: {status})")
+    return wait_until(
+        healthy,
+        timeout=timeout,
+        interval=0.5,
+        message=lambda: f"{url} never answered 2xx (last status: {status})",
+    )
 
 
 def _all_pids(demo: subprocess.Popen, var_dir: Path) -> set[int]:
@@ -113,8 +138,12 @@ def test_demo_starts_every_child_and_ctrl_c_leaves_no_process_behind(var_dir):
     assert "running at http://127.0.0.1:" in output
     # postgres, redis, the worker (+ its pool child) and uvicorn at least
     assert len(pids) >= 5, pids
-    wait_until(lambda: all(_dead(pid) for pid in pids), timeout=10, interval=0.2,
-               message=lambda: f"still alive: {[pid for pid in pids if not _dead(pid)]}")
+    wait_until(
+        lambda: all(_dead(pid) for pid in pids),
+        timeout=10,
+        interval=0.2,
+        message=lambda: f"still alive: {[pid for pid in pids if not _dead(pid)]}",
+    )
     assert "Stopped." in output
 
 
@@ -135,19 +164,33 @@ def test_a_stale_var_dir_gets_a_clear_message(tmp_path):
     (tmp_path / "VERSION.json").write_text(json.dumps({"format": 0, "postgres_major": "16"}))
     result = subprocess.run(
         [sys.executable, "manage.py", "demo", "--port", str(free_port())],
-        check=False, cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+        check=False,
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "was created by another version" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def _demo_with_services(embedded_services, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = _env(tmp_path, DATABASE_URL=embedded_services.database_url, REDIS_URL=embedded_services.redis_url)
+def _demo_with_services(
+    embedded_services, tmp_path, *args: str, **env: str
+) -> subprocess.CompletedProcess:
+    environment = _env(
+        tmp_path, DATABASE_URL=embedded_services.database_url, REDIS_URL=embedded_services.redis_url
+    )
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", "demo", *args], check=False, cwd=REPO, env=environment,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "demo", *args],
+        check=False,
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -156,7 +199,9 @@ def test_a_port_in_use_gets_a_clear_message(embedded_services, tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _demo_with_services(embedded_services, tmp_path, "--port", str(port), "--allow-missing-frontend")
+        result = _demo_with_services(
+            embedded_services, tmp_path, "--port", str(port), "--allow-missing-frontend"
+        )
     assert result.returncode != 0
     assert f"Port {port} on 127.0.0.1 is in use" in result.stderr
     assert "Traceback" not in result.stderr
@@ -164,7 +209,9 @@ def test_a_port_in_use_gets_a_clear_message(embedded_services, tmp_path):
 
 def test_an_unreachable_database_url_gets_a_clear_message(embedded_services, tmp_path):
     bad = f"postgresql://postgres@127.0.0.1:{free_port()}/explorer"
-    result = _demo_with_services(embedded_services, tmp_path, "--port", str(free_port()), DATABASE_URL=bad)
+    result = _demo_with_services(
+        embedded_services, tmp_path, "--port", str(free_port()), DATABASE_URL=bad
+    )
     assert result.returncode != 0
     assert "Cannot reach the database 'explorer' (DATABASE_URL)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -172,7 +219,11 @@ def test_an_unreachable_database_url_gets_a_clear_message(embedded_services, tmp
 
 def test_a_missing_frontend_build_gets_a_clear_message(embedded_services, tmp_path):
     result = _demo_with_services(
-        embedded_services, tmp_path, "--port", str(free_port()), FRONTEND_DIST=str(tmp_path / "dist")
+        embedded_services,
+        tmp_path,
+        "--port",
+        str(free_port()),
+        FRONTEND_DIST=str(tmp_path / "dist"),
     )
     assert result.returncode != 0
     assert "The frontend is not built" in result.stderr
@@ -181,8 +232,12 @@ def test_a_missing_frontend_build_gets_a_clear_message(embedded_services, tmp_pa
 
 def test_missing_npm_and_node_get_a_clear_message(embedded_services, tmp_path):
     result = _demo_with_services(
-        embedded_services, tmp_path, "--port", str(free_port()),
-        FRONTEND_DIST=str(tmp_path / "dist"), PATH=str(tmp_path / "empty-bin"),
+        embedded_services,
+        tmp_path,
+        "--port",
+        str(free_port()),
+        FRONTEND_DIST=str(tmp_path / "dist"),
+        PATH=str(tmp_path / "empty-bin"),
     )
     assert result.returncode != 0
     assert "npm/node are missing: install Node.js 20+" in result.stderr
@@ -198,5 +253,9 @@ def test_children_stop_even_when_the_supervisor_is_killed(var_dir):
     demo.kill()
     demo.wait(10)
 
-    wait_until(lambda: all(_dead(pid) for pid in children), timeout=15, interval=0.2,
-               message=lambda: f"still alive: {[pid for pid in children if not _dead(pid)]}")
+    wait_until(
+        lambda: all(_dead(pid) for pid in children),
+        timeout=15,
+        interval=0.2,
+        message=lambda: f"still alive: {[pid for pid in children if not _dead(pid)]}",
+    )
