@@ -181,7 +181,7 @@ EXPLORER_SEMANTIC_MIN_SIMILARITY: float = env_float(
     "EXPLORER_SEMANTIC_MIN_SIMILARITY", 0.3, minimum=-1.0
 )
 
-# --- auth ------------------------------------------------------------------------------------------
+# --- auth -----------------------------------------------------------------------------------------
 
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "core:home"
@@ -217,7 +217,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 
-# --- static files ----------------------------------------------------------------------------------
+# --- static files ---------------------------------------------------------------------------------
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")

@@ -79,7 +79,8 @@ def _run_on_worker(*, sae: SAE, text: str, index: int | None, top_k: int) -> dic
     queue = tasks.live_queue(sae.model.slug)
     if not _queue_has_consumer(queue):
         raise LiveWorkerUnavailable(
-            f"No live worker serves model {sae.model.slug} right now (queue {queue}); try again later."
+            f"No live worker serves model {sae.model.slug} right now (queue {queue}); "
+            "try again later."
         )
     result = tasks.send(
         tasks.TEXT_ACTIVATIONS,

@@ -1,6 +1,6 @@
 """Explanations beyond listing, adding and voting (those live in features.py, beside the
-feature they belong to): editing one's own, queueing an LLM explanation of a feature and reading its jobs (with the
-reason of a failure and the tokens used). Writes need an account."""
+feature they belong to): editing one's own, queueing an LLM explanation of a feature and
+reading its jobs (with the reason of a failure and the tokens used). Writes need an account."""
 
 from __future__ import annotations
 

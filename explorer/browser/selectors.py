@@ -386,7 +386,8 @@ class FeaturePage:
         return max((abs(t.value) for t in self.top_logits + self.bottom_logits), default=1.0)
 
     def chart_data(self) -> dict[str, Any]:
-        """The JSON each chart of the page draws (json_script; shapes in frontend chartRenderers)."""
+        """The JSON each chart of the page draws (json_script; shapes in frontend
+        chartRenderers)."""
         f = self.feature
         examples = [
             {

@@ -92,7 +92,8 @@ class Strip:
         if self.cut_after:
             classes += " token-strip--cut-after"
         cells = "".join(
-            f'<span class="{c.css_class}" data-value="{c.data_value}" style="{c.style}">{escape(c.text, quote=False)}</span>'
+            f'<span class="{c.css_class}" data-value="{c.data_value}" style="{c.style}">'
+            f"{escape(c.text, quote=False)}</span>"
             for c in self.cells
         )
         return mark_safe(f'<span class="{classes}">{cells}</span>')  # every part is escaped above

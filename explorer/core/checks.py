@@ -59,7 +59,7 @@ def _check_database(connection) -> list[Warning]:
     except Exception as exc:  # noqa: BLE001
         return [
             Warning(
-                f"PostgreSQL is unreachable: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
+                f"PostgreSQL is unreachable: {first_line(exc)}",
                 hint="Start PostgreSQL or fix DATABASE_URL.",
                 id="explorer.W003",
             )
@@ -96,7 +96,10 @@ def check_live_models(app_configs=None, **kwargs) -> list[Warning]:
     return [
         Warning(
             "No live model queue is configured (EXPLORER_LIVE_MODELS is empty).",
-            hint="List the models whose live.<model> queues workers serve, e.g. EXPLORER_LIVE_MODELS=demo.",
+            hint=(
+                "List the models whose live.<model> queues workers serve, "
+                "e.g. EXPLORER_LIVE_MODELS=demo."
+            ),
             id="explorer.W005",
         )
     ]
@@ -116,6 +119,12 @@ def check_frontend_build(app_configs=None, **kwargs) -> list[Warning]:
             id="explorer.W006",
         )
     ]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of the error's message (drivers add detail lines), else its repr."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
 
 
 def _redact(url: str) -> str:

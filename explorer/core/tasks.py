@@ -2,9 +2,9 @@
 
 `explorer/` never imports `workers/` (dependencies run one way: workers import explorer
 services), but for the engine's torch-free contract modules listed in
-tests/explorer/test_dependencies.py. Every task the web starts is named here, sent with `send()`, and routed to a queue
-named here; `workers/celery.py` imports the queue names from this module, and a test asserts
-that every name below is a task of the worker app.
+tests/explorer/test_dependencies.py. Every task the web starts is named here, sent with
+`send()`, and routed to a queue named here; `workers/celery.py` imports the queue names from
+this module, and a test asserts that every name below is a task of the worker app.
 
 Queues (see docs/architecture.md): `live.<model>` per model for interactive work (steering,
 testing text), `index` and `explain` for batch work, so an hour-long indexing job never sits

@@ -393,8 +393,9 @@ def index_results_replace(
     ids, and everything that points at them (explanations, votes, list items), survive a
     re-index; map coordinates are kept when the new row has none. Examples are replaced: old
     ones deleted, new ones loaded with COPY. Concurrent readers keep seeing the old data until
-    the commit (MVCC), then only the new. Examples go in by binary COPY (example_copy.py). `offline_labels[i]` becomes feature i's "offline"
-    explanation, updated in place (votes on it stay) or created. Returns (features, examples).
+    the commit (MVCC), then only the new. Examples go in by binary COPY (example_copy.py).
+    `offline_labels[i]` becomes feature i's "offline" explanation, updated in place (votes on it
+    stay) or created. Returns (features, examples).
     """
     sae_id = run.sae_id
     cols = _FEATURE_COLUMNS[1:]  # all but sae_id

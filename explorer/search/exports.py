@@ -3,9 +3,9 @@
 Memory stays flat whatever the SAE's size: rows come from COPY ... TO STDOUT (features as
 CSV) or from a server-side cursor inside one read-only transaction (a plain DECLARE, not
 Django's WITH HOLD cursor, which PostgreSQL would materialise in full before the first row), a
-few thousand at a time, and each batch is written out before the next is fetched. The generators are async, on an async psycopg
-connection of their own, so under ASGI the response streams without a thread per download
-(Django would buffer a sync iterator in full under ASGI).
+few thousand at a time, and each batch is written out before the next is fetched. The
+generators are async, on an async psycopg connection of their own, so under ASGI the response
+streams without a thread per download (Django would buffer a sync iterator in full under ASGI).
 """
 
 from __future__ import annotations
@@ -45,17 +45,19 @@ FEATURE_COLUMNS = [
 ]
 # Features carry no token strings, so PostgreSQL writes them out itself: CSV through COPY (list
 # columns as JSON arrays, one cell each) and JSON one object per row; Python only passes bytes on.
+_FEATURE_OWN_COLUMNS = [c for c in FEATURE_COLUMNS if c != "explanation"]
 _BEST_EXPLANATION = """(SELECT x.text FROM explanations_explanation x WHERE x.feature_id = f.id
         ORDER BY x.score DESC NULLS LAST, x.created DESC, x.id DESC LIMIT 1)"""
 FEATURE_CSV_SQL = f"""
-COPY (SELECT f.index, f.density, f.max_activation, f.mean_activation, f.dead::text AS dead, f.map_x, f.map_y,
+COPY (SELECT f.index, f.density, f.max_activation, f.mean_activation, f.dead::text AS dead,
+             f.map_x, f.map_y,
              {_BEST_EXPLANATION} AS explanation,
              {", ".join(f"array_to_json(f.{c}) AS {c}" for c in FEATURE_COLUMNS[8:])}
       FROM saes_feature f WHERE f.sae_id = {{sae_id:d}} ORDER BY f.index)
 TO STDOUT WITH (FORMAT csv, HEADER)
 """
 FEATURE_JSON_SQL = f"""
-SELECT json_build_object({", ".join(f"'{c}', f.{c}" for c in FEATURE_COLUMNS if c != "explanation")},
+SELECT json_build_object({", ".join(f"'{c}', f.{c}" for c in _FEATURE_OWN_COLUMNS)},
                          'explanation', {_BEST_EXPLANATION})::text
 FROM saes_feature f WHERE f.sae_id = %s ORDER BY f.index
 """
@@ -78,7 +80,8 @@ EXAMPLE_SQL = """
 SELECT f.index, e.kind, e.quantile_index, e.quantile_low, e.quantile_high, e.max_value,
        e.max_position, e.document, e."offset", e.token_ids, e.values
 FROM saes_feature f JOIN saes_example e ON e.feature_id = f.id
-WHERE f.sae_id = %s ORDER BY f.index, e.kind DESC, e.quantile_index DESC NULLS FIRST, e.max_value DESC
+WHERE f.sae_id = %s
+ORDER BY f.index, e.kind DESC, e.quantile_index DESC NULLS FIRST, e.max_value DESC
 """
 
 

@@ -34,8 +34,9 @@ class ExplanationEmbedding(models.Model):
 
     class Meta:
         indexes = [  # noqa: RUF012 (Django Meta convention)
-            # Approximate nearest neighbours by cosine distance (`<=>` on halfvec); m and ef_construction
-            # are pgvector's defaults, which keep recall@10 above 0.95 at these sizes.
+            # Approximate nearest neighbours by cosine distance (`<=>` on halfvec); m and
+            # ef_construction are pgvector's defaults, which keep recall@10 above 0.95 at these
+            # sizes.
             HnswIndex(
                 name="explanation_embedding_hnsw",
                 fields=["embedding"],

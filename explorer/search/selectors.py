@@ -113,7 +113,8 @@ def semantic_neighbours(
         "max_distance": 1.0 - min_similarity,
         "ef": str(max(HNSW_EF_SEARCH, limit)),
     }
-    # set_config(..., true) lasts until the end of the transaction: the settings stay with this query.
+    # set_config(..., true) lasts until the end of the transaction: the settings stay with this
+    # query.
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(SEMANTIC_SETTINGS_SQL, params)
         cur.execute(sql, params)

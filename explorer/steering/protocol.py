@@ -3,8 +3,9 @@
 Every problem raises `ProtocolError` (an ApplicationError) whose message names the field and
 the value; the consumer turns it into {"type": "error", "gen": ..., "message": ...} and keeps
 the socket open. Fields shared with the engine's contract are checked by its validators
-(workers/engine/specs.py); this module adds the message's shape and the server's limits. No database access here: `selectors.steer_request_resolve` checks SAEs,
-feature indexes and vectors against the database afterwards.
+(workers/engine/specs.py); this module adds the message's shape and the server's limits. No
+database access here: `selectors.steer_request_resolve` checks SAEs, feature indexes and vectors
+against the database afterwards.
 
 Accepted on top of DESIGN.md §6: `model` (the model slug; else the socket's `?model=`, else the
 only registered model), `top_p`, and per feature `label` / `max_activation`, which the page

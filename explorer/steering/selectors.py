@@ -436,7 +436,8 @@ def feature_panel_config(
     *, sae: SAE, index: int, max_activation: float, label: str, limits: Limits
 ) -> dict[str, Any]:
     """`steer_config` of the live panel on a feature page: that feature at its max activation,
-    the default settings, a neutral prompt. Reads nothing from the database (the page has the rows)."""
+    the default settings, a neutral prompt. Reads nothing from the database (the page has the
+    rows)."""
     strength = float(f"{max_activation:.3g}") if max_activation > 0 else 1.0
     d = protocol.DEFAULTS
     initial = {

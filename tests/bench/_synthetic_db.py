@@ -1,6 +1,7 @@
 """A synthetic indexed SAE at production scale, written fast with binary COPY (psycopg 3).
 
-    python -m tests.bench._synthetic_db DATABASE_URL [--features 250000] [--examples 25] [--context 64]
+    python -m tests.bench._synthetic_db DATABASE_URL \
+        [--features 250000] [--examples 25] [--context 64]
 
 The database must be migrated and hold no model with slug `bench`. It gets one LanguageModel
 (`bench`, a 50,257-token synthetic vocab), one SAE (`bench/res`) with `features` features
@@ -367,13 +368,15 @@ def generate(
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
         model_id = conn.execute(
-            "INSERT INTO saes_languagemodel (slug, source, architecture, d_model, n_layers, n_ctx, vocab, revision,"
-            " created) VALUES (%s, %s, 'gpt2', 768, 12, 1024, %s, '', now()) RETURNING id",
+            "INSERT INTO saes_languagemodel (slug, source, architecture, d_model, n_layers, n_ctx,"
+            " vocab, revision, created)"
+            " VALUES (%s, %s, 'gpt2', 768, 12, 1024, %s, '', now()) RETURNING id",
             [MODEL_SLUG, "synthetic-bench", synthetic_vocab()],
         ).fetchone()[0]
         sae_id = conn.execute(
-            "INSERT INTO saes_sae (model_id, slug, source, hook_name, layer, d_in, d_sae, architecture,"
-            " preprocessing, provenance, created) VALUES (%s, %s, 'synthetic', 'blocks.8.hook_resid_pre', 8, 768,"
+            "INSERT INTO saes_sae (model_id, slug, source, hook_name, layer, d_in, d_sae,"
+            " architecture, preprocessing, provenance, created)"
+            " VALUES (%s, %s, 'synthetic', 'blocks.8.hook_resid_pre', 8, 768,"
             " %s, 'topk', '{}', '{}', now()) RETURNING id",
             [model_id, SAE_SLUG, features],
         ).fetchone()[0]
@@ -389,10 +392,11 @@ def generate(
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY saes_feature (sae_id, index, density, max_activation, mean_activation, hist_edges, hist_counts,"
-                " quantile_bounds, quantile_fractions,"
-                " top_logit_ids, top_logit_values, bottom_logit_ids, bottom_logit_values, neighbour_indices,"
-                " neighbour_cosines, map_x, map_y, dead) FROM STDIN WITH (FORMAT BINARY)"
+                "COPY saes_feature (sae_id, index, density, max_activation, mean_activation,"
+                " hist_edges, hist_counts, quantile_bounds, quantile_fractions,"
+                " top_logit_ids, top_logit_values, bottom_logit_ids, bottom_logit_values,"
+                " neighbour_indices, neighbour_cosines, map_x, map_y, dead)"
+                " FROM STDIN WITH (FORMAT BINARY)"
             ) as copy,
         ):
             copy.write(BINARY_HEADER)
@@ -419,8 +423,8 @@ def generate(
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY explanations_explanation (feature_id, text, method, score, score_method, created)"
-                " FROM STDIN"
+                "COPY explanations_explanation"
+                " (feature_id, text, method, score, score_method, created) FROM STDIN"
             ) as copy,
         ):
             for i in range(features):
@@ -443,8 +447,9 @@ def generate(
         with (
             conn.cursor() as cur,
             cur.copy(
-                'COPY saes_example (feature_id, kind, quantile_index, quantile_low, quantile_high, token_ids, "values",'
-                ' max_value, max_position, document, "offset") FROM STDIN WITH (FORMAT BINARY)'
+                "COPY saes_example (feature_id, kind, quantile_index, quantile_low, quantile_high,"
+                ' token_ids, "values", max_value, max_position, document, "offset")'
+                " FROM STDIN WITH (FORMAT BINARY)"
             ) as copy,
         ):
             copy.write(BINARY_HEADER)

@@ -210,7 +210,8 @@ def _cursor_samples(url: str, n: int = 400) -> list[tuple[int, float, float]]:
         return [
             tuple(r)
             for r in conn.execute(
-                "SELECT f.index, f.density, f.max_activation FROM saes_feature f JOIN saes_sae s ON s.id = f.sae_id"
+                "SELECT f.index, f.density, f.max_activation"
+                " FROM saes_feature f JOIN saes_sae s ON s.id = f.sae_id"
                 " WHERE s.slug = 'res' ORDER BY random() LIMIT %s",
                 [n],
             )

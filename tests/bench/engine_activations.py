@@ -5,7 +5,8 @@ the hooked forward stopped at the SAE hook by an exception, preprocessing, ``sae
 per-text results on the CPU with token strings. Bare: the same tokenized batches through a
 copy of the model cut after the hook's block (no hooks, no final norm) and ``sae.encode``.
 Both see the same texts and batch size, on one CPU thread; runs alternate and the median of each
-is used, since this machine is shared. Uses the demo model and SAE, or a tiny random GPT-2 when absent.
+is used, since this machine is shared. Uses the demo model and SAE, or a tiny random GPT-2 when
+absent.
 """
 
 from __future__ import annotations

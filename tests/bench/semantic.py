@@ -180,7 +180,8 @@ def _generate(n: int) -> dict:
         cols = _copy_rows(Feature, {"id", "index"})
         cur.execute(
             f'INSERT INTO saes_feature ("index", {", ".join(cols)}) '
-            f"SELECT g, {', '.join(cols)} FROM saes_feature, generate_series(1, %s) g WHERE id = %s",
+            f"SELECT g, {', '.join(cols)} FROM saes_feature, generate_series(1, %s) g"
+            " WHERE id = %s",
             [sae.d_sae - 1, first.pk],
         )
     phases["features"] = time.monotonic() - t
@@ -249,7 +250,8 @@ def _generate(n: int) -> dict:
     cur.execute("ANALYZE explanations_explanation")
     cur.execute("ANALYZE saes_feature")
     cur.execute(
-        "SELECT pg_database_size(current_database()), pg_relation_size('explanation_embedding_hnsw'),"
+        "SELECT pg_database_size(current_database()),"
+        " pg_relation_size('explanation_embedding_hnsw'),"
         f" pg_total_relation_size('{table}')"
     )
     db, index, total = cur.fetchone()

@@ -129,7 +129,8 @@ def test_a_dead_feature_says_so(browser_page, live_server_url, indexed):
 def test_the_embed_renders_without_site_chrome(browser_page, live_server_url, indexed, tmp_path):
     page = browser_page.page
     page.set_content(
-        f'<iframe src="{live_server_url}/tiny/res-1/3/?embed=1&test=1" width="800" height="900"></iframe>'
+        f'<iframe src="{live_server_url}/tiny/res-1/3/?embed=1&test=1"'
+        ' width="800" height="900"></iframe>'
     )
     frame = page.frame_locator("iframe")
     frame.locator('[data-chart="histogram"] svg.histogram').wait_for()

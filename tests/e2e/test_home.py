@@ -136,7 +136,8 @@ def test_frontend_assets_are_served_hashed_with_a_year_long_cache(live_server_ur
     "browser_options", [{"viewport": {"width": 1100, "height": 560}, "color_scheme": "light"}]
 )
 def test_readme_screenshot(browser_page, live_server_url):
-    """Retakes docs/screenshot-home.png (README): UPDATE_README_SCREENSHOT=1 pytest tests/e2e -k readme."""
+    """Retakes docs/screenshot-home.png (README):
+    UPDATE_README_SCREENSHOT=1 pytest tests/e2e -k readme."""
     open_home(browser_page, live_server_url)
     shot = browser_page.screenshot("readme-home", full_page=False)
     shutil.copyfile(shot, REPO / "docs" / "screenshot-home.png")

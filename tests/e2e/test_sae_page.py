@@ -71,7 +71,8 @@ def test_zooming_scales_the_points_layer(browser_page, live_server_url, indexed)
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, -400)
     page.wait_for_function(
-        "document.querySelector('.feature-map g.points').getAttribute('transform')?.includes('scale')"
+        "document.querySelector('.feature-map g.points')"
+        ".getAttribute('transform')?.includes('scale')"
     )
 
 

@@ -65,7 +65,8 @@ def wait_until_done(page) -> None:
     try:
         page.wait_for_function(
             "() => document.querySelector('.steer-state')?.textContent === 'done'"
-            " && [...document.querySelectorAll('[data-row-text]')].every(e => e.dataset.done === 'true')",
+            " && [...document.querySelectorAll('[data-row-text]')]"
+            ".every(e => e.dataset.done === 'true')",
             timeout=GENERATION_TIMEOUT_MS,
         )
     except PlaywrightTimeout:

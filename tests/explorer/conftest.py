@@ -12,7 +12,8 @@ def _static_collected(collected_static):
 
 @pytest.fixture(autouse=True)
 def _plain_http(settings):
-    """The test client speaks plain HTTP; production's HTTPS redirect is tested via check --deploy."""
+    """The test client speaks plain HTTP; production's HTTPS redirect is tested via
+    check --deploy."""
     settings.SECURE_SSL_REDIRECT = False
 
 

@@ -21,7 +21,8 @@ response = Client(HTTP_HOST="localhost").get("/accounts/login/", secure=True)
 assert response.status_code == 200, response.status_code
 response = Client(HTTP_HOST="localhost").get("/api/v1/openapi.json", secure=True)
 assert response.status_code == 200, response.status_code
-heavy = sorted(m for m in ("torch", "transformers", "sae_lens", "transformer_lens") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "transformers", "sae_lens", "transformer_lens")
+               if m in sys.modules)
 print("heavy:", heavy)
 # The workers app (its management commands) is installed: Django loads its AppConfig only.
 print("workers:", json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "workers")))

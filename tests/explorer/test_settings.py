@@ -69,7 +69,8 @@ def test_production_settings_pass_check_deploy_without_warnings(embedded_service
 def test_https_false_turns_off_the_redirect_secure_cookies_and_hsts():
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS)"
+        "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE,"
+        " s.SECURE_HSTS_SECONDS)"
     )
     assert _run(["-c", code], HTTPS="false").stdout.split() == ["False", "False", "False", "0"]
     assert _run(["-c", code]).stdout.split() == ["True", "True", "True", "31536000"]

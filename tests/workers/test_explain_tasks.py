@@ -1,4 +1,5 @@
-"""The explain task bodies, run in-process (the worker runs them in tests/workers/test_explain.py)."""
+"""The explain task bodies, run in-process (the worker runs them in
+tests/workers/test_explain.py)."""
 
 from __future__ import annotations
 

@@ -108,7 +108,8 @@ def vite_asset(entry: str) -> SafeString:
         entries = sorted(k for k, v in manifest.items() if isinstance(v, dict) and v.get("isEntry"))
         raise ImproperlyConfigured(
             f"{entry!r} is not an entry of the frontend build (entries: {entries}). "
-            "Add it to build.rolldownOptions.input in frontend/vite.config.ts and run `make install`."
+            "Add it to build.rolldownOptions.input in frontend/vite.config.ts "
+            "and run `make install`."
         )
     css: list[str] = []
     chunks: list[str] = []

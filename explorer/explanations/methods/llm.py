@@ -167,9 +167,11 @@ def _reply_text(response: httpx.Response, usage: Usage) -> str:
 
 EXPLAIN_SYSTEM = (
     "You explain features of a sparse autoencoder trained on a language model's activations. "
-    f"You see text excerpts where the feature fires; the token where it fires most is marked {MARK_OPEN}like this{MARK_CLOSE}. "
+    "You see text excerpts where the feature fires; the token where it fires most is marked "
+    f"{MARK_OPEN}like this{MARK_CLOSE}. "
     "You also see the tokens the feature makes more likely next. Reply with one short phrase "
-    "(at most 12 words) saying what the feature responds to. No preamble, no quotes around the answer."
+    "(at most 12 words) saying what the feature responds to. "
+    "No preamble, no quotes around the answer."
 )
 
 

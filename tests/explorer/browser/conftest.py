@@ -9,5 +9,6 @@ from tests.builders import build_indexed_sae
 
 @pytest.fixture
 def indexed(db):
-    """tiny/res-1: 32 features, every 10th dead (0, 10, 20, 30), 3 top examples + 1 quantile each."""
+    """tiny/res-1: 32 features, every 10th dead (0, 10, 20, 30), 3 top examples + 1 quantile
+    each."""
     return build_indexed_sae()

@@ -191,8 +191,8 @@ def test_signed_in_readers_can_add_an_explanation_and_vote(client, indexed, alic
     client.force_login(alice)
     _, body = get(client, "/tiny/res-1/3/")
     assert (
-        'data-enhance="add-explanation" data-url="/api/v1/models/tiny/saes/res-1/features/3/explanations"'
-        in body
+        'data-enhance="add-explanation"'
+        ' data-url="/api/v1/models/tiny/saes/res-1/features/3/explanations"' in body
     )
     assert 'data-enhance="vote"' in body
 

@@ -89,7 +89,7 @@ def test_an_edit_to_empty_text_is_refused(feature, alice):
     assert Explanation.objects.get(pk=e.pk).text == "first"
 
 
-# -- JSON API ---------------------------------------------------------------------------------------
+# -- JSON API --------------------------------------------------------------------------------------
 
 
 def test_the_api_refuses_an_empty_explanation(client, indexed, auth):

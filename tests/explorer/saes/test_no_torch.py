@@ -16,7 +16,8 @@ django.setup()
 import explorer.saes.models, explorer.saes.admin, explorer.saes.selectors, explorer.saes.services
 import explorer.saes.indexing, explorer.saes.consumers
 import workers.management.commands.add_sae, workers.management.commands.embed_explanations
-heavy = sorted(m for m in ("torch", "transformers", "sae_lens", "transformer_lens") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "transformers", "sae_lens", "transformer_lens")
+               if m in sys.modules)
 print("heavy:", heavy)
 """
 

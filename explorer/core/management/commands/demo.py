@@ -23,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from explorer.core import embedded
+from explorer.core.checks import first_line
 from explorer.core.static import collectstatic_if_stale
 from explorer.core.supervisor import Child, Supervisor
 from explorer.core.tasks import BATCH_QUEUES, live_queue
@@ -35,8 +36,8 @@ DEMO_INDEX_TOKENS = 200_000  # ~20 s of the demo model on 2 CPU cores
 def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None:
     """First-start hook: register the committed demo model + SAE and queue its indexing.
 
-    A no-op when the demo SAE is indexed; `tokens` 0 registers only. An index run left unfinished by an earlier start
-    (stopped mid-run) is resumed rather than started again.
+    A no-op when the demo SAE is indexed; `tokens` 0 registers only. An index run left
+    unfinished by an earlier start (stopped mid-run) is resumed rather than started again.
     """
     from explorer.saes import indexing
     from explorer.saes.models import Feature, IndexRun
@@ -79,7 +80,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-missing-frontend",
             action="store_true",
-            help="start without a frontend build: the API and /healthz work, pages fail until it is built",
+            help=(
+                "start without a frontend build: the API and /healthz work, "
+                "pages fail until it is built"
+            ),
         )
         parser.add_argument(
             "--index-tokens",
@@ -216,7 +220,8 @@ class Command(BaseCommand):
                 sock.bind((host, port))
             except OSError as exc:
                 raise CommandError(
-                    f"Port {port} on {host} is in use ({exc.strerror}). Stop what uses it or pass --port."
+                    f"Port {port} on {host} is in use ({exc.strerror}). "
+                    "Stop what uses it or pass --port."
                 ) from None
 
     def _check_database(self) -> None:
@@ -225,10 +230,10 @@ class Command(BaseCommand):
         try:
             connection.ensure_connection()
         except Exception as exc:  # noqa: BLE001 - any failure is reported the same way
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise CommandError(
                 f"Cannot reach the database {settings.DATABASES['default']['NAME']!r} "
-                f"(DATABASE_URL): {first}. Check the URL, or unset DATABASE_URL to use the embedded server."
+                f"(DATABASE_URL): {first_line(exc)}. "
+                "Check the URL, or unset DATABASE_URL to use the embedded server."
             ) from None
 
     def _check_frontend(self) -> None:

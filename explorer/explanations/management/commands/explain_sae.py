@@ -31,7 +31,10 @@ def parse_indices(value: str) -> list[int]:
 
 
 class Command(BaseCommand):
-    help = "Explain an SAE's features with the configured LLM endpoint (Celery jobs on the explain queue)."
+    help = (
+        "Explain an SAE's features with the configured LLM endpoint "
+        "(Celery jobs on the explain queue)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("sae", help="<model>/<sae> slugs")

@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def var_dir():
-    # Outside pytest's 0700 basetemp: as root, Postgres runs as `pgserver` (see tests/fixtures/services.py).
+    # Outside pytest's 0700 basetemp: as root, Postgres runs as `pgserver` (see
+    # tests/fixtures/services.py).
     path = Path(tempfile.mkdtemp(prefix="sfe-test-demo-"))
     yield path
     for server in (EmbeddedPostgres(path), EmbeddedRedis(path)):
