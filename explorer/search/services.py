@@ -121,6 +121,21 @@ def search_results(
     explanations nearest in meaning together (reciprocal rank fusion), then, in auto mode,
     features peaking on the query as a token. Raises as search() does.
     """
+    q, mode = _query_and_mode(q, mode)
+    limit = max(1, min(limit, MAX_LIMIT))
+    scope = _scope(model_slug=model_slug, sae_slug=sae_slug)
+    if mode == "index":
+        return SearchResult(_by_index(q, scope, limit))
+    if mode == "text":
+        return SearchResult(_by_text(q, scope, limit))
+    if mode == "token":
+        return SearchResult(_by_token(q, scope, limit))
+    return _by_explanation_and_meaning(q, scope, limit, add_tokens=mode == "auto")
+
+
+def _query_and_mode(q: str, mode: str) -> tuple[str, str]:
+    """The stripped query and the mode to run: in auto mode a `token:` or `text:` prefix or an
+    `#index` decides. Raises ApplicationError for an empty or over-long query or a bad mode."""
     q = q.strip()
     if not q:
         raise ApplicationError("Type something to search for.", code="empty_query")
@@ -132,7 +147,6 @@ def search_results(
         raise ApplicationError(
             f"Unknown search mode {mode!r}: use one of {', '.join(MODES)}.", code="invalid_mode"
         )
-    limit = max(1, min(limit, MAX_LIMIT))
     if mode == "auto":
         if prefix := PREFIX_RE.match(q):
             mode, q = prefix.group(1), prefix.group(2).strip()
@@ -140,17 +154,18 @@ def search_results(
                 raise ApplicationError(f"Type something after {mode}:", code="empty_query")
         elif INDEX_RE.match(q):
             mode = "index"
-    scope = _scope(model_slug=model_slug, sae_slug=sae_slug)
-    if mode == "index":
-        return SearchResult(_by_index(q, scope, limit))
-    if mode == "text":
-        return SearchResult(_by_text(q, scope, limit))
-    if mode == "token":
-        return SearchResult(_by_token(q, scope, limit))
+    return q, mode
+
+
+def _by_explanation_and_meaning(
+    q: str, scope: SearchScope, limit: int, *, add_tokens: bool
+) -> SearchResult:
+    """Text matches of explanations fused with the explanations nearest in meaning; with
+    `add_tokens`, features peaking on `q` as a token fill what is left of `limit`."""
     hits = _by_explanation(q, scope, limit)
     semantic = _by_meaning(q, scope, limit)
     hits = fuse_ranks([hits, semantic.hits], limit=limit) if semantic.hits else hits
-    if mode == "auto" and len(hits) < limit:
+    if add_tokens and len(hits) < limit:
         seen = {(h.model, h.sae, h.index) for h in hits}
         hits += [h for h in _by_token(q, scope, limit) if (h.model, h.sae, h.index) not in seen]
     return SearchResult(hits[:limit], semantic=semantic.semantic, notice=semantic.notice)
