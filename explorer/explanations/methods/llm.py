@@ -111,34 +111,65 @@ def chat(
     try:
         attempt = 0
         while True:
-            wait: float | None = None
             try:
-                response = http.post(url, json=body, headers=headers, timeout=endpoint.timeout_s)
-            except httpx.TimeoutException:
-                reason = f"the endpoint timed out after {endpoint.timeout_s:g} s"
-            except httpx.HTTPError as exc:
-                reason = f"the endpoint is unreachable: {type(exc).__name__}: {exc}"
-            else:
-                status = response.status_code
-                if status == 200:
-                    return _reply_text(response, usage)
-                reason = f"HTTP {status} from the endpoint: {_snippet(response.text)}"
-                if status == 429:
-                    reason = f"over quota or rate-limited (HTTP 429): {_snippet(response.text)}"
-                    wait = retry_after_s(response.headers.get("Retry-After"))
-                elif (
-                    status < 500
-                ):  # a refusal (bad key, unknown model, bad request): retrying won't help
-                    raise EndpointError(reason, retryable=False)
-            if attempt >= endpoint.max_retries:
-                raise EndpointError(f"{reason} (gave up after {attempt + 1} tries)", retryable=True)
-            if wait is None:
-                wait = endpoint.backoff_s * 2**attempt
+                return _post_once(
+                    http, url, body=body, headers=headers, timeout_s=endpoint.timeout_s, usage=usage
+                )
+            except _TryAgain as failure:
+                if attempt >= endpoint.max_retries:
+                    raise EndpointError(
+                        f"{failure.reason} (gave up after {attempt + 1} tries)", retryable=True
+                    ) from None
+                wait = failure.wait
+                if wait is None:
+                    wait = endpoint.backoff_s * 2**attempt
             sleep(min(wait, endpoint.max_backoff_s))
             attempt += 1
     finally:
         if own:
             http.close()
+
+
+class _TryAgain(Exception):
+    """A failure that may pass: `reason` goes into the final error, `wait` is a Retry-After."""
+
+    def __init__(self, reason: str, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+def _post_once(
+    http: httpx.Client,
+    url: str,
+    *,
+    body: dict,
+    headers: dict[str, str],
+    timeout_s: float,
+    usage: Usage,
+) -> str:
+    """One POST: the reply text, or _TryAgain for a timeout, a connection error, 429 or 5xx.
+
+    Raises EndpointError for a refusal (4xx but 429) or a malformed reply.
+    """
+    try:
+        response = http.post(url, json=body, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        raise _TryAgain(f"the endpoint timed out after {timeout_s:g} s") from None
+    except httpx.HTTPError as exc:
+        raise _TryAgain(f"the endpoint is unreachable: {type(exc).__name__}: {exc}") from None
+    status = response.status_code
+    if status == 200:
+        return _reply_text(response, usage)
+    if status == 429:
+        raise _TryAgain(
+            f"over quota or rate-limited (HTTP 429): {_snippet(response.text)}",
+            wait=retry_after_s(response.headers.get("Retry-After")),
+        )
+    reason = f"HTTP {status} from the endpoint: {_snippet(response.text)}"
+    if status < 500:  # a refusal (bad key, unknown model, bad request): retrying won't help
+        raise EndpointError(reason, retryable=False)
+    raise _TryAgain(reason)
 
 
 def _reply_text(response: httpx.Response, usage: Usage) -> str:
