@@ -117,77 +117,14 @@ class Command(BaseCommand):
         try:
             env = self._child_env()
             # The worker boots (seconds) while we migrate; nothing enqueues before the web is up.
-            # Two workers: live queues must never wait behind an indexing job (DESIGN.md §7).
             if not options["no_worker"]:
-                live = ",".join(live_queue(m) for m in settings.EXPLORER_LIVE_MODELS)
-                for name, queues in (("worker", live), ("batch-worker", ",".join(BATCH_QUEUES))):
-                    if not queues:
-                        continue
-                    worker_log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-                    supervisor.start(
-                        Child(
-                            name,
-                            [
-                                sys.executable,
-                                "-m",
-                                "celery",
-                                "-A",
-                                "workers.celery",
-                                "worker",
-                                "-Q",
-                                queues,
-                                "--concurrency",
-                                "1",
-                                "-n",
-                                f"demo-{name}@%h",
-                                "--loglevel",
-                                "INFO",
-                            ],
-                            env,
-                        ),
-                        log=worker_log,
-                    )
-                    self.stdout.write(f"{name}: queues {queues} (log: {log_dir / f'{name}.log'})")
+                self._start_workers(supervisor, env, log_dir)
             # migrate runs the system checks first, database ones included (explorer.W002).
             call_command("migrate", interactive=False, verbosity=0, skip_checks=False)
             collectstatic_if_stale()
             register_demo_sae_if_needed(self.stdout, options["index_tokens"])
-            web = supervisor.start(
-                Child(
-                    "web",
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "explorer.asgi:application",
-                        "--host",
-                        host,
-                        "--port",
-                        str(port),
-                        "--lifespan",
-                        "off",
-                        "--no-access-log",
-                    ],
-                    env,
-                )
-            )
-            url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-            if not self._wait_http(
-                url + "healthz", web, supervisor, want_ok=not options["no_worker"]
-            ):
-                self.stderr.write(f"warning: {url}healthz is not 200 yet (worker still starting?)")
-            self.stdout.write(self.style.SUCCESS(f"SAE Feature Explorer is running at {url}"))
-            self.stdout.write(f"pids: {' '.join(f'{c.name}={c.pid}' for c in supervisor.children)}")
-            self.stdout.write("Press Ctrl-C to stop.")
-            self.stdout.flush()
-            while True:
-                exited = supervisor.first_exited()
-                if exited is not None:
-                    child, code = exited
-                    raise CommandError(
-                        f"{child.name} exited with code {code}; stopping everything."
-                    )
-                time.sleep(0.5)
+            self._start_web(supervisor, env, host, port, want_ok=not options["no_worker"])
+            self._wait_for_an_exit(supervisor)
         except KeyboardInterrupt:
             stopping = True
         finally:
@@ -199,6 +136,78 @@ class Command(BaseCommand):
             embedded.release_all()
             if stopping:
                 self._say("Stopped.")
+
+    def _start_workers(self, supervisor: Supervisor, env: dict[str, str], log_dir: Path) -> None:
+        """Two workers: live queues must never wait behind an indexing job (DESIGN.md §7)."""
+        live = ",".join(live_queue(m) for m in settings.EXPLORER_LIVE_MODELS)
+        for name, queues in (("worker", live), ("batch-worker", ",".join(BATCH_QUEUES))):
+            if not queues:
+                continue
+            worker_log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+            supervisor.start(
+                Child(
+                    name,
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "workers.celery",
+                        "worker",
+                        "-Q",
+                        queues,
+                        "--concurrency",
+                        "1",
+                        "-n",
+                        f"demo-{name}@%h",
+                        "--loglevel",
+                        "INFO",
+                    ],
+                    env,
+                ),
+                log=worker_log,
+            )
+            self.stdout.write(f"{name}: queues {queues} (log: {log_dir / f'{name}.log'})")
+
+    def _start_web(
+        self, supervisor: Supervisor, env: dict[str, str], host: str, port: int, *, want_ok: bool
+    ) -> None:
+        """Start uvicorn and say where it listens once /healthz answers (200 if `want_ok`)."""
+        web = supervisor.start(
+            Child(
+                "web",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "explorer.asgi:application",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--lifespan",
+                    "off",
+                    "--no-access-log",
+                ],
+                env,
+            )
+        )
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+        if not self._wait_http(url + "healthz", web, supervisor, want_ok=want_ok):
+            self.stderr.write(f"warning: {url}healthz is not 200 yet (worker still starting?)")
+        self.stdout.write(self.style.SUCCESS(f"SAE Feature Explorer is running at {url}"))
+        self.stdout.write(f"pids: {' '.join(f'{c.name}={c.pid}' for c in supervisor.children)}")
+        self.stdout.write("Press Ctrl-C to stop.")
+        self.stdout.flush()
+
+    def _wait_for_an_exit(self, supervisor: Supervisor) -> None:
+        """Block until Ctrl-C (KeyboardInterrupt) or a child exits (CommandError)."""
+        while True:
+            exited = supervisor.first_exited()
+            if exited is not None:
+                child, code = exited
+                raise CommandError(f"{child.name} exited with code {code}; stopping everything.")
+            time.sleep(0.5)
 
     def _say(self, message: str) -> None:
         """Write during shutdown; a closed terminal (broken pipe) must not skip the clean-up."""
