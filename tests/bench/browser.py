@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -262,75 +263,93 @@ def run() -> list[dict]:
 
 def _measure(env: dict[str, str], url: str, report: dict, n_words: int, word) -> list[dict]:
     rng = random.Random(0)
-    n = report["features"]
-    samples = _cursor_samples(url)
+    paths = _path_makers(rng, report["features"], _cursor_samples(url), n_words, word)
     port = _free_port()
     server = _serve(env, port)
     try:
-        base = "/api/v1/models/bench/saes/res"
-
-        def feature_json() -> str:
-            return f"{base}/features/{rng.randrange(n)}"
-
-        def feature_page() -> str:
-            return f"/bench/res/{rng.randrange(n)}/"
-
-        def search() -> str:
-            q = " ".join(word(rng.randrange(n_words)) for _ in range(rng.choice((1, 2))))
-            return "/api/v1/search?" + urllib.parse.urlencode(
-                {"q": q, "model": "bench", "sae": "res", "mode": "explanation"}
-            )
-
-        vocab_words = [word(i) for i in range(0, 40_000, 7)]
-
-        def token_search() -> str:
-            return "/api/v1/search?" + urllib.parse.urlencode(
-                {"q": f"token:{rng.choice(vocab_words)}", "model": "bench", "sae": "res"}
-            )
-
-        def table_page() -> str:
-            index, density, max_act = rng.choice(samples)
-            if rng.random() < 0.5:
-                return "/bench/res/?" + urllib.parse.urlencode(
-                    {"sort": "density", "after": f"{density!r}~{index}"}
-                )
-            return "/bench/res/?" + urllib.parse.urlencode(
-                {"sort": "max", "after": f"{max_act!r}~{index}"}
-            )
-
-        def table_json() -> str:
-            index, density, _ = rng.choice(samples)
-            cursor = (
-                base64.urlsafe_b64encode(json.dumps([density, index]).encode()).decode().rstrip("=")
-            )
-            return f"{base}/features?" + urllib.parse.urlencode(
-                {"sort": "-density", "cursor": cursor, "limit": 50}
-            )
-
-        only = set(filter(None, os.environ.get("BENCH_BROWSER_ONLY", "").split(",")))
-        results = {}
-        for name, paths in (
-            ("feature_json", feature_json),
-            ("feature_page", feature_page),
-            ("search_explanations", search),
-            ("search_tokens", token_search),
-            ("sae_table_page", table_page),
-            ("sae_table_json", table_json),
-        ):
-            if only and name not in only:
-                continue
-            results[name] = _load(port, paths)
-            # This machine is shared: the load beside the run says how far to trust a figure.
-            results[name]["load_avg_1m"] = round(os.getloadavg()[0], 1)
-            _log(f"{name}: {results[name]}")
-        export = None
-        if not only or "export" in only:
-            export = _export_features(port, server.pid)
-            _log(f"export: {export}")
+        results, export = _run_loads(port, server.pid, paths)
     finally:
         _stop(server)
+    return _synthetic_figures(report) + _latency_figures(results) + _export_figures(export)
 
-    figures = [
+
+def _path_makers(
+    rng: random.Random, n: int, samples: list[tuple], n_words: int, word
+) -> dict[str, Callable[[], str]]:
+    """Per load: a function giving the next URL path to request, drawn from `rng`."""
+    base = "/api/v1/models/bench/saes/res"
+
+    def feature_json() -> str:
+        return f"{base}/features/{rng.randrange(n)}"
+
+    def feature_page() -> str:
+        return f"/bench/res/{rng.randrange(n)}/"
+
+    def search() -> str:
+        q = " ".join(word(rng.randrange(n_words)) for _ in range(rng.choice((1, 2))))
+        return "/api/v1/search?" + urllib.parse.urlencode(
+            {"q": q, "model": "bench", "sae": "res", "mode": "explanation"}
+        )
+
+    vocab_words = [word(i) for i in range(0, 40_000, 7)]
+
+    def token_search() -> str:
+        return "/api/v1/search?" + urllib.parse.urlencode(
+            {"q": f"token:{rng.choice(vocab_words)}", "model": "bench", "sae": "res"}
+        )
+
+    def table_page() -> str:
+        index, density, max_act = rng.choice(samples)
+        if rng.random() < 0.5:
+            return "/bench/res/?" + urllib.parse.urlencode(
+                {"sort": "density", "after": f"{density!r}~{index}"}
+            )
+        return "/bench/res/?" + urllib.parse.urlencode(
+            {"sort": "max", "after": f"{max_act!r}~{index}"}
+        )
+
+    def table_json() -> str:
+        index, density, _ = rng.choice(samples)
+        cursor = (
+            base64.urlsafe_b64encode(json.dumps([density, index]).encode()).decode().rstrip("=")
+        )
+        return f"{base}/features?" + urllib.parse.urlencode(
+            {"sort": "-density", "cursor": cursor, "limit": 50}
+        )
+
+    return {
+        "feature_json": feature_json,
+        "feature_page": feature_page,
+        "search_explanations": search,
+        "search_tokens": token_search,
+        "sae_table_page": table_page,
+        "sae_table_json": table_json,
+    }
+
+
+def _run_loads(
+    port: int, pid: int, paths: dict[str, Callable[[], str]]
+) -> tuple[dict[str, dict], dict | None]:
+    """Each load's latencies by name, then the export's figures (None when not run); the
+    names in BENCH_BROWSER_ONLY (comma-separated, "export" included) restrict what runs."""
+    only = set(filter(None, os.environ.get("BENCH_BROWSER_ONLY", "").split(",")))
+    results = {}
+    for name, next_path in paths.items():
+        if only and name not in only:
+            continue
+        results[name] = _load(port, next_path)
+        # This machine is shared: the load beside the run says how far to trust a figure.
+        results[name]["load_avg_1m"] = round(os.getloadavg()[0], 1)
+        _log(f"{name}: {results[name]}")
+    export = None
+    if not only or "export" in only:
+        export = _export_features(port, pid)
+        _log(f"export: {export}")
+    return results, export
+
+
+def _synthetic_figures(report: dict) -> list[dict]:
+    return [
         {"name": "synthetic_features", "value": report["features"], "unit": "rows", "target": None},
         {"name": "synthetic_examples", "value": report["examples"], "unit": "rows", "target": None},
         {
@@ -353,21 +372,27 @@ def _measure(env: dict[str, str], url: str, report: dict, n_words: int, word) ->
             "phases": report["phases"],
         },
     ]
-    targets = {
-        "feature_json": "<= 50",
-        "feature_page": "<= 100",
-        "search_explanations": "<= 100",
-        "search_tokens": None,
-        "sae_table_page": "<= 100",
-        "sae_table_json": "<= 100",
-    }
+
+
+LATENCY_TARGETS = {
+    "feature_json": "<= 50",
+    "feature_page": "<= 100",
+    "search_explanations": "<= 100",
+    "search_tokens": None,
+    "sae_table_page": "<= 100",
+    "sae_table_json": "<= 100",
+}
+
+
+def _latency_figures(results: dict[str, dict]) -> list[dict]:
+    figures = []
     for name, r in results.items():
         ok = sum(v for k, v in r["statuses"].items() if k == 200)
         figure = {
             "name": f"{name}_p95_ms",
             "value": r["p95"],
             "unit": "ms",
-            "target": targets[name],
+            "target": LATENCY_TARGETS[name],
             "p50_ms": r["p50"],
             "rps": r["rps"],
             "clients": CLIENTS,
@@ -380,23 +405,27 @@ def _measure(env: dict[str, str], url: str, report: dict, n_words: int, word) ->
                 value=None, error=f"{sum(r['statuses'].values()) - ok} responses were not 200"
             )
         figures.append(figure)
-    if export is not None:
-        figures += [
-            {
-                "name": "export_features_csv_s",
-                "value": export["seconds"],
-                "unit": "s",
-                "target": None,
-                "bytes": export["bytes"],
-            },
-            {
-                "name": "export_server_rss_growth_mib",
-                "value": export["rss_growth_mib"],
-                "unit": "MiB",
-                "target": None,
-            },
-        ]
     return figures
+
+
+def _export_figures(export: dict | None) -> list[dict]:
+    if export is None:
+        return []
+    return [
+        {
+            "name": "export_features_csv_s",
+            "value": export["seconds"],
+            "unit": "s",
+            "target": None,
+            "bytes": export["bytes"],
+        },
+        {
+            "name": "export_server_rss_growth_mib",
+            "value": export["rss_growth_mib"],
+            "unit": "MiB",
+            "target": None,
+        },
+    ]
 
 
 def _rss_kib(pid: int, field: str) -> int:
