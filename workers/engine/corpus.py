@@ -59,31 +59,45 @@ def parse_corpus_spec(spec: str) -> CorpusSpec:
     if spec == "demo":
         return CorpusSpec("demo", spec)
     if spec.startswith("hf:"):
-        name, _, split = spec[3:].partition(":")
-        if not name:
-            raise CorpusError(
-                f"corpus {spec!r}: 'hf:' needs a dataset name, e.g. hf:NeelNanda/pile-10k"
-            )
-        return CorpusSpec("hf", spec, name=name, split=split or "train")
+        return _hf_spec(spec)
+    return _files_spec(spec)
+
+
+def _hf_spec(spec: str) -> CorpusSpec:
+    name, _, split = spec[3:].partition(":")
+    if not name:
+        raise CorpusError(
+            f"corpus {spec!r}: 'hf:' needs a dataset name, e.g. hf:NeelNanda/pile-10k"
+        )
+    return CorpusSpec("hf", spec, name=name, split=split or "train")
+
+
+def _files_spec(spec: str) -> CorpusSpec:
     paths: list[Path] = []
     for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        matches = sorted(glob.glob(str(Path(part).expanduser()), recursive=True))
-        if not matches:
-            raise CorpusError(f"corpus file {part!r} does not exist (no file matches)")
-        for m in matches:
-            path = Path(m)
-            if path.is_dir():
-                raise CorpusError(f"corpus path {m!r} is a directory; give files or a glob")
-            if path.suffix not in FILE_SUFFIXES:
-                raise CorpusError(f"corpus file {m!r} is not .txt or .jsonl")
-            paths.append(path.resolve())
+        if part:
+            paths += _glob(part)
     if not paths:
         raise CorpusError(f"corpus {spec!r} names no file")
     if all(p.stat().st_size == 0 for p in paths):
         raise CorpusError(f"corpus {spec!r} is empty: every file has 0 bytes")
     return CorpusSpec("files", spec, paths=tuple(paths))
+
+
+def _glob(part: str) -> list[Path]:
+    """The files one comma-separated part of a spec matches, resolved, in sorted order."""
+    matches = sorted(glob.glob(str(Path(part).expanduser()), recursive=True))
+    if not matches:
+        raise CorpusError(f"corpus file {part!r} does not exist (no file matches)")
+    paths = []
+    for m in matches:
+        path = Path(m)
+        if path.is_dir():
+            raise CorpusError(f"corpus path {m!r} is a directory; give files or a glob")
+        if path.suffix not in FILE_SUFFIXES:
+            raise CorpusError(f"corpus file {m!r} is not .txt or .jsonl")
+        paths.append(path.resolve())
+    return paths
 
 
 def _jsonl_documents(path: Path) -> Iterator[str]:
