@@ -19,7 +19,7 @@ BOS and padding are excluded from statistics unless ``include_bos`` (padding alw
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +144,24 @@ def make_windows(
     Raises ValueError for ``tokens`` < 1, a context the model cannot take (or < 2 with BOS),
     or a corpus without a single token; TypeError for a non-string document.
     """
+    _check_window_args(lm, context=context, tokens=tokens, prepend_bos=prepend_bos)
+    cutter = _WindowCutter(
+        body=context - int(prepend_bos),
+        bos=[lm.bos_token_id] if prepend_bos else [],
+        left=tokens,
+    )
+    for batch in _documents_in_chunks(documents, lambda: cutter.left):
+        # verbose=False: documents may be longer than the model; they are cut below.
+        for ids in lm.tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
+            cutter.add(ids)
+            if cutter.full:
+                break
+        if cutter.full:
+            break
+    return cutter.windows(context=context)
+
+
+def _check_window_args(lm: LoadedModel, *, context: int, tokens: int, prepend_bos: bool) -> None:
     _check_positive("tokens", tokens)
     _check_positive("context", context)
     if context > lm.n_ctx:
@@ -152,56 +170,70 @@ def make_windows(
         raise ValueError(f"context {context} exceeds the {1 << POS_BITS} positions a key holds")
     if prepend_bos and context < 2:
         raise ValueError("context must be >= 2 when BOS is prepended")
-    body = context - int(prepend_bos)
-    bos = [lm.bos_token_id] if prepend_bos else []
-    chunks: list[np.ndarray] = []
-    lens, docs, starts = [], [], []
-    left = tokens
 
-    def docs_in_chunks() -> Iterable[list[str]]:
-        # Tokenize about as much text as the budget still needs (~3 chars a token at most),
-        # not whole batches of long documents that would be thrown away.
-        buf: list[str] = []
-        chars = 0
-        for d in documents:
-            if not isinstance(d, str):
-                raise TypeError(f"documents must be strings, got {type(d).__name__}")
-            buf.append(d)
-            chars += len(d)
-            if len(buf) == _TOKENIZE_CHUNK or chars >= max(3 * left, 2000):
-                yield buf
-                buf, chars = [], 0
-        if buf:
+
+def _documents_in_chunks(documents: Iterable[str], left: Callable[[], int]) -> Iterator[list[str]]:
+    """Documents in lists for one tokenizer call each, checked to be strings.
+
+    A list holds about as much text as the budget still needs (``left()`` positions, ~3 chars
+    a token at most), not whole batches of long documents that would be thrown away.
+    """
+    buf: list[str] = []
+    chars = 0
+    for d in documents:
+        if not isinstance(d, str):
+            raise TypeError(f"documents must be strings, got {type(d).__name__}")
+        buf.append(d)
+        chars += len(d)
+        if len(buf) == _TOKENIZE_CHUNK or chars >= max(3 * left(), 2000):
             yield buf
+            buf, chars = [], 0
+    if buf:
+        yield buf
 
-    doc = 0
-    for batch in docs_in_chunks():
-        # verbose=False: documents may be longer than the model; they are cut below.
-        for ids in lm.tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
-            for s in range(0, len(ids), body):
-                w = (bos + ids[s : s + body])[:left]
-                if len(w) <= len(bos):
-                    break  # the budget ran out: no real token would be left
-                chunks.append(np.asarray(w, dtype=np.int32))
-                lens.append(len(w)), docs.append(doc), starts.append(s)
-                left -= len(w)
-            doc += 1
-            if left <= len(bos):
-                break
-        if left <= len(bos):
-            break
-    if not chunks:
-        raise ValueError("the corpus is empty: no document has a single token")
-    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    return Windows(
-        np.concatenate(chunks),
-        offsets,
-        np.asarray(docs, dtype=np.int64),
-        np.asarray(starts, dtype=np.int64),
-        has_bos=prepend_bos,
-        context=context,
-    )
+
+class _WindowCutter:
+    """Cuts tokenized documents, in stream order, into windows of ``bos`` + ``body`` tokens
+    until ``left`` positions are used (the last window truncated)."""
+
+    def __init__(self, *, body: int, bos: list[int], left: int) -> None:
+        self.body, self.bos, self.left = body, bos, left
+        self.chunks: list[np.ndarray] = []
+        self.lens: list[int] = []
+        self.docs: list[int] = []
+        self.starts: list[int] = []
+        self.doc = 0
+
+    @property
+    def full(self) -> bool:
+        return self.left <= len(self.bos)  # no real token would be left after BOS
+
+    def add(self, ids: list[int]) -> None:
+        """Cut the next document's token ids."""
+        bos, body = self.bos, self.body
+        for s in range(0, len(ids), body):
+            w = (bos + ids[s : s + body])[: self.left]
+            if len(w) <= len(bos):
+                break  # the budget ran out
+            self.chunks.append(np.asarray(w, dtype=np.int32))
+            self.lens.append(len(w)), self.docs.append(self.doc), self.starts.append(s)
+            self.left -= len(w)
+        self.doc += 1
+
+    def windows(self, *, context: int) -> Windows:
+        """Raises ValueError when no document had a token."""
+        if not self.chunks:
+            raise ValueError("the corpus is empty: no document has a single token")
+        offsets = np.zeros(len(self.lens) + 1, dtype=np.int64)
+        np.cumsum(self.lens, out=offsets[1:])
+        return Windows(
+            np.concatenate(self.chunks),
+            offsets,
+            np.asarray(self.docs, dtype=np.int64),
+            np.asarray(self.starts, dtype=np.int64),
+            has_bos=bool(self.bos),
+            context=context,
+        )
 
 
 def index_shard(
