@@ -37,7 +37,14 @@ from torch import Tensor
 
 from .activations import pad_batch
 from .hooks import intercept
-from .interventions import ABLATIONS, FeatureStats, Intervention, apply_plans, compile_plan
+from .interventions import (
+    ABLATIONS,
+    FeatureStats,
+    Intervention,
+    RowPlan,
+    apply_plans,
+    compile_plan,
+)
 from .loading import AttachedSAE
 
 log = logging.getLogger(__name__)
@@ -166,74 +173,97 @@ def feature_importance(
         for c in contexts[f]
         if len(c) >= 2
     ]
-    n_vocab = lm.vocab_size
-    acc = {
-        f: {
-            "n": 0,
-            "ctx": 0,
-            "clean": 0.0,
-            **{m: 0.0 for m in methods},
-            "dp": torch.zeros(n_vocab, dtype=torch.float64, device=device),
-        }
-        for f in features
+    sums = {
+        f: _Sums(torch.zeros(lm.vocab_size, dtype=torch.float64, device=device)) for f in features
     }
     want_tokens = "zero" in methods and top_tokens > 0
 
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            ids, mask = pad_batch(att, [r for _, r in chunk])  # [b, pos]
-            eligible = mask.clone()  # [b, pos] ablate real tokens...
-            if att.preprocessing.prepend_bos:
-                eligible[:, 0] &= ids[:, 0] != lm.bos_token_id  # ...but BOS, as indexing does
-            valid = (mask[:, :-1] & mask[:, 1:]).float()  # [b, pos-1] real -> real predictions
-            clean_logits = _forward_logits(att, ids, mask)  # [b, pos, vocab]
-            clean_ce = _next_token_ce(clean_logits, ids) * valid  # [b, pos-1]
             passes = len(methods) + 1  # clean + one per method: progress after each
 
             def report(k: int, start: int = start, n: int = len(chunk), p: int = passes) -> None:
                 if progress is not None:
                     progress(start + n * k / p, len(rows))
 
-            report(1)
-            for i, (f, _) in enumerate(chunk):
-                a = acc[f]
-                a["n"] += int(valid[i].sum())
-                a["ctx"] += 1
-                a["clean"] += float(clean_ce[i].sum())
-            for k, m in enumerate(methods, start=2):
-                row_plans = [plans[(f, m)] for f, _ in chunk]
-                with intercept(
-                    lm.model,
-                    att.hook_name,
-                    lambda x, rp=row_plans, e=eligible: apply_plans(x, rp, e),
-                ):
-                    logits = _forward_logits(att, ids, mask)  # [b, pos, vocab]
-                delta = (_next_token_ce(logits, ids) * valid - clean_ce).sum(-1)  # [b]
-                for i, (f, _) in enumerate(chunk):
-                    acc[f][m] += float(delta[i])
-                if m == "zero" and want_tokens:
-                    dp = torch.softmax(logits[:, :-1].float(), -1) - torch.softmax(
-                        clean_logits[:, :-1].float(), -1
-                    )  # [b, pos-1, vocab]
-                    dp = (dp * valid[..., None]).sum(1)  # [b, vocab]
-                    for i, (f, _) in enumerate(chunk):
-                        acc[f]["dp"] += dp[i].double()
-                report(k)
+            _add_batch(att, chunk, plans, methods, sums, want_tokens=want_tokens, report=report)
 
-    out = []
-    for f in features:
-        a = acc[f]
-        n = a["n"]
-        res = FeatureImportance(
-            feature=f, n_contexts=a["ctx"], n_predictions=n, loss_clean=a["clean"] / n if n else 0.0
-        )
-        if n:
-            res.loss_delta = {m: a[m] / n for m in methods}
-            if want_tokens:
-                res.up, res.down = _moved_tokens(a["dp"] / n, top_tokens)
-        out.append(res)
-    return out
+    return [
+        _importance(f, sums[f], methods, top_tokens=top_tokens if want_tokens else 0)
+        for f in features
+    ]
+
+
+@dataclass
+class _Sums:
+    """One feature's running sums over the batches its contexts fall in."""
+
+    dp: Float[Tensor, " vocab"]  # float64: summed change in probability under zero ablation
+    n: int = 0  # next-token predictions
+    ctx: int = 0
+    clean: float = 0.0  # summed clean CE
+    delta: dict[str, float] = field(default_factory=dict)  # method -> summed ΔCE
+
+
+def _add_batch(
+    att: AttachedSAE,
+    chunk: Sequence[tuple[int, Int[Tensor, " _pos"]]],  # contexts differ in length
+    plans: Mapping[tuple[int, str], RowPlan],
+    methods: Sequence[str],
+    sums: Mapping[int, _Sums],
+    *,
+    want_tokens: bool,
+    report: Callable[[int], None],
+) -> None:
+    """One batch of (feature, context) rows: a clean pass, then one ablated pass per method,
+    added to each row's feature in `sums`; `report(k)` after the k-th pass."""
+    lm = att.lm
+    ids, mask = pad_batch(att, [r for _, r in chunk])  # [b, pos]
+    eligible = mask.clone()  # [b, pos] ablate real tokens...
+    if att.preprocessing.prepend_bos:
+        eligible[:, 0] &= ids[:, 0] != lm.bos_token_id  # ...but BOS, as indexing does
+    valid = (mask[:, :-1] & mask[:, 1:]).float()  # [b, pos-1] real -> real predictions
+    clean_logits = _forward_logits(att, ids, mask)  # [b, pos, vocab]
+    clean_ce = _next_token_ce(clean_logits, ids) * valid  # [b, pos-1]
+    report(1)
+    for i, (f, _) in enumerate(chunk):
+        s = sums[f]
+        s.n += int(valid[i].sum())
+        s.ctx += 1
+        s.clean += float(clean_ce[i].sum())
+    for k, m in enumerate(methods, start=2):
+        row_plans = [plans[(f, m)] for f, _ in chunk]
+        with intercept(
+            lm.model,
+            att.hook_name,
+            lambda x, rp=row_plans, e=eligible: apply_plans(x, rp, e),
+        ):
+            logits = _forward_logits(att, ids, mask)  # [b, pos, vocab]
+        delta = (_next_token_ce(logits, ids) * valid - clean_ce).sum(-1)  # [b]
+        for i, (f, _) in enumerate(chunk):
+            sums[f].delta[m] = sums[f].delta.get(m, 0.0) + float(delta[i])
+        if m == "zero" and want_tokens:
+            dp = torch.softmax(logits[:, :-1].float(), -1) - torch.softmax(
+                clean_logits[:, :-1].float(), -1
+            )  # [b, pos-1, vocab]
+            dp = (dp * valid[..., None]).sum(1)  # [b, vocab]
+            for i, (f, _) in enumerate(chunk):
+                sums[f].dp += dp[i].double()
+        report(k)
+
+
+def _importance(f: int, s: _Sums, methods: Sequence[str], *, top_tokens: int) -> FeatureImportance:
+    """Means over the feature's predictions; moved tokens only when `top_tokens` > 0."""
+    n = s.n
+    res = FeatureImportance(
+        feature=f, n_contexts=s.ctx, n_predictions=n, loss_clean=s.clean / n if n else 0.0
+    )
+    if n:
+        res.loss_delta = {m: s.delta.get(m, 0.0) / n for m in methods}
+        if top_tokens:
+            res.up, res.down = _moved_tokens(s.dp / n, top_tokens)
+    return res
 
 
 def _moved_tokens(
