@@ -91,6 +91,25 @@ class Run:
             self.dirty = self.dirty or bool(text)
         return wake
 
+    def take_deltas(self, now: float) -> list[dict]:
+        """Take the text queued since the last flush (publisher loop): one numbered `delta`
+        frame per row with new text, none once the run is cancelled (superseded: its client
+        has moved on, publish nothing more)."""
+        with self.lock:
+            texts = {r: "".join(self.pending[r]) for r in ROWS}
+            for r in ROWS:
+                self.pending[r].clear()
+            self.dirty = False
+        self.last_flush = now
+        if self.cancelled:
+            return []
+        frames = []
+        for row in ROWS:
+            if texts[row]:
+                self.seq += 1
+                frames.append({"type": "delta", "row": row, "seq": self.seq, "text": texts[row]})
+        return frames
+
 
 # Stores finished (run, GenerationResult) pairs; returns each one's permalink id or None.
 StoreFn = Callable[[list[tuple[Run, Any]]], list[str | None]]
@@ -205,20 +224,7 @@ class Publisher:
             if run.handle is not None and run.handle.done() and not run.finishing:
                 run.finishing = True
                 ended.append(run)
-            with run.lock:
-                texts = {r: "".join(run.pending[r]) for r in ROWS}
-                for r in ROWS:
-                    run.pending[r].clear()
-                run.dirty = False
-            run.last_flush = now
-            if run.cancelled:
-                continue  # superseded: its client has moved on, publish nothing more
-            frames = []
-            for row in ROWS:
-                if texts[row]:
-                    run.seq += 1
-                    frames.append({"type": "delta", "row": row, "seq": run.seq, "text": texts[row]})
-            if frames:
+            if frames := run.take_deltas(now):
                 batch.append((run, frames))
         if batch:
             try:
