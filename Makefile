@@ -61,5 +61,7 @@ test-js:
 bench: install
 	$(PY) -m tests.bench $(BENCH)
 
+# Also run by tests/test_lint.py, so CI enforces both.
 lint:
 	$(VENV)/bin/ruff check explorer workers tests
+	$(VENV)/bin/ruff format --check explorer workers tests
