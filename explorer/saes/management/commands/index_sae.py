@@ -39,31 +39,19 @@ class Command(BaseCommand):
             help="'demo', .txt/.jsonl files or globs (comma separated), or 'hf:<dataset>[:split]'",
         )
         parser.add_argument("--tokens", type=int, help="tokens to read from the corpus")
-        d = svc.DEFAULTS
-        parser.add_argument(
-            "--context",
-            type=int,
-            default=d["context"],
-            help=f"tokens per example window, BOS included (default {d['context']})",
-        )
-        parser.add_argument(
-            "--top",
-            type=int,
-            default=d["top"],
-            help=f"top examples per feature (default {d['top']})",
-        )
-        parser.add_argument(
-            "--quantiles",
-            type=int,
-            default=d["quantiles"],
-            help=f"quantile bins per feature (default {d['quantiles']})",
-        )
-        parser.add_argument(
-            "--per-quantile",
-            type=int,
-            default=d["per_quantile"],
-            help=f"examples per quantile bin (default {d['per_quantile']})",
-        )
+        for key, what in (
+            ("context", "tokens per example window, BOS included"),
+            ("top", "top examples per feature"),
+            ("quantiles", "quantile bins per feature"),
+            ("per_quantile", "examples per quantile bin"),
+        ):
+            default = svc.DEFAULTS[key]
+            parser.add_argument(
+                "--" + key.replace("_", "-"),
+                type=int,
+                default=default,
+                help=f"{what} (default {default})",
+            )
         parser.add_argument(
             "--shards",
             type=int,
