@@ -11,6 +11,7 @@ Each scorer takes the same `Contexts` (selectors.scoring_contexts) and returns a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -42,3 +43,21 @@ def balanced_accuracy(
     """(true-positive rate + true-negative rate) / 2: 0.5 for a judge that always says yes
     (or always no), 1 for a perfect one, whatever the ratio of the two sides."""
     return (hits_activating / n_activating + rejections / n_non_activating) / 2
+
+
+def detection_score(contexts: Contexts, *, fires: Callable[[Context], bool], method: str) -> Score:
+    """The balanced accuracy of `fires(ctx)`, asked of every activating context, then of every
+    non-activating one (both lists must be non-empty)."""
+    hits = sum(fires(c) for c in contexts.activating)
+    rejections = sum(not fires(c) for c in contexts.non_activating)
+    value = balanced_accuracy(
+        hits_activating=hits,
+        n_activating=len(contexts.activating),
+        rejections=rejections,
+        n_non_activating=len(contexts.non_activating),
+    )
+    return Score(
+        value=value,
+        method=method,
+        sample_size=len(contexts.activating) + len(contexts.non_activating),
+    )

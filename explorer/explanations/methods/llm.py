@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from explorer.explanations.methods import Context, Contexts, Score, balanced_accuracy
+from explorer.explanations.methods import Context, Contexts, Score, detection_score
 
 MAX_REASON_CHARS = 500
 MAX_EXPLANATION_CHARS = 300
@@ -312,38 +312,15 @@ def judge(
         raise EndpointError(
             "too few contexts to score (needs activating and non-activating ones)", retryable=False
         )
-    hits = sum(
-        parse_yes_no(
-            chat(
-                endpoint,
-                judge_messages(explanation=explanation, ctx=c),
-                usage=usage,
-                max_tokens=3,
-                sleep=sleep,
-            )
+
+    def fires(ctx: Context) -> bool:
+        answer = chat(
+            endpoint,
+            judge_messages(explanation=explanation, ctx=ctx),
+            usage=usage,
+            max_tokens=3,
+            sleep=sleep,
         )
-        for c in contexts.activating
-    )
-    rejections = sum(
-        not parse_yes_no(
-            chat(
-                endpoint,
-                judge_messages(explanation=explanation, ctx=c),
-                usage=usage,
-                max_tokens=3,
-                sleep=sleep,
-            )
-        )
-        for c in contexts.non_activating
-    )
-    value = balanced_accuracy(
-        hits_activating=hits,
-        n_activating=len(contexts.activating),
-        rejections=rejections,
-        n_non_activating=len(contexts.non_activating),
-    )
-    return Score(
-        value=value,
-        method=f"detection:llm:{endpoint.model}",
-        sample_size=len(contexts.activating) + len(contexts.non_activating),
-    )
+        return parse_yes_no(answer)
+
+    return detection_score(contexts, fires=fires, method=f"detection:llm:{endpoint.model}")

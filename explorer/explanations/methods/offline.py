@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from explorer.explanations.methods import Contexts, Score, balanced_accuracy
+from explorer.explanations.methods import Context, Contexts, Score, detection_score
 from workers.engine.explain import show as engine_show  # shared contract: no torch
 
 METHOD = "detection:offline"
@@ -60,19 +60,7 @@ def score(*, explanation: str, contexts: Contexts) -> Score:
             "too few indexed contexts to score (needs activating and non-activating ones)"
         )
 
-    def fires(ctx) -> bool:
+    def fires(ctx: Context) -> bool:
         return show(ctx.tokens[ctx.position]) in wanted
 
-    hits = sum(fires(c) for c in contexts.activating)
-    rejections = sum(not fires(c) for c in contexts.non_activating)
-    value = balanced_accuracy(
-        hits_activating=hits,
-        n_activating=len(contexts.activating),
-        rejections=rejections,
-        n_non_activating=len(contexts.non_activating),
-    )
-    return Score(
-        value=value,
-        method=METHOD,
-        sample_size=len(contexts.activating) + len(contexts.non_activating),
-    )
+    return detection_score(contexts, fires=fires, method=METHOD)
