@@ -8,18 +8,10 @@ from ninja import Router, Schema
 
 from explorer.accounts.permissions import ANONYMOUS, ReadOpenWriteAccount, api_key_from_request
 from explorer.activations import services
-from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.api.schemas import StrictSchema, error_responses
 
 router = Router(tags=["activations"])
-ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    404: ErrorOut,
-    422: ErrorOut,
-    502: ErrorOut,
-    503: ErrorOut,
-    504: ErrorOut,
-}
+ERRORS = error_responses(400, 401, 404, 422, 502, 503, 504)
 
 
 class OpenToEveryone(ReadOpenWriteAccount):

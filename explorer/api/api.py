@@ -16,7 +16,7 @@ from explorer.accounts import selectors as account_selectors
 from explorer.accounts import services as account_services
 from explorer.accounts.permissions import ReadOpenWriteAccount
 from explorer.api import errors
-from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.api.schemas import StrictSchema, error_responses
 from explorer.core.health import health_report
 
 # Every resource's endpoints: a module with a `router` whose paths are absolute under /api/v1,
@@ -43,7 +43,7 @@ errors.install(api)
 for module in ROUTERS:
     api.add_router("", f"{module}.router")
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
 class HealthOut(Schema):

@@ -6,12 +6,12 @@ from django.db.models import Count
 from django.http import HttpRequest
 from ninja import Router, Schema
 
-from explorer.api.schemas import ErrorOut
+from explorer.api.schemas import error_responses
 from explorer.core.exceptions import NotFound
 from explorer.saes import selectors as sae_selectors
 
 router = Router(tags=["models and SAEs"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+ERRORS = error_responses(400, 401, 404, 422)
 
 
 class SAEOut(Schema):

@@ -9,21 +9,13 @@ from datetime import datetime
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.api.schemas import StrictSchema, error_responses
 from explorer.explanations import selectors as explanation_selectors
 from explorer.explanations import services
 from explorer.saes import selectors as sae_selectors
 
 router = Router(tags=["explanations"])
-ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    409: ErrorOut,
-    422: ErrorOut,
-    503: ErrorOut,
-}
+ERRORS = error_responses(400, 401, 403, 404, 409, 422, 503)
 FEATURE = "/models/{model}/saes/{sae}/features/{index}"
 
 

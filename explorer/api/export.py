@@ -8,12 +8,12 @@ from typing import Literal
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router
 
-from explorer.api.schemas import ErrorOut
+from explorer.api.schemas import error_responses
 from explorer.saes import selectors as sae_selectors
 from explorer.search import exports
 
 router = Router(tags=["export"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+ERRORS = error_responses(400, 401, 404, 422)
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 

@@ -8,13 +8,13 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
-from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.api.schemas import StrictSchema, error_responses
 from explorer.explanations import selectors as explanation_selectors
 from explorer.explanations import services as explanation_services
 from explorer.saes import selectors as sae_selectors
 
 router = Router(tags=["features"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+ERRORS = error_responses(400, 401, 403, 404, 422)
 BASE = "/models/{model}/saes/{sae}/features"
 
 

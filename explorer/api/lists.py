@@ -10,12 +10,12 @@ from datetime import datetime
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.api.schemas import StrictSchema, error_responses
 from explorer.lists import selectors, services
 from explorer.saes import selectors as sae_selectors
 
 router = Router(tags=["lists"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
 class ListIn(StrictSchema):

@@ -21,3 +21,8 @@ class ErrorOut(Schema):
     """The one error shape of the API: {"error": {"message": ..., "code": ...}}."""
 
     error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """The `response` entries of an endpoint's error statuses, all in the one error shape."""
+    return dict.fromkeys(statuses, ErrorOut)

@@ -7,19 +7,11 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
-from explorer.api.schemas import ErrorOut
+from explorer.api.schemas import error_responses
 from explorer.search import services
 
 router = Router(tags=["search"])
-ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    404: ErrorOut,
-    422: ErrorOut,
-    502: ErrorOut,
-    503: ErrorOut,
-    504: ErrorOut,
-}
+ERRORS = error_responses(400, 401, 404, 422, 502, 503, 504)
 
 
 class SearchQuery(Schema):

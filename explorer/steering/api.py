@@ -11,13 +11,13 @@ from datetime import datetime
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from explorer.api.schemas import ErrorOut, StrictSchema
+from explorer.api.schemas import StrictSchema, error_responses
 from explorer.saes.selectors import sae_get
 from explorer.steering import selectors, services
 from explorer.steering.models import SteeringVector
 
 router = Router(tags=["steering"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
 class VectorIn(StrictSchema):
