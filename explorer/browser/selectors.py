@@ -23,7 +23,7 @@ from explorer.core.exceptions import NotFound
 from explorer.explanations.models import Explanation
 from explorer.explanations.selectors import best_explanations, explanation_list
 from explorer.saes import selectors as sae_selectors
-from explorer.saes.models import SAE, Example, Feature, IndexRun, LanguageModel
+from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, Example, Feature, IndexRun, LanguageModel
 
 # --- home -----------------------------------------------------------------------------------------
 
@@ -118,12 +118,7 @@ def _feature_rows() -> QuerySet[Feature]:
         "sae__model__vocab",
         "hist_edges",
         "hist_counts",
-        "top_logit_ids",
-        "top_logit_values",
-        "bottom_logit_ids",
-        "bottom_logit_values",
-        "neighbour_indices",
-        "neighbour_cosines",
+        *WEIGHT_FACT_FIELDS,
     )
 
 

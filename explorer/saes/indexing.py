@@ -28,7 +28,7 @@ from django.utils import timezone
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
 from explorer.saes.example_copy import ExampleArrays, binary_copy_chunks
-from explorer.saes.models import SAE, Feature, IndexRun, IndexShard
+from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, Feature, IndexRun, IndexShard
 from workers.engine.corpus import CorpusError, parse_corpus_spec  # shared contract: no torch
 
 log = logging.getLogger(__name__)
@@ -342,12 +342,7 @@ _FEATURE_COLUMNS = (
     "hist_counts",
     "quantile_bounds",
     "quantile_fractions",
-    "top_logit_ids",
-    "top_logit_values",
-    "bottom_logit_ids",
-    "bottom_logit_values",
-    "neighbour_indices",
-    "neighbour_cosines",
+    *WEIGHT_FACT_FIELDS,
     "map_x",
     "map_y",
     "dead",

@@ -109,6 +109,18 @@ class Feature(models.Model):
         return f"{self.sae} #{self.index}"
 
 
+# Feature's weight-only facts: logit effects and decoder neighbours, one array column each.
+# Pages that do not show them defer them; exports write them out as JSON arrays.
+WEIGHT_FACT_FIELDS = (
+    "top_logit_ids",
+    "top_logit_values",
+    "bottom_logit_ids",
+    "bottom_logit_values",
+    "neighbour_indices",
+    "neighbour_cosines",
+)
+
+
 class Example(models.Model):
     """One context window of a feature: a top example or a sample from a quantile bin.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.db import connection
 
-from explorer.saes.models import SAE
+from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS
 from explorer.saes.selectors import Vocab
 
 CHUNK_ROWS = 2000
@@ -34,12 +34,7 @@ FEATURE_COLUMNS = [
     "map_x",
     "map_y",
     "explanation",
-    "top_logit_ids",
-    "top_logit_values",
-    "bottom_logit_ids",
-    "bottom_logit_values",
-    "neighbour_indices",
-    "neighbour_cosines",
+    *WEIGHT_FACT_FIELDS,
     "hist_edges",
     "hist_counts",
 ]
