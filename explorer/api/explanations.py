@@ -110,7 +110,5 @@ def feature_explain(request: HttpRequest, model: str, sae: str, index: int):
     summary="A feature's explain and score jobs, newest first",
 )
 def feature_explain_jobs(request: HttpRequest, model: str, sae: str, index: int):
-    feature = sae_selectors.feature_get(
-        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
-    )
+    feature = sae_selectors.feature_by_slugs(model_slug=model, sae_slug=sae, index=index)
     return [_job(j) for j in explanation_selectors.explain_job_list(feature_id=feature.pk)[:50]]

@@ -179,9 +179,7 @@ def neighbour_list(request: HttpRequest, model: str, sae: str, index: int):
     summary="A feature's explanations, best first",
 )
 def explanation_list(request: HttpRequest, model: str, sae: str, index: int):
-    feature = sae_selectors.feature_get(
-        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
-    )
+    feature = sae_selectors.feature_by_slugs(model_slug=model, sae_slug=sae, index=index)
     return explanation_selectors.explanation_dicts(feature_id=feature.pk)
 
 
@@ -193,9 +191,7 @@ def explanation_list(request: HttpRequest, model: str, sae: str, index: int):
 def explanation_create(
     request: HttpRequest, model: str, sae: str, index: int, payload: ExplanationIn
 ):
-    feature = sae_selectors.feature_get(
-        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
-    )
+    feature = sae_selectors.feature_by_slugs(model_slug=model, sae_slug=sae, index=index)
     row = explanation_services.explanation_submit(
         feature=feature, text=payload.text, author=request.auth
     )

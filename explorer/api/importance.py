@@ -77,18 +77,13 @@ class OverviewOut(Schema):
     n_dead: int
 
 
-def _feature(model: str, sae: str, index: int):
-    sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return sae_selectors.feature_get(sae=sae_row, index=index)
-
-
 @router.get(
     FEATURE,
     response={200: ImportanceOut, **ERRORS},
     summary="A feature's importance under ablation",
 )
 def importance_get(request: HttpRequest, model: str, sae: str, index: int):
-    feature = _feature(model, sae, index)
+    feature = sae_selectors.feature_by_slugs(model_slug=model, sae_slug=sae, index=index)
     return selectors.importance_dict(feature=feature, row=selectors.importance_for(feature=feature))
 
 
@@ -101,7 +96,7 @@ def importance_get(request: HttpRequest, model: str, sae: str, index: int):
 def importance_compute(
     request: HttpRequest, model: str, sae: str, index: int, payload: ImportanceIn | None = None
 ):
-    feature = _feature(model, sae, index)
+    feature = sae_selectors.feature_by_slugs(model_slug=model, sae_slug=sae, index=index)
     row = services.importance_request(feature=feature, force=bool(payload and payload.force))
     return Status(202, selectors.importance_dict(feature=feature, row=row))
 

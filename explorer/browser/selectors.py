@@ -436,9 +436,7 @@ def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
         else None
     )
     if found is None:
-        sae_selectors.feature_get(
-            sae=sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug), index=index
-        )
+        sae_selectors.feature_by_slugs(model_slug=model_slug, sae_slug=sae_slug, index=index)
         raise NotFound(
             f"No feature {model_slug}/{sae_slug}/{index}."
         )  # unreachable: feature_get raised

@@ -167,6 +167,12 @@ def feature_get(*, sae: SAE, index: int) -> Feature:
         ) from None
 
 
+def feature_by_slugs(*, model_slug: str, sae_slug: str, index: int) -> Feature:
+    """Feature `index` of the SAE `model_slug/sae_slug`. Raises NotFound as sae_get and
+    feature_get do."""
+    return feature_get(sae=sae_get(model_slug=model_slug, slug=sae_slug), index=index)
+
+
 def feature_detail(*, sae: SAE, index: int) -> dict:
     """Everything about one feature but its examples (the Feature JSON contract)."""
     f = feature_get(sae=sae, index=index)
