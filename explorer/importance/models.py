@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from explorer.saes.models import Feature
+from explorer.saes.models import Feature, JobStatus
 
 
 class FeatureImportance(models.Model):
@@ -18,11 +18,7 @@ class FeatureImportance(models.Model):
     tokens whose probability moves most under zero ablation. Also the state of the job that
     computes it, so a page can show progress."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        DONE = "done", "done"
-        FAILED = "failed", "failed"
+    Status = JobStatus
 
     feature = models.OneToOneField(Feature, on_delete=models.CASCADE, related_name="importance")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

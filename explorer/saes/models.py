@@ -175,6 +175,16 @@ class Example(models.Model):
         return list(struct.unpack(f"<{len(data) // 2}e", data))
 
 
+class JobStatus(models.TextChoices):
+    """States of a claimed unit of work (an index shard, a feature's importance): queued,
+    claimed by one worker (running), then done or failed."""
+
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
 class IndexRun(models.Model):
     """One run of `index_sae` over a corpus: what was asked, how far it got, how it ended."""
 
@@ -216,11 +226,7 @@ class IndexShard(models.Model):
     run skips shards that are done.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        DONE = "done", "done"
-        FAILED = "failed", "failed"
+    Status = JobStatus
 
     run = models.ForeignKey(IndexRun, on_delete=models.CASCADE, related_name="shard_rows")
     index = models.PositiveIntegerField()
