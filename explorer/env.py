@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+T = TypeVar("T")
 
 
 def env_raw(name: str, environ: dict[str, str] | None = None) -> str | None:
@@ -63,17 +66,28 @@ def env_bool(name: str, default: bool, *, environ: dict[str, str] | None = None)
     )
 
 
+def _env_parsed(
+    name: str, parse: Callable[[str], T], what: str, environ: dict[str, str] | None
+) -> tuple[str, T] | None:
+    """The value of `name` and `parse(value)`; None when unset. Raises ImproperlyConfigured,
+    saying the value is not `what`, when `parse` raises ValueError."""
+    value = env_str(name, None, environ=environ)
+    if value is None:
+        return None
+    try:
+        return value, parse(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not {what}.") from None
+
+
 def env_int(
     name: str, default: int, *, minimum: int | None = None, environ: dict[str, str] | None = None
 ) -> int:
     """A base-10 integer, optionally at least `minimum`."""
-    value = env_str(name, None, environ=environ)
-    if value is None:
+    parsed = _env_parsed(name, int, "an integer", environ)
+    if parsed is None:
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+    _, number = parsed
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
     return number
@@ -87,13 +101,10 @@ def env_float(
     environ: dict[str, str] | None = None,
 ) -> float:
     """A decimal number, optionally at least `minimum`."""
-    value = env_str(name, None, environ=environ)
-    if value is None:
+    parsed = _env_parsed(name, float, "a number", environ)
+    if parsed is None:
         return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    value, number = parsed
     if math.isnan(number) or (minimum is not None and number < minimum):  # NaN or too small
         raise ImproperlyConfigured(f"{name}={value!r} must be a number of at least {minimum}.")
     return number
