@@ -20,15 +20,12 @@ REQUIRED_EXTENSIONS = ("vector", "pg_trgm")
 def check_redis(app_configs=None, **kwargs) -> list[Warning]:
     from explorer.core.health import redis_status
 
-    if redis_status() == "ok":
-        return []
-    return [
-        Warning(
-            f"Redis at {_redact(settings.REDIS_URL)} is unreachable.",
-            hint="Start Redis or set REDIS_URL; Celery, websockets and the cache need it.",
-            id="explorer.W001",
-        )
-    ]
+    return _warning_unless(
+        redis_status() == "ok",
+        f"Redis at {_redact(settings.REDIS_URL)} is unreachable.",
+        hint="Start Redis or set REDIS_URL; Celery, websockets and the cache need it.",
+        id="explorer.W001",
+    )
 
 
 def missing_extensions(connection) -> list[str]:
@@ -64,45 +61,34 @@ def _check_database(connection) -> list[Warning]:
                 id="explorer.W003",
             )
         ]
-    if not missing:
-        return []
-    return [
-        Warning(
-            f"PostgreSQL lacks the extension(s) {', '.join(missing)}.",
-            hint="Use PostgreSQL with pgvector and pg_trgm (e.g. the pgvector/pgvector image), "
-            "or unset DATABASE_URL to use the embedded server.",
-            id="explorer.W002",
-        )
-    ]
+    return _warning_unless(
+        not missing,
+        f"PostgreSQL lacks the extension(s) {', '.join(missing)}.",
+        hint="Use PostgreSQL with pgvector and pg_trgm (e.g. the pgvector/pgvector image), "
+        "or unset DATABASE_URL to use the embedded server.",
+        id="explorer.W002",
+    )
 
 
 @register(Tags.security, deploy=True)
 def check_secret_key_source(app_configs=None, **kwargs) -> list[Warning]:
-    if not getattr(settings, "SECRET_KEY_FROM_VAR", False):
-        return []
-    return [
-        Warning(
-            "SECRET_KEY is read from var/secret_key (the quickstart default).",
-            hint="Set SECRET_KEY or SECRET_KEY_FILE in production so every replica shares it.",
-            id="explorer.W004",
-        )
-    ]
+    return _warning_unless(
+        not getattr(settings, "SECRET_KEY_FROM_VAR", False),
+        "SECRET_KEY is read from var/secret_key (the quickstart default).",
+        hint="Set SECRET_KEY or SECRET_KEY_FILE in production so every replica shares it.",
+        id="explorer.W004",
+    )
 
 
 @register()
 def check_live_models(app_configs=None, **kwargs) -> list[Warning]:
-    if settings.EXPLORER_LIVE_MODELS:
-        return []
-    return [
-        Warning(
-            "No live model queue is configured (EXPLORER_LIVE_MODELS is empty).",
-            hint=(
-                "List the models whose live.<model> queues workers serve, "
-                "e.g. EXPLORER_LIVE_MODELS=demo."
-            ),
-            id="explorer.W005",
-        )
-    ]
+    return _warning_unless(
+        bool(settings.EXPLORER_LIVE_MODELS),
+        "No live model queue is configured (EXPLORER_LIVE_MODELS is empty).",
+        hint="List the models whose live.<model> queues workers serve, "
+        "e.g. EXPLORER_LIVE_MODELS=demo.",
+        id="explorer.W005",
+    )
 
 
 @register()
@@ -110,15 +96,17 @@ def check_frontend_build(app_configs=None, **kwargs) -> list[Warning]:
     from pathlib import Path
 
     manifest = Path(settings.FRONTEND_DIST) / ".vite" / "manifest.json"
-    if manifest.exists():
-        return []
-    return [
-        Warning(
-            f"The frontend is not built: {manifest} is missing, so pages cannot render.",
-            hint="Run `make install` (or `cd frontend && npm ci && npm run build`).",
-            id="explorer.W006",
-        )
-    ]
+    return _warning_unless(
+        manifest.exists(),
+        f"The frontend is not built: {manifest} is missing, so pages cannot render.",
+        hint="Run `make install` (or `cd frontend && npm ci && npm run build`).",
+        id="explorer.W006",
+    )
+
+
+def _warning_unless(ok: bool, message: str, *, hint: str, id: str) -> list[Warning]:
+    """No warning when `ok`, else the one warning of a check."""
+    return [] if ok else [Warning(message, hint=hint, id=id)]
 
 
 def first_line(exc: BaseException) -> str:
