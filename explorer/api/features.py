@@ -18,7 +18,9 @@ ERRORS = error_responses(400, 401, 403, 404, 422)
 BASE = "/models/{model}/saes/{sae}/features"
 
 
-class FeatureSummaryOut(Schema):
+class FeatureStatsOut(Schema):
+    """What a feature summary and a feature's detail both start with."""
+
     model: str
     sae: str
     index: int
@@ -26,6 +28,9 @@ class FeatureSummaryOut(Schema):
     max_activation: float
     mean_activation: float
     dead: bool
+
+
+class FeatureSummaryOut(FeatureStatsOut):
     explanation: str | None
     url: str
 
@@ -64,14 +69,7 @@ class ExplanationOut(Schema):
     votes: int = 0
 
 
-class FeatureOut(Schema):
-    model: str
-    sae: str
-    index: int
-    density: float
-    max_activation: float
-    mean_activation: float
-    dead: bool
+class FeatureOut(FeatureStatsOut):
     hist_edges: list[float]
     hist_counts: list[int]
     top_logits: list[LogitOut]
