@@ -14,6 +14,15 @@ N_TOKENS = 50_000
 
 
 def run() -> list[dict]:
+    import os
+
+    import django
+
+    # workers.index reads and writes through explorer services: Django must be set up first
+    # (no database is touched here).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "explorer.settings")
+    django.setup()
+
     from tests.bench._engine import demo_attached, one_torch_thread
     from workers.engine.corpus import iter_documents
     from workers.engine.indexing import candidate_values, chosen_examples, index_shard, make_windows
