@@ -16,7 +16,28 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+
+def celery_worker_argv(*, queues: str, name: str, extra: Sequence[str] = ()) -> list[str]:
+    """The command line of one worker of this project's Celery app: it consumes `queues`
+    (comma-separated), one task at a time, under node name `name`; `extra` options follow."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery",
+        "worker",
+        "-Q",
+        queues,
+        "--concurrency",
+        "1",
+        "-n",
+        name,
+        *extra,
+    ]
 
 
 @dataclass

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from explorer.core.supervisor import celery_worker_argv
+
 REPO = Path(__file__).resolve().parents[2]
 # Well above 200,000: the per-feature work (examples, facts, COPY) is fixed, so a short run
 # would overstate the overhead.
@@ -70,22 +72,11 @@ def _workers(env: dict[str, str], n: int, log_dir: Path) -> list[subprocess.Pope
         log = open(log_dir / f"worker{i}.log", "ab")  # noqa: SIM115 - closed with the process
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "workers.celery",
-                    "worker",
-                    "-Q",
-                    "index",
-                    "--concurrency",
-                    "1",
-                    "-n",
-                    f"bench{i}-{os.getpid()}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
+                celery_worker_argv(
+                    queues="index",
+                    name=f"bench{i}-{os.getpid()}@%h",
+                    extra=("--without-mingle", "--without-gossip"),
+                ),
                 cwd=REPO,
                 env=env,
                 stdout=log,

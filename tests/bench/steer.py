@@ -38,6 +38,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from explorer.core.supervisor import celery_worker_argv
 from tests.helpers import wait_http, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,24 +112,11 @@ def stack():
         name = f"bench-steer-{os.getpid()}"
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "workers.celery",
-                    "worker",
-                    "-Q",
-                    "live.demo",
-                    "--concurrency",
-                    "1",
-                    "-n",
-                    f"{name}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "--loglevel",
-                    "WARNING",
-                ],
+                celery_worker_argv(
+                    queues="live.demo",
+                    name=f"{name}@%h",
+                    extra=("--without-mingle", "--without-gossip", "--loglevel", "WARNING"),
+                ),
                 env=env,
                 cwd=REPO,
                 stdout=log,

@@ -25,7 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 from explorer.core import embedded
 from explorer.core.checks import first_line
 from explorer.core.static import collectstatic_if_stale
-from explorer.core.supervisor import Child, Supervisor
+from explorer.core.supervisor import Child, Supervisor, celery_worker_argv
 from explorer.core.tasks import BATCH_QUEUES, live_queue
 from explorer.saes.selectors import sae_find
 from explorer.saes.services import DEMO_SPEC, sae_registration_plan
@@ -147,22 +147,9 @@ class Command(BaseCommand):
             supervisor.start(
                 Child(
                     name,
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "workers.celery",
-                        "worker",
-                        "-Q",
-                        queues,
-                        "--concurrency",
-                        "1",
-                        "-n",
-                        f"demo-{name}@%h",
-                        "--loglevel",
-                        "INFO",
-                    ],
+                    celery_worker_argv(
+                        queues=queues, name=f"demo-{name}@%h", extra=("--loglevel", "INFO")
+                    ),
                     env,
                 ),
                 log=worker_log,
