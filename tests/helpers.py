@@ -7,7 +7,9 @@ benchmarks (`python -m tests.bench`) all import it.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -61,3 +63,26 @@ def wait_http(url: str, timeout: float = 60.0, process: subprocess.Popen | None 
         return True
 
     wait_until(answers, timeout=timeout, interval=0.1, message=f"{url} did not answer")
+
+
+def run_python(
+    script: str, *args: str, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `script` (with `args`) in a fresh interpreter at the repository root, with Django's
+    settings module and a throwaway SECRET_KEY set, and return the finished process (output as
+    text, never raising on a non-zero exit). `env` entries override; None removes one."""
+    full = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        check=False,
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

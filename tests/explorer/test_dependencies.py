@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_python
 
 ALLOWED_WORKER_MODULES = (
     "workers.engine.specs",  # SteerSpec and friends: the live protocol's wire format
@@ -111,16 +108,7 @@ def test_each_shared_module_imports_neither_torch_nor_django(module):
         f"import sys, {module}\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'django'}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(script, env={"DJANGO_SETTINGS_MODULE": None})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 

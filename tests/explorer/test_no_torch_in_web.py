@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from tests.explorer.test_dependencies import ALLOWED_WORKER_MODULES
-from tests.helpers import REPO
+from tests.helpers import run_python
 
 SCRIPT = """
 import json, sys
@@ -30,21 +27,7 @@ print("workers:", json.dumps(sorted(m for m in sys.modules if m.split(".")[0] ==
 
 
 def test_serving_requests_imports_no_torch(collected_static):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "explorer.settings",
-        "SECRET_KEY": "x" * 40,
-        "STATIC_ROOT": str(collected_static),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(SCRIPT, env={"STATIC_ROOT": str(collected_static)})
     assert result.returncode == 0, result.stderr
     assert "heavy: []" in result.stdout
     line = next(line for line in result.stdout.splitlines() if line.startswith("workers: "))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import run_python
 from workers.celery import TIME_LIMITS, app, live_queue, time_limits
 
 
@@ -40,12 +41,6 @@ def test_messages_are_json_only():
 def test_the_worker_parent_imports_no_torch():
     """Prefork children cannot use CUDA initialised in the parent: task modules (everything in
     `include`, which the parent imports at start) must import the engine inside task bodies."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
-
     script = (
         "import sys, importlib, django; django.setup()\n"
         "from workers.celery import app\n"
@@ -53,16 +48,7 @@ def test_the_worker_parent_imports_no_torch():
         "for name in app.conf.include: importlib.import_module(name)\n"
         "print('torch' in sys.modules)\n"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
@@ -70,26 +56,11 @@ def test_the_worker_parent_imports_no_torch():
 def test_the_django_fixup_sets_django_up_before_the_task_modules_import():
     """Task modules import explorer services and selectors at the top, so Django must be set
     up before a worker imports them: Celery's Django fix-up does it, as in `celery worker`."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
-
     script = (
         "from workers.celery import app\n"
         "modules = app.loader.import_default_modules()\n"
         "print(sorted(m.__name__ for m in modules))\n"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(script)
     assert result.returncode == 0, result.stderr
     assert "workers.index" in result.stdout

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
-from tests.helpers import REPO
+from tests.helpers import run_python
 
 PRINT = (
     "import django; django.setup(); from django.conf import settings as s; "
@@ -15,16 +14,8 @@ PRINT = (
 
 
 def _run(**env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("EXPLAINER_")}
-    return subprocess.run(
-        [sys.executable, "-c", PRINT],
-        check=False,
-        cwd=REPO,
-        env={**base, "DJANGO_SETTINGS_MODULE": "explorer.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("EXPLAINER_")}
+    return run_python(PRINT, env={**unset, **env})
 
 
 def test_no_endpoint_by_default():

@@ -3,11 +3,7 @@ add_sae command loads the engine only when it runs (listing commands imports its
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from tests.helpers import REPO
+from tests.helpers import run_python
 
 SCRIPT = """
 import sys
@@ -23,15 +19,6 @@ print("heavy:", heavy)
 
 
 def test_importing_the_saes_app_imports_no_torch():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(SCRIPT)
     assert result.returncode == 0, result.stderr
     assert "heavy: []" in result.stdout

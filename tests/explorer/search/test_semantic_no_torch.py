@@ -4,11 +4,7 @@ interpreter."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from tests.helpers import REPO
+from tests.helpers import run_python
 
 SCRIPT = """
 import sys
@@ -24,15 +20,6 @@ print("heavy:", heavy)
 
 
 def test_semantic_search_modules_import_no_torch():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "explorer.settings", "SECRET_KEY": "x" * 40}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(SCRIPT)
     assert result.returncode == 0, result.stderr
     assert "heavy: []" in result.stdout
