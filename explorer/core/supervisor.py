@@ -40,6 +40,24 @@ def celery_worker_argv(*, queues: str, name: str, extra: Sequence[str] = ()) -> 
     ]
 
 
+def web_server_argv(*, host: str, port: int) -> list[str]:
+    """The command line of this project's ASGI server (uvicorn: HTTP and websockets) on
+    `host`:`port`, without lifespan events (Django has none) or access logs."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "explorer.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--no-access-log",
+    ]
+
+
 @dataclass
 class Child:
     name: str

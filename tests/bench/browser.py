@@ -122,22 +122,11 @@ def _free_port() -> int:
 
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen:
+    from explorer.core.supervisor import web_server_argv
     from tests.helpers import wait_http
 
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "explorer.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--no-access-log",
-        ],
+        web_server_argv(host="127.0.0.1", port=port),
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -38,7 +38,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from explorer.core.supervisor import celery_worker_argv
+from explorer.core.supervisor import celery_worker_argv, web_server_argv
 from tests.helpers import wait_http, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,19 +127,7 @@ def stack():
         port = embedded.free_port()
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "explorer.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--lifespan",
-                    "off",
-                    "--no-access-log",
-                ],
+                web_server_argv(host="127.0.0.1", port=port),
                 env=env,
                 cwd=REPO,
                 stdout=log,

@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import signal
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 from explorer.core import embedded
 from explorer.core.checks import first_line
 from explorer.core.static import collectstatic_if_stale
-from explorer.core.supervisor import Child, Supervisor, celery_worker_argv
+from explorer.core.supervisor import Child, Supervisor, celery_worker_argv, web_server_argv
 from explorer.core.tasks import BATCH_QUEUES, live_queue
 from explorer.saes.selectors import sae_find
 from explorer.saes.services import DEMO_SPEC, sae_registration_plan
@@ -163,19 +162,7 @@ class Command(BaseCommand):
         web = supervisor.start(
             Child(
                 "web",
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "explorer.asgi:application",
-                    "--host",
-                    host,
-                    "--port",
-                    str(port),
-                    "--lifespan",
-                    "off",
-                    "--no-access-log",
-                ],
+                web_server_argv(host=host, port=port),
                 env,
             )
         )
