@@ -66,7 +66,7 @@ def publisher() -> Publisher:
 
 def start(payload: dict[str, Any]) -> None:
     """Open the run, load what it needs, hand it to the scheduler. Never waits for it."""
-    from workers.engine.generation import prepare_job
+    from workers.engine.generation import prepare_request_job
 
     pub = publisher()
     try:
@@ -84,9 +84,7 @@ def start(payload: dict[str, Any]) -> None:
 
     try:
         att = resident.attached_sae(request.model, request.sae)
-        job = prepare_job(
-            att, request.prompt, request.spec, on_token=on_token, cancel=lambda: run.cancelled
-        )
+        job = prepare_request_job(att, request, on_token=on_token, cancel=lambda: run.cancelled)
         finish = job.finish
 
         def finish_and_wake(outputs: dict, cancelled: bool) -> Any:

@@ -116,3 +116,51 @@ def build_sae(
             else:
                 p.copy_(noise * 0.1)
     return sae.eval()
+
+
+# ChatML, as Qwen2's instruct models write it: each turn between <|im_start|>role and <|im_end|>.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + "
+    "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def build_chat_tokenizer(vocab_size: int = 320) -> transformers.PreTrainedTokenizerFast:
+    """`build_tokenizer` with ChatML's special tokens and chat template; `<|im_end|>` ends a
+    reply (EOS)."""
+    tok = build_tokenizer(vocab_size)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.eos_token = "<|im_end|>"
+    tok.chat_template = CHATML_TEMPLATE
+    return tok
+
+
+def build_tiny_chat_model(tokenizer: Any = None, **overrides: Any) -> transformers.PreTrainedModel:
+    """A random-weight Qwen2 (2 layers, d_model 64) sized to the tokenizer's vocabulary."""
+    tokenizer = tokenizer or build_chat_tokenizer()
+    cfg = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        **overrides,
+    }
+    torch.manual_seed(0)
+    return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**cfg)).eval()
+
+
+def save_tiny_chat_model(path: Any, sae_path: Any = None) -> None:
+    """The tiny chat model and its tokenizer as a Hugging Face directory at `path`, and (when
+    `sae_path` is given) a random SAE on its `blocks.1.hook_resid_post` saved with sae-lens."""
+    tokenizer = build_chat_tokenizer()
+    model = build_tiny_chat_model(tokenizer)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    if sae_path is not None:
+        build_sae(model.config.hidden_size, d_sae=128).save_model(str(sae_path))

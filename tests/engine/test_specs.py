@@ -162,3 +162,66 @@ def test_the_contract_imports_neither_torch_nor_django():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- chats -------------------------------------------------------------------------------
+
+CHAT = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello!"},
+    {"role": "user", "content": "How are you?"},
+]
+
+
+def test_a_prompt_request_keeps_the_key_it_had_before_chats_existed():
+    # computed with the contract as it was before `messages`: cached results stay valid
+    assert request().key() == "44df0e644e41385d049bcca058b66c0feb8feb9b6f02656de00031f35ff41a8d"
+    assert "messages" not in request().to_dict()
+
+
+def test_a_chat_request_round_trips_and_its_key_follows_the_conversation():
+    r = request(prompt="", messages=CHAT)
+    again = SteerRequest.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again == r and again.key() == r.key()
+    assert r.messages[1].content == "Hi"
+    other = [*CHAT[:2], {"role": "assistant", "content": "Hey."}, CHAT[3]]
+    assert request(prompt="", messages=other).key() != r.key()
+    diverged = request(prompt="", messages=CHAT, steered_messages=other)
+    assert diverged.key() != r.key()
+    # a steered history equal to the default one is the same request
+    assert request(prompt="", messages=CHAT, steered_messages=CHAT) == r
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"messages": CHAT}, "either prompt or messages, not both"),
+        ({"prompt": "", "messages": []}, "messages must be a non-empty list"),
+        ({"prompt": "", "messages": CHAT[:3]}, "last of messages must be a non-empty user"),
+        ({"prompt": "", "messages": [{"role": "bot", "content": "x"}]}, "message role must be"),
+        ({"prompt": "", "messages": [{"role": "user"}]}, "needs 'role' and 'content'"),
+        ({"prompt": "", "messages": [{"role": "user", "content": 3}]}, "content must be a string"),
+        ({"prompt": "", "messages": [CHAT[1], CHAT[0], CHAT[1]]}, "system message may only"),
+        ({"steered_messages": CHAT}, "steered_messages needs messages"),
+        (
+            {"prompt": "", "messages": CHAT, "steered_messages": CHAT[1:]},
+            "must be the same conversation",
+        ),
+        (
+            {
+                "prompt": "",
+                "messages": CHAT,
+                "steered_messages": [*CHAT[:3], {"role": "user", "content": "Other?"}],
+            },
+            r"steered_messages\[3\] differs",
+        ),
+        (
+            {"spec": SteerSpec(positions="assistant")},
+            "'assistant' applies to chats",
+        ),
+    ],
+)
+def test_a_chat_request_refuses_what_is_not_a_conversation(fields, message):
+    with pytest.raises(SpecError, match=message):
+        request(**fields)

@@ -180,6 +180,8 @@ class DecodeBatch:
                 [p is not None and p.acts_on(kind) for p in plans], device=self.device
             )  # [batch]
             eligible = acts[:, None] & mask[:, -q:].bool()  # [batch, q]
+            if kind == "prompt":
+                eligible = self._prompt_masks(plans, eligible)
             for name in names:
                 rp = [p if p is not None and p.hook_name == name else None for p in plans]
                 step[name] = (rp, eligible, add_delta(rp, eligible))
@@ -191,6 +193,18 @@ class DecodeBatch:
         if kind == "generated":
             self._decode_step = step
         return step
+
+    @staticmethod
+    def _prompt_masks(plans: list, eligible: Tensor) -> Tensor:
+        """Prefill eligibility narrowed to each plan's `prompt_mask` (positions "assistant"):
+        the mask covers the row's prompt, which is right-aligned in the left-padded batch."""
+        for i, p in enumerate(plans):
+            if p is not None and p.prompt_mask is not None:
+                m = p.prompt_mask.to(eligible.device)  # [prompt]
+                row = torch.zeros_like(eligible[i])  # [q]
+                row[row.shape[0] - m.shape[0] :] = m
+                eligible[i] &= row
+        return eligible
 
     # -- forward with every row's own steering --------------------------------------------
 

@@ -18,8 +18,10 @@ is found through a registry:
 Positions: an intervention acts where a row's residual positions are eligible: ``all``,
 ``prompt`` (the prompt's tokens only: during prefill) or ``generated`` (positions whose input
 token was generated; the first generated token is predicted from the last prompt position, so
-``generated`` steering starts changing the text from the second new token). The logit bias
-follows the same rule applied to the position whose logits are sampled.
+``generated`` steering starts changing the text from the second new token), or ``assistant``
+(a chat's assistant turns: the prompt positions in the row plan's `prompt_mask`, and every
+generated position). The logit bias follows the same rule applied to the position whose
+logits are sampled.
 
 `compile_plan` turns a spec into a `RowPlan` (tensors on the model's device); `apply_plans`
 applies one `RowPlan` per batch row inside a hook: all adds as one `[batch, pos, d]` tensor
@@ -56,7 +58,7 @@ __all__ = [
     "register_intervention",
 ]
 
-Positions = Literal["all", "prompt", "generated"]
+Positions = Literal["all", "prompt", "generated", "assistant"]
 Kind = Literal["prompt", "generated"]  # which kind of forward pass: prefill or decode
 
 
@@ -118,6 +120,8 @@ class RowPlan:
     clamp_directions: Float[Tensor, "k d"] | None = None
     logit_bias: Float[Tensor, " vocab"] | None = None
     generator: torch.Generator | None = None  # for resample draws only
+    # positions "assistant": which of the row's prompt positions are the assistant's (prefill)
+    prompt_mask: Bool[Tensor, " prompt"] | None = None
 
     @property
     def needs_hook(self) -> bool:
@@ -128,7 +132,9 @@ class RowPlan:
         return not self.needs_hook and self.logit_bias is None
 
     def acts_on(self, kind: Kind) -> bool:
-        return self.positions == "all" or self.positions == kind
+        """Whether the plan acts on some positions of a forward pass of this kind (for
+        ``assistant`` prefill, only where `prompt_mask` says)."""
+        return self.positions in ("all", "assistant") or self.positions == kind
 
 
 @dataclass

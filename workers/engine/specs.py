@@ -14,6 +14,12 @@ Modes of an `Intervention` (the math is documented in interventions.py):
   contrastive-activation-addition vector); `feature` is the vector's own id, which names it
   in the request and keeps two vectors apart.
 
+What is continued is either a plain `prompt` or a chat: `messages` ({role, content}, the
+default row's conversation, ending with the user's turn) and, when the two rows' histories have
+diverged, `steered_messages` (the same turns with the steered row's own earlier replies). The
+model's chat template renders them (chat.py); positions ``assistant`` steers only the
+assistant's turns (earlier replies, the reply's header and the reply being generated).
+
 `to_dict()` forms are canonical: keys are fixed, interventions sorted, floats plain Python
 floats (-0.0 folded to 0.0), so equal requests give equal dicts and equal keys.
 
@@ -36,10 +42,12 @@ STEERING_VERSION = 1
 
 MODES = ("add", "clamp", "ablate", "logit", "vector")
 FEATURE_MODES = ("add", "clamp", "ablate", "logit")  # modes that name an SAE feature
-POSITIONS = ("all", "prompt", "generated")
+POSITIONS = ("all", "prompt", "generated", "assistant")
+ROLES = ("system", "user", "assistant")
 ABLATIONS = ("zero", "mean", "resample")
 MAX_NEW_TOKENS = 1024  # a guard against runaway requests, not a model limit
 MAX_INDEX = 2**31 - 1
+MAX_MESSAGES = 200
 
 
 class SpecError(ValueError):
@@ -210,40 +218,129 @@ class SteerSpec:
 
 
 @dataclass(frozen=True)
+class ChatMessage:
+    """One turn of a chat: `role` is system, user or assistant."""
+
+    role: str
+    content: str
+
+    def __post_init__(self) -> None:
+        one_of(self.role, "message role", ROLES)
+        if not isinstance(self.content, str):
+            raise SpecError(f"message content must be a string, got {self.content!r:.40}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChatMessage:
+        check_keys(d, ("role", "content"), "message")
+        if "role" not in d or "content" not in d:
+            raise SpecError("a message needs 'role' and 'content'")
+        return cls(role=d["role"], content=d["content"])
+
+
+Chat = tuple[ChatMessage, ...]
+
+
+def chat_messages(items: Any, name: str = "messages") -> Chat:
+    """A conversation from a list of ChatMessage or {role, content} dicts: 1 to MAX_MESSAGES
+    turns, system turns only first, ending with a non-empty user turn (the reply to it is what
+    gets generated)."""
+    if not isinstance(items, (list, tuple)) or not items:
+        raise SpecError(f"{name} must be a non-empty list of {{role, content}} objects")
+    if len(items) > MAX_MESSAGES:
+        raise SpecError(f"{name} has {len(items)} turns (at most {MAX_MESSAGES})")
+    chat = tuple(m if isinstance(m, ChatMessage) else ChatMessage.from_dict(m) for m in items)
+    seen_other = False
+    for i, m in enumerate(chat):
+        if m.role == "system" and seen_other:
+            raise SpecError(f"{name}[{i}]: a system message may only come first")
+        seen_other = seen_other or m.role != "system"
+    if chat[-1].role != "user" or not chat[-1].content.strip():
+        raise SpecError(f"the last of {name} must be a non-empty user message (the one to answer)")
+    return chat
+
+
+def _same_turns(messages: Chat, steered: Chat) -> None:
+    """The steered row's conversation may differ from the default's only in assistant replies."""
+    if len(messages) != len(steered):
+        raise SpecError(
+            f"steered_messages has {len(steered)} turns, messages {len(messages)}: they must be "
+            "the same conversation (only the assistant's replies may differ)"
+        )
+    for i, (a, b) in enumerate(zip(messages, steered, strict=True)):
+        if a.role != b.role or (a.role != "assistant" and a.content != b.content):
+            raise SpecError(
+                f"steered_messages[{i}] differs from messages[{i}]: only the assistant's "
+                "replies may differ"
+            )
+
+
+@dataclass(frozen=True)
 class SteerRequest:
     """A whole steered generation: `model` and `sae` are sources as the engine loads them
-    ("demo", a local path, a hub id or SAELens `release:id`), `prompt` the text to continue."""
+    ("demo", a local path, a hub id or SAELens `release:id`); `prompt` the text to continue,
+    or `messages` (and `steered_messages`, see the module docstring) the chat to answer."""
 
     model: str
     sae: str
     prompt: str
     spec: SteerSpec
+    messages: Chat | None = None
+    steered_messages: Chat | None = None
 
     def __post_init__(self) -> None:
         for name in ("model", "sae"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise SpecError(f"{name} must be a non-empty source string")
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise SpecError("prompt must be a non-empty string")
         if not isinstance(self.spec, SteerSpec):
             raise SpecError(f"spec must be a SteerSpec, got {type(self.spec).__name__}")
+        if self.messages is None:
+            if self.steered_messages is not None:
+                raise SpecError("steered_messages needs messages")
+            if not isinstance(self.prompt, str) or not self.prompt.strip():
+                raise SpecError("prompt must be a non-empty string")
+            if self.spec.positions == "assistant":
+                raise SpecError("positions 'assistant' applies to chats (messages), not a prompt")
+            return
+        if self.prompt != "":
+            raise SpecError("send either prompt or messages, not both")
+        set_ = object.__setattr__
+        set_(self, "messages", chat_messages(self.messages))
+        if self.steered_messages is not None:
+            steered = chat_messages(self.steered_messages, "steered_messages")
+            _same_turns(self.messages, steered)
+            # canonical: identical histories are written once
+            set_(self, "steered_messages", None if steered == self.messages else steered)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "model": self.model,
             "sae": self.sae,
             "prompt": self.prompt,
             "spec": self.spec.to_dict(),
         }
+        if self.messages is not None:  # absent for prompts: their keys stay as they were
+            d["messages"] = [m.to_dict() for m in self.messages]
+        if self.steered_messages is not None:
+            d["steered_messages"] = [m.to_dict() for m in self.steered_messages]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SteerRequest:
-        d = check_keys(d, ("model", "sae", "prompt", "spec"), "steer request")
+        keys = ("model", "sae", "prompt", "spec", "messages", "steered_messages")
+        d = check_keys(d, keys, "steer request")
         missing = sorted({"model", "sae", "prompt", "spec"} - set(d))
         if missing:
             raise SpecError(f"a steer request needs {', '.join(missing)}")
         return cls(
-            model=d["model"], sae=d["sae"], prompt=d["prompt"], spec=SteerSpec.from_dict(d["spec"])
+            model=d["model"],
+            sae=d["sae"],
+            prompt=d["prompt"],
+            spec=SteerSpec.from_dict(d["spec"]),
+            messages=d.get("messages"),
+            steered_messages=d.get("steered_messages"),
         )
 
     def key(self) -> str:
