@@ -71,7 +71,16 @@ def model_fields(lm: LoadedModel) -> ModelFields:
         n_layers=lm.n_layers,
         n_ctx=lm.n_ctx,
         revision=str(getattr(config, "_commit_hash", None) or ""),
+        chat_template=_chat_template(lm.tokenizer),
     )
+
+
+def _chat_template(tokenizer: object) -> str:
+    """The tokenizer's chat template; of several named ones, the default."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):
+        template = template.get("default") or next(iter(template.values()), "")
+    return template if isinstance(template, str) else ""
 
 
 def sae_fields(attached: AttachedSAE, sae_source: str) -> SAEFields:

@@ -29,10 +29,17 @@ class LanguageModel(models.Model):
     # character is stored as U+2400 (␀); see services.vocab_for_storage.
     vocab = ArrayField(models.TextField(), default=list)
     revision = models.CharField(max_length=100, blank=True)  # hub commit hash; "" for local
+    # The tokenizer's chat template (Jinja), read at registration; "" when it has none. Chat
+    # steering is offered only for a model that has one.
+    chat_template = models.TextField(blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ("slug",)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.chat_template)
 
     def __str__(self) -> str:
         return self.slug

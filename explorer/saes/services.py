@@ -156,6 +156,7 @@ class ModelFields(TypedDict):
     n_layers: int
     n_ctx: int
     revision: str  # hub commit hash; "" for local models
+    chat_template: str  # the tokenizer's Jinja chat template; "" when it has none
 
 
 class SAEFields(TypedDict):
@@ -205,7 +206,10 @@ def sae_register(
                 vocab=vocab_for_storage(vocab),
                 **model_fields,
             )
-        elif model_slug is not None and model_slug != lm_row.slug:
+        elif lm_row.chat_template != model_fields.get("chat_template", lm_row.chat_template):
+            lm_row.chat_template = model_fields["chat_template"]  # read afresh from the files
+            lm_row.save(update_fields=["chat_template"])
+        if not model_created and model_slug is not None and model_slug != lm_row.slug:
             log.info(
                 "model %s is registered as %r; --model-slug %r ignored",
                 model_source,

@@ -23,6 +23,8 @@ _ENV = {
     "STEER_MAX_NEW_TOKENS": env_int("STEER_MAX_NEW_TOKENS", 128, minimum=1),
     # Characters of prompt (the model's context is checked by the worker as well).
     "STEER_MAX_PROMPT_CHARS": env_int("STEER_MAX_PROMPT_CHARS", 2000, minimum=1),
+    # Characters of a chat's messages together (each row's history counted once).
+    "STEER_MAX_CHAT_CHARS": env_int("STEER_MAX_CHAT_CHARS", 8000, minimum=1),
     # Generations (cache misses) one client may start per window; a slider drag sends a few
     # per second, so the default leaves room for continuous dragging but stops floods.
     "STEER_RATE_LIMIT": env_int("STEER_RATE_LIMIT", 240, minimum=1),
@@ -48,6 +50,7 @@ class Limits:
     rate_window_s: int
     start_timeout_s: float
     max_vector_pairs: int
+    max_chat_chars: int = 8000
 
     def to_page(self) -> dict:
         """The `limits` object of the steering page's config."""
@@ -57,6 +60,7 @@ class Limits:
             "max_features": self.max_features,
             "max_new_tokens": self.max_new_tokens,
             "max_prompt_chars": self.max_prompt_chars,
+            "max_chat_chars": self.max_chat_chars,
         }
 
     def to_dict(self) -> dict:
@@ -73,4 +77,5 @@ def limits() -> Limits:
         rate_window_s=int(setting("STEER_RATE_WINDOW_S")),
         start_timeout_s=float(setting("STEER_START_TIMEOUT_S")),
         max_vector_pairs=int(setting("STEER_MAX_VECTOR_PAIRS")),
+        max_chat_chars=int(setting("STEER_MAX_CHAT_CHARS")),
     )

@@ -9,7 +9,9 @@ against the database afterwards.
 
 Accepted on top of DESIGN.md §6: `model` (the model slug; else the socket's `?model=`, else the
 only registered model), `top_p`, and per feature `label` / `max_activation`, which the page
-carries for display and the server ignores. A feature entry is either
+carries for display and the server ignores. A chat sends `messages` ([{role, content}], ending
+with the user's turn) instead of `prompt`, and `steered_messages` when the steered column's
+history has its own replies (workers/engine/specs.py). A feature entry is either
 {"sae", "index", "strength", "mode"} or {"vector": <steering vector id>, "strength"}.
 """
 
@@ -36,6 +38,8 @@ STEER_FIELDS = {
     "gen",
     "model",
     "prompt",
+    "messages",
+    "steered_messages",
     "features",
     "positions",
     "temperature",
@@ -76,8 +80,10 @@ class VectorTerm:
 class SteerMessage:
     gen: int | str
     model: str | None
-    prompt: str
+    prompt: str  # "" for a chat
     features: tuple[FeatureTerm, ...] = ()
+    messages: specs.Chat | None = None
+    steered_messages: specs.Chat | None = None
     vectors: tuple[VectorTerm, ...] = ()
     positions: str = "all"
     temperature: float = 0.7
@@ -203,19 +209,52 @@ def _terms(items: Any, limits: Limits) -> tuple[tuple[FeatureTerm, ...], tuple[V
     return tuple(features), tuple(vectors)
 
 
+def _chat(value: Any, name: str) -> specs.Chat:
+    try:
+        return specs.chat_messages(value, name)
+    except specs.SpecError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def _prompt_or_chat(
+    content: dict, limits: Limits
+) -> tuple[str, specs.Chat | None, specs.Chat | None]:
+    """(prompt, messages, steered_messages): a prompt, or a chat with "" as its prompt."""
+    has_prompt, has_chat = "prompt" in content, "messages" in content
+    if has_prompt and has_chat:
+        raise ProtocolError("send either prompt or messages (a chat), not both")
+    if not has_chat:
+        has_prompt = True  # a message with neither is missing its prompt
+    if has_prompt:
+        if "steered_messages" in content:
+            raise ProtocolError("steered_messages needs messages")
+        prompt = content.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ProtocolError("prompt must be a non-empty string")
+        if len(prompt) > limits.max_prompt_chars:
+            raise ProtocolError(
+                f"prompt is too long: {len(prompt)} characters (at most {limits.max_prompt_chars})"
+            )
+        return prompt, None, None
+    messages = _chat(content["messages"], "messages")
+    raw = content.get("steered_messages")
+    steered = _chat(raw, "steered_messages") if raw is not None else None
+    for name, chat in (("messages", messages), ("steered_messages", steered or ())):
+        chars = sum(len(m.content) for m in chat)
+        if chars > limits.max_chat_chars:
+            raise ProtocolError(
+                f"{name} is too long: {chars} characters (at most {limits.max_chat_chars})"
+            )
+    return "", messages, steered
+
+
 def parse_steer(content: dict, limits: Limits) -> SteerMessage:
     _unknown(content, STEER_FIELDS, "steer")
     gen = _gen(content.get("gen"))
     model = content.get("model")
     if model is not None and (not isinstance(model, str) or not model):
         raise ProtocolError(f"model must be a model slug, got {model!r:.40}")
-    prompt = content.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ProtocolError("prompt must be a non-empty string")
-    if len(prompt) > limits.max_prompt_chars:
-        raise ProtocolError(
-            f"prompt is too long: {len(prompt)} characters (at most {limits.max_prompt_chars})"
-        )
+    prompt, messages, steered = _prompt_or_chat(content, limits)
     features, vectors = _terms(content.get("features", []), limits)
     positions = _one_of(content.get("positions", DEFAULTS["positions"]), "positions", POSITIONS)
     temperature = _number(content.get("temperature", DEFAULTS["temperature"]), "temperature")
@@ -235,10 +274,14 @@ def parse_steer(content: dict, limits: Limits) -> SteerMessage:
         )
     except specs.SpecError as exc:
         raise ProtocolError(str(exc)) from None
+    if positions == "assistant" and messages is None:
+        raise ProtocolError("positions 'assistant' applies to chats (messages), not a prompt")
     return SteerMessage(
         gen=gen,
         model=model,
         prompt=prompt,
+        messages=messages,
+        steered_messages=steered,
         features=features,
         vectors=vectors,
         positions=positions,

@@ -64,6 +64,7 @@ class Catalogue:
     model_slug: str
     model_source: str
     saes: tuple[SAEInfo, ...]  # by layer, then slug: the first is the default
+    chat: bool = False  # whether the model has a chat template (steering chats needs one)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,13 @@ def steer_catalogue(*, model_slug: str | None) -> Catalogue:
     )
     if not saes:
         raise ProtocolError(f"model {model.slug!r} has no SAE to steer with")
-    return Catalogue(model_id=model.pk, model_slug=model.slug, model_source=model.source, saes=saes)
+    return Catalogue(
+        model_id=model.pk,
+        model_slug=model.slug,
+        model_source=model.source,
+        saes=saes,
+        chat=model.has_chat_template,
+    )
 
 
 def vector_infos(*, ids: list[int]) -> dict[int, VectorInfo]:
@@ -148,6 +155,11 @@ def steer_request_build(
             "all features of one request must come from one SAE; got " + ", ".join(sorted(used))
         )
     sae = saes[used.pop()] if used else catalogue.saes[0]
+    if message.messages is not None and not catalogue.chat:
+        raise ProtocolError(
+            f"model {catalogue.model_slug!r} has no chat template (its tokenizer defines "
+            "none), so it cannot be steered in a chat: send a prompt instead"
+        )
     interventions = [
         specs.Intervention(feature=f.index, strength=f.strength, mode=f.mode)
         for f in message.features
@@ -163,6 +175,8 @@ def steer_request_build(
             model=catalogue.model_source,
             sae=sae.source,
             prompt=message.prompt,
+            messages=message.messages,
+            steered_messages=message.steered_messages,
             spec=specs.SteerSpec(
                 interventions=tuple(interventions),
                 positions=message.positions,
@@ -212,7 +226,28 @@ def request_display(
         "top_p": spec.top_p,
         "seed": spec.seed,
         "max_new_tokens": spec.max_new_tokens,
+        **_chat_display(request),
     }
+
+
+def _chat_display(request: specs.SteerRequest) -> dict[str, Any]:
+    """A chat's conversations (absent for a prompt, so stored prompt results keep their form)."""
+    out: dict[str, Any] = {}
+    if request.messages is not None:
+        out["messages"] = [m.to_dict() for m in request.messages]
+    if request.steered_messages is not None:
+        out["steered_messages"] = [m.to_dict() for m in request.steered_messages]
+    return out
+
+
+def chat_initial(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The page's `chat` of a stored chat request: each column's history before the last user
+    message (which is the page's prompt); None for a prompt."""
+    messages = request.get("messages")
+    if not messages:
+        return None
+    steered = request.get("steered_messages") or messages
+    return {"default": messages[:-1], "steered": steered[:-1]}
 
 
 def steering_result_find(*, key: str) -> SteeringResult | None:
@@ -394,8 +429,12 @@ def initial_from_query(*, model: LanguageModel, params: Any, limits: Limits) -> 
         return value if low <= value <= high and (cast is int or math.isfinite(value)) else default
 
     positions = params.get("pos", protocol.DEFAULTS["positions"])
+    chat = model.has_chat_template and params.get("chat") == "1"
+    if positions == "assistant" and not chat:
+        positions = protocol.DEFAULTS["positions"]
     return {
         "prompt": params.get("prompt", "")[: limits.max_prompt_chars],
+        "chat": {"default": [], "steered": []} if chat else None,
         "sae": default_sae,
         "features": _initial_features(model, features),
         "positions": positions
@@ -417,8 +456,10 @@ def initial_from_query(*, model: LanguageModel, params: Any, limits: Limits) -> 
 def initial_from_result(*, model: LanguageModel, result: SteeringResult) -> dict[str, Any]:
     r = result.request
     terms = [*r.get("features", []), *r.get("vectors", [])]
+    chat = chat_initial(r)
     return {
-        "prompt": r["prompt"],
+        "prompt": r["messages"][-1]["content"] if chat is not None else r["prompt"],
+        "chat": chat,
         "sae": r.get("sae"),
         "features": _initial_features(model, terms),
         "positions": r["positions"],
@@ -461,6 +502,7 @@ def feature_panel_config(
     }
     return {
         "model": sae.model.slug,
+        "chat": False,
         "ws_path": "/ws/steer/",
         "saes": [{"slug": sae.slug, "d_sae": sae.d_sae, "hook_name": sae.hook_name}],
         "limits": limits.to_page(),
@@ -479,6 +521,7 @@ def steer_page_config(
     """The `steer_config` of steering/steer.html (the contract in explorer/steering/README.md)."""
     return {
         "model": model.slug,
+        "chat": model.has_chat_template,  # whether the page offers chat mode
         "ws_path": "/ws/steer/",
         "saes": [
             {"slug": s.slug, "d_sae": s.d_sae, "hook_name": s.hook_name} for s in _saes(model)

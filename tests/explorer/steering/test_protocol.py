@@ -133,3 +133,42 @@ def test_a_permalink_id_follows_from_the_request_key():
     assert set(result_id_for("a" * 64)) <= set(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     )
+
+
+# --- chats -------------------------------------------------------------------------------
+
+CHAT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+
+
+def chat(**overrides):
+    message = steer(messages=[*CHAT, {"role": "user", "content": "How are you?"}])
+    del message["prompt"]
+    message.update(overrides)
+    return message
+
+
+def test_a_chat_message_is_parsed_into_the_engines_turns():
+    m = parse_message(chat(positions="assistant"), LIMITS)
+    assert m.prompt == "" and [t.role for t in m.messages] == ["user", "assistant", "user"]
+    assert m.steered_messages is None and m.positions == "assistant"
+    other = [CHAT[0], {"role": "assistant", "content": "Go"}, {"role": "user", "content": "?"}]
+    m = parse_message(chat(steered_messages=other), LIMITS)
+    assert m.steered_messages[1].content == "Go"
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (steer(messages=CHAT), "either prompt or messages"),
+        (chat(messages=CHAT), "last of messages must be a non-empty user message"),
+        (chat(messages="hi"), "messages must be a non-empty list"),
+        (chat(messages=[{"role": "robot", "content": "x"}]), "message role must be one of"),
+        (chat(messages=[{"role": "user", "content": "x", "name": "a"}]), "unknown message field"),
+        (chat(messages=[{"role": "user", "content": "x" * 9000}]), "messages is too long"),
+        (steer(steered_messages=CHAT), "steered_messages needs messages"),
+        (steer(positions="assistant"), "'assistant' applies to chats"),
+    ],
+)
+def test_a_bad_chat_is_refused_naming_what_is_wrong(message, error):
+    with pytest.raises(ProtocolError, match=error):
+        parse_message(message, LIMITS)
