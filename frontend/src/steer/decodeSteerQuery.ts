@@ -1,7 +1,7 @@
 import type { SteerFeature, SteerMode, SteerPositions, SteerState } from "./steerTypes";
 
 const MODES: readonly string[] = ["add", "clamp", "ablate", "logit"];
-const POSITIONS: readonly string[] = ["all", "prompt", "generated"];
+const POSITIONS: readonly string[] = ["all", "prompt", "generated", "assistant"];
 
 export interface DecodedSteerQuery {
   state: SteerState;
@@ -57,6 +57,7 @@ export function decodeSteerQuery(search: string | URLSearchParams, defaults: Ste
   state.top_p = num("p", (v) => Number.isFinite(v) && v > 0 && v <= 1) ?? state.top_p;
   state.seed = num("seed", (v) => Number.isInteger(v) && v >= 0) ?? state.seed;
   state.max_new_tokens = num("n", (v) => Number.isInteger(v) && v > 0) ?? state.max_new_tokens;
+  if (q.get("chat") === "1") state.chat = state.chat ?? { default: [], steered: [] };
   const pos = q.get("pos");
   if (pos !== null) {
     if (POSITIONS.includes(pos)) state.positions = pos as SteerPositions;

@@ -4,7 +4,15 @@ import type { SteerConfig } from "./steerTypes";
 /** The elements of the steering page the panel writes into. */
 export interface SteerLayout {
   prompt: HTMLTextAreaElement;
+  promptLabel: HTMLElement;
   promptError: HTMLElement;
+  /** Chat mode's controls (present when the model has a chat template). */
+  chat: {
+    modes: HTMLInputElement[];
+    send: HTMLButtonElement;
+    restart: HTMLButtonElement;
+    assistantOption: HTMLOptionElement;
+  } | null;
   featuresCount: HTMLElement;
   search: HTMLElement;
   featureList: HTMLOListElement;
@@ -45,7 +53,17 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
 
   const left = controls.append("div").attr("class", "steer-left") as Div;
   const promptBox = left.append("div").attr("class", "steer-prompt-box") as Div;
-  promptBox.append("label").attr("for", "steer-prompt").attr("class", "steer-heading").text("Prompt");
+  const promptHead = promptBox.append("div").attr("class", "steer-prompt-head");
+  const promptLabel = promptHead.append("label").attr("for", "steer-prompt").attr("class", "steer-heading").text("Prompt").node()!;
+  const modes: HTMLInputElement[] = [];
+  if (config.chat) {
+    const group = promptHead.append("span").attr("class", "steer-modes").attr("role", "radiogroup").attr("aria-label", "What to steer");
+    for (const [value, text] of [["text", "Text"], ["chat", "Chat"]] as const) {
+      const l = group.append("label").attr("class", "steer-mode");
+      modes.push(l.append("input").attr("type", "radio").attr("name", "steer-mode").attr("value", value).node()!);
+      l.append("span").text(text);
+    }
+  }
   const prompt = promptBox
     .append("textarea")
     .attr("id", "steer-prompt")
@@ -54,6 +72,13 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
     .attr("maxlength", config.limits.max_prompt_chars)
     .attr("placeholder", "Type a prompt; both continuations follow it as you type")
     .node()!;
+  let chat: SteerLayout["chat"] = null;
+  if (config.chat) {
+    const actions = promptBox.append("div").attr("class", "steer-chat-actions");
+    const send = actions.append("button").attr("type", "button").attr("class", "steer-send").text("Send").node()!;
+    const restart = actions.append("button").attr("type", "button").attr("class", "steer-new-chat").text("New chat").node()!;
+    chat = { modes, send, restart, assistantOption: null as unknown as HTMLOptionElement };
+  }
   const promptError = promptBox.append("p").attr("class", "steer-error").attr("role", "alert").node()!;
 
   const settings = left.append("fieldset").attr("class", "steer-settings") as Div;
@@ -69,6 +94,7 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
     .join("option")
     .attr("value", (d) => d[0]!)
     .text((d) => d[1]!);
+  if (chat) chat.assistantOption = positions.append("option").attr("value", "assistant").text("assistant tokens only").node()!;
   const num = (label: string, name: string, attrs: Record<string, string | number>) => {
     const input = field(settings, label, `steer-field--${name}`).append("input").attr("type", "number").attr("name", name);
     for (const [k, v] of Object.entries(attrs)) input.attr(k, v);
@@ -119,7 +145,9 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
 
   return {
     prompt,
+    promptLabel,
     promptError,
+    chat,
     featuresCount,
     search,
     featureList,

@@ -8,12 +8,13 @@ import { renderFeatureRows } from "./featureRows";
 import { FeatureSearch, type FeatureCandidate } from "./featureSearch";
 import { GenerationStream, type GenerationStreamOptions, type RowText } from "./generationStream";
 import { alternativesTooltip } from "./alternativesTooltip";
+import { clearChat, renderChat } from "./renderChat";
 import { renderContinuation } from "./renderContinuation";
 import { rowPieces } from "./rowPieces";
 import { SteerSocket, type SocketStatus } from "./steerSocket";
 import { steerLayout, type SteerLayout } from "./steerLayout";
 import { steerMessage } from "./steerMessage";
-import type { ServerFrame, SteerConfig, SteerFeature, SteerState } from "./steerTypes";
+import type { ChatHistory, ServerFrame, SteerConfig, SteerFeature, SteerState } from "./steerTypes";
 import { throttle, type Throttled } from "./throttle";
 
 export interface SteerPanelOptions {
@@ -63,7 +64,8 @@ export class SteerPanel {
     this.config = config;
     this.o = options;
     this.apiRoot = config.api_root ?? "/api/v1/";
-    this.state = { ...config.initial, features: config.initial.features.map((f) => ({ ...f })) };
+    const chat = config.chat && config.initial.chat ? copyChat(config.initial.chat) : null;
+    this.state = { ...config.initial, chat, features: config.initial.features.map((f) => ({ ...f })) };
     this.ui = steerLayout(root, config);
     alternativesTooltip(root);
     this.search = new FeatureSearch(this.ui.search, {
@@ -136,8 +138,23 @@ export class SteerPanel {
 
   private bindControls(): void {
     const { prompt, settings: s } = this.ui;
-    prompt.value = this.state.prompt;
-    prompt.addEventListener("input", () => this.change((st) => void (st.prompt = prompt.value)));
+    // In a chat the box holds the next message (a draft), not the message being answered.
+    prompt.value = this.state.chat ? "" : this.state.prompt;
+    prompt.addEventListener("input", () => {
+      if (!this.state.chat) this.change((st) => void (st.prompt = prompt.value));
+    });
+    prompt.addEventListener("keydown", (e: KeyboardEvent) => {
+      if (this.state.chat && e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.sendChat();
+      }
+    });
+    const chat = this.ui.chat;
+    if (chat) {
+      for (const m of chat.modes) m.addEventListener("change", () => m.checked && this.setMode(m.value === "chat"));
+      chat.send.addEventListener("click", () => this.sendChat());
+      chat.restart.addEventListener("click", () => this.change((st) => void ((st.chat = { default: [], steered: [] }), (st.prompt = ""))));
+    }
     s.positions.value = this.state.positions;
     s.positions.addEventListener("change", () => this.change((st) => void (st.positions = s.positions.value as SteerState["positions"])));
     s.temperature.value = String(this.state.temperature);
@@ -200,6 +217,43 @@ export class SteerPanel {
     this.change((st) => void st.features.push(feature));
   }
 
+  /** Switches between continuing a text and a chat (which starts empty). */
+  private setMode(chat: boolean): void {
+    const draft = this.ui.prompt.value;
+    this.change((st) => {
+      st.chat = chat ? { default: [], steered: [] } : null;
+      st.prompt = chat ? "" : draft;
+      if (!chat && st.positions === "assistant") st.positions = "all";
+      if (chat) st.positions = "assistant";
+    });
+  }
+
+  /**
+   * Sends the message in the box: the turn answered so far (each column with its own reply)
+   * joins each column's history, and the new message is answered by both columns.
+   */
+  private sendChat(): void {
+    const chat = this.state.chat;
+    if (!chat) return;
+    const draft = this.ui.prompt.value.trim();
+    if (!draft) {
+      this.ui.promptError.textContent = "Write a message first.";
+      return;
+    }
+    if (this.state.prompt.trim()) {
+      const rows = this.stream?.rows ?? this.stored;
+      if (!rows || (!this.stopped && !(rows.default.done && rows.steered.done))) {
+        this.ui.promptError.textContent = "Wait until both replies are finished.";
+        return;
+      }
+      const ask = this.state.prompt;
+      chat.default.push({ role: "user", content: ask }, { role: "assistant", content: rows.default.text });
+      chat.steered.push({ role: "user", content: ask }, { role: "assistant", content: rows.steered.text });
+    }
+    this.ui.prompt.value = "";
+    this.change((st) => void (st.prompt = draft));
+  }
+
   /** Adds a steering vector (CAA) as one more steered term. */
   addVector(vector: { id: number; sae: string; label: string; strength?: number }): void {
     if (this.state.features.some((f) => f.vector === vector.id)) return;
@@ -215,7 +269,25 @@ export class SteerPanel {
     return this.addFeature(candidate);
   }
 
+  private renderMode(): void {
+    const chat = this.state.chat != null;
+    this.ui.promptLabel.textContent = chat ? "Message" : "Prompt";
+    this.ui.prompt.placeholder = chat
+      ? "Write a message; Enter sends it (Shift+Enter: a new line)"
+      : "Type a prompt; both continuations follow it as you type";
+    const c = this.ui.chat;
+    if (c) {
+      c.send.hidden = !chat;
+      c.restart.hidden = !chat;
+      c.assistantOption.hidden = !chat;
+      c.assistantOption.disabled = !chat;
+      for (const m of c.modes) m.checked = m.value === (chat ? "chat" : "text");
+    }
+    this.ui.settings.positions.value = this.state.positions;
+  }
+
   private renderControls(): void {
+    this.renderMode();
     const { limits } = this.config;
     this.ui.featuresCount.textContent = `${this.state.features.length} of ${limits.max_features}`;
     renderFeatureRows(this.ui.featureList, this.state.features, {
@@ -245,7 +317,7 @@ export class SteerPanel {
     if (this.stream && !this.stream.complete && this.sent) this.socket.send({ type: "cancel", gen: this.stream.gen });
     if (!this.state.prompt.trim()) {
       this.stream = null;
-      this.ui.state.textContent = "type a prompt to generate";
+      this.ui.state.textContent = this.state.chat ? "write a message to start the chat" : "type a prompt to generate";
       this.renderColumns();
       return;
     }
@@ -345,9 +417,18 @@ export class SteerPanel {
     for (const [row, data] of [["default", d], ["steered", st]] as const) {
       const col = this.ui.columns[row];
       const streaming = !stopped && !data.done;
-      renderContinuation(col.text, { prompt, text: data.text, diverge: off, streaming, tokens: streaming ? null : rowPieces(data) });
+      const reply = { text: data.text, diverge: off, streaming, tokens: streaming ? null : rowPieces(data) };
+      if (this.state.chat) renderChat(col.text, this.state.chat[row], this.state.prompt, reply);
+      else {
+        clearChat(col.text);
+        renderContinuation(col.text, { prompt, ...reply });
+      }
       col.status.textContent = streaming ? "streaming…" : rows ? (stopped && !data.done ? "stopped" : "") : "";
       col.text.dataset.done = String(data.done && rows !== null);
     }
   }
+}
+
+function copyChat(chat: ChatHistory): ChatHistory {
+  return { default: chat.default.map((m) => ({ ...m })), steered: chat.steered.map((m) => ({ ...m })) };
 }

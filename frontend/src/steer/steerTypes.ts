@@ -1,7 +1,20 @@
 /** Intervention modes, as DESIGN.md §6 names them on the wire. */
 export type SteerMode = "add" | "clamp" | "ablate" | "logit";
-/** Which positions a steering intervention acts on. */
-export type SteerPositions = "all" | "prompt" | "generated";
+/** Which positions a steering intervention acts on ("assistant": a chat's assistant turns). */
+export type SteerPositions = "all" | "prompt" | "generated" | "assistant";
+
+/** One turn of a chat, as the `messages` of a `steer` message carry it. */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/** Each column's conversation before the message being answered (the state's `prompt`): the
+ *  columns share the user's turns and keep their own replies, so they diverge. */
+export interface ChatHistory {
+  default: ChatMessage[];
+  steered: ChatMessage[];
+}
 /** The two continuations generated side by side. */
 export type SteerRow = "default" | "steered";
 
@@ -23,7 +36,10 @@ export interface SteerFeature {
 
 /** Everything a generation depends on: what the URL carries and what a `steer` message sends. */
 export interface SteerState {
+  /** The text to continue or, in a chat, the user's message being answered. */
   prompt: string;
+  /** A chat's history (null or absent: plain text continuation). */
+  chat?: ChatHistory | null;
   features: SteerFeature[];
   positions: SteerPositions;
   temperature: number;
@@ -38,6 +54,8 @@ export interface SteerLimits {
   max_features: number;
   max_new_tokens: number;
   max_prompt_chars: number;
+  /** Characters of a chat's messages together. */
+  max_chat_chars?: number;
 }
 
 export interface SteerSaeInfo {
@@ -59,6 +77,8 @@ export interface SteerStoredResult {
 /** The page's `steer-config` json_script, rendered by the steering view. */
 export interface SteerConfig {
   model: string;
+  /** Whether the model has a chat template (the page then offers chat mode). */
+  chat?: boolean;
   ws_path: string;
   saes: SteerSaeInfo[];
   limits: SteerLimits;
