@@ -8,7 +8,9 @@
   clamp, ablate or logit;
 - `v=<vector id>:<strength>`, repeatable: a steering vector;
 - `t=<temperature>`, `p=<top_p>`, `seed=<int>`, `n=<max new tokens>`,
-  `pos=all|prompt|generated`.
+  `pos=all|prompt|generated|assistant` (assistant: chats only);
+- `chat=1`: chat mode, for a model with a chat template (the conversation itself is kept by
+  each reply's permalink).
 
 Bad parts are dropped (the websocket refuses a bad request with a message when it is sent).
 `/steer/<id>/` restores a stored SteeringResult: its request as `initial`, its texts as `result`.

@@ -41,9 +41,11 @@ def test_the_page_config_follows_the_contract(client, demo):
         "max_features",
         "max_new_tokens",
         "max_prompt_chars",
+        "max_chat_chars",
     }
     assert config["result"] is None
     assert config["initial"]["features"] == []
+    assert config["chat"] is False and config["initial"]["chat"] is None  # no chat template
 
 
 def test_the_query_string_becomes_the_initial_panel(client, demo):
