@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -20,7 +22,8 @@ def _int(value: str | None, default: int) -> int:
 def search_page(request: HttpRequest) -> HttpResponse:
     """?q=...&scope=<model>/<sae>&mode=...: results as a table; every state is in the URL.
 
-    `model=` and `sae=` (as in the API) work too; `scope` wins when both are given.
+    `model=` and `sae=` (as in the API) work too; `scope` wins when both are given
+    (`scope=<model>/` is every SAE of the model). Text searches list their hits per SAE.
     """
     q = request.GET.get("q", "").strip()
     model = request.GET.get("model") or None
@@ -30,6 +33,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         model, _, sae = scope.partition("/")
         model, sae = model or None, sae or None
     mode = request.GET.get("mode") or "auto"
+    saes = list(sae_selectors.sae_list())
     context = {
         "q": q,
         "search_query": q,
@@ -37,10 +41,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "sae": sae or "",
         "mode": mode,
         "modes": services.MODES,
-        "saes": sae_selectors.sae_list(),
+        "saes": saes,
+        "models": list(dict.fromkeys(s.model.slug for s in saes)),
         "hits": None,
+        "groups": None,
         "error": None,
         "notice": None,
+        "choose_models": None,
     }
     status = 200
     if q:
@@ -53,6 +60,12 @@ def search_page(request: HttpRequest) -> HttpResponse:
                 limit=_int(request.GET.get("limit"), 50),
             )
             context["hits"], context["notice"] = result.hits, result.notice
+            context["groups"] = result.groups
+        except services.ModelRequired as exc:
+            context["error"] = "Searching by text runs one model's SAEs: choose the model."
+            context["choose_models"] = [
+                (m, "?" + urlencode({"q": q, "model": m, "mode": mode})) for m in exc.models
+            ]  # a question, not a failure: 200
         except ApplicationError as exc:
             context["error"] = exc.message
             status = exc.status
