@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-from tests.builders import build_saved_sae
 from workers.live_activations import activations_for_text, top_features_per_sae
 from workers.resident import attached_sae
 
@@ -49,14 +48,6 @@ def test_a_text_longer_than_the_context_is_a_value_error(demo):
         activations_for_text(demo, "word " * 500, index=None, top_k=5)
 
 
-@pytest.fixture(scope="module")
-def deep_sae_path(tmp_path_factory) -> str:
-    """A random SAE on the demo model's last layer, deeper than the demo SAE (layer 1)."""
-    return build_saved_sae(
-        tmp_path_factory.mktemp("deep"), d_in=96, hook_name="blocks.2.hook_resid_post", seed=0
-    )
-
-
 def test_top_features_per_sae_equal_each_sae_tested_alone(demo, deep_sae_path):
     deep = attached_sae("demo", deep_sae_path)
     assert deep.lm is demo.lm  # one resident copy of the model
@@ -69,12 +60,10 @@ def test_top_features_per_sae_equal_each_sae_tested_alone(demo, deep_sae_path):
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_the_model_task_answers_per_sae_in_the_order_given(celery_worker_proc, deep_sae_path):
+def test_the_model_task_answers_per_sae_in_the_order_given(celery_worker_proc, demo_two_saes):
     from workers.live_activations import model_text_activations
-    from workers.registration import sae_register_from_specs
 
-    demo_sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
-    deep = sae_register_from_specs(model_spec="demo", sae_spec=deep_sae_path).sae
+    demo_sae, deep = demo_two_saes
     reply = model_text_activations.apply_async(
         kwargs={"sae_ids": [deep.pk, demo_sae.pk], "text": "The cat sat.", "top_k": 3},
         queue="live.demo",

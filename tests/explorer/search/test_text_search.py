@@ -1,6 +1,6 @@
 """`text:` search over every SAE of a model (explorer/search/services.py _by_text, through
-explorer/activations model_activation_test and a real worker on live.demo): the demo model with
-its demo SAE (layer 1) and a random-weight SAE on its last layer."""
+explorer/activations model_activation_test and a real worker on live.demo), on the demo model
+with two SAEs (tests/fixtures/saes.py)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,10 @@ from django.core.cache import cache
 
 from explorer.activations.services import activation_test
 from explorer.search.services import search_results
-from tests.builders import build_saved_sae
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 TEXT = "The river bank was full of water."
-
-
-@pytest.fixture(scope="module")
-def deep_sae_path(tmp_path_factory) -> str:
-    return build_saved_sae(
-        tmp_path_factory.mktemp("deep"), d_in=96, hook_name="blocks.2.hook_resid_post", seed=0
-    )
-
-
-@pytest.fixture
-def demo_saes(deep_sae_path):
-    """The demo model's two SAEs, in layer order: demo (layer 1), deep (layer 2)."""
-    from workers.registration import sae_register_from_specs
-
-    demo = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
-    deep = sae_register_from_specs(model_spec="demo", sae_spec=deep_sae_path, slug="deep").sae
-    return [demo, deep]
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +23,7 @@ def _fresh_cache(settings):
     cache.clear()
 
 
-def test_it_lists_the_top_features_of_every_sae_of_the_model(demo_saes, celery_worker_proc):
+def test_it_lists_the_top_features_of_every_sae_of_the_model(demo_two_saes, celery_worker_proc):
     result = search_results(q=f"text:{TEXT}", model_slug="demo", limit=5)
     assert [(g.sae, g.hook_name, g.url) for g in result.groups] == [
         ("demo", "blocks.1.hook_resid_post", "/demo/demo/"),
@@ -54,9 +36,9 @@ def test_it_lists_the_top_features_of_every_sae_of_the_model(demo_saes, celery_w
     assert result.hits == [h for g in result.groups for h in g.hits]
 
 
-def test_its_values_equal_a_test_of_each_sae_alone(demo_saes, celery_worker_proc):
+def test_its_values_equal_a_test_of_each_sae_alone(demo_two_saes, celery_worker_proc):
     groups = search_results(q=f"text:{TEXT}", model_slug="demo", limit=5).groups
-    for sae, group in zip(demo_saes, groups, strict=True):
+    for sae, group in zip(demo_two_saes, groups, strict=True):
         cache.clear()  # computed again, by the one-SAE task
         alone = activation_test(model_slug="demo", sae_slug=sae.slug, text=TEXT, top_k=5)
         assert [(h.index, h.activation) for h in group.hits] == [
@@ -64,25 +46,25 @@ def test_its_values_equal_a_test_of_each_sae_alone(demo_saes, celery_worker_proc
         ]
 
 
-def test_each_sae_answer_is_cached_for_tests_of_that_sae(demo_saes, celery_worker_proc):
+def test_each_sae_answer_is_cached_for_tests_of_that_sae(demo_two_saes, celery_worker_proc):
     search_results(q=f"text:{TEXT}", model_slug="demo", limit=5)
     celery_worker_proc.stop()
-    for sae in demo_saes:  # no worker: served from what the model search cached
+    for sae in demo_two_saes:  # no worker: served from what the model search cached
         assert activation_test(model_slug="demo", sae_slug=sae.slug, text=TEXT, top_k=5)
 
 
-def test_with_one_model_in_the_explorer_no_model_need_be_given(demo_saes, celery_worker_proc):
+def test_with_one_model_in_the_explorer_no_model_need_be_given(demo_two_saes, celery_worker_proc):
     groups = search_results(q=f"text:{TEXT}", limit=3).groups
     assert [g.sae for g in groups] == ["demo", "deep"]
 
 
-def test_one_sae_in_scope_searches_that_sae_only(demo_saes, celery_worker_proc):
+def test_one_sae_in_scope_searches_that_sae_only(demo_two_saes, celery_worker_proc):
     result = search_results(q=f"text:{TEXT}", model_slug="demo", sae_slug="deep", limit=3)
     assert [g.sae for g in result.groups] == ["deep"]
     assert {h.sae for h in result.hits} == {"deep"}
 
 
-def test_a_text_too_long_for_the_model_is_the_workers_message(demo_saes, celery_worker_proc):
+def test_a_text_too_long_for_the_model_is_the_workers_message(demo_two_saes, celery_worker_proc):
     from explorer.core.exceptions import ApplicationError
 
     with pytest.raises(ApplicationError, match="context") as info:
