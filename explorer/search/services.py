@@ -153,7 +153,7 @@ def search_results(
     explanations nearest in meaning together (reciprocal rank fusion), then, in auto mode,
     features peaking on the query as a token. Raises as search() does.
     """
-    q, mode = _query_and_mode(q, mode)
+    q, mode = query_and_mode(q, mode)
     limit = max(1, min(limit, MAX_LIMIT))
     scope = _scope(model_slug=model_slug, sae_slug=sae_slug)
     if mode == "index":
@@ -165,7 +165,7 @@ def search_results(
     return _by_explanation_and_meaning(q, scope, limit, add_tokens=mode == "auto")
 
 
-def _query_and_mode(q: str, mode: str) -> tuple[str, str]:
+def query_and_mode(q: str, mode: str) -> tuple[str, str]:
     """The stripped query and the mode to run: in auto mode a `token:` or `text:` prefix or an
     `#index` decides. Raises ApplicationError for an empty or over-long query or a bad mode."""
     q = q.strip()

@@ -11,6 +11,11 @@ from explorer.core.exceptions import ApplicationError
 from explorer.saes import selectors as sae_selectors
 from explorer.search import services
 
+# Hits shown when the URL sets no limit: in all, or per SAE for a text search (which lists every
+# SAE of a model).
+PAGE_LIMIT = 50
+PAGE_TEXT_LIMIT = 20
+
 
 def _int(value: str | None, default: int) -> int:
     try:
@@ -52,12 +57,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
     status = 200
     if q:
         try:
+            is_text = services.query_and_mode(q, mode)[1] == "text"
             result = services.search_results(
                 q=q,
                 model_slug=model,
                 sae_slug=sae,
                 mode=mode,
-                limit=_int(request.GET.get("limit"), 50),
+                limit=_int(request.GET.get("limit"), PAGE_TEXT_LIMIT if is_text else PAGE_LIMIT),
             )
             context["hits"], context["notice"] = result.hits, result.notice
             context["groups"] = result.groups

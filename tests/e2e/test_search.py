@@ -44,9 +44,11 @@ def test_a_text_from_the_model_page_lists_the_top_features_of_each_sae(
     page = browser_page.page
     page.goto(f"{live_server_url}/demo/")
     page.fill("#model-text-q", "The river bank was full of water.")
+    browser_page.screenshot("model-page-text-search")
     # The page answers once the worker has (loading the model and both SAEs on first use).
     page.press("#model-text-q", "Enter", no_wait_after=True)
     page.wait_for_selector(".search-group", timeout=90_000)
+    browser_page.screenshot("search-text-over-model")
     headings = page.locator(".search-group h2 a")
     assert [headings.nth(i).get_attribute("href") for i in range(2)] == [
         "/demo/demo/",
