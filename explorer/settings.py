@@ -158,6 +158,9 @@ EXPLORER_LIVE_MODELS: list[str] = env_list("EXPLORER_LIVE_MODELS", ["demo"])
 # the longest text accepted and how long a page waits for the worker's answer.
 EXPLORER_TEST_TEXT_MAX_CHARS: int = env_int("EXPLORER_TEST_TEXT_MAX_CHARS", 2000, minimum=1)
 EXPLORER_LIVE_TIMEOUT_S: float = env_float("EXPLORER_LIVE_TIMEOUT_S", 30.0, minimum=0.5)
+# A `text:` search over a whole model encodes the text with each of its SAEs in one task: at
+# most this many SAEs (each is loaded on the worker, and each adds an encode to the request).
+EXPLORER_TEXT_SEARCH_MAX_SAES: int = env_int("EXPLORER_TEXT_SEARCH_MAX_SAES", 32, minimum=1)
 # Bytes of non-zero activations an index shard keeps in memory so the chosen examples need no
 # second forward pass (workers/engine/candidates.py); past it the merge re-runs those windows.
 INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)

@@ -3,13 +3,15 @@
 `build_indexed_sae()` makes a small, fully "indexed" SAE without running a model: features
 with statistics, histograms, logits, neighbours, map coordinates and examples, deterministic
 from `seed`. Pages, API and search tests use it; tests of indexing itself run the real
-pipeline on the demo model instead.
+pipeline on the demo model instead. `build_saved_sae()` writes a random-weight SAELens folder
+(a second SAE for the demo model, registered with `add_sae` or sae_register_from_specs).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,3 +169,25 @@ def build_indexed_sae(
         )
     Example.objects.bulk_create(examples)
     return out
+
+
+def build_saved_sae(
+    path, *, d_in: int, hook_name: str = "blocks.1.hook_resid_post", seed: int | None = None
+) -> str:
+    """A random-weight TopK SAE (d_sae 32, k 4) saved as a SAELens folder at `path`; `seed`
+    makes its weights reproducible."""
+    import torch
+    from sae_lens import SAE as LensSAE
+    from sae_lens import TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    cfg = TopKSAEConfig(d_in=d_in, d_sae=32, k=4, dtype="float32", device="cpu")
+    cfg.metadata = SAEMetadata(hook_name=hook_name, prepend_bos=True)
+    with torch.random.fork_rng(), warnings.catch_warnings():
+        if seed is not None:
+            torch.manual_seed(seed)
+        warnings.filterwarnings("ignore", message=".*model_from_pretrained_kwargs.*")
+        sae = LensSAE.from_dict(cfg.to_dict())
+    path.mkdir(parents=True, exist_ok=True)
+    sae.save_model(path)
+    return str(path)

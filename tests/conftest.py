@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.steering",
     "tests.fixtures.llm",
+    "tests.fixtures.saes",
 ]
 
 E2E = REPO / "tests" / "e2e"

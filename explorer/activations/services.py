@@ -1,10 +1,11 @@
 """Activation tests on a live worker: a feature's per-token activations on a text ("test with
-your text"), or the features that fire most on it (POST /api/v1/activations/test, and the
-search box's `text:` queries).
+your text"), or the features that fire most on it, in one SAE (POST /api/v1/activations/test,
+the search box's `text:` queries) or in every SAE of a model at once (`text:` over a model).
 
-The model runs on a worker of the model's `live.<model>` queue (task TEXT_ACTIVATIONS, sent by
-name); this process waits for the answer, at most EXPLORER_LIVE_TIMEOUT_S, and caches it: the
-same text on the same SAE always gives the same values.
+The model runs on a worker of the model's `live.<model>` queue (tasks TEXT_ACTIVATIONS and
+MODEL_TEXT_ACTIVATIONS, sent by name); this process waits for the answer, at most
+EXPLORER_LIVE_TIMEOUT_S, and caches it per SAE: the same text on the same SAE always gives the
+same values.
 """
 
 from __future__ import annotations
@@ -75,34 +76,30 @@ def _queue_has_consumer(queue: str) -> bool:
     return found
 
 
-def _run_on_worker(*, sae: SAE, text: str, index: int | None, top_k: int) -> dict:
-    queue = tasks.live_queue(sae.model.slug)
+def _run_on_worker(*, model_slug: str, task: str, kwargs: dict) -> dict:
+    """The answer of `task` on the model's live queue. Raises LiveWorkerUnavailable,
+    LiveWorkerTimeout, or ApplicationError (the worker failed, or refused the input)."""
+    queue = tasks.live_queue(model_slug)
     if not _queue_has_consumer(queue):
         raise LiveWorkerUnavailable(
-            f"No live worker serves model {sae.model.slug} right now (queue {queue}); "
-            "try again later."
+            f"No live worker serves model {model_slug} right now (queue {queue}); try again later."
         )
-    result = tasks.send(
-        tasks.TEXT_ACTIVATIONS,
-        queue=queue,
-        expires=live_timeout_s(),
-        kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k},
-    )
+    result = tasks.send(task, queue=queue, expires=live_timeout_s(), kwargs=kwargs)
     try:
         answer = result.get(timeout=live_timeout_s(), propagate=False)
     except CeleryTimeout:
         result.revoke()
         cache.delete(f"live-consumer:{queue}")
         raise LiveWorkerTimeout(
-            f"The live worker for {sae.model.slug} did not answer within "
+            f"The live worker for {model_slug} did not answer within "
             f"{live_timeout_s():g} s; try again later."
         ) from None
     finally:
         result.forget()
     if isinstance(answer, TaskRevokedError):  # expired in the queue behind other work
-        raise LiveWorkerTimeout(f"The live worker for {sae.model.slug} is busy; try again later.")
+        raise LiveWorkerTimeout(f"The live worker for {model_slug} is busy; try again later.")
     if isinstance(answer, Exception) or not isinstance(answer, dict):
-        log.error("activation test on %s failed: %r", sae, answer)
+        log.error("activation test (%s on %s) failed: %r", task, model_slug, answer)
         raise ApplicationError(
             "The live worker failed on this text.", code="live_failed", status=502
         )
@@ -123,13 +120,7 @@ def activation_test(
     text, index out of range), LiveWorkerUnavailable (503), LiveWorkerTimeout (504).
     """
     sae = sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug)
-    if not text.strip():
-        raise ApplicationError("Type a text to test.", code="empty_text")
-    if len(text) > test_text_max_chars():
-        raise ApplicationError(
-            f"The text is {len(text)} characters long; the limit is {test_text_max_chars()}.",
-            code="text_too_long",
-        )
+    _check_text(text)
     if index is not None and not 0 <= index < sae.d_sae:
         raise ApplicationError(
             f"{sae} has features 0 to {sae.d_sae - 1}; there is no feature {index}.",
@@ -140,8 +131,70 @@ def activation_test(
     key = _cache_key(sae, text, index, top_k)
     answer = cache.get(key)
     if answer is None:
-        answer = _run_on_worker(sae=sae, text=text, index=index, top_k=top_k)
+        answer = _run_on_worker(
+            model_slug=sae.model.slug,
+            task=tasks.TEXT_ACTIVATIONS,
+            kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k},
+        )
         cache.set(key, answer, RESULT_CACHE_SECONDS)
+    return _result(sae, index, answer)
+
+
+def text_search_max_saes() -> int:
+    """Most SAEs one model_activation_test encodes (settings.EXPLORER_TEXT_SEARCH_MAX_SAES)."""
+    return settings.EXPLORER_TEXT_SEARCH_MAX_SAES
+
+
+def model_activation_test(*, saes: list[SAE], text: str, top_k: int = 20) -> list[dict]:
+    """activation_test's top features (index None) of `text` in each of `saes`, all SAEs of
+    one model, in their order: one task on the model's live worker runs the text through the
+    model once and encodes it with every SAE not already cached.
+
+    Results share activation_test's cache, so they equal a test of each SAE alone. Raises
+    ApplicationError (no SAEs, SAEs of several models, more than EXPLORER_TEXT_SEARCH_MAX_SAES
+    of them: code too_many_saes; an empty or over-long text), LiveWorkerUnavailable (503),
+    LiveWorkerTimeout (504).
+    """
+    if not saes or len({sae.model_id for sae in saes}) != 1:
+        raise ApplicationError("Give the SAEs of one model.", code="invalid_scope")
+    model_slug = saes[0].model.slug
+    if len(saes) > text_search_max_saes():
+        raise ApplicationError(
+            f"Model {model_slug} has {len(saes)} SAEs; a text is run through at most "
+            f"{text_search_max_saes()} at once: choose one SAE (sae=<slug>).",
+            code="too_many_saes",
+        )
+    _check_text(text)
+    top_k = max(1, min(top_k, MAX_TOP_K))
+    keys = {sae.pk: _cache_key(sae, text, None, top_k) for sae in saes}
+    found = cache.get_many(list(keys.values()))
+    answers = {pk: found[key] for pk, key in keys.items() if key in found}
+    missing = [sae.pk for sae in saes if sae.pk not in answers]
+    if missing:
+        reply = _run_on_worker(
+            model_slug=model_slug,
+            task=tasks.MODEL_TEXT_ACTIVATIONS,
+            kwargs={"sae_ids": missing, "text": text, "top_k": top_k},
+        )
+        fresh = {r.pop("sae_id"): r for r in reply["results"]}
+        cache.set_many({keys[pk]: answer for pk, answer in fresh.items()}, RESULT_CACHE_SECONDS)
+        answers.update(fresh)
+    return [_result(sae, None, answers[sae.pk]) for sae in saes]
+
+
+def _check_text(text: str) -> None:
+    if not text.strip():
+        raise ApplicationError("Type a text to test.", code="empty_text")
+    if len(text) > test_text_max_chars():
+        raise ApplicationError(
+            f"The text is {len(text)} characters long; the limit is {test_text_max_chars()}.",
+            code="text_too_long",
+        )
+
+
+def _result(sae: SAE, index: int | None, answer: dict) -> dict:
+    """A worker's answer for `sae` as activation_test returns it: top features labelled with
+    their best explanation now (explanations change; the cached answer does not)."""
     top = answer.get("top_features") or []
     if top:
         rows = sae_selectors.feature_ids(sae=sae, indices=[t["index"] for t in top])

@@ -1,4 +1,5 @@
-"""Maps every failure of the API to {"error": {"message": ..., "code": ...}}."""
+"""Maps every failure of the API to {"error": {"message": ..., "code": ...}} (plus the
+ApplicationError's `details`, if any)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ logger = logging.getLogger(__name__)
 
 
 def error_response(
-    api: NinjaAPI, request: HttpRequest, *, message: str, code: str, status: int
+    api: NinjaAPI,
+    request: HttpRequest,
+    *,
+    message: str,
+    code: str,
+    status: int,
+    details: dict | None = None,
 ) -> HttpResponse:
     return api.create_response(
-        request, {"error": {"message": message, "code": code}}, status=status
+        request, {"error": {**(details or {}), "message": message, "code": code}}, status=status
     )
 
 
@@ -33,7 +40,14 @@ def format_first_error(errors: list[dict]) -> str:
 def install(api: NinjaAPI) -> None:
     @api.exception_handler(ApplicationError)
     def application_error(request, exc: ApplicationError):
-        return error_response(api, request, message=exc.message, code=exc.code, status=exc.status)
+        return error_response(
+            api,
+            request,
+            message=exc.message,
+            code=exc.code,
+            status=exc.status,
+            details=exc.details,
+        )
 
     @api.exception_handler(ValidationError)
     def validation_error(request, exc: ValidationError):

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 
 class ApplicationError(Exception):
-    """A problem the caller can fix; `message` is safe to show to users."""
+    """A problem the caller can fix; `message` is safe to show to users. `details` (JSON
+    values) go into the API's error object beside message and code, e.g. the choices a
+    caller has."""
 
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.details = details or {}
         if code is not None:
             self.code = code
         if status is not None:

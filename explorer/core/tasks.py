@@ -26,6 +26,7 @@ BATCH_QUEUES = (INDEX_QUEUE, EXPLAIN_QUEUE)
 STEER = "workers.live.steer"
 BUILD_VECTOR = "workers.live.build_vector"
 TEXT_ACTIVATIONS = "workers.live_activations.text_activations"
+MODEL_TEXT_ACTIVATIONS = "workers.live_activations.model_text_activations"
 EMBED_QUERY = "workers.embeddings.embed_query"
 EMBED_EXPLANATIONS = "workers.embeddings.embed_explanations"
 EXPLAIN_BATCH = "workers.explain.explain_batch"
@@ -41,6 +42,7 @@ TASK_NAMES = (
     STEER,
     BUILD_VECTOR,
     TEXT_ACTIVATIONS,
+    MODEL_TEXT_ACTIVATIONS,
     EMBED_QUERY,
     EMBED_EXPLANATIONS,
     EXPLAIN_BATCH,

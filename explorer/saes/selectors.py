@@ -143,6 +143,11 @@ def token_strings(*, model_id: int, ids: list[int]) -> list[str]:
 # -- one feature -------------------------------------------------------------------------------
 
 
+def sae_url(*, model_slug: str, sae_slug: str) -> str:
+    """The page of an SAE."""
+    return f"/{model_slug}/{sae_slug}/"
+
+
 def feature_url(*, model_slug: str, sae_slug: str, index: int) -> str:
     """The permalink of a feature page."""
     return f"/{model_slug}/{sae_slug}/{index}/"

@@ -4,7 +4,8 @@ Query forms, in the one search box:
     #1234        feature 1234 (of the given SAE, or of every SAE in scope)
     token:bank   features whose top examples peak on the token "bank" (or " bank")
     text:...     the features that fire most on that text (an activation test on a live
-                 worker: explorer/activations)
+                 worker: explorer/activations), in the SAE in scope, or in every SAE of the
+                 model in scope at once (one forward pass), listed per SAE
     anything     explanations matching it (full text with stemming and prefixes, then
                  pg_trgm word similarity for typos; best first), then features peaking
                  on it when it is one token
@@ -52,6 +53,18 @@ class SearchHit:
     max_activation: float | None
     url: str
     match: str  # index | explanation | token | text
+    activation: float | None = None  # text search: the feature's largest value on the text
+
+
+@dataclass
+class SearchGroup:
+    """The hits of one SAE, with what a heading needs."""
+
+    model: str
+    sae: str
+    hook_name: str
+    url: str  # the SAE's page
+    hits: list[SearchHit]
 
 
 @dataclass
@@ -86,6 +99,24 @@ class SearchResult:
     # explanation has an embedding yet, or the query was not an explanation search).
     semantic: str = "none"
     notice: str | None = None
+    # Text searches: one group per SAE searched (in layer order), hits included, also for an
+    # SAE none of whose features fired. None for other searches (group_by_sae groups them).
+    groups: list[SearchGroup] | None = None
+
+
+class ModelRequired(ApplicationError):
+    """A text search with no model in scope while several models exist: `models` lists
+    their slugs, for the interface to offer as links."""
+
+    code = "choose_model"
+
+    def __init__(self, models: list[str]):
+        super().__init__(
+            "Searching by text runs one model: choose which (model=<slug>), one of "
+            f"{', '.join(models)}.",
+            details={"models": models},
+        )
+        self.models = models
 
 
 def search(
@@ -98,9 +129,10 @@ def search(
 ) -> list[SearchHit]:
     """Features matching `q` in the scope (one SAE, one model's SAEs, or everything).
 
-    Raises ApplicationError for an empty or over-long query, an unknown mode, a text search
-    without an SAE, and NotFound for an unknown model or SAE. Text search may raise the
-    activation-test errors (no live worker, timeout).
+    Raises ApplicationError for an empty or over-long query or an unknown mode, ModelRequired
+    for a text search with no model in scope among several models, and NotFound for an
+    unknown model or SAE. Text search may raise the activation-test errors (no live worker,
+    timeout, too many SAEs).
     """
     return search_results(
         q=q, model_slug=model_slug, sae_slug=sae_slug, limit=limit, mode=mode
@@ -121,19 +153,19 @@ def search_results(
     explanations nearest in meaning together (reciprocal rank fusion), then, in auto mode,
     features peaking on the query as a token. Raises as search() does.
     """
-    q, mode = _query_and_mode(q, mode)
+    q, mode = query_and_mode(q, mode)
     limit = max(1, min(limit, MAX_LIMIT))
     scope = _scope(model_slug=model_slug, sae_slug=sae_slug)
     if mode == "index":
         return SearchResult(_by_index(q, scope, limit))
     if mode == "text":
-        return SearchResult(_by_text(q, scope, limit))
+        return _by_text(q, scope, limit)
     if mode == "token":
         return SearchResult(_by_token(q, scope, limit))
     return _by_explanation_and_meaning(q, scope, limit, add_tokens=mode == "auto")
 
 
-def _query_and_mode(q: str, mode: str) -> tuple[str, str]:
+def query_and_mode(q: str, mode: str) -> tuple[str, str]:
     """The stripped query and the mode to run: in auto mode a `token:` or `text:` prefix or an
     `#index` decides. Raises ApplicationError for an empty or over-long query or a bad mode."""
     q = q.strip()
@@ -398,42 +430,93 @@ def _by_token(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
     return _hits(ordered, _sae_map(scope, {f.sae_id for f in ordered}), "token")
 
 
-def _by_text(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
-    # With one SAE in scope (or in the whole explorer, as in the demo) there is nothing to choose.
-    if len(scope.saes) != 1:
-        raise ApplicationError(
-            "Searching by text runs the model: choose one model and SAE.", code="invalid_scope"
+def _by_text(q: str, scope: SearchScope, limit: int) -> SearchResult:
+    """The `limit` features firing most on `q` in each SAE in scope: the one SAE, or every SAE
+    of the one model in scope (or in the explorer), all from one task on its live worker."""
+    saes = _text_saes(scope)
+    if len(saes) == 1:
+        sae = saes[0]
+        results = [
+            activations.activation_test(
+                model_slug=sae.model.slug, sae_slug=sae.slug, text=q, index=None, top_k=limit
+            )
+        ]
+    else:
+        results = activations.model_activation_test(saes=saes, text=q, top_k=limit)
+    groups = [
+        SearchGroup(
+            model=sae.model.slug,
+            sae=sae.slug,
+            hook_name=sae.hook_name,
+            url=sae_selectors.sae_url(model_slug=sae.model.slug, sae_slug=sae.slug),
+            hits=_text_hits(sae, result["top_features"]),
         )
-    sae = scope.saes[0]
-    result = activations.activation_test(
-        model_slug=sae.model.slug, sae_slug=sae.slug, text=q, index=None, top_k=limit
-    )
-    indices = [t["index"] for t in result["top_features"]]
+        for sae, result in zip(saes, results, strict=True)
+    ]
+    return SearchResult([h for g in groups for h in g.hits], groups=groups)
+
+
+def _text_saes(scope: SearchScope) -> list[SAE]:
+    """The SAEs a text search runs: those in scope, which must be of one model (with none
+    given, the explorer must hold one). Raises ModelRequired, or ApplicationError when there
+    is no SAE at all."""
+    models = sorted({sae.model.slug for sae in scope.saes})
+    if len(models) > 1:
+        raise ModelRequired(models)
+    if not scope.saes:
+        raise ApplicationError(
+            "There is no SAE to run the text through yet.", code="invalid_scope", status=404
+        )
+    return scope.saes
+
+
+def _text_hits(sae: SAE, top: list[dict]) -> list[SearchHit]:
     rows = {
         f.index: f
-        for f in Feature.objects.filter(sae=sae, index__in=indices).only(
+        for f in Feature.objects.filter(sae=sae, index__in=[t["index"] for t in top]).only(
             *sae_selectors.SUMMARY_FIELDS
         )
     }
-    best = explanation_selectors.best_explanations(feature_ids=[f.pk for f in rows.values()])
-    hits = []
-    for t in result["top_features"]:
-        f = rows.get(t["index"])
-        hits.append(
-            SearchHit(
-                model=sae.model.slug,
-                sae=sae.slug,
-                index=t["index"],
-                explanation=best[f.pk].text if f is not None and f.pk in best else None,
-                density=f.density if f else None,
-                max_activation=f.max_activation if f else None,
-                url=sae_selectors.feature_url(
-                    model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]
-                ),
-                match="text",
-            )
+    return [
+        SearchHit(
+            model=sae.model.slug,
+            sae=sae.slug,
+            index=t["index"],
+            explanation=t.get("explanation"),
+            density=rows[t["index"]].density if t["index"] in rows else None,
+            max_activation=rows[t["index"]].max_activation if t["index"] in rows else None,
+            url=sae_selectors.feature_url(
+                model_slug=sae.model.slug, sae_slug=sae.slug, index=t["index"]
+            ),
+            match="text",
+            activation=t["max_value"],
         )
-    return hits
+        for t in top
+    ]
+
+
+def group_by_sae(hits: list[SearchHit]) -> list[SearchGroup]:
+    """`hits` grouped by SAE, groups in the order of their first hit, hits in their order."""
+    groups: dict[tuple[str, str], SearchGroup] = {}
+    keys = {(h.model, h.sae) for h in hits}
+    hooks = {
+        (s.model.slug, s.slug): s.hook_name
+        for s in sae_selectors.sae_list().filter(
+            model__slug__in={m for m, _ in keys}, slug__in={s for _, s in keys}
+        )
+    }
+    for h in hits:
+        key = (h.model, h.sae)
+        if key not in groups:
+            groups[key] = SearchGroup(
+                model=h.model,
+                sae=h.sae,
+                hook_name=hooks.get(key, ""),
+                url=sae_selectors.sae_url(model_slug=h.model, sae_slug=h.sae),
+                hits=[],
+            )
+        groups[key].hits.append(h)
+    return list(groups.values())
 
 
 # ---- semantic search: explanations near the query in meaning ------------------------------------
@@ -597,3 +680,7 @@ def embeddings_schedule(*, sae_id: int | None = None) -> None:
 
 def hit_dicts(hits: list[SearchHit]) -> list[dict]:
     return [asdict(h) for h in hits]
+
+
+def group_dicts(groups: list[SearchGroup]) -> list[dict]:
+    return [asdict(g) for g in groups]

@@ -1,4 +1,5 @@
-"""The search box on every page finds features by index and by explanation (real browser)."""
+"""The search box on every page finds features by index and by explanation; the model page's
+text box lists the top features of a text in each of its SAEs (real browser)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,26 @@ def test_searching_explanation_words_finds_the_feature(browser_page, live_server
     page = _search(browser_page, live_server_url, "lakes")
     assert page.locator('a[href="/tiny/res-1/7/"]').count() >= 1
     assert "bodies of water" in page.content()
+
+
+def test_a_text_from_the_model_page_lists_the_top_features_of_each_sae(
+    browser_page, live_server_url, demo_two_saes, celery_worker_proc
+):
+    page = browser_page.page
+    page.goto(f"{live_server_url}/demo/")
+    page.fill("#model-text-q", "The river bank was full of water.")
+    browser_page.screenshot("model-page-text-search")
+    # The page answers once the worker has (loading the model and both SAEs on first use).
+    page.press("#model-text-q", "Enter", no_wait_after=True)
+    page.wait_for_selector(".search-group", timeout=90_000)
+    browser_page.screenshot("search-text-over-model")
+    headings = page.locator(".search-group h2 a")
+    assert [headings.nth(i).get_attribute("href") for i in range(2)] == [
+        "/demo/demo/",
+        "/demo/deep/",
+    ]
+    for sae in ("demo", "deep"):
+        group = page.locator(".search-group", has=page.locator(f'h2 a[href="/demo/{sae}/"]'))
+        assert group.locator(f'tbody a[href^="/demo/{sae}/"]').count() >= 1
+    assert page.locator(".search-group tbody td.num").first.inner_text()  # its activation
+    assert browser_page.console_errors == [] and browser_page.failed_requests == []

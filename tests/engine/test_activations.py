@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workers.engine.activations import feature_activations, top_features_per_token
+from tests.engine.builders import build_sae
+from workers.engine.activations import (
+    activations_per_sae,
+    feature_activations,
+    top_features_per_token,
+)
 from workers.engine.hooks import intercept, run_to_hook
 
 TEXTS = ["The cat sat on the mat.", "A dog.", "She said that the weather was fine."]
@@ -111,3 +116,74 @@ def test_top_features_can_include_bos(tiny_att):
 def test_demo_activations_run_on_the_demo_sae(demo_att):
     (row,) = feature_activations(demo_att, "The jury said the city had no evidence.", [0, 1])
     assert row.values.shape[1] == 2 and torch.isfinite(row.values).all()
+
+
+# --- several SAEs of one model: one forward pass -------------------------------------------------
+
+
+@pytest.fixture
+def three_atts(tiny_lm):
+    """SAEs at three hooks of tiny_lm; the second was trained without BOS."""
+    from workers.engine.loading import attach_sae
+
+    specs = [
+        ("blocks.1.hook_resid_post", True),
+        ("blocks.0.hook_mlp_out", False),
+        ("blocks.0.hook_resid_post", True),
+    ]
+    return [
+        attach_sae(
+            tiny_lm,
+            build_sae(
+                tiny_lm.d_model,
+                d_sae=32 + 8 * i,
+                hook_name=hook,
+                seed=i,
+                metadata={"prepend_bos": bos},
+            ),
+        )
+        for i, (hook, bos) in enumerate(specs)
+    ]
+
+
+def test_each_sae_gets_exactly_what_it_gets_alone(three_atts):
+    rows = list(activations_per_sae(three_atts, "The cat sat on the mat."))
+    for att, row in zip(three_atts, rows, strict=True):
+        (alone,) = feature_activations(att, "The cat sat on the mat.", None)
+        assert (row.token_ids, row.tokens, row.is_bos) == (
+            alone.token_ids,
+            alone.tokens,
+            alone.is_bos,
+        )
+        assert row.values.shape == (len(row.token_ids), att.d_sae)
+        torch.testing.assert_close(row.values, alone.values, rtol=0, atol=0)
+
+
+def test_one_forward_pass_per_bos_setting_up_to_the_deepest_hook(three_atts):
+    passes = []
+    final_norm = []
+    lm = three_atts[0].lm
+    lm.model.transformer.ln_f.register_forward_hook(lambda *a: final_norm.append(1))
+    with intercept(lm, "blocks.0.hook_resid_pre", passes.append):
+        list(activations_per_sae(three_atts[:1] + three_atts[2:], "The cat"))
+        assert len(passes) == 1
+        list(activations_per_sae(three_atts, "The cat"))  # with and without BOS: two
+        assert len(passes) == 3
+    assert final_norm == []
+
+
+def test_saes_of_different_models_or_a_bad_text_are_refused_before_any_pass(three_atts, tiny_lm):
+    import copy
+
+    from workers.engine.loading import attach_sae
+
+    other = attach_sae(copy.deepcopy(tiny_lm), build_sae(tiny_lm.d_model))
+    calls = []
+    with intercept(three_atts[0].lm, "blocks.0.hook_resid_pre", calls.append):
+        with pytest.raises(ValueError, match="same loaded model"):
+            list(activations_per_sae([three_atts[0], other], "The cat"))
+        with pytest.raises(ValueError, match="empty"):
+            list(activations_per_sae(three_atts, ""))
+        with pytest.raises(ValueError, match="no SAEs"):
+            list(activations_per_sae([], "The cat"))
+    assert calls == []

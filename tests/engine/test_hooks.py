@@ -18,6 +18,7 @@ from workers.engine.hooks import (
     intercept,
     parse_hook_name,
     run_to_hook,
+    run_to_hooks,
 )
 
 ALL_HOOKS = [HookPoint(layer, kind).name for layer in (0, 1) for kind in HOOK_KINDS]
@@ -223,6 +224,36 @@ def test_run_to_hook_matches_a_full_forward(tiny_lm):
     torch.testing.assert_close(
         run_to_hook(tiny_lm, ids, None, "blocks.1.hook_resid_post"), seen[0], rtol=0, atol=0
     )
+
+
+def test_run_to_hooks_reads_each_hook_as_run_to_hook_does(tiny_lm):
+    ids = tiny_lm.encode("The quick brown fox")[None]
+    wanted = ["blocks.1.hook_mlp_out", "blocks.0.hook_resid_post", "blocks.0.attn.hook_z"]
+    got = run_to_hooks(tiny_lm, ids, None, wanted)
+    assert list(got) == wanted
+    for name in wanted:
+        torch.testing.assert_close(got[name], run_to_hook(tiny_lm, ids, None, name), rtol=0, atol=0)
+    assert active_hook_count(tiny_lm) == 0
+
+
+def test_run_to_hooks_stops_after_the_deepest_hook_in_one_pass(tiny_lm):
+    passes, later = [], []
+    ids = tiny_lm.encode("The cat sat")[None]
+    with (
+        intercept(tiny_lm, "blocks.0.hook_resid_pre", passes.append),
+        intercept(tiny_lm, "blocks.1.hook_mlp_out", later.append),
+    ):
+        run_to_hooks(tiny_lm, ids, None, ["blocks.1.hook_resid_pre", "blocks.0.hook_mlp_out"])
+    assert (len(passes), later) == (1, [])
+
+
+def test_run_to_hooks_refuses_an_unknown_hook_and_leaves_no_hook_behind(tiny_lm):
+    ids = tiny_lm.encode("The cat")[None]
+    with pytest.raises(ValueError, match="blocks.7"):
+        run_to_hooks(tiny_lm, ids, None, ["blocks.0.hook_resid_post", "blocks.7.hook_resid_post"])
+    with pytest.raises(ValueError, match="no hooks"):
+        run_to_hooks(tiny_lm, ids, None, [])
+    assert active_hook_count(tiny_lm) == 0
 
 
 def test_stop_forward_is_an_exception_callers_can_catch():

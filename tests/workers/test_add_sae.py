@@ -3,13 +3,13 @@ explorer/saes/services.py sae_register."""
 
 from __future__ import annotations
 
-import warnings
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from explorer.saes.models import SAE, LanguageModel
+from tests.builders import build_saved_sae
 
 pytestmark = pytest.mark.django_db
 
@@ -18,22 +18,6 @@ def add_sae(*args: str) -> str:
     out = StringIO()
     call_command("add_sae", *args, stdout=out)
     return out.getvalue()
-
-
-def build_saved_sae(path, *, d_in: int, hook_name: str = "blocks.1.hook_resid_post") -> str:
-    """A random-weight TopK SAE saved as a SAELens folder at `path`."""
-    from sae_lens import SAE as LensSAE
-    from sae_lens import TopKSAEConfig
-    from sae_lens.saes.sae import SAEMetadata
-
-    cfg = TopKSAEConfig(d_in=d_in, d_sae=32, k=4, dtype="float32", device="cpu")
-    cfg.metadata = SAEMetadata(hook_name=hook_name, prepend_bos=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*model_from_pretrained_kwargs.*")
-        sae = LensSAE.from_dict(cfg.to_dict())
-    path.mkdir(parents=True, exist_ok=True)
-    sae.save_model(path)
-    return str(path)
 
 
 def test_registering_the_demo_writes_one_model_with_its_full_vocab_and_one_sae():

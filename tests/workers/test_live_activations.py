@@ -1,5 +1,6 @@
 """workers/live_activations.py: activations of the demo SAE on a text, in-process (the plain
-function) and as a task on the live.demo queue of a real worker."""
+function) and as a task on the live.demo queue of a real worker; the top features of a text in
+several SAEs of the demo model at once."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import pytest
 
-from workers.live_activations import activations_for_text
+from workers.live_activations import activations_for_text, top_features_per_sae
 from workers.resident import attached_sae
 
 
@@ -45,6 +46,34 @@ def test_top_features_are_the_largest_maxima_over_the_text(demo):
 def test_a_text_longer_than_the_context_is_a_value_error(demo):
     with pytest.raises(ValueError, match="context"):
         activations_for_text(demo, "word " * 500, index=None, top_k=5)
+
+
+def test_top_features_per_sae_equal_each_sae_tested_alone(demo, deep_sae_path):
+    deep = attached_sae("demo", deep_sae_path)
+    assert deep.lm is demo.lm  # one resident copy of the model
+    text = "The river bank was full of water."
+    together = top_features_per_sae([deep, demo], text, top_k=5)
+    alone = [activations_for_text(att, text, index=None, top_k=5) for att in (deep, demo)]
+    assert together == alone
+    assert all(answer["top_features"] for answer in together)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_model_task_answers_per_sae_in_the_order_given(celery_worker_proc, demo_two_saes):
+    from workers.live_activations import model_text_activations
+
+    demo_sae, deep = demo_two_saes
+    reply = model_text_activations.apply_async(
+        kwargs={"sae_ids": [deep.pk, demo_sae.pk], "text": "The cat sat.", "top_k": 3},
+        queue="live.demo",
+    ).get(timeout=120)
+    assert [r["sae_id"] for r in reply["results"]] == [deep.pk, demo_sae.pk]
+    assert all(0 < len(r["top_features"]) <= 3 for r in reply["results"])
+    gone = model_text_activations.apply_async(
+        kwargs={"sae_ids": [deep.pk, deep.pk + 999], "text": "x"}, queue="live.demo"
+    ).get(timeout=60)
+    assert gone["code"] == "not_found"
 
 
 @pytest.mark.integration

@@ -1,6 +1,7 @@
 """Feature activations on text: per-token values of chosen features, and top-k features per token.
 
-The forward pass runs only as far as the SAE's hook (:func:`~.hooks.run_to_hook`). Texts are
+The forward pass runs only as far as the SAE's hook (:func:`~.hooks.run_to_hook`); for several
+SAEs of one model, as far as the deepest of their hooks (:func:`activations_per_sae`). Texts are
 right-padded: with causal attention a real token never sees the padding after it and keeps its
 own position ids, so padded rows equal unpadded ones exactly. BOS and padding are marked in the
 result (``is_bos``, ``mask``) so callers can exclude them from statistics.
@@ -8,6 +9,7 @@ result (``is_bos``, ``mask``) so callers can exclude them from statistics.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .hooks import run_to_hook
+from .hooks import run_to_hook, run_to_hooks
 from .loading import AttachedSAE
 
 DEFAULT_BATCH_SIZE = 16
@@ -150,6 +152,47 @@ def feature_activations(
                 )
             )
     return out
+
+
+def activations_per_sae(atts: Sequence[AttachedSAE], text: str) -> Iterator[TextActivations]:
+    """Per-token values of every feature of each SAE in ``atts`` on ``text``: one
+    TextActivations per SAE, in the order given, each equal to ``feature_activations(att,
+    text)`` of that SAE alone.
+
+    Every SAE must be attached to the same model. One forward pass runs, up to the deepest of
+    their hooks (one per ``prepend_bos`` setting among them, as the tokens then differ). Each
+    SAE encodes when its row is taken, so a caller that reduces a row before taking the next
+    holds one SAE's ``[pos, d_sae]`` at a time. Raises ValueError for no SAEs, SAEs on
+    different models, or an empty or too-long text, before any forward pass runs.
+    """
+    if not atts:
+        raise ValueError("no SAEs given")
+    lm = atts[0].lm
+    if any(att.lm is not lm for att in atts):
+        raise ValueError("every SAE must be attached to the same loaded model")
+    encoded = {bos: lm.encode(text, prepend_bos=bos) for bos in _bos_settings(atts)}  # [pos]
+    acts: dict[bool, dict[str, Tensor]] = {}
+    for bos, ids in encoded.items():
+        hooks = list(dict.fromkeys(a.hook_name for a in atts if a.preprocessing.prepend_bos == bos))
+        batch = ids[None]  # [1, pos]
+        # An all-ones mask, as feature_activations passes: the same kernels, the same values.
+        acts[bos] = run_to_hooks(lm, batch, torch.ones_like(batch), hooks)  # [1, pos, d_in] each
+    for att in atts:
+        bos = att.preprocessing.prepend_bos
+        ids = encoded[bos].tolist()
+        feats = att.encode(acts[bos][att.hook_name])  # [1, pos, d_sae]
+        yield TextActivations(
+            text=text,
+            token_ids=ids,
+            tokens=lm.token_strings(ids),
+            values=feats[0].float().cpu(),  # [pos, d_sae]
+            is_bos=[bos and i == 0 for i in range(len(ids))],
+            features=None,
+        )
+
+
+def _bos_settings(atts: Sequence[AttachedSAE]) -> list[bool]:
+    return list(dict.fromkeys(att.preprocessing.prepend_bos for att in atts))
 
 
 def top_features_per_token(

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -347,18 +347,46 @@ def run_to_hook(
     The forward pass is stopped by raising StopForward from the hook, so no later layer,
     final norm or unembedding runs. Runs under ``torch.no_grad()``.
     """
+    (acts,) = run_to_hooks(lm, input_ids, attention_mask, [hook_name]).values()
+    return acts
+
+
+def run_to_hooks(
+    lm: Any,
+    input_ids: Int[Tensor, "batch pos"],
+    attention_mask: Int[Tensor, "batch pos"] | None,
+    hook_names: Sequence[str | HookPoint],
+) -> dict[str, Tensor]:
+    """One forward pass that reads the activation at each of ``hook_names`` and stops once
+    the last of them (in forward order, whatever the order given) is read.
+
+    Returns {hook name as given: activation [batch, pos, d]} in the order given (d differs
+    between kinds of hook, hence a plain Tensor in the annotation); a name given twice is read
+    once. Runs under ``torch.no_grad()``; every hook is removed afterwards. Raises ValueError
+    for no hooks or a hook the model does not have (before anything runs).
+    """
+    if not hook_names:
+        raise ValueError("no hooks given")
     model = _module(lm)
-    captured: list[Tensor] = []
+    names = {(h if isinstance(h, str) else h.name): h for h in hook_names}
+    captured: dict[str, Tensor] = {}
 
-    def grab(x: Tensor) -> None:
-        captured.append(x)
-        raise StopForward
+    def grab(name: str) -> ActFn:
+        def fn(x: Tensor) -> None:
+            captured.setdefault(name, x)
+            if len(captured) == len(names):
+                raise StopForward
 
-    with torch.no_grad(), intercept(model, hook_name, grab):
+        return fn
+
+    with torch.no_grad(), ExitStack() as stack:
+        for name, hook in names.items():
+            stack.enter_context(intercept(model, hook, grab(name)))
         try:
             model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         except StopForward:
             pass
-    if not captured:
-        raise RuntimeError(f"hook {hook_name} was never reached during the forward pass")
-    return captured[0]
+    missing = [n for n in names if n not in captured]
+    if missing:
+        raise RuntimeError(f"hook(s) {', '.join(missing)} never reached during the forward pass")
+    return {name: captured[name] for name in names}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from explorer.explanations.models import Explanation
-from tests.builders import build_indexed_sae, make_sae
+from tests.builders import build_indexed_sae, make_language_model, make_sae
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +31,7 @@ def test_search_json_follows_the_contract(client, indexed):
         "max_activation": indexed.features[3].max_activation,
         "url": "/tiny/res-1/3/",
         "match": "explanation",
+        "activation": None,  # text searches only
     }
 
 
@@ -66,10 +67,50 @@ def test_the_search_page_scope_select_keeps_the_sae(client, indexed):
 
 
 def test_the_search_page_shows_errors_as_messages(client, indexed):
-    make_sae(indexed.sae.model, slug="res-2", source="another")  # two SAEs: "text:" must name one
-    response = client.get("/search/", {"q": "text:hello"})
+    response = client.get("/search/", {"q": "#1", "sae": "res-1"})
     assert response.status_code == 400
-    assert b"choose one model and SAE" in response.content
+    assert b"Give the model with the SAE" in response.content
+
+
+def test_a_text_search_among_several_models_links_each_model(client, indexed):
+    make_sae(make_language_model(slug="other", source="other-src"), slug="res-1")
+    response = client.get("/search/", {"q": "text:a <b>"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "choose the model" in body
+    assert 'href="?q=text%3Aa+%3Cb%3E&amp;model=other&amp;mode=auto"' in body
+    assert 'href="?q=text%3Aa+%3Cb%3E&amp;model=tiny&amp;mode=auto"' in body
+
+
+def test_a_text_search_among_several_models_is_a_400_listing_them(client, indexed):
+    make_sae(make_language_model(slug="other", source="other-src"), slug="res-1")
+    response = client.get("/api/v1/search", {"q": "text:hi", "limit": 3})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["models"]) == ("choose_model", ["other", "tiny"])
+    assert error["choices"][0] == {
+        "model": "other",
+        "url": "/api/v1/search?q=text%3Ahi&limit=3&model=other",
+    }
+
+
+def test_a_text_search_over_too_many_saes_is_a_400(client, indexed, settings):
+    settings.EXPLORER_TEXT_SEARCH_MAX_SAES = 1
+    make_sae(indexed.sae.model, slug="res-2", source="another")
+    response = client.get("/api/v1/search", {"q": "text:hi", "model": "tiny"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_saes"
+
+
+def test_group_by_sae_groups_any_search(client, indexed):
+    other = make_sae(indexed.sae.model, slug="res-2", source="another", layer=0)
+    build_indexed_sae(sae=other, d_sae=other.d_sae)
+    body = client.get("/api/v1/search", {"q": "#5", "model": "tiny", "group": "sae"}).json()
+    assert [(g["sae"], g["url"], [i["index"] for i in g["items"]]) for g in body["groups"]] == [
+        ("res-1", "/tiny/res-1/", [5]),
+        ("res-2", "/tiny/res-2/", [5]),
+    ]
+    assert client.get("/api/v1/search", {"q": "#5"}).json()["groups"] is None
 
 
 def test_the_empty_search_page_renders(client, db):

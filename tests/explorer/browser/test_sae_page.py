@@ -164,6 +164,16 @@ def test_the_model_page_lists_its_saes(client, indexed):
     assert client.get("/nope/").status_code == 404
 
 
+def test_the_model_page_offers_a_text_search_over_all_its_saes(client, indexed):
+    body = client.get("/tiny/").content.decode()
+    form = body[body.index('class="search-form model-text-search"') :]
+    form = form[: form.index("</form>")]
+    assert 'action="/search/"' in body[body.index("model-text-search") - 100 :]
+    assert '<input type="hidden" name="model" value="tiny">' in form
+    assert '<input type="hidden" name="mode" value="text">' in form
+    assert 'name="q"' in form
+
+
 def test_the_map_data_is_gzipped_for_clients_that_accept_it(client, indexed):
     response = client.get("/tiny/res-1/map.json", HTTP_ACCEPT_ENCODING="gzip")
     assert response["Content-Encoding"] == "gzip"

@@ -7,7 +7,7 @@ import pytest
 
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations.models import Explanation
-from explorer.search.services import search
+from explorer.search.services import ModelRequired, search
 from tests.builders import build_indexed_sae, make_language_model, make_sae
 
 pytestmark = pytest.mark.django_db
@@ -99,14 +99,35 @@ def test_scope_to_another_model_excludes_these_features(indexed):
         ({"q": "x" * 501}, "query_too_long"),
         ({"q": "bank", "mode": "fuzzy"}, "invalid_mode"),
         ({"q": "bank", "sae_slug": "res-1"}, "invalid_scope"),
-        ({"q": "text:hello"}, "invalid_scope"),
     ],
 )
 def test_bad_queries_say_what_is_wrong(indexed, kwargs, code):
-    make_sae(indexed.sae.model, slug="res-2", source="another")  # two SAEs: "text:" must name one
     with pytest.raises(ApplicationError) as info:
         search(**kwargs)
     assert info.value.code == code
+
+
+def test_a_text_search_among_several_models_asks_which_model(indexed):
+    make_sae(make_language_model(slug="other", source="other-src"), slug="res-1")
+    with pytest.raises(ModelRequired) as info:
+        search(q="text:hello")
+    assert (info.value.code, info.value.models) == ("choose_model", ["other", "tiny"])
+    assert "other, tiny" in info.value.message
+
+
+def test_a_text_search_on_a_model_without_saes_says_so(indexed):
+    make_language_model(slug="bare", source="bare-src")
+    with pytest.raises(ApplicationError, match="no SAE"):
+        search(q="text:hello", model_slug="bare")
+
+
+def test_a_text_search_over_more_saes_than_allowed_is_refused_up_front(indexed, settings):
+    settings.EXPLORER_TEXT_SEARCH_MAX_SAES = 1
+    make_sae(indexed.sae.model, slug="res-2", source="another")
+    with pytest.raises(ApplicationError) as info:
+        search(q="text:hello", model_slug="tiny")
+    assert info.value.code == "too_many_saes"
+    assert "tiny has 2 SAEs" in info.value.message and "at most 1" in info.value.message
 
 
 def test_unknown_model_or_sae_is_not_found(indexed):
