@@ -31,7 +31,7 @@ class LanguageModel(models.Model):
     revision = models.CharField(max_length=100, blank=True)  # hub commit hash; "" for local
     # The tokenizer's chat template (Jinja), read at registration; "" when it has none. Chat
     # steering is offered only for a model that has one.
-    chat_template = models.TextField(blank=True, default="")
+    chat_template = models.TextField(blank=True, default="", db_default="")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
