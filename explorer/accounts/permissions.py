@@ -80,9 +80,23 @@ class ReadOpenWriteAccount(AuthBase):
 class OpenToAll(ReadOpenWriteAccount):
     """Every method is open, as reads are: anonymous users get ANONYMOUS, an API key or a
     session its user (a wrong key is still rejected). No CSRF check: a forged request can do
-    nothing an anonymous one cannot."""
+    nothing an anonymous one cannot.
+
+    Async (for async endpoints): a request with neither a key nor a session cookie, the usual
+    one from a script, is answered without a trip to a thread for the database."""
 
     open_methods = SAFE_METHODS | {"POST"}
+
+    async def __call__(self, request: HttpRequest):
+        from asgiref.sync import sync_to_async
+        from django.conf import settings
+
+        if api_key_from_request(request) is None and not request.COOKIES.get(
+            settings.SESSION_COOKIE_NAME
+        ):
+            request.auth_method = None
+            return ANONYMOUS
+        return await sync_to_async(super().__call__)(request)
 
 
 def writes_need_account(view):

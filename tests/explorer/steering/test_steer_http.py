@@ -308,15 +308,29 @@ def test_a_client_that_closes_the_stream_cancels_its_generation(
 
 
 @pytest.mark.django_db
-def test_anyone_may_steer_but_a_wrong_api_key_is_refused(client):
-    r = client.post(
+def test_anyone_may_steer_with_or_without_a_key_but_a_wrong_key_is_refused(client):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from explorer.accounts.services import api_key_create
+
+    bob = get_user_model().objects.create_user("bob", password="pw-bob-123456")
+    _, key = api_key_create(user=bob, name="notebook")
+    wrong = client.post(
         "/api/v1/steer", data=body(), content_type="application/json", HTTP_X_API_KEY="nope"
     )
-    assert r.status_code == 401
-    assert r.json()["error"]["code"] == "authentication_required"
-    anonymous = client.post("/api/v1/steer", data="{}", content_type="application/json")
-    assert anonymous.status_code == 400  # past the auth: the body is checked
-    assert anonymous.json()["error"]["message"] == "prompt must be a non-empty string"
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["code"] == "authentication_required"
+    # Past the authentication, the body is checked (an empty one: no generation starts).
+    for headers in ({}, {"HTTP_X_API_KEY": key}, {"HTTP_AUTHORIZATION": f"Bearer {key}"}):
+        r = client.post("/api/v1/steer", data="{}", content_type="application/json", **headers)
+        assert r.status_code == 400, headers
+        assert r.json()["error"]["message"] == "prompt must be a non-empty string"
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(bob)  # a session without a CSRF token: it can do what anyone can
+    r = strict.post("/api/v1/steer", data="{}", content_type="application/json")
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "prompt must be a non-empty string"
 
 
 def test_the_openapi_schema_documents_the_request_and_both_responses(client):
