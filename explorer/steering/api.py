@@ -132,7 +132,7 @@ class SteerRowOut(Schema):
 
 class SteerResultRef(Schema):
     id: str
-    url: str  # the permalink page
+    url: str  # the permalink page (absolute)
 
 
 class SteerOut(Schema):
@@ -297,7 +297,10 @@ STEER_OPENAPI = {
                     "example": {
                         "gen": None,
                         "cached": False,
-                        "result": {"id": "pXk3q9cT0bL2", "url": "/steer/pXk3q9cT0bL2/"},
+                        "result": {
+                            "id": "pXk3q9cT0bL2",
+                            "url": "http://localhost:8000/steer/pXk3q9cT0bL2/",
+                        },
                         "default": _ROW_EXAMPLE,
                         "steered": {**_ROW_EXAMPLE, "text": " was ..."},
                     }
