@@ -66,8 +66,6 @@ def publisher() -> Publisher:
 
 def start(payload: dict[str, Any]) -> None:
     """Open the run, load what it needs, hand it to the scheduler. Never waits for it."""
-    from workers.engine.generation import prepare_request_job
-
     pub = publisher()
     try:
         request = SteerRequest.from_dict(payload["request"])
@@ -83,6 +81,10 @@ def start(payload: dict[str, Any]) -> None:
             pub.notify()
 
     try:
+        # Imported once the run is open: the engine's first import takes seconds (tens on a
+        # loaded machine), and the run's heartbeat tells the web meanwhile that a worker took it.
+        from workers.engine.generation import prepare_request_job
+
         att = resident.attached_sae(request.model, request.sae)
         job = prepare_request_job(att, request, on_token=on_token, cancel=lambda: run.cancelled)
         finish = job.finish

@@ -4,6 +4,10 @@
   new endpoint is covered without doing anything. It accepts an API key (`Authorization:
   Bearer <key>` or `X-API-Key: <key>`) or the session (with the CSRF check for writes).
 - HTML views: decorate with `writes_need_account`.
+
+`OpenToAll` is the one exception, for endpoints that compute rather than write, where a POST
+only carries a request body: `POST /api/v1/steer` is open to anonymous users, as steering over
+the websocket is, and rate-limited per client instead.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class ReadOpenWriteAccount(AuthBase):
     openapi_type = "apiKey"
     openapi_in = "header"
     openapi_name = "X-API-Key"
+    open_methods = SAFE_METHODS  # what anonymous users may do (and sessions without CSRF)
 
     def __call__(self, request: HttpRequest):
         from explorer.accounts.selectors import api_key_user
@@ -59,17 +64,39 @@ class ReadOpenWriteAccount(AuthBase):
             return user
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            if request.method not in SAFE_METHODS:
+            if request.method not in self.open_methods:
                 from ninja.utils import check_csrf
 
                 if check_csrf(request) is not None:
                     return None
             request.auth_method = "session"
             return user
-        if request.method in SAFE_METHODS:
+        if request.method in self.open_methods:
             request.auth_method = None
             return ANONYMOUS
         return None
+
+
+class OpenToAll(ReadOpenWriteAccount):
+    """Every method is open, as reads are: anonymous users get ANONYMOUS, an API key or a
+    session its user (a wrong key is still rejected). No CSRF check: a forged request can do
+    nothing an anonymous one cannot.
+
+    Async (for async endpoints): a request with neither a key nor a session cookie, the usual
+    one from a script, is answered without a trip to a thread for the database."""
+
+    open_methods = SAFE_METHODS | {"POST"}
+
+    async def __call__(self, request: HttpRequest):
+        from asgiref.sync import sync_to_async
+        from django.conf import settings
+
+        if api_key_from_request(request) is None and not request.COOKIES.get(
+            settings.SESSION_COOKIE_NAME
+        ):
+            request.auth_method = None
+            return ANONYMOUS
+        return await sync_to_async(super().__call__)(request)
 
 
 def writes_need_account(view):

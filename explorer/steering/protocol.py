@@ -309,3 +309,16 @@ def parse_message(content: Any, limits: Limits) -> Message:
             after_seq=_integer(content.get("after_seq", 0), "after_seq", 0, 2**31 - 1),
         )
     raise ProtocolError(f"unknown message type {kind!r:.40}; expected steer, cancel or resume")
+
+
+def parse_request(content: Any, limits: Limits) -> tuple[SteerMessage, int | str | None]:
+    """A steer request sent without the websocket (`POST /api/v1/steer`): a `steer` message whose
+    `type` and `gen` may be left out, checked by `parse_steer` (whatever it accepts, with the
+    same messages). Returns the message and the client's gen (None when left out)."""
+    if not isinstance(content, dict):
+        raise ProtocolError("a message must be a JSON object")
+    kind = content.get("type", "steer")
+    if kind != "steer":
+        raise ProtocolError(f'type must be "steer" or left out, got {kind!r:.40}')
+    message = parse_steer({"gen": 0, **content}, limits)
+    return message, message.gen if "gen" in content else None

@@ -20,6 +20,13 @@ own), a Redis of our own, `migrate`, `add_sae --model demo --sae demo`, one work
   (steer_decode_step_ms) + 20 ms is the target.
 - steer_lost_or_reordered: over N generations on 8 concurrent sockets, frames out of order or
   missing, plus rows whose streamed text differs from their `done` text (counted in tokens).
+- http_steer_overhead_ms_p50: `POST /api/v1/steer` with `Accept: text/event-stream` sent -> first
+  steered delta event read, minus the websocket's time to its first steered delta for the same
+  request, in interleaved pairs (each request with its own seed, so the cache never answers);
+  the HTTP client keeps its connection, as a notebook's loop does.
+
+`python -m tests.bench.steer http` measures only the last figure (a shorter run while working
+on the HTTP endpoint); `make bench BENCH=steer` measures them all.
 """
 
 from __future__ import annotations
@@ -353,6 +360,60 @@ async def lost_or_reordered(port: int, generations: int, sockets: int = 8) -> in
             await s.__aexit__()
 
 
+async def http_overhead(port: int, n: int = 40) -> tuple[list[float], list[float]]:
+    """(HTTP - websocket time to first steered token, websocket's) in ms, per pair."""
+    import httpx
+
+    async def over_http(client: httpx.AsyncClient, msg: dict) -> float:
+        body = {k: v for k, v in msg.items() if k not in ("type", "gen")}
+        sent = time.perf_counter()
+        first = None
+        async with client.stream(
+            "POST", "/api/v1/steer", json=body, headers={"Accept": "text/event-stream"}
+        ) as r:
+            event = ""
+            async for line in r.aiter_lines():  # to the end, so the connection is reused
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif (
+                    first is None
+                    and event == "delta"
+                    and line.startswith("data: ")
+                    and json.loads(line[6:])["row"] == "steered"
+                ):
+                    first = time.perf_counter()
+        if r.status_code != 200 or first is None:
+            raise RuntimeError(f"POST /api/v1/steer answered {r.status_code}, no steered delta")
+        return first - sent
+
+    diffs, ws_times = [], []
+    base = f"http://127.0.0.1:{port}"
+    async with Session(port) as s, httpx.AsyncClient(base_url=base, timeout=120) as client:
+        for i in range(-3, n):  # three warm-up pairs
+            msg = message(f"h{i}", seed=30000 + 2 * i, n=4)
+            sent = await s.send(msg)
+            frames = await s.finished(msg["gen"])
+            first = next(t for t, f in frames if f["type"] == "delta" and f["row"] == "steered")
+            http = await over_http(client, message(None, seed=30001 + 2 * i, n=4))
+            if i >= 0:
+                diffs.append((http - (first - sent)) * 1000)
+                ws_times.append((first - sent) * 1000)
+    return diffs, ws_times
+
+
+def http_figures(diffs: list[float], ws_times: list[float]) -> list[dict]:
+    return [
+        {
+            "name": "http_steer_overhead_ms_p50",
+            "value": round(statistics.median(diffs), 1),
+            "unit": "ms",
+            "target": "<= 10",
+            "websocket_ttft_ms_p50": round(statistics.median(ws_times), 1),
+            "repeats": len(diffs),
+        }
+    ]
+
+
 def decode_step_ms(att, steps: int = 48) -> float:
     from tests.bench._engine import one_torch_thread
     from workers.engine.generation import prepare_job
@@ -416,14 +477,15 @@ def run() -> list[dict]:
 
     async def phases(port: int):
         over = await ttft(port, att)
+        http = await http_overhead(port)
         gain = await concurrency(port, temperature=0.0)
         sampled = await concurrency(port, temperature=0.8)
         sup = await supersede(port)
         lost = await lost_or_reordered(port, GENERATIONS)
-        return over, gain, sampled, sup, lost
+        return over, http, gain, sampled, sup, lost
 
     with stack() as port:
-        over, gain, sampled, sup, lost = asyncio.run(phases(port))
+        over, http, gain, sampled, sup, lost = asyncio.run(phases(port))
     step = decode_step_ms(att)
     ceiling = engine_gain(att, temperature=0.0)
     ceiling_sampled = engine_gain(att, temperature=0.8)
@@ -481,4 +543,18 @@ def run() -> list[dict]:
             "target": "== 0",
             "generations": GENERATIONS,
         },
+        *http_figures(*http),
     ]
+
+
+def run_http() -> list[dict]:
+    """Only http_steer_overhead_ms_p50 (the stack, without the engine-side phases)."""
+    with stack() as port:
+        return http_figures(*asyncio.run(http_overhead(port)))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["http"]:
+        sys.exit("usage: python -m tests.bench.steer http (all: python -m tests.bench steer)")
+    for figure in run_http():
+        print(json.dumps({"group": "steer", **figure}))

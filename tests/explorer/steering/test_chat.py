@@ -120,3 +120,21 @@ def test_a_model_without_a_chat_template_gets_a_clear_error(demo_rows, celery_wo
     frame = async_to_sync(scenario)()
     assert frame["type"] == "error" and frame["gen"] == 1
     assert "has no chat template" in frame["message"] and "'demo'" in frame["message"]
+
+
+def test_a_chat_over_http_answers_as_the_websocket_does(
+    chat_rows, celery_worker_proc, live_server_url
+):
+    from tests.explorer.steering.test_steer_http import post, ws_frames
+
+    history = [{"role": "user", "content": "Hi over HTTP"}]
+    message = chat_message(7, history)
+    ws = {f["row"]: f for f in ws_frames(live_server_url, [message])[0] if f["type"] == "done"}
+    body = {k: v for k, v in message.items() if k not in ("type", "gen")}
+    r = post(live_server_url, body)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    for row in ("default", "steered"):
+        assert data[row]["token_ids"] == ws[row]["token_ids"]
+    unknown = post(live_server_url, {**body, "model": "missing-model"})
+    assert unknown.status_code == 400 and "unknown model" in unknown.text

@@ -14,6 +14,7 @@ from explorer.steering.protocol import (
     SteerMessage,
     gen_of,
     parse_message,
+    parse_request,
 )
 
 LIMITS = Limits(
@@ -172,3 +173,26 @@ def test_a_chat_message_is_parsed_into_the_engines_turns():
 def test_a_bad_chat_is_refused_naming_what_is_wrong(message, error):
     with pytest.raises(ProtocolError, match=error):
         parse_message(message, LIMITS)
+
+
+def test_an_http_request_is_a_steer_message_whose_type_and_gen_may_be_left_out():
+    bare = {k: v for k, v in steer().items() if k not in ("type", "gen")}
+    message, gen = parse_request(bare, LIMITS)
+    assert gen is None
+    assert message == parse_message(steer(gen=0), LIMITS)  # gen: a placeholder
+    message, gen = parse_request({**bare, "type": "steer", "gen": "nb-7"}, LIMITS)
+    assert gen == message.gen == "nb-7"
+
+
+def test_an_http_request_is_refused_with_the_websockets_messages():
+    bare = {k: v for k, v in steer().items() if k not in ("type", "gen")}
+    for bad in ({"colour": "red"}, {"prompt": "x" * 21}, {"gen": None}):
+        with pytest.raises(ProtocolError) as http:
+            parse_request({**bare, **bad}, LIMITS)
+        with pytest.raises(ProtocolError) as ws:
+            parse_message({**steer(), **bad}, LIMITS)
+        assert http.value.message == ws.value.message
+    with pytest.raises(ProtocolError, match='type must be "steer" or left out'):
+        parse_request({**bare, "type": "cancel"}, LIMITS)
+    with pytest.raises(ProtocolError, match="must be a JSON object"):
+        parse_request([bare], LIMITS)
