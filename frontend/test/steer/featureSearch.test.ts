@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { FeatureSearch } from "../../src/steer/featureSearch";
+import { FeatureSearch, type SearchSae } from "../../src/steer/featureSearch";
 import { mountSteer } from "../../src/steer/mountSteer";
 import { FakeSocket } from "./fakeSocket";
 
@@ -14,11 +14,11 @@ const flush = async () => {
 describe("FeatureSearch", () => {
   beforeEach(() => document.body.replaceChildren());
 
-  function make(fetcher: ReturnType<typeof vi.fn>) {
+  function make(fetcher: ReturnType<typeof vi.fn>, saes: SearchSae[] = [{ slug: "demo", d_sae: 1024 }], debounceMs = 0) {
     const el = document.createElement("div");
     document.body.append(el);
     const onPick = vi.fn();
-    const search = new FeatureSearch(el, { model: "demo", saes: ["demo"], apiRoot: "/api/v1/", onPick, fetcher: fetcher as unknown as typeof fetch, debounceMs: 0 });
+    const search = new FeatureSearch(el, { model: "demo", saes, apiRoot: "/api/v1/", onPick, fetcher: fetcher as unknown as typeof fetch, debounceMs });
     const type = async (value: string) => {
       search.input.value = value;
       search.input.dispatchEvent(new Event("input"));
@@ -45,7 +45,55 @@ describe("FeatureSearch", () => {
     await type("#12");
     expect(el.querySelectorAll(".steer-candidate")).toHaveLength(1);
     search.input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
-    expect(onPick).toHaveBeenCalledWith({ sae: "demo", index: 12, label: null, max_activation: null, match: "typed" });
+    expect(onPick).toHaveBeenCalledWith({ sae: "demo", index: 12, label: null, max_activation: null, match: "exact" });
+  });
+
+  const fuzzy = () => json({ items: [{ sae: "demo", index: 755, explanation: "near", max_activation: 2, match: "explanation" }, { sae: "demo", index: 745, explanation: "the one", max_activation: 3, match: "explanation" }] });
+
+  it("Enter before the suggestions arrive adds exactly the typed sae#index", async () => {
+    const fetcher = vi.fn(async () => fuzzy());
+    const { onPick, search, el } = make(fetcher, [{ slug: "demo", d_sae: 1024 }], 300);
+    search.input.value = "demo#745";
+    search.input.dispatchEvent(new Event("input"));
+    search.input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(onPick).toHaveBeenCalledTimes(1);
+    expect(onPick).toHaveBeenCalledWith({ sae: "demo", index: 745, label: null, max_activation: null, match: "exact" });
+    await new Promise((r) => setTimeout(r, 350));
+    await flush();
+    expect(el.querySelectorAll(".steer-candidate")).toHaveLength(0); // a late answer brings nothing back
+  });
+
+  it("Enter after the suggestions arrive still adds the typed feature, listed first and marked exact", async () => {
+    const fetcher = vi.fn(async () => fuzzy());
+    const { onPick, el, search, type } = make(fetcher);
+    await type("demo#745");
+    const rows = [...el.querySelectorAll(".steer-candidate")].map((b) => b.textContent);
+    expect(rows).toEqual(["demo#745the oneexact", "demo#755nearexplanation"]);
+    search.input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(onPick).toHaveBeenCalledWith({ sae: "demo", index: 745, label: "the one", max_activation: 3, match: "exact" });
+  });
+
+  it("a bare #index offers only the SAEs that have that index, the main SAE first", async () => {
+    const fetcher = vi.fn(async () => json({ items: [{ sae: "mlp0", index: 745, match: "index" }] }));
+    const saes = [
+      { slug: "res1", d_sae: 1536 },
+      { slug: "mlp0", d_sae: 384 },
+      { slug: "res2", d_sae: 2048 },
+    ];
+    const { el, onPick, search, type } = make(fetcher, saes);
+    await type("#745");
+    expect([...el.querySelectorAll(".steer-candidate-name")].map((n) => n.textContent)).toEqual(["res1#745", "res2#745"]);
+    search.input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(onPick).toHaveBeenCalledWith(expect.objectContaining({ sae: "res1", index: 745 }));
+  });
+
+  it("Enter on an index past the SAE's size says so and adds nothing", async () => {
+    const fetcher = vi.fn(async () => json({ items: [] }));
+    const { el, onPick, search, type } = make(fetcher, [{ slug: "demo", d_sae: 384 }]);
+    await type("demo#745");
+    expect(el.querySelector(".steer-search-status")!.textContent).toBe("demo has 384 features (0–383).");
+    search.input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(onPick).not.toHaveBeenCalled();
   });
 
   it("says search is unavailable for words when the endpoint is missing", async () => {
