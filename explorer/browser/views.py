@@ -266,7 +266,7 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
 
 
 def _steer_start(page: selectors.FeaturePage) -> steering_selectors.FeatureSteerStart:
-    """ "Steer with this feature": the lead-in of its strongest example (the first top one)."""
+    """How "Steer with this feature" starts: the lead-in of the strongest (first top) example."""
     top = next((g.examples[0] for g in page.groups if g.kind == "top" and g.examples), None)
     return steering_selectors.feature_steer_start(
         max_activation=page.feature.max_activation,
