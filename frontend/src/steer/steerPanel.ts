@@ -65,8 +65,6 @@ export class SteerPanel {
   private shownKey: string | null = null;
   /** What each column shows (a signature): a column is redrawn only when it changes. */
   private readonly painted: Record<"default" | "steered", string> = { default: "", steered: "" };
-  /** The default column's divergence mark, kept while a new steered row streams. */
-  private defaultOff: number | null = null;
 
   constructor(root: HTMLElement, config: SteerConfig, options: SteerPanelOptions = {}) {
     this.config = config;
@@ -187,6 +185,7 @@ export class SteerPanel {
       const v = Number(input.value);
       if (input.value.trim() === "" || !Number.isFinite(v) || !ok(v)) {
         this.ui.settingErrors[name].textContent = `${input.closest("label")?.querySelector(".steer-field-label")?.textContent ?? name} ${rule}.`;
+        this.ui.settingsBox.open = true;
         input.setAttribute("aria-invalid", "true");
         return;
       }
@@ -297,6 +296,8 @@ export class SteerPanel {
 
   private renderControls(): void {
     this.renderMode();
+    const st = this.state;
+    this.ui.settingsDigest.textContent = `temperature ${st.temperature} · top-p ${st.top_p} · seed ${st.seed} · ${st.max_new_tokens} tokens`;
     const { limits } = this.config;
     this.ui.featuresCount.textContent = `${this.state.features.length} of ${limits.max_features}`;
     renderFeatureRows(this.ui.featureList, this.state.features, {
@@ -413,7 +414,10 @@ export class SteerPanel {
   private showError(message: string, field?: string): void {
     const target = errorTarget(message, field, this.state.features);
     if (target.kind === "prompt") this.ui.promptError.textContent = message;
-    else if (target.kind === "setting") this.ui.settingErrors[target.name].textContent = message;
+    else if (target.kind === "setting") {
+      this.ui.settingErrors[target.name].textContent = message;
+      this.ui.settingsBox.open = true;
+    }
     else if (target.kind === "feature") {
       this.featureErrors = this.state.features.map((_, i) => (i === target.position ? message : (this.featureErrors[i] ?? null)));
       this.renderControls();
@@ -427,14 +431,13 @@ export class SteerPanel {
     const d = rows?.default ?? empty;
     const st = rows?.steered ?? empty;
     const off = divergeOffset(d, st);
-    // A kept default row keeps its mark until the new steered row is finished: a drag never
-    // touches the default column.
-    if (!(this.stream?.keptDefault && !st.done && !stopped)) this.defaultOff = off;
     const prompt = this.stored && this.config.result ? this.config.initial.prompt : this.state.prompt;
     for (const [row, data] of [["default", d], ["steered", st]] as const) {
       const col = this.ui.columns[row];
       const streaming = !stopped && !data.done;
-      const reply = { text: data.text, diverge: row === "default" ? this.defaultOff : off, streaming, tokens: streaming ? null : rowPieces(data) };
+      // Only the steered column marks where it parts: the default column is the reference and
+      // depends on nothing the sliders change, so a drag never touches it.
+      const reply = { text: data.text, diverge: row === "default" ? null : off, streaming, tokens: streaming ? null : rowPieces(data) };
       const status = streaming ? "streaming…" : rows ? (stopped && !data.done ? "stopped" : "") : "";
       const done = String(data.done && rows !== null);
       const history = this.state.chat?.[row] ?? null;

@@ -143,6 +143,34 @@ describe("SteerPanel", () => {
     watch.disconnect();
   });
 
+  it("only the steered column marks where the rows part; the default column is the reference", () => {
+    const { root, ws } = mount();
+    finish(ws, panel!.gen!, { default: " council met", steered: " cats purr" });
+    expect(text(root, "default").querySelector("mark")!.textContent).toBe("");
+    expect(text(root, "steered").querySelector("mark")!.textContent).toBe(" cats purr");
+  });
+
+  it("generation settings start closed on a narrow screen, with a digest, and open to show an error", () => {
+    vi.stubGlobal("matchMedia", (q: string) => ({ matches: q.includes("max-width"), media: q }));
+    try {
+      const { root } = mount();
+      const box = root.querySelector<HTMLDetailsElement>(".steer-settings-box")!;
+      expect(box.open).toBe(false);
+      expect(root.querySelector(".steer-settings-digest")!.textContent).toBe("temperature 0.7 · top-p 0.95 · seed 0 · 16 tokens");
+      const n = root.querySelector<HTMLInputElement>("input[name=n]")!;
+      n.value = "0";
+      n.dispatchEvent(new Event("input"));
+      expect(box.open).toBe(true);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("generation settings are open on a wide screen", () => {
+    const { root } = mount();
+    expect(root.querySelector<HTMLDetailsElement>(".steer-settings-box")!.open).toBe(true);
+  });
+
   it("a new seed, prompt or length regenerates the default column too", () => {
     const { root, ws } = mount();
     finish(ws, panel!.gen!, { default: " council met", steered: " cats purr" });
