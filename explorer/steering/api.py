@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
 from explorer.api.schemas import StrictSchema, error_responses
 from explorer.saes.selectors import sae_get
@@ -32,7 +32,9 @@ class AlignedFeature(Schema):
     index: int
     cosine: float
     weight: float
-    label: str | None = None  # the feature's best explanation, when it has one
+    label: str | None = Field(
+        None, description="The feature's best explanation; null when it has none yet."
+    )
 
 
 class VectorOut(Schema):

@@ -391,9 +391,11 @@ def _initial_features(model: LanguageModel, terms: list[dict]) -> list[dict]:
     out = []
     for t in terms:
         if "vector" in t:
-            vec = SteeringVector.objects.filter(pk=t["vector"]).first()
+            vec = SteeringVector.objects.select_related("sae").filter(pk=t["vector"]).first()
             out.append(
                 {
+                    "sae": vec.sae.slug if vec else "",  # where it steers (the panel's SAE)
+                    "index": -1,
                     "vector": t["vector"],
                     "strength": t["strength"],
                     "mode": "add",
