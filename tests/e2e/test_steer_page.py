@@ -438,6 +438,8 @@ def test_steer_with_this_feature_opens_on_its_example_and_visibly_changes_the_te
     assert float(page.input_value(".steer-raw")) == 4 * MAX_ACTIVATION
     assert continuation(page, "steered") != continuation(page, "default")
     assert page.url == url  # the panel leaves the feature page's URL alone
+    page.locator("details.steer-embed").scroll_into_view_if_needed()
+    browser_page.screenshot("feature-steer-panel-dark")
 
     # The button opens the steering page the same way, and it generates at once.
     page.click(".feature-actions a:has-text('Steer with this feature')")
