@@ -204,7 +204,7 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
     show = {
         part: _flag(request, part, EMBED_DEFAULTS[part]) if embed else True for part in EMBED_PARTS
     }
-    strength = float(f"{feature.max_activation:.3g}") if feature.max_activation > 0 else 1.0
+    steer_start = _steer_start(page)
     base = f"/{model}/{sae}/"
     charts = page.chart_data()
     context = {
@@ -220,7 +220,9 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         "context_key": context_key,
         "context_links": [(w, _with_param(request, "ctx", w)) for w in CONTEXT_WIDTHS],
         "logit_scale": page.logit_scale,
-        "steer_url": f"/{model}/steer/?" + urlencode({"f": f"{sae}:{index}:{strength:g}"}),
+        "steer_url": steering_selectors.feature_steer_url(
+            model_slug=model, sae_slug=sae, index=index, start=steer_start
+        ),
         "base": base,
         "prev_url": f"{base}{page.prev_index}/" if page.prev_index is not None else None,
         "next_url": f"{base}{page.next_index}/" if page.next_index is not None else None,
@@ -251,6 +253,7 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
             max_activation=feature.max_activation,
             label=page.explanations[0].text if page.explanations else "",
             limits=steering_limits(),
+            start=steer_start,
         ),
     }
     get_token(request)  # the test and add-to-list forms POST JSON with the CSRF cookie's token
@@ -260,6 +263,17 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         response.xframe_options_exempt = True
         return response
     return render(request, "browser/feature.html", context)
+
+
+def _steer_start(page: selectors.FeaturePage) -> steering_selectors.FeatureSteerStart:
+    """How "Steer with this feature" starts: the lead-in of the strongest (first top) example."""
+    top = next((g.examples[0] for g in page.groups if g.kind == "top" and g.examples), None)
+    return steering_selectors.feature_steer_start(
+        max_activation=page.feature.max_activation,
+        example_tokens=top.tokens if top else None,
+        max_position=top.max_position if top else None,
+        limits=steering_limits(),
+    )
 
 
 def _with_param(request: HttpRequest, name: str, value: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
 from explorer.accounts.permissions import OpenToAll
 from explorer.api.schemas import StrictSchema, error_responses
@@ -44,6 +44,9 @@ class AlignedFeature(Schema):
     index: int
     cosine: float
     weight: float
+    label: str | None = Field(
+        None, description="The feature's best explanation; null when it has none yet."
+    )
 
 
 class VectorOut(Schema):
@@ -62,7 +65,9 @@ class VectorOut(Schema):
     created: datetime
 
 
-def _vector_out(vec: SteeringVector) -> dict:
+def _vector_out(vec: SteeringVector, labels: dict[tuple[int, int], str] | None = None) -> dict:
+    if labels is None:
+        labels = selectors.aligned_labels(vectors=[vec])
     return {
         "id": vec.pk,
         "model": vec.sae.model.slug,
@@ -74,7 +79,9 @@ def _vector_out(vec: SteeringVector) -> dict:
         "error": vec.error,
         "n_pairs": len(vec.pairs),
         "norm": vec.norm,
-        "features": vec.features,
+        "features": [
+            {**f, "label": labels.get((vec.sae_id, f["index"]))} for f in vec.features or []
+        ],
         "residual_fraction": vec.residual_fraction,
         "created": vec.created,
     }
@@ -98,7 +105,9 @@ def vector_create(request: HttpRequest, payload: VectorIn):
     "/steering/vectors", response={200: list[VectorOut], **ERRORS}, summary="Steering vectors"
 )
 def vector_list(request: HttpRequest, model: str | None = None):
-    return [_vector_out(v) for v in selectors.steering_vector_list(model_slug=model)[:200]]
+    vectors = list(selectors.steering_vector_list(model_slug=model)[:200])
+    labels = selectors.aligned_labels(vectors=vectors)
+    return [_vector_out(v, labels) for v in vectors]
 
 
 @router.get(

@@ -12,7 +12,8 @@
 - `chat=1`: chat mode, for a model with a chat template (the conversation itself is kept by
   each reply's permalink).
 
-Bad parts are dropped (the websocket refuses a bad request with a message when it is sent).
+Bad features and vectors are dropped, each with a notice on the page saying why; bad settings
+fall back to their defaults (the websocket refuses a bad request with a message when it is sent).
 `/steer/<id>/` restores a stored SteeringResult: its request as `initial`, its texts as `result`.
 """
 
@@ -33,8 +34,14 @@ def steer_page(request: HttpRequest, model: str) -> HttpResponse:
     except NotFound as exc:
         raise Http404(exc.message) from None
     lim = limits()
-    initial = selectors.initial_from_query(model=lm, params=request.GET, limits=lim)
-    config = selectors.steer_page_config(model=lm, initial=initial, limits=lim)
+    initial, notices = selectors.steer_query_read(model=lm, params=request.GET, limits=lim)
+    config = selectors.steer_page_config(
+        model=lm,
+        initial=initial,
+        limits=lim,
+        notices=notices,
+        signed_in=request.user.is_authenticated,
+    )
     return render(request, "steering/steer.html", {"steer_config": config, "model": lm})
 
 
@@ -46,7 +53,13 @@ def permalink(request: HttpRequest, result_id: str) -> HttpResponse:
     lm = LanguageModel.objects.defer("vocab").get(pk=result.model_id)
     lim = limits()
     initial = selectors.initial_from_result(model=lm, result=result)
-    config = selectors.steer_page_config(model=lm, initial=initial, limits=lim, result=result)
+    config = selectors.steer_page_config(
+        model=lm,
+        initial=initial,
+        limits=lim,
+        result=result,
+        signed_in=request.user.is_authenticated,
+    )
     return render(
         request, "steering/steer.html", {"steer_config": config, "model": lm, "result": result}
     )

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 # Stands in for indexing statistics: it only sets the slider's unit (multiples of max activation).
 MAX_ACTIVATION = 8.0
 FEATURE = 5
+DEMO_TOKENIZER = REPO / "workers" / "engine" / "demo" / "checkpoint" / "model" / "tokenizer.json"
 # Generation of a whole continuation on the demo model through a fresh worker can take a while.
 GENERATION_TIMEOUT_MS = 60_000
 
@@ -89,6 +90,15 @@ def alternatives_on_hover(page) -> None:
     tip.wait_for(state="hidden")
 
 
+# Counts changes to the default column's text nodes and elements (attributes aside).
+WATCH_DEFAULT_COLUMN = """() => {
+  window.defaultColumnMutations = 0;
+  new MutationObserver((records) => { window.defaultColumnMutations += records.length; })
+    .observe(document.querySelector('[data-row-text=default]'),
+             {childList: true, characterData: true, subtree: true});
+}"""
+
+
 def drag_slider(page, selector: str, fraction: float) -> None:
     """Press the slider's thumb (at its current value, the middle for 0) and drag it in small
     steps, as a hand would, to `fraction` of the track."""
@@ -103,7 +113,7 @@ def drag_slider(page, selector: str, fraction: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "browser_options", [{"viewport": {"width": 1280, "height": 900}, "color_scheme": "light"}]
+    "browser_options", [{"viewport": {"width": 1440, "height": 900}, "color_scheme": "light"}]
 )
 def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_restores_it(
     browser_page, live_server_url, celery_worker_proc, demo_model, tmp_path
@@ -130,9 +140,12 @@ def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_res
     assert page.locator("mark.steer-diverged").all_text_contents() == ["", ""]
     assert page.locator(".steer-tick--max").count() == 1
 
+    # The default column depends on nothing a slider changes: the drag never touches it.
+    page.evaluate(WATCH_DEFAULT_COLUMN)
     drag_slider(page, ".steer-slider", 0.93)
     page.wait_for_timeout(300)  # the throttle's trailing edge sends the last position
     wait_until_done(page)
+    assert page.evaluate("window.defaultColumnMutations") == 0
 
     strength = float(page.input_value(".steer-raw"))
     assert strength > MAX_ACTIVATION
@@ -152,8 +165,7 @@ def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_res
     assert q["f"] == [f"demo:{FEATURE}:{page.input_value('.steer-raw')}"]
     assert (q["seed"], q["n"], q["t"], q["pos"]) == (["3"], ["24"], ["0.7"], ["all"])
 
-    shot = tmp_path / "steer.png"
-    page.screenshot(path=str(shot), full_page=True)
+    shot = browser_page.screenshot("steer-desktop-light")
     if os.environ.get("UPDATE_README_SCREENSHOT"):  # as tests/e2e/test_home.py
         shutil.copyfile(shot, REPO / "docs" / "screenshot-steer.png")
 
@@ -184,7 +196,7 @@ def test_dragging_a_slider_changes_only_the_steered_column_and_the_permalink_res
     ],
 )
 def test_the_steering_page_fits_a_phone_screen_in_dark_mode(
-    browser_page, live_server_url, celery_worker_proc, demo_model, tmp_path
+    browser_page, live_server_url, celery_worker_proc, demo_model
 ):
     page = browser_page.page
     query = urlencode(
@@ -203,7 +215,20 @@ def test_the_steering_page_fits_a_phone_screen_in_dark_mode(
     )
     assert overflow <= 0
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(20, 23, 27)"
-    page.screenshot(path=str(tmp_path / "steer-phone-dark.png"), full_page=True)
+    # The columns are stacked here: the intro must not say left and right.
+    intro = page.inner_text(".steer-intro").lower()
+    assert "left" not in intro and "right" not in intro
+    # Generation settings fold away, so the slider and the steered text share one screen.
+    assert page.locator(".steer-settings-box").get_attribute("open") is None
+    assert page.locator(".steer-settings-digest").is_visible()
+    slider = page.locator(".steer-slider").bounding_box()
+    steered = page.locator("[data-row-text=steered]").bounding_box()
+    assert slider is not None and steered is not None
+    # Steered text first, right below the slider: both on the first screen.
+    assert slider["y"] < steered["y"] < 844, (slider, steered)
+    browser_page.screenshot("steer-phone-dark")
+    page.locator(".steer-slider").scroll_into_view_if_needed()
+    browser_page.screenshot("steer-phone-dark-viewport", full_page=False)
     assert page_errors(browser_page) == []
 
 
@@ -226,6 +251,53 @@ def test_a_feature_typed_as_sae_index_is_added_with_its_max_activation_and_steer
     assert row.locator(".steer-units").inner_text() == "= 4× max act."
     assert float(row.locator(".steer-raw").input_value()) == 4 * MAX_ACTIVATION
     assert parse_qs(urlsplit(page.url).query)["f"] == [f"demo:{FEATURE}:{4 * MAX_ACTIVATION:g}"]
+    wait_until_done(page)
+    assert page_errors(browser_page) == []
+    assert browser_page.failed_requests == []
+
+
+@pytest.fixture
+def more_features(demo_model):
+    """Features #745 and #755 (the search's near miss for `demo#745`), indexed and explained."""
+    from explorer.explanations.services import explanation_create
+    from explorer.saes.models import Feature
+
+    for index in (745, 755):
+        feature = Feature.objects.create(
+            sae=demo_model, index=index, max_activation=6.0, density=0.01, mean_activation=1.0
+        )
+        explanation_create(feature=feature, text=f"demo#{index} lookalike", method="human")
+    return demo_model
+
+
+def test_typing_sae_index_and_enter_adds_exactly_that_feature(
+    browser_page, live_server_url, celery_worker_proc, more_features
+):
+    page = browser_page.page
+    query = urlencode([("prompt", "The city council said"), ("n", "8"), ("f", "demo:99999:4")])
+    page.goto(f"{live_server_url}/demo/steer/?{query}", wait_until="networkidle")
+    page.wait_for_selector("[data-steer][data-steer-ready=true]")
+    # A feature of the link that does not exist is named, not dropped silently.
+    assert page.inner_text(".steer-notices") == (
+        "Left out feature demo#99999: demo has 1536 features (0–1535)."
+    )
+
+    # Enter at once, before any suggestion arrives.
+    page.fill(".steer-search-input", "demo#745")
+    page.press(".steer-search-input", "Enter")
+    page.locator(".steer-feature[data-feature='demo#745']").wait_for()
+
+    # Enter after the suggestions arrived: the exact feature is first, marked, and added.
+    page.fill(".steer-search-input", "#755")
+    first = page.locator(".steer-candidate").first
+    first.wait_for()
+    assert first.locator(".steer-candidate-name").inner_text() == "demo#755"
+    assert first.locator(".steer-candidate-match").inner_text() == "exact"
+    page.wait_for_timeout(500)  # the search's answer too
+    page.press(".steer-search-input", "Enter")
+    page.locator(".steer-feature[data-feature='demo#755']").wait_for()
+    assert page.locator(".steer-feature").count() == 2
+    assert parse_qs(urlsplit(page.url).query)["f"] == ["demo:745:24", "demo:755:24"]
     wait_until_done(page)
     assert page_errors(browser_page) == []
     assert browser_page.failed_requests == []
@@ -321,8 +393,39 @@ def test_a_caa_vector_made_from_pasted_pairs_lists_its_features_and_steers(
     assert browser_page.failed_requests == []
 
 
-def test_a_feature_page_opens_a_live_steering_panel_for_its_feature(
-    browser_page, live_server_url, demo_model, celery_worker_proc
+# A top example of feature 5: it peaks on " park", so the panel's prompt is the text before it.
+EXAMPLE = "The city council said on Monday that the new park"
+LEAD_IN = "The city council said on Monday that the new"
+
+
+@pytest.fixture
+def demo_example(demo_model):
+    """A top example for FEATURE, tokenised by the demo model's own tokenizer."""
+    from tokenizers import Tokenizer
+
+    from explorer.saes.models import Example, Feature
+
+    ids = Tokenizer.from_file(str(DEMO_TOKENIZER)).encode(EXAMPLE).ids
+    values = [0.0] * len(ids)
+    values[-1] = MAX_ACTIVATION
+    Example.objects.create(
+        feature=Feature.objects.get(sae=demo_model, index=FEATURE),
+        kind=Example.Kind.TOP,
+        token_ids=ids,
+        values=Example.pack_values(values),
+        max_value=MAX_ACTIVATION,
+        max_position=len(ids) - 1,
+        document=0,
+        offset=0,
+    )
+    return demo_model
+
+
+@pytest.mark.parametrize(
+    "browser_options", [{"viewport": {"width": 1440, "height": 900}, "color_scheme": "dark"}]
+)
+def test_steer_with_this_feature_opens_on_its_example_and_visibly_changes_the_text(
+    browser_page, live_server_url, demo_example, celery_worker_proc
 ):
     page = browser_page.page
     url = f"{live_server_url}/demo/demo/{FEATURE}/"
@@ -330,6 +433,24 @@ def test_a_feature_page_opens_a_live_steering_panel_for_its_feature(
     assert page.locator("[data-steer]").get_attribute("data-steer-ready") is None  # not yet
     page.locator("details.steer-embed > summary").click()
     wait_until_done(page)
-    assert continuation(page, "steered") and continuation(page, "default")
+    # The lead-in of its top example, at 4x its max activation: the continuation changes.
+    assert page.input_value(".steer-prompt") == LEAD_IN
+    assert float(page.input_value(".steer-raw")) == 4 * MAX_ACTIVATION
+    assert continuation(page, "steered") != continuation(page, "default")
     assert page.url == url  # the panel leaves the feature page's URL alone
-    assert not page_errors(browser_page)
+    page.locator("details.steer-embed").scroll_into_view_if_needed()
+    browser_page.screenshot("feature-steer-panel-dark")
+
+    # The button opens the steering page the same way, and it generates at once.
+    page.click(".feature-actions a:has-text('Steer with this feature')")
+    page.wait_for_url("**/demo/steer/?*")
+    q = parse_qs(urlsplit(page.url).query)
+    assert q["prompt"] == [LEAD_IN]
+    assert q["f"] == [f"demo:{FEATURE}:{4 * MAX_ACTIVATION:g}"]
+    page.wait_for_selector("[data-steer][data-steer-ready=true]")
+    wait_until_done(page)
+    assert continuation(page, "steered") != continuation(page, "default")
+    assert page.locator(".steer-column--steered mark.steer-diverged").inner_text().strip()
+    browser_page.screenshot("steer-desktop-dark")
+    assert page_errors(browser_page) == []
+    assert browser_page.failed_requests == []

@@ -1,5 +1,6 @@
 import { select } from "d3";
 import { getJson, postJson, type HttpError } from "../http";
+import { mainSae } from "./mainSae";
 import { parseContrastPairs } from "./parseContrastPairs";
 import type { SteerPanel } from "./steerPanel";
 import type { SteerConfig } from "./steerTypes";
@@ -14,8 +15,8 @@ export interface SteeringVectorOut {
   status: string;
   error?: string;
   n_pairs?: number;
-  /** The SAE features it aligns with, best first. */
-  features?: { index: number; cosine: number; weight?: number }[];
+  /** The SAE features it aligns with, best first, with their best explanation. */
+  features?: { index: number; cosine: number; weight?: number; label?: string | null }[];
 }
 
 export interface CaaPanelOptions {
@@ -32,8 +33,9 @@ export interface CaaPanelOptions {
  * The CAA section: contrast pairs pasted or uploaded as JSONL, a name and an SAE are POSTed to
  * `POST {api}/steering/vectors` {model, sae, label, pairs: "<JSONL>"}; the worker builds the
  * vector (polled until ready), which can then be steered like a feature, and the SAE features
- * it aligns with are listed, each addable to the panel. Ready vectors of the model are listed
- * too, to steer with again.
+ * it aligns with are listed with their explanations, each addable to the panel. Ready vectors
+ * of the model are listed too, to steer with again. The SAE menu starts at the page's main SAE
+ * (mainSae); a signed-out reader is told to sign in, with a link back to this page.
  */
 export class CaaPanel {
   private readonly o: CaaPanelOptions;
@@ -92,8 +94,10 @@ export class CaaPanel {
       .join("option")
       .attr("value", (s) => s.slug)
       .text((s) => `${s.slug} (${s.hook_name})`);
+    this.sae.value = mainSae(options.config.saes, options.config.initial.features)?.slug ?? "";
     this.submit = row.append("button").attr("type", "submit").attr("class", "steer-caa-submit").text("Create vector").node()!;
     this.status = form.append("p").attr("class", "steer-caa-status").attr("role", "status").node()!;
+    if (options.config.signed_in === false) this.signIn("Creating a steering vector needs an account:");
     this.result = details.append("div").attr("class", "steer-caa-result").node()!;
     this.saved = details.append("div").attr("class", "steer-caa-saved").node()!;
     form.on("submit", (event: Event) => {
@@ -125,6 +129,21 @@ export class CaaPanel {
     select(this.status).classed("steer-error-text", error).text(text);
   }
 
+  /** Says `text` and links the sign-in page, which comes back to this page (as it is then). */
+  private signIn(text: string, error = false): void {
+    this.say(`${text} `, error);
+    const here = () => `/accounts/login/?next=${encodeURIComponent(location.pathname + location.search)}`;
+    select(this.status)
+      .append("a")
+      .attr("class", "steer-caa-sign-in")
+      .attr("href", here())
+      .text("sign in")
+      .on("click", function () {
+        this.href = here(); // the page's URL follows the panel
+      });
+    select(this.status).append("span").text(".");
+  }
+
   private async create(doc: Document): Promise<void> {
     let pairs;
     try {
@@ -145,8 +164,8 @@ export class CaaPanel {
       );
     } catch (error) {
       const e = error as HttpError;
-      const why = e.status === 401 || e.status === 403 ? `${e.message} (sign in to create steering vectors)` : e.message;
-      return this.say(e.json ? why : `Could not create the vector: ${why}`, true);
+      if (e.status === 401 || e.status === 403) return this.signIn(`${e.message} To create steering vectors,`, true);
+      return this.say(e.json ? e.message : `Could not create the vector: ${e.message}`, true);
     } finally {
       this.submit.disabled = false;
     }
@@ -190,8 +209,9 @@ export class CaaPanel {
       .append("button")
       .attr("type", "button")
       .attr("class", "steer-candidate")
-      .on("click", (_e, f) => void this.o.panel.addCandidate({ sae, index: f.index, label: null, max_activation: null, match: "caa" }))
+      .on("click", (_e, f) => void this.o.panel.addCandidate({ sae, index: f.index, label: f.label ?? null, max_activation: null, match: "caa" }))
       .call((b) => b.append("span").attr("class", "steer-candidate-name").text((f) => `${sae}#${f.index}`))
-      .call((b) => b.append("span").attr("class", "steer-candidate-label").text((f) => `cos ${f.cosine.toFixed(3)}`));
+      .call((b) => b.append("span").attr("class", "steer-candidate-label").text((f) => f.label ?? ""))
+      .call((b) => b.append("span").attr("class", "steer-candidate-match muted").text((f) => `cos ${f.cosine.toFixed(3)}`));
   }
 }

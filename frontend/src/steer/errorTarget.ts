@@ -30,12 +30,20 @@ export function errorTarget(message: string, field: string | null | undefined, f
   const inMessage = /\bfeatures\[(\d+)\]/.exec(message);
   if (inMessage && Number(inMessage[1]) < features.length) return { kind: "feature", position: Number(inMessage[1]) };
   for (let i = 0; i < features.length; i++) {
-    const { sae, index } = features[i]!;
-    const named = new RegExp(`(?:\\b${sae.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*[#:/]\\s*${index}\\b)|(?:\\b(?:feature|index)\\s*#?${index}\\b)`, "i");
-    if (named.test(message)) return { kind: "feature", position: i };
+    const named = namedIn(features[i]!);
+    if (named?.test(message)) return { kind: "feature", position: i };
   }
   if (/\bprompt\b/i.test(message)) return { kind: "prompt" };
   for (const [re, name] of SETTINGS) if (re.test(message)) return { kind: "setting", name };
   if (features.length === 1 && /strength|feature|mode/i.test(message)) return { kind: "feature", position: 0 };
   return { kind: "general" };
+}
+
+/** How a message names this feature (`demo:12`, `feature 12`) or vector (`steering vector 3`);
+ *  null when it cannot be named (an entry without an SAE or index). */
+function namedIn(f: SteerFeature): RegExp | null {
+  if (f.vector != null) return Number.isInteger(f.vector) ? new RegExp(`\\bvector\\s*#?${f.vector}\\b`, "i") : null;
+  if (typeof f.sae !== "string" || !f.sae || !Number.isInteger(f.index) || f.index < 0) return null;
+  const sae = f.sae.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(?:\\b${sae}\\s*[#:/]\\s*${f.index}\\b)|(?:\\b(?:feature|index)\\s*#?${f.index}\\b)`, "i");
 }

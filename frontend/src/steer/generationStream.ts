@@ -21,6 +21,12 @@ export interface StreamUpdate {
 export interface GenerationStreamOptions {
   /** Sequence number of the first frame. @default 1 */
   firstSeq?: number;
+  /**
+   * A finished default row to keep (an earlier generation's, when only the steering changed):
+   * the row starts done with it, and the default frames of this generation are sequenced but
+   * change nothing. The server still decodes and stores both rows, so the permalink is whole.
+   */
+  keepDefault?: RowText | null;
 }
 
 type Sequenced = { seq?: number; apply: () => boolean };
@@ -39,6 +45,8 @@ export class GenerationStream {
     steered: { text: "", done: false, tokens: null },
   };
   result: string | number | null = null;
+  /** Whether the default row is a kept one (GenerationStreamOptions.keepDefault). */
+  readonly keptDefault: boolean;
   private applied: number;
   private readonly held = new Map<number, Sequenced>();
   private asked: number | null = null;
@@ -46,6 +54,9 @@ export class GenerationStream {
   constructor(gen: number | string, options: GenerationStreamOptions = {}) {
     this.gen = gen;
     this.applied = (options.firstSeq ?? 1) - 1;
+    const keep = options.keepDefault;
+    this.keptDefault = Boolean(keep?.done);
+    if (keep?.done) this.rows.default = { ...keep };
   }
 
   get complete(): boolean {
@@ -67,6 +78,12 @@ export class GenerationStream {
   }
 
   done(frame: DoneFrame & { seq?: number }): StreamUpdate {
+    if (frame.result !== undefined && frame.result !== null) this.result = frame.result;
+    if (frame.row === "default" && this.keptDefault) {
+      if (typeof frame.seq !== "number") return { changed: false, resumeAfter: null };
+      const update = this.sequence(frame.seq, () => false);
+      return { changed: false, resumeAfter: this.complete ? null : update.resumeAfter };
+    }
     const row = this.rows[frame.row];
     const changed = row.text !== frame.text || !row.done;
     row.text = frame.text;
@@ -74,7 +91,6 @@ export class GenerationStream {
     row.tokens = Array.isArray(frame.tokens) ? frame.tokens : null;
     row.probs = Array.isArray(frame.probs) ? frame.probs : undefined;
     row.alternatives = Array.isArray(frame.alternatives) ? frame.alternatives : undefined;
-    if (frame.result !== undefined && frame.result !== null) this.result = frame.result;
     if (this.complete) this.held.clear();
     if (typeof frame.seq !== "number") return { changed, resumeAfter: null };
     const update = this.sequence(frame.seq, () => false);

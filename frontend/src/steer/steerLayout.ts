@@ -16,6 +16,9 @@ export interface SteerLayout {
   featuresCount: HTMLElement;
   search: HTMLElement;
   featureList: HTMLOListElement;
+  /** The generation settings' <details> and the one-line digest its summary shows. */
+  settingsBox: HTMLDetailsElement;
+  settingsDigest: HTMLElement;
   settings: {
     positions: HTMLSelectElement;
     temperature: HTMLInputElement;
@@ -37,6 +40,9 @@ export interface SteerLayout {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- d3 selections of mixed element types
 type Div = Selection<any, unknown, null, undefined>;
+
+/** Below this width the page is one column (steer.css) and the settings start closed. */
+const NARROW = "(max-width: 52rem)";
 
 function field(parent: Div, label: string, cls: string): Div {
   return parent.append("label").attr("class", `steer-field ${cls}`).call((l) => l.append("span").attr("class", "steer-field-label").text(label)) as Div;
@@ -81,8 +87,14 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
   }
   const promptError = promptBox.append("p").attr("class", "steer-error").attr("role", "alert").node()!;
 
-  const settings = left.append("fieldset").attr("class", "steer-settings") as Div;
-  settings.append("legend").attr("class", "steer-heading").text("Generation");
+  // Open on a wide screen; on a narrow one closed, so the sliders sit near the output.
+  const narrow = typeof matchMedia === "function" && matchMedia(NARROW).matches;
+  const settingsBox = left.append("details").attr("class", "steer-settings-box").property("open", !narrow) as Div;
+  const settingsSummary = settingsBox.append("summary").attr("class", "steer-settings-head");
+  settingsSummary.append("span").attr("class", "steer-heading").text("Generation");
+  const settingsDigest = settingsSummary.append("span").attr("class", "steer-settings-digest muted").node()!;
+  const settings = settingsBox.append("fieldset").attr("class", "steer-settings") as Div;
+  settings.append("legend").attr("class", "visually-hidden").text("Generation settings");
   const positions = field(settings, "Steer positions", "steer-field--positions").append("select").attr("name", "pos");
   positions
     .selectAll("option")
@@ -151,6 +163,8 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
     featuresCount,
     search,
     featureList,
+    settingsBox: settingsBox.node()!,
+    settingsDigest,
     settings: {
       positions: positions.node()!,
       temperature: temperature.node()!,

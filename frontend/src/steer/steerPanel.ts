@@ -1,11 +1,13 @@
 import { select } from "d3";
 import { getJson, type HttpError } from "../http";
+import { defaultKey } from "./defaultKey";
 import { divergeOffset } from "./divergeOffset";
 import { encodeSteerQuery } from "./encodeSteerQuery";
 import { errorTarget } from "./errorTarget";
 import { featureKey } from "./featureKey";
 import { renderFeatureRows } from "./featureRows";
 import { FeatureSearch, type FeatureCandidate } from "./featureSearch";
+import { mainSae } from "./mainSae";
 import { GenerationStream, type GenerationStreamOptions, type RowText } from "./generationStream";
 import { alternativesTooltip } from "./alternativesTooltip";
 import { clearChat, renderChat } from "./renderChat";
@@ -14,7 +16,7 @@ import { rowPieces } from "./rowPieces";
 import { SteerSocket, type SocketStatus } from "./steerSocket";
 import { steerLayout, type SteerLayout } from "./steerLayout";
 import { steerMessage } from "./steerMessage";
-import type { ChatHistory, ServerFrame, SteerConfig, SteerFeature, SteerState } from "./steerTypes";
+import type { ChatHistory, ServerFrame, SteerConfig, SteerFeature, SteerSaeInfo, SteerState } from "./steerTypes";
 import { throttle, type Throttled } from "./throttle";
 
 export interface SteerPanelOptions {
@@ -59,6 +61,10 @@ export class SteerPanel {
   private stopped = false;
   private featureErrors: (string | null)[] = [];
   private stored: { default: RowText; steered: RowText } | null = null;
+  /** defaultKey of the rows on screen (the stream's or the stored result's). */
+  private shownKey: string | null = null;
+  /** What each column shows (a signature): a column is redrawn only when it changes. */
+  private readonly painted: Record<"default" | "steered", string> = { default: "", steered: "" };
 
   constructor(root: HTMLElement, config: SteerConfig, options: SteerPanelOptions = {}) {
     this.config = config;
@@ -70,7 +76,7 @@ export class SteerPanel {
     alternativesTooltip(root);
     this.search = new FeatureSearch(this.ui.search, {
       model: config.model,
-      saes: config.saes.map((s) => s.slug),
+      saes: mainFirst(config.saes, this.state.features),
       apiRoot: this.apiRoot,
       onPick: (c) => void this.addFeature(c),
       ...(options.fetcher ? { fetcher: options.fetcher } : {}),
@@ -97,6 +103,7 @@ export class SteerPanel {
         default: row(r.default_text, r.default_tokens, r.default_probs, r.default_alternatives),
         steered: row(r.steered_text, r.steered_tokens, r.steered_probs, r.steered_alternatives),
       };
+      this.shownKey = defaultKey(this.state);
       this.showPermalink(config.result.id);
       this.ui.state.textContent = "saved result";
     }
@@ -178,6 +185,7 @@ export class SteerPanel {
       const v = Number(input.value);
       if (input.value.trim() === "" || !Number.isFinite(v) || !ok(v)) {
         this.ui.settingErrors[name].textContent = `${input.closest("label")?.querySelector(".steer-field-label")?.textContent ?? name} ${rule}.`;
+        this.ui.settingsBox.open = true;
         input.setAttribute("aria-invalid", "true");
         return;
       }
@@ -288,6 +296,8 @@ export class SteerPanel {
 
   private renderControls(): void {
     this.renderMode();
+    const st = this.state;
+    this.ui.settingsDigest.textContent = `temperature ${st.temperature} · top-p ${st.top_p} · seed ${st.seed} · ${st.max_new_tokens} tokens`;
     const { limits } = this.config;
     this.ui.featuresCount.textContent = `${this.state.features.length} of ${limits.max_features}`;
     renderFeatureRows(this.ui.featureList, this.state.features, {
@@ -312,6 +322,10 @@ export class SteerPanel {
   }
 
   private start(): void {
+    // Only the steering changed: keep the finished default row (and its DOM) as it is.
+    const key = defaultKey(this.state);
+    const shown = this.stream?.rows.default ?? this.stored?.default ?? null;
+    const keepDefault = shown?.done && key === this.shownKey ? shown : null;
     this.stored = null;
     this.ui.permalink.hidden = true;
     if (this.stream && !this.stream.complete && this.sent) this.socket.send({ type: "cancel", gen: this.stream.gen });
@@ -322,7 +336,8 @@ export class SteerPanel {
       return;
     }
     this.counter += 1;
-    this.stream = new GenerationStream(`${this.page}-${this.counter}`, this.o.stream);
+    this.stream = new GenerationStream(`${this.page}-${this.counter}`, { ...this.o.stream, keepDefault });
+    this.shownKey = key;
     this.resuming = false;
     this.stopped = false;
     this.ui.state.textContent = "generating…";
@@ -399,7 +414,10 @@ export class SteerPanel {
   private showError(message: string, field?: string): void {
     const target = errorTarget(message, field, this.state.features);
     if (target.kind === "prompt") this.ui.promptError.textContent = message;
-    else if (target.kind === "setting") this.ui.settingErrors[target.name].textContent = message;
+    else if (target.kind === "setting") {
+      this.ui.settingErrors[target.name].textContent = message;
+      this.ui.settingsBox.open = true;
+    }
     else if (target.kind === "feature") {
       this.featureErrors = this.state.features.map((_, i) => (i === target.position ? message : (this.featureErrors[i] ?? null)));
       this.renderControls();
@@ -417,16 +435,30 @@ export class SteerPanel {
     for (const [row, data] of [["default", d], ["steered", st]] as const) {
       const col = this.ui.columns[row];
       const streaming = !stopped && !data.done;
-      const reply = { text: data.text, diverge: off, streaming, tokens: streaming ? null : rowPieces(data) };
-      if (this.state.chat) renderChat(col.text, this.state.chat[row], this.state.prompt, reply);
+      // Only the steered column marks where it parts: the default column is the reference and
+      // depends on nothing the sliders change, so a drag never touches it.
+      const reply = { text: data.text, diverge: row === "default" ? null : off, streaming, tokens: streaming ? null : rowPieces(data) };
+      const status = streaming ? "streaming…" : rows ? (stopped && !data.done ? "stopped" : "") : "";
+      const done = String(data.done && rows !== null);
+      const history = this.state.chat?.[row] ?? null;
+      const signature = JSON.stringify([history, prompt, reply, status, done]);
+      if (signature === this.painted[row]) continue;
+      this.painted[row] = signature;
+      if (history) renderChat(col.text, history, this.state.prompt, reply);
       else {
         clearChat(col.text);
         renderContinuation(col.text, { prompt, ...reply });
       }
-      col.status.textContent = streaming ? "streaming…" : rows ? (stopped && !data.done ? "stopped" : "") : "";
-      col.text.dataset.done = String(data.done && rows !== null);
+      col.status.textContent = status;
+      col.text.dataset.done = done;
     }
   }
+}
+
+/** The model's SAEs, the main one (mainSae) first: a bare `#index` means that SAE first. */
+function mainFirst(saes: readonly SteerSaeInfo[], features: readonly SteerFeature[]): SteerSaeInfo[] {
+  const main = mainSae(saes, features);
+  return main ? [main, ...saes.filter((s) => s !== main)] : [...saes];
 }
 
 function copyChat(chat: ChatHistory): ChatHistory {

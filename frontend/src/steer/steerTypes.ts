@@ -86,6 +86,10 @@ export interface SteerConfig {
   result: SteerStoredResult | null;
   /** Where `/api/v1/` lives; defaults to `/api/v1/`. */
   api_root?: string;
+  /** What the page says about its link (features left out, and why); shown by the server. */
+  notices?: string[];
+  /** Whether the reader is signed in (may create steering vectors); absent: unknown. */
+  signed_in?: boolean;
   [key: string]: unknown;
 }
 

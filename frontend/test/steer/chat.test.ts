@@ -135,6 +135,32 @@ describe("SteerPanel in chat mode", () => {
     expect(last.messages).toEqual(steerMessage(1, "tiny-chat", STATE).messages);
   });
 
+  it("a slider move keeps the default column's finished reply; the next message regenerates both", () => {
+    const { root, ws } = mount();
+    type(root, "Hi");
+    let gen = panel!.gen;
+    ws.emit({ type: "done", gen, row: "default", seq: 1, text: "Hello.", tokens: ["Hello."], result: "r1" });
+    ws.emit({ type: "done", gen, row: "steered", seq: 2, text: "Cats!", tokens: ["Cats!"], result: "r1" });
+    const column = root.querySelector("[data-row-text=default]")!;
+    const watch = new MutationObserver(() => {});
+    watch.observe(column, { childList: true, characterData: true, subtree: true });
+    const slider = root.querySelector<HTMLInputElement>(".steer-slider")!;
+    slider.value = String(Number(slider.value) + 50);
+    slider.dispatchEvent(new Event("input"));
+    vi.advanceTimersByTime(200);
+    gen = panel!.gen;
+    ws.emit({ type: "delta", gen, row: "default", seq: 1, text: "Hel" });
+    ws.emit({ type: "delta", gen, row: "steered", seq: 2, text: "Dogs" });
+    expect(watch.takeRecords()).toEqual([]);
+    expect(turns(root, "default")).toEqual(["Hi", "Hello."]);
+    expect(turns(root, "steered")).toEqual(["Hi", "Dogs"]);
+    ws.emit({ type: "done", gen, row: "default", seq: 3, text: "Hello.", tokens: ["Hello."], result: "r2" });
+    ws.emit({ type: "done", gen, row: "steered", seq: 4, text: "Dogs!", tokens: ["Dogs!"], result: "r2" });
+    type(root, "More?");
+    expect(turns(root, "default")).toEqual(["Hi", "Hello.", "More?", ""]);
+    watch.disconnect();
+  });
+
   it("a message sent before both replies are finished waits, with a note", () => {
     const { root, ws } = mount(config({ initial: { ...STATE } }));
     const n = ws.sent.length;

@@ -70,4 +70,15 @@ describe("errorTarget", () => {
     expect(errorTarget("rate limit: at most 240 generations per 60 s; try again in 12 s", null, features)).toEqual({ kind: "general" });
     expect(errorTarget("the worker stopped while generating; try again", null, features)).toEqual({ kind: "general" });
   });
+
+  it("does not crash on a steering vector without an SAE, and finds the vector a message names", () => {
+    const withVector = [
+      { sae: undefined as unknown as string, index: -1, vector: 3, strength: 4, mode: "add" as const },
+      { sae: "", index: -1, vector: 5, strength: 4, mode: "add" as const },
+      { sae: "demo", index: 7, strength: 1, mode: "add" as const },
+    ];
+    expect(errorTarget("steering vector 5 is pending, not ready", null, withVector)).toEqual({ kind: "feature", position: 1 });
+    expect(errorTarget("unknown feature demo:7: this SAE has 4 features", null, withVector)).toEqual({ kind: "feature", position: 2 });
+    expect(errorTarget("the worker stopped while generating; try again", null, withVector)).toEqual({ kind: "general" });
+  });
 });

@@ -116,6 +116,83 @@ describe("SteerPanel", () => {
     expect(root.querySelector(".steer-error--general")!.textContent).toBe("");
   });
 
+  function finish(ws: FakeSocket, gen: string, rows: { default?: string; steered?: string }, result = "r1") {
+    let seq = 0;
+    for (const [row, t] of Object.entries(rows)) ws.emit({ type: "done", gen, row, seq: ++seq, text: t, tokens: [t], result });
+  }
+
+  it("moving a slider regenerates the steered column only: the finished default column is not touched", () => {
+    const { root, ws } = mount();
+    finish(ws, panel!.gen!, { default: " council met", steered: " cats purr" });
+    const watch = new MutationObserver(() => {});
+    watch.observe(text(root, "default"), { childList: true, characterData: true, subtree: true });
+    for (const p of [700, 750, 800]) slide(root, p);
+    const gen = panel!.gen!;
+    ws.emit({ type: "delta", gen, row: "default", seq: 1, text: " council" });
+    ws.emit({ type: "delta", gen, row: "steered", seq: 2, text: " dogs" });
+    expect(watch.takeRecords()).toEqual([]);
+    expect(continuation(root, "default")).toBe(" council met");
+    expect(text(root, "default").dataset.done).toBe("true");
+    expect(continuation(root, "steered")).toBe(" dogs");
+    ws.emit({ type: "done", gen, row: "default", seq: 3, text: " council met", tokens: [" council met"], result: "r2" });
+    ws.emit({ type: "done", gen, row: "steered", seq: 4, text: " dogs bark", tokens: [" dogs bark"], result: "r2" });
+    expect(ws.ofType("resume")).toEqual([]); // the ignored default frames still count in the sequence
+    expect(root.querySelector(".steer-state")!.textContent).toBe("done");
+    expect(root.querySelector<HTMLAnchorElement>(".steer-permalink")!.getAttribute("href")).toBe("/steer/r2/");
+    expect(continuation(root, "steered")).toBe(" dogs bark");
+    watch.disconnect();
+  });
+
+  it("only the steered column marks where the rows part; the default column is the reference", () => {
+    const { root, ws } = mount();
+    finish(ws, panel!.gen!, { default: " council met", steered: " cats purr" });
+    expect(text(root, "default").querySelector("mark")!.textContent).toBe("");
+    expect(text(root, "steered").querySelector("mark")!.textContent).toBe(" cats purr");
+  });
+
+  it("generation settings start closed on a narrow screen, with a digest, and open to show an error", () => {
+    vi.stubGlobal("matchMedia", (q: string) => ({ matches: q.includes("max-width"), media: q }));
+    try {
+      const { root } = mount();
+      const box = root.querySelector<HTMLDetailsElement>(".steer-settings-box")!;
+      expect(box.open).toBe(false);
+      expect(root.querySelector(".steer-settings-digest")!.textContent).toBe("temperature 0.7 · top-p 0.95 · seed 0 · 16 tokens");
+      const n = root.querySelector<HTMLInputElement>("input[name=n]")!;
+      n.value = "0";
+      n.dispatchEvent(new Event("input"));
+      expect(box.open).toBe(true);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("generation settings are open on a wide screen", () => {
+    const { root } = mount();
+    expect(root.querySelector<HTMLDetailsElement>(".steer-settings-box")!.open).toBe(true);
+  });
+
+  it("a new seed, prompt or length regenerates the default column too", () => {
+    const { root, ws } = mount();
+    finish(ws, panel!.gen!, { default: " council met", steered: " cats purr" });
+    const seed = root.querySelector<HTMLInputElement>("input[name=seed]")!;
+    seed.value = "9";
+    seed.dispatchEvent(new Event("input"));
+    expect(continuation(root, "default")).toBe("");
+    ws.emit({ type: "delta", gen: panel!.gen, row: "default", seq: 1, text: " mayor" });
+    expect(continuation(root, "default")).toBe(" mayor");
+  });
+
+  it("keeps a permalink's default column when only the steering changes", () => {
+    const cfg = config({ result: { id: "abc", default_text: " met today", steered_text: " cats purr", default_tokens: [" met", " today"], steered_tokens: [" cats", " purr"] } });
+    const { root, ws } = mount(cfg);
+    const before = text(root, "default").innerHTML;
+    slide(root, 900);
+    expect(ws.ofType("steer")).toHaveLength(1);
+    ws.emit({ type: "delta", gen: panel!.gen, row: "default", seq: 1, text: " met" });
+    expect(text(root, "default").innerHTML).toBe(before);
+    expect(continuation(root, "steered")).toBe("");
+  });
+
   it("throttles a drag: a leading and a trailing request, not one per input event", () => {
     vi.useFakeTimers();
     const { root, ws } = mount();

@@ -91,10 +91,21 @@ def test_a_dead_feature_says_so_instead_of_empty_charts(client, indexed):
     assert 'data-chart="examples"' not in body
 
 
-def test_the_steer_link_preloads_the_feature_at_its_max_activation(client, indexed):
+def test_the_steer_link_opens_the_lead_in_of_the_top_example_at_4x_max_activation(client, indexed):
+    import html
+    from urllib.parse import parse_qs, urlsplit
+
+    from explorer.saes.models import Example
+    from explorer.saes.selectors import vocab_get
+
     f = indexed.features[3]
+    top = Example.objects.filter(feature=f, kind="top").order_by("-max_value", "id").first()
+    tokens = vocab_get(model=indexed.sae.model).tokens(top.token_ids)[: top.max_position]
     _, body = get(client, "/tiny/res-1/3/")
-    assert f'href="/tiny/steer/?f=res-1%3A3%3A{f.max_activation:.3g}"' in body
+    href = html.unescape(re.search(r'href="(/tiny/steer/\?[^"]*)"', body).group(1))
+    q = parse_qs(urlsplit(href).query, keep_blank_values=True)
+    assert q["f"] == [f"res-1:3:{4 * f.max_activation:.3g}"]
+    assert q["prompt"][0] and q["prompt"][0] in "".join(tokens)
 
 
 def test_text_in_the_url_prefills_the_test_form(client, indexed):

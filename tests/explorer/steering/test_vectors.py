@@ -97,3 +97,27 @@ def test_a_vector_is_built_decomposed_and_steers(client, demo_rows, bob_key, cel
     done = {f["row"]: f for f in frames if f["type"] == "done"}
     assert set(done) == {"default", "steered"}, frames[-1]
     assert done["default"]["text"] != done["steered"]["text"]
+
+
+@pytest.mark.django_db
+def test_aligned_features_come_with_their_best_explanation(client):
+    from explorer.explanations.models import Explanation
+    from explorer.steering.models import SteeringVector
+    from tests.builders import build_indexed_sae
+
+    indexed = build_indexed_sae(d_sae=8)
+    Explanation.objects.create(feature=indexed.features[3], text="<b>weather</b>", method="human")
+    vec = SteeringVector.objects.create(
+        sae=indexed.sae,
+        hook_name=indexed.sae.hook_name,
+        label="sunny",
+        status=SteeringVector.Status.READY,
+        features=[
+            {"index": 3, "cosine": 0.7, "weight": 1.0},
+            {"index": 5, "cosine": 0.2, "weight": 0.1},
+        ],
+    )
+    one = client.get(f"/api/v1/steering/vectors/{vec.pk}").json()
+    assert [(f["index"], f["label"]) for f in one["features"]] == [(3, "<b>weather</b>"), (5, None)]
+    listed = client.get(f"/api/v1/steering/vectors?model={indexed.sae.model.slug}").json()
+    assert listed[0]["features"] == one["features"]

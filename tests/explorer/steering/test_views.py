@@ -76,6 +76,41 @@ def test_the_query_string_becomes_the_initial_panel(client, demo):
     ) == (0.3, 0.9, 42, 20, "generated")
 
 
+def test_features_left_out_of_a_link_are_named_on_the_page(client, demo):
+    url = "/demo/steer/?f=res:5:2&f=res:745:4&f=mlp:3:1&f=res:x:1&f=res:6:1:sideways&v=999:2&v=z"
+    response = client.get(url)
+    config = _config(response)
+    assert [f["index"] for f in config["initial"]["features"]] == [5]
+    assert config["notices"] == [
+        "Left out feature res#745: res has 32 features (0–31).",
+        "Left out feature mlp#3: demo has no SAE “mlp” (its SAEs: res).",
+        "Left out “f=res:x:1”: the index and the strength must be numbers.",
+        "Left out feature res#6: its mode must be one of add, clamp, ablate, logit.",
+        "Left out “v=z”: write a steering vector as id:strength.",
+        "Left out steering vector 999: demo has no such vector.",
+    ]
+    body = response.content.decode()
+    assert '<ul class="steer-notices" role="status">' in body
+    assert "<li>Left out feature res#745: res has 32 features (0–31).</li>" in body
+
+
+def test_a_clean_link_has_no_notices_and_a_strength_past_the_limit_is_clamped_with_one(
+    client, demo
+):
+    assert _config(client.get("/demo/steer/?f=res:5:2"))["notices"] == []
+    config = _config(client.get("/demo/steer/?f=res:5:1e9"))
+    assert config["initial"]["features"][0]["strength"] == config["limits"]["strength_max"]
+    assert config["notices"] == [
+        f"The strength of res#5 is limited to ±{config['limits']['strength_max']:g}."
+    ]
+
+
+def test_the_notices_escape_what_the_link_said(client, demo):
+    body = client.get("/demo/steer/?f=<b>x</b>:1:1").content.decode()
+    assert "<b>x</b>" not in body.split("steer-config")[0]
+    assert "&lt;b&gt;x&lt;/b&gt;" in body
+
+
 def test_out_of_range_settings_fall_back_to_defaults(client, demo):
     initial = _config(client.get("/demo/steer/?t=nan&n=100000&seed=-4&pos=x"))["initial"]
     assert initial["temperature"] == 0.7
