@@ -2,6 +2,7 @@ import { select } from "d3";
 import { getJson, postJson, requestJson } from "../http";
 import { invalid } from "../options/invalid";
 import type { TokenData } from "../tokens/tokenData";
+import { sortableTable } from "../tables/sortableTable";
 import { tokenStrip } from "../tokens/tokenStrip";
 
 type Behaviour = (el: HTMLElement) => void;
@@ -46,6 +47,12 @@ export function applyIndexProgress(el: HTMLElement, p: IndexProgress): boolean {
 
 /** One behaviour per `data-enhance` value; each wires one server-rendered element. */
 export const behaviours: Record<string, Behaviour> = {
+  /** Sort a table's rows by clicking its `th[data-sort]` headers. */
+  "sortable-table"(el) {
+    if (!(el instanceof HTMLTableElement)) invalid("sortable-table element", el.tagName);
+    sortableTable(el);
+  },
+
   /** ← → r follow the links whose data-key names the key. */
   "feature-nav"(el) {
     const doc = el.ownerDocument;
