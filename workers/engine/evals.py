@@ -194,8 +194,10 @@ def _score_rows(
         skip = ~kl_at[sl]
         if bool(skip.any()):  # excluded positions contribute KL 0 (a few rows: BOS, padding)
             lp_s[skip] = lp_c[skip]
-        p_c = lp_c.exp().view(-1)  # flat dots: the fastest exact sum of p·(lp_c - lp_s) on CPU
-        sums.kl += (p_c @ lp_c.view(-1) - p_c @ lp_s.view(-1)).item()
+        # Σ p_c·(lp_c - lp_s) as one flat dot product: far faster on CPU than kl_div or a
+        # per-row sum; the difference is taken first (two dots would cancel in fp32).
+        diff = torch.sub(lp_c, lp_s, out=lp_s).view(-1)  # reuses lp_s's memory
+        sums.kl += torch.dot(lp_c.exp_().view(-1), diff).item()  # lp_c is not needed after
     sums.n_kl += int(kl_at.sum())
     sums.n_ce += int(ce_at.sum())
 
