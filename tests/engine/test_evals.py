@@ -210,6 +210,7 @@ def test_loss_recovered_is_nan_when_ablation_costs_nothing():
 
     sums = _Sums(2, 3, torch.device("cpu"))
     sums.reconstruction(torch.ones(2, 2), torch.ones(2, 2), torch.ones(2, 3))
-    sums.n_ce = sums.n_kl = 1
-    sums.ce_clean = sums.ce_spliced = sums.ce_zero = 1.0
-    assert math.isnan(sums.metrics().loss_recovered)
+    sums.n_ce = 2
+    sums.scalars[2:5] = 3.0  # CE clean = spliced = zero-ablated
+    m = sums.metrics()
+    assert math.isnan(m.loss_recovered) and m.ce_loss_zero == 1.5

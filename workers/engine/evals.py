@@ -71,16 +71,18 @@ class SAEMetrics:
 
 
 class _Sums:
-    """Running sums of one pass; float64 on the CPU, as SAELens keeps its variance sums."""
+    """Running sums of one pass, kept on the device (float64, as SAELens keeps its variance
+    sums) so that no batch waits for the device; read once at the end."""
 
     def __init__(self, d_in: int, d_sae: int, device: torch.device) -> None:
-        self.n = 0  # counted tokens
-        self.sum_x = torch.zeros(d_in, dtype=torch.float64)
-        self.sum_sq = self.sum_resid = 0.0
-        self.fired = torch.zeros(d_sae, dtype=torch.float64, device=device)  # tokens per feature
-        self.n_ce = 0
-        self.ce_clean = self.ce_spliced = self.ce_zero = self.kl = 0.0
-        self.n_kl = 0
+        def zeros(*shape: int) -> Tensor:
+            return torch.zeros(shape, dtype=torch.float64, device=device)
+
+        self.n = self.n_ce = 0  # counted tokens, scored next-token predictions (known on CPU)
+        self.sum_x = zeros(d_in)
+        self.fired = zeros(d_sae)  # tokens each feature fires on
+        # ‖x‖², ‖x - x̂‖², CE clean / spliced / zero-ablated, KL: one vector, one read at the end
+        self.scalars = zeros(6)
 
     def reconstruction(
         self,
@@ -90,18 +92,19 @@ class _Sums:
     ) -> None:
         x, x_hat = x.float(), x_hat.float()
         self.n += len(x)
-        self.sum_x += x.sum(0).double().cpu()
-        self.sum_sq += x.pow(2).sum().item()
-        self.sum_resid += (x - x_hat).pow(2).sum().item()
+        self.sum_x += x.sum(0)
+        self.scalars[0] += x.pow(2).sum()
+        self.scalars[1] += (x - x_hat).pow(2).sum()
         # float32 counts per batch (exact below 2^24 tokens): far faster than summing bools
         self.fired += (f != 0).float().sum(0)  # [d_sae]
 
     def metrics(self) -> SAEMetrics:
         if self.n == 0 or self.n_ce == 0:
             raise ValueError("no token was counted: the eval windows hold only BOS/special tokens")
-        variance = self.sum_sq / self.n - (self.sum_x / self.n).pow(2).sum().item()
-        mse = self.sum_resid / self.n
-        ce_c, ce_s, ce_z = (v / self.n_ce for v in (self.ce_clean, self.ce_spliced, self.ce_zero))
+        sum_sq, sum_resid, ce_c, ce_s, ce_z, kl = self.scalars.tolist()
+        variance = sum_sq / self.n - (self.sum_x / self.n).pow(2).sum().item()
+        mse = sum_resid / self.n
+        ce_c, ce_s, ce_z = ce_c / self.n_ce, ce_s / self.n_ce, ce_z / self.n_ce
         fired = self.fired.cpu()
         return SAEMetrics(
             tokens=self.n,
@@ -112,7 +115,7 @@ class _Sums:
             ce_loss_spliced=ce_s,
             ce_loss_zero=ce_z,
             loss_recovered=(ce_z - ce_s) / (ce_z - ce_c) if ce_z != ce_c else float("nan"),
-            kl_div=self.kl / self.n_kl,
+            kl_div=kl / self.n,
             dead_fraction=float((fired == 0).float().mean()),
             dense_fraction=float((fired / self.n > DENSE_THRESHOLD).double().mean()),
         )
@@ -137,69 +140,97 @@ def zero_ablated_logprobs(att: AttachedSAE) -> Float[Tensor, " vocab"] | None:
     return torch.log_softmax(logits[0, 0].float(), dim=-1)  # [vocab]
 
 
-def _splicer(att: AttachedSAE, counted: Bool[Tensor, "b pos"], sums: _Sums, zero_rows: bool):
+@dataclass
+class _Batch:
+    """One batch's positions, worked out on the CPU (no device sync) as flat indices into
+    ``b * pos``: the counted ones, the excluded ones, the scored predictions and targets."""
+
+    b: int
+    pos: int
+    input_ids: Int[Tensor, "b pos"]  # on the device
+    counted: Int[Tensor, " n"]
+    excluded: Int[Tensor, " n_excluded"]
+    ce_at: Int[Tensor, " n_ce"]  # position i predicts token i+1: input counted, target real
+    targets: Int[Tensor, " n_ce"]
+
+    @classmethod
+    def of(cls, att: AttachedSAE, windows: Windows, ids: np.ndarray) -> _Batch:
+        cpu = torch.device("cpu")
+        input_ids, real = windows.batch(ids, att.lm.pad_token_id, cpu)  # [b, pos] each
+        counted = counted_positions(att, input_ids, real)  # [b, pos]
+        ce = counted.clone()
+        ce[:, :-1] &= real[:, 1:]
+        ce[:, -1] = False
+        flat_ce = ce.flatten().nonzero()[:, 0]
+        dev = att.lm.device
+        b, pos = input_ids.shape
+        return cls(
+            b=b,
+            pos=pos,
+            input_ids=input_ids.to(dev),
+            counted=counted.flatten().nonzero()[:, 0].to(dev),
+            excluded=(~counted).flatten().nonzero()[:, 0],  # stays on the CPU: sliced per chunk
+            ce_at=flat_ce,
+            targets=input_ids.flatten()[flat_ce + 1],
+        )
+
+
+def _splicer(att: AttachedSAE, batch: _Batch, sums: _Sums, zero_rows: bool):
     """The hook: encode the clean rows, write the reconstruction into the spliced rows."""
-    b = counted.shape[0]
+    n = batch.b * batch.pos
 
     def splice(x: Float[Tensor, "rows pos d"]) -> Float[Tensor, "rows pos d"]:
-        clean = x[:b]  # [b, pos, d]
-        xs = att.prepare(clean[counted])  # [n, d_in] in the SAE's input space
-        f = att.sae.encode(xs)  # [n, d_sae]
-        x_hat = att.sae.decode(f)  # [n, d_in]
+        out = x.clone()  # [rows, pos, d], contiguous
+        flat = out.view(-1, out.shape[-1])  # [rows*pos, d]
+        raw = flat.index_select(0, batch.counted)  # [n_counted, d]: clean rows come first
+        xs = att.prepare(raw)  # in the SAE's input space
+        f = att.sae.encode(xs)  # [n_counted, d_sae]
+        x_hat = att.sae.decode(f)  # [n_counted, d_in]
         sums.reconstruction(xs, x_hat, f)
         if att.preprocessing.center_residual:  # back from the centred space to the model's
-            x_hat = x_hat + clean[counted].mean(-1, keepdim=True).to(x_hat.dtype)
-        out = x.clone()  # [rows, pos, d]
-        spliced = out[b : 2 * b]  # a view: [b, pos, d]
-        spliced[counted] = x_hat.to(x.dtype)
+            x_hat = x_hat + raw.mean(-1, keepdim=True).to(x_hat.dtype)
+        flat.index_copy_(0, batch.counted + n, x_hat.to(x.dtype))  # into the spliced rows
         if zero_rows:
-            out[2 * b :] = 0
+            flat[2 * n :] = 0
         return out
 
     return splice
 
 
-def _score_rows(
+def _score(
     sums: _Sums,
     logits: Float[Tensor, "rows pos vocab"],
-    input_ids: Int[Tensor, "b pos"],
-    counted: Bool[Tensor, "b pos"],
-    real: Bool[Tensor, "b pos"],
+    batch: _Batch,
     zero_lp: Float[Tensor, " vocab"] | None,
 ) -> None:
     """CE losses and KL of one batch, a few thousand positions at a time: each chunk's
     log-probabilities stay small (cache-sized on CPU, bounded at a 256k vocabulary)."""
-    b, pos = input_ids.shape
-    vocab = logits.shape[-1]
-    flat = logits.view(-1, b * pos, vocab)  # [copies, b*pos, vocab]
-    kl_at = counted.flatten()  # [b*pos]
-    # CE at position i scores token i+1: the input counted, the target real (not padding).
-    target = torch.roll(input_ids, -1, dims=1).flatten()  # [b*pos]
-    ce_at = (counted & torch.roll(real, -1, dims=1)).clone()
-    ce_at[:, -1] = False
-    ce_at = ce_at.flatten()
+    n, vocab = batch.b * batch.pos, logits.shape[-1]
+    flat = logits.view(-1, n, vocab)  # [copies, b*pos, vocab]
+    dev = logits.device
     step = max(1, (1 << 22) // vocab)
-    for s in range(0, b * pos, step):
-        sl = slice(s, s + step)
-        lp_c = torch.log_softmax(flat[0, sl].float(), dim=-1)  # [chunk, vocab]
-        lp_s = torch.log_softmax(flat[1, sl].float(), dim=-1)  # [chunk, vocab]
-        t, ce_m = target[sl, None], ce_at[sl].float()  # [chunk, 1], [chunk]
-        sums.ce_clean -= (lp_c.gather(-1, t)[:, 0] * ce_m).sum().item()
-        sums.ce_spliced -= (lp_s.gather(-1, t)[:, 0] * ce_m).sum().item()
+    for s in range(0, n, step):
+        e = min(s + step, n)
+        lp_c = torch.log_softmax(flat[0, s:e].float(), dim=-1)  # [chunk, vocab]
+        lp_s = torch.log_softmax(flat[1, s:e].float(), dim=-1)  # [chunk, vocab]
+        in_chunk = (batch.ce_at >= s) & (batch.ce_at < e)
+        rows, t = (batch.ce_at[in_chunk] - s).to(dev), batch.targets[in_chunk].to(dev)
+        at = rows * vocab + t  # flat index of each scored target's log-probability
+        sums.scalars[2] -= lp_c.take(at).sum()
+        sums.scalars[3] -= lp_s.take(at).sum()
         if zero_lp is None:
-            lp_z = torch.log_softmax(flat[2, sl].float(), dim=-1)
-            sums.ce_zero -= (lp_z.gather(-1, t)[:, 0] * ce_m).sum().item()
+            lp_z = torch.log_softmax(flat[2, s:e].float(), dim=-1)
+            sums.scalars[4] -= lp_z.take(at).sum()
         else:
-            sums.ce_zero -= (zero_lp[t[:, 0]] * ce_m).sum().item()
-        skip = ~kl_at[sl]
-        if bool(skip.any()):  # excluded positions contribute KL 0 (a few rows: BOS, padding)
-            lp_s[skip] = lp_c[skip]
+            sums.scalars[4] -= zero_lp[t].sum()
+        # Excluded positions (BOS, padding: a few rows) get lp_s = lp_c, so KL 0 there.
+        ex = batch.excluded[(batch.excluded >= s) & (batch.excluded < e)].to(dev) - s
+        lp_s.index_copy_(0, ex, lp_c.index_select(0, ex))
         # Σ p_c·(lp_c - lp_s) as one flat dot product: far faster on CPU than kl_div or a
         # per-row sum; the difference is taken first (two dots would cancel in fp32).
         diff = torch.sub(lp_c, lp_s, out=lp_s).view(-1)  # reuses lp_s's memory
-        sums.kl += torch.dot(lp_c.exp_().view(-1), diff).item()  # lp_c is not needed after
-    sums.n_kl += int(kl_at.sum())
-    sums.n_ce += int(ce_at.sum())
+        sums.scalars[5] += torch.dot(lp_c.exp_().view(-1), diff)  # lp_c is not needed after
+    sums.n_ce += len(batch.ce_at)
 
 
 def evaluate_sae(
@@ -221,6 +252,7 @@ def evaluate_sae(
     lm = att.lm
     sums = _Sums(att.d_in, att.d_sae, lm.device)
     zero_lp = zero_ablated_logprobs(att)
+    copies = 2 if zero_lp is not None else 3  # clean, spliced[, zero-ablated] rows
     lengths = windows.lengths()
     total, done = windows.n_tokens, 0
     with torch.no_grad():
@@ -228,15 +260,17 @@ def evaluate_sae(
             if cancel is not None and cancel():
                 raise EvalCancelled(f"evaluation cancelled after {done} of {total} tokens")
             ids = np.arange(start, min(start + batch_size, len(windows)))
-            input_ids, real = windows.batch(ids, lm.pad_token_id, lm.device)  # [b, pos] each
-            counted = counted_positions(att, input_ids, real)
-            copies = 2 if zero_lp is not None else 3  # clean, spliced[, zero-ablated]
-            rows = input_ids.repeat(copies, 1)  # [copies*b, pos]
-            mask = None if bool(real.all()) else real.repeat(copies, 1).long()
-            splice = _splicer(att, counted, sums, zero_rows=zero_lp is None)
+            batch = _Batch.of(att, windows, ids)
+            rows = batch.input_ids.repeat(copies, 1)  # [copies*b, pos]
+            mask = None
+            if lengths[ids].min() < batch.pos:  # right padding: mask it
+                lens = torch.from_numpy(lengths[ids]).to(lm.device)
+                mask = (torch.arange(batch.pos, device=lm.device) < lens[:, None]).long()
+                mask = mask.repeat(copies, 1)
+            splice = _splicer(att, batch, sums, zero_rows=zero_lp is None)
             with intercept(lm.model, att.hook_name, splice):
                 logits = lm.model(input_ids=rows, attention_mask=mask, use_cache=False).logits
-            _score_rows(sums, logits, input_ids, counted, real, zero_lp)
+            _score(sums, logits, batch, zero_lp)
             del logits
             done += int(lengths[ids].sum())
             if progress is not None:
