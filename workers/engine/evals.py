@@ -19,13 +19,13 @@ the KL divergence. Following ``sae_lens.evals``:
   number of non-zero latents; loss recovered (SAELens ``ce_loss_score``) is
   (CE_zero - CE_spliced) / (CE_zero - CE_clean).
 
-Nothing is cached: memory is one batch's logits (``2 × batch_size × context × vocab``) and one
-batch's latents on the counted tokens (``batch_size × context × d_sae``).
+Nothing is cached: memory is one batch's final hidden states (``2 × batch_size × context ×
+d_model``), a chunk of ~1M logits at a time, and one batch's latents on the counted tokens
+(``batch_size × context × d_sae``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -34,7 +34,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .hooks import intercept
+from .hooks import intercept, logits_from_hidden, run_to_unembed
 from .indexing import Windows
 from .loading import AttachedSAE
 
@@ -199,27 +199,29 @@ def _splicer(att: AttachedSAE, batch: _Batch, sums: _Sums, zero_rows: bool):
 
 def _score(
     sums: _Sums,
-    logits: Float[Tensor, "rows pos vocab"],
+    att: AttachedSAE,
+    hidden: Float[Tensor, "rows pos d_model"],
     batch: _Batch,
     zero_lp: Float[Tensor, " vocab"] | None,
 ) -> None:
-    """CE losses and KL of one batch, a few thousand positions at a time: each chunk's
-    log-probabilities stay small (cache-sized on CPU, bounded at a 256k vocabulary)."""
-    n, vocab = batch.b * batch.pos, logits.shape[-1]
-    flat = logits.view(-1, n, vocab)  # [copies, b*pos, vocab]
-    dev = logits.device
-    step = max(1, (1 << 22) // vocab)
+    """CE losses and KL of one batch, unembedding a few hundred positions at a time: each
+    chunk's logits stay small (cache-sized on CPU; never ``rows × pos × vocab`` at once)."""
+    n = batch.b * batch.pos
+    flat = hidden.reshape(-1, n, hidden.shape[-1])  # [copies, b*pos, d_model]
+    vocab = att.lm.model.get_output_embeddings().weight.shape[0]
+    dev = hidden.device
+    step = max(1, (1 << 20) // vocab)  # ~1M logits per chunk
     for s in range(0, n, step):
         e = min(s + step, n)
-        lp_c = torch.log_softmax(flat[0, s:e].float(), dim=-1)  # [chunk, vocab]
-        lp_s = torch.log_softmax(flat[1, s:e].float(), dim=-1)  # [chunk, vocab]
+        lp_c = torch.log_softmax(logits_from_hidden(att.lm, flat[0, s:e]).float(), dim=-1)
+        lp_s = torch.log_softmax(logits_from_hidden(att.lm, flat[1, s:e]).float(), dim=-1)
         in_chunk = (batch.ce_at >= s) & (batch.ce_at < e)
         rows, t = (batch.ce_at[in_chunk] - s).to(dev), batch.targets[in_chunk].to(dev)
         at = rows * vocab + t  # flat index of each scored target's log-probability
         sums.scalars[2] -= lp_c.take(at).sum()
         sums.scalars[3] -= lp_s.take(at).sum()
         if zero_lp is None:
-            lp_z = torch.log_softmax(flat[2, s:e].float(), dim=-1)
+            lp_z = torch.log_softmax(logits_from_hidden(att.lm, flat[2, s:e]).float(), dim=-1)
             sums.scalars[4] -= lp_z.take(at).sum()
         else:
             sums.scalars[4] -= zero_lp[t].sum()
@@ -269,9 +271,8 @@ def evaluate_sae(
                 mask = mask.repeat(copies, 1)
             splice = _splicer(att, batch, sums, zero_rows=zero_lp is None)
             with intercept(lm.model, att.hook_name, splice):
-                logits = lm.model(input_ids=rows, attention_mask=mask, use_cache=False).logits
-            _score(sums, logits, batch, zero_lp)
-            del logits
+                hidden = run_to_unembed(lm, rows, mask)  # [copies*b, pos, d_model]
+            _score(sums, att, hidden, batch, zero_lp)
             done += int(lengths[ids].sum())
             if progress is not None:
                 progress(done, total)
@@ -317,8 +318,3 @@ def held_out_windows(
         has_bos=whole.has_bos,
         context=whole.context,
     )
-
-
-def is_finite(metrics: SAEMetrics) -> bool:
-    """Whether every figure is a finite number (loss recovered is NaN when CE_zero = CE_clean)."""
-    return all(math.isfinite(v) for v in asdict(metrics).values())
