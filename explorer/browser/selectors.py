@@ -57,9 +57,23 @@ def _metric_text(value: float | None, kind: str) -> str:
     return f"{value:.4g}".replace("-", "\u2212")
 
 
-def metric_cells(metrics: dict | None) -> list[MetricCell]:
-    """Every metric in display order (values None when ``metrics`` is None)."""
+# The model page compares SAEs on these (the CE losses behind loss recovered stay on SAE pages).
+COMPARED_METRICS = (
+    "loss_recovered",
+    "explained_variance",
+    "l0",
+    "kl_div",
+    "mse",
+    "dead_fraction",
+    "dense_fraction",
+)
+
+
+def metric_cells(metrics: dict | None, keys: Iterable[str] | None = None) -> list[MetricCell]:
+    """The metrics named by ``keys`` (default all) in display order; values None when
+    ``metrics`` is None."""
     metrics = metrics or {}
+    wanted = set(keys) if keys is not None else None
     return [
         MetricCell(
             key=m.key,
@@ -70,6 +84,7 @@ def metric_cells(metrics: dict | None) -> list[MetricCell]:
             text=_metric_text(metrics.get(m.key), m.kind),
         )
         for m in METRICS
+        if wanted is None or m.key in wanted
     ]
 
 
@@ -163,7 +178,7 @@ def model_summaries() -> list[ModelSummary]:
                 features=row["n"],
                 live=row["live"],
                 run=runs.get(sae.pk),
-                metrics=metric_cells(done.metrics if done else None),
+                metrics=metric_cells(done.metrics if done else None, COMPARED_METRICS),
             )
         )
     return list(by_model.values())

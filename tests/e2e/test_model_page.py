@@ -44,3 +44,11 @@ def test_clicking_a_metric_header_sorts_the_saes(browser_page, live_server_url, 
     page.wait_for_url(live_server_url + "/tiny/beta/")
     errors = [e for e in browser_page.console_errors if not e.endswith("/favicon.ico")]
     assert errors == []
+
+
+def test_the_sae_page_shows_its_metrics_panel(browser_page, live_server_url, three_saes):
+    page = browser_page.page
+    page.goto(live_server_url + "/tiny/beta/", wait_until="networkidle")
+    panel = page.locator("section.sae-metrics")
+    assert panel.locator('[data-metric="loss_recovered"] .metric-list__value').inner_text() == "90%"
+    browser_page.screenshot("sae-page-metrics")

@@ -205,7 +205,7 @@ def test_the_metrics_panel_shows_each_figure_with_its_explanation(client, indexe
     make_evaluation(indexed.sae)
     panel = _metrics_panel(client.get("/tiny/res-1/").content.decode())
     assert 'data-metrics-state="done"' in panel
-    assert "on 84661 held-out tokens of <code>demo:val</code>" in panel
+    assert "on 84,661 held-out tokens of <code>demo:val</code>" in panel
     figures = dict(
         re.findall(
             r'data-metric="(\w+)">.*?<strong class="metric-list__value">([^<]+)</strong>', panel
