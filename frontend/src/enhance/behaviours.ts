@@ -213,6 +213,31 @@ export const behaviours: Record<string, Behaviour> = {
    * client can push progress instead: dispatch `new CustomEvent("index-progress", {detail})`
    * on this element (detail as /progress.json), and polling slows to a safety net.
    */
+  /**
+   * While an SAE's evaluation is queued or running: poll its metrics (`data-src`, the API's
+   * `.../metrics`), show the tokens done in `[data-metrics-text]`, and reload once it has ended.
+   */
+  "metrics-progress"(el) {
+    const win = el.ownerDocument.defaultView;
+    const text = el.querySelector("[data-metrics-text]");
+    const poll = () => {
+      getJson<{ status: string | null; tokens_done: number; tokens_total: number }>(el.dataset.src ?? "")
+        .then((m) => {
+          if (m.status === "queued" || m.status === "running") {
+            if (text && m.tokens_total) {
+              text.textContent = ` (${m.tokens_done.toLocaleString("en")} of ${m.tokens_total.toLocaleString("en")} tokens)`;
+            }
+            win?.setTimeout(poll, 3000);
+          } else {
+            el.dataset.metricsDone = "true";
+            win?.location.reload();
+          }
+        })
+        .catch(() => win?.setTimeout(poll, 5000));
+    };
+    win?.setTimeout(poll, 3000);
+  },
+
   "index-progress"(el) {
     const win = el.ownerDocument.defaultView;
     let timer: ReturnType<typeof setTimeout> | undefined;

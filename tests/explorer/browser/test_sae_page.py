@@ -197,6 +197,9 @@ def test_the_metrics_panel_says_when_they_are_being_computed(client, indexed):
     make_evaluation(indexed.sae, status="running")
     panel = _metrics_panel(client.get("/tiny/res-1/").content.decode())
     assert 'data-metrics-state="computing"' in panel and "Computing the metrics" in panel
+    # the page polls the metrics and reloads when they are done
+    assert 'data-enhance="metrics-progress"' in panel
+    assert 'data-src="/api/v1/models/tiny/saes/res-1/metrics"' in panel
 
 
 def test_the_metrics_panel_shows_each_figure_with_its_explanation(client, indexed):
