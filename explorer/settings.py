@@ -164,6 +164,8 @@ EXPLORER_TEXT_SEARCH_MAX_SAES: int = env_int("EXPLORER_TEXT_SEARCH_MAX_SAES", 32
 # Bytes of non-zero activations an index shard keeps in memory so the chosen examples need no
 # second forward pass (workers/engine/candidates.py); past it the merge re-runs those windows.
 INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)
+# Held-out tokens the SAE evaluation queued after every finished index run reads; 0: none.
+SAE_EVAL_AFTER_INDEX_TOKENS: int = env_int("SAE_EVAL_AFTER_INDEX_TOKENS", 100_000, minimum=0)
 # Queues /healthz requires a live consumer on (shell patterns): batch indexing and any live model.
 HEALTHZ_REQUIRED_QUEUES: list[str] = env_list("HEALTHZ_REQUIRED_QUEUES", ["index", "live.*"])
 HEALTHZ_INSPECT_TIMEOUT: float = env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05)

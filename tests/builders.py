@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.saes.models import SAE, Example, Feature, LanguageModel
+from explorer.saes.models import SAE, Example, Feature, LanguageModel, SAEEvaluation
 
 WORDS = [
     "the",
@@ -191,3 +191,31 @@ def build_saved_sae(
     path.mkdir(parents=True, exist_ok=True)
     sae.save_model(path)
     return str(path)
+
+
+DEMO_LIKE_METRICS = {
+    "tokens": 84661,
+    "l0": 20.0,
+    "explained_variance": 0.9219,
+    "mse": 21.46,
+    "ce_loss_clean": 4.9006,
+    "ce_loss_spliced": 5.0394,
+    "ce_loss_zero": 10.5177,
+    "loss_recovered": 0.9753,
+    "kl_div": 0.1334,
+    "dead_fraction": 0.0,
+    "dense_fraction": 0.0163,
+}
+
+
+def make_evaluation(sae: SAE, status: str = "done", **metrics: Any) -> SAEEvaluation:
+    """An evaluation row of `sae`; a done one carries DEMO_LIKE_METRICS with `metrics` over them."""
+    done = status == SAEEvaluation.Status.DONE
+    return SAEEvaluation.objects.create(
+        sae=sae,
+        corpus="demo:val",
+        tokens=100_000,
+        status=status,
+        metrics={**DEMO_LIKE_METRICS, **metrics} if done else {},
+        seconds=12.5 if done else None,
+    )

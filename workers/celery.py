@@ -80,6 +80,7 @@ app.conf.update(
     include=[
         "workers.health",
         "workers.index",
+        "workers.evals",
         "workers.live",
         "workers.live_activations",
         "workers.explain",

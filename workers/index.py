@@ -19,7 +19,9 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from explorer.core.exceptions import ApplicationError
 from explorer.core.tasks import INDEX_QUEUE
+from explorer.saes import evaluations
 from explorer.saes import indexing as svc
 from explorer.saes import selectors as sae_selectors
 from explorer.saes.example_copy import ExampleArrays
@@ -362,7 +364,19 @@ def index_finish(run_id: int) -> dict[str, Any]:
         raise
     if map_missing:
         sae_map.apply_async((run.sae_id,), queue=INDEX_QUEUE)
+    _request_evaluation(run)
     return {"run": run_id, "features": n_f, "examples": n_e}
+
+
+def _request_evaluation(run: IndexRun) -> None:
+    """Queue the SAE's quality evaluation on held-out text once its index is stored."""
+    tokens = settings.SAE_EVAL_AFTER_INDEX_TOKENS
+    if tokens <= 0:
+        return
+    try:
+        evaluations.evaluation_request(sae=run.sae, tokens=tokens)
+    except ApplicationError as e:  # e.g. no held-out text: the index stands without metrics
+        log.warning("index run %s: no evaluation queued: %s", run.pk, e.message)
 
 
 # -- the feature map ---------------------------------------------------------------------------

@@ -23,7 +23,100 @@ from explorer.core.exceptions import NotFound
 from explorer.explanations.models import Explanation
 from explorer.explanations.selectors import best_explanations, explanation_list
 from explorer.saes import selectors as sae_selectors
-from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, Example, Feature, IndexRun, LanguageModel
+from explorer.saes.evaluations import METRICS
+from explorer.saes.models import (
+    SAE,
+    WEIGHT_FACT_FIELDS,
+    Example,
+    Feature,
+    IndexRun,
+    LanguageModel,
+    SAEEvaluation,
+)
+
+# --- SAE quality metrics --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricCell:
+    """One metric of an evaluation, formatted; ``value`` None when not computed or undefined."""
+
+    key: str
+    label: str
+    help: str
+    better: str
+    value: float | None
+    text: str
+
+
+def _metric_text(value: float | None, kind: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if kind == "fraction":
+        return "0%" if value == 0 else f"{value * 100:.3g}%"
+    return f"{value:.4g}".replace("-", "\u2212")
+
+
+# The model page compares SAEs on these (the CE losses behind loss recovered stay on SAE pages).
+COMPARED_METRICS = (
+    "loss_recovered",
+    "explained_variance",
+    "l0",
+    "kl_div",
+    "mse",
+    "dead_fraction",
+    "dense_fraction",
+)
+
+
+def metric_cells(metrics: dict | None, keys: Iterable[str] | None = None) -> list[MetricCell]:
+    """The metrics named by ``keys`` (default all) in display order; values None when
+    ``metrics`` is None."""
+    metrics = metrics or {}
+    wanted = set(keys) if keys is not None else None
+    return [
+        MetricCell(
+            key=m.key,
+            label=m.label,
+            help=m.help,
+            better=m.better,
+            value=metrics.get(m.key),
+            text=_metric_text(metrics.get(m.key), m.kind),
+        )
+        for m in METRICS
+        if wanted is None or m.key in wanted
+    ]
+
+
+@dataclass
+class MetricsPanel:
+    """What the SAE page shows of its evaluations: the newest finished one's figures and the
+    state of the newest one (queued/running: "computing"; failed: its error)."""
+
+    done: SAEEvaluation | None
+    latest: SAEEvaluation | None
+    cells: list[MetricCell]
+
+    @property
+    def computing(self) -> bool:
+        return self.latest is not None and self.latest.status in (
+            SAEEvaluation.Status.QUEUED,
+            SAEEvaluation.Status.RUNNING,
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.latest is not None and self.latest.status == SAEEvaluation.Status.FAILED
+
+
+def metrics_panel(*, sae: SAE) -> MetricsPanel:
+    done = sae_selectors.evaluation_latest(sae=sae, done=True)
+    return MetricsPanel(
+        done=done,
+        latest=sae_selectors.evaluation_latest(sae=sae),
+        cells=metric_cells(done.metrics) if done else [],
+    )
+
 
 # --- home -----------------------------------------------------------------------------------------
 
@@ -34,6 +127,7 @@ class SAESummary:
     features: int
     live: int
     run: IndexRun | None = None  # an index run in progress
+    metrics: list[MetricCell] = field(default_factory=list)  # the newest finished evaluation
 
     @property
     def run_percent(self) -> int | None:
@@ -50,8 +144,8 @@ class ModelSummary:
 
 
 def model_summaries() -> list[ModelSummary]:
-    """Every model with its SAEs, their feature counts (indexed and live) and any index run in
-    progress, in four queries."""
+    """Every model with its SAEs, their feature counts (indexed and live), any index run in
+    progress and their newest metrics, in five queries."""
     saes = list(
         SAE.objects.select_related("model")
         .defer("model__vocab")
@@ -71,13 +165,21 @@ def model_summaries() -> list[ModelSummary]:
         .order_by("sae_id", "-created")
         .distinct("sae_id")
     }
+    evals = sae_selectors.evaluations_done_by_sae(sae_ids=[s.pk for s in saes])
     by_model: dict[int, ModelSummary] = {}
     for m in sae_selectors.language_model_list():
         by_model[m.pk] = ModelSummary(model=m, saes=[])
     for sae in saes:
         row = counts.get(sae.pk, {"n": 0, "live": 0})
+        done = evals.get(sae.pk)
         by_model[sae.model_id].saes.append(
-            SAESummary(sae=sae, features=row["n"], live=row["live"], run=runs.get(sae.pk))
+            SAESummary(
+                sae=sae,
+                features=row["n"],
+                live=row["live"],
+                run=runs.get(sae.pk),
+                metrics=metric_cells(done.metrics if done else None, COMPARED_METRICS),
+            )
         )
     return list(by_model.values())
 

@@ -118,6 +118,7 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
             "live_only": live_only,
             "columns": columns,
             "run": run,
+            "metrics": selectors.metrics_panel(sae=sae_row),
             "next_url": link(after=page.next_cursor) if page.next_cursor else None,
             "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
             "first_url": link() if page.prev_cursor else None,

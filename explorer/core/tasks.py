@@ -34,6 +34,7 @@ EXPLAIN_RETRY_FAILED = "workers.explain.explain_retry_failed"
 INDEX_SHARD = "workers.index.index_shard"
 INDEX_FINISH = "workers.index.index_finish"
 SAE_MAP = "workers.index.sae_map"
+EVAL_SAE = "workers.evals.evaluate_sae"
 IMPORTANCE_FEATURE = "workers.importance.compute_feature"
 IMPORTANCE_FEATURES = "workers.importance.compute_features"
 PING = "workers.health.ping"
@@ -50,6 +51,7 @@ TASK_NAMES = (
     INDEX_SHARD,
     INDEX_FINISH,
     SAE_MAP,
+    EVAL_SAE,
     IMPORTANCE_FEATURE,
     IMPORTANCE_FEATURES,
     PING,

@@ -2,7 +2,15 @@
 
 from django.contrib import admin
 
-from explorer.saes.models import SAE, Example, Feature, IndexRun, IndexShard, LanguageModel
+from explorer.saes.models import (
+    SAE,
+    Example,
+    Feature,
+    IndexRun,
+    IndexShard,
+    LanguageModel,
+    SAEEvaluation,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -94,6 +102,14 @@ class IndexRunAdmin(ReadOnlyAdmin):
         "created",
         "finished",
     )
+    list_filter = ("status",)
+    search_fields = ("sae__slug", "corpus", "error")
+    list_select_related = ("sae__model",)
+
+
+@admin.register(SAEEvaluation)
+class SAEEvaluationAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "sae", "corpus", "status", "tokens", "seconds", "created", "finished")
     list_filter = ("status",)
     search_fields = ("sae__slug", "corpus", "error")
     list_select_related = ("sae__model",)

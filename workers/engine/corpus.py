@@ -5,12 +5,16 @@ A spec is a string, stored as given on the IndexRun, and read the same way by ev
 
     >>> parse_corpus_spec("demo").kind
     'demo'
+    >>> parse_corpus_spec("demo:val").split
+    'val'
     >>> parse_corpus_spec("hf:NeelNanda/pile-10k:train").name
     'NeelNanda/pile-10k'
     >>> parse_corpus_spec("data/*.jsonl").kind
     'files'
 
 - ``demo``: the npm corpora the demo model was trained on (Brown, then nlp-corpus).
+- ``demo:val``: the documents the demo recipe held out from training the model and SAE
+  (its validation split, ~85k tokens): what SAE evaluations read by default.
 - local files: a path or glob (several separated by commas) of ``.txt`` files (one document
   per file) or ``.jsonl`` files (one document per line: an object with a ``text`` field, or
   a JSON string). Files are read in sorted path order.
@@ -58,6 +62,8 @@ def parse_corpus_spec(spec: str) -> CorpusSpec:
         )
     if spec == "demo":
         return CorpusSpec("demo", spec)
+    if spec == "demo:val":
+        return CorpusSpec("demo", spec, split="val")
     if spec.startswith("hf:"):
         return _hf_spec(spec)
     return _files_spec(spec)
@@ -121,9 +127,10 @@ def iter_documents(spec: CorpusSpec | str) -> Iterator[str]:
     """The corpus's documents as strings, in a fixed order. Raises CorpusError."""
     spec = parse_corpus_spec(spec) if isinstance(spec, str) else spec
     if spec.kind == "demo":
-        from .demo.corpus import load_documents
+        from .demo.corpus import load_documents, validation_split
 
-        for doc in load_documents():
+        docs = load_documents()
+        for doc in validation_split(docs)[0] if spec.split == "val" else docs:
             yield doc.text
     elif spec.kind == "files":
         for path in spec.paths:

@@ -390,3 +390,49 @@ def run_to_hooks(
     if missing:
         raise RuntimeError(f"hook(s) {', '.join(missing)} never reached during the forward pass")
     return {name: captured[name] for name in names}
+
+
+def run_to_unembed(
+    lm: Any,
+    input_ids: Int[Tensor, "batch pos"],
+    attention_mask: Int[Tensor, "batch pos"] | None,
+) -> Float[Tensor, "batch pos d_model"]:
+    """The final hidden state (after the final norm: the unembedding's input), without the
+    logits: callers that score a few positions at a time unembed them with
+    :func:`logits_from_hidden` instead of holding ``batch × pos × vocab`` at once. Hooks
+    entered on this thread (``intercept``) apply. Runs under ``torch.no_grad()``.
+    """
+    model = _module(lm)
+    unembed = model.get_submodule(family_of(model).unembed)
+    owner = threading.get_ident()
+    captured: list[Tensor] = []
+
+    def grab(_mod: nn.Module, args: tuple) -> None:
+        if threading.get_ident() == owner:
+            captured.append(args[0])
+            raise StopForward
+
+    handle = unembed.register_forward_pre_hook(grab)
+    try:
+        with torch.no_grad():
+            model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    except StopForward:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError("the unembedding was never reached during the forward pass")
+    return captured[0]
+
+
+def logits_from_hidden(
+    lm: Any, hidden: Float[Tensor, "*batch d_model"]
+) -> Float[Tensor, "*batch vocab"]:
+    """Logits of final hidden states, as the model's own forward computes them (the
+    unembedding, then Gemma-2's final soft-capping when the config sets one)."""
+    model = _module(lm)
+    logits = model.get_submodule(family_of(model).unembed)(hidden)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits

@@ -2,6 +2,7 @@ import { select } from "d3";
 import { getJson, postJson, requestJson } from "../http";
 import { invalid } from "../options/invalid";
 import type { TokenData } from "../tokens/tokenData";
+import { sortableTable } from "../tables/sortableTable";
 import { tokenStrip } from "../tokens/tokenStrip";
 
 type Behaviour = (el: HTMLElement) => void;
@@ -46,6 +47,12 @@ export function applyIndexProgress(el: HTMLElement, p: IndexProgress): boolean {
 
 /** One behaviour per `data-enhance` value; each wires one server-rendered element. */
 export const behaviours: Record<string, Behaviour> = {
+  /** Sort a table's rows by clicking its `th[data-sort]` headers. */
+  "sortable-table"(el) {
+    if (!(el instanceof HTMLTableElement)) invalid("sortable-table element", el.tagName);
+    sortableTable(el);
+  },
+
   /** ← → r follow the links whose data-key names the key. */
   "feature-nav"(el) {
     const doc = el.ownerDocument;
@@ -206,6 +213,31 @@ export const behaviours: Record<string, Behaviour> = {
    * client can push progress instead: dispatch `new CustomEvent("index-progress", {detail})`
    * on this element (detail as /progress.json), and polling slows to a safety net.
    */
+  /**
+   * While an SAE's evaluation is queued or running: poll its metrics (`data-src`, the API's
+   * `.../metrics`), show the tokens done in `[data-metrics-text]`, and reload once it has ended.
+   */
+  "metrics-progress"(el) {
+    const win = el.ownerDocument.defaultView;
+    const text = el.querySelector("[data-metrics-text]");
+    const poll = () => {
+      getJson<{ status: string | null; tokens_done: number; tokens_total: number }>(el.dataset.src ?? "")
+        .then((m) => {
+          if (m.status === "queued" || m.status === "running") {
+            if (text && m.tokens_total) {
+              text.textContent = ` (${m.tokens_done.toLocaleString("en")} of ${m.tokens_total.toLocaleString("en")} tokens)`;
+            }
+            win?.setTimeout(poll, 3000);
+          } else {
+            el.dataset.metricsDone = "true";
+            win?.location.reload();
+          }
+        })
+        .catch(() => win?.setTimeout(poll, 5000));
+    };
+    win?.setTimeout(poll, 3000);
+  },
+
   "index-progress"(el) {
     const win = el.ownerDocument.defaultView;
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -15,6 +15,7 @@ def test_the_schema_documents_models_features_search_lists_activations_and_expor
         "/api/v1/models/{model}",
         "/api/v1/models/{model}/saes",
         "/api/v1/models/{model}/saes/{sae}",
+        "/api/v1/models/{model}/saes/{sae}/metrics",
         "/api/v1/models/{model}/saes/{sae}/features",
         feature,
         feature + "/examples",

@@ -188,3 +188,56 @@ def test_features_not_yet_laid_out_come_without_coordinates(client, indexed):
     points = client.get("/tiny/res-1/map.json").json()["points"]
     assert points["x"][:5] == [None] * 5 and points["x"][5] is not None
     assert len(points["density"]) == 32  # the density distribution still counts them
+
+
+def _metrics_panel(body: str) -> str:
+    start = body.index('<section class="card sae-metrics"')
+    return body[start : body.index("</section>", start)]
+
+
+def test_the_metrics_panel_says_when_they_are_not_computed_yet(client, indexed):
+    panel = _metrics_panel(client.get("/tiny/res-1/").content.decode())
+    assert 'data-metrics-state="none"' in panel
+    assert "Not computed yet" in panel and "manage.py eval_sae tiny res-1" in panel
+
+
+def test_the_metrics_panel_says_when_they_are_being_computed(client, indexed):
+    from tests.builders import make_evaluation
+
+    make_evaluation(indexed.sae, status="running")
+    panel = _metrics_panel(client.get("/tiny/res-1/").content.decode())
+    assert 'data-metrics-state="computing"' in panel and "Computing the metrics" in panel
+    # the page polls the metrics and reloads when they are done
+    assert 'data-enhance="metrics-progress"' in panel
+    assert 'data-src="/api/v1/models/tiny/saes/res-1/metrics"' in panel
+
+
+def test_the_metrics_panel_shows_each_figure_with_its_explanation(client, indexed):
+    from tests.builders import make_evaluation
+
+    make_evaluation(indexed.sae)
+    panel = _metrics_panel(client.get("/tiny/res-1/").content.decode())
+    assert 'data-metrics-state="done"' in panel
+    assert "on 84,661 held-out tokens of <code>demo:val</code>" in panel
+    figures = dict(
+        re.findall(
+            r'data-metric="(\w+)">.*?<strong class="metric-list__value">([^<]+)</strong>', panel
+        )
+    )
+    assert figures["loss_recovered"] == "97.5%"
+    assert figures["explained_variance"] == "92.2%"
+    assert figures["l0"] == "20" and figures["kl_div"] == "0.1334"
+    assert figures["dead_fraction"] == "0%"
+    assert "Share of features that never fire" in panel
+    assert "Not computed yet" not in panel
+
+
+def test_a_failed_evaluation_keeps_the_last_figures_and_says_why(client, indexed):
+    from tests.builders import make_evaluation
+
+    make_evaluation(indexed.sae)
+    failed = make_evaluation(indexed.sae, status="failed")
+    failed.error = "corpus <gone>"
+    failed.save()
+    panel = _metrics_panel(client.get("/tiny/res-1/").content.decode())
+    assert "97.5%" in panel and "The last evaluation failed: corpus &lt;gone&gt;" in panel

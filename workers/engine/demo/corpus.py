@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,21 @@ def load_documents(
     for source in sources:
         docs.extend(readers[source](limit_per_source))
     return docs
+
+
+def validation_split(
+    docs: list[Document], seed: int | None = None, fraction: float | None = None
+) -> tuple[list[Document], list[Document]]:
+    """(validation, training) documents as the recipe splits them: shuffled with its seed, the
+    first ``fraction`` (at least 2) held out. Defaults are the committed checkpoint's recipe."""
+    from workers.engine.demo.recipe import FULL
+
+    seed = FULL.seed if seed is None else seed
+    fraction = FULL.val_fraction if fraction is None else fraction
+    docs = list(docs)
+    random.Random(seed).shuffle(docs)
+    n_val = max(2, int(len(docs) * fraction))
+    return docs[:n_val], docs[n_val:]
 
 
 def package_versions() -> dict[str, str]:

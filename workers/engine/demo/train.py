@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from workers.engine.demo import CHECKPOINT_DIR
-from workers.engine.demo.corpus import load_documents, package_versions
+from workers.engine.demo.corpus import load_documents, package_versions, validation_split
 from workers.engine.demo.lm import EOT, build_model, encode_stream, train_lm, train_tokenizer
 from workers.engine.demo.recipe import FULL, MICRO, Recipe
 from workers.engine.demo.sae import collect_activations, save_sae, spliced_val_loss, train_sae
@@ -49,9 +49,7 @@ def run(r: Recipe, out: Path) -> dict:
     seed_everything(r.seed)
     t_start = time.time()
     docs = load_documents(limit_per_source=r.limit_per_source)
-    random.Random(r.seed).shuffle(docs)
-    n_val = max(2, int(len(docs) * r.val_fraction))
-    val_docs, train_docs = docs[:n_val], docs[n_val:]
+    val_docs, train_docs = validation_split(docs, r.seed, r.val_fraction)
 
     tok = train_tokenizer(train_docs, r.vocab_size, out / "model")
     eot = tok.convert_tokens_to_ids(EOT)

@@ -35,11 +35,13 @@ DEMO_INDEX_TOKENS = 200_000  # ~20 s of the demo model on 2 CPU cores
 def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None:
     """First-start hook: register the committed demo model + SAE and queue its indexing.
 
-    A no-op when the demo SAE is indexed; `tokens` 0 registers only. An index run left
-    unfinished by an earlier start (stopped mid-run) is resumed rather than started again.
+    A no-op when the demo SAE is indexed and evaluated; `tokens` 0 registers only. An index
+    run left unfinished by an earlier start (stopped mid-run) is resumed rather than started
+    again. Finishing the index queues the SAE's evaluation (workers/index.py); an SAE indexed
+    before evaluations existed, or whose evaluation never finished, gets one queued here.
     """
-    from explorer.saes import indexing
-    from explorer.saes.models import Feature, IndexRun
+    from explorer.saes import evaluations, indexing
+    from explorer.saes.models import Feature, IndexRun, SAEEvaluation
 
     plan = sae_registration_plan(model_spec=DEMO_SPEC, sae_spec=DEMO_SPEC)
     sae = plan.existing
@@ -48,7 +50,15 @@ def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None
         call_command("add_sae", model=DEMO_SPEC, sae=DEMO_SPEC, stdout=io.StringIO())
         sae = sae_find(model_source=plan.model_source, sae_source=plan.sae_source)
         stdout.write(f"Registered the demo model and SAE ({sae.model.slug}/{sae.slug}).")
-    if tokens <= 0 or Feature.objects.filter(sae=sae).exists():
+    if tokens <= 0:
+        return
+    if Feature.objects.filter(sae=sae).exists():
+        if not SAEEvaluation.objects.filter(
+            sae=sae, status__in=[SAEEvaluation.Status.DONE, SAEEvaluation.Status.RUNNING]
+        ).exists():
+            SAEEvaluation.objects.filter(sae=sae, status=SAEEvaluation.Status.QUEUED).delete()
+            evaluations.evaluation_request(sae=sae)
+            stdout.write("Evaluating the demo SAE on held-out text in the background.")
         return
     unfinished = IndexRun.objects.filter(
         sae=sae,
