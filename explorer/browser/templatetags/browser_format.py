@@ -6,6 +6,8 @@ import math
 
 from django import template
 
+from workers.engine.explain import percent as density_percent
+
 register = template.Library()
 
 
@@ -20,12 +22,11 @@ def sig(value: float | None, digits: int = 3) -> str:
 
 @register.filter
 def percent(value: float | None) -> str:
-    """A density (fraction of tokens) as a percentage with 3 significant digits."""
+    """A density (fraction of tokens) as a percentage: the one density format of every page
+    (workers/engine/explain.percent; frontend/src/format/densityPercent.ts mirrors it)."""
     if value is None or not math.isfinite(value):
         return "–"
-    if value == 0:
-        return "0%"
-    return f"{value * 100:.3g}%"
+    return density_percent(value)
 
 
 @register.filter
