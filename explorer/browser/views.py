@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
@@ -22,11 +23,13 @@ from explorer.activations.services import test_text_max_chars
 from explorer.browser import selectors
 from explorer.browser.tokens import CONTEXT_WIDTHS, DEFAULT_CONTEXT
 from explorer.core.exceptions import NotFound
+from explorer.explanations import services as explanation_services
 from explorer.explanations.selectors import my_votes
 from explorer.lists.selectors import feature_list_visible
 from explorer.saes import selectors as sae_selectors
 from explorer.steering import selectors as steering_selectors
 from explorer.steering.conf import limits as steering_limits
+from workers.engine.explain import percent as density_percent
 
 EMBED_PARTS = ("explanation", "plots", "examples", "test", "steer")
 EMBED_DEFAULTS = {
@@ -206,6 +209,7 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
     }
     strength = float(f"{feature.max_activation:.3g}") if feature.max_activation > 0 else 1.0
     base = f"/{model}/{sae}/"
+    keep = f"?ctx={context_key}" if "ctx" in request.GET else ""  # ← → keep the context width
     charts = page.chart_data()
     context = {
         "p": page,
@@ -222,9 +226,9 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         "logit_scale": page.logit_scale,
         "steer_url": f"/{model}/steer/?" + urlencode({"f": f"{sae}:{index}:{strength:g}"}),
         "base": base,
-        "prev_url": f"{base}{page.prev_index}/" if page.prev_index is not None else None,
-        "next_url": f"{base}{page.next_index}/" if page.next_index is not None else None,
-        "random_url": f"{base}random/",
+        "prev_url": f"{base}{page.prev_index}/{keep}" if page.prev_index is not None else None,
+        "next_url": f"{base}{page.next_index}/{keep}" if page.next_index is not None else None,
+        "random_url": f"{base}random/{keep}",
         "histogram": charts["histogram"],
         "logits": charts["logits"],
         "examples_data": charts["examples"],
@@ -240,6 +244,10 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         if request.user.is_authenticated
         else [],
         "embed_snippet": _embed_snippet(request, page.url),
+        # The model a signed-in reader can ask for an explanation; None without an endpoint.
+        "llm_explainer": settings.EXPLAINER_MODEL
+        if explanation_services.endpoint_configured()
+        else None,
         "embed_parts": list(EMBED_DEFAULTS.items()),
         "og_description": _og_description(page),
         # The live steering panel (opened on demand): this feature at its max activation.
@@ -285,5 +293,5 @@ def _og_description(page: selectors.FeaturePage) -> str:
             "Promotes "
             + ", ".join(json.dumps(t.token, ensure_ascii=False) for t in page.top_logits[:5])
         )
-    parts.append(f"density {f.density:.3g}, max activation {f.max_activation:.3g}")
+    parts.append(f"density {density_percent(f.density)}, max activation {f.max_activation:.3g}")
     return ". ".join(parts)

@@ -52,7 +52,7 @@ describe("behaviours", () => {
   });
 
   it("every behaviour the templates use is registered", () => {
-    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "vote", "embed-snippet", "index-progress"]) {
+    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "edit-explanation", "llm-explain", "vote", "embed-snippet", "index-progress"]) {
       expect(typeof behaviours[name]).toBe("function");
     }
   });

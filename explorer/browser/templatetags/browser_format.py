@@ -57,3 +57,26 @@ def one_in(value: float | None) -> str:
         if n >= size:
             return f"1 in {n / size:.2g}{suffix} tokens"
     return f"1 in {n:.2g} tokens"
+
+
+# How each explanation method was made, in words (the stored method is a code).
+_METHOD_WORDS = {
+    "offline": ("offline label", "from top tokens and logits, no language model"),
+    "human": ("written by a person", "a reader's own explanation"),
+}
+
+
+@register.filter
+def method_name(method: str) -> str:
+    """An explanation's method as a reader says it: "offline label", "LLM (gpt-4o-mini)"."""
+    if method.startswith("llm:"):
+        return f"LLM ({method[4:]})"
+    return _METHOD_WORDS.get(method, (method, ""))[0]
+
+
+@register.filter
+def method_help(method: str) -> str:
+    """What the method means, for hover text and its first mention on a page."""
+    if method.startswith("llm:"):
+        return f"written by the language model {method[4:]} from the top examples"
+    return _METHOD_WORDS.get(method, ("", ""))[1]
