@@ -178,3 +178,13 @@ def test_features_not_yet_laid_out_come_without_coordinates(client, indexed):
     points = client.get("/tiny/res-1/map.json").json()["points"]
     assert points["x"][:5] == [None] * 5 and points["x"][5] is not None
     assert len(points["density"]) == 32  # the density distribution still counts them
+
+
+def test_the_empty_importance_chart_says_why_and_how_to_fill_it(client, indexed, alice):
+    body = client.get("/tiny/res-1/").content.decode()
+    assert "No importance computed yet" in body
+    assert 'href="/accounts/signup/?next=/tiny/res-1/"' in body
+    client.force_login(alice)
+    body = client.get("/tiny/res-1/").content.decode()
+    url = "/api/v1/models/tiny/saes/res-1/importance"
+    assert f'data-importance-compute-all data-url="{url}"' in body
