@@ -19,6 +19,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
+from explorer.activations import services as activation_services
 from explorer.activations.services import test_text_max_chars
 from explorer.browser import selectors
 from explorer.browser.tokens import CONTEXT_WIDTHS, DEFAULT_CONTEXT
@@ -239,6 +240,9 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
             "max": feature.max_activation or None,
             "endpoint": "/api/v1/activations/test",
             "maxChars": max_chars,
+            # False until a live worker said it holds the model: the first test may wait for it.
+            "modelReady": activation_services.model_warm_state(model_slug=model)
+            == activation_services.WARM_READY,
         },
         "lists": list(feature_list_visible(user=request.user, mine=True)[:50])
         if request.user.is_authenticated

@@ -56,4 +56,17 @@ describe("behaviours", () => {
       expect(typeof behaviours[name]).toBe("function");
     }
   });
+
+  it("the first activation test says the worker is loading the model until one has answered", async () => {
+    document.body.innerHTML = `<script type="application/json" id="cfg">{"endpoint": "/t", "model": "m", "sae": "s", "index": 1, "modelReady": false}</script>
+      <form data-enhance="activation-test" data-config="cfg"><textarea>hi</textarea><span data-test-status></span></form><div data-test-result></div>`;
+    let answer: (r: Response) => void = () => {};
+    vi.stubGlobal("fetch", () => new Promise<Response>((resolve) => (answer = resolve)));
+    enhance(document);
+    const status = document.querySelector("[data-test-status]")!;
+    expect(status.textContent).toContain("loading the model");
+    answer(new Response(JSON.stringify({ tokens: ["hi"], values: [0] }), { headers: { "content-type": "application/json" } }));
+    await vi.waitFor(() => expect(status.textContent).toBe("This feature does not fire on your text."));
+    vi.unstubAllGlobals();
+  });
 });

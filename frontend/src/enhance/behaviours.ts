@@ -79,7 +79,12 @@ export const behaviours: Record<string, Behaviour> = {
         win.history.replaceState(win.history.state, "", url);
       }
       form.setAttribute("aria-busy", "true");
-      if (status) status.textContent = "Running…";
+      // Until the worker holds the model, the first test may wait for it to load: say so.
+      const loading = "Running… the worker is loading the model first (only after a start; it can take a while).";
+      if (status) status.textContent = config.modelReady ? "Running…" : loading;
+      const slow = setTimeout(() => {
+        if (status) status.textContent = config.modelReady ? "Still running… the worker is busy or loading the model." : loading;
+      }, 3000);
       try {
         const body = await postJson<{ tokens: string[]; values: number[] }>(
           String(config.endpoint),
@@ -90,6 +95,7 @@ export const behaviours: Record<string, Behaviour> = {
           select<HTMLElement, TokenData>(result).datum({ tokens: body.tokens, values: body.values }).call(tokenStrip().max(max));
           result.dataset.testRendered = "true";
         }
+        config.modelReady = true;
         const top = Math.max(0, ...body.values.filter((v) => Number.isFinite(v)));
         if (status) {
           status.textContent =
@@ -101,6 +107,7 @@ export const behaviours: Record<string, Behaviour> = {
         if (status) status.textContent = error instanceof Error ? error.message : String(error);
         form.dataset.testError = "true";
       } finally {
+        clearTimeout(slow);
         form.removeAttribute("aria-busy");
       }
     };
