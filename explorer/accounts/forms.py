@@ -15,3 +15,12 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # One short line each: the validators still say exactly what is wrong on submit.
+        self.fields["username"].help_text = "Letters, digits and @ . + - _ only."
+        self.fields["password1"].help_text = (
+            "At least 8 characters, not only digits, not a common password."
+        )
+        self.fields["password2"].help_text = ""

@@ -229,7 +229,7 @@ def test_a_signed_in_reader_adds_an_explanation_and_the_feature_to_a_list(
     page.locator(".explanation-main", has_text="five o'clock shadows").wait_for()
     page.fill("#list-note", "a note")
     page.click(".add-to-list button[type=submit]")
-    page.locator("[data-list-status]", has_text="Added.").wait_for()
+    page.locator("[data-list-status]", has_text="Added to “cats”.").wait_for()
     assert FeatureListItem.objects.filter(
         feature_list=cats, feature__index=5, note="a note"
     ).exists()

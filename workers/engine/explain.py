@@ -47,9 +47,9 @@ DENSE = "dense"
 DOCUMENT_START = "document start"
 # Each flag in words, for labels and for the pages' hover text.
 FLAG_WORDS = {
-    DENSE: "dense: fires on more than 10% of tokens, so its top token says little",
-    DOCUMENT_START: "fires at document start: most top examples peak on the first token "
-    "after BOS or an end-of-text marker",
+    DENSE: "fires on more than 10% of tokens, so its top token says little",
+    DOCUMENT_START: "most top examples peak on the first token of a document (right after "
+    "BOS or an end-of-text marker), so its top token says little",
 }
 
 

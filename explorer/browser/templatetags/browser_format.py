@@ -56,7 +56,7 @@ def one_in(value: float | None) -> str:
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= size:
             return f"1 in {n / size:.2g}{suffix} tokens"
-    return f"1 in {n:.2g} tokens"
+    return f"1 in {n:.2g} tokens" if n < 10 else f"1 in {round(n):,} tokens"
 
 
 # How each explanation method was made, in words (the stored method is a code).
