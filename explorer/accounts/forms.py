@@ -20,7 +20,7 @@ class SignupForm(UserCreationForm):
         super().__init__(*args, **kwargs)
         # One short line each: the validators still say exactly what is wrong on submit.
         self.fields["username"].help_text = "Letters, digits and @ . + - _ only."
-        self.fields["password1"].help_text = (
-            "At least 8 characters, not only digits, not a common password."
-        )
+        self.fields[
+            "password1"
+        ].help_text = "At least 8 characters, not only digits, not a common password."
         self.fields["password2"].help_text = ""

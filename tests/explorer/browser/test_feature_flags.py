@@ -62,7 +62,7 @@ def test_the_page_says_each_flag_in_words(client, indexed):
     at_document_start(indexed.features[3])
     body = client.get("/tiny/res-1/3/").content.decode()
     assert 'data-flag="dense"' in body and "fires on more than 10% of tokens" in body
-    assert 'data-flag="document start"' in body and "first token after BOS" in body
+    assert 'data-flag="document start"' in body and "first token of a document" in body
 
 
 def test_the_offline_method_is_named_in_words(client, indexed):
