@@ -1,6 +1,7 @@
 """Warm a live worker at start: load its models and SAEs before the first reader waits.
 
-When a worker is ready, it sends `warm_up` to each `live.<model>` queue it consumes; the task
+When a worker is ready, it sends `warm_up` to each `live.<model>` queue it consumes (and
+`manage.py demo` sends it again once it has registered the demo SAE); the task
 loads that model and every registered SAE of it into this process's resident copy
 (workers/resident.py), runs one short text through them, and records "loading" then "ready"
 (explorer/activations/services.py), so the first "test with your text" or steering request
@@ -16,7 +17,7 @@ from typing import Any
 from celery.signals import worker_ready
 
 from explorer.activations import services as activation_services
-from explorer.core.tasks import live_queue
+from explorer.core.tasks import WARM_UP, live_queue
 from explorer.saes.models import SAE
 from workers import resident
 from workers.celery import app, time_limits
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 WARM_TEXT = "Hello world."  # one short forward pass, so first-call costs are paid here too
 
 
-@app.task(name="workers.warmup.warm_up", ignore_result=True, **time_limits("warm"))
+@app.task(name=WARM_UP, ignore_result=True, **time_limits("warm"))
 def warm_up(model_slug: str) -> None:
     """Load `model_slug` and its SAEs here; tolerates an unknown model (logs and returns)."""
     from workers.live_activations import activations_for_text

@@ -36,6 +36,7 @@ SAE_MAP = "workers.index.sae_map"
 IMPORTANCE_FEATURE = "workers.importance.compute_feature"
 IMPORTANCE_FEATURES = "workers.importance.compute_features"
 PING = "workers.health.ping"
+WARM_UP = "workers.warmup.warm_up"
 
 TASK_NAMES = (
     STEER,
@@ -51,6 +52,7 @@ TASK_NAMES = (
     IMPORTANCE_FEATURE,
     IMPORTANCE_FEATURES,
     PING,
+    WARM_UP,
 )
 
 
