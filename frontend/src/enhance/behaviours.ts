@@ -1,10 +1,10 @@
 import { select } from "d3";
 import { getJson, postJson, requestJson } from "../http";
 import { invalid } from "../options/invalid";
-import { editExplanation } from "./editExplanation";
-import { llmExplain } from "./llmExplain";
 import type { TokenData } from "../tokens/tokenData";
 import { tokenStrip } from "../tokens/tokenStrip";
+import { editExplanation } from "./editExplanation";
+import { llmExplain } from "./llmExplain";
 
 type Behaviour = (el: HTMLElement) => void;
 
