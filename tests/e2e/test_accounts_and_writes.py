@@ -116,6 +116,9 @@ def test_a_signed_in_reader_writes_votes_and_edits_under_a_strict_csp(
     mine.refresh_from_db()
     assert mine.text == "cats sitting" and mine.edited is not None
     assert page.locator("main b").count() == 0  # the markup was text, never HTML
+    page.locator(".explanations-more > summary").click()
+    page.click("text=Write an explanation")
+    browser_page.screenshot("ux-pages-feature-signed-in")
     assert errors(browser_page) == []
 
 
