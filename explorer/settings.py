@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "explorer.accounts.context_processors.accounts",
             ],
         },
     },
@@ -191,6 +192,10 @@ EXPLORER_SEMANTIC_MIN_SIMILARITY: float = env_float(
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "core:home"
 LOGOUT_REDIRECT_URL = "core:home"
+# Anyone may create an account at /accounts/signup/. Turn off for a private instance: the
+# sign-in page then says to ask the administrator (who runs `manage.py createsuperuser` or
+# adds users in /admin/).
+EXPLORER_SIGNUP_OPEN: bool = env_bool("EXPLORER_SIGNUP_OPEN", True)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

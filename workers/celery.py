@@ -38,6 +38,7 @@ TIME_LIMITS: dict[str, tuple[int, int]] = {
     "live": (120, 150),  # one generation; the client has long gone after two minutes
     "index": (6 * 3600, 6 * 3600 + 300),  # one corpus shard of a large SAE
     "explain": (600, 660),  # one batch of explanations (may call an LLM over HTTP)
+    "warm": (1800, 1860),  # loading a live worker's models at start (large ones from disk)
 }
 
 
@@ -83,6 +84,7 @@ app.conf.update(
         "workers.evals",
         "workers.live",
         "workers.live_activations",
+        "workers.warmup",
         "workers.explain",
         "workers.importance",
         "workers.embeddings",

@@ -28,7 +28,7 @@ from explorer.saes.example_copy import ExampleArrays
 from explorer.saes.indexing import FLOAT16_MAX, FeatureRow
 from workers.celery import app, time_limits
 from workers.engine.corpus import CorpusError, iter_documents, parse_corpus_spec
-from workers.engine.explain import FeatureEvidence, labels
+from workers.engine.explain import FeatureEvidence, at_document_start, labels
 from workers.resident import attached_for
 
 if TYPE_CHECKING:
@@ -279,13 +279,18 @@ def offline_labels(
     has_bos: bool,
 ) -> list[str]:
     """The offline explainer's label for every feature (workers/engine/explain.py)."""
-    evidence = [FeatureEvidence(peak_tokens=[], dead=bool(d)) for d in stats.dead]
+    evidence = [
+        FeatureEvidence(peak_tokens=[], dead=bool(d), density=float(p))
+        for d, p in zip(stats.dead, stats.density, strict=True)
+    ]
     for ex, ref in zip(examples, stats.example_refs(), strict=True):
         if ref.kind != "top":
             continue
         ev = evidence[ref.feature]
         ids = ex.token_ids
         ev.peak_tokens.append(vocab[ids[ex.pos]])
+        previous = vocab[ids[ex.pos - 1]] if ex.pos > 0 else None
+        ev.starts.append(at_document_start(previous=previous, offset=ex.start))
         if ex.pos > (1 if has_bos else 0):  # the token before, unless it is BOS
             ev.previous_tokens.append(vocab[ids[ex.pos - 1]])
     for f, ev in enumerate(evidence):

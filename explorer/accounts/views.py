@@ -1,17 +1,62 @@
-"""Sign-in/out (Django auth views) and the API key page."""
+"""Sign-up, sign-in/out (Django auth views) and the API key page."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from explorer.accounts import selectors, services
+from explorer.accounts.forms import SignupForm
 from explorer.accounts.permissions import writes_need_account
 from explorer.core.exceptions import ApplicationError
+
+
+def safe_next(request: HttpRequest) -> str:
+    """The `next` of the request (POST, then GET) when it points into this site, else ""."""
+    url = request.POST.get("next") or request.GET.get("next") or ""
+    ok = url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return url if ok else ""
+
+
+class SignInView(LoginView):
+    """Django's sign-in (it validates `next` the same way) and a link to sign up."""
+
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+@sensitive_post_parameters("password1", "password2")
+@csrf_protect
+@never_cache
+def signup(request: HttpRequest) -> HttpResponse:
+    """GET shows the form; POST creates the account, signs it in and returns to `next`.
+
+    404 when EXPLORER_SIGNUP_OPEN is off (the sign-in page then says whom to ask)."""
+    next_url = safe_next(request)
+    if not settings.EXPLORER_SIGNUP_OPEN:
+        return render(request, "accounts/signup_closed.html", {"next": next_url}, status=404)
+    if request.user.is_authenticated:
+        return redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        messages.success(request, f"Welcome, {user.get_username()}: your account is ready.")
+        return redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/signup.html", {"form": form, "next": next_url}, status=status)
 
 
 @never_cache  # the page may show a fresh key: never store it in any cache

@@ -43,6 +43,28 @@ def live_timeout_s() -> float:
     return settings.EXPLORER_LIVE_TIMEOUT_S
 
 
+# A live worker loads its models at start (workers/warmup.py) and says how far it got, so a
+# page can tell the reader that the first test waits for the model to load.
+WARM_LOADING, WARM_READY = "loading", "ready"
+# "loading" expires, so a worker killed while loading does not say so for ever.
+WARM_LOADING_SECONDS = 15 * 60
+
+
+def model_warm_state_set(*, model_slug: str, state: str) -> None:
+    """Record that a live worker is loading (WARM_LOADING) or holds (WARM_READY) a model."""
+    timeout = WARM_LOADING_SECONDS if state == WARM_LOADING else None
+    cache.set(f"livewarm:v1:{model_slug}", state, timeout=timeout)
+
+
+def model_warm_state(*, model_slug: str) -> str | None:
+    """WARM_LOADING, WARM_READY, or None when no worker said (not started, or an older one)."""
+    try:
+        return cache.get(f"livewarm:v1:{model_slug}")
+    except Exception:  # a page must render without Redis; the state is only a hint
+        log.warning("live model state unavailable", exc_info=True)
+        return None
+
+
 class LiveWorkerUnavailable(ApplicationError):
     status = 503
     code = "no_live_worker"

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
 from explorer.api.schemas import StrictSchema, error_responses
 from explorer.lists import selectors, services
@@ -65,6 +65,9 @@ class ItemOut(Schema):
     density: float | None = None
     max_activation: float | None = None
     url: str
+    already_listed: bool = Field(
+        False, description="True when the feature was on the list already (nothing added)."
+    )
 
 
 class ListDetailOut(ListOut):
@@ -120,17 +123,22 @@ def list_delete(request: HttpRequest, list_id: str):
 
 @router.post(
     "/lists/{list_id}/items",
-    response={201: ItemOut, **ERRORS},
+    response={201: ItemOut, 200: ItemOut, **ERRORS},
     summary="Add a feature to a list (or change its note)",
+    description="201 with the new item; 200 with `already_listed: true` when the feature was "
+    "on the list already: nothing is added, and a non-empty note replaces its note.",
 )
 def item_add(request: HttpRequest, list_id: str, payload: ItemIn):
     sae = sae_selectors.sae_get(model_slug=payload.model, slug=payload.sae)
     feature = sae_selectors.feature_get(sae=sae, index=payload.index)
-    item = services.feature_list_add(
+    item, added = services.feature_list_add(
         user=request.auth, list_id=list_id, feature=feature, note=payload.note
     )
     item.feature.sae = sae
-    return Status(201, selectors.feature_list_item_dict(item))
+    return Status(
+        201 if added else 200,
+        {**selectors.feature_list_item_dict(item), "already_listed": not added},
+    )
 
 
 @router.patch(

@@ -33,6 +33,7 @@ from explorer.saes.models import (
     LanguageModel,
     SAEEvaluation,
 )
+from workers.engine import explain
 
 # --- SAE quality metrics --------------------------------------------------------------------------
 
@@ -468,6 +469,9 @@ class FeaturePage:
     groups: list[ExampleGroup]
     prev_index: int | None
     next_index: int | None
+    # What the feature is rather than what it means (workers/engine/explain.flags): [(flag,
+    # words)] for "dense" and "document start", from the stored density and top examples.
+    flags: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def explanation(self) -> str:
@@ -648,6 +652,15 @@ def feature_page_get(
 
     for number, ex in enumerate(ex for group in groups for ex in group.examples):
         ex.number = number
+    starts = [
+        explain.at_document_start(
+            previous=vocab.token(e.token_ids[e.max_position - 1]) if e.max_position > 0 else None,
+            offset=e.offset,
+        )
+        for e in examples
+        if e.kind == Example.Kind.TOP
+    ]
+    found = [] if feature.dead else explain.flags(density=feature.density, starts=starts)
     return FeaturePage(
         sae=sae,
         feature=feature,
@@ -658,4 +671,5 @@ def feature_page_get(
         groups=groups,
         prev_index=index - 1 if index > 0 else None,
         next_index=index + 1 if index + 1 < sae.d_sae else None,
+        flags=[(f, explain.FLAG_WORDS[f]) for f in found],
     )

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
@@ -18,15 +19,18 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
+from explorer.activations import services as activation_services
 from explorer.activations.services import test_text_max_chars
 from explorer.browser import selectors
 from explorer.browser.tokens import CONTEXT_WIDTHS, DEFAULT_CONTEXT
 from explorer.core.exceptions import NotFound
+from explorer.explanations import services as explanation_services
 from explorer.explanations.selectors import my_votes
 from explorer.lists.selectors import feature_list_visible
 from explorer.saes import selectors as sae_selectors
 from explorer.steering import selectors as steering_selectors
 from explorer.steering.conf import limits as steering_limits
+from workers.engine.explain import percent as density_percent
 
 EMBED_PARTS = ("explanation", "plots", "examples", "test", "steer")
 EMBED_DEFAULTS = {
@@ -207,6 +211,7 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
     }
     steer_start = _steer_start(page)
     base = f"/{model}/{sae}/"
+    keep = f"?ctx={context_key}" if "ctx" in request.GET else ""  # ← → keep the context width
     charts = page.chart_data()
     context = {
         "p": page,
@@ -225,9 +230,9 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
             model_slug=model, sae_slug=sae, index=index, start=steer_start
         ),
         "base": base,
-        "prev_url": f"{base}{page.prev_index}/" if page.prev_index is not None else None,
-        "next_url": f"{base}{page.next_index}/" if page.next_index is not None else None,
-        "random_url": f"{base}random/",
+        "prev_url": f"{base}{page.prev_index}/{keep}" if page.prev_index is not None else None,
+        "next_url": f"{base}{page.next_index}/{keep}" if page.next_index is not None else None,
+        "random_url": f"{base}random/{keep}",
         "histogram": charts["histogram"],
         "logits": charts["logits"],
         "examples_data": charts["examples"],
@@ -238,11 +243,18 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
             "max": feature.max_activation or None,
             "endpoint": "/api/v1/activations/test",
             "maxChars": max_chars,
+            # False until a live worker said it holds the model: the first test may wait for it.
+            "modelReady": activation_services.model_warm_state(model_slug=model)
+            == activation_services.WARM_READY,
         },
         "lists": list(feature_list_visible(user=request.user, mine=True)[:50])
         if request.user.is_authenticated
         else [],
         "embed_snippet": _embed_snippet(request, page.url),
+        # The model a signed-in reader can ask for an explanation; None without an endpoint.
+        "llm_explainer": settings.EXPLAINER_MODEL
+        if explanation_services.endpoint_configured()
+        else None,
         "embed_parts": list(EMBED_DEFAULTS.items()),
         "og_description": _og_description(page),
         # The live steering panel (opened on demand): this feature at its max activation.
@@ -300,5 +312,5 @@ def _og_description(page: selectors.FeaturePage) -> str:
             "Promotes "
             + ", ".join(json.dumps(t.token, ensure_ascii=False) for t in page.top_logits[:5])
         )
-    parts.append(f"density {f.density:.3g}, max activation {f.max_activation:.3g}")
+    parts.append(f"density {density_percent(f.density)}, max activation {f.max_activation:.3g}")
     return ". ".join(parts)

@@ -38,6 +38,7 @@ EVAL_SAE = "workers.evals.evaluate_sae"
 IMPORTANCE_FEATURE = "workers.importance.compute_feature"
 IMPORTANCE_FEATURES = "workers.importance.compute_features"
 PING = "workers.health.ping"
+WARM_UP = "workers.warmup.warm_up"
 
 TASK_NAMES = (
     STEER,
@@ -55,6 +56,7 @@ TASK_NAMES = (
     IMPORTANCE_FEATURE,
     IMPORTANCE_FEATURES,
     PING,
+    WARM_UP,
 )
 
 

@@ -82,8 +82,9 @@ def feature_list_delete(*, user: AbstractBaseUser, list_id: uuid.UUID | str) -> 
 
 def feature_list_add(
     *, user: AbstractBaseUser, list_id: uuid.UUID | str, feature: Feature, note: str = ""
-) -> FeatureListItem:
-    """Append `feature` to the list, or update its note when it is already there.
+) -> tuple[FeatureListItem, bool]:
+    """Append `feature` to the list, or update its note when it is already there; returns
+    the item and whether it was added (False: it was already on the list).
 
     Raises NotFound for someone else's list, ApplicationError for a full list or long note.
     """
@@ -92,9 +93,10 @@ def feature_list_add(
         fl = owned_list(user=user, list_id=list_id, lock=True)  # serialises position numbering
         existing = FeatureListItem.objects.filter(feature_list=fl, feature=feature).first()
         if existing is not None:
-            existing.note = note
-            existing.save(update_fields=["note"])
-            return existing
+            if note and note != existing.note:  # an empty note keeps the one it has
+                existing.note = note
+                existing.save(update_fields=["note"])
+            return existing, False
         count = fl.items.count()
         if count >= MAX_ITEMS:
             raise ApplicationError(f"A list holds at most {MAX_ITEMS} features.", code="list_full")
@@ -111,7 +113,7 @@ def feature_list_add(
                 "That feature is already on the list.", code="duplicate"
             ) from None
         fl.save(update_fields=["updated"])
-    return item
+    return item, True
 
 
 def feature_list_item_update(

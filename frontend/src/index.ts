@@ -2,6 +2,7 @@ export { featureHistogram, type FeatureHistogram, type HistogramOptions } from "
 export { featureMap, logDensityDomain, mapPoints, type FeatureMap, type FeatureMapOptions, type MapData, type MapPoint } from "./charts/featureMap";
 export { logitBars, type LogitBars, type LogitBarsOptions, type LogitData, type LogitEntry } from "./charts/logitBars";
 export { importanceScatter, type ImportanceScatter, type ImportanceScatterOptions, type ImportancePoint } from "./charts/importanceScatter";
+export { densityPercent } from "./format/densityPercent";
 export { binsFromEdges } from "./charts/binsFromEdges";
 export { densityBins } from "./charts/densityBins";
 export { cosineBins } from "./charts/cosineBins";

@@ -52,7 +52,7 @@ describe("behaviours", () => {
   });
 
   it("every behaviour the templates use is registered", () => {
-    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "vote", "embed-snippet", "index-progress", "metrics-progress", "sortable-table"]) {
+    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "edit-explanation", "llm-explain", "vote", "embed-snippet", "index-progress", "metrics-progress", "sortable-table"]) {
       expect(typeof behaviours[name]).toBe("function");
     }
   });
@@ -68,6 +68,19 @@ describe("behaviours", () => {
     expect(document.querySelector("[data-metrics-text]")!.textContent).toBe(" (1,500 of 85,000 tokens)");
     expect(document.querySelector("p")!.dataset.metricsDone).toBeUndefined();
     vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it("the first activation test says the worker is loading the model until one has answered", async () => {
+    document.body.innerHTML = `<script type="application/json" id="cfg">{"endpoint": "/t", "model": "m", "sae": "s", "index": 1, "modelReady": false}</script>
+      <form data-enhance="activation-test" data-config="cfg"><textarea>hi</textarea><span data-test-status></span></form><div data-test-result></div>`;
+    let answer: (r: Response) => void = () => {};
+    vi.stubGlobal("fetch", () => new Promise<Response>((resolve) => (answer = resolve)));
+    enhance(document);
+    const status = document.querySelector("[data-test-status]")!;
+    expect(status.textContent).toContain("loading the model");
+    answer(new Response(JSON.stringify({ tokens: ["hi"], values: [0] }), { headers: { "content-type": "application/json" } }));
+    await vi.waitFor(() => expect(status.textContent).toBe("This feature does not fire on your text."));
     vi.unstubAllGlobals();
   });
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { examplesPanel } from "../src/enhance/examplesPanel";
+import { CONTEXT_STORAGE_KEY, examplesPanel } from "../src/enhance/examplesPanel";
 
 const example = {
   tokens: Array.from({ length: 40 }, (_, i) => `w${i}`),
@@ -22,6 +22,7 @@ describe("examplesPanel", () => {
   afterEach(() => {
     document.body.replaceChildren();
     window.history.replaceState(null, "", "/");
+    window.localStorage.clear();
   });
 
   it("draws every example at the width in data-context", () => {
@@ -55,5 +56,34 @@ describe("examplesPanel", () => {
   it("a placeholder naming a missing example throws", () => {
     const el = setup();
     expect(() => examplesPanel(el, { max: 4, examples: [example] })).toThrow("invalid data-example: 1");
+  });
+
+  it("the width picked carries over to the ← → r links and is stored for the next feature", () => {
+    const el = setup();
+    const nav = document.createElement("nav");
+    nav.dataset.enhance = "feature-nav";
+    nav.innerHTML = `<a href="/m/s/2/" rel="prev">‹</a><a href="/m/s/random/?x=1" data-key="r">r</a>`;
+    document.body.append(nav);
+    examplesPanel(el, { max: 4, examples: [example, example] });
+    el.querySelector<HTMLAnchorElement>('[data-context-width="5"]')!.click();
+    expect(nav.querySelector("a")!.getAttribute("href")).toBe("/m/s/2/?ctx=5");
+    expect(nav.querySelector('[data-key="r"]')!.getAttribute("href")).toBe("/m/s/random/?x=1&ctx=5");
+    expect(window.localStorage.getItem(CONTEXT_STORAGE_KEY)).toBe("5");
+  });
+
+  it("a page opened without ?ctx= starts at the stored width", () => {
+    window.localStorage.setItem(CONTEXT_STORAGE_KEY, "full");
+    const el = setup("16");
+    examplesPanel(el, { max: 4, examples: [example, example] });
+    expect(count(el, 0)).toBe(40);
+    expect(new URL(window.location.href).searchParams.get("ctx")).toBe("full");
+  });
+
+  it("?ctx= in the URL wins over the stored width", () => {
+    window.localStorage.setItem(CONTEXT_STORAGE_KEY, "full");
+    window.history.replaceState(null, "", "/?ctx=5");
+    const el = setup("5");
+    examplesPanel(el, { max: 4, examples: [example, example] });
+    expect(count(el, 0)).toBe(11);
   });
 });

@@ -76,7 +76,7 @@ describe("importanceScatter", () => {
   it("a dot's title names the feature, with model text never parsed as HTML", () => {
     const div = container();
     select<HTMLDivElement, ImportancePoint[]>(div).datum(points).call(importanceScatter());
-    expect(div.querySelector("circle.dot title")?.textContent).toBe("#1: density 0.0001, loss +0.01");
+    expect(div.querySelector("circle.dot title")?.textContent).toBe("#1: density 0.01%, loss +0.01");
   });
 });
 

@@ -223,13 +223,13 @@ def test_a_signed_in_reader_adds_an_explanation_and_the_feature_to_a_list(
     cats = FeatureList.objects.create(owner=alice, name="cats")
     page = browser_page.page
     sign_in(page, live_server_url, "/tiny/res-1/5/")
-    page.click("text=Add an explanation")
+    page.click("text=Write an explanation")
     page.fill("#explanation-text", "five o'clock shadows")
     page.click(".explanations-add button[type=submit]")
     page.locator(".explanation-main", has_text="five o'clock shadows").wait_for()
     page.fill("#list-note", "a note")
     page.click(".add-to-list button[type=submit]")
-    page.locator("[data-list-status]", has_text="Added.").wait_for()
+    page.locator("[data-list-status]", has_text="Added to “cats”.").wait_for()
     assert FeatureListItem.objects.filter(
         feature_list=cats, feature__index=5, note="a note"
     ).exists()

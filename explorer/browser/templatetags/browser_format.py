@@ -6,6 +6,8 @@ import math
 
 from django import template
 
+from workers.engine.explain import percent as density_percent
+
 register = template.Library()
 
 
@@ -20,12 +22,11 @@ def sig(value: float | None, digits: int = 3) -> str:
 
 @register.filter
 def percent(value: float | None) -> str:
-    """A density (fraction of tokens) as a percentage with 3 significant digits."""
+    """A density (fraction of tokens) as a percentage: the one density format of every page
+    (workers/engine/explain.percent; frontend/src/format/densityPercent.ts mirrors it)."""
     if value is None or not math.isfinite(value):
         return "–"
-    if value == 0:
-        return "0%"
-    return f"{value * 100:.3g}%"
+    return density_percent(value)
 
 
 @register.filter
@@ -55,4 +56,27 @@ def one_in(value: float | None) -> str:
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= size:
             return f"1 in {n / size:.2g}{suffix} tokens"
-    return f"1 in {n:.2g} tokens"
+    return f"1 in {n:.2g} tokens" if n < 10 else f"1 in {round(n):,} tokens"
+
+
+# How each explanation method was made, in words (the stored method is a code).
+_METHOD_WORDS = {
+    "offline": ("offline label", "from top tokens and logits, no language model"),
+    "human": ("written by a person", "a reader's own explanation"),
+}
+
+
+@register.filter
+def method_name(method: str) -> str:
+    """An explanation's method as a reader says it: "offline label", "LLM (gpt-4o-mini)"."""
+    if method.startswith("llm:"):
+        return f"LLM ({method[4:]})"
+    return _METHOD_WORDS.get(method, (method, ""))[0]
+
+
+@register.filter
+def method_help(method: str) -> str:
+    """What the method means, for hover text and its first mention on a page."""
+    if method.startswith("llm:"):
+        return f"written by the language model {method[4:]} from the top examples"
+    return _METHOD_WORDS.get(method, ("", ""))[1]

@@ -1,6 +1,5 @@
 import {
   extent,
-  format as d3format,
   interpolateViridis,
   quadtree,
   scaleLinear,
@@ -12,6 +11,7 @@ import {
   type Selection,
   type ZoomTransform,
 } from "d3";
+import { densityPercent } from "../format/densityPercent";
 import type { OptionChecks, OptionMethods } from "../options/chartOptions";
 import { check } from "../options/check";
 import { invalid } from "../options/invalid";
@@ -57,7 +57,6 @@ export interface FeatureMapOptions {
 }
 
 const SVG_LIMIT = 4000;
-const percent = d3format(".2~p");
 
 const defaults: FeatureMapOptions = {
   width: null,
@@ -182,7 +181,7 @@ function render(container: HTMLElement, points: MapPoint[], o: FeatureMapOptions
     if (hovered === p.index) return;
     hovered = p.index;
     tip.select("strong").text(`#${p.index}`);
-    tip.select(".map-tooltip__density").text(p.dead ? " dead" : ` density ${percent(p.density)}`);
+    tip.select(".map-tooltip__density").text(p.dead ? " dead" : ` density ${densityPercent(p.density)}`);
     const text = tip.select(".map-tooltip__text").text("");
     const described = o.describe?.(p.index);
     if (described instanceof Promise) {
@@ -321,9 +320,9 @@ function legend(
   const box = root.selectAll<HTMLDivElement, null>("div.map-legend").data([null]).join("div").attr("class", "map-legend");
   box.selectAll("*").remove();
   box.append("span").attr("class", "map-legend__label").text(`${count.toLocaleString("en")} features · density`);
-  box.append("span").attr("class", "map-legend__end").text(percent(10 ** domain[0]));
+  box.append("span").attr("class", "map-legend__end").text(densityPercent(10 ** domain[0]));
   box.append("span").attr("class", "map-legend__ramp").style("background", `linear-gradient(to right, ${stops.join(", ")})`);
-  box.append("span").attr("class", "map-legend__end").text(percent(10 ** domain[1]));
+  box.append("span").attr("class", "map-legend__end").text(densityPercent(10 ** domain[1]));
   if (anyDead) box.append("span").attr("class", "map-legend__dead").text("dead");
 }
 

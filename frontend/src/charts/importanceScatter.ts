@@ -1,4 +1,5 @@
 import { axisLeft, extent, scaleLinear, type BaseType, type Selection } from "d3";
+import { densityPercent } from "../format/densityPercent";
 import type { Accessor } from "../options/accessor";
 import type { OptionChecks, OptionMethods } from "../options/chartOptions";
 import { check } from "../options/check";
@@ -109,7 +110,7 @@ function render(container: HTMLElement | SVGElement, points: ImportancePoint[], 
     .selectAll("title")
     .data((p) => [p])
     .join("title")
-    .text((p) => `#${p.index}: density ${+p.density.toPrecision(3)}, loss +${+p.importance.toPrecision(3)}`);
+    .text((p) => `#${p.index}: density ${densityPercent(p.density)}, loss +${+p.importance.toPrecision(3)}`);
   const href = o.href;
   if (href) dots.on("click", (_event: MouseEvent, p: ImportancePoint) => container.ownerDocument?.defaultView?.location.assign(href(p.index)));
   else dots.on("click", null);

@@ -4,6 +4,8 @@ import { invalid } from "../options/invalid";
 import type { TokenData } from "../tokens/tokenData";
 import { sortableTable } from "../tables/sortableTable";
 import { tokenStrip } from "../tokens/tokenStrip";
+import { editExplanation } from "./editExplanation";
+import { llmExplain } from "./llmExplain";
 
 type Behaviour = (el: HTMLElement) => void;
 
@@ -84,7 +86,12 @@ export const behaviours: Record<string, Behaviour> = {
         win.history.replaceState(win.history.state, "", url);
       }
       form.setAttribute("aria-busy", "true");
-      if (status) status.textContent = "Running…";
+      // Until the worker holds the model, the first test may wait for it to load: say so.
+      const loading = "Running… the worker is loading the model first (only after a start; it can take a while).";
+      if (status) status.textContent = config.modelReady ? "Running…" : loading;
+      const slow = setTimeout(() => {
+        if (status) status.textContent = config.modelReady ? "Still running… the worker is busy or loading the model." : loading;
+      }, 3000);
       try {
         const body = await postJson<{ tokens: string[]; values: number[] }>(
           String(config.endpoint),
@@ -95,6 +102,7 @@ export const behaviours: Record<string, Behaviour> = {
           select<HTMLElement, TokenData>(result).datum({ tokens: body.tokens, values: body.values }).call(tokenStrip().max(max));
           result.dataset.testRendered = "true";
         }
+        config.modelReady = true;
         const top = Math.max(0, ...body.values.filter((v) => Number.isFinite(v)));
         if (status) {
           status.textContent =
@@ -106,6 +114,7 @@ export const behaviours: Record<string, Behaviour> = {
         if (status) status.textContent = error instanceof Error ? error.message : String(error);
         form.dataset.testError = "true";
       } finally {
+        clearTimeout(slow);
         form.removeAttribute("aria-busy");
       }
     };
@@ -122,26 +131,54 @@ export const behaviours: Record<string, Behaviour> = {
     if (area.value.trim() && !form.querySelector(".form-error")) void run();
   },
 
-  /** POST /api/v1/lists/{id}/items for the list picked. */
+  /** POST /api/v1/lists/{id}/items for the list picked; "New list…" (value "") creates the
+   * list first from the name typed. Says whether the feature was added or already there. */
   "add-to-list"(el) {
     const form = el as HTMLFormElement;
+    const doc = form.ownerDocument;
     const status = form.querySelector<HTMLElement>("[data-list-status]");
+    const pick = form.querySelector<HTMLSelectElement>("select[name=list]");
+    const newName = form.querySelector<HTMLInputElement>("[data-new-list]");
+    const say = (text: string) => {
+      if (status) status.textContent = text;
+    };
+    const showNewName = () => {
+      if (newName) newName.hidden = !!pick && pick.value !== "";
+    };
+    pick?.addEventListener("change", showNewName);
+    showNewName();
+    const listFor = async (): Promise<{ id: string; name: string }> => {
+      if (pick && pick.value !== "") return { id: pick.value, name: pick.selectedOptions[0]?.textContent ?? "" };
+      const name = newName?.value.trim() || "My features";
+      const created = await postJson<{ id: string; name: string }>("/api/v1/lists", { name }, { doc });
+      if (pick) {
+        const option = doc.createElement("option");
+        option.value = created.id;
+        option.textContent = created.name;
+        pick.insertBefore(option, pick.lastElementChild);
+        pick.value = created.id;
+        showNewName();
+      }
+      return created;
+    };
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const data = new FormData(form);
-      const id = String(data.get("list") ?? "");
-      postJson(`/api/v1/lists/${encodeURIComponent(id)}/items`, {
-        model: form.dataset.model,
-        sae: form.dataset.sae,
-        index: Number(form.dataset.index),
-        note: String(data.get("note") ?? ""),
-      }, { doc: form.ownerDocument })
-        .then(() => {
-          if (status) status.textContent = "Added.";
-        })
-        .catch((error: unknown) => {
-          if (status) status.textContent = error instanceof Error ? error.message : String(error);
-        });
+      const note = String(new FormData(form).get("note") ?? "");
+      say("Adding…");
+      listFor()
+        .then((list) =>
+          postJson<{ already_listed?: boolean }>(`/api/v1/lists/${encodeURIComponent(list.id)}/items`, {
+            model: form.dataset.model,
+            sae: form.dataset.sae,
+            index: Number(form.dataset.index),
+            note,
+          }, { doc }).then((item) => {
+            const where = list.name ? `“${list.name}”` : "the list";
+            say(item?.already_listed ? `Already on ${where}${note ? " (note updated)" : ""}.` : `Added to ${where}.`);
+            form.dataset.listResult = item?.already_listed ? "already" : "added";
+          }),
+        )
+        .catch((error: unknown) => say(error instanceof Error ? error.message : String(error)));
     });
   },
 
@@ -160,26 +197,46 @@ export const behaviours: Record<string, Behaviour> = {
     });
   },
 
-  /** ▲ / ▼ on an explanation: POST the vote and mark the button pressed. A vote is cast once:
-   * pressing the pressed button retracts it (DELETE), the other one retracts then votes. */
+  /** ▲ / ▼ on an explanation: POST the vote, mark the button pressed and update the total.
+   * A vote is cast once: pressing the pressed button retracts it (DELETE), the other one
+   * retracts then votes. A refusal is shown beside the buttons. */
   vote(el) {
     const buttons = Array.from(el.querySelectorAll<HTMLButtonElement>("[data-vote]"));
+    const count = el.querySelector<HTMLElement>("[data-vote-count]");
+    const status = el.querySelector<HTMLElement>("[data-vote-status]");
     for (const button of buttons) {
       button.addEventListener("click", () => {
         const url = el.dataset.url ?? "";
         const pressed = buttons.find((b) => b.getAttribute("aria-pressed") === "true");
         const doc = el.ownerDocument;
         const retract = pressed ? requestJson("DELETE", url, undefined, { doc }) : Promise.resolve(null);
+        let total = Number(count?.textContent ?? 0);
         retract
-          .then(() => (pressed === button ? null : postJson(url, { value: Number(button.dataset.vote) }, { doc })))
           .then(() => {
+            if (pressed) total -= Number(pressed.dataset.vote);
+            return pressed === button ? null : postJson(url, { value: Number(button.dataset.vote) }, { doc });
+          })
+          .then(() => {
+            if (pressed !== button) total += Number(button.dataset.vote);
             for (const b of buttons) b.setAttribute("aria-pressed", String(b === button && pressed !== button));
+            if (status) status.textContent = "";
           })
           .catch((error: unknown) => {
-            button.title = error instanceof Error ? error.message : String(error);
+            if (status) status.textContent = error instanceof Error ? error.message : String(error);
+          })
+          .finally(() => {
+            if (count) count.textContent = String(total);
           });
       });
     }
+  },
+
+  "edit-explanation"(el) {
+    editExplanation(el);
+  },
+
+  "llm-explain"(el) {
+    llmExplain(el);
   },
 
   /** The embed snippet follows the part checkboxes; [data-copy] buttons copy it. */

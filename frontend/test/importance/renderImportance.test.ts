@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { drawOverview } from "../../src/importance/importanceOverview";
 import { importancePanel } from "../../src/importance/importancePanel";
 import type { ImportanceResult } from "../../src/importance/importanceTypes";
@@ -103,5 +103,31 @@ describe("overview", () => {
     expect(document.querySelectorAll("[data-importance-scatter] circle.dot")).toHaveLength(1);
     expect(document.querySelector("[data-importance-omitted]")?.textContent).toBe("2 of 3 live features have no importance yet and are omitted.");
     expect(document.querySelectorAll("[data-cosine-histogram] rect.bar").length).toBeGreaterThan(0);
+  });
+
+  it("drawOverview with no importance at all says why and offers to compute it", async () => {
+    document.body.innerHTML = `<input name="csrfmiddlewaretoken" value="tok"><section data-importance-overview><div data-importance-scatter></div><span data-importance-omitted></span>
+      <div data-importance-empty hidden><button data-importance-compute-all data-url="/api/bulk">Compute</button><span data-importance-compute-status></span></div></section>`;
+    const calls: string[] = [];
+    vi.stubGlobal("fetch", async (url: string, init: RequestInit) => {
+      calls.push(`${init.method} ${url}`);
+      return new Response(JSON.stringify({ queued: 29 }), { status: 202, headers: { "content-type": "application/json" } });
+    });
+    const el = document.querySelector("[data-importance-overview]") as HTMLElement;
+    drawOverview(el, { ...data, index: [], density: [], importance: [] });
+    const empty = el.querySelector<HTMLElement>("[data-importance-empty]")!;
+    expect(empty.hidden).toBe(false);
+    expect(el.querySelector<HTMLElement>("[data-importance-scatter]")!.hidden).toBe(true);
+    empty.querySelector("button")!.click();
+    await vi.waitFor(() => expect(empty.querySelector("[data-importance-compute-status]")!.textContent).toContain("Queued 29 features"));
+    expect(calls).toEqual(["POST /api/bulk"]);
+    vi.unstubAllGlobals();
+  });
+
+  it("drawOverview with points keeps the empty note hidden", () => {
+    document.body.innerHTML = `<section data-importance-overview><div data-importance-scatter></div><div data-importance-empty hidden></div></section>`;
+    const el = document.querySelector("[data-importance-overview]") as HTMLElement;
+    drawOverview(el, data);
+    expect(el.querySelector<HTMLElement>("[data-importance-empty]")!.hidden).toBe(true);
   });
 });

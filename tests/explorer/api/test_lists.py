@@ -38,8 +38,27 @@ def test_bob_creates_a_list_adds_a_feature_and_reads_it_back(client, indexed, bo
     )
     assert item.status_code == 201
     assert item.json()["url"] == "/tiny/res-1/3/"
+    assert item.json()["already_listed"] is False
     detail = client.get(f"/api/v1/lists/{body['id']}").json()  # anonymous: it is public
     assert [(i["index"], i["note"]) for i in detail["items"]] == [(3, "river")]
+
+
+def test_adding_a_feature_already_on_the_list_says_so_and_adds_nothing(client, indexed, bob_key):
+    list_id = post(client, "/api/v1/lists", {"name": "Banks"}, bob_key).json()["id"]
+    url = f"/api/v1/lists/{list_id}/items"
+    feature = {"model": "tiny", "sae": "res-1", "index": 3}
+    assert post(client, url, {**feature, "note": "river"}, bob_key).status_code == 201
+    again = post(client, url, feature, bob_key)
+    assert again.status_code == 200
+    assert again.json()["already_listed"] is True and again.json()["note"] == "river"
+    assert (
+        len(
+            client.get(f"/api/v1/lists/{list_id}", HTTP_AUTHORIZATION=f"Bearer {bob_key}").json()[
+                "items"
+            ]
+        )
+        == 1
+    )
 
 
 def test_editing_and_removing_items(client, indexed, bob_key):

@@ -148,7 +148,7 @@ def test_it_carries_opengraph_tags(client, indexed):
 
 def test_anonymous_readers_get_a_sign_in_link_for_lists(client, indexed):
     _, body = get(client, "/tiny/res-1/3/")
-    assert "Sign in to add to a list" in body
+    assert "to add this feature to a list" in body
 
 
 def test_signed_in_readers_pick_one_of_their_lists(client, indexed, alice):
@@ -260,7 +260,7 @@ def test_vote_totals_are_shown_next_to_explanations(client, indexed, alice, bob)
     assert "· 2 votes" in body
     client.force_login(alice)
     _, signed_in = get(client, "/tiny/res-1/3/")
-    assert '<span class="votes__count">2</span>' in signed_in
+    assert '<span class="votes__count" data-vote-count>2</span>' in signed_in
 
 
 def test_an_explanation_without_votes_shows_no_count(client, indexed):

@@ -241,3 +241,13 @@ def test_a_failed_evaluation_keeps_the_last_figures_and_says_why(client, indexed
     failed.save()
     panel = _metrics_panel(client.get("/tiny/res-1/").content.decode())
     assert "97.5%" in panel and "The last evaluation failed: corpus &lt;gone&gt;" in panel
+
+
+def test_the_empty_importance_chart_says_why_and_how_to_fill_it(client, indexed, alice):
+    body = client.get("/tiny/res-1/").content.decode()
+    assert "No importance computed yet" in body
+    assert 'href="/accounts/signup/?next=/tiny/res-1/"' in body
+    client.force_login(alice)
+    body = client.get("/tiny/res-1/").content.decode()
+    url = "/api/v1/models/tiny/saes/res-1/importance"
+    assert f'data-importance-compute-all data-url="{url}"' in body

@@ -63,6 +63,7 @@ def test_densities_read_as_how_rare_they_are():
 
     assert one_in(0.0004167) == "1 in 2.4k tokens"
     assert one_in(0.1) == "1 in 10 tokens"
+    assert one_in(1 / 463) == "1 in 463 tokens"
     assert one_in(0) == "never fires"
     assert percent(0.000417) == "0.0417%"
     assert sig(-1.5) == "\u22121.5"

@@ -28,17 +28,27 @@ def test_alice_adds_features_in_order_with_notes(alice, features):
     ]
 
 
-def test_adding_a_feature_again_updates_its_note(alice, features):
+def test_adding_a_feature_again_says_it_was_there_and_updates_its_note(alice, features):
+    fl = services.feature_list_create(user=alice, name="x")
+    _, added = services.feature_list_add(user=alice, list_id=fl.id, feature=features[3], note="a")
+    assert added
+    _, added = services.feature_list_add(user=alice, list_id=fl.id, feature=features[3], note="b")
+    assert not added
+    assert [i.note for i in fl.items.all()] == ["b"]
+
+
+def test_adding_a_feature_again_without_a_note_keeps_its_note(alice, features):
     fl = services.feature_list_create(user=alice, name="x")
     services.feature_list_add(user=alice, list_id=fl.id, feature=features[3], note="a")
-    services.feature_list_add(user=alice, list_id=fl.id, feature=features[3], note="b")
-    assert [i.note for i in fl.items.all()] == ["b"]
+    services.feature_list_add(user=alice, list_id=fl.id, feature=features[3])
+    assert [i.note for i in fl.items.all()] == ["a"]
 
 
 def test_moving_an_item_shifts_the_others(alice, features):
     fl = services.feature_list_create(user=alice, name="x")
     items = [
-        services.feature_list_add(user=alice, list_id=fl.id, feature=features[i]) for i in (1, 2, 3)
+        services.feature_list_add(user=alice, list_id=fl.id, feature=features[i])[0]
+        for i in (1, 2, 3)
     ]
     services.feature_list_item_update(user=alice, list_id=fl.id, item_id=items[2].id, position=0)
     assert [i.feature.index for i in selectors.feature_list_items(feature_list=fl)] == [3, 1, 2]
@@ -46,7 +56,7 @@ def test_moving_an_item_shifts_the_others(alice, features):
 
 def test_bob_cannot_touch_alices_list(alice, bob, features):
     fl = services.feature_list_create(user=alice, name="x")
-    item = services.feature_list_add(user=alice, list_id=fl.id, feature=features[1])
+    item, _ = services.feature_list_add(user=alice, list_id=fl.id, feature=features[1])
     with pytest.raises(NotFound):
         services.feature_list_add(user=bob, list_id=fl.id, feature=features[2])
     with pytest.raises(NotFound):
@@ -111,7 +121,7 @@ def test_charlie_cannot_create_a_list_from_the_page(client):
 
 def test_alice_edits_a_note_and_removes_an_item_on_the_page(client, alice, features):
     fl = services.feature_list_create(user=alice, name="x")
-    item = services.feature_list_add(user=alice, list_id=fl.id, feature=features[3], note="old")
+    item, _ = services.feature_list_add(user=alice, list_id=fl.id, feature=features[3], note="old")
     client.force_login(alice)
     page = client.get(fl.get_absolute_url())
     assert b'href="/tiny/res-1/3/"' in page.content

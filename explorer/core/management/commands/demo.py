@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from explorer.core import embedded
+from explorer.core import embedded, tasks
 from explorer.core.checks import first_line
 from explorer.core.static import collectstatic_if_stale
 from explorer.core.supervisor import Child, Supervisor, celery_worker_argv, web_server_argv
@@ -132,6 +132,10 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0, skip_checks=False)
             collectstatic_if_stale()
             register_demo_sae_if_needed(self.stdout, options["index_tokens"])
+            if not options["no_worker"]:
+                # The live worker warmed up at start, before a first start registered the SAE.
+                for model in settings.EXPLORER_LIVE_MODELS:
+                    tasks.send(tasks.WARM_UP, queue=live_queue(model), args=(model,))
             self._start_web(supervisor, env, host, port, want_ok=not options["no_worker"])
             self._wait_for_an_exit(supervisor)
         except KeyboardInterrupt:

@@ -1,0 +1,15 @@
+"""What every page needs to link to the account pages: whether anyone may sign up, and the
+`next` that brings the reader back here (none from the account pages themselves)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def accounts(request: HttpRequest) -> dict[str, object]:
+    here = request.get_full_path()
+    return {
+        "signup_open": settings.EXPLORER_SIGNUP_OPEN,
+        "account_next": "" if here.startswith("/accounts/") else here,
+    }
