@@ -131,6 +131,38 @@ def test_the_batch_size_does_not_change_the_metrics(demo_att, demo_windows):
     assert_metrics_match(many, one)
 
 
+def test_a_loss_budget_scores_losses_on_the_first_batches_and_the_rest_on_every_token(
+    demo_att, demo_windows
+):
+    whole = evaluate_sae(demo_att, demo_windows, batch_size=2).to_dict()
+    part = evaluate_sae(demo_att, demo_windows, batch_size=2, loss_tokens=500).to_dict()
+    reconstruction = ("tokens", "l0", "explained_variance", "mse", "dead_fraction")
+    for key in reconstruction + ("dense_fraction",):
+        assert part[key] == pytest.approx(whole[key], rel=REL, abs=1e-6), key
+    assert 0 < part["loss_tokens"] < whole["loss_tokens"] == whole["tokens"]
+    # the budget's losses are those of its own windows scored alone
+    k = 0  # windows of the batches (of 2) that start before position 500
+    while demo_windows.offsets[k] < 500:
+        k += 2
+    first = Windows(
+        demo_windows.tokens[: demo_windows.offsets[k]],
+        demo_windows.offsets[: k + 1],
+        demo_windows.doc[:k],
+        demo_windows.start[:k],
+        has_bos=demo_windows.has_bos,
+        context=demo_windows.context,
+    )
+    alone = evaluate_sae(demo_att, first, batch_size=2, loss_tokens=None).to_dict()
+    assert part["loss_tokens"] == alone["tokens"]
+    for key in ("ce_loss_clean", "ce_loss_spliced", "ce_loss_zero", "kl_div"):
+        assert part[key] == pytest.approx(alone[key], rel=REL, abs=1e-6), key
+    none = evaluate_sae(demo_att, demo_windows, batch_size=2, loss_tokens=0).to_dict()
+    assert none["loss_tokens"] == 0 and math.isnan(none["kl_div"])
+    assert none["explained_variance"] == pytest.approx(whole["explained_variance"], rel=REL)
+    with pytest.raises(ValueError, match="loss_tokens"):
+        evaluate_sae(demo_att, demo_windows, loss_tokens=-1)
+
+
 def test_at_a_non_residual_hook_the_zero_ablated_rows_run_in_the_batch(tiny_lm):
     att = attach_sae(tiny_lm, build_sae(tiny_lm.d_model, hook_name="blocks.0.hook_mlp_out"))
     assert zero_ablated_logprobs(att) is None
@@ -210,7 +242,7 @@ def test_loss_recovered_is_nan_when_ablation_costs_nothing():
 
     sums = _Sums(2, 3, torch.device("cpu"))
     sums.reconstruction(torch.ones(2, 2), torch.ones(2, 2), torch.ones(2, 3))
-    sums.n_ce = 2
+    sums.n_ce = sums.n_loss = 2
     sums.scalars[2:5] = 3.0  # CE clean = spliced = zero-ablated
     m = sums.metrics()
     assert math.isnan(m.loss_recovered) and m.ce_loss_zero == 1.5

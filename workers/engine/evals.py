@@ -19,6 +19,14 @@ the KL divergence. Following ``sae_lens.evals``:
   number of non-zero latents; loss recovered (SAELens ``ce_loss_score``) is
   (CE_zero - CE_spliced) / (CE_zero - CE_clean).
 
+The loss metrics (CE losses, loss recovered, KL) are computed on the batches that start within
+the first ``loss_tokens`` positions (default DEFAULT_LOSS_TOKENS), the reconstruction, sparsity
+and density metrics on every position: past the loss budget a batch runs only as far as the hook
+and is encoded, with no second copy of the rows and no unembedding. SAELens's evals likewise
+take separate budgets for the two groups (``n_eval_reconstruction_batches``,
+``n_eval_sparsity_variance_batches``): dead and dense fractions need many tokens, while a mean
+loss is already precise on fewer.
+
 Nothing is cached: memory is one batch's final hidden states (``2 × batch_size × context ×
 d_model``), a chunk of ~1M logits at a time, and one batch's latents on the counted tokens
 (``batch_size × context × d_sae``).
@@ -34,11 +42,12 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .hooks import intercept, logits_from_hidden, run_to_unembed
+from .hooks import intercept, logits_from_hidden, run_to_hook, run_to_unembed
 from .indexing import Windows
 from .loading import AttachedSAE
 
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_LOSS_TOKENS = 100_000  # positions scored for CE/KL; the other metrics use them all
 DENSE_THRESHOLD = 0.1  # a feature firing on more than 10% of tokens is "dense"
 _RESID_KINDS = ("resid_pre", "resid_post")
 
@@ -65,6 +74,7 @@ class SAEMetrics:
     kl_div: float  # KL(clean ‖ spliced) of the next-token distributions, mean per token
     dead_fraction: float  # features that never fire on the eval tokens
     dense_fraction: float  # features firing on more than DENSE_THRESHOLD of them
+    loss_tokens: int = 0  # counted tokens the CE losses and KL were computed on
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -79,6 +89,7 @@ class _Sums:
             return torch.zeros(shape, dtype=torch.float64, device=device)
 
         self.n = self.n_ce = 0  # counted tokens, scored next-token predictions (known on CPU)
+        self.n_loss = 0  # counted tokens of the batches whose losses were scored
         self.sum_x = zeros(d_in)
         self.fired = zeros(d_sae)  # tokens each feature fires on
         # ‖x‖², ‖x - x̂‖², CE clean / spliced / zero-ablated, KL: one vector, one read at the end
@@ -98,13 +109,16 @@ class _Sums:
         # float32 counts per batch (exact below 2^24 tokens): far faster than summing bools
         self.fired += (f != 0).float().sum(0)  # [d_sae]
 
-    def metrics(self) -> SAEMetrics:
-        if self.n == 0 or self.n_ce == 0:
+    def metrics(self, *, losses: bool = True) -> SAEMetrics:
+        """The metrics; without `losses` (none were scored) the loss metrics are NaN."""
+        if self.n == 0 or (losses and (self.n_ce == 0 or self.n_loss == 0)):
             raise ValueError("no token was counted: the eval windows hold only BOS/special tokens")
         sum_sq, sum_resid, ce_c, ce_s, ce_z, kl = self.scalars.tolist()
         variance = sum_sq / self.n - (self.sum_x / self.n).pow(2).sum().item()
         mse = sum_resid / self.n
-        ce_c, ce_s, ce_z = ce_c / self.n_ce, ce_s / self.n_ce, ce_z / self.n_ce
+        nan = float("nan")
+        n_ce, n_loss = (self.n_ce, self.n_loss) if losses else (nan, nan)
+        ce_c, ce_s, ce_z, kl = ce_c / n_ce, ce_s / n_ce, ce_z / n_ce, kl / n_loss
         fired = self.fired.cpu()
         return SAEMetrics(
             tokens=self.n,
@@ -114,10 +128,11 @@ class _Sums:
             ce_loss_clean=ce_c,
             ce_loss_spliced=ce_s,
             ce_loss_zero=ce_z,
-            loss_recovered=(ce_z - ce_s) / (ce_z - ce_c) if ce_z != ce_c else float("nan"),
-            kl_div=kl / self.n,
+            loss_recovered=(ce_z - ce_s) / (ce_z - ce_c) if ce_z != ce_c else nan,
+            kl_div=kl,
             dead_fraction=float((fired == 0).float().mean()),
             dense_fraction=float((fired / self.n > DENSE_THRESHOLD).double().mean()),
+            loss_tokens=self.n_loss,
         )
 
 
@@ -233,6 +248,16 @@ def _score(
         diff = torch.sub(lp_c, lp_s, out=lp_s).view(-1)  # reuses lp_s's memory
         sums.scalars[5] += torch.dot(lp_c.exp_().view(-1), diff)  # lp_c is not needed after
     sums.n_ce += len(batch.ce_at)
+    sums.n_loss += len(batch.counted)
+
+
+def _reconstruct_only(att: AttachedSAE, batch: _Batch, sums: _Sums, mask: Tensor | None) -> None:
+    """Reconstruction, sparsity and density sums of one batch: forward to the hook only."""
+    acts = run_to_hook(att.lm, batch.input_ids, mask, att.hook_name)  # [b, pos, d]
+    raw = acts.reshape(-1, acts.shape[-1]).index_select(0, batch.counted)  # [n_counted, d]
+    xs = att.prepare(raw)
+    f = att.sae.encode(xs)  # [n_counted, d_sae]
+    sums.reconstruction(xs, att.sae.decode(f), f)
 
 
 def evaluate_sae(
@@ -240,10 +265,13 @@ def evaluate_sae(
     windows: Windows,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    loss_tokens: int | None = DEFAULT_LOSS_TOKENS,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> SAEMetrics:
-    """Every metric of :class:`SAEMetrics` over ``windows``, in one pass of batched forwards.
+    """Every metric of :class:`SAEMetrics` over ``windows``, in one pass of batched forwards:
+    the loss metrics on the batches that start within the first ``loss_tokens`` positions
+    (None: all; 0: none, they are NaN), the others on every batch (see the module docstring).
 
     ``progress(tokens_done, tokens_total)`` is called after every batch (window positions);
     ``cancel()`` before every batch, True raising :class:`EvalCancelled`. Raises ValueError
@@ -251,6 +279,10 @@ def evaluate_sae(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if loss_tokens is not None and (
+        isinstance(loss_tokens, bool) or not isinstance(loss_tokens, int) or loss_tokens < 0
+    ):
+        raise ValueError(f"loss_tokens must be an integer >= 0 or None, got {loss_tokens!r}")
     lm = att.lm
     sums = _Sums(att.d_in, att.d_sae, lm.device)
     zero_lp = zero_ablated_logprobs(att)
@@ -263,20 +295,24 @@ def evaluate_sae(
                 raise EvalCancelled(f"evaluation cancelled after {done} of {total} tokens")
             ids = np.arange(start, min(start + batch_size, len(windows)))
             batch = _Batch.of(att, windows, ids)
-            rows = batch.input_ids.repeat(copies, 1)  # [copies*b, pos]
             mask = None
             if lengths[ids].min() < batch.pos:  # right padding: mask it
                 lens = torch.from_numpy(lengths[ids]).to(lm.device)
                 mask = (torch.arange(batch.pos, device=lm.device) < lens[:, None]).long()
-                mask = mask.repeat(copies, 1)
-            splice = _splicer(att, batch, sums, zero_rows=zero_lp is None)
-            with intercept(lm.model, att.hook_name, splice):
-                hidden = run_to_unembed(lm, rows, mask)  # [copies*b, pos, d_model]
-            _score(sums, att, hidden, batch, zero_lp)
+            if loss_tokens is not None and done >= loss_tokens:
+                _reconstruct_only(att, batch, sums, mask)
+            else:
+                rows = batch.input_ids.repeat(copies, 1)  # [copies*b, pos]
+                splice = _splicer(att, batch, sums, zero_rows=zero_lp is None)
+                with intercept(lm.model, att.hook_name, splice):
+                    hidden = run_to_unembed(
+                        lm, rows, mask.repeat(copies, 1) if mask is not None else None
+                    )  # [copies*b, pos, d_model]
+                _score(sums, att, hidden, batch, zero_lp)
             done += int(lengths[ids].sum())
             if progress is not None:
                 progress(done, total)
-    return sums.metrics()
+    return sums.metrics(losses=loss_tokens != 0)
 
 
 def held_out_windows(
