@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "explorer.activations",
     "explorer.steering",
     "explorer.importance",
+    "explorer.showcases",
     "explorer.browser",
     # The worker side's management commands (add_sae, embed_explanations), which run the
     # engine in their own process; the app itself imports no torch.
@@ -162,6 +163,11 @@ EXPLORER_LIVE_TIMEOUT_S: float = env_float("EXPLORER_LIVE_TIMEOUT_S", 30.0, mini
 # Bytes of non-zero activations an index shard keeps in memory so the chosen examples need no
 # second forward pass (workers/engine/candidates.py); past it the merge re-runs those windows.
 INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)
+# Steering showcases (explorer/showcases, workers/showcases.py): after an SAE is indexed, this
+# many candidate features (the top by density × top logit effect) are steered and scored on the
+# `index` queue, and the best SHOWCASE_COUNT are linked from the home page; 0 candidates = none.
+SHOWCASE_CANDIDATES: int = env_int("SHOWCASE_CANDIDATES", 16, minimum=0)
+SHOWCASE_COUNT: int = env_int("SHOWCASE_COUNT", 4, minimum=1)
 # Queues /healthz requires a live consumer on (shell patterns): batch indexing and any live model.
 HEALTHZ_REQUIRED_QUEUES: list[str] = env_list("HEALTHZ_REQUIRED_QUEUES", ["index", "live.*"])
 HEALTHZ_INSPECT_TIMEOUT: float = env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05)

@@ -85,5 +85,6 @@ app.conf.update(
         "workers.explain",
         "workers.importance",
         "workers.embeddings",
+        "workers.showcases",
     ],
 )

@@ -33,6 +33,7 @@ EXPLAIN_RETRY_FAILED = "workers.explain.explain_retry_failed"
 INDEX_SHARD = "workers.index.index_shard"
 INDEX_FINISH = "workers.index.index_finish"
 SAE_MAP = "workers.index.sae_map"
+SHOWCASES = "workers.showcases.compute_showcases"
 IMPORTANCE_FEATURE = "workers.importance.compute_feature"
 IMPORTANCE_FEATURES = "workers.importance.compute_features"
 PING = "workers.health.ping"
@@ -48,6 +49,7 @@ TASK_NAMES = (
     INDEX_SHARD,
     INDEX_FINISH,
     SAE_MAP,
+    SHOWCASES,
     IMPORTANCE_FEATURE,
     IMPORTANCE_FEATURES,
     PING,
