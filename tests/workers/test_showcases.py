@@ -102,3 +102,24 @@ def test_a_gone_sae_is_skipped():
     from workers.showcases import compute_showcases
 
     assert compute_showcases.run(sae_id=987654) == {"sae": 987654, "skipped": True}
+
+
+def test_indexing_an_sae_recomputes_its_showcases(celery_worker_proc, tmp_path):
+    from workers.registration import sae_register_from_specs
+
+    sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
+    stale = services.ShowcaseRow(5, "stale", 1.0, 99.0, 0.0, 1.0, "t", "d")
+    services.showcases_replace(sae=sae, rows=[stale])
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "\n".join(
+            f"{p} the city council passed a resolution on the river bank in {y}."
+            for p in PROMPTS
+            for y in range(1950, 1990)
+        )
+    )
+    call_command("index_sae", "demo/demo", corpus=str(corpus), tokens=2000, context=32)
+    wait_until(
+        lambda: not SteeringShowcase.objects.filter(sae=sae, prompt="stale").exists(),
+        timeout=300,
+    )
