@@ -40,6 +40,8 @@ def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None
     """
     from explorer.saes import indexing
     from explorer.saes.models import Feature, IndexRun
+    from explorer.showcases import services as showcase_services
+    from explorer.showcases.models import SteeringShowcase
 
     plan = sae_registration_plan(model_spec=DEMO_SPEC, sae_spec=DEMO_SPEC)
     sae = plan.existing
@@ -48,7 +50,13 @@ def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None
         call_command("add_sae", model=DEMO_SPEC, sae=DEMO_SPEC, stdout=io.StringIO())
         sae = sae_find(model_source=plan.model_source, sae_source=plan.sae_source)
         stdout.write(f"Registered the demo model and SAE ({sae.model.slug}/{sae.slug}).")
-    if tokens <= 0 or Feature.objects.filter(sae=sae).exists():
+    if tokens <= 0:
+        return
+    if Feature.objects.filter(sae=sae).exists():
+        # Indexed before showcases existed (indexing computes them): compute them once.
+        if settings.SHOWCASE_CANDIDATES and not SteeringShowcase.objects.filter(sae=sae).exists():
+            showcase_services.showcases_schedule(sae_id=sae.pk)
+            stdout.write("Computing the home page's steering showcases in the background.")
         return
     unfinished = IndexRun.objects.filter(
         sae=sae,
