@@ -25,9 +25,11 @@ SCOPE_ERRORS = ("invalid_scope", "not_found")
 MAX_CHOICES = 24
 
 
-def _scope_choices(*, q: str, mode: str, model: str | None, sae: str | None) -> list[dict]:
+def _scope_choices(
+    *, q: str, mode: str, model: str | None, sae: str | None, code: str
+) -> list[dict]:
     """Links that rerun the search in each SAE (of `model` when it has any, else every SAE),
-    then everywhere when a scope was given: [{"label", "url"}]."""
+    then everywhere when the scope given does not exist: [{"label", "url"}]."""
 
     def url(scope: str) -> str:
         return f"{reverse('search:search')}?{urlencode({'q': q, 'scope': scope, 'mode': mode})}"
@@ -40,7 +42,7 @@ def _scope_choices(*, q: str, mode: str, model: str | None, sae: str | None) -> 
         {"label": f"{s.model.slug} / {s.slug}", "url": url(f"{s.model.slug}/{s.slug}")}
         for s in saes
     ]
-    if model or sae:
+    if code == "not_found":
         choices.append({"label": "all SAEs", "url": url("")})
     return choices
 
@@ -81,5 +83,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
             context["error"] = exc.message
             status = exc.status
             if exc.code in SCOPE_ERRORS:  # never a dead end: offer the scopes that exist
-                context["choices"] = _scope_choices(q=q, mode=mode, model=model, sae=sae)
+                context["choices"] = _scope_choices(
+                    q=q, mode=mode, model=model, sae=sae, code=exc.code
+                )
     return render(request, "search/search.html", context, status=status)
