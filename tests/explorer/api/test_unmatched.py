@@ -55,3 +55,8 @@ def test_the_api_root_without_a_slash_ends_in_json_too(client):
     response = client.get("/api/v1", follow=True)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_openapi_description_says_urls_have_no_trailing_slash(client):
+    info = client.get("/api/v1/openapi.json").json()["info"]
+    assert "no trailing slash" in info["description"]
