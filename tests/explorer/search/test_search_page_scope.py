@@ -106,3 +106,9 @@ def test_the_api_refuses_a_nul_character_by_name(client, indexed):
 def test_a_search_within_a_model_keeps_the_model_selected(client, indexed):
     body = client.get("/search/", {"q": "river", "model": "tiny"}).content.decode()
     assert '<option value="tiny/" selected>' in body
+
+
+def test_a_text_search_from_a_model_page_runs_on_its_only_sae(client, indexed):
+    body = client.get("/search/", {"q": "text:the river bank", "model": "tiny"}).content.decode()
+    assert "choose one" not in body
+    assert "No live worker serves model tiny" in body
