@@ -112,6 +112,10 @@ def test_rows_decode_in_batches_of_any_size_with_the_same_texts(built):
     assert [p.text for c in one for p in c.prompts] == [p.text for c in two for p in c.prompts]
 
 
+def test_no_candidates_score_nothing(built):
+    assert score_candidates(built[0], [], PROMPTS, settings=SETTINGS) == []
+
+
 def test_no_hook_is_left_on_the_model(built, scores):
     assert active_hook_count(built[0].lm) == 0
 

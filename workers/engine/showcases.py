@@ -129,15 +129,17 @@ def score_candidates(
 
     `targets[f]` are feature f's tokens (e.g. its stored top logit tokens); features missing
     from it get their top ``settings.top_tokens`` logit tokens. `progress(done, total)` is
-    called after each batch of rows. Raises ValueError for no prompts, an empty prompt, an
-    unknown feature index (naming d_sae), a feature with no target tokens, or a prompt +
-    max_new_tokens beyond the model's context.
+    called after each batch of rows. No candidates give []. Raises ValueError for no prompts,
+    an empty prompt, an unknown feature index (naming d_sae), a feature with no target tokens,
+    or a prompt + max_new_tokens beyond the model's context.
     """
     s = settings or ShowcaseSettings()
     lm = att.lm
     if not prompts or any(not p.strip() for p in prompts):
         raise ValueError("showcases need at least one prompt, none of them empty")
     features = sorted({att.check_feature(c.feature) for c in candidates})
+    if not features:
+        return []
     tokens = _targets(att, features, targets or {}, s.top_tokens)
     prompt_ids = [lm.encode(p, prepend_bos=att.preprocessing.prepend_bos).tolist() for p in prompts]
     if max(map(len, prompt_ids)) + s.max_new_tokens > lm.n_ctx:
