@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "explorer.activations",
     "explorer.steering",
     "explorer.importance",
+    "explorer.showcases",
     "explorer.browser",
     # The worker side's management commands (add_sae, embed_explanations), which run the
     # engine in their own process; the app itself imports no torch.
@@ -106,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "explorer.accounts.context_processors.accounts",
+                "explorer.search.context_processors.search_scope",
             ],
         },
     },
@@ -167,6 +169,11 @@ EXPLORER_TEXT_SEARCH_MAX_SAES: int = env_int("EXPLORER_TEXT_SEARCH_MAX_SAES", 32
 INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)
 # Held-out tokens the SAE evaluation queued after every finished index run reads; 0: none.
 SAE_EVAL_AFTER_INDEX_TOKENS: int = env_int("SAE_EVAL_AFTER_INDEX_TOKENS", 100_000, minimum=0)
+# Steering showcases (explorer/showcases, workers/showcases.py): after an SAE is indexed, this
+# many candidate features (the top by density × top logit effect) are steered and scored on the
+# `index` queue, and the best SHOWCASE_COUNT are linked from the home page; 0 candidates = none.
+SHOWCASE_CANDIDATES: int = env_int("SHOWCASE_CANDIDATES", 16, minimum=0)
+SHOWCASE_COUNT: int = env_int("SHOWCASE_COUNT", 4, minimum=1)
 # Queues /healthz requires a live consumer on (shell patterns): batch indexing and any live model.
 HEALTHZ_REQUIRED_QUEUES: list[str] = env_list("HEALTHZ_REQUIRED_QUEUES", ["index", "live.*"])
 HEALTHZ_INSPECT_TIMEOUT: float = env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05)

@@ -88,5 +88,6 @@ app.conf.update(
         "workers.explain",
         "workers.importance",
         "workers.embeddings",
+        "workers.showcases",
     ],
 )

@@ -30,6 +30,7 @@ from workers.celery import app, time_limits
 from workers.engine.corpus import CorpusError, iter_documents, parse_corpus_spec
 from workers.engine.explain import FeatureEvidence, at_document_start, labels
 from workers.resident import attached_for
+from workers.showcases import compute_showcases
 
 if TYPE_CHECKING:
     from explorer.saes.models import IndexRun, IndexShard
@@ -370,6 +371,8 @@ def index_finish(run_id: int) -> dict[str, Any]:
     if map_missing:
         sae_map.apply_async((run.sae_id,), queue=INDEX_QUEUE)
     _request_evaluation(run)
+    if settings.SHOWCASE_CANDIDATES > 0:  # new statistics: new candidates and labels
+        compute_showcases.apply_async((run.sae_id,), queue=INDEX_QUEUE)
     return {"run": run_id, "features": n_f, "examples": n_e}
 
 

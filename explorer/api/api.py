@@ -37,6 +37,11 @@ api = NinjaAPI(
     title="SAE Feature Explorer API",
     version="1",
     urls_namespace="api-v1",
+    description=(
+        "Reads are open; writes need an account (session or `Authorization: Bearer <key>`). "
+        'Errors are `{"error": {"message", "code"}}`. URLs have no trailing slash: '
+        "a GET with one redirects to the URL without it; any other unknown URL is a JSON 404."
+    ),
     auth=ReadOpenWriteAccount(),
 )
 errors.install(api)

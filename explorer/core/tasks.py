@@ -35,6 +35,7 @@ INDEX_SHARD = "workers.index.index_shard"
 INDEX_FINISH = "workers.index.index_finish"
 SAE_MAP = "workers.index.sae_map"
 EVAL_SAE = "workers.evals.evaluate_sae"
+SHOWCASES = "workers.showcases.compute_showcases"
 IMPORTANCE_FEATURE = "workers.importance.compute_feature"
 IMPORTANCE_FEATURES = "workers.importance.compute_features"
 PING = "workers.health.ping"
@@ -53,6 +54,7 @@ TASK_NAMES = (
     INDEX_FINISH,
     SAE_MAP,
     EVAL_SAE,
+    SHOWCASES,
     IMPORTANCE_FEATURE,
     IMPORTANCE_FEATURES,
     PING,

@@ -9,15 +9,20 @@ from django.views.decorators.http import require_safe
 
 from explorer.browser import selectors as browser_selectors
 from explorer.core.health import health_report
+from explorer.showcases import selectors as showcase_selectors
+
+HOME_SHOWCASES = 4  # "Try this" cards: one row on a desktop screen
 
 
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
-    """Models and their SAEs with feature counts; recently explained and random features."""
+    """Steering showcases to try, models and their SAEs with feature counts, recently explained
+    and random features."""
     return render(
         request,
         "core/home.html",
         {
+            "showcases": showcase_selectors.home_showcases(limit=HOME_SHOWCASES),
             "models": browser_selectors.model_summaries(),
             "recent": browser_selectors.feature_cards(
                 features=browser_selectors.recent_features(limit=6)

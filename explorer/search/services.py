@@ -40,6 +40,7 @@ MAX_QUERY_CHARS = 500
 MAX_LIMIT = 100
 MIN_TRIGRAM_CHARS = 3  # shorter queries have no trigram to look up: no explanation search
 INDEX_RE = re.compile(r"^#?\s*(\d{1,10})$")
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")  # Django's slug path converter
 PREFIX_RE = re.compile(r"^(token|text):\s?(.*)$", re.DOTALL)
 
 
@@ -74,6 +75,9 @@ class SearchScope:
 
 
 def _scope(*, model_slug: str | None, sae_slug: str | None) -> SearchScope:
+    for slug in (model_slug, sae_slug):
+        if slug and not SLUG_RE.match(slug):  # no such slug can exist (and NUL breaks queries)
+            raise NotFound(f"No model or SAE {slug!r}.")
     if sae_slug and not model_slug:
         raise ApplicationError(
             "Give the model with the SAE (model=<slug>&sae=<slug>).", code="invalid_scope"
@@ -171,6 +175,8 @@ def query_and_mode(q: str, mode: str) -> tuple[str, str]:
     q = q.strip()
     if not q:
         raise ApplicationError("Type something to search for.", code="empty_query")
+    if "\x00" in q:  # PostgreSQL text cannot hold it: refuse here rather than fail in a query
+        raise ApplicationError("A search cannot contain NUL characters.", code="invalid_query")
     if len(q) > MAX_QUERY_CHARS:
         raise ApplicationError(
             f"A search is at most {MAX_QUERY_CHARS} characters.", code="query_too_long"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from explorer.core.exceptions import ApplicationError
 from explorer.saes import selectors as sae_selectors
 from explorer.search import services
+from explorer.search.context_processors import scope_from_query
 
 # Hits shown when the URL sets no limit: in all, or per SAE for a text search (which lists every
 # SAE of a model).
@@ -24,6 +25,33 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
+# Errors about where to search (no such model/SAE, a text search needing one SAE).
+SCOPE_ERRORS = ("invalid_scope", "not_found")
+MAX_CHOICES = 24
+
+
+def _scope_choices(
+    *, q: str, mode: str, model: str | None, sae: str | None, code: str
+) -> list[dict]:
+    """Links that rerun the search in each SAE (of `model` when it has any, else every SAE),
+    then everywhere when the scope given does not exist: [{"label", "url"}]."""
+
+    def url(scope: str) -> str:
+        return f"{reverse('search:search')}?{urlencode({'q': q, 'scope': scope, 'mode': mode})}"
+
+    ordered = ("model__slug", "slug")
+    known = model is not None and services.SLUG_RE.match(model)
+    saes = list(sae_selectors.sae_list(model_slug=model).order_by(*ordered)) if known else []
+    saes = (saes or list(sae_selectors.sae_list().order_by(*ordered)))[:MAX_CHOICES]
+    choices = [
+        {"label": f"{s.model.slug} / {s.slug}", "url": url(f"{s.model.slug}/{s.slug}")}
+        for s in saes
+    ]
+    if code == "not_found":
+        choices.append({"label": "all SAEs", "url": url("")})
+    return choices
+
+
 def search_page(request: HttpRequest) -> HttpResponse:
     """?q=...&scope=<model>/<sae>&mode=...: results as a table; every state is in the URL.
 
@@ -31,12 +59,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     (`scope=<model>/` is every SAE of the model). Text searches list their hits per SAE.
     """
     q = request.GET.get("q", "").strip()
-    model = request.GET.get("model") or None
-    sae = request.GET.get("sae") or None
-    scope = request.GET.get("scope")
-    if scope is not None:
-        model, _, sae = scope.partition("/")
-        model, sae = model or None, sae or None
+    model, sae = scope_from_query(request.GET)
     mode = request.GET.get("mode") or "auto"
     saes = list(sae_selectors.sae_list())
     context = {
@@ -53,6 +76,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "error": None,
         "notice": None,
         "choose_models": None,
+        "choices": [],
     }
     status = 200
     if q:
@@ -75,4 +99,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
         except ApplicationError as exc:
             context["error"] = exc.message
             status = exc.status
+            if exc.code in SCOPE_ERRORS:  # never a dead end: offer the scopes that exist
+                context["choices"] = _scope_choices(
+                    q=q, mode=mode, model=model, sae=sae, code=exc.code
+                )
     return render(request, "search/search.html", context, status=status)

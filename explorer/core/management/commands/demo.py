@@ -42,6 +42,8 @@ def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None
     """
     from explorer.saes import evaluations, indexing
     from explorer.saes.models import Feature, IndexRun, SAEEvaluation
+    from explorer.showcases import services as showcase_services
+    from explorer.showcases.models import SteeringShowcase
 
     plan = sae_registration_plan(model_spec=DEMO_SPEC, sae_spec=DEMO_SPEC)
     sae = plan.existing
@@ -59,6 +61,10 @@ def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None
             SAEEvaluation.objects.filter(sae=sae, status=SAEEvaluation.Status.QUEUED).delete()
             evaluations.evaluation_request(sae=sae)
             stdout.write("Evaluating the demo SAE on held-out text in the background.")
+        # Indexed before showcases existed (indexing computes them): compute them once.
+        if settings.SHOWCASE_CANDIDATES and not SteeringShowcase.objects.filter(sae=sae).exists():
+            showcase_services.showcases_schedule(sae_id=sae.pk)
+            stdout.write("Computing the home page's steering showcases in the background.")
         return
     unfinished = IndexRun.objects.filter(
         sae=sae,
