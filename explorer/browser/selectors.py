@@ -111,10 +111,15 @@ class MetricsPanel:
 
 
 def metrics_panel(*, sae: SAE) -> MetricsPanel:
-    done = sae_selectors.evaluation_latest(sae=sae, done=True)
+    latest = sae_selectors.evaluation_latest(sae=sae)
+    # one query when there is none or the newest is done (the common cases)
+    if latest is None or latest.status == SAEEvaluation.Status.DONE:
+        done = latest
+    else:
+        done = sae_selectors.evaluation_latest(sae=sae, done=True)
     return MetricsPanel(
         done=done,
-        latest=sae_selectors.evaluation_latest(sae=sae),
+        latest=latest,
         cells=metric_cells(done.metrics) if done else [],
     )
 

@@ -94,7 +94,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
         except services.ModelRequired as exc:
             context["error"] = "Searching by text runs one model's SAEs: choose the model."
             context["choose_models"] = [
-                (m, "?" + urlencode({"q": q, "model": m, "mode": mode})) for m in exc.models
+                (m, f"{reverse('search:search')}?" + urlencode({"q": q, "model": m, "mode": mode}))
+                for m in exc.models
             ]  # a question, not a failure: 200
         except ApplicationError as exc:
             context["error"] = exc.message
