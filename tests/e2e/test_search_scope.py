@@ -15,8 +15,8 @@ FEATURE = 318
 
 @pytest.fixture
 def two_saes(transactional_db):
-    """The demo model with its real SAE (`demo`, one indexed feature) and a second SAE row, so
-    a model-wide text search would be ambiguous."""
+    """The demo model with its real SAE (`demo`, one indexed feature) and a second SAE row: a
+    search from the feature page must run on the page's SAE, not on the model's."""
     from explorer.saes.models import Feature
     from tests.builders import make_sae
     from workers.registration import sae_register_from_specs
@@ -53,13 +53,21 @@ def test_a_text_search_from_a_feature_page_runs_on_its_sae(
     assert page_errors(browser_page) == []
 
 
-def test_an_ambiguous_text_search_links_to_each_sae(browser_page, live_server_url, two_saes):
+def test_a_text_search_without_a_model_asks_which_with_links(
+    browser_page, live_server_url, two_saes
+):
+    """With two models and no page scope (the home page), `text:` asks which model to run and
+    links a search for each; never a bare error page."""
+    from tests.builders import make_language_model, make_sae
+
+    make_sae(model=make_language_model(slug="second", source="second-source"), slug="res")
     page = browser_page.page
-    _search_from(page, f"{live_server_url}/demo/", "text:the city council said")
-    assert page.locator("[role=alert]").inner_text()
-    choices = page.locator(".search-choices a")
-    assert choices.all_inner_texts() == ["demo / demo", "demo / other"]
-    browser_page.screenshot("search-choose-an-sae")
-    choices.first.click()
-    page.wait_for_load_state("networkidle")
-    assert "scope=demo%2Fdemo" in page.url
+    _search_from(page, f"{live_server_url}/", "text:the city council said")
+    assert "choose the model" in page.locator("[role=alert]").inner_text()
+    links = page.eval_on_selector_all(
+        ".search-choose-model a", "els => els.map(e => [e.textContent, e.getAttribute('href')])"
+    )
+    assert [text for text, _ in links] == ["Search demo", "Search second"]
+    assert all(href.startswith("/search/?") and "text%3Athe+city" in href for _, href in links)
+    browser_page.screenshot("search-choose-a-model")
+    assert page_errors(browser_page) == []
