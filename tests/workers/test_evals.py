@@ -11,7 +11,7 @@ from explorer.saes.models import IndexRun, SAEEvaluation
 from tests.builders import make_language_model, make_sae
 from workers.engine.corpus import CorpusError
 
-METRIC_KEYS = set(svc.METRIC_KEYS) | {"tokens"}
+METRIC_KEYS = set(svc.METRIC_KEYS) | {"tokens", "loss_tokens"}
 
 
 def wait_finished(pk: int, timeout: float = 180.0) -> SAEEvaluation:

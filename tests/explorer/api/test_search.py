@@ -78,8 +78,8 @@ def test_a_text_search_among_several_models_links_each_model(client, indexed):
     assert response.status_code == 200
     body = response.content.decode()
     assert "choose the model" in body
-    assert 'href="?q=text%3Aa+%3Cb%3E&amp;model=other&amp;mode=auto"' in body
-    assert 'href="?q=text%3Aa+%3Cb%3E&amp;model=tiny&amp;mode=auto"' in body
+    assert 'href="/search/?q=text%3Aa+%3Cb%3E&amp;model=other&amp;mode=auto"' in body
+    assert 'href="/search/?q=text%3Aa+%3Cb%3E&amp;model=tiny&amp;mode=auto"' in body
 
 
 def test_a_text_search_among_several_models_is_a_400_listing_them(client, indexed):
