@@ -78,12 +78,12 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
     .attr("maxlength", config.limits.max_prompt_chars)
     .attr("placeholder", "Type a prompt; both continuations follow it as you type")
     .node()!;
-  let chat: SteerLayout["chat"] = null;
+  let chatButtons: { send: HTMLButtonElement; restart: HTMLButtonElement } | null = null;
   if (config.chat) {
     const actions = promptBox.append("div").attr("class", "steer-chat-actions");
     const send = actions.append("button").attr("type", "button").attr("class", "steer-send").text("Send").node()!;
     const restart = actions.append("button").attr("type", "button").attr("class", "steer-new-chat").text("New chat").node()!;
-    chat = { modes, send, restart, assistantOption: null as unknown as HTMLOptionElement };
+    chatButtons = { send, restart };
   }
   const promptError = promptBox.append("p").attr("class", "steer-error").attr("role", "alert").node()!;
 
@@ -106,7 +106,11 @@ export function steerLayout(root: HTMLElement, config: SteerConfig): SteerLayout
     .join("option")
     .attr("value", (d) => d[0]!)
     .text((d) => d[1]!);
-  if (chat) chat.assistantOption = positions.append("option").attr("value", "assistant").text("assistant tokens only").node()!;
+  const chat: SteerLayout["chat"] = chatButtons && {
+    modes,
+    ...chatButtons,
+    assistantOption: positions.append("option").attr("value", "assistant").text("assistant tokens only").node()!,
+  };
   const num = (label: string, name: string, attrs: Record<string, string | number>) => {
     const input = field(settings, label, `steer-field--${name}`).append("input").attr("type", "number").attr("name", name);
     for (const [k, v] of Object.entries(attrs)) input.attr(k, v);

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.core.cache import cache
 
 from explorer.explanations.models import Explanation
 from explorer.saes.models import Feature
@@ -24,11 +23,8 @@ def demo_sae():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache(settings):
-    settings.HEALTHZ_CACHE_SECONDS = 0  # see a stopped worker at once
-    cache.clear()
-    yield
-    cache.clear()
+def _fresh_cache(fresh_activation_cache):
+    """Every test here starts with nothing cached (tests/fixtures/services.py)."""
 
 
 def run(client, **body):

@@ -16,11 +16,8 @@ TEXT = "The river bank was full of water."
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache(settings):
-    settings.HEALTHZ_CACHE_SECONDS = 0
-    cache.clear()
-    yield
-    cache.clear()
+def _fresh_cache(fresh_activation_cache):
+    """Every test here starts with nothing cached (tests/fixtures/services.py)."""
 
 
 def per_sae_test(client, sae: str, top_k: int) -> list[dict]:

@@ -16,11 +16,8 @@ TEXT = "The river bank was full of water."
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache(settings):
-    settings.HEALTHZ_CACHE_SECONDS = 0
-    cache.clear()
-    yield
-    cache.clear()
+def _fresh_cache(fresh_activation_cache):
+    """Every test here starts with nothing cached (tests/fixtures/services.py)."""
 
 
 def test_it_lists_the_top_features_of_every_sae_of_the_model(demo_two_saes, celery_worker_proc):
