@@ -88,6 +88,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before any view or query: text PostgreSQL cannot store (a NUL) is a 400 naming the field.
+    "explorer.core.middleware.UntrustedInputMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -203,6 +205,17 @@ LOGOUT_REDIRECT_URL = "core:home"
 # sign-in page then says to ask the administrator (who runs `manage.py createsuperuser` or
 # adds users in /admin/).
 EXPLORER_SIGNUP_OPEN: bool = env_bool("EXPLORER_SIGNUP_OPEN", True)
+# Sign-in throttling (explorer/accounts/throttle.py): after this many failed sign-ins for one
+# username, or from one client address, within a window of EXPLORER_LOGIN_WINDOW_S seconds,
+# sign-ins are refused (429) until the window ends. The address limit is higher: many people
+# may share one address behind a NAT.
+EXPLORER_LOGIN_FAILURES_PER_ACCOUNT: int = env_int(
+    "EXPLORER_LOGIN_FAILURES_PER_ACCOUNT", 10, minimum=1
+)
+EXPLORER_LOGIN_FAILURES_PER_ADDRESS: int = env_int(
+    "EXPLORER_LOGIN_FAILURES_PER_ADDRESS", 50, minimum=1
+)
+EXPLORER_LOGIN_WINDOW_S: int = env_int("EXPLORER_LOGIN_WINDOW_S", 900, minimum=1)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from explorer.core.consumers import CheckedJsonConsumer
 from explorer.saes.indexing import progress_dict, progress_group
 from explorer.saes.models import IndexRun
 
 
-class IndexProgressConsumer(AsyncJsonWebsocketConsumer):
+class IndexProgressConsumer(CheckedJsonConsumer):
     """Sends the latest run's progress on connect, then every `index.progress` event:
     {"type": "progress", "run", "sae", "status", "tokens_done", "tokens_total", "phase",
     "error"}. Receives nothing."""

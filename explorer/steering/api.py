@@ -413,10 +413,7 @@ async def _finished(request: HttpRequest, cached: bool, frames: AsyncIterator[di
     openapi_extra=STEER_OPENAPI,
 )
 async def steer(request: HttpRequest):
-    try:
-        content = json.loads(request.body)
-    except ValueError:
-        raise protocol.ProtocolError("a message must be JSON") from None
+    content = protocol.loads(request.body)
     message, gen = protocol.parse_request(content, limits())
     cached, frames = await runs.steer_once(message, client=_client(request), gen=gen)
     if not _wants_events(request):

@@ -23,13 +23,13 @@ through the process's FrameHub (hub.py), and forwards them with the client's `ge
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from explorer.core import untrusted
 from explorer.core.exceptions import ApplicationError
 from explorer.steering import runs, services, streams
 from explorer.steering.conf import limits
@@ -39,6 +39,7 @@ from explorer.steering.protocol import (
     ResumeMessage,
     SteerMessage,
     gen_of,
+    loads,
     parse_message,
 )
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 # Superseded runs whose last frames are still forwarded (a slider drag supersedes many).
 OLD_RUNS = 8
+CLOSE_BAD_URL = 4400  # the socket's URL cannot be served (after an error frame saying why)
 
 
 class SteerConsumer(AsyncJsonWebsocketConsumer):
@@ -63,6 +65,11 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         loop = asyncio.get_running_loop()
         self.watchdog = loop.create_task(self._watch())
         self.pump = loop.create_task(self._pump())
+        problem = untrusted.text_problem(self.model_slug or "")
+        if problem is not None:  # no model slug holds one: say so rather than fail a query
+            message = f"model in the URL contains {problem}, which is not allowed."
+            await self.send_json({"type": "error", "gen": None, "message": message})
+            await self.close(code=CLOSE_BAD_URL)
 
     @property
     def resumable(self) -> bool:
@@ -95,11 +102,9 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "gen": None, "message": "send JSON text frames"})
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_json(
-                {"type": "error", "gen": None, "message": "a message must be JSON"}
-            )
+            content = loads(text_data)
+        except ApplicationError as exc:
+            await self.send_json({"type": "error", "gen": None, "message": exc.message})
             return
         try:
             message = parse_message(content, limits())

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from explorer.core import untrusted
 from explorer.core.exceptions import ApplicationError
 from explorer.steering.conf import Limits
 from workers.engine import specs
@@ -292,10 +293,29 @@ def parse_steer(content: dict, limits: Limits) -> SteerMessage:
     )
 
 
+def loads(text: str | bytes) -> Any:
+    """A message's JSON. Raises ProtocolError when it is not JSON or nests past the
+    interpreter's limit."""
+    try:
+        return untrusted.json_loads(text)
+    except untrusted.BadInput as exc:
+        raise ProtocolError(exc.message) from None
+
+
+def _storable(content: dict) -> None:
+    """No text a field cannot store (a NUL), no nesting no message needs (explorer/core/
+    untrusted.py), checked before any field is read."""
+    try:
+        untrusted.check_json(content)
+    except untrusted.BadInput as exc:
+        raise ProtocolError(exc.message) from None
+
+
 def parse_message(content: Any, limits: Limits) -> Message:
     """Parse one client message. Raises ProtocolError naming what is wrong."""
     if not isinstance(content, dict):
         raise ProtocolError("a message must be a JSON object")
+    _storable(content)
     kind = content.get("type")
     if kind == "steer":
         return parse_steer(content, limits)
@@ -317,6 +337,7 @@ def parse_request(content: Any, limits: Limits) -> tuple[SteerMessage, int | str
     same messages). Returns the message and the client's gen (None when left out)."""
     if not isinstance(content, dict):
         raise ProtocolError("a message must be a JSON object")
+    _storable(content)
     kind = content.get("type", "steer")
     if kind != "steer":
         raise ProtocolError(f'type must be "steer" or left out, got {kind!r:.40}')

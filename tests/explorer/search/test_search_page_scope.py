@@ -100,7 +100,8 @@ def test_a_nul_character_is_a_message_not_a_server_error(client, indexed, params
 def test_the_api_refuses_a_nul_character_by_name(client, indexed):
     response = client.get("/api/v1/search", {"q": "a\x00b"})
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_query"
+    assert response.json()["error"]["code"] == "bad_character"
+    assert response.json()["error"]["message"].startswith("q contains a NUL character")
 
 
 def test_a_search_within_a_model_keeps_the_model_selected(client, indexed):
