@@ -79,3 +79,27 @@ def test_an_idle_socket_outlives_the_layers_blocking_pop(redis_url):
         return reply
 
     assert async_to_sync(scenario)() == {"type": "pong", "payload": "still here"}
+
+
+def test_a_frame_the_json_checks_refuse_gets_an_error_frame_and_the_socket_stays_open(redis_url):
+    async def scenario():
+        communicator = WebsocketCommunicator(_application(), "/ws/ping/", headers=LOCAL)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        replies = []
+        for frame in ({"text": "[" * 100_000}, {"text": '{"payload": "\\u0000"}'}, {"bytes": b"x"}):
+            await communicator.send_input({"type": "websocket.receive", **frame})
+            replies.append(await communicator.receive_json_from(timeout=5))
+        await communicator.send_json_to({"type": "ping", "payload": 1})
+        replies.append(await communicator.receive_json_from(timeout=5))
+        await communicator.disconnect()
+        return replies
+
+    deep, nul, binary, pong = async_to_sync(scenario)()
+    assert deep == {"type": "error", "message": "a message nests deeper than 32 levels."}
+    assert nul == {
+        "type": "error",
+        "message": "payload contains a NUL character, which is not allowed.",
+    }
+    assert binary == {"type": "error", "message": "send JSON text frames"}
+    assert pong == {"type": "pong", "payload": 1}

@@ -307,3 +307,46 @@ def test_cancel_stops_the_running_generation(demo_rows, celery_worker_proc):
     else:
         pytest.fail("no attempt was cancelled before it finished")
     assert not SteeringResult.objects.filter(request__prompt=prompt).exists()
+
+
+def test_json_nested_past_the_recursion_limit_gets_an_error_frame_and_the_socket_stays_open():
+    async def scenario():
+        comm = await connect()
+        replies = []
+        for text in ("[" * 100_000, '{"type": "steer", "gen": 1, "prompt": "a\\u0000b"}'):
+            await comm.send_input({"type": "websocket.receive", "text": text})
+            replies.append(await comm.receive_json_from(timeout=15))
+        await comm.disconnect(timeout=5)
+        return replies
+
+    deep, nul = async_to_sync(scenario)()
+    assert deep == {
+        "type": "error",
+        "gen": None,
+        "message": "a message nests deeper than 32 levels.",
+    }
+    assert nul == {
+        "type": "error",
+        "gen": 1,
+        "message": "prompt contains a NUL character, which is not allowed.",
+    }
+
+
+def test_a_nul_in_the_sockets_model_is_an_error_frame_then_a_close():
+    from tests.explorer.steering.helpers import application
+    from tests.explorer.websocket import WebsocketCommunicator
+
+    async def scenario():
+        comm = WebsocketCommunicator(application(), "/ws/steer/?model=de%00mo", headers=LOCAL)
+        assert (await comm.connect(timeout=5))[0]
+        frame = await comm.receive_json_from(timeout=5)
+        closed = await comm.receive_output(timeout=5)
+        await comm.wait(timeout=5)
+        return frame, closed
+
+    frame, closed = async_to_sync(scenario)()
+    assert frame["type"] == "error"
+    assert "model in the URL contains a NUL character" in frame["message"]
+    assert (
+        closed == {"type": "websocket.close", "code": 4400, "reason": ""} or closed["code"] == 4400
+    )

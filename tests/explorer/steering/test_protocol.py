@@ -13,6 +13,7 @@ from explorer.steering.protocol import (
     ResumeMessage,
     SteerMessage,
     gen_of,
+    loads,
     parse_message,
     parse_request,
 )
@@ -196,3 +197,33 @@ def test_an_http_request_is_refused_with_the_websockets_messages():
         parse_request({**bare, "type": "cancel"}, LIMITS)
     with pytest.raises(ProtocolError, match="must be a JSON object"):
         parse_request([bare], LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"prompt": "a\x00b"}, "prompt contains a NUL character"),
+        ({"gen": "g\x00"}, "gen contains a NUL character"),
+        (
+            {"features": [{"sae": "de\x00mo", "index": 1, "strength": 1.0}]},
+            r"features\[0\]\.sae contains a NUL character",
+        ),
+        ({"messages": [{"role": "user", "content": "\ud800"}]}, "contains an unpaired surrogate"),
+        (
+            {"prompt": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+            "nests deeper",
+        ),
+    ],
+)
+def test_text_no_field_may_hold_is_refused_by_name_over_both_transports(bad, error):
+    with pytest.raises(ProtocolError, match=error):
+        parse_message({**steer(), **bad}, LIMITS)
+    with pytest.raises(ProtocolError, match=error):
+        parse_request({**steer(), **bad}, LIMITS)
+
+
+def test_json_nested_past_the_recursion_limit_is_a_protocol_error():
+    with pytest.raises(ProtocolError, match="a message nests deeper than 32 levels"):
+        loads("[" * 100_000)
+    with pytest.raises(ProtocolError, match="^a message must be JSON$"):
+        loads("{not json")
