@@ -4,7 +4,7 @@ fire most on it, computed on a live worker (explorer/activations/services.py).""
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 
 from explorer.accounts.permissions import ANONYMOUS, ReadOpenWriteAccount, api_key_from_request
 from explorer.activations import services
@@ -29,8 +29,8 @@ class ActivationTestIn(StrictSchema):
     model: str
     sae: str
     text: str
-    index: int | None = None  # omit for the top features of the text
-    top_k: int = 20
+    index: int | None = Field(None, ge=0)  # omit for the top features of the text
+    top_k: int = Field(20, ge=1, le=services.MAX_TOP_K)
 
 
 class TopFeatureOut(Schema):

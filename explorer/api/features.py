@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
-from explorer.api.schemas import StrictSchema, error_responses
+from explorer.api.schemas import QuerySchema, StrictSchema, error_responses
 from explorer.explanations import selectors as explanation_selectors
 from explorer.explanations import services as explanation_services
 from explorer.saes import selectors as sae_selectors
@@ -40,12 +40,12 @@ class FeaturePageOut(Schema):
     next_cursor: str | None  # pass as ?cursor= for the next page; null on the last page
 
 
-class FeaturePageQuery(Schema):
+class FeaturePageQuery(QuerySchema):
     sort: Literal["index", "-index", "density", "-density", "max_activation", "-max_activation"] = (
         "index"
     )
     cursor: str | None = None
-    limit: int = 50
+    limit: int = Field(50, ge=1, le=sae_selectors.MAX_PAGE)
     dead: bool = True  # false leaves dead features out
 
 

@@ -7,9 +7,17 @@ from pydantic import ConfigDict
 
 
 class StrictSchema(Schema):
-    """Input schemas reject unknown fields, so a typo is an error rather than a silent default."""
+    """Input schemas reject unknown fields, so a typo is an error rather than a silent default,
+    and NaN or infinite numbers (which Python's JSON parser accepts), naming the field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class QuerySchema(Schema):
+    """Query parameter schemas: NaN and inf are no numbers either (unknown parameters pass, as
+    on any URL: a cache-buster or a tracking tag is no mistake)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
 
 class ErrorBody(Schema):

@@ -8,18 +8,23 @@ from urllib.parse import urlencode
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from explorer.api.schemas import error_responses
+from explorer.api.schemas import QuerySchema, error_responses
 from explorer.search import services
 
 router = Router(tags=["search"])
 ERRORS = error_responses(400, 401, 404, 422, 502, 503, 504)
 
 
-class SearchQuery(Schema):
+class SearchQuery(QuerySchema):
     q: str
     model: str | None = None
     sae: str | None = None
-    limit: int = Field(20, description="Most hits; for `text:` searches, most hits per SAE.")
+    limit: int = Field(
+        20,
+        ge=1,
+        le=services.MAX_LIMIT,
+        description="Most hits; for `text:` searches, most hits per SAE.",
+    )
     mode: Literal["auto", "index", "explanation", "token", "text"] = "auto"
     group: Literal["none", "sae"] = Field(
         "none", description="`sae`: also return the hits grouped by SAE (`groups`)."

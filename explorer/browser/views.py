@@ -46,8 +46,48 @@ def not_found(request: HttpRequest, message: str) -> HttpResponse:
     return render(request, "browser/not_found.html", {"message": message}, status=404)
 
 
+class BadParameter(Exception):
+    """A query parameter a page does not take (friendly_404 renders it as the 400 page)."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name, self.message = name, message
+
+
+def bad_parameter(request: HttpRequest, name: str, message: str) -> HttpResponse:
+    """The 400 page for a query parameter's value the page does not take, with a link to the
+    page without it."""
+    params = request.GET.copy()
+    params.pop(name, None)
+    query = params.urlencode()
+    return render(
+        request,
+        "400.html",
+        {
+            "message": message,
+            "retry_url": request.path + (f"?{query}" if query else ""),
+            "retry_label": f"Open the page without {name}",
+        },
+        status=400,
+    )
+
+
+def _choice(
+    request: HttpRequest, name: str, choices: tuple[str, ...], default: str | None
+) -> str | None:
+    """The `name` parameter when it is one of `choices` (absent or empty: `default`); raises
+    BadParameter naming it otherwise."""
+    value = request.GET.get(name)
+    if not value:
+        return default
+    if value not in choices:
+        raise BadParameter(name, f"{name} must be one of {', '.join(choices)}; got {value!r:.40}.")
+    return value
+
+
 def friendly_404(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Render NotFound from a selector as the browser's 404 page with its message."""
+    """Render NotFound from a selector as the browser's 404 page with its message, and
+    BadParameter as the 400 page naming the parameter."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -55,6 +95,8 @@ def friendly_404(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
             return view(request, *args, **kwargs)
         except NotFound as exc:
             return not_found(request, exc.message)
+        except BadParameter as exc:
+            return bad_parameter(request, exc.name, exc.message)
 
     return wrapped
 
@@ -78,8 +120,8 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
     live_only = request.GET.get("live") == "1"
     page = selectors.feature_table(
         sae=sae_row,
-        sort=request.GET.get("sort", "index"),
-        direction=request.GET.get("dir"),
+        sort=_choice(request, "sort", tuple(selectors.TABLE_SORTS), "index"),
+        direction=_choice(request, "dir", ("asc", "desc"), None),
         q=q,
         live_only=live_only,
         after=request.GET.get("after"),
@@ -188,9 +230,7 @@ def _flag(request: HttpRequest, name: str, default: bool) -> bool:
 @require_safe
 @friendly_404
 def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> HttpResponse:
-    context_key = request.GET.get("ctx", DEFAULT_CONTEXT)
-    if context_key not in CONTEXT_WIDTHS:
-        context_key = DEFAULT_CONTEXT
+    context_key = _choice(request, "ctx", tuple(CONTEXT_WIDTHS), DEFAULT_CONTEXT)
     page = selectors.feature_page_get(
         model_slug=model, sae_slug=sae, index=index, width=CONTEXT_WIDTHS[context_key]
     )
@@ -224,7 +264,11 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         "text_error": text_error,
         "text_max_chars": max_chars,
         "context_key": context_key,
-        "context_links": [(w, _with_param(request, "ctx", w)) for w in CONTEXT_WIDTHS],
+        # An over-long text is left out of the links (it is not shown either).
+        "context_links": [
+            (w, _with_param(request, "ctx", w, drop=("text",) if text_error else ()))
+            for w in CONTEXT_WIDTHS
+        ],
         "logit_scale": page.logit_scale,
         "steer_url": steering_selectors.feature_steer_url(
             model_slug=model, sae_slug=sae, index=index, start=steer_start
@@ -257,6 +301,8 @@ def feature_page(request: HttpRequest, model: str, sae: str, index: int) -> Http
         else None,
         "embed_parts": list(EMBED_DEFAULTS.items()),
         "og_description": _og_description(page),
+        # This URL (with its text), unless the text is too long to keep.
+        "og_url": request.build_absolute_uri(page.url if text_error else None),
         # The live steering panel (opened on demand): this feature at its max activation.
         "steer_config": None
         if embed or feature.dead
@@ -289,9 +335,11 @@ def _steer_start(page: selectors.FeaturePage) -> steering_selectors.FeatureSteer
     )
 
 
-def _with_param(request: HttpRequest, name: str, value: str) -> str:
+def _with_param(request: HttpRequest, name: str, value: str, drop: tuple[str, ...] = ()) -> str:
     params = request.GET.copy()
     params[name] = value
+    for other in drop:
+        params.pop(other, None)
     return "?" + params.urlencode()
 
 

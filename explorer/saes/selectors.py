@@ -12,6 +12,7 @@ import base64
 import binascii
 import functools
 import json
+import math
 import random
 import threading
 from collections import OrderedDict
@@ -306,6 +307,7 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
+            or not math.isfinite(value)  # json.loads takes NaN and Infinity
             or not isinstance(index, int)
         ):
             raise TypeError

@@ -18,11 +18,21 @@ PAGE_LIMIT = 50
 PAGE_TEXT_LIMIT = 20
 
 
-def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value) if value else default
-    except ValueError:
+def _limit(value: str | None, default: int) -> int:
+    """`?limit=` as the number of hits; raises ApplicationError naming it unless it is a whole
+    number from 1 to MAX_LIMIT."""
+    if value is None or value == "":
         return default
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= services.MAX_LIMIT:
+        raise ApplicationError(
+            f"limit must be a whole number from 1 to {services.MAX_LIMIT}; got {value!r:.40}.",
+            code="invalid_limit",
+        )
+    return limit
 
 
 # Errors about where to search (no such model/SAE, a text search needing one SAE).
@@ -87,7 +97,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
                 model_slug=model,
                 sae_slug=sae,
                 mode=mode,
-                limit=_int(request.GET.get("limit"), PAGE_TEXT_LIMIT if is_text else PAGE_LIMIT),
+                limit=_limit(request.GET.get("limit"), PAGE_TEXT_LIMIT if is_text else PAGE_LIMIT),
             )
             context["hits"], context["notice"] = result.hits, result.notice
             context["groups"] = result.groups

@@ -117,3 +117,13 @@ def test_search_by_text_returns_the_top_features_as_hits(client, demo_sae, celer
     assert [i["index"] for i in items] == expected
     assert {i["match"] for i in items} == {"text"}
     assert items[0]["url"] == f"/demo/demo/{expected[0]}/"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"top_k": 0}, "top_k"), ({"top_k": 101}, "top_k"), ({"index": -1}, "index")],
+)
+def test_numbers_out_of_range_are_a_422_naming_the_field(client, body, field):
+    response = run(client, text="The river bank.", **body)
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith(f"body.payload.{field}: ")

@@ -173,6 +173,32 @@ def test_a_forged_cursor_is_a_clear_400(client, indexed):
     assert response.json()["error"]["code"] == "invalid_cursor"
 
 
+@pytest.mark.parametrize("limit", ["-1", "0", "201", "many"])
+def test_a_limit_outside_1_to_200_is_a_422_naming_it(client, indexed, limit):
+    response = client.get(f"{BASE}/features", {"limit": limit})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert error["message"].startswith("query.limit: ")
+
+
+def test_an_unknown_sort_is_a_422_naming_it(client, indexed):
+    response = client.get(f"{BASE}/features", {"sort": "evil"})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith("query.sort: Input should be 'index'")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_cursor_holding_a_non_finite_value_is_a_clear_400(client, indexed, value):
+    from explorer.saes.selectors import encode_cursor
+
+    response = client.get(
+        f"{BASE}/features", {"sort": "density", "cursor": encode_cursor(value, 3)}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_cursor"
+
+
 def test_bob_adds_an_explanation_and_votes(client, indexed, bob_key):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {bob_key}"}
     response = client.post(

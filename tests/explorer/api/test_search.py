@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from explorer.explanations.models import Explanation
@@ -115,3 +117,18 @@ def test_group_by_sae_groups_any_search(client, indexed):
 
 def test_the_empty_search_page_renders(client, db):
     assert client.get("/search/").status_code == 200
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "101", "1e3"])
+def test_a_limit_outside_1_to_100_is_a_422_naming_it(client, indexed, limit):
+    response = client.get("/api/v1/search", {"q": "bank", "limit": limit})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith("query.limit: ")
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "101", "many"])
+def test_the_search_page_refuses_a_bad_limit_by_name(client, indexed, limit):
+    response = client.get("/search/", {"q": "bank", "limit": limit})
+    assert response.status_code == 400
+    body = html.unescape(response.content.decode())
+    assert f"limit must be a whole number from 1 to 100; got {limit!r}." in body

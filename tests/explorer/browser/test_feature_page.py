@@ -122,6 +122,20 @@ def test_an_over_long_test_text_gets_a_clear_message(client, indexed, settings):
     assert 'maxlength="50"' in body
 
 
+def test_an_over_long_test_text_is_left_out_of_the_pages_links(client, indexed, settings):
+    settings.EXPLORER_TEST_TEXT_MAX_CHARS = 50
+    _, body = get(client, "/tiny/res-1/3/?text=" + "a" * 5000)
+    assert "This text is 5,000 characters long; the limit is 50." in body
+    assert "a" * 51 not in body  # not in the context width links, sign-in links or og:url
+    assert '<meta property="og:url" content="http://testserver/tiny/res-1/3/">' in body
+
+
+def test_an_unknown_context_width_is_a_400_naming_it(client, indexed):
+    response, body = get(client, "/tiny/res-1/3/?ctx=huge")
+    assert response.status_code == 400
+    assert "ctx must be one of 5, 16, full" in html.unescape(body)
+
+
 def test_an_index_beyond_the_sae_is_a_friendly_404(client, indexed):
     response, body = get(client, "/tiny/res-1/32/")
     assert response.status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -105,6 +106,18 @@ def test_a_malformed_cursor_is_a_404_with_a_message(client, indexed):
     response = client.get("/tiny/res-1/?sort=density&after=nope")
     assert response.status_code == 404
     assert "Bad page cursor" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "name"), [("sort=evil", "sort"), ("sort=max&dir=sideways", "dir")]
+)
+def test_an_unknown_sort_or_direction_is_a_400_naming_it(client, indexed, query, name):
+    response = client.get(f"/tiny/res-1/?q=bank&{query}")
+    assert response.status_code == 400
+    body = html.unescape(response.content.decode())
+    assert f"{name} must be one of" in body
+    link = "/tiny/res-1/?q=bank" + ("&sort=max" if name == "dir" else "")
+    assert f'href="{link}">Open the page without {name}</a>' in body
 
 
 def test_an_unknown_sae_gets_a_friendly_404(client, indexed):
