@@ -40,6 +40,14 @@ def celery_worker_argv(*, queues: str, name: str, extra: Sequence[str] = ()) -> 
     ]
 
 
+# The longest request head (request line + headers) uvicorn reads, in bytes. A shared link may
+# carry a text to test in its URL (`?text=`), and the app, not the server, should say when it is
+# too long: 1 MB of text, percent-encoded, fits. Uvicorn's h11 parser takes this limit;
+# httptools (its default when installed) refuses any URL over 64 KiB with a bare "Invalid HTTP
+# request received." (deploy/Dockerfile.web starts uvicorn the same way).
+MAX_REQUEST_HEAD_BYTES = 4 << 20
+
+
 def web_server_argv(*, host: str, port: int) -> list[str]:
     """The command line of this project's ASGI server (uvicorn: HTTP and websockets) on
     `host`:`port`, without lifespan events (Django has none) or access logs."""
@@ -55,6 +63,10 @@ def web_server_argv(*, host: str, port: int) -> list[str]:
         "--lifespan",
         "off",
         "--no-access-log",
+        "--http",
+        "h11",
+        "--h11-max-incomplete-event-size",
+        str(MAX_REQUEST_HEAD_BYTES),
     ]
 
 

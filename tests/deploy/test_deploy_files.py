@@ -9,6 +9,7 @@ deploy file that nothing reads is a typo or a dead setting, and fails here.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -173,6 +174,20 @@ def test_compose_web_serves_the_asgi_application():
         rest for kw, rest in dockerfile_instructions(DEPLOY / "Dockerfile.web") if kw == "CMD"
     )
     assert "explorer.asgi:application" in cmd
+
+
+def test_the_web_image_reads_request_heads_as_long_as_the_embedded_server_does():
+    """A long ?text= reaches the app, which says what is too long, in both (supervisor.py)."""
+    from explorer.core.supervisor import MAX_REQUEST_HEAD_BYTES, web_server_argv
+
+    cmd = json.loads(
+        next(rest for kw, rest in dockerfile_instructions(DEPLOY / "Dockerfile.web") if kw == "CMD")
+    )
+    embedded = web_server_argv(host="127.0.0.1", port=8000)
+    for argv in (cmd, embedded):
+        assert argv[argv.index("--http") + 1] == "h11"
+        limit = argv[argv.index("--h11-max-incomplete-event-size") + 1]
+        assert int(limit) == MAX_REQUEST_HEAD_BYTES >= 3 << 20  # 1 MB of text, percent-encoded
 
 
 def test_compose_gpu_worker_reserves_an_nvidia_gpu_and_serves_a_live_queue():

@@ -48,3 +48,16 @@ def test_hashed_static_files_are_cached_for_a_year(live_server_url, collected_st
         cache_control = response.headers["Cache-Control"]
     assert "immutable" in cache_control
     assert "max-age=315360000" in cache_control
+
+
+def test_a_megabyte_of_text_in_the_url_gets_the_apps_own_page(live_server_url, transactional_db):
+    """uvicorn reads a 1 MB request line (its default parser refuses any URL over 64 KiB with a
+    bare "Invalid HTTP request received."); the feature page then says the text is too long."""
+    from tests.builders import build_indexed_sae
+
+    build_indexed_sae()
+    url = live_server_url + "/tiny/res-1/3/?text=" + "word+" * 200_000
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body = response.read().decode()
+    assert "This text is 1,000,000 characters long; the limit is 2,000." in body
+    assert len(body) < 200_000  # the text is not echoed into the page's links
