@@ -206,9 +206,9 @@ LOGOUT_REDIRECT_URL = "core:home"
 # adds users in /admin/).
 EXPLORER_SIGNUP_OPEN: bool = env_bool("EXPLORER_SIGNUP_OPEN", True)
 # Sign-in throttling (explorer/accounts/throttle.py): after this many failed sign-ins for one
-# username, or from one client address, within a window of EXPLORER_LOGIN_WINDOW_S seconds,
-# sign-ins are refused (429) until the window ends. The address limit is higher: many people
-# may share one address behind a NAT.
+# username, or from one client address, within EXPLORER_LOGIN_WINDOW_S seconds of the first,
+# sign-ins are refused (429) until those seconds are over. The address limit is higher: many
+# people may share one address behind a NAT.
 EXPLORER_LOGIN_FAILURES_PER_ACCOUNT: int = env_int(
     "EXPLORER_LOGIN_FAILURES_PER_ACCOUNT", 10, minimum=1
 )

@@ -1,6 +1,10 @@
 from django.contrib import admin
 
+from explorer.accounts.forms import AdminSignInForm
 from explorer.accounts.models import ApiKey
+
+# The admin's sign-in counts against the same limits as the site's (explorer/accounts/throttle.py).
+admin.site.login_form = AdminSignInForm
 
 
 @admin.register(ApiKey)

@@ -1,10 +1,15 @@
-"""The sign-up form: Django's user creation form (password validators) and an optional email."""
+"""The sign-up form (Django's user creation form: password validators, and an optional email)
+and the sign-in forms (Django's, throttled: explorer/accounts/throttle.py)."""
 
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+
+from explorer.accounts import throttle
 
 
 class SignupForm(UserCreationForm):
@@ -24,3 +29,33 @@ class SignupForm(UserCreationForm):
             "password1"
         ].help_text = "At least 8 characters, not only digits, not a common password."
         self.fields["password2"].help_text = ""
+
+
+class ThrottledSignIn:
+    """For a sign-in form (an AuthenticationForm): refuses a sign-in while its account or
+    address is over the failure limit, naming when to retry (`wait` is then set), and counts
+    each failed one."""
+
+    wait: throttle.Wait | None = None
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        address = throttle.client_address(self.request)
+        self.wait = throttle.login_wait(username=username, address=address)
+        if self.wait is not None:
+            raise ValidationError(self.wait.message, code="throttled")
+        try:
+            return super().clean()
+        except ValidationError as exc:
+            # Not "inactive": that password was right.
+            if getattr(exc, "code", None) == "invalid_login":
+                throttle.login_failed(username=username, address=address)
+            raise
+
+
+class SignInForm(ThrottledSignIn, AuthenticationForm):
+    pass
+
+
+class AdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
+    pass

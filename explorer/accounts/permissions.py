@@ -16,9 +16,43 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware
 from ninja.security.base import AuthBase
 
+from explorer.core.exceptions import ApplicationError
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CsrfFailed(ApplicationError):
+    status = 403
+    code = "csrf_failed"
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    """Django's CSRF check (token, origin, referer), answering its reason for refusing instead
+    of Django's 403 page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:  # type: ignore[override]
+        return reason
+
+
+def _csrf_view(request: HttpRequest) -> None:  # the view the check is for: not csrf_exempt
+    return None
+
+
+def csrf_check(request: HttpRequest) -> None:
+    """Raises CsrfFailed (403) naming Django's reason when a session request fails CSRF."""
+    check = _CsrfCheck(_csrf_view)
+    request.csrf_processing_done = False  # ninja's views are csrf_exempt: nothing checked yet
+    check.process_request(request)
+    reason = check.process_view(request, _csrf_view, (), {})
+    if reason is not None:
+        raise CsrfFailed(
+            f"CSRF check failed ({str(reason).rstrip('.')}): a signed-in write needs the "
+            "X-CSRFToken header set to the csrftoken cookie's value; scripts use an API key "
+            "(Authorization: Bearer <key>) instead."
+        )
 
 
 class Anonymous:
@@ -45,7 +79,9 @@ def api_key_from_request(request: HttpRequest) -> str | None:
 
 class ReadOpenWriteAccount(AuthBase):
     """Ninja auth: the user for a valid key/session, ANONYMOUS for anonymous reads, else None
-    (-> 401). A wrong API key is rejected even on reads, so typos do not look anonymous."""
+    (-> 401). A wrong API key is rejected even on reads, so typos do not look anonymous; a
+    session write failing the CSRF check raises CsrfFailed (403). API keys need no CSRF token:
+    a browser never sends one by itself."""
 
     openapi_type = "apiKey"
     openapi_in = "header"
@@ -65,10 +101,7 @@ class ReadOpenWriteAccount(AuthBase):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             if request.method not in self.open_methods:
-                from ninja.utils import check_csrf
-
-                if check_csrf(request) is not None:
-                    return None
+                csrf_check(request)
             request.auth_method = "session"
             return user
         if request.method in self.open_methods:

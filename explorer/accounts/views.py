@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -16,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from explorer.accounts import selectors, services
-from explorer.accounts.forms import SignupForm
+from explorer.accounts.forms import SignInForm, SignupForm
 from explorer.accounts.permissions import writes_need_account
 from explorer.core.exceptions import ApplicationError
 
@@ -31,10 +33,19 @@ def safe_next(request: HttpRequest) -> str:
 
 
 class SignInView(LoginView):
-    """Django's sign-in (it validates `next` the same way) and a link to sign up."""
+    """Django's sign-in (it validates `next` the same way), throttled (429 with Retry-After once
+    an account or address has failed too often), and a link to sign up."""
 
     template_name = "accounts/login.html"
+    authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def form_invalid(self, form: SignInForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.wait is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(math.ceil(form.wait.seconds))
+        return response
 
 
 @sensitive_post_parameters("password1", "password2")

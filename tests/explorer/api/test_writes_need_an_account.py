@@ -37,11 +37,56 @@ def test_charlie_is_sent_to_sign_in_for_a_page_write(client):
     assert response["Location"].startswith("/accounts/login/")
 
 
-def test_a_session_write_without_the_csrf_token_is_refused(alice):
+def test_a_session_write_without_the_csrf_token_is_a_403_naming_csrf(alice):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     response = client.post("/api/v1/me/api-keys", {"name": "x"}, content_type="application/json")
-    assert response.status_code == 401
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "csrf_failed"
+    assert error["message"].startswith("CSRF check failed (CSRF cookie not set)")
+    assert "X-CSRFToken" in error["message"]
+    assert client.delete("/api/v1/me/api-keys/1").json()["error"]["code"] == "csrf_failed"
+
+
+def test_a_session_write_with_a_wrong_csrf_token_is_a_403_naming_csrf(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.cookies["csrftoken"] = "a" * 32
+    response = client.post(
+        "/api/v1/me/api-keys",
+        {"name": "x"},
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN="b" * 32,
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["message"].startswith(
+        "CSRF check failed (CSRF token from the 'X-Csrftoken' HTTP header incorrect)"
+    )
+
+
+def test_a_session_write_with_the_csrf_token_goes_through(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.cookies["csrftoken"] = "a" * 32
+    response = client.post(
+        "/api/v1/me/api-keys",
+        {"name": "x"},
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN="a" * 32,
+    )
+    assert response.status_code == 201
+
+
+def test_an_api_key_write_needs_no_csrf_token(bob_key):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        "/api/v1/me/api-keys",
+        {"name": "x"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {bob_key}",
+    )
+    assert response.status_code == 201
 
 
 def test_unknown_fields_are_rejected_with_the_error_shape(client, bob_key):
