@@ -127,6 +127,7 @@ class VoteOut(Schema):
 
 @router.get(BASE, response={200: FeaturePageOut, **ERRORS}, summary="A page of an SAE's features")
 def feature_page(request: HttpRequest, model: str, sae: str, query: Query[FeaturePageQuery]):
+    FeaturePageQuery.check_known(request)
     row = sae_selectors.sae_get(model_slug=model, slug=sae)
     page = sae_selectors.feature_page(
         sae=row, sort=query.sort, cursor=query.cursor, limit=query.limit, include_dead=query.dead

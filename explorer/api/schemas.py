@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from django.http import HttpRequest
 from ninja import Schema
 from pydantic import ConfigDict
+
+from explorer.core.exceptions import ApplicationError
 
 
 class StrictSchema(Schema):
@@ -14,10 +17,24 @@ class StrictSchema(Schema):
 
 
 class QuerySchema(Schema):
-    """Query parameter schemas: NaN and inf are no numbers either (unknown parameters pass, as
-    on any URL: a cache-buster or a tracking tag is no mistake)."""
+    """The query parameters of a list endpoint: NaN and inf are no numbers, and `check_known`
+    refuses a parameter the schema lacks, so `order=` for `sort=`, or a filter the endpoint does
+    not have, is an error rather than the unsorted, unfiltered list."""
 
     model_config = ConfigDict(allow_inf_nan=False)
+
+    @classmethod
+    def check_known(cls, request: HttpRequest) -> None:
+        """Raises ApplicationError (422, the validation errors' code) naming the first query
+        parameter that is not a field of this schema."""
+        unknown = sorted(set(request.GET) - set(cls.model_fields))
+        if unknown:
+            raise ApplicationError(
+                f"query.{unknown[0]}: unknown parameter; this endpoint takes "
+                f"{', '.join(cls.model_fields)}.",
+                code="invalid",
+                status=422,
+            )
 
 
 class ErrorBody(Schema):

@@ -77,6 +77,7 @@ class SearchOut(Schema):
     "Anything else searches explanations, then tokens.",
 )
 def search(request: HttpRequest, query: Query[SearchQuery]):
+    SearchQuery.check_known(request)
     try:
         result = services.search_results(
             q=query.q,

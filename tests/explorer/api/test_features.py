@@ -188,6 +188,18 @@ def test_an_unknown_sort_is_a_422_naming_it(client, indexed):
     assert response.json()["error"]["message"].startswith("query.sort: Input should be 'index'")
 
 
+@pytest.mark.parametrize("query", [{"order": "evil"}, {"min_density": "NaN"}])
+def test_a_parameter_the_list_does_not_take_is_a_422_naming_it(client, indexed, query):
+    response = client.get(f"{BASE}/features", {"sort": "density", **query})
+    assert response.status_code == 422
+    name = next(iter(query))
+    takes = "sort, cursor, limit, dead"
+    assert response.json()["error"] == {
+        "message": f"query.{name}: unknown parameter; this endpoint takes {takes}.",
+        "code": "invalid",
+    }
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_cursor_holding_a_non_finite_value_is_a_clear_400(client, indexed, value):
     from explorer.saes.selectors import encode_cursor

@@ -132,3 +132,9 @@ def test_the_search_page_refuses_a_bad_limit_by_name(client, indexed, limit):
     assert response.status_code == 400
     body = html.unescape(response.content.decode())
     assert f"limit must be a whole number from 1 to 100; got {limit!r}." in body
+
+
+def test_a_parameter_the_search_does_not_take_is_a_422_naming_it(client, indexed):
+    response = client.get("/api/v1/search", {"q": "bank", "order": "evil"})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith("query.order: unknown parameter")
