@@ -92,6 +92,23 @@ def test_a_body_that_is_not_json_is_left_to_the_endpoint(client, bob_key):
     assert response.json()["error"]["message"] == "Cannot parse request body"
 
 
+def test_a_body_over_the_size_limit_is_a_413_in_the_error_shape(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post("/api/v1/steer", {"prompt": "x" * 2000}, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "message": "The request body is over 1,000 bytes.",
+        "code": "too_large",
+    }
+
+
+def test_too_many_parameters_is_a_400_in_the_error_shape(client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = client.get("/api/v1/models?" + "&".join(f"p{i}=1" for i in range(20)))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_fields"
+
+
 def test_ordinary_requests_pass(client, indexed):
     assert client.get("/api/v1/search?q=river+bank").status_code == 200
     assert client.get("/tiny/res-1/?q=caf%C3%A9").status_code == 200
