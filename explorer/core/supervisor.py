@@ -42,7 +42,9 @@ def celery_worker_argv(*, queues: str, name: str, extra: Sequence[str] = ()) -> 
 
 def web_server_argv(*, host: str, port: int) -> list[str]:
     """The command line of this project's ASGI server (uvicorn: HTTP and websockets) on
-    `host`:`port`, without lifespan events (Django has none) or access logs."""
+    `host`:`port`, without lifespan events (Django has none) or access logs. uvicorn leaves
+    the peer address alone (it would believe X-Forwarded-For from 127.0.0.1): the application
+    resolves it through TRUSTED_PROXIES (explorer/core/clients.py)."""
     return [
         sys.executable,
         "-m",
@@ -55,6 +57,7 @@ def web_server_argv(*, host: str, port: int) -> list[str]:
         "--lifespan",
         "off",
         "--no-access-log",
+        "--no-proxy-headers",
     ]
 
 
