@@ -174,3 +174,25 @@ def test_the_api_docs_say_exports_need_an_account_and_may_answer_429(client):
         assert {"401", "429"} <= set(operation["responses"])
         assert "Retry-After" in operation["responses"]["429"]["headers"]
         assert "EXPORTS_OPEN" in operation["description"]
+
+
+def test_a_client_that_disconnects_from_the_server_frees_its_slot(live_server_url, bob, bob_key):
+    """Through uvicorn: the slot is held while the stream runs and freed when the client
+    hangs up mid-stream (Django closes the stream), not at the next export's expiry."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from tests.helpers import wait_until
+
+    build_indexed_sae(d_sae=400, examples_per_feature=12, context=128)  # ~12 MB of JSON
+    held = f"slots:v1:export:u{bob.pk}"
+    url = urlsplit(live_server_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.request("GET", URLS[1], headers={"Authorization": f"Bearer {bob_key}"})
+    response = conn.getresponse()
+    assert response.status == 200
+    response.read(1 << 14)
+    assert redis_client().zcard(held) == 1  # mid-stream: the client has read 16 KB
+    response.close()
+    conn.close()
+    wait_until(lambda: redis_client().zcard(held) == 0, timeout=15, message="slot kept")
