@@ -18,13 +18,15 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
+from explorer.core.busy import CountRequests
 from explorer.core.clients import ForwardedClientMiddleware
 from explorer.routing import websocket_urlpatterns
 
 application = ForwardedClientMiddleware(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            # Counted, so that exports step aside for pages (explorer/core/busy.py).
+            "http": CountRequests(django_asgi_app),
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),

@@ -12,8 +12,8 @@ EXPORTS_OPEN; per client EXPORT_CONCURRENCY at once and EXPORT_RATE_LIMIT per
 EXPORT_RATE_WINDOW_S, EXPORT_MAX_RUNNING at once over everyone (explorer/core/limits.py). The
 slots are held while the stream runs and released in its `finally`, also when the client goes
 away. Formatting rows is CPU work in the web process: the stream formats SLICE_ROWS rows at a
-time and rests after each, so the pages served beside an export wait for a slice, not a batch,
-and get at least half the process (REST).
+time, rests after each and steps aside for the other requests in flight (`_rendered`), so the
+pages served beside an export wait for a slice, not for the export.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from explorer.core import busy
 from explorer.core.exceptions import ApplicationError
 from explorer.core.limits import Concurrency, Rate, Slot
 from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS
@@ -183,24 +184,28 @@ def _example_csv(row: tuple, vocab: Vocab) -> list:
     ]
 
 
-# Rows formatted between two turns of the event loop, and how long the stream then rests, as a
-# fraction of the time it worked: formatting is CPU work in the web process, so an export gets at
-# most half of it and a page served beside it waits for one slice at most (a few milliseconds).
+# Formatting is CPU work in the web process that serves pages. Rows are formatted SLICE_ROWS at
+# a time; after each slice the stream rests REST × the time it worked (an export takes at most
+# half the process), then steps aside while another request is in flight (explorer/core/busy.py),
+# at most STEP_ASIDE_S per slice: a page served beside an export waits for one slice at most.
 SLICE_ROWS = 100
 REST = 1.0
+STEP_ASIDE_S = 0.5
 
 
 async def _rendered(
     sql: str, params: list[Any], render: Callable[[list[tuple]], str]
 ) -> AsyncIterator[str]:
-    """`render` of the rows of `sql`, SLICE_ROWS at a time, resting REST × its time after each."""
-    async for batch in _rows(sql, params):
-        for start in range(0, len(batch), SLICE_ROWS):
-            began = time.perf_counter()
-            text = render(batch[start : start + SLICE_ROWS])
-            worked = time.perf_counter() - began
-            yield text
-            await asyncio.sleep(worked * REST)
+    """`render` of the rows of `sql`, SLICE_ROWS at a time, pausing after each (see above)."""
+    with busy.bulk():
+        async for batch in _rows(sql, params):
+            for start in range(0, len(batch), SLICE_ROWS):
+                began = time.perf_counter()
+                text = render(batch[start : start + SLICE_ROWS])
+                worked = time.perf_counter() - began
+                yield text
+                await asyncio.sleep(worked * REST)
+                await busy.step_aside(at_most_s=STEP_ASIDE_S)
 
 
 async def _examples(
