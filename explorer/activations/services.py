@@ -123,6 +123,7 @@ def _run_on_worker(*, model_slug: str, task: str, kwargs: dict, client: str | No
 
 
 def _answer(*, model_slug: str, task: str, kwargs: dict) -> dict:
+    """`_run_on_worker` without limits."""
     queue = tasks.live_queue(model_slug)
     if not _queue_has_consumer(queue):
         raise LiveWorkerUnavailable(
