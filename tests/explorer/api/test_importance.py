@@ -144,5 +144,9 @@ def test_bob_starts_at_most_the_rate_of_bulk_runs(client, indexed, bob_key, sett
     settings.IMPORTANCE_BULK_RATE_LIMIT = 1
     auth = {"HTTP_AUTHORIZATION": f"Bearer {bob_key}"}
     assert client.post(BULK, content_type="application/json", **auth).status_code == 202
+    pending = client.post(BULK, {"force": True}, content_type="application/json", **auth)
+    assert pending.json() == {"queued": 0}  # every job still pending: nothing queued, no count
+    FeatureImportance.objects.update(status="done")
     again = client.post(BULK, {"force": True}, content_type="application/json", **auth)
     assert again.status_code == 429 and again.json()["error"]["code"] == "rate_limited"
+    assert not FeatureImportance.objects.exclude(status="done").exists()  # nothing changed
