@@ -1,8 +1,9 @@
 """ASGI entry point: HTTP through Django, websockets under /ws/ through Channels.
 
 Websockets get the same origin check as forms (the Origin header must be one of
-ALLOWED_HOSTS) and the session user (AuthMiddlewareStack). This module must not import torch:
-the web process stays light (tests/explorer/test_no_torch_in_web.py).
+ALLOWED_HOSTS) and the session user (AuthMiddlewareStack). Both see the client's address as
+explorer/core/clients.py resolves it (X-Forwarded-For only from TRUSTED_PROXIES). This module
+must not import torch: the web process stays light (tests/explorer/test_no_torch_in_web.py).
 """
 
 import os
@@ -17,13 +18,18 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
+from explorer.core.busy import CountRequests
+from explorer.core.clients import ForwardedClientMiddleware
 from explorer.routing import websocket_urlpatterns
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
+application = ForwardedClientMiddleware(
+    ProtocolTypeRouter(
+        {
+            # Counted, so that exports step aside for pages (explorer/core/busy.py).
+            "http": CountRequests(django_asgi_app),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    )
 )

@@ -181,6 +181,40 @@ HEALTHZ_REQUIRED_QUEUES: list[str] = env_list("HEALTHZ_REQUIRED_QUEUES", ["index
 HEALTHZ_INSPECT_TIMEOUT: float = env_float("HEALTHZ_INSPECT_TIMEOUT", 1.0, minimum=0.05)
 HEALTHZ_CACHE_SECONDS: float = env_float("HEALTHZ_CACHE_SECONDS", 2.0, minimum=0.0)
 
+# --- who a client is, and limits on expensive work (explorer/core/clients.py, limits.py) ---------
+# Proxies whose X-Forwarded-For is believed (addresses or CIDR networks, e.g. the network the
+# TLS proxy or Ingress controller runs in). Empty: every peer is the client itself, and a
+# forwarded header from anyone is ignored (behind a proxy, every client then shares its address).
+TRUSTED_PROXIES: list[str] = env_list("TRUSTED_PROXIES", [])
+try:
+    from explorer.core.clients import parse_networks
+
+    parse_networks(TRUSTED_PROXIES)
+except ValueError as _exc:
+    raise ImproperlyConfigured(str(_exc)) from None
+# Limits count per client: a signed-in user by account, anyone else by address.
+# Exports stream a whole SAE (hundreds of MB for the demo's examples): by default only for
+# accounts (session or API key); true opens them to anonymous clients too.
+EXPORTS_OPEN: bool = env_bool("EXPORTS_OPEN", False)
+EXPORT_RATE_LIMIT: int = env_int("EXPORT_RATE_LIMIT", 12, minimum=1)  # exports started ...
+EXPORT_RATE_WINDOW_S: int = env_int("EXPORT_RATE_WINDOW_S", 3600, minimum=1)  # ... per window
+EXPORT_CONCURRENCY: int = env_int("EXPORT_CONCURRENCY", 1, minimum=1)  # running at once, each
+EXPORT_MAX_RUNNING: int = env_int("EXPORT_MAX_RUNNING", 4, minimum=1)  # ... and for everyone
+# Activation tests and `text:` searches not answered from the cache (each runs the model on a
+# live worker, which also serves steering): per client per window, and in flight at once.
+LIVE_TEST_RATE_LIMIT: int = env_int("LIVE_TEST_RATE_LIMIT", 60, minimum=1)
+LIVE_TEST_RATE_WINDOW_S: int = env_int("LIVE_TEST_RATE_WINDOW_S", 60, minimum=1)
+LIVE_TEST_CONCURRENCY: int = env_int("LIVE_TEST_CONCURRENCY", 2, minimum=1)
+# Importance jobs queued for single features (open to everyone), and whole-SAE runs (accounts),
+# per client per IMPORTANCE_RATE_WINDOW_S.
+IMPORTANCE_RATE_LIMIT: int = env_int("IMPORTANCE_RATE_LIMIT", 30, minimum=1)
+IMPORTANCE_BULK_RATE_LIMIT: int = env_int("IMPORTANCE_BULK_RATE_LIMIT", 4, minimum=1)
+IMPORTANCE_RATE_WINDOW_S: int = env_int("IMPORTANCE_RATE_WINDOW_S", 3600, minimum=1)
+# Steering vectors built from contrast pairs (CAA, up to STEER_MAX_VECTOR_PAIRS forward passes
+# each on the live worker), per account per window.
+STEER_VECTOR_RATE_LIMIT: int = env_int("STEER_VECTOR_RATE_LIMIT", 20, minimum=1)
+STEER_VECTOR_RATE_WINDOW_S: int = env_int("STEER_VECTOR_RATE_WINDOW_S", 3600, minimum=1)
+
 # --- semantic search (explorer/search, workers/embeddings.py) -----------------------------------
 # A query's embedding is computed by a worker (never here: no torch in the web process). The
 # queue its task goes to, and how long a search waits for it before answering with text

@@ -56,3 +56,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             getattr(item, "fixturenames", ())
         ):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits(request: pytest.FixtureRequest) -> None:
+    """A test that reaches the services starts with no rate or concurrency counted: limits
+    count per client in the session's Redis, and tests share 127.0.0.1 and reuse account ids."""
+    if request.node.get_closest_marker("integration"):
+        request.getfixturevalue("fresh_limits")

@@ -5,7 +5,9 @@ the search box's `text:` queries) or in every SAE of a model at once (`text:` ov
 The model runs on a worker of the model's `live.<model>` queue (tasks TEXT_ACTIVATIONS and
 MODEL_TEXT_ACTIVATIONS, sent by name); this process waits for the answer, at most
 EXPLORER_LIVE_TIMEOUT_S, and caches it per SAE: the same text on the same SAE always gives the
-same values.
+same values. A test the cache cannot answer counts against its client's limits (given the
+client): LIVE_TEST_RATE_LIMIT per LIVE_TEST_RATE_WINDOW_S and LIVE_TEST_CONCURRENCY waiting at
+once, since each holds a web thread and a turn of the worker that also serves steering.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.core.cache import cache
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
 from explorer.core.health import worker_queues
+from explorer.core.limits import Concurrency, Rate
 from explorer.explanations import selectors as explanation_selectors
 from explorer.saes import selectors as sae_selectors
 from explorer.saes.models import SAE
@@ -98,9 +101,29 @@ def _queue_has_consumer(queue: str) -> bool:
     return found
 
 
-def _run_on_worker(*, model_slug: str, task: str, kwargs: dict) -> dict:
-    """The answer of `task` on the model's live queue. Raises LiveWorkerUnavailable,
-    LiveWorkerTimeout, or ApplicationError (the worker failed, or refused the input)."""
+def _run_on_worker(*, model_slug: str, task: str, kwargs: dict, client: str | None) -> dict:
+    """The answer of `task` on the model's live queue, counted against `client`'s limits (None:
+    no limit). Raises RateLimited, LiveWorkerUnavailable, LiveWorkerTimeout, or
+    ApplicationError (the worker failed, or refused the input)."""
+    if client is None:
+        return _answer(model_slug=model_slug, task=task, kwargs=kwargs)
+    slot = Concurrency(
+        name="live-test", limit=settings.LIVE_TEST_CONCURRENCY, what="text tests"
+    ).acquire(client=client)
+    try:
+        Rate(
+            name="live-test",
+            limit=settings.LIVE_TEST_RATE_LIMIT,
+            window_s=settings.LIVE_TEST_RATE_WINDOW_S,
+            what="text tests",
+        ).hit(client=client)
+        return _answer(model_slug=model_slug, task=task, kwargs=kwargs)
+    finally:
+        slot.release()
+
+
+def _answer(*, model_slug: str, task: str, kwargs: dict) -> dict:
+    """`_run_on_worker` without limits."""
     queue = tasks.live_queue(model_slug)
     if not _queue_has_consumer(queue):
         raise LiveWorkerUnavailable(
@@ -131,15 +154,22 @@ def _run_on_worker(*, model_slug: str, task: str, kwargs: dict) -> dict:
 
 
 def activation_test(
-    *, model_slug: str, sae_slug: str, text: str, index: int | None = None, top_k: int = 20
+    *,
+    model_slug: str,
+    sae_slug: str,
+    text: str,
+    index: int | None = None,
+    top_k: int = 20,
+    client: str | None = None,
 ) -> dict:
     """Per-token activations of feature `index` on `text`, or (index None) the `top_k` features
     that fire most on it, computed by a live worker and cached by (SAE, text, index).
 
     Returns {tokens, token_ids, values (index given, else null), max_activation,
     top_features: [{index, max_value, position, explanation}] (index None, else [])}; the
-    BOS token is left out. Raises NotFound (model/SAE), ApplicationError (empty or over-long
-    text, index out of range), LiveWorkerUnavailable (503), LiveWorkerTimeout (504).
+    BOS token is left out. A computed (not cached) answer counts against `client`'s limits.
+    Raises NotFound (model/SAE), ApplicationError (empty or over-long text, index out of
+    range), RateLimited (429), LiveWorkerUnavailable (503), LiveWorkerTimeout (504).
     """
     sae = sae_selectors.sae_get(model_slug=model_slug, slug=sae_slug)
     _check_text(text)
@@ -157,6 +187,7 @@ def activation_test(
             model_slug=sae.model.slug,
             task=tasks.TEXT_ACTIVATIONS,
             kwargs={"sae_id": sae.pk, "text": text, "index": index, "top_k": top_k},
+            client=client,
         )
         cache.set(key, answer, RESULT_CACHE_SECONDS)
     return _result(sae, index, answer)
@@ -167,15 +198,18 @@ def text_search_max_saes() -> int:
     return settings.EXPLORER_TEXT_SEARCH_MAX_SAES
 
 
-def model_activation_test(*, saes: list[SAE], text: str, top_k: int = 20) -> list[dict]:
+def model_activation_test(
+    *, saes: list[SAE], text: str, top_k: int = 20, client: str | None = None
+) -> list[dict]:
     """activation_test's top features (index None) of `text` in each of `saes`, all SAEs of
     one model, in their order: one task on the model's live worker runs the text through the
     model once and encodes it with every SAE not already cached.
 
     Results share activation_test's cache, so they equal a test of each SAE alone. Raises
     ApplicationError (no SAEs, SAEs of several models, more than EXPLORER_TEXT_SEARCH_MAX_SAES
-    of them: code too_many_saes; an empty or over-long text), LiveWorkerUnavailable (503),
-    LiveWorkerTimeout (504).
+    of them: code too_many_saes; an empty or over-long text), RateLimited (429, as
+    activation_test: one task counts once), LiveWorkerUnavailable (503), LiveWorkerTimeout
+    (504).
     """
     if not saes or len({sae.model_id for sae in saes}) != 1:
         raise ApplicationError("Give the SAEs of one model.", code="invalid_scope")
@@ -197,6 +231,7 @@ def model_activation_test(*, saes: list[SAE], text: str, top_k: int = 20) -> lis
             model_slug=model_slug,
             task=tasks.MODEL_TEXT_ACTIVATIONS,
             kwargs={"sae_ids": missing, "text": text, "top_k": top_k},
+            client=client,
         )
         fresh = {r.pop("sae_id"): r for r in reply["results"]}
         cache.set_many({keys[pk]: answer for pk, answer in fresh.items()}, RESULT_CACHE_SECONDS)

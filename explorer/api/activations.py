@@ -8,10 +8,16 @@ from ninja import Field, Router, Schema
 
 from explorer.accounts.permissions import ANONYMOUS, ReadOpenWriteAccount, api_key_from_request
 from explorer.activations import services
-from explorer.api.schemas import StrictSchema, error_responses
+from explorer.api.schemas import (
+    RATE_LIMITED,
+    StrictSchema,
+    error_responses,
+    rate_limited_openapi,
+)
+from explorer.core.clients import request_client
 
 router = Router(tags=["activations"])
-ERRORS = error_responses(400, 401, 404, 422, 502, 503, 504)
+ERRORS = {**error_responses(400, 401, 404, 422, 502, 503, 504), **RATE_LIMITED}
 
 
 class OpenToEveryone(ReadOpenWriteAccount):
@@ -56,6 +62,11 @@ class ActivationTestOut(Schema):
     auth=OpenToEveryone(),
     response={200: ActivationTestOut, **ERRORS},
     summary="Run a text through the model and SAE",
+    description="A text not tested before on this SAE runs on the model's live worker and counts "
+    "against the client's limits (an account, else the address): LIVE_TEST_RATE_LIMIT per "
+    "LIVE_TEST_RATE_WINDOW_S and LIVE_TEST_CONCURRENCY at once; past them 429 with Retry-After. "
+    "A repeated test is answered from the cache and counts nothing.",
+    openapi_extra=rate_limited_openapi("Too many text tests at once or in this window."),
 )
 def activation_test(request: HttpRequest, payload: ActivationTestIn):
     return services.activation_test(
@@ -64,4 +75,5 @@ def activation_test(request: HttpRequest, payload: ActivationTestIn):
         text=payload.text,
         index=payload.index,
         top_k=payload.top_k,
+        client=request_client(request),
     )

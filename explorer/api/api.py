@@ -38,8 +38,12 @@ api = NinjaAPI(
     version="1",
     urls_namespace="api-v1",
     description=(
-        "Reads are open; writes need an account (session or `Authorization: Bearer <key>`). "
-        'Errors are `{"error": {"message", "code"}}`. URLs have no trailing slash: '
+        "Reads are open; writes need an account (session or `Authorization: Bearer <key>`), "
+        "and so do exports unless the site sets EXPORTS_OPEN. "
+        'Errors are `{"error": {"message", "code"}}`. Expensive endpoints (exports, activation '
+        "tests, `text:` searches, importance jobs, steering) are limited per client (an "
+        "account, else an address): past a limit, 429 with a `Retry-After` header and "
+        "`retry_after` (seconds) in the error. URLs have no trailing slash: "
         "a GET with one redirects to the URL without it; any other unknown URL is a JSON 404."
     ),
     auth=ReadOpenWriteAccount(),

@@ -40,7 +40,7 @@ def format_first_error(errors: list[dict]) -> str:
 def install(api: NinjaAPI) -> None:
     @api.exception_handler(ApplicationError)
     def application_error(request, exc: ApplicationError):
-        return error_response(
+        response = error_response(
             api,
             request,
             message=exc.message,
@@ -48,6 +48,10 @@ def install(api: NinjaAPI) -> None:
             status=exc.status,
             details=exc.details,
         )
+        retry_after = getattr(exc, "retry_after", None)  # a RateLimited's wait
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
+        return response
 
     @api.exception_handler(ValidationError)
     def validation_error(request, exc: ValidationError):

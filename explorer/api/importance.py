@@ -10,12 +10,19 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
 from explorer.accounts.permissions import ANONYMOUS, ReadOpenWriteAccount, api_key_from_request
-from explorer.api.schemas import StrictSchema, error_responses
+from explorer.api.schemas import (
+    RATE_LIMITED,
+    StrictSchema,
+    error_responses,
+    rate_limited_openapi,
+)
+from explorer.core.clients import request_client
 from explorer.importance import selectors, services
 from explorer.saes import selectors as sae_selectors
 
 router = Router(tags=["importance"])
 ERRORS = error_responses(400, 401, 403, 404, 422)
+LIMITED = {**ERRORS, **RATE_LIMITED}
 FEATURE = "/models/{model}/saes/{sae}/features/{index}/importance"
 
 
@@ -89,22 +96,31 @@ def importance_get(request: HttpRequest, model: str, sae: str, index: int):
 
 @router.post(
     FEATURE,
-    response={202: ImportanceOut, **ERRORS},
+    response={202: ImportanceOut, **LIMITED},
     auth=OpenWrites(),
     summary="Compute a feature's importance (queued on the model's live worker; no account needed)",
+    description="Queues a job unless one is queued or running, or the result is done (and not "
+    "`force`). Each job queued counts against the client's IMPORTANCE_RATE_LIMIT per "
+    "IMPORTANCE_RATE_WINDOW_S (an account, else the address); past it 429 with Retry-After.",
+    openapi_extra=rate_limited_openapi("Too many importance jobs queued in this window."),
 )
 def importance_compute(
     request: HttpRequest, model: str, sae: str, index: int, payload: ImportanceIn | None = None
 ):
     feature = sae_selectors.feature_by_slugs(model_slug=model, sae_slug=sae, index=index)
-    row = services.importance_request(feature=feature, force=bool(payload and payload.force))
+    row = services.importance_request(
+        feature=feature, force=bool(payload and payload.force), client=request_client(request)
+    )
     return Status(202, selectors.importance_dict(feature=feature, row=row))
 
 
 @router.post(
     "/models/{model}/saes/{sae}/importance",
-    response={202: BulkOut, **ERRORS},
+    response={202: BulkOut, **LIMITED},
     summary="Compute the importance of every live feature of an SAE (needs an account)",
+    description="A run that queues anything counts against the account's "
+    "IMPORTANCE_BULK_RATE_LIMIT per IMPORTANCE_RATE_WINDOW_S; past it 429 with Retry-After.",
+    openapi_extra=rate_limited_openapi("Too many whole-SAE runs in this window."),
 )
 def importance_bulk(
     request: HttpRequest, model: str, sae: str, payload: ImportanceIn | None = None
@@ -114,7 +130,7 @@ def importance_bulk(
         202,
         {
             "queued": services.importance_bulk_request(
-                sae=sae_row, force=bool(payload and payload.force)
+                sae=sae_row, force=bool(payload and payload.force), client=request_client(request)
             )
         },
     )

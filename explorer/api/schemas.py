@@ -51,3 +51,33 @@ class ErrorOut(Schema):
 def error_responses(*statuses: int) -> dict[int, type[ErrorOut]]:
     """The `response` entries of an endpoint's error statuses, all in the one error shape."""
     return dict.fromkeys(statuses, ErrorOut)
+
+
+class RateLimitedBody(ErrorBody):
+    retry_after: int  # seconds to wait, as in the Retry-After header
+
+
+class RateLimitedOut(Schema):
+    """A 429 (explorer/core/limits.py): the error shape, plus `retry_after`."""
+
+    error: RateLimitedBody
+
+
+RATE_LIMITED = {429: RateLimitedOut}
+
+
+def rate_limited_openapi(description: str) -> dict:
+    """`openapi_extra` documenting an endpoint's 429: what it limits, and Retry-After."""
+    return {
+        "responses": {
+            429: {
+                "description": description,
+                "headers": {
+                    "Retry-After": {
+                        "description": "Seconds to wait before trying again.",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            }
+        }
+    }

@@ -8,11 +8,17 @@ from urllib.parse import urlencode
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from explorer.api.schemas import QuerySchema, error_responses
+from explorer.api.schemas import (
+    RATE_LIMITED,
+    QuerySchema,
+    error_responses,
+    rate_limited_openapi,
+)
+from explorer.core.clients import request_client
 from explorer.search import services
 
 router = Router(tags=["search"])
-ERRORS = error_responses(400, 401, 404, 422, 502, 503, 504)
+ERRORS = {**error_responses(400, 401, 404, 422, 502, 503, 504), **RATE_LIMITED}
 
 
 class SearchQuery(QuerySchema):
@@ -74,7 +80,9 @@ class SearchOut(Schema):
     "`limit` hits per SAE; at most EXPLORER_TEXT_SEARCH_MAX_SAES SAEs, else 400 "
     "`too_many_saes`). Without `model` it needs the explorer to hold one model; otherwise "
     "400 `choose_model`, whose error lists `models` and `choices` (each model's search URL). "
-    "Anything else searches explanations, then tokens.",
+    "Anything else searches explanations, then tokens. A `text:` search not cached counts "
+    "against the client's text-test limits, as POST /activations/test does (429 past them).",
+    openapi_extra=rate_limited_openapi("Too many text tests at once or in this window."),
 )
 def search(request: HttpRequest, query: Query[SearchQuery]):
     SearchQuery.check_known(request)
@@ -85,6 +93,7 @@ def search(request: HttpRequest, query: Query[SearchQuery]):
             sae_slug=query.sae or None,
             limit=query.limit,
             mode=query.mode,
+            client=request_client(request),
         )
     except services.ModelRequired as exc:
         exc.details["choices"] = [

@@ -50,7 +50,9 @@ MAX_REQUEST_HEAD_BYTES = 4 << 20
 
 def web_server_argv(*, host: str, port: int) -> list[str]:
     """The command line of this project's ASGI server (uvicorn: HTTP and websockets) on
-    `host`:`port`, without lifespan events (Django has none) or access logs."""
+    `host`:`port`, without lifespan events (Django has none) or access logs. uvicorn leaves
+    the peer address alone (it would believe X-Forwarded-For from 127.0.0.1): the application
+    resolves it through TRUSTED_PROXIES (explorer/core/clients.py)."""
     return [
         sys.executable,
         "-m",
@@ -67,6 +69,7 @@ def web_server_argv(*, host: str, port: int) -> list[str]:
         "h11",
         "--h11-max-incomplete-event-size",
         str(MAX_REQUEST_HEAD_BYTES),
+        "--no-proxy-headers",
     ]
 
 

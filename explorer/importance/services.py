@@ -4,19 +4,24 @@ start / progress / result / failure records. Tasks are enqueued after commit.
 Who may ask: computing one feature is open to everyone (the feature page's button works
 signed out). It is bounded: a feature has one row, a queued or running job is never queued
 twice and a finished one is not recomputed unless `force`, so anonymous clicks cost at most one
-job per feature. Bulk runs over a whole SAE need an account (the API enforces it).
+job per feature; and each job queued counts against its client's IMPORTANCE_RATE_LIMIT per
+IMPORTANCE_RATE_WINDOW_S, so a walk over every feature (each job a turn of the live worker) is
+bounded. Bulk runs over a whole SAE need an account (the API enforces it) and count against
+IMPORTANCE_BULK_RATE_LIMIT when they queue anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
+from explorer.core.limits import Rate
 from explorer.importance.models import FeatureImportance
 from explorer.saes.models import SAE, Feature
 
@@ -49,12 +54,22 @@ def _enqueue_bulk(*, feature_ids: list[int]) -> None:
     transaction.on_commit(send)
 
 
-@transaction.atomic
-def importance_request(*, feature: Feature, force: bool = False) -> FeatureImportance:
-    """Queue the importance of `feature` on its model's live queue, unless a job is already
-    queued or running, or it is done (and not `force`). Returns the row as it now stands.
+def _hit(*, name: str, limit: int, what: str, client: str | None) -> None:
+    if client is not None:
+        rate = Rate(name=name, limit=limit, window_s=settings.IMPORTANCE_RATE_WINDOW_S, what=what)
+        rate.hit(client=client)
 
-    Raises ApplicationError (code "dead_feature") for a dead feature: it has no contexts.
+
+@transaction.atomic
+def importance_request(
+    *, feature: Feature, force: bool = False, client: str | None = None
+) -> FeatureImportance:
+    """Queue the importance of `feature` on its model's live queue, unless a job is already
+    queued or running, or it is done (and not `force`). Returns the row as it now stands. A job
+    queued counts against `client`'s importance rate (None: no limit).
+
+    Raises ApplicationError (code "dead_feature") for a dead feature: it has no contexts;
+    RateLimited (429) past the rate, having changed nothing.
     """
     if feature.dead:
         raise ApplicationError(
@@ -65,6 +80,12 @@ def importance_request(*, feature: Feature, force: bool = False) -> FeatureImpor
     row, created = FeatureImportance.objects.select_for_update().get_or_create(feature=feature)
     if not created and (row.status in PENDING or (row.status == Status.DONE and not force)):
         return row
+    _hit(
+        name="importance",
+        limit=settings.IMPORTANCE_RATE_LIMIT,
+        what="importance jobs",
+        client=client,
+    )
     row.status, row.progress, row.error = Status.QUEUED, 0.0, ""
     row.save(update_fields=["status", "progress", "error"])
     _enqueue_one(feature_id=feature.pk, model_slug=feature.sae.model.slug)
@@ -72,15 +93,24 @@ def importance_request(*, feature: Feature, force: bool = False) -> FeatureImpor
 
 
 @transaction.atomic
-def importance_bulk_request(*, sae: SAE, force: bool = False) -> int:
+def importance_bulk_request(*, sae: SAE, force: bool = False, client: str | None = None) -> int:
     """Queue every live feature of `sae` that has no importance yet (all of them with `force`)
     on the `index` queue, in chunks. Pending jobs are left alone. Returns how many were queued.
+    A run that queues anything counts against `client`'s bulk rate (None: no limit); past it
+    RateLimited (429), having changed nothing.
     """
     live = Feature.objects.filter(sae=sae, dead=False)
     skip = Q(importance__status__in=PENDING)
     if not force:
         skip |= Q(importance__status=Status.DONE)
     ids = list(live.exclude(skip).order_by("index").values_list("pk", flat=True))
+    if ids:
+        _hit(
+            name="importance-bulk",
+            limit=settings.IMPORTANCE_BULK_RATE_LIMIT,
+            what="whole-SAE importance runs",
+            client=client,
+        )
     existing = set(
         FeatureImportance.objects.filter(feature_id__in=ids).values_list("feature_id", flat=True)
     )

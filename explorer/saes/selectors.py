@@ -101,6 +101,9 @@ class Vocab:
     def tokens_json(self, ids: Iterable[int]) -> str:
         """json.dumps(self.tokens(ids), ensure_ascii=False), without encoding each token again."""
         table, n = self.json_strings, len(self.strings)
+        ids = list(ids)
+        if ids and 0 <= min(ids) and max(ids) < n:  # always, for stored examples: a lookup each
+            return "[" + ", ".join(map(table.__getitem__, ids)) + "]"
         return "[" + ", ".join(table[i] if 0 <= i < n else json.dumps(f"<{i}>") for i in ids) + "]"
 
 

@@ -6,20 +6,37 @@ Django's WITH HOLD cursor, which PostgreSQL would materialise in full before the
 few thousand at a time, and each batch is written out before the next is fetched. The
 generators are async, on an async psycopg connection of their own, so under ASGI the response
 streams without a thread per download (Django would buffer a sync iterator in full under ASGI).
+
+Who may export, and how much (`export_admit`, `export_limited`): accounts only unless
+EXPORTS_OPEN; per client EXPORT_CONCURRENCY at once and EXPORT_RATE_LIMIT per
+EXPORT_RATE_WINDOW_S, EXPORT_MAX_RUNNING at once over everyone (explorer/core/limits.py). The
+slots are held while the stream runs and released in its `finally`, also when the client goes
+away. Formatting rows is CPU work in the web process: the stream formats SLICE_ROWS rows at a
+time, rests after each and steps aside for the other requests in flight (`_rendered`), so the
+pages served beside an export wait for a slice, not for the export.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import io
 import json
 import math
 import struct
-from collections.abc import AsyncIterator
+import sys
+import time
+from array import array
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
+from explorer.core import busy
+from explorer.core.exceptions import ApplicationError
+from explorer.core.limits import Concurrency, Rate, Slot
 from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS
 from explorer.saes.selectors import Vocab
 
@@ -108,11 +125,22 @@ async def _copy_out(sql: str) -> AsyncIterator[bytes]:
                 yield bytes(data)
 
 
-def _values_json(data: bytes) -> str:
+@functools.cache
+def _float16_json() -> list[str]:
+    """Every float16 bit pattern as its JSON text (65,536 strings, built once): a lookup per
+    value instead of a format() call, in the export's hottest loop."""
+    values = struct.unpack("<65536e", array("H", range(65536)).tobytes())
     # float16 holds ~3 significant digits: 4 keep every value exact to that precision, and the
     # export small (repr would print 0.1500244140625).
-    values = struct.unpack(f"<{len(data) // 2}e", data)
-    return "[" + ", ".join(format(v, ".4g") if math.isfinite(v) else "null" for v in values) + "]"
+    return [format(v, ".4g") if math.isfinite(v) else "null" for v in values]
+
+
+def _values_json(data: bytes) -> str:
+    """Packed little-endian float16 values as a JSON array (NaN and infinities as null)."""
+    bits = array("H", data)
+    if sys.byteorder == "big":
+        bits.byteswap()
+    return "[" + ", ".join(map(_float16_json().__getitem__, bits)) + "]"
 
 
 def _example_json(row: tuple, vocab: Vocab) -> str:
@@ -156,27 +184,61 @@ def _example_csv(row: tuple, vocab: Vocab) -> list:
     ]
 
 
+# Formatting is CPU work in the web process that serves pages. Rows are formatted SLICE_ROWS at
+# a time; after each slice the stream rests REST × the time it worked (an export takes at most
+# half the process), then steps aside while another request is in flight (explorer/core/busy.py),
+# at most STEP_ASIDE_S per slice: a page served beside an export waits for one slice at most.
+SLICE_ROWS = 100
+REST = 1.0
+STEP_ASIDE_S = 0.5
+
+
+async def _rendered(
+    sql: str, params: list[Any], render: Callable[[list[tuple]], str]
+) -> AsyncIterator[str]:
+    """`render` of the rows of `sql`, SLICE_ROWS at a time, pausing after each (see above)."""
+    with busy.bulk():
+        async for batch in _rows(sql, params):
+            for start in range(0, len(batch), SLICE_ROWS):
+                began = time.perf_counter()
+                text = render(batch[start : start + SLICE_ROWS])
+                worked = time.perf_counter() - began
+                yield text
+                await asyncio.sleep(worked * REST)
+                await busy.step_aside(at_most_s=STEP_ASIDE_S)
+
+
 async def _examples(
     sql: str, params: list[Any], vocab: Vocab, fmt: str, head: dict
 ) -> AsyncIterator[bytes]:
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(EXAMPLE_COLUMNS)
-        yield buf.getvalue().encode()
-        async for batch in _rows(sql, params):
+
+        def render(rows: list[tuple]) -> str:
             buf.seek(0)
             buf.truncate()
-            writer.writerows(_example_csv(row, vocab) for row in batch)
-            yield buf.getvalue().encode()
+            writer.writerows(_example_csv(row, vocab) for row in rows)
+            return buf.getvalue()
+
+        yield _csv_head().encode()
+        async for text in _rendered(sql, params, render):
+            yield text.encode()
         return
     yield (json.dumps(head, ensure_ascii=False)[:-1] + ', "items": [').encode()
     first = True
-    async for batch in _rows(sql, params):
-        text = ",\n".join(_example_json(row, vocab) for row in batch)
+    async for text in _rendered(
+        sql, params, lambda rows: ",\n".join(_example_json(row, vocab) for row in rows)
+    ):
         yield (text if first else ",\n" + text).encode()
         first = False
     yield b"]}\n"
+
+
+def _csv_head() -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerow(EXAMPLE_COLUMNS)
+    return buf.getvalue()
 
 
 def feature_export(*, sae: SAE, fmt: str) -> AsyncIterator[bytes]:
@@ -208,3 +270,91 @@ def example_export(*, sae: SAE, vocab: Vocab, fmt: str) -> AsyncIterator[bytes]:
     strings and unpacked values (fmt "csv" or "json")."""
     head = {"model": sae.model.slug, "sae": sae.slug, "d_sae": sae.d_sae, "kind": "examples"}
     return _examples(EXAMPLE_SQL, [sae.pk], vocab, fmt, head)
+
+
+# --------------------------------------------------------------------------- who may export
+
+
+def _rate() -> Rate:
+    return Rate(
+        name="export",
+        limit=settings.EXPORT_RATE_LIMIT,
+        window_s=settings.EXPORT_RATE_WINDOW_S,
+        what="exports",
+    )
+
+
+def _concurrency() -> tuple[Concurrency, Concurrency]:
+    per_client = Concurrency(
+        name="export",
+        limit=settings.EXPORT_CONCURRENCY,
+        what="exports",
+        busy_message=(
+            f"at most {settings.EXPORT_CONCURRENCY} of your exports may run at once; "
+            "try again when one has finished"
+        ),
+    )
+    everyone = Concurrency(
+        name="export-all",
+        limit=settings.EXPORT_MAX_RUNNING,
+        what="exports",
+        busy_message=(
+            f"the server is running {settings.EXPORT_MAX_RUNNING} exports already; "
+            "try again in a minute"
+        ),
+        retry_after_s=60,
+    )
+    return per_client, everyone
+
+
+def export_admit(*, user: Any, client: str) -> list[Slot]:
+    """The slots of one export by `user` (counted as `client`), to hand to `export_limited`.
+
+    Raises ApplicationError (401, code "authentication_required") for an anonymous user
+    unless EXPORTS_OPEN, and RateLimited (429) when the client has EXPORT_CONCURRENCY exports
+    running (code "too_many_at_once"), everyone EXPORT_MAX_RUNNING, or the client has started
+    EXPORT_RATE_LIMIT in this window (code "rate_limited"). A refused export counts nothing.
+    """
+    if not settings.EXPORTS_OPEN and not getattr(user, "is_authenticated", False):
+        raise ApplicationError(
+            "Exports need an account: sign in or send an API key (Authorization: Bearer <key>).",
+            code="authentication_required",
+            status=401,
+        )
+    per_client, everyone = _concurrency()
+    slots: list[Slot] = []
+    try:
+        slots.append(per_client.acquire(client=client))
+        slots.append(everyone.acquire(client="*"))
+        _rate().hit(client=client)
+    except BaseException:
+        for slot in slots:
+            slot.release()
+        raise
+    return slots
+
+
+async def export_limited(
+    stream: AsyncGenerator[bytes, None], slots: list[Slot]
+) -> AsyncIterator[bytes]:
+    """`stream`, keeping `slots` alive while it runs and releasing them when it ends, fails
+    or is closed (the client went away)."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    try:
+        async for chunk in stream:
+            yield chunk
+            for slot in slots:
+                await slot.arefresh(client)
+    finally:
+        try:
+            await asyncio.shield(_release(slots, client))
+        finally:
+            await stream.aclose()  # its database connection, now rather than at collection
+            await client.aclose()
+
+
+async def _release(slots: list[Slot], client: Any) -> None:
+    for slot in slots:
+        await slot.arelease(client)

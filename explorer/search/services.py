@@ -150,8 +150,10 @@ def search_results(
     sae_slug: str | None = None,
     limit: int = 20,
     mode: str = "auto",
+    client: str | None = None,
 ) -> SearchResult:
     """search(), with whether semantic matching took part (SearchResult.semantic, .notice).
+    A `text:` search counts against `client`'s limits as an activation test does.
 
     Explanation searches (mode auto or explanation, no prefix) rank text matches and the
     explanations nearest in meaning together (reciprocal rank fusion), then, in auto mode,
@@ -163,7 +165,7 @@ def search_results(
     if mode == "index":
         return SearchResult(_by_index(q, scope, limit))
     if mode == "text":
-        return _by_text(q, scope, limit)
+        return _by_text(q, scope, limit, client=client)
     if mode == "token":
         return SearchResult(_by_token(q, scope, limit))
     return _by_explanation_and_meaning(q, scope, limit, add_tokens=mode == "auto")
@@ -436,7 +438,7 @@ def _by_token(q: str, scope: SearchScope, limit: int) -> list[SearchHit]:
     return _hits(ordered, _sae_map(scope, {f.sae_id for f in ordered}), "token")
 
 
-def _by_text(q: str, scope: SearchScope, limit: int) -> SearchResult:
+def _by_text(q: str, scope: SearchScope, limit: int, *, client: str | None) -> SearchResult:
     """The `limit` features firing most on `q` in each SAE in scope: the one SAE, or every SAE
     of the one model in scope (or in the explorer), all from one task on its live worker."""
     saes = _text_saes(scope)
@@ -444,11 +446,16 @@ def _by_text(q: str, scope: SearchScope, limit: int) -> SearchResult:
         sae = saes[0]
         results = [
             activations.activation_test(
-                model_slug=sae.model.slug, sae_slug=sae.slug, text=q, index=None, top_k=limit
+                model_slug=sae.model.slug,
+                sae_slug=sae.slug,
+                text=q,
+                index=None,
+                top_k=limit,
+                client=client,
             )
         ]
     else:
-        results = activations.model_activation_test(saes=saes, text=q, top_k=limit)
+        results = activations.model_activation_test(saes=saes, text=q, top_k=limit, client=client)
     groups = [
         SearchGroup(
             model=sae.model.slug,

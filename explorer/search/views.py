@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from explorer.core.clients import request_client
 from explorer.core.exceptions import ApplicationError
 from explorer.saes import selectors as sae_selectors
 from explorer.search import services
@@ -88,7 +89,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "choose_models": None,
         "choices": [],
     }
-    status = 200
+    status, retry_after = 200, None
     if q:
         try:
             is_text = services.query_and_mode(q, mode)[1] == "text"
@@ -98,6 +99,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
                 sae_slug=sae,
                 mode=mode,
                 limit=_limit(request.GET.get("limit"), PAGE_TEXT_LIMIT if is_text else PAGE_LIMIT),
+                client=request_client(request),
             )
             context["hits"], context["notice"] = result.hits, result.notice
             context["groups"] = result.groups
@@ -110,8 +112,12 @@ def search_page(request: HttpRequest) -> HttpResponse:
         except ApplicationError as exc:
             context["error"] = exc.message
             status = exc.status
+            retry_after = getattr(exc, "retry_after", None)  # a RateLimited's wait
             if exc.code in SCOPE_ERRORS:  # never a dead end: offer the scopes that exist
                 context["choices"] = _scope_choices(
                     q=q, mode=mode, model=model, sae=sae, code=exc.code
                 )
-    return render(request, "search/search.html", context, status=status)
+    response = render(request, "search/search.html", context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response

@@ -21,7 +21,12 @@ from django.urls import reverse
 from ninja import Field, Router, Schema, Status
 
 from explorer.accounts.permissions import OpenToAll
-from explorer.api.schemas import StrictSchema, error_responses
+from explorer.api.schemas import (
+    RATE_LIMITED,
+    StrictSchema,
+    error_responses,
+    rate_limited_openapi,
+)
 from explorer.core.exceptions import ApplicationError
 from explorer.saes.selectors import sae_get
 from explorer.steering import protocol, runs, selectors, services
@@ -89,14 +94,17 @@ def _vector_out(vec: SteeringVector, labels: dict[tuple[int, int], str] | None =
 
 @router.post(
     "/steering/vectors",
-    response={201: VectorOut, **ERRORS},
+    response={201: VectorOut, **ERRORS, **RATE_LIMITED},
     summary="Build a steering vector from contrast pairs (CAA)",
+    description="Needs an account. The build runs on the model's live worker; each account may "
+    "start STEER_VECTOR_RATE_LIMIT per STEER_VECTOR_RATE_WINDOW_S (429 with Retry-After past it).",
+    openapi_extra=rate_limited_openapi("Too many steering vectors started in this window."),
 )
 def vector_create(request: HttpRequest, payload: VectorIn):
     sae = sae_get(model_slug=payload.model, slug=payload.sae)
     pairs = services.contrast_pairs_parse(text=payload.pairs)
     vec = services.steering_vector_create(
-        sae=sae, label=payload.label, pairs=pairs, owner=request.auth
+        sae=sae, label=payload.label, pairs=pairs, owner=request.auth, client=_client(request)
     )
     return Status(201, _vector_out(selectors.steering_vector_get(vector_id=vec.pk)))
 
@@ -357,7 +365,10 @@ STEER_OPENAPI = {
                     "example": SSE_EXAMPLE,
                 },
             }
-        }
+        },
+        **rate_limited_openapi("More generations than STEER_RATE_LIMIT in this window.")[
+            "responses"
+        ],
     },
 }
 
@@ -368,12 +379,7 @@ def _wants_events(request: HttpRequest) -> bool:
 
 
 def _client(request: HttpRequest) -> str:
-    session = getattr(request, "session", None)
-    return runs.client_id(
-        user=request.auth,
-        session_key=session.session_key if session is not None else None,
-        address=request.META.get("REMOTE_ADDR"),
-    )
+    return runs.client_id(user=request.auth, address=request.META.get("REMOTE_ADDR"))
 
 
 def server_sent_event(frame: dict) -> bytes:
@@ -407,7 +413,7 @@ async def _finished(request: HttpRequest, cached: bool, frames: AsyncIterator[di
 @router.post(
     "/steer",
     auth=OpenToAll(),
-    response={200: SteerOut, **error_responses(400, 401, 429, 503)},
+    response={200: SteerOut, **error_responses(400, 401, 503), **RATE_LIMITED},
     summary="Steer: one generation, as JSON or streamed as Server-Sent Events",
     description=STEER_DESCRIPTION,
     openapi_extra=STEER_OPENAPI,

@@ -57,6 +57,7 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.model_slug: str | None = (query.get("model") or [None])[0]
         self.client = self._client_id()
+        self.owner = self._owner()
         self.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
         self.current: runs.Run | None = None
         self.old: dict[str, runs.Run] = {}  # superseded runs whose frames still pass through
@@ -75,15 +76,21 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
     def resumable(self) -> bool:
         """Whether `resume` may find this client's runs from another socket: only for a user or
         a session (an address may be shared by many people behind one NAT)."""
-        return self.client[0] in "us"
+        return self.owner is not None
 
     def _client_id(self) -> str:
-        session = self.scope.get("session")
+        """Who the rate limit counts (`runs.client_id`: the account, else the address)."""
         return runs.client_id(
-            user=self.scope.get("user"),
-            session_key=session.session_key if session is not None else None,
-            address=(self.scope.get("client") or ("unknown", 0))[0],
+            user=self.scope.get("user"), address=(self.scope.get("client") or ("unknown", 0))[0]
         )
+
+    def _owner(self) -> str | None:
+        """Whose runs `resume` may find from another socket: the user's, else the session's."""
+        user, session = self.scope.get("user"), self.scope.get("session")
+        if user is not None and user.is_authenticated:
+            return f"u{user.pk}"
+        key = session.session_key if session is not None else None
+        return f"s{key}" if key else None
 
     async def disconnect(self, code: int) -> None:
         self.watchdog.cancel()
@@ -136,10 +143,10 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         # Current before it is enqueued: its first frames may arrive before start() returns.
         self.current = run
         also = [services.rate_limit_hit(redis=self.redis, client=self.client)]
-        if self.resumable:  # see _client_id
+        if self.resumable:  # see _owner
             also.append(
                 self.redis.set(
-                    streams.gen_key(self.client, str(message.gen)), run.id, ex=streams.REPLAY_TTL_S
+                    streams.gen_key(self.owner, str(message.gen)), run.id, ex=streams.REPLAY_TTL_S
                 )
             )
         try:
@@ -180,7 +187,7 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         )
         if run is None:
             raw = (
-                await self.redis.get(streams.gen_key(self.client, str(message.gen)))
+                await self.redis.get(streams.gen_key(self.owner, str(message.gen)))
                 if self.resumable
                 else None
             )

@@ -26,6 +26,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
 from explorer.core import tasks
+from explorer.core.clients import client_key
 from explorer.steering import selectors, services, streams
 from explorer.steering.conf import limits
 from explorer.steering.hub import FrameHub, FramesCallback, frame_hub
@@ -41,14 +42,11 @@ INTERNAL_ERROR = "internal error; try again"
 Send = Callable[[dict], Awaitable[None]]
 
 
-def client_id(*, user: Any, session_key: str | None, address: str | None) -> str:
-    """Who the rate limit counts: the user, else the session, else the address (which many
-    people behind one NAT may share)."""
-    if user is not None and user.is_authenticated:
-        return f"u{user.pk}"
-    if session_key:
-        return f"s{session_key}"
-    return f"a{address or 'unknown'}"
+def client_id(*, user: Any, address: str | None, session_key: str | None = None) -> str:
+    """Who the rate limit counts: `explorer.core.clients.client_key`, the account of a
+    signed-in user, else the address (resolved through TRUSTED_PROXIES). `session_key` is
+    accepted and not used: an anonymous client drops its cookie to get a fresh session."""
+    return client_key(user=user, address=address)
 
 
 # --------------------------------------------------------------------------- resolve and cache

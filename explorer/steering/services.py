@@ -8,29 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import Q
 
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
+from explorer.core.limits import Rate, RateLimited  # noqa: F401 - RateLimited: steering's 429
 from explorer.saes.models import SAE
 from explorer.steering import selectors
 from explorer.steering.conf import limits
 from explorer.steering.models import SteeringResult, SteeringVector
-from explorer.steering.streams import rate_key, result_id_for
+from explorer.steering.streams import result_id_for
 from workers.engine import specs
 
 log = logging.getLogger(__name__)
-
-
-class RateLimited(ApplicationError):
-    status = 429
-    code = "rate_limited"
 
 
 class VectorError(ApplicationError):
@@ -110,23 +106,18 @@ def steering_results_store(*, generations: list[FinishedGeneration]) -> list[str
     return ids
 
 
+def steer_rate() -> Rate:
+    """The generations one client may start per window (STEER_RATE_LIMIT)."""
+    lim = limits()
+    return Rate(name="steer", limit=lim.rate_limit, window_s=lim.rate_window_s, what="generations")
+
+
 async def rate_limit_hit(*, redis: Any, client: str) -> None:
-    """Count one generation for `client` in the current fixed window (Redis INCR + EXPIRE).
+    """Count one generation for `client` (a `runs.client_id`) in the current window.
 
     Raises RateLimited with the wait when the client is over `STEER_RATE_LIMIT`.
     """
-    lim = limits()
-    now = time.time()
-    window = int(now // lim.rate_window_s)
-    key = rate_key(client, window)
-    async with redis.pipeline(transaction=True) as pipe:
-        count, _ = await pipe.incr(key).expire(key, lim.rate_window_s + 1).execute()
-    if count > lim.rate_limit:
-        wait = (window + 1) * lim.rate_window_s - now
-        raise RateLimited(
-            f"rate limit: at most {lim.rate_limit} generations per "
-            f"{lim.rate_window_s} s; try again in {wait:.0f} s"
-        )
+    await steer_rate().ahit(redis=redis, client=client)
 
 
 # --------------------------------------------------------------------------- steering vectors
@@ -163,9 +154,12 @@ def steering_vector_create(
     label: str,
     pairs: list[dict[str, str]],
     owner: AbstractBaseUser | AnonymousUser | None = None,
+    client: str | None = None,
 ) -> SteeringVector:
     """Create a pending CAA vector and enqueue its build on the model's live queue (after
-    commit). Raises VectorError for no pairs, too many, or an empty label."""
+    commit), counted against `client`'s STEER_VECTOR_RATE_LIMIT per STEER_VECTOR_RATE_WINDOW_S
+    (None: no limit). Raises VectorError for no pairs, too many, or an empty label, and
+    RateLimited (429) past the rate, creating nothing."""
     label = (label or "").strip()
     if not label:
         raise VectorError("give the steering vector a name")
@@ -181,6 +175,13 @@ def steering_vector_create(
             raise VectorError(
                 f"a contrast pair is longer than {2 * lim.max_prompt_chars} characters"
             )
+    if client is not None:
+        Rate(
+            name="steer-vector",
+            limit=settings.STEER_VECTOR_RATE_LIMIT,
+            window_s=settings.STEER_VECTOR_RATE_WINDOW_S,
+            what="steering vectors",
+        ).hit(client=client)
     with transaction.atomic():
         vec = SteeringVector.objects.create(
             sae=sae,

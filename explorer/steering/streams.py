@@ -107,7 +107,3 @@ def result_key(request_key: str) -> str:
 def gen_key(client: str, gen: str) -> str:
     """Which run a client's `gen` became (lets `resume` work on a new socket)."""
     return f"steer:gen:{client}:{gen}"
-
-
-def rate_key(client: str, window: int) -> str:
-    return f"steer:rate:{client}:{window}"

@@ -190,6 +190,21 @@ def test_the_web_image_reads_request_heads_as_long_as_the_embedded_server_does()
         assert int(limit) == MAX_REQUEST_HEAD_BYTES >= 3 << 20  # 1 MB of text, percent-encoded
 
 
+def test_the_web_image_believes_forwarded_addresses_only_from_trusted_proxies():
+    """uvicorn keeps the TCP peer (the application resolves X-Forwarded-For through
+    TRUSTED_PROXIES), and the stack trusts its own network, not everyone."""
+    cmd = next(
+        rest for kw, rest in dockerfile_instructions(DEPLOY / "Dockerfile.web") if kw == "CMD"
+    )
+    assert "--no-proxy-headers" in cmd and "--forwarded-allow-ips" not in cmd
+    compose = load_compose()
+    trusted = compose["services"]["web"]["environment"]["TRUSTED_PROXIES"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert trusted.endswith(f":-{subnet}}}") and "*" not in trusted
+    config = next(d for d in k8s_documents() if d.get("kind") == "ConfigMap")
+    assert config["data"]["TRUSTED_PROXIES"] and "*" not in config["data"]["TRUSTED_PROXIES"]
+
+
 def test_compose_gpu_worker_reserves_an_nvidia_gpu_and_serves_a_live_queue():
     worker = load_compose()["services"]["worker-gpu"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]

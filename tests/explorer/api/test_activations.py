@@ -127,3 +127,28 @@ def test_numbers_out_of_range_are_a_422_naming_the_field(client, body, field):
     response = run(client, text="The river bank.", **body)
     assert response.status_code == 422
     assert response.json()["error"]["message"].startswith(f"body.payload.{field}: ")
+
+
+def test_past_the_rate_limit_a_text_test_is_429_with_retry_after(client, demo_sae, settings):
+    settings.LIVE_TEST_RATE_LIMIT = 1
+    settings.LIVE_TEST_RATE_WINDOW_S = 3600  # a fixed window: the two requests share one
+    first = run(client, text="One text.", index=3)  # counted whether a worker answers or not
+    assert first.status_code != 429
+    refused = run(client, text="Another text.", index=3)
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["message"].startswith("rate limit: at most 1 text tests per 3600 s")
+    assert 1 <= int(refused["Retry-After"]) <= 3600
+    assert error["retry_after"] == int(refused["Retry-After"])
+
+
+def test_a_text_search_counts_against_the_same_limit(client, demo_sae, settings):
+    settings.LIVE_TEST_RATE_LIMIT = 1
+    settings.LIVE_TEST_RATE_WINDOW_S = 3600
+    run(client, text="One text.", index=3)
+    api = client.get("/api/v1/search", {"q": "text:Another text.", "model": "demo"})
+    assert api.status_code == 429 and "Retry-After" in api
+    page = client.get("/search/", {"q": "text:Another text.", "scope": "demo/demo"})
+    assert page.status_code == 429 and "Retry-After" in page
+    assert "rate limit: at most 1 text tests" in page.content.decode()

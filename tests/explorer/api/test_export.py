@@ -1,7 +1,8 @@
 """Streamed exports: GET /api/v1/models/{m}/saes/{s}/export/{features|examples}?format=csv|json.
 
 The export reads on a connection of its own (a server-side cursor in its own transaction), so
-these tests commit their rows (transactional_db)."""
+these tests commit their rows (transactional_db). Exports need an account: alice is signed in,
+bob sends his API key (who may export, and how much: test_export_limits.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def indexed():
         feature=built.features[3], text='river "bank", water', method="offline"
     )
     return built
+
+
+@pytest.fixture
+def client(client, alice):
+    client.force_login(alice)
+    return client
 
 
 def body(response) -> bytes:
@@ -83,10 +90,12 @@ def test_export_of_an_unknown_sae_is_a_json_404(client, indexed):
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_the_asgi_server_streams_the_export_in_chunks(live_server_url, indexed):
-    with urllib.request.urlopen(
-        live_server_url + BASE + "/features?format=json", timeout=30
-    ) as response:
+def test_the_asgi_server_streams_the_export_in_chunks(live_server_url, indexed, bob_key):
+    request = urllib.request.Request(
+        live_server_url + BASE + "/features?format=json",
+        headers={"Authorization": f"Bearer {bob_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
         assert response.headers.get("Transfer-Encoding") == "chunked"
         doc = json.loads(response.read())
     assert len(doc["items"]) == 24

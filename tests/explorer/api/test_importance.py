@@ -120,3 +120,33 @@ def test_importance_inputs_are_the_stored_windows_and_statistics(indexed):
     assert inputs.quantile_bins == [[[3] * 4]]
     assert inputs.mean == pytest.approx(feature.density * feature.mean_activation)
     assert inputs.hist_counts == [50, 20, 8, 2]
+
+
+def test_charlie_queues_at_most_the_rate_of_jobs_and_a_refusal_changes_nothing(
+    client, indexed, settings
+):
+    settings.IMPORTANCE_RATE_LIMIT = 2
+    live = [f.index for f in indexed.features if not f.dead][:3]
+
+    def ask(index: int):
+        return client.post(URL.format(index), content_type="application/json")
+
+    assert [ask(i).status_code for i in live[:2]] == [202, 202]
+    assert ask(live[0]).status_code == 202  # pending: no new job, no count
+    refused = ask(live[2])
+    assert refused.status_code == 429
+    assert refused.json()["error"]["message"].startswith("rate limit: at most 2 importance jobs")
+    assert int(refused["Retry-After"]) >= 1
+    assert FeatureImportance.objects.count() == 2
+
+
+def test_bob_starts_at_most_the_rate_of_bulk_runs(client, indexed, bob_key, settings):
+    settings.IMPORTANCE_BULK_RATE_LIMIT = 1
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {bob_key}"}
+    assert client.post(BULK, content_type="application/json", **auth).status_code == 202
+    pending = client.post(BULK, {"force": True}, content_type="application/json", **auth)
+    assert pending.json() == {"queued": 0}  # every job still pending: nothing queued, no count
+    FeatureImportance.objects.update(status="done")
+    again = client.post(BULK, {"force": True}, content_type="application/json", **auth)
+    assert again.status_code == 429 and again.json()["error"]["code"] == "rate_limited"
+    assert not FeatureImportance.objects.exclude(status="done").exists()  # nothing changed

@@ -249,7 +249,7 @@ def test_past_the_rate_limit_it_answers_429_with_the_websockets_message(
 
     settings.STEER_RATE_LIMIT = 1
     r = redis.Redis.from_url(redis_url)
-    for key in r.scan_iter("steer:rate:*"):  # earlier tests' generations, same window
+    for key in r.scan_iter("limit:v1:steer:*"):  # earlier tests' generations, same window
         r.delete(key)
 
     async def scenario():

@@ -121,3 +121,23 @@ def test_aligned_features_come_with_their_best_explanation(client):
     assert [(f["index"], f["label"]) for f in one["features"]] == [(3, "<b>weather</b>"), (5, None)]
     listed = client.get(f"/api/v1/steering/vectors?model={indexed.sae.model.slug}").json()
     assert listed[0]["features"] == one["features"]
+
+
+@pytest.mark.django_db
+def test_an_account_starts_at_most_the_rate_of_vectors(client, demo_rows, bob_key, settings):
+    from explorer.steering.models import SteeringVector
+
+    settings.STEER_VECTOR_RATE_LIMIT = 1
+    body = {"model": "demo", "sae": "demo", "label": "positive", "pairs": PAIRS}
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {bob_key}"}
+
+    def post():
+        return client.post(
+            "/api/v1/steering/vectors", body, content_type="application/json", **auth
+        )
+
+    assert post().status_code == 201
+    refused = post()
+    assert refused.status_code == 429
+    assert refused.json()["error"]["retry_after"] == int(refused["Retry-After"])
+    assert SteeringVector.objects.count() == 1
