@@ -10,8 +10,9 @@ through the process's FrameHub (hub.py), and forwards them with the client's `ge
   runs.py's, shared with the HTTP endpoint; this consumer adds what a socket needs on top: a
   new request costs no database round trip (a cache hit costs one, to read the stored texts);
 - latest wins: a new `steer` (or `cancel`) sets the previous run's Redis cancel flag and
-  announces it to the workers; frames of a superseded run still pass through (the client
-  ignores gens that are not its latest);
+  announces it to the workers, and frees its place among the client's generations in flight
+  (STEER_MAX_IN_FLIGHT, across all the client's sockets); frames of a superseded run still
+  pass through (the client ignores gens that are not its latest);
 - frames of a run are handled one message at a time, in order, never beside a `resume`;
 - a gap in the current run's numbers (a pub/sub message lost while reconnecting) is filled from
   the run's Redis replay list; `resume` replays after a client's `after_seq`, also on a new
@@ -109,8 +110,10 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
                 await self._cancel(message)
             elif isinstance(message, ResumeMessage):
                 await self._resume(message)
-        except ApplicationError as exc:
-            await self.send_json({"type": "error", "gen": gen_of(content), "message": exc.message})
+        except ApplicationError as exc:  # `code` as in the API's error object: rate_limited, ...
+            await self.send_json(
+                {"type": "error", "gen": gen_of(content), "message": exc.message, "code": exc.code}
+            )
         except Exception:
             log.exception("steering message failed")
             await self.send_json(
@@ -126,7 +129,11 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({**frame, "gen": message.gen})
             return
         run = runs.Run(
-            redis=self.redis, gen=message.gen, model=request.model_slug, send=self.send_json
+            redis=self.redis,
+            gen=message.gen,
+            model=request.model_slug,
+            send=self.send_json,
+            client=self.client,
         )
         # Current before it is enqueued: its first frames may arrive before start() returns.
         self.current = run
