@@ -29,11 +29,11 @@ import logging
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 
 from explorer.core.exceptions import ApplicationError
 from explorer.steering import runs, services, streams
 from explorer.steering.conf import limits
+from explorer.steering.hub import frame_hub
 from explorer.steering.protocol import (
     CancelMessage,
     ProtocolError,
@@ -51,12 +51,13 @@ OLD_RUNS = 8
 
 class SteerConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        import redis.asyncio
-
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.model_slug: str | None = (query.get("model") or [None])[0]
         self.client = self._client_id()
-        self.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        # The process's pool, shared with the hub and the HTTP endpoint: a connection per
+        # socket would let one client holding hundreds of sockets hold as many connections
+        # (and pay for opening each, milliseconds of this process's time).
+        self.redis = frame_hub().redis
         self.current: runs.Run | None = None
         self.old: dict[str, runs.Run] = {}  # superseded runs whose frames still pass through
         self.inbox: asyncio.Queue[tuple[str, list[dict]]] = asyncio.Queue()
@@ -87,7 +88,6 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         for run in [self.current, *self.old.values()]:
             if run is not None:
                 await run.leave()
-        await self.redis.aclose()
 
     # -- client messages ------------------------------------------------------------------
 

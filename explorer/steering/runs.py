@@ -5,11 +5,11 @@
   translates it into the engine's request (`selectors.steer_request_build`);
 - `cached_frames` answers an identical request from the SteeringResult cache, found through the
   Redis index of result keys (no database round trip on a miss);
-- `Run` is one generation on a live worker: `start` follows the run's frames through the
-  process's FrameHub (hub.py), together with the caller's Redis writes (the client's rate limit,
-  `services.rate_limit_hit`) and counting the run among the client's generations in flight
-  (`services.in_flight_acquire`, STEER_MAX_IN_FLIGHT), then enqueues it on `live.<model>` with
-  the client's tag (the worker's scheduler admits clients round-robin); `take` forwards the
+- `Run` is one generation on a live worker: `start` admits it (the caller's Redis writes, e.g.
+  the client's rate limit `services.rate_limit_hit`, and counting it among the client's
+  generations in flight, `services.in_flight_acquire`, STEER_MAX_IN_FLIGHT), follows its frames
+  through the process's FrameHub (hub.py), then enqueues it on `live.<model>` with the client's
+  tag (the worker's scheduler admits clients round-robin); `take` forwards the
   frames the hub hands over in order, filling a gap from the run's replay list; `check` is the
   watchdog's look at a quiet run (heartbeat gone, or no worker took it in time); `cancel` stops
   it. A run stops counting in flight when it finishes, fails, is cancelled (superseded, the
@@ -159,13 +159,18 @@ class Run:
         on_frames: FramesCallback,
         also: tuple[Coroutine[Any, Any, Any], ...] = (),
     ) -> None:
-        """Follow the run's frames (handed to `on_frames`), with the caller's Redis writes
-        `also` and `admit`'s count at once (independent round trips: time to first token),
-        then enqueue it. Raises what a write raised (e.g. RateLimited), having enqueued
-        nothing and counted nothing."""
-        await self.admit(self.follow(on_frames), *also)
+        """Admit the run (`admit`: the caller's Redis writes `also` and the client's count in
+        flight, at once), follow its frames (handed to `on_frames`), then enqueue it. Raises
+        what a write raised (e.g. RateLimited), having enqueued nothing and counted nothing.
+
+        Admitting before following costs an accepted run one round trip; it spares a refused
+        one subscribing and unsubscribing, so a client flooding past its cap costs this
+        process little."""
+        await self.admit(*also)
         client = streams.client_tag(self.client) if self.client is not None else None
-        try:  # publishing to the broker is network I/O: off the event loop
+        try:
+            await self.follow(on_frames)
+            # Publishing to the broker is network I/O: off the event loop.
             await sync_to_async(_enqueue, thread_sensitive=False)(
                 request.payload(self.id, client=client), tasks.live_queue(request.model_slug)
             )
@@ -175,19 +180,21 @@ class Run:
 
     async def admit(self, *also: Coroutine[Any, Any, Any]) -> None:
         """Count the run among its client's generations in flight (once; nothing without a
-        client), together with the Redis writes `also`. Raises what a write raised (e.g.
-        RateLimited past STEER_MAX_IN_FLIGHT), having left the run and counted nothing."""
+        client), together with the Redis writes `also` (independent round trips, at once:
+        time to first token). Raises what a write raised (e.g. RateLimited past
+        STEER_MAX_IN_FLIGHT), having left the run and counted nothing."""
         writes = list(also)
         if self.client is not None and not self.counted:
-            self.counted = True  # first: a release after a refusal removes nothing
-            writes.append(
-                services.in_flight_acquire(redis=self.redis, client=self.client, run=self.id)
-            )
+            writes.append(self._acquire())
         results = await asyncio.gather(*writes, return_exceptions=True)
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:
             await self.leave()
             raise failed
+
+    async def _acquire(self) -> None:
+        await services.in_flight_acquire(redis=self.redis, client=self.client, run=self.id)
+        self.counted = True
 
     async def follow(self, on_frames: FramesCallback) -> None:
         """Subscribe to the run's frames (before it is enqueued, so none is missed)."""
