@@ -86,7 +86,13 @@ def start(payload: dict[str, Any]) -> None:
         from workers.engine.generation import prepare_request_job
 
         att = resident.attached_sae(request.model, request.sae)
-        job = prepare_request_job(att, request, on_token=on_token, cancel=lambda: run.cancelled)
+        job = prepare_request_job(
+            att,
+            request,
+            on_token=on_token,
+            cancel=lambda: run.cancelled,
+            client=_client(payload),
+        )
         finish = job.finish
 
         def finish_and_wake(outputs: dict, cancelled: bool) -> Any:
@@ -103,10 +109,18 @@ def start(payload: dict[str, Any]) -> None:
         pub.fail(run, str(exc))
 
 
+def _client(payload: dict[str, Any]) -> str | None:
+    """The run's client tag, whom the scheduler takes turns between (None: a web that sends
+    none, whose runs then share one turn)."""
+    client = payload.get("client")
+    return client if isinstance(client, str) else None
+
+
 @app.task(name="workers.live.steer", acks_late=False, ignore_result=True, **time_limits("live"))
 def steer(payload: dict[str, Any]) -> None:
-    """Start one streamed generation: {"run": <run id>, "request": SteerRequest.to_dict()}
-    (ResolvedSteer.payload in explorer/steering/selectors.py). Returns at once."""
+    """Start one streamed generation: {"run": <run id>, "request": SteerRequest.to_dict(),
+    "client": <client tag, optional>} (ResolvedSteer.payload in explorer/steering/selectors.py).
+    Returns at once."""
     start(payload)
 
 

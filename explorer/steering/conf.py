@@ -29,6 +29,14 @@ _ENV = {
     # per second, so the default leaves room for continuous dragging but stops floods.
     "STEER_RATE_LIMIT": env_int("STEER_RATE_LIMIT", 240, minimum=1),
     "STEER_RATE_WINDOW_S": env_int("STEER_RATE_WINDOW_S", 60, minimum=1),
+    # Generations one client may have in flight at once, across every socket, HTTP stream
+    # and web replica (counted in Redis); one past it is refused with `rate_limited`. A page
+    # has one in flight (a new steer supersedes its own), so a few tabs or a notebook fit
+    # under the default, while one client cannot fill the live workers' batches.
+    "STEER_MAX_IN_FLIGHT": env_int("STEER_MAX_IN_FLIGHT", 4, minimum=1),
+    # Seconds after which a generation still counted in flight is assumed lost (a web process
+    # that died without releasing it) and no longer counts: the safety net, not the release.
+    "STEER_IN_FLIGHT_TTL_S": env_int("STEER_IN_FLIGHT_TTL_S", 300, minimum=10),
     # Seconds a request may wait for a worker to take it before the client gets an error.
     "STEER_START_TIMEOUT_S": env_float("STEER_START_TIMEOUT_S", 15.0, minimum=0.5),
     # Contrast pairs for one CAA steering vector.
@@ -51,6 +59,8 @@ class Limits:
     start_timeout_s: float
     max_vector_pairs: int
     max_chat_chars: int = 8000
+    max_in_flight: int = 4
+    in_flight_ttl_s: int = 300
 
     def to_page(self) -> dict:
         """The `limits` object of the steering page's config."""
@@ -78,4 +88,6 @@ def limits() -> Limits:
         start_timeout_s=float(setting("STEER_START_TIMEOUT_S")),
         max_vector_pairs=int(setting("STEER_MAX_VECTOR_PAIRS")),
         max_chat_chars=int(setting("STEER_MAX_CHAT_CHARS")),
+        max_in_flight=int(setting("STEER_MAX_IN_FLIGHT")),
+        in_flight_ttl_s=int(setting("STEER_IN_FLIGHT_TTL_S")),
     )

@@ -10,8 +10,9 @@ through the process's FrameHub (hub.py), and forwards them with the client's `ge
   runs.py's, shared with the HTTP endpoint; this consumer adds what a socket needs on top: a
   new request costs no database round trip (a cache hit costs one, to read the stored texts);
 - latest wins: a new `steer` (or `cancel`) sets the previous run's Redis cancel flag and
-  announces it to the workers; frames of a superseded run still pass through (the client
-  ignores gens that are not its latest);
+  announces it to the workers, and frees its place among the client's generations in flight
+  (STEER_MAX_IN_FLIGHT, across all the client's sockets); frames of a superseded run still
+  pass through (the client ignores gens that are not its latest);
 - frames of a run are handled one message at a time, in order, never beside a `resume`;
 - a gap in the current run's numbers (a pub/sub message lost while reconnecting) is filled from
   the run's Redis replay list; `resume` replays after a client's `after_seq`, also on a new
@@ -27,12 +28,12 @@ import logging
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 
 from explorer.core import untrusted
 from explorer.core.exceptions import ApplicationError
 from explorer.steering import runs, services, streams
 from explorer.steering.conf import limits
+from explorer.steering.hub import frame_hub
 from explorer.steering.protocol import (
     CancelMessage,
     ProtocolError,
@@ -52,13 +53,14 @@ CLOSE_BAD_URL = 4400  # the socket's URL cannot be served (after an error frame 
 
 class SteerConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        import redis.asyncio
-
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.model_slug: str | None = (query.get("model") or [None])[0]
         self.client = self._client_id()
         self.owner = self._owner()
-        self.redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        # The process's pool, shared with the hub and the HTTP endpoint: a connection per
+        # socket would let one client holding hundreds of sockets hold as many connections
+        # (and pay for opening each, milliseconds of this process's time).
+        self.redis = frame_hub().redis
         self.current: runs.Run | None = None
         self.old: dict[str, runs.Run] = {}  # superseded runs whose frames still pass through
         self.inbox: asyncio.Queue[tuple[str, list[dict]]] = asyncio.Queue()
@@ -100,7 +102,6 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         for run in [self.current, *self.old.values()]:
             if run is not None:
                 await run.leave()
-        await self.redis.aclose()
 
     # -- client messages ------------------------------------------------------------------
 
@@ -121,8 +122,10 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
                 await self._cancel(message)
             elif isinstance(message, ResumeMessage):
                 await self._resume(message)
-        except ApplicationError as exc:
-            await self.send_json({"type": "error", "gen": gen_of(content), "message": exc.message})
+        except ApplicationError as exc:  # `code` as in the API's error object: rate_limited, ...
+            await self.send_json(
+                {"type": "error", "gen": gen_of(content), "message": exc.message, "code": exc.code}
+            )
         except Exception:
             log.exception("steering message failed")
             await self.send_json(
@@ -138,7 +141,11 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({**frame, "gen": message.gen})
             return
         run = runs.Run(
-            redis=self.redis, gen=message.gen, model=request.model_slug, send=self.send_json
+            redis=self.redis,
+            gen=message.gen,
+            model=request.model_slug,
+            send=self.send_json,
+            client=self.client,
         )
         # Current before it is enqueued: its first frames may arrive before start() returns.
         self.current = run

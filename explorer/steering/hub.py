@@ -1,8 +1,10 @@
 """The web process's one subscriber to the live workers' frames (explorer/steering/streams.py).
 
-Each event loop (a uvicorn process has one) gets one `FrameHub`: one Redis pub/sub connection,
-subscribed to the `steer:frames:<run>` channel of every run a consumer of this process follows,
-and one reader task that hands each published list of frames to that consumer's callback. A
+Each event loop (a uvicorn process has one) gets one `FrameHub`: the process's Redis connection
+pool (`redis`, which consumers and the HTTP endpoint use for their commands too), one Redis
+pub/sub connection, subscribed to the `steer:frames:<run>` channel of every run a consumer of
+this process follows, and one reader task that hands each published list of frames to that
+consumer's callback. A
 consumer subscribes before it enqueues its run, so the worker's first frames find it listening;
 anything missed (a reconnect) shows up as a gap in the numbers, filled from the replay list.
 """
@@ -36,11 +38,21 @@ def frame_hub() -> FrameHub:
     return hub
 
 
+# Connections of a process's pool (`FrameHub.redis`, every socket's and HTTP request's Redis
+# commands): past it a command waits up to POOL_WAIT_S for one to come free, rather than
+# failing, when hundreds of sockets send at once.
+POOL_CONNECTIONS = 100
+POOL_WAIT_S = 10.0
+
+
 class FrameHub:
     def __init__(self, redis_url: str) -> None:
         import redis.asyncio
 
-        self.redis = redis.asyncio.Redis.from_url(redis_url)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            redis_url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S
+        )
+        self.redis = redis.asyncio.Redis(connection_pool=pool)
         self.pubsub: Any = self.redis.pubsub(ignore_subscribe_messages=True)
         self.listeners: dict[bytes, tuple[str, FramesCallback]] = {}
         self.reader: asyncio.Task | None = None

@@ -5,11 +5,15 @@
   translates it into the engine's request (`selectors.steer_request_build`);
 - `cached_frames` answers an identical request from the SteeringResult cache, found through the
   Redis index of result keys (no database round trip on a miss);
-- `Run` is one generation on a live worker: `start` follows the run's frames through the
-  process's FrameHub (hub.py), together with the caller's Redis writes (the client's rate limit,
-  `services.rate_limit_hit`), then enqueues it on `live.<model>`; `take` forwards the frames the
-  hub hands over in order, filling a gap from the run's replay list; `check` is the watchdog's
-  look at a quiet run (heartbeat gone, or no worker took it in time); `cancel` stops it;
+- `Run` is one generation on a live worker: `start` admits it (the caller's Redis writes, e.g.
+  the client's rate limit `services.rate_limit_hit`, and counting it among the client's
+  generations in flight, `services.in_flight_acquire`, STEER_MAX_IN_FLIGHT), follows its frames
+  through the process's FrameHub (hub.py), then enqueues it on `live.<model>` with the client's
+  tag (the worker's scheduler admits clients round-robin); `take` forwards the
+  frames the hub hands over in order, filling a gap from the run's replay list; `check` is the
+  watchdog's look at a quiet run (heartbeat gone, or no worker took it in time); `cancel` stops
+  it. A run stops counting in flight when it finishes, fails, is cancelled (superseded, the
+  client's cancel, its socket closed, its HTTP client gone) or is left (`leave`);
 - `steer_once` is all of that for one request, as an async iterator of frames (HTTP).
 """
 
@@ -113,7 +117,8 @@ class Run:
 
     Frames go to `send` in order, each with the client's `gen`; a run is finished after both
     rows' `done` or an `error`. All sending happens under `lock`, so the frames of a run, its
-    replays and its watchdog never interleave.
+    replays and its watchdog never interleave. A run with a `client` counts among that client's
+    generations in flight from `admit` (or `start`) until it ends or is left.
     """
 
     def __init__(
@@ -125,8 +130,11 @@ class Run:
         send: Send,
         run_id: str | None = None,
         resumed: bool = False,
+        client: str | None = None,
     ) -> None:
         self.id = run_id or streams.new_run_id()
+        self.client = client
+        self.counted = False  # among the client's generations in flight (until released)
         self.redis = redis
         self.gen = gen
         self.model = model
@@ -148,18 +156,42 @@ class Run:
         on_frames: FramesCallback,
         also: tuple[Coroutine[Any, Any, Any], ...] = (),
     ) -> None:
-        """Follow the run's frames (handed to `on_frames`), with the caller's Redis writes
-        `also` at once (independent round trips: time to first token), then enqueue it.
-        Raises what a write of `also` raised (e.g. RateLimited), having enqueued nothing."""
-        results = await asyncio.gather(self.follow(on_frames), *also, return_exceptions=True)
+        """Admit the run (`admit`: the caller's Redis writes `also` and the client's count in
+        flight, at once), follow its frames (handed to `on_frames`), then enqueue it. Raises
+        what a write raised (e.g. RateLimited), having enqueued nothing and counted nothing.
+
+        Admitting before following costs an accepted run one round trip; it spares a refused
+        one subscribing and unsubscribing, so a client flooding past its cap costs this
+        process little."""
+        await self.admit(*also)
+        client = streams.client_tag(self.client) if self.client is not None else None
+        try:
+            await self.follow(on_frames)
+            # Publishing to the broker is network I/O: off the event loop.
+            await sync_to_async(_enqueue, thread_sensitive=False)(
+                request.payload(self.id, client=client), tasks.live_queue(request.model_slug)
+            )
+        except BaseException:
+            await asyncio.shield(self.leave())
+            raise
+
+    async def admit(self, *also: Coroutine[Any, Any, Any]) -> None:
+        """Count the run among its client's generations in flight (once; nothing without a
+        client), together with the Redis writes `also` (independent round trips, at once:
+        time to first token). Raises what a write raised (e.g. RateLimited past
+        STEER_MAX_IN_FLIGHT), having left the run and counted nothing."""
+        writes = list(also)
+        if self.client is not None and not self.counted:
+            writes.append(self._acquire())
+        results = await asyncio.gather(*writes, return_exceptions=True)
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:
             await self.leave()
             raise failed
-        # Publishing to the broker is network I/O: off the event loop.
-        await sync_to_async(_enqueue, thread_sensitive=False)(
-            request.payload(self.id), tasks.live_queue(request.model_slug)
-        )
+
+    async def _acquire(self) -> None:
+        await services.in_flight_acquire(redis=self.redis, client=self.client, run=self.id)
+        self.counted = True
 
     async def follow(self, on_frames: FramesCallback) -> None:
         """Subscribe to the run's frames (before it is enqueued, so none is missed)."""
@@ -168,21 +200,32 @@ class Run:
             await self._hub.subscribe(self.id, on_frames)
 
     async def leave(self) -> None:
-        """Stop following the run once nothing more is wanted from it."""
+        """Stop following the run once nothing more is wanted from it (it stops counting in
+        flight too)."""
         hub, self._hub = self._hub, None
         if hub is not None:
             await hub.unsubscribe(self.id)
+        await self._release()
 
     async def cancel(self) -> None:
         """The flag answers a worker that takes the run later; the message stops a running
-        one before its next decode step."""
+        one before its next decode step. The client's slot is free when this returns."""
         self.cancelled = True
         async with self.redis.pipeline(transaction=False) as pipe:
-            await (
-                pipe.set(streams.cancel_key(self.id), b"1", ex=streams.REPLAY_TTL_S)
-                .publish(streams.CANCEL_CHANNEL, self.id)
-                .execute()
-            )
+            pipe.set(streams.cancel_key(self.id), b"1", ex=streams.REPLAY_TTL_S)
+            pipe.publish(streams.CANCEL_CHANNEL, self.id)
+            await asyncio.gather(pipe.execute(), self._release())
+
+    async def _release(self) -> None:
+        """Stop counting the run in flight (once). Never raises: a release lost to a Redis
+        error is undone by the entry's expiry (STEER_IN_FLIGHT_TTL_S)."""
+        if not self.counted:
+            return
+        self.counted = False
+        try:
+            await services.in_flight_release(redis=self.redis, client=self.client, run=self.id)
+        except Exception:
+            log.exception("releasing run %s of %s failed", self.id, self.client)
 
     async def take(self, frames: list[dict]) -> None:
         """Forward frames the hub handed over: in order, a gap filled from the replay list, a
@@ -246,6 +289,8 @@ class Run:
             self.finished = len(self.rows_done) == 2
         elif frame["type"] == "error":
             self.finished = True
+        if self.finished:  # before the last frame: a client answering it at once has its place
+            await self._release()
         await self.send({**frame, "gen": self.gen})
         if self.finished:
             await self.leave()
@@ -266,17 +311,21 @@ async def steer_once(
     """One steer request followed to its end: (cached, its frames), each with `gen`.
 
     Everything that may refuse the request happens before this returns: it raises
-    ProtocolError (the same checks and messages as the websocket) and RateLimited. The run is
-    enqueued when the iterator is first read, and cancelled if the iterator is closed before
-    the run finished (a client that went away); a failed run ends with an `error` frame.
+    ProtocolError (the same checks and messages as the websocket) and RateLimited (past the
+    rate limit or the cap on generations in flight; the run counts in flight from here). The
+    run is enqueued when the iterator is first read, and cancelled if the iterator is closed
+    before the run finished (a client that went away); a failed run ends with an `error`
+    frame. An iterator never read leaves its count to expire (STEER_IN_FLIGHT_TTL_S).
     """
     redis = frame_hub().redis  # the process's connection pool, shared with the hub
     request = await resolve(message, model_slug=model_slug)
     cached = await cached_frames(redis=redis, request=request)
     if cached is not None:
         return True, _replayed(cached, gen)
-    await services.rate_limit_hit(redis=redis, client=client)
-    return False, _followed(redis=redis, request=request, gen=gen)
+    out: asyncio.Queue[dict] = asyncio.Queue()
+    run = Run(redis=redis, gen=gen, model=request.model_slug, send=out.put, client=client)
+    await run.admit(services.rate_limit_hit(redis=redis, client=client))
+    return False, _followed(run=run, request=request, out=out)
 
 
 async def _replayed(frames: list[dict], gen: Any) -> AsyncIterator[dict]:
@@ -285,11 +334,11 @@ async def _replayed(frames: list[dict], gen: Any) -> AsyncIterator[dict]:
 
 
 async def _followed(
-    *, redis: Any, request: selectors.ResolvedSteer, gen: Any
+    *, run: Run, request: selectors.ResolvedSteer, out: asyncio.Queue[dict]
 ) -> AsyncIterator[dict]:
-    out: asyncio.Queue[dict] = asyncio.Queue()
+    """The frames of an admitted `run`, which sends them to `out`."""
     inbox: asyncio.Queue[list[dict]] = asyncio.Queue()
-    run = Run(redis=redis, gen=gen, model=request.model_slug, send=out.put)
+    gen = run.gen
     try:
         await run.start(request=request, on_frames=lambda _run, frames: inbox.put_nowait(frames))
         while not (run.finished and out.empty()):

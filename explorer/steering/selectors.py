@@ -34,12 +34,17 @@ class ResolvedSteer:
     engine: specs.SteerRequest
     key: str
 
-    def payload(self, run: str) -> dict[str, Any]:
-        """The live task's argument: the run id and the engine request. Sources, not row ids:
-        the worker loads the model and SAE from them and the result is stored by source, so a
-        catalogue the consumer cached a few seconds ago is still right even if the rows were
-        re-created meanwhile."""
-        return {"run": run, "request": self.engine.to_dict()}
+    def payload(self, run: str, *, client: str | None = None) -> dict[str, Any]:
+        """The live task's argument: the run id, the engine request and the client's tag
+        (`streams.client_tag`; the worker's scheduler takes turns between clients; not part
+        of the request, so not of its cache key). Sources, not row ids: the worker loads the
+        model and SAE from them and the result is stored by source, so a catalogue the
+        consumer cached a few seconds ago is still right even if the rows were re-created
+        meanwhile."""
+        payload = {"run": run, "request": self.engine.to_dict()}
+        if client is not None:
+            payload["client"] = client
+        return payload
 
 
 def language_model_get(*, slug: str) -> LanguageModel:

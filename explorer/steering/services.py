@@ -1,4 +1,5 @@
-"""Writes for live steering: storing finished generations, steering vectors, rate limits.
+"""Writes for live steering: storing finished generations, steering vectors, rate limits and
+each client's generations in flight.
 
 Nothing here imports torch (the web process imports this module); the live worker calls
 `steering_results_store` and `steering_vector_finish` after its engine work.
@@ -23,7 +24,7 @@ from explorer.saes.models import SAE
 from explorer.steering import selectors
 from explorer.steering.conf import limits
 from explorer.steering.models import SteeringResult, SteeringVector
-from explorer.steering.streams import result_id_for
+from explorer.steering.streams import in_flight_key, result_id_for
 from workers.engine import specs
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,54 @@ async def rate_limit_hit(*, redis: Any, client: str) -> None:
     Raises RateLimited with the wait when the client is over `STEER_RATE_LIMIT`.
     """
     await steer_rate().ahit(redis=redis, client=client)
+
+
+# Atomic on the Redis server, so web replicas racing for a client's last slot cannot both take
+# it: drop entries past their deadline (runs whose release was lost), then add the run unless
+# the client is at its cap. KEYS[1] the client's set; ARGV run id, now, deadline, cap, TTL (s).
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+async def in_flight_acquire(*, redis: Any, client: str, run: str) -> None:
+    """Count `run` among the client's generations in flight (release it with
+    `in_flight_release` when it ends, however it ends; an entry older than
+    STEER_IN_FLIGHT_TTL_S stops counting on its own).
+
+    Raises RateLimited when the client already has STEER_MAX_IN_FLIGHT in flight. Refusing
+    rather than superseding the client's oldest run: the others may be another tab's, another
+    script's, or a stranger's behind the same address, and cancelling them would surprise
+    people who did nothing wrong; a refusal is seen at once by the one who asked.
+    """
+    lim = limits()
+    now = time.time()
+    taken = await redis.eval(
+        _ACQUIRE,
+        1,
+        in_flight_key(client),
+        run,
+        now,
+        now + lim.in_flight_ttl_s,
+        lim.max_in_flight,
+        lim.in_flight_ttl_s,
+    )
+    if not taken:
+        raise RateLimited(
+            f"too many generations at once: at most {lim.max_in_flight} in flight per client; "
+            "wait for one to finish or cancel it",
+            retry_after=1,  # a generation in flight usually ends within seconds
+        )
+
+
+async def in_flight_release(*, redis: Any, client: str, run: str) -> None:
+    """Stop counting `run` in flight (nothing happens if it was not counted)."""
+    await redis.zrem(in_flight_key(client), run)
 
 
 # --------------------------------------------------------------------------- steering vectors

@@ -107,3 +107,16 @@ def result_key(request_key: str) -> str:
 def gen_key(client: str, gen: str) -> str:
     """Which run a client's `gen` became (lets `resume` work on a new socket)."""
     return f"steer:gen:{client}:{gen}"
+
+
+def in_flight_key(client: str) -> str:
+    """A sorted set of the client's runs in flight, each scored by when it stops counting
+    (services.in_flight_acquire)."""
+    return f"steer:inflight:{client}"
+
+
+def client_tag(client: str) -> str:
+    """What the live worker knows of a client (the `client` of a task's payload), for its
+    scheduler's round-robin: a digest, since the client id may hold a session key and task
+    arguments are visible in the broker and in Flower. 16 hex characters."""
+    return hashlib.sha256(b"client:" + client.encode()).hexdigest()[:16]

@@ -77,7 +77,8 @@ def _wait_worker(env: dict, name: str, process: subprocess.Popen, timeout: float
 
 
 @contextmanager
-def stack():
+def stack(**settings: str):
+    """The stack, its port yielded; `settings` are environment overrides for its processes."""
     import psycopg
 
     from explorer.core import embedded
@@ -103,10 +104,13 @@ def stack():
             DEBUG="false",
             STATIC_ROOT=str(root / "static"),
             STEER_RATE_LIMIT="1000000",
+            # Every session here is one client (one address): not capped.
+            STEER_MAX_IN_FLIGHT="1000000",
             OMP_NUM_THREADS="1",
             PYTHONUNBUFFERED="1",
             LOG_LEVEL="WARNING",
         )
+        env.update(settings)
         for argv in (["migrate", "--noinput"], ["add_sae", "--model", "demo", "--sae", "demo"]):
             subprocess.run(
                 [sys.executable, "manage.py", *argv],
@@ -179,10 +183,12 @@ def message(
 
 
 class Session:
-    """One websocket; frames of every gen are kept with their arrival times."""
+    """One websocket; frames of every gen are kept with their arrival times. `address`: the
+    loopback address to connect from (the server tells clients apart by it)."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, address: str | None = None):
         self.port = port
+        self.address = address
         self.frames: dict = {}
         self.done: dict = {}
 
@@ -193,6 +199,7 @@ class Session:
             f"ws://127.0.0.1:{self.port}/ws/steer/",
             origin=f"http://127.0.0.1:{self.port}",
             max_queue=None,
+            **({"local_addr": (self.address, 0)} if self.address else {}),
         )
         self.reader = asyncio.get_running_loop().create_task(self._read())
         return self

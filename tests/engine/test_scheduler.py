@@ -89,3 +89,96 @@ def test_closing_the_scheduler_ends_unfinished_requests_as_cancelled(tiny_att):
     assert result.cancelled or len(result.default.tokens) == 50
     with pytest.raises(RuntimeError, match="closed"):
         submit(scheduler, tiny_att, "The cat", SteerSpec())
+
+
+def _admission_order(tiny_att, clients: list[str | None], max_rows: int = 2) -> list[int]:
+    """Submit one job per entry of `clients` (in that order) while a gate job holds the batch,
+    then record the order in which they are admitted (their first token, sampled at prefill).
+    With max_rows=2 one two-row job runs at a time, so admission order is exact."""
+    from workers.engine.generation import prepare_job
+
+    gate_open = threading.Event()
+    admitted: list[int] = []
+
+    def hold(*_):
+        assert gate_open.wait(30)
+
+    def first_token(k: int):
+        def on_token(row, _tok, _text):
+            if row == "default" and k not in admitted:
+                admitted.append(k)
+
+        return on_token
+
+    with BatchScheduler(tiny_att.lm, max_rows=max_rows) as scheduler:
+        gate = scheduler.submit(
+            prepare_job(tiny_att, "The gate", SteerSpec(max_new_tokens=2), on_token=hold)
+        )
+        handles = [
+            scheduler.submit(
+                prepare_job(
+                    tiny_att,
+                    f"Request {k}",
+                    SteerSpec(max_new_tokens=2),
+                    on_token=first_token(k),
+                    client=client,
+                )
+            )
+            for k, client in enumerate(clients)
+        ]
+        gate_open.set()
+        gate.result(timeout=60)
+        for h in handles:
+            h.result(timeout=60)
+    return admitted
+
+
+def test_waiting_jobs_are_admitted_round_robin_across_clients(tiny_att):
+    # a floods first, b and c arrive behind its backlog
+    clients = ["a", "a", "a", "a", "b", "b", "c"]
+    order = _admission_order(tiny_att, clients)
+    assert [clients[k] for k in order] == ["a", "b", "c", "a", "b", "a", "a"]
+    assert order == [0, 4, 6, 1, 5, 2, 3]  # each client's own jobs stay in order
+
+
+def test_a_flooding_client_delays_another_by_at_most_one_of_its_jobs(tiny_att):
+    clients = ["flood"] * 12 + ["polite"]
+    order = _admission_order(tiny_att, clients)
+    assert order.index(12) == 1
+
+
+def test_jobs_without_a_client_are_admitted_first_come(tiny_att):
+    order = _admission_order(tiny_att, [None] * 5)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_a_job_cancelled_while_waiting_is_settled_without_being_admitted(tiny_att):
+    from workers.engine.generation import prepare_job
+
+    gate_open = threading.Event()
+    with BatchScheduler(tiny_att.lm, max_rows=2) as scheduler:
+        gate = scheduler.submit(
+            prepare_job(
+                tiny_att,
+                "The gate",
+                SteerSpec(max_new_tokens=2),
+                on_token=lambda *_: gate_open.wait(30),
+            )
+        )
+        tokens: list[str] = []
+        waiting = scheduler.submit(
+            prepare_job(
+                tiny_att,
+                "Never",
+                SteerSpec(max_new_tokens=2),
+                on_token=lambda row, *_: tokens.append(row),
+                client="a",
+            )
+        )
+        after = submit(scheduler, tiny_att, "After", SteerSpec(max_new_tokens=2), client="b")
+        waiting.cancel()
+        gate_open.set()
+        gate.result(timeout=60)
+        result = waiting.result(timeout=60)
+        assert len(after.result(timeout=60).default.tokens) == 2
+    assert result.cancelled and tokens == []

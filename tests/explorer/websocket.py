@@ -13,7 +13,14 @@ from asgiref.testing import ApplicationCommunicator
 
 
 class WebsocketCommunicator(ApplicationCommunicator):
-    def __init__(self, application, path: str, headers: list[tuple[bytes, bytes]] | None = None):
+    def __init__(
+        self,
+        application,
+        path: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        client: tuple[str, int] | None = None,
+    ):
+        """`client`: the peer's (address, port), as a server puts it in the scope."""
         parsed = urlparse(path)
         scope = {
             "type": "websocket",
@@ -22,6 +29,8 @@ class WebsocketCommunicator(ApplicationCommunicator):
             "headers": headers or [],
             "subprotocols": [],
         }
+        if client is not None:
+            scope["client"] = client
         super().__init__(application, scope)
 
     async def connect(self, timeout: float = 1) -> tuple[bool, object]:

@@ -85,12 +85,14 @@ class RowState:
 class Job:
     """Rows that belong to one request. `finish(outputs, cancelled)` builds the result from
     {label: (tokens, text, (probs, alternatives))} (see `sampling.token_probabilities`);
-    `on_token` streams; `cancel()` is polled before every step."""
+    `on_token` streams; `cancel()` is polled before every step. `client` names who asked:
+    `BatchScheduler` admits waiting jobs round-robin across clients (None is one client)."""
 
     rows: Sequence[RowRequest]
     finish: Callable[[dict[str, tuple], bool], Any]
     on_token: TokenCallback | None = None
     cancel: Callable[[], bool] | None = None
+    client: str | None = None
     cancelled: bool = False
     error: BaseException | None = None
     states: list[RowState] = field(default_factory=list)

@@ -87,6 +87,7 @@ def prepare_job(
     on_token: Callable[[str, int, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     stats: Mapping[int, FeatureStats] | None = None,
+    client: str | None = None,
 ) -> Job:
     """Validate everything and build the two-row job; no model work happens here.
 
@@ -96,7 +97,7 @@ def prepare_job(
     "steered"); `text` is the newly final text (may be "" while a character is incomplete).
     `cancel()` is polled before every decode step; when it returns True generation stops and
     the result has `cancelled=True` with the tokens so far. `stats` feed mean/resample
-    ablation.
+    ablation. `client` names who asked (a BatchScheduler admits clients round-robin).
 
     Raises ValueError for an empty prompt, a model without a chat template for a chat, a
     prompt + max_new_tokens beyond the model's context, an unknown feature index (naming
@@ -153,7 +154,7 @@ def prepare_job(
             spec=spec.to_dict(),
         )
 
-    return Job(rows=rows, finish=finish, on_token=on_token, cancel=cancel)
+    return Job(rows=rows, finish=finish, on_token=on_token, cancel=cancel, client=client)
 
 
 def prepare_request_job(att: Any, request: SteerRequest, **options: Any) -> Job:

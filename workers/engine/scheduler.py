@@ -6,6 +6,12 @@ returns a `JobHandle`; between decode steps the loop admits waiting jobs (one pr
 of them, while rows fit under `max_rows`), polls every job's `cancel()`, and settles finished
 jobs by calling their `finish()` for the waiting caller. A failing job, prefill or step fails
 only the jobs in it; the loop keeps serving.
+
+Fairness (DESIGN.md §5): waiting jobs queue per `Job.client` and are admitted round-robin
+across clients, each client's own jobs in order. One client with a hundred jobs waiting delays
+another client's job by at most one admission of its own, rather than by its whole backlog as a
+single first-come queue would. (The web side also caps each client's generations in flight:
+explorer/steering/services.py, `in_flight_acquire`.)
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 import torch
@@ -81,7 +88,8 @@ class BatchScheduler:
         self.max_rows = max_rows
         self._batch = DecodeBatch(lm, stop_ids)
         self._inbox: queue.Queue[JobHandle] = queue.Queue()
-        self._waiting: list[JobHandle] = []
+        # Waiting jobs per client, clients in round-robin order (the next to serve first).
+        self._waiting: OrderedDict[str | None, deque[JobHandle]] = OrderedDict()
         self._handles: dict[int, JobHandle] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="engine-decode", daemon=True)
@@ -116,23 +124,53 @@ class BatchScheduler:
         except Exception as exc:  # noqa: BLE001 - handed to the waiting caller, not swallowed
             handle._settle(error=exc)
 
+    def _wait(self, handle: JobHandle) -> None:
+        """Queue a submitted job behind its client's others (a new client goes last)."""
+        self._waiting.setdefault(handle.job.client, deque()).append(handle)
+
+    def _waiting_handles(self) -> Iterator[JobHandle]:
+        for handles in self._waiting.values():
+            yield from handles
+
+    def _next_waiting(self) -> JobHandle | None:
+        """The job to admit next: the head of the first client's queue, without taking it.
+        Jobs stopped while they waited are settled on the way."""
+        while self._waiting:
+            client, handles = next(iter(self._waiting.items()))
+            while handles and handles[0].job.should_stop():  # cancelled while waiting
+                handle = handles.popleft()
+                self._handles[id(handle.job)] = handle
+                self._settle(handle.job)
+            if handles:
+                return handles[0]
+            del self._waiting[client]
+        return None
+
+    def _take_waiting(self) -> JobHandle:
+        """Take the head of the first client's queue; that client goes to the back."""
+        client, handles = next(iter(self._waiting.items()))
+        handle = handles.popleft()
+        if handles:
+            self._waiting.move_to_end(client)
+        else:
+            del self._waiting[client]
+        return handle
+
     def _admit(self) -> None:
-        """Move waiting jobs into the batch (one prefill for all of them) while rows fit."""
+        """Move waiting jobs into the batch (one prefill for all of them) while rows fit,
+        round-robin across clients."""
         while True:
             try:
-                self._waiting.append(self._inbox.get_nowait())
+                self._wait(self._inbox.get_nowait())
             except queue.Empty:
                 break
         joining: list[Job] = []
         n_rows = len(self._batch.rows)
-        while self._waiting:
-            job = self._waiting[0].job
+        while (head := self._next_waiting()) is not None:
+            job = head.job
             if n_rows + len(job.rows) > self.max_rows and (n_rows or joining):
                 break
-            self._handles[id(job)] = self._waiting.pop(0)
-            if job.should_stop():  # cancelled while waiting
-                self._settle(job)
-                continue
+            self._handles[id(job)] = self._take_waiting()
             joining.append(job)
             n_rows += len(job.rows)
         if not joining:
@@ -169,7 +207,7 @@ class BatchScheduler:
         self._admit()
         if not self._batch.rows:
             try:  # idle: block until a job arrives (or wake up to check _stop)
-                self._waiting.append(self._inbox.get(timeout=0.05))
+                self._wait(self._inbox.get(timeout=0.05))
             except queue.Empty:
                 pass
             return
@@ -190,7 +228,7 @@ class BatchScheduler:
             r.job.cancelled = True
         for job in self._batch.evict():
             self._settle(job)
-        for handle in self._waiting + list(self._drain()):
+        for handle in [*self._waiting_handles(), *self._drain()]:
             handle.job.cancelled = True
             self._handles[id(handle.job)] = handle
             self._settle(handle.job)

@@ -18,8 +18,14 @@ def application():
     return application
 
 
-async def connect(headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(application(), "/ws/steer/", headers=headers or LOCAL)
+async def connect(
+    headers: list[tuple[bytes, bytes]] | None = None, client: tuple[str, int] | None = None
+) -> WebsocketCommunicator:
+    """A socket on /ws/steer/; `client` is the peer's (address, port) (none by default: the
+    consumer then counts an unknown address)."""
+    comm = WebsocketCommunicator(
+        application(), "/ws/steer/", headers=headers or LOCAL, client=client
+    )
     connected, _ = await comm.connect(timeout=5)
     assert connected
     return comm
