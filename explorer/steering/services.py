@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.db.models import Q
 
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
-from explorer.core.limits import Rate, RateLimited  # noqa: F401 - RateLimited: steering's 429
+from explorer.core.limits import Rate, RateLimited
 from explorer.saes.models import SAE
 from explorer.steering import selectors
 from explorer.steering.conf import limits
