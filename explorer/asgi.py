@@ -17,13 +17,16 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
+from explorer.core.outages import websocket_guard
 from explorer.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        # websocket_guard: a socket that fails because Redis or PostgreSQL is unreachable
+        # (the session's user, a channel layer) gets an error frame, not a dropped connection.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            websocket_guard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )
