@@ -123,7 +123,7 @@ class Tracker:
             self._probed[service] = time.monotonic()
         reason = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
         log.warning(
-            "%s is unreachable%s; answering 503 and error frames until it is back",
+            "%s is unreachable%s; what needs it fails fast until it is back",
             SERVICE_NAMES[service],
             reason,
         )
