@@ -19,6 +19,9 @@ import weakref
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
+# What these connections are called in Redis's CLIENT LIST (each sets it once, on connect).
+CLIENT_NAME = "explorer-web"
+
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -34,6 +37,7 @@ def pool_options() -> dict:
         "max_connections": settings.REDIS_MAX_CONNECTIONS,
         "timeout": settings.REDIS_POOL_TIMEOUT_S,
         "retry": Retry(NoBackoff(), 1),
+        "client_name": CLIENT_NAME,
     }
 
 
