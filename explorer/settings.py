@@ -148,7 +148,7 @@ def channel_layer_host(url: str) -> dict:
 # Connections a web process opens to Redis at most, per pool: the live-steering pool shared by
 # every socket of the process, the channel layer's, and the cache's (one per thread). A caller
 # past the bound waits up to REDIS_POOL_TIMEOUT_S for a free connection, then gets a 503 or an
-# error frame (explorer/core/redis_clients.py). 200 steering sockets use about 10.
+# error frame (explorer/core/redis_clients.py). 200 steering sockets fit in 10.
 REDIS_MAX_CONNECTIONS: int = env_int("REDIS_MAX_CONNECTIONS", 50, minimum=2)
 REDIS_POOL_TIMEOUT_S: float = env_float("REDIS_POOL_TIMEOUT_S", 5.0, minimum=0.1)
 
