@@ -20,6 +20,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 
 from explorer.core.busy import CountRequests
 from explorer.core.clients import ForwardedClientMiddleware
+from explorer.core.outages import websocket_guard
 from explorer.routing import websocket_urlpatterns
 
 application = ForwardedClientMiddleware(
@@ -27,8 +28,10 @@ application = ForwardedClientMiddleware(
         {
             # Counted, so that exports step aside for pages (explorer/core/busy.py).
             "http": CountRequests(django_asgi_app),
+            # websocket_guard: a socket that fails because Redis or PostgreSQL is unreachable
+            # (the session's user, a channel layer) gets an error frame, not a dropped connection.
             "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+                websocket_guard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
             ),
         }
     )

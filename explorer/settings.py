@@ -13,6 +13,8 @@ import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from explorer.core import embedded
 from explorer.env import (
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware, as whitenoise asks: static files skip the rest.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Redis or PostgreSQL unreachable: a 503 page or JSON error, logged once (core/outages.py).
+    "explorer.core.outages.OutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -122,6 +126,9 @@ DATABASES = {"default": parse_database_url(DATABASE_URL)}
 # Seconds to keep a connection open; 0 under ASGI unless a pooler sits in front (each request
 # runs in a thread, so persistent connections multiply with threads).
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+# A kept connection is checked before a request reuses it, so one that died with a database
+# restart fails no request (nothing to check with CONN_MAX_AGE 0).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, channel layer, cache ---------------------------------------------------
@@ -140,16 +147,33 @@ def channel_layer_host(url: str) -> dict:
     return {"address": url, "socket_timeout": 10}
 
 
+# Connections a web process opens to Redis at most, per pool: the live-steering pool shared by
+# every socket of the process, the channel layer's, and the cache's (one per thread). A caller
+# past the bound waits up to REDIS_POOL_TIMEOUT_S for a free connection, then gets a 503 or an
+# error frame (explorer/core/redis_clients.py). 200 steering sockets fit in 10.
+REDIS_MAX_CONNECTIONS: int = env_int("REDIS_MAX_CONNECTIONS", 50, minimum=2)
+REDIS_POOL_TIMEOUT_S: float = env_float("REDIS_POOL_TIMEOUT_S", 5.0, minimum=0.1)
+
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "explorer.core.redis_clients.ChannelLayer",
         # Carries index progress events (a few per second per run) and the websocket ping;
         # steering frames go over Redis pub/sub instead (explorer/steering/streams.py says why).
         "CONFIG": {"hosts": [channel_layer_host(REDIS_URL)], "capacity": 200, "expiry": 30},
     }
 }
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "pool_class": "redis.BlockingConnectionPool",
+            "max_connections": REDIS_MAX_CONNECTIONS,
+            "timeout": REDIS_POOL_TIMEOUT_S,
+            # A connection that died with a Redis restart is replaced, not a failed request.
+            "retry": Retry(NoBackoff(), 1),
+        },
+    }
 }
 # Celery reads CELERY_* from here lazily, in the web's client (explorer/core/tasks.py) and in
 # the worker app; the worker's tunables live in workers/celery.py.

@@ -19,3 +19,6 @@ urlpatterns = [
     path("", include("explorer.steering.urls")),
     path("", include("explorer.browser.urls")),
 ]
+
+# A failure because Redis or PostgreSQL is unreachable becomes a 503 (explorer/core/outages.py).
+handler500 = "explorer.core.views.server_error"

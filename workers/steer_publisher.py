@@ -34,6 +34,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from explorer.core import outages
 from explorer.steering.streams import (
     CANCEL_CHANNEL,
     CANCEL_POLL_S,
@@ -53,6 +54,17 @@ from explorer.steering.streams import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _failed(what: str, exc: Exception) -> None:
+    """Log a failure: one line per outage of Redis or PostgreSQL (explorer/core/outages.py),
+    however many ticks it lasts; a traceback for anything else. Call it in the except block."""
+    service = outages.service_of(exc)
+    if service is None:
+        log.exception("%s failed", what)
+    else:
+        outages.tracker.down(service, exc)
+
 
 ROWS = ("default", "steered")
 
@@ -210,8 +222,8 @@ class Publisher:
             if due:
                 try:
                     await self._flush(due, now)
-                except Exception:  # the loop must outlive any one tick
-                    log.exception("publishing failed")
+                except Exception as exc:  # noqa: BLE001 - the loop outlives any tick
+                    _failed("publishing", exc)
 
     async def _flush(self, runs: list[Run], now: float) -> None:
         """Publish the new text of `runs` (one message per run, both rows), then start the
@@ -229,8 +241,8 @@ class Publisher:
         if batch:
             try:
                 await self._publish(batch)
-            except Exception:  # Redis hiccup: these frames are lost; done carries the text
-                log.exception("publishing %d runs failed", len(batch))
+            except Exception as exc:  # noqa: BLE001 - lost frames: done has the text
+                _failed(f"publishing {len(batch)} runs", exc)
         for run in ended:
             self.loop.create_task(self._finish(run))
 
@@ -273,8 +285,8 @@ class Publisher:
             if not self.storing:  # else the running _store_pending takes it next
                 self.storing = True
                 self.loop.create_task(self._store_pending())
-        except Exception:
-            log.exception("finishing run %s failed", run.run_id)
+        except Exception as exc:  # noqa: BLE001 - logged by _failed
+            _failed(f"finishing run {run.run_id}", exc)
         finally:
             self._forget(run)
 
@@ -291,8 +303,8 @@ class Publisher:
                             if pk is not None:
                                 pipe.set(result_key(run.key), pk, ex=RESULT_INDEX_TTL_S)
                         await pipe.execute()
-                except Exception:
-                    log.exception("storing %d results failed", len(batch))
+                except Exception as exc:  # noqa: BLE001 - logged by _failed
+                    _failed(f"storing {len(batch)} results", exc)
         finally:
             self.storing = False
 
@@ -321,8 +333,9 @@ class Publisher:
                         for run_id in runs:
                             pipe.set(heartbeat_key(run_id), b"1", px=int(HEARTBEAT_TTL_S * 1000))
                         await pipe.execute()
-                except Exception:
-                    log.exception("heartbeat failed")
+                    outages.tracker.up(outages.REDIS)  # logs only after an outage
+                except Exception as exc:  # noqa: BLE001 - logged by _failed
+                    _failed("heartbeat", exc)
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     async def _cancel_listener(self) -> None:
@@ -335,8 +348,8 @@ class Publisher:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis away: the poller still reads the flags
-                log.exception("listening for cancels failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - the poller reads the flags too
+                _failed("listening for cancels", exc)
                 await asyncio.sleep(0.5)
                 continue
             if message is not None and message.get("type") == "message":
@@ -350,8 +363,8 @@ class Publisher:
             if runs:
                 try:
                     flags = await self.redis.mget([cancel_key(r.run_id) for r in runs])
-                except Exception:
-                    log.exception("reading cancel flags failed")
+                except Exception as exc:  # noqa: BLE001 - logged by _failed
+                    _failed("reading cancel flags", exc)
                     flags = []
                 for run, flag in zip(runs, flags, strict=False):
                     if flag is not None:

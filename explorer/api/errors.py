@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from explorer.core import outages
 from explorer.core.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(Exception)
     def server_error(request, exc: Exception):
+        service = outages.service_of(exc)
+        if service is not None:  # Redis or PostgreSQL unreachable: 503, logged once
+            outages.tracker.down(service, exc)
+            return outages.outage_response(request, service)
         logger.exception("unhandled API error on %s %s", request.method, request.path)
         return error_response(
             api, request, message="Internal server error.", code="server_error", status=500

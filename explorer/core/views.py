@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import requires_csrf_token
 from django.views.decorators.http import require_safe
 
 from explorer.browser import selectors as browser_selectors
+from explorer.core import outages
 from explorer.core.health import health_report
 from explorer.showcases import selectors as showcase_selectors
 
@@ -42,3 +47,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
     # A 503 here is the answer to the probe, not a server error: keep it out of the error log.
     response._has_been_logged = True
     return response
+
+
+@requires_csrf_token
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a failure because Redis or PostgreSQL is unreachable is a 503
+    (outages.outage_response), else Django's 500. Views' failures are turned into 503 earlier,
+    by OutageMiddleware; this catches those raised in other middleware where the exception is
+    known (under ASGI Django renders the 500 in another thread, without it)."""
+    exc = sys.exc_info()[1]
+    service = outages.service_of(exc)
+    if service is None:
+        return defaults.server_error(request)
+    outages.tracker.down(service, exc)
+    return outages.outage_response(request, service)

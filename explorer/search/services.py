@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 
 from explorer.activations import services as activations
-from explorer.core import tasks
+from explorer.core import outages, tasks
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations import selectors as explanation_selectors
 from explorer.saes import selectors as sae_selectors
@@ -566,9 +566,20 @@ def query_embedding_store(*, text: str, vector: list[float]) -> None:
 def query_embedding(*, text: str) -> list[float] | None:
     """The embedding of `text`, from the cache or else from a worker (task
     tasks.EMBED_QUERY on settings.EXPLORER_EMBED_QUEUE), waiting at most
-    EXPLORER_EMBED_TIMEOUT_S. None when no worker answered in time: the caller searches
-    without it. The worker caches what it computes even after the wait ended, so a worker
-    that was busy loading the model serves the same query at once next time."""
+    EXPLORER_EMBED_TIMEOUT_S. None when no worker answered in time, or Redis (the cache and
+    the broker) is unreachable: the caller searches without it. The worker caches what it
+    computes even after the wait ended, so a worker that was busy loading the model serves the
+    same query at once next time."""
+    try:
+        return _query_embedding(text)
+    except Exception as exc:
+        if outages.service_of(exc) != outages.REDIS:
+            raise
+        outages.tracker.down(outages.REDIS, exc)  # logged once; words still match
+        return None
+
+
+def _query_embedding(text: str) -> list[float] | None:
     vector = cache.get(_query_embedding_key(text))
     if vector is not None:
         return vector

@@ -18,7 +18,10 @@ through the process's FrameHub (hub.py), and forwards them with the client's `ge
   the run's Redis replay list; `resume` replays after a client's `after_seq`, also on a new
   socket (the client's gen -> run map is kept in Redis);
 - a watchdog reads the run's heartbeat: a worker that dies mid-generation, or no worker taking
-  the request within STEER_START_TIMEOUT_S, gives an error frame, never a hang.
+  the request within STEER_START_TIMEOUT_S, gives an error frame, never a hang;
+- Redis or PostgreSQL unreachable (explorer/core/outages.py): a socket that connects then, a
+  request that needs it and a run it cuts off each get the outage's error frame, and the
+  socket stays open: it steers again once the service is back.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ import asyncio
 import logging
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from explorer.core import untrusted
+from explorer.core import outages, redis_clients, untrusted
 from explorer.core.exceptions import ApplicationError
 from explorer.steering import runs, services, streams
 from explorer.steering.conf import limits
-from explorer.steering.hub import frame_hub
 from explorer.steering.protocol import (
     CancelMessage,
     ProtocolError,
@@ -52,15 +55,17 @@ CLOSE_BAD_URL = 4400  # the socket's URL cannot be served (after an error frame 
 
 
 class SteerConsumer(AsyncJsonWebsocketConsumer):
+    # No channel layer: frames come through the hub, and a socket with a layer channel dies
+    # with Redis (its receive loop raises) without running disconnect(), and leaves a buffer
+    # in channels_redis behind when it closes.
+    channel_layer_alias = None
+
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.model_slug: str | None = (query.get("model") or [None])[0]
         self.client = self._client_id()
         self.owner = self._owner()
-        # The process's pool, shared with the hub and the HTTP endpoint: a connection per
-        # socket would let one client holding hundreds of sockets hold as many connections
-        # (and pay for opening each, milliseconds of this process's time).
-        self.redis = frame_hub().redis
+        self.redis = redis_clients.async_client()  # the process's pool, shared by all sockets
         self.current: runs.Run | None = None
         self.old: dict[str, runs.Run] = {}  # superseded runs whose frames still pass through
         self.inbox: asyncio.Queue[tuple[str, list[dict]]] = asyncio.Queue()
@@ -73,6 +78,27 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             message = f"model in the URL contains {problem}, which is not allowed."
             await self.send_json({"type": "error", "gen": None, "message": message})
             await self.close(code=CLOSE_BAD_URL)
+            return
+        service = await self._outage()
+        if service is not None:  # the socket stays open: it works again once the service is back
+            await self.send_json(outages.error_frame(service))
+
+    async def _outage(self) -> str | None:
+        """The service a steer would fail on now, if any: Redis (one PING), or PostgreSQL when
+        this process saw it down (probed again at most once a second)."""
+        try:
+            await self.redis.ping()
+        except Exception as exc:
+            if outages.service_of(exc) is None:
+                raise
+            outages.tracker.down(outages.REDIS, exc)
+            return outages.REDIS
+        outages.tracker.up(outages.REDIS)
+        if not outages.tracker.is_down(outages.DATABASE):
+            return None
+        if outages.DATABASE in outages.tracker.due_probes():
+            await sync_to_async(outages.probe, thread_sensitive=False)(outages.DATABASE)
+        return outages.DATABASE if outages.tracker.is_down(outages.DATABASE) else None
 
     @property
     def resumable(self) -> bool:
@@ -98,7 +124,11 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
         self.watchdog.cancel()
         self.pump.cancel()
         if self.current is not None and not self.current.finished:
-            await self.current.cancel()
+            try:
+                await self.current.cancel()
+            except Exception as exc:  # Redis away: no worker can run it either
+                if outages.service_of(exc) is None:
+                    raise
         for run in [self.current, *self.old.values()]:
             if run is not None:
                 await run.leave()
@@ -126,7 +156,12 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(
                 {"type": "error", "gen": gen_of(content), "message": exc.message, "code": exc.code}
             )
-        except Exception:
+        except Exception as exc:
+            service = outages.service_of(exc)
+            if service is not None:  # Redis or PostgreSQL away: say so; logged once
+                outages.tracker.down(service, exc)
+                await self.send_json(outages.error_frame(service, gen_of(content)))
+                return
             log.exception("steering message failed")
             await self.send_json(
                 {"type": "error", "gen": gen_of(content), "message": runs.INTERNAL_ERROR}
@@ -165,10 +200,10 @@ class SteerConsumer(AsyncJsonWebsocketConsumer):
     async def _supersede(self) -> None:
         cur, self.current = self.current, None
         if cur is not None and not cur.finished:
-            await cur.cancel()
-            self.old[cur.id] = cur
+            self.old[cur.id] = cur  # first: left on disconnect even if the cancel fails
             while len(self.old) > OLD_RUNS:  # a superseded run stops within a step or two
                 await self.old.pop(next(iter(self.old))).leave()
+            await cur.cancel()
 
     async def _cancel(self, message: CancelMessage) -> None:
         if self.current is not None and self.current.gen == message.gen:

@@ -29,7 +29,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
-from explorer.core import tasks
+from explorer.core import outages, tasks
 from explorer.core.clients import client_key
 from explorer.steering import selectors, services, streams
 from explorer.steering.conf import limits
@@ -256,7 +256,18 @@ class Run:
         now = time.monotonic()
         if now - self.last_frame < QUIET_S:
             return
-        if await self.redis.exists(streams.heartbeat_key(self.id)):
+        try:
+            alive = await self.redis.exists(streams.heartbeat_key(self.id))
+        except Exception as exc:
+            if outages.service_of(exc) is None:
+                raise
+            # Redis away: the run's frames cannot reach us; say so once, not every check.
+            outages.tracker.down(outages.REDIS, exc)
+            async with self.lock:
+                if not (self.finished or self.cancelled):
+                    await self._fail(outages.message(outages.REDIS))
+            return
+        if alive:
             self.seen_heartbeat = True
             return
         async with self.lock:  # its last frames may have been published but lost
@@ -297,7 +308,11 @@ class Run:
 
     async def _fail(self, message: str) -> None:
         self.finished = True
-        await self.cancel()
+        try:
+            await self.cancel()
+        except Exception as exc:  # Redis away: a worker that could run it cannot reach it either
+            if outages.service_of(exc) is None:
+                raise
         await self.leave()
         await self.send({"type": "error", "gen": self.gen, "message": message})
 
@@ -351,10 +366,19 @@ async def _followed(
                 await run.check()
             else:
                 await run.take(frames)
-    except Exception:
-        log.exception("following steering run %s failed", run.id)
-        yield {"type": "error", "gen": gen, "message": INTERNAL_ERROR}
+    except Exception as exc:
+        service = outages.service_of(exc)
+        if service is None:
+            log.exception("following steering run %s failed", run.id)
+            yield {"type": "error", "gen": gen, "message": INTERNAL_ERROR}
+        else:
+            outages.tracker.down(service, exc)
+            yield outages.error_frame(service, gen)
     finally:
         if not run.finished:
-            await asyncio.shield(run.cancel())
+            try:
+                await asyncio.shield(run.cancel())
+            except Exception as exc:  # Redis away: no worker can run it either
+                if outages.service_of(exc) is None:
+                    raise
         await run.leave()
