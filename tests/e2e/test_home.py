@@ -124,6 +124,8 @@ def test_the_api_docs_run_and_try_a_request_under_the_policy(
     the shared check fails the test on any Content-Security-Policy violation."""
     page = browser_page.page
     page.goto(live_server_url + "/api/v1/docs", wait_until="networkidle")
+    # The first request for the schema builds it (seconds on a loaded machine).
+    page.locator(".opblock").first.wait_for(timeout=60_000)
     models = page.locator(".opblock-get", has=page.locator("[data-path='/api/v1/models']"))
     models.locator(".opblock-summary").first.click()
     page.locator(".try-out__btn").first.click()
