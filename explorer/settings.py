@@ -86,6 +86,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware, as whitenoise asks: static files skip the rest.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After whitenoise: static files need no policy; every rendered response gets one (the
+    # outage middleware's 503 pages included, hence before it).
+    "explorer.core.csp.ContentSecurityPolicyMiddleware",
     # Redis or PostgreSQL unreachable: a 503 page or JSON error, logged once (core/outages.py).
     "explorer.core.outages.OutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -304,6 +307,25 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy of every rendered response (explorer/core/csp.py): scripts from this
+# origin only (no inline script, no eval); inline style attributes are allowed, since
+# server-rendered token strips colour each token with one, but <style> elements are not.
+# 'self' in connect-src covers the same-origin websocket (ws:/wss:) too.
+SECURE_CSP: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "style-src-elem": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Who may frame the feature embed (`?embed=1`): CSP frame-ancestors sources, e.g.
+# "https://blog.example.org"; every site by default, as an embed is meant to be shared.
+CSP_EMBED_FRAME_ANCESTORS: list[str] = env_list("CSP_EMBED_FRAME_ANCESTORS", ["*"])
 
 # --- static files ---------------------------------------------------------------------------------
 

@@ -75,6 +75,10 @@ app.conf.update(
     # acks_late, a long index shard would be handed to a second worker while the first still
     # runs, so the timeout must exceed the longest hard time limit.
     broker_transport_options={"visibility_timeout": max(h for _, h in TIME_LIMITS.values()) + 300},
+    # Each worker also consumes a queue of its own (`<node name>.dq`), so the warm-up it sends
+    # itself at start (workers/warmup.py) reaches it, not whichever worker of a shared
+    # live.<model> queue is idle first (which left the other worker cold).
+    worker_direct=True,
     # Send task-started events so "running" differs from "queued" in flower / IndexRun.
     task_track_started=True,
     # Task modules the worker imports at start (one module per queue; add yours here).

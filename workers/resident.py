@@ -5,15 +5,22 @@ holds each model once, with the SAEs attached to it and (for steering) one `Batc
 decoding all its concurrent generations. A worker serves one model (DESIGN.md §7); the few
 most recently used models are kept and older ones dropped, their scheduler closed.
 
-Heavy imports happen on first use, in the prefork child (workers/celery.py says why).
+Heavy imports happen on first use, in the prefork child (workers/celery.py says why). In a
+thread-pool worker (deploy/'s live workers) the first task to start imports the engine while
+the others wait (`import_engine_once`): transformers resolves its classes lazily, and two
+threads importing it at once can see a half-initialised module ("cannot import name
+'DynamicCache' from 'transformers'", seen when a steer arrived during the warm-up).
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from celery.signals import task_prerun
 
 if TYPE_CHECKING:
     from explorer.saes.models import SAE
@@ -35,6 +42,32 @@ class _Resident:
 
 _lock = threading.Lock()
 _models: OrderedDict[str, _Resident] = OrderedDict()
+
+# What the tasks of a live worker import: loading, generation (transformers' DynamicCache), the
+# scheduler and activations.
+ENGINE_MODULES = (
+    "workers.engine.loading",
+    "workers.engine.generation",
+    "workers.engine.scheduler",
+    "workers.engine.activations",
+)
+_import_lock = threading.Lock()
+_engine_imported = False
+
+
+@task_prerun.connect
+def import_engine_once(**kwargs: Any) -> None:
+    """Before a task of a thread-pool worker: import the engine, one thread at a time, once
+    per process. A prefork child runs its tasks on its main thread, one at a time: nothing to
+    do there (and its light tasks, such as health pings, import nothing)."""
+    global _engine_imported
+    if _engine_imported or threading.current_thread() is threading.main_thread():
+        return
+    with _import_lock:
+        if not _engine_imported:
+            for name in ENGINE_MODULES:
+                importlib.import_module(name)
+            _engine_imported = True
 
 
 def _resident(model_source: str) -> _Resident:

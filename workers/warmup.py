@@ -1,7 +1,8 @@
 """Warm a live worker at start: load its models and SAEs before the first reader waits.
 
-When a worker is ready, it sends `warm_up` to each `live.<model>` queue it consumes (and
-`manage.py demo` sends it again once it has registered the demo SAE); the task
+When a worker is ready, it sends itself (on its own direct queue, so that of two workers on
+one live queue each warms its own copy) a `warm_up` for each `live.<model>` queue it consumes
+(and `manage.py demo` sends one to the live queue once it has registered the demo SAE); the task
 loads that model and every registered SAE of it into this process's resident copy
 (workers/resident.py), runs one short text through them, and records "loading" then "ready"
 (explorer/activations/services.py), so the first "test with your text" or steering request
@@ -15,6 +16,7 @@ import logging
 from typing import Any
 
 from celery.signals import worker_ready
+from celery.utils.nodenames import worker_direct
 
 from explorer.activations import services as activation_services
 from explorer.core.tasks import WARM_UP, live_queue
@@ -64,7 +66,10 @@ def live_models(queue_names: list[str]) -> list[str]:
 
 @worker_ready.connect
 def send_warm_up(sender: Any = None, **kwargs: Any) -> None:
-    """In the worker's main process (no torch here): queue one warm_up per live queue."""
+    """In the worker's main process (no torch here): queue one warm_up per live queue it
+    consumes, on its own direct queue."""
     app_ = getattr(sender, "app", app)
+    hostname = getattr(sender, "hostname", None)
     for model in live_models(list(app_.amqp.queues.consume_from)):
-        warm_up.apply_async(args=(model,), queue=live_queue(model))
+        queue = worker_direct(hostname) if hostname else live_queue(model)
+        warm_up.apply_async(args=(model,), queue=queue)

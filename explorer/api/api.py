@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import NinjaAPI, Schema, Status
+from ninja import NinjaAPI, Schema, Status, Swagger
 
 from explorer.accounts import selectors as account_selectors
 from explorer.accounts import services as account_services
@@ -47,6 +47,11 @@ api = NinjaAPI(
         "a GET with one redirects to the URL without it; any other unknown URL is a JSON 404."
     ),
     auth=ReadOpenWriteAccount(),
+    # Swagger UI runs from django-ninja's static files ("ninja" is an installed app), so the
+    # page lives under the site's Content-Security-Policy. Its validator badge would load an
+    # image from validator.swagger.io (blocked by img-src, and it would tell a third party the
+    # schema's URL): off.
+    docs=Swagger(settings={"validatorUrl": None}),
 )
 errors.install(api)
 for module in ROUTERS:

@@ -4,11 +4,17 @@ No browser is ever downloaded (`playwright install` is never run): Playwright la
 system binary through `executable_path`. Each test gets a fresh profile directory, so storage
 (the theme choice in localStorage) never leaks between tests. Console errors, uncaught page
 errors and failed requests are recorded on the page fixture; tests assert there are none.
+
+Every page runs under the Content-Security-Policy the app sends (explorer/core/csp.py), and
+the fixture itself fails a test, whatever it asserts, when a page of the app came without the
+header or the browser reported a CSP violation (a test that provokes one on purpose takes it
+out of `csp_violations` once it has checked it).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +38,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Chromium logs each violation as a console error ("Refused to execute inline script because it
+# violates the following Content Security Policy directive: ..."); the listener added to every
+# document below reports the rest (e.g. a blocked eval) the same way.
+CSP_VIOLATION = re.compile(r"Content Security Policy|CSP violation", re.IGNORECASE)
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} in ${e.documentURI}`));
+"""
 
 
 @dataclass
@@ -41,6 +55,13 @@ class BrowserPage:
     page: object  # playwright.sync_api.Page
     console_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+    pages_without_csp: list[str] = field(default_factory=list)
+
+    def on_console_error(self, text: str) -> None:
+        self.console_errors.append(text)
+        if CSP_VIOLATION.search(text):
+            self.csp_violations.append(text)
 
     def screenshot(self, name: str, *, full_page: bool = True) -> Path:
         """Save test-artifacts/<name>.png (git-ignored) and return its path."""
@@ -88,13 +109,14 @@ def browser_page(
         **browser_options,
     )
     try:
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         page = context.pages[0] if context.pages else context.new_page()
         result = BrowserPage(page=page)
         page.on(
             "console",
             lambda msg: (
                 msg.type == "error"
-                and result.console_errors.append(f"{msg.text} at {msg.location.get('url', '?')}")
+                and result.on_console_error(f"{msg.text} at {msg.location.get('url', '?')}")
             ),
         )
         page.on("pageerror", lambda exc: result.console_errors.append(f"uncaught: {exc}"))
@@ -107,11 +129,25 @@ def browser_page(
                 resp.status >= 400 and result.failed_requests.append(f"{resp.url}: {resp.status}")
             ),
         )
+        page.on("response", lambda resp: _check_policy(resp, live_server_url, result))
         page.set_default_timeout(15_000)
         yield result
+        if result.pages_without_csp or result.csp_violations:
+            pytest.fail(
+                "Content-Security-Policy: pages without it "
+                f"{result.pages_without_csp}, violations {result.csp_violations}"
+            )
     finally:
         context.close()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def _check_policy(response, live_server_url: str, result: BrowserPage) -> None:
+    """Note a document (page or frame) of the app served without a Content-Security-Policy."""
+    if response.request.resource_type != "document" or not response.url.startswith(live_server_url):
+        return
+    if "content-security-policy" not in response.headers:
+        result.pages_without_csp.append(response.url)
 
 
 @pytest.fixture(autouse=True)

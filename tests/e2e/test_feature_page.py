@@ -5,6 +5,8 @@ test-artifacts/ and in the test's tmp dir."""
 from __future__ import annotations
 
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -126,18 +128,54 @@ def test_a_dead_feature_says_so(browser_page, live_server_url, indexed):
     assert page.locator("[data-chart=histogram]").count() == 0
 
 
-def test_the_embed_renders_without_site_chrome(browser_page, live_server_url, indexed, tmp_path):
-    page = browser_page.page
-    page.set_content(
-        f'<iframe src="{live_server_url}/tiny/res-1/3/?embed=1&test=1"'
+@pytest.fixture
+def blog(live_server_url):
+    """Another site (another port on loopback: Chromium lets only local pages frame local
+    ones) whose page frames the feature's embed (#embed) and the feature page (#page)."""
+    body = (
+        f'<iframe id="embed" src="{live_server_url}/tiny/res-1/3/?embed=1&test=1"'
         ' width="800" height="900"></iframe>'
-    )
-    frame = page.frame_locator("iframe")
+        f'<iframe id="page" src="{live_server_url}/tiny/res-1/3/"></iframe>'
+    ).encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/a-post"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_embed_renders_framed_by_another_site_which_cannot_frame_the_page(
+    browser_page, live_server_url, indexed, blog, tmp_path
+):
+    page = browser_page.page
+    page.goto(blog)
+    frame = page.frame_locator("#embed")
     frame.locator('[data-chart="histogram"] svg.histogram').wait_for()
     assert frame.locator(".site-header").count() == 0
     assert frame.locator('[data-chart="examples"] .token-strip').count() == 7
     shot = browser_page.screenshot("feature-embed")
     shutil.copy(shot, tmp_path / "feature-embed.png")
+
+    # The feature page itself refuses the frame: frame-ancestors 'none'.
+    assert page.frame_locator("#page").locator(".site-header").count() == 0
+    for _ in range(50):  # page.wait_for_timeout, not sleep: events arrive while it waits
+        if browser_page.csp_violations:
+            break
+        page.wait_for_timeout(200)
+    assert browser_page.csp_violations
+    assert all("frame-ancestors 'none'" in v for v in browser_page.csp_violations)
+    browser_page.csp_violations.clear()
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,25 @@ def test_home_page_fits_a_phone_screen(browser_page, live_server_url):
     browser_page.screenshot("home-phone")
 
 
+def test_the_api_docs_run_and_try_a_request_under_the_policy(
+    browser_page, live_server_url, transactional_db
+):
+    """Swagger UI, from django-ninja's static files, draws every endpoint and runs a request;
+    the shared check fails the test on any Content-Security-Policy violation."""
+    page = browser_page.page
+    page.goto(live_server_url + "/api/v1/docs", wait_until="networkidle")
+    # The first request for the schema builds it (seconds on a loaded machine).
+    page.locator(".opblock").first.wait_for(timeout=60_000)
+    models = page.locator(".opblock-get", has=page.locator("[data-path='/api/v1/models']"))
+    models.locator(".opblock-summary").first.click()
+    page.locator(".try-out__btn").first.click()
+    page.locator(".execute").first.click()
+    page.locator(".live-responses-table .response-col_status", has_text="200").wait_for()
+    assert page.locator(".opblock").count() > 10
+    assert page_errors(browser_page) == []
+    assert browser_page.failed_requests == []
+
+
 def test_frontend_assets_are_served_hashed_with_a_year_long_cache(live_server_url):
     html = urllib.request.urlopen(live_server_url + "/", timeout=10).read().decode()
     urls = re.findall(r'(?:src|href)="(/static/assets/main-[^"]+)"', html)

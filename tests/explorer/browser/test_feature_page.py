@@ -173,11 +173,19 @@ def test_signed_in_readers_pick_one_of_their_lists(client, indexed, alice):
     assert "alice&#x27;s cats" in body
 
 
-def test_the_page_is_not_framable_but_the_embed_is(client, indexed):
-    assert client.get("/tiny/res-1/3/")["X-Frame-Options"] == "DENY"
+def test_the_page_is_not_framable_but_the_embed_is(client, indexed, settings):
+    page = client.get("/tiny/res-1/3/")
+    assert page["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page["Content-Security-Policy"]
     response = client.get("/tiny/res-1/3/?embed=1")
     assert response.status_code == 200
     assert "X-Frame-Options" not in response
+    policy = response["Content-Security-Policy"]
+    assert "frame-ancestors *" in policy and "script-src 'self'" in policy
+
+    settings.CSP_EMBED_FRAME_ANCESTORS = ["https://blog.example.org"]
+    policy = client.get("/tiny/res-1/3/?embed=1")["Content-Security-Policy"]
+    assert "frame-ancestors https://blog.example.org" in policy
 
 
 def test_the_embed_shows_the_parts_asked_for(client, indexed):

@@ -2,8 +2,9 @@
 
 manage.py has already started (or reused) the embedded PostgreSQL and Redis when
 DATABASE_URL / REDIS_URL were unset (explorer/core/embedded.py) and exported their URLs; this
-command checks the set-up, migrates, collects static files, then supervises one Celery worker
-and uvicorn (explorer/core/supervisor.py), which inherit the URLs by environment.
+command checks the set-up, migrates, collects static files, then supervises the Celery workers
+and uvicorn (explorer/core/supervisor.py), which inherit the URLs by environment. A child that
+dies is started again after a back-off (logged here); one that keeps dying stops everything.
 """
 
 from __future__ import annotations
@@ -24,12 +25,23 @@ from django.core.management.base import BaseCommand, CommandError
 from explorer.core import embedded, tasks
 from explorer.core.checks import first_line
 from explorer.core.static import collectstatic_if_stale
-from explorer.core.supervisor import Child, Supervisor, celery_worker_argv, web_server_argv
+from explorer.core.supervisor import (
+    Child,
+    ChildFailed,
+    RestartPolicy,
+    Supervisor,
+    celery_worker_argv,
+    describe_exit,
+    web_server_argv,
+)
 from explorer.core.tasks import BATCH_QUEUES, live_queue
 from explorer.saes.selectors import sae_find
 from explorer.saes.services import DEMO_SPEC, sae_registration_plan
 
 DEMO_INDEX_TOKENS = 200_000  # ~20 s of the demo model on 2 CPU cores
+# Every child is restarted when it dies: 1 s, then 2, 4, ... 30 s while it dies within a minute
+# of its start; five such deaths in a row mean it cannot run here, and the demo stops.
+RESTART = RestartPolicy(first=1.0, most=30.0, stable=60.0, give_up=5)
 
 
 def register_demo_sae_if_needed(stdout, tokens: int = DEMO_INDEX_TOKENS) -> None:
@@ -170,6 +182,7 @@ class Command(BaseCommand):
                         queues=queues, name=f"demo-{name}@%h", extra=("--loglevel", "INFO")
                     ),
                     env,
+                    restart=RESTART,
                 ),
                 log=worker_log,
             )
@@ -184,6 +197,7 @@ class Command(BaseCommand):
                 "web",
                 web_server_argv(host=host, port=port),
                 env,
+                restart=RESTART,
             )
         )
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
@@ -195,13 +209,17 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def _wait_for_an_exit(self, supervisor: Supervisor) -> None:
-        """Block until Ctrl-C (KeyboardInterrupt) or a child exits (CommandError)."""
+        """Restart children that die until Ctrl-C (KeyboardInterrupt) or one that cannot stay
+        up (CommandError)."""
         while True:
-            exited = supervisor.first_exited()
-            if exited is not None:
-                child, code = exited
-                raise CommandError(f"{child.name} exited with code {code}; stopping everything.")
+            self._tend(supervisor)
             time.sleep(0.5)
+
+    def _tend(self, supervisor: Supervisor) -> None:
+        try:
+            supervisor.tend(self._say)
+        except ChildFailed as exc:
+            raise CommandError(str(exc)) from None
 
     def _say(self, message: str) -> None:
         """Write during shutdown; a closed terminal (broken pipe) must not skip the clean-up."""
@@ -272,11 +290,10 @@ class Command(BaseCommand):
         answered = False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            exited = supervisor.first_exited()
-            if exited is not None:
-                raise CommandError(
-                    f"{exited[0].name} exited with code {exited[1]} during start-up."
-                )
+            code = web.exited()
+            if code is not None:
+                raise CommandError(f"{web.name} {describe_exit(code)} during start-up.")
+            self._tend(supervisor)  # a worker that dies meanwhile is restarted
             try:
                 urllib.request.urlopen(url, timeout=5).close()
                 return True

@@ -260,3 +260,29 @@ def test_children_stop_even_when_the_supervisor_is_killed(var_dir):
         interval=0.2,
         message=lambda: f"still alive: {[pid for pid in children if not _dead(pid)]}",
     )
+
+
+def test_a_killed_live_worker_is_restarted_and_the_app_stays_up(var_dir):
+    port = free_port()
+    # Health read afresh at each request, so a 200 after the kill comes from the new worker.
+    demo = _start_demo(_env(var_dir, HEALTHZ_CACHE_SECONDS="0"), port)
+    lines = _wait_for_line(demo, "Press Ctrl-C to stop.")
+    pids_line = next(line for line in lines if line.startswith("pids:"))
+    pids = dict(item.split("=") for item in pids_line.split()[1:])
+    worker = psutil.Process(int(pids["worker"]))
+    pool = worker.children(recursive=True)
+    healthz = f"http://127.0.0.1:{port}/healthz"
+    assert _wait_healthy(healthz, timeout=120) == 200
+
+    worker.kill()  # the live worker's main process, as an out-of-memory kill would
+
+    lines += _wait_for_line(demo, "worker restarted (pid ")
+    output = "".join(lines)
+    assert f"worker (pid {worker.pid}) was killed by SIGKILL; restarting in 1s." in output
+    assert demo.poll() is None, output
+    assert all(_dead(child.pid) for child in pool), "its pool process went with it"
+    assert _wait_healthy(healthz, timeout=120) == 200
+    demo.send_signal(signal.SIGINT)
+    out, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, output + out
+    assert "Stopped." in out
