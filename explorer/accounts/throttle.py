@@ -37,8 +37,8 @@ class Wait:
 
 
 def client_address(request: HttpRequest | None) -> str | None:
-    """The client's address as the server saw it (behind a proxy, uvicorn's --proxy-headers
-    sets it from X-Forwarded-For); None without a request."""
+    """The client's address (behind a proxy in TRUSTED_PROXIES, the forwarded one:
+    explorer/core/clients.py sets REMOTE_ADDR); None without a request."""
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None
