@@ -224,8 +224,10 @@ class Run:
         self.counted = False
         try:
             await services.in_flight_release(redis=self.redis, client=self.client, run=self.id)
-        except Exception:
-            log.exception("releasing run %s of %s failed", self.id, self.client)
+        except Exception as exc:
+            if outages.service_of(exc) is None:
+                log.exception("releasing run %s of %s failed", self.id, self.client)
+            # Redis away: the outage is logged once elsewhere, and the entry expires.
 
     async def take(self, frames: list[dict]) -> None:
         """Forward frames the hub handed over: in order, a gap filled from the replay list, a

@@ -73,6 +73,7 @@ def own_stack(service_env: dict, root: Path, **env: str) -> Iterator[Stack]:
         "HEALTHZ_REQUIRED_QUEUES": "live.*",
         "HEALTHZ_CACHE_SECONDS": "0",
         "STEER_RATE_LIMIT": "1000000",
+        "STEER_MAX_IN_FLIGHT": "1000000",  # the sockets of these tests share one address
         "LOG_LEVEL": "INFO",
         **env,
     }

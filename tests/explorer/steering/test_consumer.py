@@ -329,6 +329,7 @@ def test_json_nested_past_the_recursion_limit_gets_an_error_frame_and_the_socket
         "type": "error",
         "gen": 1,
         "message": "prompt contains a NUL character, which is not allowed.",
+        "code": "bad_message",
     }
 
 
