@@ -64,3 +64,32 @@ def _fresh_limits(request: pytest.FixtureRequest) -> None:
     count per client in the session's Redis, and tests share 127.0.0.1 and reuse account ids."""
     if request.node.get_closest_marker("integration"):
         request.getfixturevalue("fresh_limits")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _retry_flush_on_deadlock()
+
+
+def _retry_flush_on_deadlock() -> None:
+    """A transactional test's teardown flushes every table (TRUNCATE). A live server's request
+    or a worker's write still finishing then can hold a table the TRUNCATE waits for while
+    waiting on one the TRUNCATE holds: PostgreSQL breaks the deadlock by failing one side, and
+    when that is the flush the next test starts on the old rows. The flush runs in one
+    transaction, so trying it again after a moment is safe."""
+    import time
+
+    from django.test import TransactionTestCase
+
+    teardown = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self: TransactionTestCase) -> None:
+        for attempt in range(3):
+            try:
+                return teardown(self)
+            except Exception as exc:
+                reasons = f"{exc} {exc.__cause__} {exc.__context__}"
+                if "deadlock detected" not in reasons or attempt == 2:
+                    raise
+                time.sleep(0.5)
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown
