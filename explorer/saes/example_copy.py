@@ -26,21 +26,44 @@ KINDS = ("top", "quantile")
 
 
 @dataclass
+class WindowArrays:
+    """The context windows an index run's examples use, each stored once per run.
+
+    Row ``i`` is window number ``number[i]`` of the run's corpus stream; its token ids are
+    ``token_ids[i, :lengths[i]]`` (BOS first when the SAE was trained with it).
+    """
+
+    number: np.ndarray  # [w] int, unique
+    token_ids: np.ndarray  # [w, width] int
+    lengths: np.ndarray  # [w] int
+    document: np.ndarray  # [w] int: document number in the run's corpus stream
+    offset: np.ndarray  # [w] int: document token offset of the first token after BOS
+
+    def __len__(self) -> int:
+        return len(self.number)
+
+
+@dataclass
 class ExampleArrays:
-    """n examples; rows of `token_ids` / `values` are valid up to `lengths`."""
+    """n examples, sparse: example ``i`` has non-zero values at window positions
+    ``nz_positions[nz_offsets[i]:nz_offsets[i + 1]]`` (ascending), with float16 values
+    ``nz_values`` at the same slice; every other token of its window reads 0.
+
+    ``window[i]`` is a window *number* (see :class:`WindowArrays`); ``max_value`` and
+    ``max_position`` are the window's maximum for the feature and its first position.
+    """
 
     feature_index: np.ndarray  # [n] int
     kind: np.ndarray  # [n] int: 0 top, 1 quantile
     quantile_index: np.ndarray  # [n] int (ignored for top)
     quantile_low: np.ndarray  # [n] float (ignored for top)
     quantile_high: np.ndarray  # [n] float
-    token_ids: np.ndarray  # [n, width] int
-    values: np.ndarray  # [n, width] float16 (stored bytes are little-endian float16)
-    lengths: np.ndarray  # [n] int
+    window: np.ndarray  # [n] int: window number
     max_value: np.ndarray  # [n] float
     max_position: np.ndarray  # [n] int
-    document: np.ndarray  # [n] int
-    offset: np.ndarray  # [n] int
+    nz_offsets: np.ndarray  # [n + 1] int64
+    nz_positions: np.ndarray  # [nnz] int (< 65536)
+    nz_values: np.ndarray  # [nnz] float16
 
     def __len__(self) -> int:
         return len(self.feature_index)
