@@ -15,7 +15,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.saes.models import SAE, Example, Feature, LanguageModel, SAEEvaluation
+from django.utils import timezone
+
+from explorer.saes.models import SAE, Example, Feature, LanguageModel, SAEEvaluation, SAEMap
 
 WORDS = [
     "the",
@@ -119,13 +121,17 @@ def build_indexed_sae(
                 bottom_logit_values=[-1.5, -1.0, -0.5],
                 neighbour_indices=[(i + 1) % sae.d_sae, (i + 2) % sae.d_sae],
                 neighbour_cosines=[0.5, 0.25],
-                map_x=math.cos(i),
-                map_y=math.sin(i),
             )
         )
         if dead:
             out.dead.append(i)
     out.features = Feature.objects.bulk_create(feats)
+    SAEMap.objects.create(
+        sae=sae,
+        xs=[math.cos(i) for i in range(sae.d_sae)],
+        ys=[math.sin(i) for i in range(sae.d_sae)],
+        computed=timezone.now(),
+    )
     examples = []
     for f in out.features:
         if f.dead:

@@ -26,6 +26,7 @@ from explorer.saes import indexing as svc
 from explorer.saes import selectors as sae_selectors
 from explorer.saes.example_copy import ExampleArrays
 from explorer.saes.indexing import FLOAT16_MAX, FeatureRow
+from explorer.search.services import embeddings_schedule
 from workers.celery import app, time_limits
 from workers.engine.corpus import CorpusError, iter_documents, parse_corpus_spec
 from workers.engine.explain import FeatureEvidence, at_document_start, labels
@@ -185,14 +186,11 @@ def _histogram(stats: FeatureStats, f: int) -> tuple[list[float], list[int]]:
     return edges.tolist(), counts.astype(int).tolist()
 
 
-def feature_rows(
-    stats: FeatureStats, facts: dict[str, Any], old_map: dict[int, tuple[float, float]]
-) -> Iterator[FeatureRow]:
+def feature_rows(stats: FeatureStats, facts: dict[str, Any]) -> Iterator[FeatureRow]:
     density, mean, dead = stats.density, stats.mean, stats.dead
     fractions = stats.quantile_fractions()
     for f in range(stats.d_sae):
         edges, counts = _histogram(stats, f)
-        x, y = old_map.get(f, (None, None))
         live = not dead[f]
         yield FeatureRow(
             index=f,
@@ -209,8 +207,6 @@ def feature_rows(
             bottom_logit_values=facts["bottom_vals"][f],
             neighbour_indices=facts["nb_idx"][f],
             neighbour_cosines=facts["nb_cos"][f],
-            map_x=x,
-            map_y=y,
             dead=bool(dead[f]),
         )
 
@@ -336,7 +332,6 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="weight facts")
     facts = weight_facts(att, windows)
-    old_map = svc.old_map_coordinates(sae=run.sae)
     timings["facts_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -347,14 +342,14 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
     svc.run_phase(run_id=run.pk, phase="storing")
     n_f, n_e = svc.index_results_replace(
         run=run,
-        features=feature_rows(stats, facts, old_map),
+        features=feature_rows(stats, facts),
         examples=example_arrays(stats, examples, windows.context),
         timings=timings,
         offline_labels=label_texts,
     )
     timings["store_s"] = time.perf_counter() - t
     svc.run_timings_add(run=run, timings=timings)  # + store_s
-    return n_f, n_e, len(old_map) < stats.d_sae
+    return n_f, n_e, not svc.map_is_laid_out(sae=run.sae)
 
 
 @app.task(name="workers.index.index_finish", **time_limits("index"))
@@ -368,8 +363,13 @@ def index_finish(run_id: int) -> dict[str, Any]:
     except Exception as e:
         svc.run_failed(run_id=run_id, error=f"merge failed: {e}")
         raise
+    # The map first, then the new labels' embeddings (minutes of CPU at 25k features): the
+    # map task schedules them when it ends, so on any worker topology (one worker on both
+    # batch queues, or separate ones sharing the CPUs) they never delay the map.
     if map_missing:
-        sae_map.apply_async((run.sae_id,), queue=INDEX_QUEUE)
+        sae_map.apply_async((run.sae_id,), kwargs={"then_embed": True}, queue=INDEX_QUEUE)
+    else:
+        embeddings_schedule(sae_id=run.sae_id)
     _request_evaluation(run)
     if settings.SHOWCASE_CANDIDATES > 0:  # new statistics: new candidates and labels
         compute_showcases.apply_async((run.sae_id,), queue=INDEX_QUEUE)
@@ -389,26 +389,62 @@ def _request_evaluation(run: IndexRun) -> None:
 
 # -- the feature map ---------------------------------------------------------------------------
 
+# Decoder directions are reduced to this many principal components before UMAP: the
+# neighbour search then works on 50 numbers per feature instead of d_in (768-4096).
+MAP_PCA_DIMS = 50
+# UMAP's optimisation epochs above MAP_LARGE_N points (its own default there is 200); the
+# layout settles well before, and the epochs are most of the time at 25k features.
+MAP_LARGE_N = 10_000
+MAP_LARGE_EPOCHS = 100
+
+
+def map_layout(directions: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2-D UMAP (cosine) of `directions` [n, d], scaled into [0, 1]; the same for a seed.
+
+    Rows are unit-normalised and, when d > MAP_PCA_DIMS, projected on their top principal
+    components (randomised SVD, seeded) first. Returns [n, 2] float32.
+    """
+    import umap
+    from sklearn.decomposition import PCA
+
+    w = np.asarray(directions, dtype=np.float32)  # [n, d]
+    n, d = w.shape
+    w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+    if d > MAP_PCA_DIMS and n > MAP_PCA_DIMS:
+        pca = PCA(n_components=MAP_PCA_DIMS, svd_solver="randomized", random_state=seed)
+        w = pca.fit_transform(w).astype(np.float32)  # [n, MAP_PCA_DIMS]
+    xy = umap.UMAP(
+        n_neighbors=max(2, min(15, n - 1)),
+        metric="cosine",
+        n_epochs=MAP_LARGE_EPOCHS if n > MAP_LARGE_N else None,
+        random_state=seed,  # fixes the layout; UMAP then runs single-threaded
+        n_jobs=1,
+    ).fit_transform(w)  # [n, 2]
+    xy = (xy - xy.min(0)) / np.maximum(xy.max(0) - xy.min(0), 1e-9)
+    return xy.astype(np.float32)
+
 
 def map_coordinates(att: AttachedSAE, seed: int = 0) -> tuple[list[float], list[float]]:
-    """2-D UMAP (cosine) of the decoder directions, scaled into [0, 1]."""
-    import umap
-
+    """The feature map of an attached SAE's decoder directions (map_layout), as two lists."""
     w = att.decoder_directions.detach().float().cpu().numpy()  # [d_sae, d_in]
-    n_neighbors = max(2, min(15, w.shape[0] - 1))
-    xy = umap.UMAP(
-        n_neighbors=n_neighbors, metric="cosine", random_state=seed, n_jobs=1
-    ).fit_transform(w)  # [d_sae, 2]
-    xy = (xy - xy.min(0)) / np.maximum(xy.max(0) - xy.min(0), 1e-9)
+    xy = map_layout(w, seed=seed)
     return xy[:, 0].tolist(), xy[:, 1].tolist()
 
 
 @app.task(name="workers.index.sae_map", **time_limits("index"))
-def sae_map(sae_id: int) -> dict[str, Any]:
-    """Compute and store the feature map of an SAE (weight-only: once per SAE)."""
-    sae = sae_selectors.sae_by_id(sae_id=sae_id)
-    if sae is None:
-        log.info("sae_map: SAE %s is gone", sae_id)
-        return {"sae": sae_id, "skipped": True}
-    xs, ys = map_coordinates(attached_for(sae))
-    return {"sae": sae_id, "updated": svc.map_coordinates_store(sae=sae, xs=xs, ys=ys)}
+def sae_map(sae_id: int, then_embed: bool = False) -> dict[str, Any]:
+    """Compute and store the feature map of an SAE (weight-only: once per SAE). With
+    `then_embed`, schedule the embeddings of its explanations when done (or failed)."""
+    try:
+        sae = sae_selectors.sae_by_id(sae_id=sae_id)
+        if sae is None:
+            log.info("sae_map: SAE %s is gone", sae_id)
+            return {"sae": sae_id, "skipped": True}
+        t = time.perf_counter()
+        xs, ys = map_coordinates(attached_for(sae))
+        seconds = time.perf_counter() - t
+        stored = svc.map_coordinates_store(sae=sae, xs=xs, ys=ys, seconds=seconds)
+        return {"sae": sae_id, "points": stored, "seconds": seconds}
+    finally:
+        if then_embed:
+            embeddings_schedule(sae_id=sae_id)

@@ -28,7 +28,7 @@ from django.utils import timezone
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
 from explorer.saes.example_copy import ExampleArrays, binary_copy_chunks
-from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, Feature, IndexRun, IndexShard
+from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, IndexRun, IndexShard, SAEMap
 from workers.engine.corpus import CorpusError, parse_corpus_spec  # shared contract: no torch
 
 log = logging.getLogger(__name__)
@@ -327,8 +327,6 @@ class FeatureRow:
     bottom_logit_values: list[float]
     neighbour_indices: list[int]
     neighbour_cosines: list[float]
-    map_x: float | None
-    map_y: float | None
     dead: bool
 
 
@@ -343,8 +341,6 @@ _FEATURE_COLUMNS = (
     "quantile_bounds",
     "quantile_fractions",
     *WEIGHT_FACT_FIELDS,
-    "map_x",
-    "map_y",
     "dead",
 )
 _EXAMPLE_COLUMNS = (
@@ -366,12 +362,9 @@ def _quoted(columns: tuple[str, ...]) -> str:
     return ", ".join(f'"{c}"' for c in columns)  # "offset" and "values" are SQL keywords
 
 
-def old_map_coordinates(*, sae: SAE) -> dict[int, tuple[float, float]]:
-    """Map coordinates already stored (weight-only: they survive a re-index)."""
-    rows = Feature.objects.filter(sae=sae, map_x__isnull=False).values_list(
-        "index", "map_x", "map_y"
-    )
-    return {i: (x, y) for i, x, y in rows}
+def map_is_laid_out(*, sae: SAE) -> bool:
+    """Whether the SAE's feature map is stored (weight-only: it survives a re-index)."""
+    return SAEMap.objects.filter(sae=sae).exists()
 
 
 def index_results_replace(
@@ -386,7 +379,7 @@ def index_results_replace(
 
     One transaction. Feature rows are updated in place (inserted the first time), so their
     ids, and everything that points at them (explanations, votes, list items), survive a
-    re-index; map coordinates are kept when the new row has none. Examples are replaced: old
+    re-index; the feature map (SAEMap) is not touched. Examples are replaced: old
     ones deleted, new ones loaded with COPY. Concurrent readers keep seeing the old data until
     the commit (MVCC), then only the new. Examples go in by binary COPY (example_copy.py).
     `offline_labels[i]` becomes feature i's "offline" explanation, updated in place (votes on it
@@ -421,18 +414,11 @@ def index_results_replace(
                         f.bottom_logit_values,
                         f.neighbour_indices,
                         f.neighbour_cosines,
-                        f.map_x,
-                        f.map_y,
                         f.dead,
                     )
                 )
                 n_features += 1
-        keep_old = {"map_x", "map_y"}
-        sets = ", ".join(
-            f'"{c}" = COALESCE(n."{c}", f."{c}")' if c in keep_old else f'"{c}" = n."{c}"'
-            for c in cols
-            if c != "index"
-        )
+        sets = ", ".join(f'"{c}" = n."{c}"' for c in cols if c != "index")
         cur.execute(
             f"UPDATE saes_feature f SET {sets} FROM new_feature n "
             f'WHERE f.sae_id = %s AND f."index" = n."index"',
@@ -477,9 +463,6 @@ def index_results_replace(
         # The shards' partial results are no longer needed once their merge is stored.
         IndexShard.objects.filter(run=run).update(result=None)
     transaction.on_commit(lambda: publish_progress(run_id=run.pk))
-    from explorer.search.services import embeddings_schedule  # the new offline labels
-
-    embeddings_schedule(sae_id=sae_id)
     return n_features, n_examples
 
 
@@ -510,13 +493,21 @@ def _offline_labels_replace(cur: Any, sae_id: int, labels: list[str]) -> None:
     )
 
 
-def map_coordinates_store(*, sae: SAE, xs: list[float], ys: list[float]) -> int:
-    """Write map coordinates for features 0..d_sae-1 (one UPDATE over arrays)."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "UPDATE saes_feature f SET map_x = v.x, map_y = v.y FROM "
-            "unnest(%s::int[], %s::float8[], %s::float8[]) AS v(i, x, y) "
-            "WHERE f.sae_id = %s AND f.index = v.i",
-            [list(range(len(xs))), xs, ys, sae.pk],
+def map_coordinates_store(
+    *, sae: SAE, xs: list[float], ys: list[float], seconds: float | None = None
+) -> int:
+    """Store the SAE's feature map: `xs[i]`, `ys[i]` are feature i's point (one row, replaced).
+
+    Returns the number of points. Raises IndexRunError when the lists differ in length or do
+    not hold one point per feature of the SAE.
+    """
+    if len(xs) != len(ys) or len(xs) != sae.d_sae:
+        raise IndexRunError(
+            f"a map needs one point per feature: {len(xs)} xs and {len(ys)} ys "
+            f"for {sae.d_sae} features"
         )
-        return cur.rowcount
+    SAEMap.objects.update_or_create(
+        sae=sae,
+        defaults={"xs": xs, "ys": ys, "computed": timezone.now(), "seconds": seconds},
+    )
+    return len(xs)

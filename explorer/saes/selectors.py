@@ -33,6 +33,7 @@ from explorer.saes.models import (
     IndexShard,
     LanguageModel,
     SAEEvaluation,
+    SAEMap,
 )
 
 # -- models and SAEs ---------------------------------------------------------------------------
@@ -194,6 +195,7 @@ def feature_detail(*, sae: SAE, index: int) -> dict:
     """Everything about one feature but its examples (the Feature JSON contract)."""
     f = feature_get(sae=sae, index=index)
     vocab = vocab_get(model=sae.model)
+    map_x, map_y = feature_map_point(sae=sae, index=f.index)
 
     def logits(ids: list[int], values: list[float]) -> list[dict]:
         return [
@@ -217,8 +219,8 @@ def feature_detail(*, sae: SAE, index: int) -> dict:
             {"index": i, "cosine": c}
             for i, c in zip(f.neighbour_indices, f.neighbour_cosines, strict=False)
         ],
-        "map_x": f.map_x,
-        "map_y": f.map_y,
+        "map_x": map_x,
+        "map_y": map_y,
         "explanations": explanation_selectors.explanation_dicts(feature_id=f.pk),
         "url": feature_url(model_slug=sae.model.slug, sae_slug=sae.slug, index=f.index),
     }
@@ -415,19 +417,28 @@ def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]
     return list(groups.values())
 
 
+def feature_map_point(*, sae: SAE, index: int) -> tuple[float | None, float | None]:
+    """Feature `index`'s point on the SAE's map; (None, None) before the map is laid out."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT xs[%s], ys[%s] FROM saes_saemap WHERE sae_id = %s", [index + 1, index + 1, sae.pk]
+        )
+        row = cur.fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
 def feature_map_points(*, sae: SAE) -> dict[str, list]:
     """Columnar data of every feature: index, x, y (null before the map is laid out), density,
     dead. The SAE page draws the map and the SAE's density distribution from it."""
-    rows = (
-        Feature.objects.filter(sae=sae)
-        .order_by("index")
-        .values_list("index", "map_x", "map_y", "density", "dead")
-    )
+    rows = Feature.objects.filter(sae=sae).order_by("index").values_list("index", "density", "dead")
+    stored = SAEMap.objects.filter(sae=sae).values_list("xs", "ys").first()
+    xs, ys = stored if stored else ([], [])
     cols: dict[str, list] = {"index": [], "x": [], "y": [], "density": [], "dead": []}
-    for index, x, y, density, dead in rows.iterator(chunk_size=5000):
+    for index, density, dead in rows.iterator(chunk_size=5000):
+        laid_out = index < len(xs) and index < len(ys)
         cols["index"].append(index)
-        cols["x"].append(round(x, 4) if x is not None else None)
-        cols["y"].append(round(y, 4) if y is not None else None)
+        cols["x"].append(round(xs[index], 4) if laid_out else None)
+        cols["y"].append(round(ys[index], 4) if laid_out else None)
         cols["density"].append(float(f"{density:.3g}"))
         cols["dead"].append(1 if dead else 0)
     return cols

@@ -60,18 +60,26 @@ FEATURE_COLUMNS = [
 _FEATURE_OWN_COLUMNS = [c for c in FEATURE_COLUMNS if c != "explanation"]
 _BEST_EXPLANATION = """(SELECT x.text FROM explanations_explanation x WHERE x.feature_id = f.id
         ORDER BY x.score DESC NULLS LAST, x.created DESC, x.id DESC LIMIT 1)"""
+# The map's points (saes_saemap: one array per axis) as rows, joined once: subscripting the
+# arrays per feature would read the whole array again for every row.
+_MAP_JOIN = """LEFT JOIN (SELECT u.i - 1 AS i, u.x, u.y FROM saes_saemap m,
+        unnest(m.xs, m.ys) WITH ORDINALITY AS u(x, y, i) WHERE m.sae_id = {sae}) p
+    ON p.i = f.index"""
 FEATURE_CSV_SQL = f"""
 COPY (SELECT f.index, f.density, f.max_activation, f.mean_activation, f.dead::text AS dead,
-             f.map_x, f.map_y,
+             p.x AS map_x, p.y AS map_y,
              {_BEST_EXPLANATION} AS explanation,
              {", ".join(f"array_to_json(f.{c}) AS {c}" for c in FEATURE_COLUMNS[8:])}
-      FROM saes_feature f WHERE f.sae_id = {{sae_id:d}} ORDER BY f.index)
+      FROM saes_feature f {_MAP_JOIN.format(sae='{sae_id:d}')} WHERE f.sae_id = {{sae_id:d}} ORDER BY f.index)
 TO STDOUT WITH (FORMAT csv, HEADER)
 """
+_MAP_COLUMNS = {"map_x": "p.x", "map_y": "p.y"}
 FEATURE_JSON_SQL = f"""
-SELECT json_build_object({", ".join(f"'{c}', f.{c}" for c in _FEATURE_OWN_COLUMNS)},
+SELECT json_build_object({
+    ", ".join(f"'{c}', {_MAP_COLUMNS.get(c, f'f.{c}')}" for c in _FEATURE_OWN_COLUMNS)
+},
                          'explanation', {_BEST_EXPLANATION})::text
-FROM saes_feature f WHERE f.sae_id = %s ORDER BY f.index
+FROM saes_feature f {_MAP_JOIN.format(sae='%s')} WHERE f.sae_id = %s ORDER BY f.index
 """
 
 EXAMPLE_COLUMNS = [
@@ -252,7 +260,7 @@ def feature_export(*, sae: SAE, fmt: str) -> AsyncIterator[bytes]:
         "kind": "features",
         "url": f"/{sae.model.slug}/{sae.slug}/",
     }
-    return _json_lines(FEATURE_JSON_SQL, [sae.pk], head)
+    return _json_lines(FEATURE_JSON_SQL, [sae.pk, sae.pk], head)
 
 
 async def _json_lines(sql: str, params: list[Any], head: dict) -> AsyncIterator[bytes]:

@@ -303,24 +303,18 @@ def feature_block(*, sae_id: int, n: int, maxes: np.ndarray, rng: np.random.Gene
             *_array("bottom_values", ">f8", 10),
             *_array("neighbours", ">i4", 10),
             *_array("cosines", ">f8", 10),
-            ("x_len", ">i4"),
-            ("x", ">f8"),
-            ("y_len", ">i4"),
-            ("y", ">f8"),
             ("dead_len", ">i4"),
             ("dead", "u1"),
         ]
     )
     rec = np.zeros(n, dtype=dtype)
-    rec["n"] = 18
+    rec["n"] = 16
     for name, size in (
         ("sae", 8),
         ("index", 4),
         ("density", 8),
         ("max", 8),
         ("mean", 8),
-        ("x", 8),
-        ("y", 8),
         ("dead", 1),
     ):
         rec[f"{name}_len"] = size
@@ -337,9 +331,13 @@ def feature_block(*, sae_id: int, n: int, maxes: np.ndarray, rng: np.random.Gene
     _set_array(rec, "bottom_values", np.sort(-2 * rng.random((n, 10)), axis=1))
     _set_array(rec, "neighbours", rng.integers(0, n, (n, 10)))
     _set_array(rec, "cosines", -np.sort(-rng.random((n, 10)), axis=1))
-    angle, radius = rng.random(n) * 2 * np.pi, np.sqrt(rng.random(n))
-    rec["x"], rec["y"] = radius * np.cos(angle), radius * np.sin(angle)
     return rec.tobytes()
+
+
+def map_points(*, n: int, rng: np.random.Generator) -> tuple[list[float], list[float]]:
+    """`n` map points spread over the unit disc (the SAEMap row of the synthetic SAE)."""
+    angle, radius = rng.random(n) * 2 * np.pi, np.sqrt(rng.random(n))
+    return (radius * np.cos(angle)).tolist(), (radius * np.sin(angle)).tolist()
 
 
 BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -395,13 +393,18 @@ def generate(
                 "COPY saes_feature (sae_id, index, density, max_activation, mean_activation,"
                 " hist_edges, hist_counts, quantile_bounds, quantile_fractions,"
                 " top_logit_ids, top_logit_values, bottom_logit_ids, bottom_logit_values,"
-                " neighbour_indices, neighbour_cosines, map_x, map_y, dead)"
+                " neighbour_indices, neighbour_cosines, dead)"
                 " FROM STDIN WITH (FORMAT BINARY)"
             ) as copy,
         ):
             copy.write(BINARY_HEADER)
             copy.write(feature_block(sae_id=sae_id, n=features, maxes=maxes, rng=rng))
             copy.write(BINARY_TRAILER)
+        xs, ys = map_points(n=features, rng=rng)
+        conn.execute(
+            "INSERT INTO saes_saemap (sae_id, xs, ys, computed) VALUES (%s, %s, %s, now())",
+            [sae_id, xs, ys],
+        )
         conn.commit()
         phases["features"] = time.monotonic() - t
         log(f"features: {features} in {phases['features']:.1f}s")

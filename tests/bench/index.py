@@ -119,8 +119,8 @@ def _query(env: dict[str, str], code: str) -> dict:
 
 def _wait_for_map(env: dict[str, str], timeout: float = 300) -> None:
     code = (
-        "import json; from explorer.saes.models import Feature; "
-        "print(json.dumps({'n': Feature.objects.filter(map_x__isnull=True).count()}))"
+        "import json; from explorer.saes.models import SAE; "
+        "print(json.dumps({'n': SAE.objects.filter(map__isnull=True).count()}))"
     )
     deadline = time.monotonic() + timeout
     while _query(env, code)["n"] and time.monotonic() < deadline:

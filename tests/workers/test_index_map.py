@@ -1,13 +1,15 @@
-"""The feature map: a 2-D UMAP of the demo SAE's decoder directions, stored per feature."""
+"""The feature map: a 2-D UMAP of an SAE's decoder directions, stored in one SAEMap row."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.db import connection
 
 from explorer.saes import indexing as svc
-from explorer.saes.models import Feature
-from tests.builders import make_sae
+from explorer.saes.models import SAEMap
+from explorer.saes.selectors import feature_map_point, feature_map_points
+from tests.builders import build_indexed_sae, make_sae
 
 
 @pytest.mark.slow  # UMAP over the demo SAE's decoder: about 15 s on two cores
@@ -23,10 +25,66 @@ def test_map_coordinates_cover_every_feature_in_the_unit_square():
     assert len({(round(x, 6), round(y, 6)) for x, y in zip(xs, ys, strict=True)}) > att.d_sae // 2
 
 
+@pytest.mark.slow  # numba compiles UMAP's kernels on the first layout of a process
+def test_the_layout_is_the_same_for_a_seed_and_reduces_wide_directions():
+    from workers.index import MAP_PCA_DIMS, map_layout
+
+    w = np.random.default_rng(0).standard_normal((300, 2 * MAP_PCA_DIMS)).astype(np.float32)
+    first = map_layout(w, seed=3)
+    assert first.shape == (300, 2) and first.dtype == np.float32
+    np.testing.assert_array_equal(map_layout(w, seed=3), first)
+
+
 @pytest.mark.django_db
-def test_stored_coordinates_land_on_their_features():
+def test_a_stored_map_gives_each_feature_its_point():
     sae = make_sae(d_sae=3)
-    Feature.objects.bulk_create(Feature(sae=sae, index=i) for i in range(3))
     assert svc.map_coordinates_store(sae=sae, xs=[0.0, 0.5, 1.0], ys=[1.0, 0.5, 0.0]) == 3
-    got = dict(Feature.objects.filter(sae=sae).values_list("index", "map_x"))
-    assert got == {0: 0.0, 1: 0.5, 2: 1.0}
+    assert [feature_map_point(sae=sae, index=i) for i in range(3)] == [
+        (0.0, 1.0),
+        (0.5, 0.5),
+        (1.0, 0.0),
+    ]
+    assert svc.map_is_laid_out(sae=sae)
+
+
+@pytest.mark.django_db
+def test_storing_a_map_again_replaces_it():
+    sae = make_sae(d_sae=2)
+    svc.map_coordinates_store(sae=sae, xs=[0.0, 1.0], ys=[0.0, 1.0], seconds=2.5)
+    svc.map_coordinates_store(sae=sae, xs=[1.0, 0.0], ys=[0.25, 0.75])
+    stored = SAEMap.objects.get(sae=sae)
+    assert (stored.xs, stored.ys, stored.seconds) == ([1.0, 0.0], [0.25, 0.75], None)
+
+
+@pytest.mark.django_db
+def test_a_map_without_one_point_per_feature_is_refused():
+    sae = make_sae(d_sae=3)
+    with pytest.raises(svc.IndexRunError, match="one point per feature: 2 xs and 2 ys for 3"):
+        svc.map_coordinates_store(sae=sae, xs=[0.0, 1.0], ys=[0.0, 1.0])
+    assert not svc.map_is_laid_out(sae=sae)
+
+
+@pytest.mark.django_db
+def test_before_the_map_is_laid_out_points_are_null():
+    built = build_indexed_sae(d_sae=4)
+    SAEMap.objects.filter(sae=built.sae).delete()
+    assert feature_map_point(sae=built.sae, index=2) == (None, None)
+    points = feature_map_points(sae=built.sae)
+    assert points["x"] == points["y"] == [None] * 4 and points["index"] == [0, 1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_storing_the_map_leaves_the_feature_rows_alone():
+    built = build_indexed_sae(d_sae=8)
+
+    def versions() -> list:  # a row's xmin changes whenever the row is rewritten
+        with connection.cursor() as cur:
+            cur.execute(
+                'SELECT xmin::text FROM saes_feature WHERE sae_id = %s ORDER BY "index"',
+                [built.sae.pk],
+            )
+            return cur.fetchall()
+
+    before = versions()
+    svc.map_coordinates_store(sae=built.sae, xs=[0.5] * 8, ys=[0.5] * 8)
+    assert versions() == before

@@ -3,10 +3,12 @@ contract), examples, neighbours, explanations; POST explanations and votes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from explorer.explanations.models import Explanation
-from explorer.saes.models import Example
+from explorer.saes.models import Example, SAEMap
 from tests.builders import build_indexed_sae
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +75,13 @@ def test_feature_json_follows_the_contract(client, indexed):
     assert [e["text"] for e in body["explanations"]] == ["money and banks", "river banks"]
     assert set(body["explanations"][0]) >= {"id", "text", "method", "score", "author"}
     assert len(body["hist_edges"]) == len(body["hist_counts"]) + 1
+    assert (body["map_x"], body["map_y"]) == pytest.approx((math.cos(5), math.sin(5)), abs=1e-6)
+
+
+def test_a_feature_before_its_map_is_laid_out_has_null_coordinates(client, indexed):
+    SAEMap.objects.filter(sae=indexed.sae).delete()
+    body = client.get(f"{BASE}/features/5").json()
+    assert (body["map_x"], body["map_y"]) == (None, None)
 
 
 def test_a_dead_feature_says_so_with_empty_stats(client, indexed):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 
 import pytest
 
 from explorer.browser import selectors
 from explorer.explanations.services import explanation_create
-from explorer.saes.models import Feature, IndexRun
+from explorer.saes.models import Feature, IndexRun, SAEMap
 
 pytestmark = pytest.mark.django_db
 
@@ -197,10 +198,17 @@ def test_the_map_data_of_an_unknown_sae_is_a_404(client, indexed):
 
 
 def test_features_not_yet_laid_out_come_without_coordinates(client, indexed):
-    Feature.objects.filter(sae=indexed.sae, index__lt=5).update(map_x=None, map_y=None)
+    SAEMap.objects.filter(sae=indexed.sae).delete()
     points = client.get("/tiny/res-1/map.json").json()["points"]
-    assert points["x"][:5] == [None] * 5 and points["x"][5] is not None
+    assert points["x"] == [None] * 32 and points["y"] == [None] * 32
     assert len(points["density"]) == 32  # the density distribution still counts them
+
+
+def test_the_map_points_are_the_stored_map_in_feature_order(client, indexed):
+    points = client.get("/tiny/res-1/map.json").json()["points"]
+    assert points["index"] == list(range(32))
+    assert points["x"][:2] == [1.0, round(math.cos(1), 4)]
+    assert points["y"][:2] == [0.0, round(math.sin(1), 4)]
 
 
 def _metrics_panel(body: str) -> str:

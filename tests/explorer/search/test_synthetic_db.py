@@ -6,6 +6,7 @@ import pytest
 
 from explorer.explanations.models import Explanation
 from explorer.saes.models import SAE, Example, Feature
+from explorer.saes.selectors import feature_map_point
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +29,7 @@ def test_the_generator_writes_rows_the_models_read(test_database_url, client):
     assert f.hist_edges[-1] == pytest.approx(f.max_activation)
     assert f.top_logit_values == sorted(f.top_logit_values, reverse=True)
     assert all(0 <= i < len(sae.model.vocab) for i in f.top_logit_ids + f.bottom_logit_ids)
-    assert -1 <= f.map_x <= 1 and not f.dead
+    assert -1 <= feature_map_point(sae=sae, index=3)[0] <= 1 and not f.dead
     assert client.get("/api/v1/models/bench/saes/res/features/3").status_code == 200
     assert Explanation.objects.filter(feature__sae=sae).count() == 40
     for e in Example.objects.filter(feature__sae=sae)[:50]:
