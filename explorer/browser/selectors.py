@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from explorer.browser import tokens as tk
@@ -124,6 +125,77 @@ def metrics_panel(*, sae: SAE) -> MetricsPanel:
     )
 
 
+# --- work still to do after indexing ---------------------------------------------------------------
+
+
+@dataclass
+class PendingStep:
+    """One thing a worker still computes for an SAE, as the SAE page lists it."""
+
+    key: str  # "map", "embeddings", "evaluation"
+    title: str
+    text: str
+
+
+_PENDING_SQL = """
+SELECT EXISTS (SELECT 1 FROM saes_feature WHERE sae_id = %(sae)s),
+       EXISTS (SELECT 1 FROM saes_saemap WHERE sae_id = %(sae)s),
+       count(*) FILTER (WHERE e.explanation_id IS NULL OR e.text_md5 <> md5(x.text)),
+       count(*)
+FROM explanations_explanation x
+JOIN saes_feature f ON f.id = x.feature_id
+LEFT JOIN search_explanationembedding e ON e.explanation_id = x.id
+WHERE f.sae_id = %(sae)s
+"""
+
+
+def pending_steps(*, sae: SAE, metrics: MetricsPanel | None = None) -> list[PendingStep]:
+    """What is still being computed for an indexed SAE, in the order workers do it: the feature
+    map, the embeddings of its explanations (semantic search; an explanation whose text changed
+    since counts as not embedded), the quality evaluation (from `metrics` when given). Empty
+    before the first index run (nothing is scheduled then) and once everything is done. One
+    query, two without `metrics`."""
+    with connection.cursor() as cur:
+        cur.execute(_PENDING_SQL, {"sae": sae.pk})
+        indexed, laid_out, todo, total = cur.fetchone()
+    if not indexed:
+        return []
+    steps = []
+    if not laid_out:
+        steps.append(
+            PendingStep(
+                key="map",
+                title="Feature map",
+                text="not laid out yet: a worker computes it from the decoder directions "
+                "after indexing.",
+            )
+        )
+    if todo:
+        state = "pending" if todo == total else f"{total - todo:,} of {total:,} done"
+        steps.append(
+            PendingStep(
+                key="embeddings",
+                title="Label embeddings",
+                text=f"{state}: search by meaning finds an explanation once it is embedded "
+                "(after the feature map); text search finds them all already.",
+            )
+        )
+    latest = metrics.latest if metrics else sae_selectors.evaluation_latest(sae=sae)
+    if latest is not None and latest.status in (
+        SAEEvaluation.Status.QUEUED,
+        SAEEvaluation.Status.RUNNING,
+    ):
+        running = latest.status == SAEEvaluation.Status.RUNNING
+        steps.append(
+            PendingStep(
+                key="evaluation",
+                title="Quality metrics",
+                text=("running" if running else "queued") + " on held-out text.",
+            )
+        )
+    return steps
+
+
 # --- home -----------------------------------------------------------------------------------------
 
 
@@ -200,6 +272,7 @@ class FeatureCard:
     tokens: list[str] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     max_position: int | None = None
+    bos_excluded: bool = False  # position 0 of the example is a BOS left out of statistics
 
     @property
     def url(self) -> str:
@@ -215,6 +288,7 @@ class FeatureCard:
                 "values": [v if math.isfinite(v) else None for v in self.values],
                 "max": self.feature.max_activation or None,
                 "maxPosition": self.max_position,
+                "bosExcluded": self.bos_excluded,
                 "window": 5,
             },
             ensure_ascii=False,
@@ -242,21 +316,26 @@ def feature_cards(*, features: Iterable[Feature], width: int | None = 5) -> list
         .distinct("feature_id")
     }
     cards = []
+    bos: dict[int, bool] = {}  # per SAE: position 0 of its windows is an excluded BOS
     for f in features:
         ex = tops.get(f.pk)
         card = FeatureCard(
             feature=f, explanation=best[f.pk].text if f.pk in best else "", strip=None
         )
         if ex is not None:
+            if f.sae_id not in bos:
+                bos[f.sae_id] = sae_selectors.bos_excluded(sae=f.sae)
             card.tokens = sae_selectors.vocab_get(model=f.sae.model).tokens(ex.token_ids)
             card.values = Example.unpack_values(ex.values)
             card.max_position = ex.max_position
+            card.bos_excluded = bos[f.sae_id]
             card.strip = tk.strip(
                 card.tokens,
                 card.values,
                 max_value=f.max_activation or ex.max_value,
                 max_position=ex.max_position,
                 width=width,
+                bos_excluded=card.bos_excluded,
             )
         cards.append(card)
     return cards
@@ -477,6 +556,8 @@ class FeaturePage:
     # What the feature is rather than what it means (workers/engine/explain.flags): [(flag,
     # words)] for "dense" and "document start", from the stored density and top examples.
     flags: list[tuple[str, str]] = field(default_factory=list)
+    # Position 0 of every example window is a BOS token left out of the statistics.
+    bos_excluded: bool = False
 
     @property
     def explanation(self) -> str:
@@ -516,7 +597,11 @@ class FeaturePage:
                 "positive": [{"token": t.token, "value": t.value} for t in self.top_logits],
                 "negative": [{"token": t.token, "value": t.value} for t in self.bottom_logits],
             },
-            "examples": {"max": f.max_activation or None, "examples": examples},
+            "examples": {
+                "max": f.max_activation or None,
+                "bosExcluded": self.bos_excluded,
+                "examples": examples,
+            },
         }
 
 
@@ -541,6 +626,7 @@ def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
     found = (
         Feature.objects.select_related("sae__model", "importance")
         .defer("sae__model__vocab")
+        .annotate(run_options=sae_selectors.latest_run_options())
         .filter(sae__model__slug=model_slug, sae__slug=sae_slug, index=index)
         .first()
         if 0 <= index < 2**31
@@ -602,6 +688,7 @@ def feature_page_get(
     neighbours = _neighbours(sae=sae, feature=feature)
 
     scale = feature.max_activation if feature.max_activation > 0 else 1.0
+    bos_excluded = sae_selectors.options_exclude_bos(feature.run_options)
 
     def view(ex: Example) -> ExampleView:
         toks = vocab.tokens(ex.token_ids)
@@ -611,7 +698,14 @@ def feature_page_get(
             values=vals,
             max_value=ex.max_value,
             max_position=ex.max_position,
-            strip=tk.strip(toks, vals, max_value=scale, max_position=ex.max_position, width=width),
+            strip=tk.strip(
+                toks,
+                vals,
+                max_value=scale,
+                max_position=ex.max_position,
+                width=width,
+                bos_excluded=bos_excluded,
+            ),
         )
 
     examples = list(feature.examples.order_by("kind", "-quantile_index", "-max_value", "id"))
@@ -677,4 +771,5 @@ def feature_page_get(
         prev_index=index - 1 if index > 0 else None,
         next_index=index + 1 if index + 1 < sae.d_sae else None,
         flags=[(f, explain.FLAG_WORDS[f]) for f in found],
+        bos_excluded=bos_excluded,
     )

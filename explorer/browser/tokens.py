@@ -48,6 +48,10 @@ def token_kind(token: str) -> str:
     return "text"
 
 
+EXCLUDED_TITLE = "BOS: excluded from statistics"
+EXCLUDED_TITLE_ATTR = f' title="{escape(EXCLUDED_TITLE)}"'
+
+
 @dataclass(frozen=True)
 class TokenCell:
     text: str  # as displayed
@@ -56,6 +60,7 @@ class TokenCell:
     background: str
     color: str | None
     is_max: bool
+    excluded: bool = False  # a BOS token left out of every statistic (shown with its value)
 
     @property
     def css_class(self) -> str:
@@ -64,6 +69,8 @@ class TokenCell:
             classes += " token--unknown"
         if self.is_max:
             classes += " token--max"
+        if self.excluded:
+            classes += " token--excluded"
         return classes
 
     @property
@@ -92,7 +99,8 @@ class Strip:
         if self.cut_after:
             classes += " token-strip--cut-after"
         cells = "".join(
-            f'<span class="{c.css_class}" data-value="{c.data_value}" style="{c.style}">'
+            f'<span class="{c.css_class}" data-value="{c.data_value}" style="{c.style}"'
+            f"{EXCLUDED_TITLE_ATTR if c.excluded else ''}>"
             f"{escape(c.text, quote=False)}</span>"
             for c in self.cells
         )
@@ -125,8 +133,11 @@ def strip(
     max_value: float,
     max_position: int | None,
     width: int | None,
+    bos_excluded: bool = False,
 ) -> Strip:
-    """The cells of one strip, cut to `width` tokens either side of `max_position`."""
+    """The cells of one strip, cut to `width` tokens either side of `max_position`. With
+    `bos_excluded`, position 0 is a BOS token left out of the statistics: it keeps its value
+    and colour and is marked `token--excluded` with a title saying so."""
     centre = max_position if max_position is not None else 0
     start, stop = token_window(len(tokens), centre, width)
     cells = []
@@ -136,7 +147,13 @@ def strip(
         text, kind = _shown(tokens[i])
         cells.append(
             TokenCell(
-                text=text, kind=kind, value=v, background=bg, color=fg, is_max=i == max_position
+                text=text,
+                kind=kind,
+                value=v,
+                background=bg,
+                color=fg,
+                is_max=i == max_position,
+                excluded=bos_excluded and i == 0,
             )
         )
     return Strip(cells=cells, cut_before=start > 0, cut_after=stop < len(tokens))

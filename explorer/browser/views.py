@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -153,6 +154,7 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
             }
         )
     run = sae_selectors.index_run_active(sae=sae_row)
+    metrics = selectors.metrics_panel(sae=sae_row)
     return render(
         request,
         "browser/sae.html",
@@ -164,7 +166,8 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
             "live_only": live_only,
             "columns": columns,
             "run": run,
-            "metrics": selectors.metrics_panel(sae=sae_row),
+            "metrics": metrics,
+            "pending": selectors.pending_steps(sae=sae_row, metrics=metrics),
             "next_url": link(after=page.next_cursor) if page.next_cursor else None,
             "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
             "first_url": link() if page.prev_cursor else None,
@@ -183,6 +186,15 @@ def sae_map_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
     return JsonResponse(
         {"model": model, "sae": sae, "points": sae_selectors.feature_map_points(sae=sae_row)}
     )
+
+
+@require_safe
+@friendly_404
+def sae_pending_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
+    """What is still being computed for the SAE, polled by its page until nothing is left."""
+    sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
+    steps = selectors.pending_steps(sae=sae_row)
+    return JsonResponse({"pending": [asdict(s) for s in steps]})
 
 
 @require_safe

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations import selectors as explanation_selectors
@@ -415,6 +415,30 @@ def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]
     for f in rows:
         groups.setdefault(f.sae_id, (f.sae, []))[1].append(f.pk)
     return list(groups.values())
+
+
+def latest_run_options(*, sae_ref: str = "sae_id") -> Subquery:
+    """An annotation: the options of the newest finished index run of the SAE that `sae_ref`
+    (an outer field) names, or None. Read them with `options_exclude_bos`."""
+    runs = IndexRun.objects.filter(sae=OuterRef(sae_ref), status=IndexRun.Status.DONE)
+    return Subquery(runs.order_by("-finished").values("options")[:1], output_field=JSONField())
+
+
+def options_exclude_bos(options: dict | None) -> bool:
+    """Whether a run with these options left out a BOS token at position 0 of every window."""
+    return bool(options and options.get("prepend_bos") and not options.get("include_bos"))
+
+
+def bos_excluded(*, sae: SAE) -> bool:
+    """Whether position 0 of the SAE's stored example windows is a BOS token left out of every
+    statistic: its newest finished index run prepended BOS and did not include it."""
+    run = (
+        IndexRun.objects.filter(sae=sae, status=IndexRun.Status.DONE)
+        .order_by("-finished")
+        .only("options")
+        .first()
+    )
+    return options_exclude_bos(run.options if run else None)
 
 
 def feature_map_point(*, sae: SAE, index: int) -> tuple[float | None, float | None]:

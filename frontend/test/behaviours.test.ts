@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { applyIndexProgress, behaviours } from "../src/enhance/behaviours";
+import { applyIndexProgress, applyPendingSteps, behaviours } from "../src/enhance/behaviours";
 import { enhance } from "../src/enhance/enhance";
 
 describe("behaviours", () => {
@@ -43,6 +43,21 @@ describe("behaviours", () => {
     expect(applyIndexProgress(el, { status: "done", tokens_done: 1000, tokens_total: 1000 })).toBe(true);
   });
 
+  it("pending steps update their texts as plain text and ask for a reload when one has finished", () => {
+    document.body.innerHTML = `<section><ul><li data-pending="map"><span data-pending-text>old</span></li><li data-pending="embeddings"><span data-pending-text>old</span></li></ul></section>`;
+    const el = document.querySelector("section")!;
+    const steps = [
+      { key: "map", title: "Feature map", text: "not laid out yet" },
+      { key: "embeddings", title: "Label embeddings", text: "<b>3 of 9</b> done" },
+    ];
+    expect(applyPendingSteps(el, steps)).toBe(false);
+    const texts = el.querySelectorAll("[data-pending-text]");
+    expect(texts[1].textContent).toBe("<b>3 of 9</b> done");
+    expect(el.querySelector("b")).toBeNull();
+    expect(applyPendingSteps(el, steps.slice(1))).toBe(true);
+    expect(applyPendingSteps(el, [])).toBe(true);
+  });
+
   it("an unknown data-enhance is logged and the others are still wired", () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     document.body.innerHTML = `<div data-enhance="nope"></div><nav data-enhance="feature-nav"></nav>`;
@@ -52,7 +67,7 @@ describe("behaviours", () => {
   });
 
   it("every behaviour the templates use is registered", () => {
-    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "edit-explanation", "llm-explain", "vote", "embed-snippet", "index-progress", "metrics-progress", "sortable-table"]) {
+    for (const name of ["feature-nav", "activation-test", "add-to-list", "add-explanation", "edit-explanation", "llm-explain", "vote", "embed-snippet", "index-progress", "metrics-progress", "pending-steps", "sortable-table"]) {
       expect(typeof behaviours[name]).toBe("function");
     }
   });

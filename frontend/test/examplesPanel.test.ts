@@ -44,6 +44,17 @@ describe("examplesPanel", () => {
     expect(active.textContent).toBe("full");
   });
 
+  it("with bosExcluded the first token of every window is marked as excluded from statistics", () => {
+    const el = setup("full");
+    examplesPanel(el, { max: 4, bosExcluded: true, examples: [example, example] });
+    for (const i of [0, 1]) {
+      const first = el.querySelector<HTMLElement>(`[data-example="${i}"] .token`)!;
+      expect(first.classList.contains("token--excluded")).toBe(true);
+      expect(first.title).toBe("BOS: excluded from statistics");
+    }
+    expect(el.querySelectorAll(".token--excluded")).toHaveLength(2);
+  });
+
   it("colours are scaled to the feature's max, not the example's", () => {
     const el = setup("full");
     examplesPanel(el, { max: 8, examples: [example, example] });

@@ -45,6 +45,25 @@ describe("tokenStrip", () => {
     expect(div.innerHTML).toContain("&lt;img src=x onerror=alert(1)&gt;");
   });
 
+  it("an excluded BOS keeps its value and is marked, as text, with a title", () => {
+    const bos = "<|endoftext|><img src=x>";
+    const div = render({ tokens: [bos, "The", " cat"], values: [3.5, 0, 1], maxPosition: 2, bosExcluded: true });
+    const [first, second] = tokens(div);
+    expect(first!.classList.contains("token--excluded")).toBe(true);
+    expect(first!.getAttribute("title")).toBe("BOS: excluded from statistics");
+    expect(first!.dataset.value).toBe("3.5");
+    expect(first!.textContent).toBe(bos);
+    expect(div.querySelector("img")).toBeNull();
+    expect(second!.classList.contains("token--excluded")).toBe(false);
+    expect(second!.hasAttribute("title")).toBe(false);
+  });
+
+  it("without bosExcluded position 0 is an ordinary token", () => {
+    const [first] = tokens(render({ tokens: ["<|endoftext|>", "The"], values: [0, 1] }));
+    expect(first!.classList.contains("token--excluded")).toBe(false);
+    expect(first!.hasAttribute("title")).toBe(false);
+  });
+
   it("the strongest activation gets the top colour of the scale", () => {
     const div = render({ tokens: ["a", "b"], values: [0, 2] });
     const expected = activationColor(2)(2);

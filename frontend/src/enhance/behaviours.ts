@@ -47,6 +47,27 @@ export function applyIndexProgress(el: HTMLElement, p: IndexProgress): boolean {
   return p.status !== "queued" && p.status !== "running";
 }
 
+/** A step still being computed for an SAE, as `/<model>/<sae>/pending.json` lists it. */
+export interface PendingStep {
+  key: string;
+  title: string;
+  text: string;
+}
+
+/**
+ * Updates the texts of a pending-steps box (`li[data-pending=key]`) from a fresh list; returns
+ * true when a step shown has finished or a new one began, so the page should reload.
+ */
+export function applyPendingSteps(el: HTMLElement, steps: PendingStep[]): boolean {
+  const items = Array.from(el.querySelectorAll<HTMLElement>("[data-pending]"));
+  if (items.length !== steps.length || items.some((li, i) => li.dataset.pending !== steps[i].key)) return true;
+  items.forEach((li, i) => {
+    const text = li.querySelector("[data-pending-text]");
+    if (text) text.textContent = steps[i].text;
+  });
+  return false;
+}
+
 /** One behaviour per `data-enhance` value; each wires one server-rendered element. */
 export const behaviours: Record<string, Behaviour> = {
   /** Sort a table's rows by clicking its `th[data-sort]` headers. */
@@ -293,6 +314,25 @@ export const behaviours: Record<string, Behaviour> = {
         .catch(() => win?.setTimeout(poll, 5000));
     };
     win?.setTimeout(poll, 3000);
+  },
+
+  /**
+   * While work is left after indexing (map, label embeddings, evaluation): poll `data-src` (the
+   * SAE's pending.json), keep the texts current, and reload once a step has finished.
+   */
+  "pending-steps"(el) {
+    const win = el.ownerDocument.defaultView;
+    const poll = () => {
+      getJson<{ pending: PendingStep[] }>(el.dataset.src ?? "")
+        .then((body) => {
+          if (applyPendingSteps(el, body.pending)) {
+            el.dataset.pendingChanged = "true";
+            win?.location.reload();
+          } else win?.setTimeout(poll, 5000);
+        })
+        .catch(() => win?.setTimeout(poll, 10000));
+    };
+    win?.setTimeout(poll, 5000);
   },
 
   "index-progress"(el) {

@@ -22,9 +22,9 @@ function record(value: unknown, name: string): Record<string, unknown> {
 /**
  * One renderer per `data-chart` value. Data shapes (JSON from the server):
  * - histogram: `{edges: number[n+1], counts: (number|null)[n], yScale?: "linear"|"symlog", width?, height?, label?}`
- * - tokens: `{tokens: string[], values: (number|null)[], max?: number, maxPosition?: number, window?: number}`
+ * - tokens: `{tokens: string[], values: (number|null)[], max?: number, maxPosition?: number, window?: number, bosExcluded?: boolean}`
  * - logits: `{positive: [{token, value}], negative: [{token, value}]}`
- * - examples: `{max: number|null, examples: [{tokens, values, maxPosition}]}`, drawn into the
+ * - examples: `{max: number|null, bosExcluded?: boolean, examples: [{tokens, values, maxPosition}]}`, drawn into the
  *   element's `[data-example=i]` children; `[data-context-width]` links switch the context width
  * - feature-map: `{src: url of {points: MapData}, base: "/<model>/<sae>/"}` or `{points: MapData, base}`
  */
@@ -49,6 +49,7 @@ export const chartRenderers: Record<string, Renderer> = {
         tokens: d.tokens as string[],
         values: (d.values ?? []) as (number | null)[],
         maxPosition: (d.maxPosition ?? null) as number | null,
+        bosExcluded: d.bosExcluded === true,
       })
       .call(strip);
   },

@@ -25,6 +25,7 @@ export function examplesPanel(el: HTMLElement, data: Record<string, unknown>): (
   const examples = data.examples;
   if (!Array.isArray(examples)) invalid("examples", examples);
   const max = typeof data.max === "number" && data.max > 0 ? data.max : null;
+  const bosExcluded = data.bosExcluded === true;
 
   const draw = (key: string) => {
     if (!(key in CONTEXT_WIDTHS)) invalid("context width", key);
@@ -33,7 +34,7 @@ export function examplesPanel(el: HTMLElement, data: Record<string, unknown>): (
       const ex = examples[Number(holder.dataset.example)] as ExampleRecord | undefined;
       if (!ex) invalid("data-example", holder.dataset.example);
       select<HTMLElement, TokenData>(holder)
-        .datum({ tokens: ex.tokens, values: ex.values, maxPosition: ex.maxPosition })
+        .datum({ tokens: ex.tokens, values: ex.values, maxPosition: ex.maxPosition, bosExcluded })
         .call(strip);
     }
     el.dataset.context = key;

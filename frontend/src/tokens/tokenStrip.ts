@@ -34,7 +34,11 @@ interface TokenItem {
   token: string;
   value: number;
   isMax: boolean;
+  excluded: boolean;
 }
+
+/** The title of a BOS token drawn but left out of the statistics. */
+export const EXCLUDED_TITLE = "BOS: excluded from statistics";
 
 /** A reusable token heatmap: call it on a selection whose datum is TokenData, call again to update. */
 export interface TokenStrip extends OptionMethods<TokenStripOptions, TokenStrip> {
@@ -77,7 +81,12 @@ function render(container: HTMLElement, data: TokenData, o: TokenStripOptions): 
   const marked = data.maxPosition != null || (all[centre] ?? 0) > 0;
   const items: TokenItem[] = [];
   for (let i = start; i < stop; ++i) {
-    items.push({ token: String(data.tokens[i]), value: all[i] as number, isMax: marked && i === centre });
+    items.push({
+      token: String(data.tokens[i]),
+      value: all[i] as number,
+      isMax: marked && i === centre,
+      excluded: data.bosExcluded === true && i === 0,
+    });
   }
   const observed = d3max(all, (v) => (Number.isFinite(v) ? v : undefined)) ?? 0;
   // Nothing fired: any positive max gives the same all-transparent strip.
@@ -94,8 +103,9 @@ function render(container: HTMLElement, data: TokenData, o: TokenStripOptions): 
     .join("span")
     .attr("class", (d) => {
       const kind = tokenKind(d.token);
-      return `token token--${kind}${Number.isFinite(d.value) ? "" : " token--unknown"}${d.isMax ? " token--max" : ""}`;
+      return `token token--${kind}${Number.isFinite(d.value) ? "" : " token--unknown"}${d.isMax ? " token--max" : ""}${d.excluded ? " token--excluded" : ""}`;
     })
+    .attr("title", (d) => (d.excluded ? EXCLUDED_TITLE : null))
     .text((d) => displayToken(d.token))
     // tokenTooltip shows this value on hover; the server renders the same attribute.
     .attr("data-value", (d) => (Number.isFinite(d.value) ? String(d.value) : "NaN"))

@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import urllib.request
 
 import pytest
 from django.http import StreamingHttpResponse
 
 from explorer.explanations.models import Explanation
+from explorer.saes.models import SAEMap
 from tests.builders import build_indexed_sae
 
 pytestmark = [
@@ -56,6 +58,16 @@ def test_features_csv_has_one_row_per_feature_with_its_explanation(client, index
     assert json.loads(rows[3]["neighbour_indices"]) == [4, 5]
     assert (rows[0]["dead"], rows[1]["dead"]) == ("true", "false")
     assert float(rows[1]["density"]) == indexed.features[1].density
+    assert float(rows[2]["map_x"]) == pytest.approx(math.cos(2), abs=1e-6)
+    assert float(rows[2]["map_y"]) == pytest.approx(math.sin(2), abs=1e-6)
+
+
+def test_features_before_the_map_is_laid_out_export_empty_coordinates(client, indexed):
+    SAEMap.objects.filter(sae=indexed.sae).delete()
+    rows = list(csv.DictReader(io.StringIO(body(client.get(BASE + "/features")).decode())))
+    assert len(rows) == 24 and {(r["map_x"], r["map_y"]) for r in rows} == {("", "")}
+    doc = json.loads(body(client.get(BASE + "/features?format=json")))
+    assert {(f["map_x"], f["map_y"]) for f in doc["items"]} == {(None, None)}
 
 
 def test_features_json_is_one_document(client, indexed):
@@ -65,6 +77,7 @@ def test_features_json_is_one_document(client, indexed):
     assert doc["items"][3]["explanation"] == 'river "bank", water'
     assert doc["items"][3]["hist_counts"] == [50, 20, 8, 2]
     assert doc["items"][0]["dead"] is True
+    assert doc["items"][2]["map_x"] == pytest.approx(math.cos(2), abs=1e-6)
 
 
 def test_examples_json_carries_tokens_and_values(client, indexed):

@@ -9,8 +9,11 @@ import re
 import pytest
 
 from explorer.browser import selectors
+from explorer.explanations.models import Explanation
 from explorer.explanations.services import explanation_create
 from explorer.saes.models import Feature, IndexRun, SAEMap
+from explorer.search.services import explanation_embeddings_store
+from tests.builders import make_evaluation, make_sae
 
 pytestmark = pytest.mark.django_db
 
@@ -272,3 +275,56 @@ def test_the_empty_importance_chart_says_why_and_how_to_fill_it(client, indexed,
     body = client.get("/tiny/res-1/").content.decode()
     url = "/api/v1/models/tiny/saes/res-1/importance"
     assert f'data-importance-compute-all data-url="{url}"' in body
+
+
+def _pending(body: str) -> str:
+    start = body.index('<section class="card pending-steps"')
+    return html.unescape(re.sub(r"<[^>]+>", "", body[start : body.index("</section>", start)]))
+
+
+def _label(feature: Feature, text: str) -> Explanation:
+    return Explanation.objects.create(feature=feature, text=text, method="offline")
+
+
+def test_the_page_says_the_map_is_not_laid_out_yet(client, indexed):
+    SAEMap.objects.filter(sae=indexed.sae).delete()
+    text = _pending(client.get("/tiny/res-1/").content.decode())
+    assert "Still being computed" in text
+    assert "Feature map: not laid out yet" in text
+
+
+def test_the_page_counts_the_label_embeddings_still_to_compute(client, indexed):
+    first, second = _label(indexed.features[1], "rivers"), _label(indexed.features[2], "banks")
+    text = _pending(client.get("/tiny/res-1/").content.decode())
+    assert "Label embeddings: pending" in text and "Feature map" not in text
+    explanation_embeddings_store(rows=[(first.pk, "rivers", [0.0] * 384)], model="m")
+    text = _pending(client.get("/tiny/res-1/").content.decode())
+    assert "Label embeddings: 1 of 2 done" in text
+    explanation_embeddings_store(rows=[(second.pk, "banks", [0.0] * 384)], model="m")
+    assert 'class="card pending-steps"' not in client.get("/tiny/res-1/").content.decode()
+
+
+def test_the_page_says_when_the_evaluation_is_queued(client, indexed):
+    make_evaluation(indexed.sae, status="queued")
+    text = _pending(client.get("/tiny/res-1/").content.decode())
+    assert "Quality metrics: queued on held-out text." in text
+
+
+def test_an_sae_with_nothing_left_to_compute_has_no_pending_card(client, indexed):
+    body = client.get("/tiny/res-1/").content.decode()
+    assert 'class="card pending-steps"' not in body
+    assert client.get("/tiny/res-1/pending.json").json() == {"pending": []}
+
+
+def test_pending_json_lists_the_steps_in_the_order_workers_do_them(client, indexed):
+    SAEMap.objects.filter(sae=indexed.sae).delete()
+    _label(indexed.features[1], "rivers")
+    make_evaluation(indexed.sae, status="running")
+    steps = client.get("/tiny/res-1/pending.json").json()["pending"]
+    assert [s["key"] for s in steps] == ["map", "embeddings", "evaluation"]
+    assert steps[2] == {"key": "evaluation", "title": "Quality metrics", "text": "running on held-out text."}
+
+
+def test_an_sae_not_indexed_yet_lists_nothing_pending(client, db):
+    make_sae()
+    assert client.get("/tiny/res-1/pending.json").json() == {"pending": []}

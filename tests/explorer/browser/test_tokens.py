@@ -67,3 +67,26 @@ def test_densities_read_as_how_rare_they_are():
     assert one_in(0) == "never fires"
     assert percent(0.000417) == "0.0417%"
     assert sig(-1.5) == "\u22121.5"
+
+
+def test_an_excluded_bos_is_marked_with_its_value_and_escaped():
+    s = strip(
+        ['<|endoftext|>"><img src=x>', "a", "b"],
+        [7.5, 0.0, 1.0],
+        max_value=1.0,
+        max_position=2,
+        width=None,
+        bos_excluded=True,
+    )
+    first, *rest = s.cells
+    assert first.excluded and first.value == 7.5 and not any(c.excluded for c in rest)
+    markup = str(s.html)
+    assert markup.count("token--excluded") == 1
+    assert markup.count('title="BOS: excluded from statistics"') == 1
+    assert "<img" not in markup and "&lt;img src=x&gt;" in markup
+    assert 'data-value="7.5"' in markup
+
+
+def test_without_an_excluded_bos_no_token_is_marked():
+    s = strip(["<|endoftext|>", "a"], [0.0, 1.0], max_value=1.0, max_position=1, width=None)
+    assert "token--excluded" not in str(s.html) and "title=" not in str(s.html)
