@@ -125,7 +125,7 @@ def metrics_panel(*, sae: SAE) -> MetricsPanel:
     )
 
 
-# --- work still to do after indexing ---------------------------------------------------------------
+# --- work still to do after indexing ----------------------------------------------------------
 
 
 @dataclass

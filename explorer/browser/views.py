@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import cache_control
+from django.utils.cache import patch_cache_control
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
@@ -179,13 +179,15 @@ def sae_page(request: HttpRequest, model: str, sae: str) -> HttpResponse:
 @require_safe
 @friendly_404
 @gzip_page  # a 250k-feature map is ~8 MB of JSON, ~2 MB gzipped
-@cache_control(max_age=60)
 def sae_map_json(request: HttpRequest, model: str, sae: str) -> JsonResponse:
-    """Every feature's map point, columnar (the map chart fetches it)."""
+    """Every feature's map point, columnar (the map chart fetches it). Cached for a minute once
+    laid out; before that not at all, so the reload after the map is computed shows it."""
     sae_row = sae_selectors.sae_get(model_slug=model, slug=sae)
-    return JsonResponse(
-        {"model": model, "sae": sae, "points": sae_selectors.feature_map_points(sae=sae_row)}
-    )
+    points = sae_selectors.feature_map_points(sae=sae_row)
+    response = JsonResponse({"model": model, "sae": sae, "points": points})
+    laid_out = None not in points["x"]
+    patch_cache_control(response, **({"max_age": 60} if laid_out else {"no_cache": True}))
+    return response
 
 
 @require_safe

@@ -445,7 +445,8 @@ def feature_map_point(*, sae: SAE, index: int) -> tuple[float | None, float | No
     """Feature `index`'s point on the SAE's map; (None, None) before the map is laid out."""
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT xs[%s], ys[%s] FROM saes_saemap WHERE sae_id = %s", [index + 1, index + 1, sae.pk]
+            "SELECT xs[%s], ys[%s] FROM saes_saemap WHERE sae_id = %s",
+            [index + 1, index + 1, sae.pk],
         )
         row = cur.fetchone()
     return (row[0], row[1]) if row else (None, None)

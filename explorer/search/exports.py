@@ -70,7 +70,8 @@ COPY (SELECT f.index, f.density, f.max_activation, f.mean_activation, f.dead::te
              p.x AS map_x, p.y AS map_y,
              {_BEST_EXPLANATION} AS explanation,
              {", ".join(f"array_to_json(f.{c}) AS {c}" for c in FEATURE_COLUMNS[8:])}
-      FROM saes_feature f {_MAP_JOIN.format(sae='{sae_id:d}')} WHERE f.sae_id = {{sae_id:d}} ORDER BY f.index)
+      FROM saes_feature f {_MAP_JOIN.format(sae="{sae_id:d}")}
+      WHERE f.sae_id = {{sae_id:d}} ORDER BY f.index)
 TO STDOUT WITH (FORMAT csv, HEADER)
 """
 _MAP_COLUMNS = {"map_x": "p.x", "map_y": "p.y"}
@@ -79,7 +80,7 @@ SELECT json_build_object({
     ", ".join(f"'{c}', {_MAP_COLUMNS.get(c, f'f.{c}')}" for c in _FEATURE_OWN_COLUMNS)
 },
                          'explanation', {_BEST_EXPLANATION})::text
-FROM saes_feature f {_MAP_JOIN.format(sae='%s')} WHERE f.sae_id = %s ORDER BY f.index
+FROM saes_feature f {_MAP_JOIN.format(sae="%s")} WHERE f.sae_id = %s ORDER BY f.index
 """
 
 EXAMPLE_COLUMNS = [

@@ -52,7 +52,7 @@ describe("behaviours", () => {
     ];
     expect(applyPendingSteps(el, steps)).toBe(false);
     const texts = el.querySelectorAll("[data-pending-text]");
-    expect(texts[1].textContent).toBe("<b>3 of 9</b> done");
+    expect(texts[1]!.textContent).toBe("<b>3 of 9</b> done");
     expect(el.querySelector("b")).toBeNull();
     expect(applyPendingSteps(el, steps.slice(1))).toBe(true);
     expect(applyPendingSteps(el, [])).toBe(true);

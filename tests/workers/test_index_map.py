@@ -88,3 +88,70 @@ def test_storing_the_map_leaves_the_feature_rows_alone():
     before = versions()
     svc.map_coordinates_store(sae=built.sae, xs=[0.5] * 8, ys=[0.5] * 8)
     assert versions() == before
+
+
+@pytest.mark.django_db
+def test_the_map_task_schedules_the_label_embeddings_when_it_ends(
+    django_capture_on_commit_callbacks,
+):
+    from workers.index import sae_map
+
+    with django_capture_on_commit_callbacks() as callbacks:  # not run: nothing is sent
+        assert sae_map.run(999_999, then_embed=True) == {"sae": 999_999, "skipped": True}
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        sae_map.run(999_999)
+    assert callbacks == []
+
+
+@pytest.mark.integration
+@pytest.mark.slow  # UMAP's first layout in the worker, then the embedding model's first load
+@pytest.mark.django_db(transaction=True)
+def test_after_indexing_the_map_is_laid_out_before_the_labels_are_embedded(
+    celery_worker_proc, tmp_path
+):
+    import json
+
+    from django.core.management import call_command
+
+    from explorer.explanations.models import Explanation
+    from explorer.search.models import ExplanationEmbedding
+    from tests.helpers import wait_until
+    from workers.registration import sae_register_from_specs
+
+    sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
+    corpus = tmp_path / "corpus.jsonl"
+    words = [
+        "the",
+        "river",
+        "ran",
+        "high",
+        "while",
+        "the",
+        "market",
+        "rose",
+        "and",
+        "children",
+        "played",
+        "in",
+        "the",
+        "park",
+    ]
+    corpus.write_text(
+        "".join(json.dumps({"text": " ".join(words[i:] + words[:i])}) + "\n" for i in range(12))
+    )
+    call_command(
+        "index_sae", "demo/demo", corpus=str(corpus), tokens=1000, context=32, batch_size=8
+    )
+    labels = Explanation.objects.filter(feature__sae=sae)
+    embedded = ExplanationEmbedding.objects.filter(explanation__feature__sae=sae)
+    wait_until(
+        lambda: labels.exists() and embedded.count() == labels.count(),
+        timeout=600,
+        interval=1,
+        message="the labels were not embedded",
+    )
+    laid_out = SAEMap.objects.get(sae=sae)
+    assert len(laid_out.xs) == sae.d_sae
+    first_embedding = embedded.order_by("created").first().created
+    assert laid_out.computed < first_embedding

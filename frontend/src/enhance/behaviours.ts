@@ -60,10 +60,10 @@ export interface PendingStep {
  */
 export function applyPendingSteps(el: HTMLElement, steps: PendingStep[]): boolean {
   const items = Array.from(el.querySelectorAll<HTMLElement>("[data-pending]"));
-  if (items.length !== steps.length || items.some((li, i) => li.dataset.pending !== steps[i].key)) return true;
+  if (items.length !== steps.length || items.some((li, i) => li.dataset.pending !== steps[i]?.key)) return true;
   items.forEach((li, i) => {
     const text = li.querySelector("[data-pending-text]");
-    if (text) text.textContent = steps[i].text;
+    if (text) text.textContent = steps[i]?.text ?? "";
   });
   return false;
 }

@@ -312,9 +312,14 @@ def _run_done(sae, **options):
 def test_the_examples_say_how_they_are_chosen(client, indexed):
     _, body = get(client, "/tiny/res-1/3/")
     text = html.unescape(body)
-    assert "Top activations are the distinct context windows with the highest maximum activation" in text
+    assert (
+        "Top activations are the distinct context windows with the highest maximum activation"
+        in text
+    )
     assert "one example per window" in text
-    assert "the number beside each is the window's maximum, reached at the highlighted token" in text
+    assert (
+        "the number beside each is the window's maximum, reached at the highlighted token" in text
+    )
     assert "sampled uniformly at random among those whose maximum lies in the interval" in text
 
 
@@ -323,7 +328,10 @@ def test_a_bos_left_out_of_the_statistics_is_marked_in_every_strip(client, index
     _, body = get(client, "/tiny/res-1/3/?ctx=full")
     strips = re.findall(r'<span class="token-strip[^"]*">(.*?)</span>\s*</div>', body, re.DOTALL)
     assert strips and all(
-        re.match(r'<span class="token [^"]*token--excluded" [^>]*title="BOS: excluded from statistics">', s)
+        re.match(
+            r'<span class="token [^"]*token--excluded" [^>]*title="BOS: excluded from statistics">',
+            s,
+        )
         for s in strips
     )
     assert body.count("token--excluded") == len(strips)

@@ -322,9 +322,19 @@ def test_pending_json_lists_the_steps_in_the_order_workers_do_them(client, index
     make_evaluation(indexed.sae, status="running")
     steps = client.get("/tiny/res-1/pending.json").json()["pending"]
     assert [s["key"] for s in steps] == ["map", "embeddings", "evaluation"]
-    assert steps[2] == {"key": "evaluation", "title": "Quality metrics", "text": "running on held-out text."}
+    assert steps[2] == {
+        "key": "evaluation",
+        "title": "Quality metrics",
+        "text": "running on held-out text.",
+    }
 
 
 def test_an_sae_not_indexed_yet_lists_nothing_pending(client, db):
     make_sae()
     assert client.get("/tiny/res-1/pending.json").json() == {"pending": []}
+
+
+def test_a_laid_out_map_is_cached_for_a_minute_and_a_missing_one_not_at_all(client, indexed):
+    assert client.get("/tiny/res-1/map.json")["Cache-Control"] == "max-age=60"
+    SAEMap.objects.filter(sae=indexed.sae).delete()
+    assert client.get("/tiny/res-1/map.json")["Cache-Control"] == "no-cache"
