@@ -196,6 +196,9 @@ EXPLORER_TEXT_SEARCH_MAX_SAES: int = env_int("EXPLORER_TEXT_SEARCH_MAX_SAES", 32
 # Bytes of non-zero activations an index shard keeps in memory so the chosen examples need no
 # second forward pass (workers/engine/candidates.py); past it the merge re-runs those windows.
 INDEX_LOG_MAX_BYTES: int = env_int("INDEX_LOG_MAX_BYTES", 4 << 30, minimum=0)
+# A worker on the `index` queue lays out a small feature map when it starts, so numba compiles
+# UMAP's kernels then (about a minute of CPU) rather than in front of the first real map.
+INDEX_WARM_MAP: bool = env_bool("INDEX_WARM_MAP", True)
 # Held-out tokens the SAE evaluation queued after every finished index run reads; 0: none.
 SAE_EVAL_AFTER_INDEX_TOKENS: int = env_int("SAE_EVAL_AFTER_INDEX_TOKENS", 100_000, minimum=0)
 # Steering showcases (explorer/showcases, workers/showcases.py): after an SAE is indexed, this

@@ -17,14 +17,17 @@ from typing import Any
 
 from celery.signals import worker_ready
 from celery.utils.nodenames import worker_direct
+from django.conf import settings
 
 from explorer.activations import services as activation_services
-from explorer.core.tasks import WARM_UP, live_queue
+from explorer.core.tasks import INDEX_QUEUE, WARM_UP, live_queue
 from explorer.saes.models import SAE
 from workers import resident
 from workers.celery import app, time_limits
 
 log = logging.getLogger(__name__)
+
+WARM_MAP = "workers.index.warm_map"  # sent by name: workers.index imports the engine's modules
 
 WARM_TEXT = "Hello world."  # one short forward pass, so first-call costs are paid here too
 
@@ -67,9 +70,13 @@ def live_models(queue_names: list[str]) -> list[str]:
 @worker_ready.connect
 def send_warm_up(sender: Any = None, **kwargs: Any) -> None:
     """In the worker's main process (no torch here): queue one warm_up per live queue it
-    consumes, on its own direct queue."""
+    consumes, on its own direct queue, and on a worker of the `index` queue one warm_map
+    (workers/index.py) unless INDEX_WARM_MAP is off."""
     app_ = getattr(sender, "app", app)
     hostname = getattr(sender, "hostname", None)
-    for model in live_models(list(app_.amqp.queues.consume_from)):
+    queues = list(app_.amqp.queues.consume_from)
+    for model in live_models(queues):
         queue = worker_direct(hostname) if hostname else live_queue(model)
         warm_up.apply_async(args=(model,), queue=queue)
+    if INDEX_QUEUE in queues and hostname and settings.INDEX_WARM_MAP:
+        app_.send_task(WARM_MAP, queue=worker_direct(hostname))
