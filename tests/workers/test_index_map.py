@@ -107,51 +107,30 @@ def test_the_map_task_schedules_the_label_embeddings_when_it_ends(
 @pytest.mark.integration
 @pytest.mark.slow  # UMAP's first layout in the worker, then the embedding model's first load
 @pytest.mark.django_db(transaction=True)
-def test_after_indexing_the_map_is_laid_out_before_the_labels_are_embedded(
-    celery_worker_proc, tmp_path
+def test_through_a_real_worker_the_map_is_laid_out_before_the_labels_are_embedded(
+    celery_worker_proc,
 ):
-    import json
-
-    from django.core.management import call_command
-
+    from explorer.core import tasks
     from explorer.explanations.models import Explanation
     from explorer.search.models import ExplanationEmbedding
     from tests.helpers import wait_until
     from workers.registration import sae_register_from_specs
 
     sae = sae_register_from_specs(model_spec="demo", sae_spec="demo").sae
-    corpus = tmp_path / "corpus.jsonl"
-    words = [
-        "the",
-        "river",
-        "ran",
-        "high",
-        "while",
-        "the",
-        "market",
-        "rose",
-        "and",
-        "children",
-        "played",
-        "in",
-        "the",
-        "park",
-    ]
-    corpus.write_text(
-        "".join(json.dumps({"text": " ".join(words[i:] + words[:i])}) + "\n" for i in range(12))
-    )
-    call_command(
-        "index_sae", "demo/demo", corpus=str(corpus), tokens=1000, context=32, batch_size=8
-    )
-    labels = Explanation.objects.filter(feature__sae=sae)
+    built = build_indexed_sae(sae=sae, examples_per_feature=1)
+    SAEMap.objects.filter(sae=sae).delete()  # indexed, not laid out yet
+    for f in built.features[:8]:
+        Explanation.objects.create(feature=f, text=f"label {f.index}", method="offline")
+
+    # What index_finish sends when the SAE has no map yet.
+    tasks.send(tasks.SAE_MAP, queue=tasks.INDEX_QUEUE, args=(sae.pk,), kwargs={"then_embed": True})
     embedded = ExplanationEmbedding.objects.filter(explanation__feature__sae=sae)
     wait_until(
-        lambda: labels.exists() and embedded.count() == labels.count(),
-        timeout=600,
+        lambda: embedded.count() == 8,
+        timeout=900,
         interval=1,
-        message="the labels were not embedded",
+        message="the labels were not embedded after the map",
     )
     laid_out = SAEMap.objects.get(sae=sae)
     assert len(laid_out.xs) == sae.d_sae
-    first_embedding = embedded.order_by("created").first().created
-    assert laid_out.computed < first_embedding
+    assert laid_out.computed < embedded.order_by("created").first().created
