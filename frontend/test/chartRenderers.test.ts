@@ -55,7 +55,7 @@ describe("feature-map with the density distribution", () => {
       <div id="m" data-chart="feature-map" data-chart-json='{"base":"/m/s/","points":{"index":[0,1,2],"x":[null,null,null],"y":[null,null,null],"density":[0.1,0.01,0],"dead":[0,0,1]}}'></div>
       <div id="d" data-density-histogram></div>`;
     enhance(document);
-    expect(document.querySelector("#m")!.textContent).toBe("No map coordinates yet for this SAE.");
+    expect(document.querySelector("#m")!.textContent).toBe("Not laid out yet: a worker computes the map after indexing.");
     expect(document.querySelectorAll("#d svg.histogram rect.bar").length).toBeGreaterThan(0);
   });
 });

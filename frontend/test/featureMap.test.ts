@@ -134,6 +134,6 @@ describe("featureMap without coordinates", () => {
   it("says there is no map yet instead of drawing an empty stage", () => {
     const div = render({ index: [0], x: [NaN], y: [NaN], density: [0], dead: [0] });
     expect(div.querySelector("svg, canvas")).toBeNull();
-    expect(div.textContent).toBe("No map coordinates yet for this SAE.");
+    expect(div.textContent).toBe("Not laid out yet: a worker computes the map after indexing.");
   });
 });

@@ -120,7 +120,7 @@ function render(container: HTMLElement, points: MapPoint[], o: FeatureMapOptions
   if (points.length === 0) {
     // Indexed but not yet laid out (map coordinates come from a later step): say so.
     select(container).selectAll("*").remove();
-    select(container).append("p").attr("class", "feature-map__empty muted").text("No map coordinates yet for this SAE.");
+    select(container).append("p").attr("class", "feature-map__empty muted").text("Not laid out yet: a worker computes the map after indexing.");
     return;
   }
   const width = o.width ?? (container.clientWidth || 640);
