@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
+from celery.utils.nodenames import worker_direct
 
 from explorer.activations import services as activation_services
-from workers.warmup import live_models, warm_up
+from workers.warmup import WARM_MAP, live_models, send_warm_up, warm_up
 
 
 def test_the_live_queues_name_the_models_to_warm():
@@ -15,6 +17,42 @@ def test_the_live_queues_name_the_models_to_warm():
         "demo",
         "gpt2-small",
     ]
+
+
+class _Worker:
+    """The part of a starting Celery worker that send_warm_up reads; records what it sends."""
+
+    def __init__(self, queues: list[str]):
+        self.hostname = "batch@host"
+        self.sent: list[tuple[str, str]] = []
+        self.app = SimpleNamespace(
+            amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=queues)),
+            send_task=lambda name, queue: self.sent.append((name, queue.name)),
+        )
+
+
+def test_an_index_worker_compiles_the_map_at_start_on_its_own_queue(settings):
+    settings.INDEX_WARM_MAP = True
+    worker = _Worker(["index", "explain"])
+    send_warm_up(sender=worker)
+    assert worker.sent == [(WARM_MAP, worker_direct("batch@host").name)]
+
+
+def test_the_map_warm_up_is_a_task_of_the_worker_app():
+    import workers.index  # noqa: F401 (registers the index queue's tasks)
+    from workers.celery import app
+
+    assert WARM_MAP in app.tasks
+
+
+def test_no_map_warm_up_when_it_is_off_or_the_worker_does_not_index(settings):
+    settings.INDEX_WARM_MAP = False
+    worker = _Worker(["index"])
+    send_warm_up(sender=worker)
+    settings.INDEX_WARM_MAP = True
+    explain_only = _Worker(["explain"])
+    send_warm_up(sender=explain_only)
+    assert worker.sent == explain_only.sent == []
 
 
 @pytest.mark.django_db
