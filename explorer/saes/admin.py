@@ -1,10 +1,13 @@
-"""Read-mostly admin: rows are written by add_sae and indexing, not edited by hand."""
+"""Read-mostly admin: rows are written by add_sae and indexing, not edited by hand.
+
+Examples are not listed: they live in per-SAE partitions with no primary key of their own
+(see models.Example); the feature pages show them.
+"""
 
 from django.contrib import admin
 
 from explorer.saes.models import (
     SAE,
-    Example,
     Feature,
     IndexRun,
     IndexShard,
@@ -47,25 +50,6 @@ class FeatureAdmin(ReadOnlyAdmin):
     list_select_related = ("sae__model",)
     show_full_result_count = False  # COUNT(*) over millions of features on every page view
     raw_id_fields = ("sae",)
-
-
-@admin.register(Example)
-class ExampleAdmin(ReadOnlyAdmin):
-    list_display = (
-        "feature",
-        "kind",
-        "quantile_index",
-        "max_value",
-        "max_position",
-        "document",
-        "offset",
-    )
-    list_filter = ("kind",)
-    search_fields = ("feature__sae__slug", "=feature__index")
-    list_select_related = ("feature__sae__model",)
-    show_full_result_count = False
-    raw_id_fields = ("feature",)
-    exclude = ("values",)  # packed float16 bytes; meaningless in a form
 
 
 class IndexShardInline(admin.TabularInline):
