@@ -58,6 +58,12 @@ EXAMPLE_COLUMNS = (
 )
 WINDOW_COLUMNS = ("run_id", "number", "token_ids", "document", "offset")
 
+
+def column_list(columns: tuple[str, ...]) -> str:
+    """Columns quoted for SQL ("offset" is a keyword)."""
+    return ", ".join(f'"{c}"' for c in columns)
+
+
 # The parent table (migration saes/0008). It has no index of its own: each partition gets
 # PARTITION_INDEXES when it is loaded, so attaching one builds nothing.
 PARENT_DDL = f"""

@@ -71,8 +71,7 @@ def _convert_sae(conn, sae_id: int) -> None:
         )
         cur.execute(f"DELETE FROM {ec.WINDOW_TABLE} WHERE run_id = %s", [run_id])
         with raw.copy(
-            f"COPY {ec.WINDOW_TABLE} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in ec.WINDOW_COLUMNS)})"
-            " FROM STDIN (FORMAT BINARY)"
+            f"COPY {ec.WINDOW_TABLE} ({ec.column_list(ec.WINDOW_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         ) as cp:
             for chunk in ec.window_copy_chunks(windows, run_id):
                 cp.write(chunk)
@@ -88,7 +87,7 @@ def _convert_sae(conn, sae_id: int) -> None:
             [sae_id],
         )
         with conn.connection.cursor() as write, write.copy(
-            f"COPY {table} ({', '.join(ec.EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+            f"COPY {table} ({ec.column_list(ec.EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         ) as cp:
             cp.write(ec.SIGNATURE)
             while rows := cur.fetchmany(BATCH):
