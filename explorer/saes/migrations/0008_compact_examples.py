@@ -59,7 +59,7 @@ def _convert_sae(conn, sae_id: int) -> None:
         found = cur.fetchall()
         key = {(d, o, tuple(t)): i for i, (d, o, t) in enumerate(found)}
         width = max(len(t) for _, _, t in found)
-        tokens = np.zeros((len(found), width), np.int64)
+        tokens = np.zeros((len(found), width), np.int32)
         for i, (_, _, t) in enumerate(found):
             tokens[i, : len(t)] = t
         windows = ec.WindowArrays(
@@ -86,16 +86,21 @@ def _convert_sae(conn, sae_id: int) -> None:
             "JOIN saes_feature f ON f.id = e.feature_id WHERE f.sae_id = %s",
             [sae_id],
         )
-        with conn.connection.cursor() as write, write.copy(
-            f"COPY {table} ({ec.column_list(ec.EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-        ) as cp:
+        with (
+            conn.connection.cursor() as write,
+            write.copy(
+                f"COPY {table} ({ec.column_list(ec.EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+            ) as cp,
+        ):
             cp.write(ec.SIGNATURE)
             while rows := cur.fetchmany(BATCH):
                 cp.write(ec.example_copy_rows(_arrays(rows, key), sae_id, index))
             cp.write(ec.TRAILER)
         for sql in ec.partition_index_sql(sae_id, run_id):
             cur.execute(sql)
-        cur.execute(f"ALTER TABLE {ec.EXAMPLE_TABLE} ATTACH PARTITION {table} FOR VALUES IN ({int(sae_id)})")
+        cur.execute(
+            f"ALTER TABLE {ec.EXAMPLE_TABLE} ATTACH PARTITION {table} FOR VALUES IN ({int(sae_id)})"
+        )
 
 
 def _arrays(rows: list[tuple], key: dict) -> ec.ExampleArrays:
