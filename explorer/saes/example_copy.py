@@ -4,7 +4,7 @@ in bulk (numpy, no per-row Python). Importable without Django or torch.
 Layout (DESIGN.md §4). An index run stores each context window once (`saes_indexwindow`:
 run, number, token ids, document, offset); every example that uses the window points at it by
 the window's row id. An example row holds only what is its own, in a partition of the
-LIST-partitioned `saes_example` (one partition per SAE, see `PARTITION_DDL`):
+LIST-partitioned `saes_example` (one partition per SAE, see `PARENT_DDL`):
 
     sae_id int4 | feature_index int4 | window_id int4 | max_value float4 |
     bin int2 (-1 top, k quantile bin k) | max_position int2 | peak_token int4 | nz bytea
