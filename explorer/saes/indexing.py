@@ -524,22 +524,25 @@ def examples_unstage(*, run: IndexRun) -> None:
         cur.execute(f"DELETE FROM {WINDOW_TABLE} WHERE run_id = %s", [run.pk])
 
 
-SWAP_LOCK_TIMEOUT = "3s"  # per try: a long reader (an export) must not stall every page
-SWAP_TRIES = 5
+# Per try: while the swap waits for its lock, new readers of examples queue behind it, so it
+# waits briefly and tries again (an export streams for minutes holding a shared lock).
+SWAP_LOCK_TIMEOUT = "2s"
+SWAP_PATIENCE_S = 900.0  # then the run fails (the staged examples are dropped)
 
 
 def examples_swap(*, run: IndexRun, also: Any = None) -> None:
     """Make run `run`'s staged examples the SAE's examples, in one transaction with `also(cur)`.
 
-    Detaching and dropping the old partition take a brief ACCESS EXCLUSIVE lock on
-    saes_example: each try waits for it at most SWAP_LOCK_TIMEOUT (readers queue behind a
-    waiting lock), and the whole transaction is tried again, SWAP_TRIES times in all.
+    Detaching the old partition takes a brief ACCESS EXCLUSIVE lock on saes_example: each
+    try waits for it at most SWAP_LOCK_TIMEOUT, then the whole transaction is tried again
+    after a pause, for SWAP_PATIENCE_S at most. Raises OperationalError when it never got it.
     """
     import psycopg
 
     sae_id = run.sae_id
     new = partition_name(sae_id, run.pk)
-    for attempt in range(SWAP_TRIES):
+    deadline = time.monotonic() + SWAP_PATIENCE_S
+    while True:
         try:
             with transaction.atomic(), connection.cursor() as cur:
                 # Serialise re-indexes of one SAE; readers are not blocked.
@@ -564,10 +567,11 @@ def examples_swap(*, run: IndexRun, also: Any = None) -> None:
             return
         except OperationalError as e:
             if not isinstance(e.__cause__, psycopg.errors.LockNotAvailable) or (
-                attempt + 1 == SWAP_TRIES
+                time.monotonic() > deadline
             ):
                 raise
             log.warning("swap of run %s waited too long for a lock; trying again", run.pk)
+            time.sleep(1.0)
 
 
 def example_partitions(cur: Any, sae_id: int) -> list[str]:

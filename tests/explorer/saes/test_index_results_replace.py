@@ -174,3 +174,36 @@ def test_a_second_identical_index_does_not_grow_the_sae_on_disk():
 
     assert after_first["n_examples"] == after_second["n_examples"] == 5000
     assert after_second["total"] <= 1.1 * after_first["total"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_swap_waiting_for_a_long_reader_tries_again_until_it_gets_its_lock(monkeypatch):
+    import threading
+    import time
+
+    from explorer.saes import indexing
+
+    monkeypatch.setattr(indexing, "SWAP_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(indexing, "SWAP_PATIENCE_S", 30.0)
+    sae = make_sae(d_sae=D_SAE)
+    replace(sae)
+    import psycopg
+
+    from explorer.env import database_url_from_settings
+
+    reader = psycopg.connect(database_url_from_settings(connection.settings_dict))
+    # An export's long read: a shared lock on the examples until it commits.
+    reader.execute("SELECT count(*) FROM saes_example WHERE sae_id = %s", [sae.pk])
+    threading.Timer(1.5, reader.commit).start()
+    started = time.monotonic()
+    try:
+        run = replace(sae)
+    finally:
+        time.sleep(0.1)
+        reader.close()
+
+    assert time.monotonic() - started >= 1.5
+    run.refresh_from_db()
+    assert run.status == IndexRun.Status.DONE
+    with connection.cursor() as cur:
+        assert example_partitions(cur, sae.pk) == [partition_name(sae.pk, run.pk)]
