@@ -11,7 +11,8 @@ LIST-partitioned `saes_example` (one partition per SAE, see `PARENT_DDL`):
 
 24 bytes of fixed columns after the 24-byte tuple header and a 1-byte varlena header: a row is
 49 bytes plus its non-zero values, padded to 8, plus a 4-byte line pointer (the demo SAE: 73
-bytes of heap and 14 of indexes per example, against ~1,000 bytes in the old layout). Derivable columns are not stored: a quantile bin's bounds are the feature's
+bytes of heap and 14 of indexes per example, against ~1,000 bytes in the old layout).
+Derivable columns are not stored: a quantile bin's bounds are the feature's
 `quantile_bounds[k:k+2]`, the window's tokens, document and offset are in the window row.
 `peak_token` (the token at `max_position`) is stored so "features by token" has an index.
 
