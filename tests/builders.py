@@ -17,7 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from explorer.saes.models import SAE, Example, Feature, LanguageModel, SAEEvaluation, SAEMap
+from explorer.saes.models import SAE, Feature, IndexRun, LanguageModel, SAEEvaluation, SAEMap
 
 WORDS = [
     "the",
@@ -115,6 +115,7 @@ def build_indexed_sae(
                 mean_activation=mx / 3,
                 hist_edges=[] if dead else [0.0, mx / 4, mx / 2, 3 * mx / 4, mx],
                 hist_counts=[] if dead else [50, 20, 8, 2],
+                quantile_bounds=[] if dead else [mx * k / 5 for k in range(6)],
                 top_logit_ids=[(i + k) % vocab_n for k in range(3)],
                 top_logit_values=[1.5, 1.0, 0.5],
                 bottom_logit_ids=[(i + 7 + k) % vocab_n for k in range(3)],
@@ -147,11 +148,11 @@ def build_indexed_sae(
             if pos > 0:
                 vals[pos - 1] = top / 3
             examples.append(
-                Example(
-                    feature=f,
-                    kind=Example.Kind.TOP,
+                ExampleRow(
+                    feature_index=f.index,
+                    kind="top",
                     token_ids=ids,
-                    values=Example.pack_values(vals),
+                    values=vals,
                     max_value=top,
                     max_position=pos,
                     document=rng.randrange(1000),
@@ -159,22 +160,101 @@ def build_indexed_sae(
                 )
             )
         examples.append(
-            Example(
-                feature=f,
-                kind=Example.Kind.QUANTILE,
+            ExampleRow(
+                feature_index=f.index,
+                kind="quantile",
                 quantile_index=0,
-                quantile_low=0.0,
-                quantile_high=f.max_activation / 5,
                 token_ids=[peak] * 4,
-                values=Example.pack_values([0.1, 0.0, 0.0, 0.0]),
+                values=[0.1, 0.0, 0.0, 0.0],
                 max_value=0.1,
                 max_position=0,
                 document=0,
                 offset=0,
             )
         )
-    Example.objects.bulk_create(examples)
+    store_examples(sae, examples)
     return out
+
+
+@dataclass
+class ExampleRow:
+    """One example as a test writes it: its window's tokens and its dense values."""
+
+    feature_index: int
+    kind: str  # "top" or "quantile"
+    token_ids: list[int]
+    values: list[float]
+    max_value: float
+    max_position: int
+    document: int = 0
+    offset: int = 0
+    quantile_index: int | None = None
+
+
+def store_examples(sae: SAE, rows: list[ExampleRow]) -> IndexRun:
+    """Replace `sae`'s examples by `rows` the way an index run does (a done run of its own,
+    windows deduplicated, values sparse, the partition swapped in)."""
+    import numpy as np
+
+    from explorer.saes.example_copy import ExampleArrays, WindowArrays, sparsify
+    from explorer.saes.indexing import examples_stage, examples_swap
+
+    run = IndexRun.objects.create(sae=sae, corpus="test", tokens=0, status=IndexRun.Status.DONE)
+    numbers: dict[tuple, int] = {}
+    for r in rows:
+        numbers.setdefault((r.document, r.offset, tuple(r.token_ids)), len(numbers))
+    width = max((len(k[2]) for k in numbers), default=1)
+    tokens = np.zeros((len(numbers), width), np.int64)
+    for (_, _, ids), i in numbers.items():
+        tokens[i, : len(ids)] = ids
+    windows = WindowArrays(
+        number=np.arange(len(numbers)),
+        token_ids=tokens,
+        lengths=np.array([len(k[2]) for k in numbers], np.int64),
+        document=np.array([k[0] for k in numbers], np.int64),
+        offset=np.array([k[1] for k in numbers], np.int64),
+    )
+    sparse = [sparsify(np.asarray(r.values, np.float32)) for r in rows]
+    n = len(rows)
+    chunk = ExampleArrays(
+        feature_index=np.array([r.feature_index for r in rows], np.int64),
+        kind=np.array([r.kind != "top" for r in rows], np.int64),
+        quantile_index=np.array([r.quantile_index or 0 for r in rows], np.int64),
+        quantile_low=np.zeros(n),
+        quantile_high=np.zeros(n),
+        window=np.array(
+            [numbers[(r.document, r.offset, tuple(r.token_ids))] for r in rows], np.int64
+        ),
+        max_value=np.array([r.max_value for r in rows], np.float64),
+        max_position=np.array([r.max_position for r in rows], np.int64),
+        nz_offsets=np.concatenate([[0], np.cumsum([len(p) for p, _ in sparse])]).astype(np.int64),
+        nz_positions=np.concatenate([p for p, _ in sparse] or [np.zeros(0, np.int64)]),
+        nz_values=np.concatenate([v for _, v in sparse] or [np.zeros(0, np.float16)]),
+    )
+    examples_stage(run=run, windows=windows, examples=[chunk])
+    examples_swap(run=run)
+    return run
+
+
+def example_rows(sae: SAE) -> list[ExampleRow]:
+    """`sae`'s stored examples as ExampleRows (to change some and store them again)."""
+    from explorer.saes.selectors import stored_examples
+
+    indices = list(Feature.objects.filter(sae=sae).values_list("index", flat=True))
+    return [
+        ExampleRow(
+            feature_index=e.feature_index,
+            kind=e.kind,
+            token_ids=list(e.token_ids),
+            values=list(e.values),
+            max_value=e.max_value,
+            max_position=e.max_position,
+            document=e.document,
+            offset=e.offset,
+            quantile_index=e.quantile_index,
+        )
+        for e in stored_examples(sae_id=sae.pk, feature_indices=indices)
+    ]
 
 
 def build_saved_sae(

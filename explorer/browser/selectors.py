@@ -309,16 +309,20 @@ def feature_cards(*, features: Iterable[Feature], width: int | None = 5) -> list
     features = list(features)
     ids = [f.pk for f in features]
     best = best_explanations(feature_ids=ids)
+    by_sae: dict[int, list[int]] = {}
+    for f in features:
+        by_sae.setdefault(f.sae_id, []).append(f.index)
     tops = {
-        e.feature_id: e
-        for e in Example.objects.filter(feature_id__in=ids, kind=Example.Kind.TOP)
-        .order_by("feature_id", "-max_value")
-        .distinct("feature_id")
+        (sae_id, e.feature_index): e
+        for sae_id, indices in by_sae.items()
+        for e in sae_selectors.stored_examples(
+            sae_id=sae_id, feature_indices=indices, kind=Example.Kind.TOP, strongest_only=True
+        )
     }
     cards = []
     bos: dict[int, bool] = {}  # per SAE: position 0 of its windows is an excluded BOS
     for f in features:
-        ex = tops.get(f.pk)
+        ex = tops.get((f.sae_id, f.index))
         card = FeatureCard(
             feature=f, explanation=best[f.pk].text if f.pk in best else "", strip=None
         )
@@ -326,7 +330,7 @@ def feature_cards(*, features: Iterable[Feature], width: int | None = 5) -> list
             if f.sae_id not in bos:
                 bos[f.sae_id] = sae_selectors.bos_excluded(sae=f.sae)
             card.tokens = sae_selectors.vocab_get(model=f.sae.model).tokens(ex.token_ids)
-            card.values = Example.unpack_values(ex.values)
+            card.values = ex.values
             card.max_position = ex.max_position
             card.bos_excluded = bos[f.sae_id]
             card.strip = tk.strip(
@@ -690,9 +694,9 @@ def feature_page_get(
     scale = feature.max_activation if feature.max_activation > 0 else 1.0
     bos_excluded = sae_selectors.options_exclude_bos(feature.run_options)
 
-    def view(ex: Example) -> ExampleView:
+    def view(ex: sae_selectors.StoredExample) -> ExampleView:
         toks = vocab.tokens(ex.token_ids)
-        vals = Example.unpack_values(ex.values)
+        vals = ex.values
         return ExampleView(
             tokens=toks,
             values=vals,
@@ -708,7 +712,7 @@ def feature_page_get(
             ),
         )
 
-    examples = list(feature.examples.order_by("kind", "-quantile_index", "-max_value", "id"))
+    examples = sae_selectors.stored_examples(sae_id=sae.pk, feature_indices=[feature.index])
     groups: list[ExampleGroup] = []
     top = [view(e) for e in examples if e.kind == Example.Kind.TOP][:top_n]
     if top:
@@ -717,7 +721,7 @@ def feature_page_get(
                 title="Top activations", kind="top", low=None, high=None, share=None, examples=top
             )
         )
-    by_q: dict[int, list[Example]] = {}
+    by_q: dict[int, list[sae_selectors.StoredExample]] = {}
     for e in examples:
         if e.kind == Example.Kind.QUANTILE:
             by_q.setdefault(e.quantile_index, []).append(e)

@@ -73,46 +73,39 @@ def best_explanations(*, feature_ids: Iterable[int]) -> dict[int, Explanation]:
 # -- evidence for explainers and judges ---------------------------------------------------------
 
 
-def _context(example: Example, vocab: sae_selectors.Vocab) -> Context:
+def _context(example: sae_selectors.StoredExample, vocab: sae_selectors.Vocab) -> Context:
     return Context(tokens=vocab.tokens(example.token_ids), position=example.max_position)
 
 
 def explain_evidence(*, feature: Feature, limit: int = 10) -> tuple[list[Context], list[str]]:
     """(the feature's top examples as contexts, strongest first; its top logit tokens)."""
     vocab = sae_selectors.vocab_get(model=feature.sae.model)
-    rows = (
-        Example.objects.filter(feature=feature, kind=Example.Kind.TOP)
-        .order_by("-max_value")
-        .only("token_ids", "max_position")[:limit]
-    )
+    rows = sae_selectors.stored_examples(
+        sae_id=feature.sae_id, feature_indices=[feature.index], kind=Example.Kind.TOP
+    )[:limit]
     return [_context(e, vocab) for e in rows], vocab.tokens(feature.top_logit_ids[:10])
 
 
 def scoring_contexts(*, feature: Feature, n: int, seed: int = 0) -> Contexts:
     """Up to `n` activating contexts (the feature's indexed examples with a positive maximum,
-    top examples first, then quantile ones) and up to `n` non-activating ones (top examples of
+    by kind name then strongest first) and up to `n` non-activating ones (top examples of
     other features of the same SAE, chosen by a seeded shuffle of their indices so a score is
     reproducible). See methods.offline for what "non-activating" presumes."""
     vocab = sae_selectors.vocab_get(model=feature.sae.model)
-    activating = [
-        _context(e, vocab)
-        for e in Example.objects.filter(feature=feature, max_value__gt=0)
-        .order_by("kind", "-max_value")
-        .only("token_ids", "max_position")[:n]
-    ]
+    own = sae_selectors.stored_examples(
+        sae_id=feature.sae_id, feature_indices=[feature.index], min_value=0.0
+    )
+    own.sort(key=lambda e: (e.kind, -e.max_value))
+    activating = [_context(e, vocab) for e in own[:n]]
     others = [i for i in range(feature.sae.d_sae) if i != feature.index]
     random.Random(f"{seed}:{feature.pk}").shuffle(others)
     picked = others[: 4 * n]  # a few more than needed: dead features have no examples
-    rows = (
-        Example.objects.filter(
-            feature__sae_id=feature.sae_id, feature__index__in=picked, kind=Example.Kind.TOP
-        )
-        .exclude(feature_id=feature.pk)
-        .order_by("feature_id", "-max_value")
-        .distinct("feature_id")
-        .only("token_ids", "max_position", "feature_id")
+    by_feature = sae_selectors.stored_examples(
+        sae_id=feature.sae_id,
+        feature_indices=sorted(picked),
+        kind=Example.Kind.TOP,
+        strongest_only=True,
     )
-    by_feature = list(rows)
     random.Random(f"{seed}:{feature.pk}:order").shuffle(by_feature)
     non_activating = [_context(e, vocab) for e in by_feature[:n]]
     return Contexts(activating=activating, non_activating=non_activating)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from explorer.importance.models import FeatureImportance
 from explorer.saes.models import SAE, Example, Feature
-from explorer.saes.selectors import vocab_get
+from explorer.saes.selectors import stored_examples, vocab_get
 
 METHODS = ("zero", "mean", "resample")
 
@@ -107,19 +107,19 @@ class ImportanceInputs:
 def importance_inputs(*, feature_ids: Sequence[int]) -> list[ImportanceInputs]:
     """The stored example windows (token ids) and activation statistics of each feature, in
     feature order; features that no longer exist are left out."""
-    feats = Feature.objects.filter(pk__in=feature_ids).order_by("sae_id", "index")
-    rows = (
-        Example.objects.filter(feature_id__in=feature_ids)
-        .order_by("feature_id", "-max_value")
-        .values_list("feature_id", "kind", "quantile_index", "token_ids")
-    )
+    feats = list(Feature.objects.filter(pk__in=feature_ids).order_by("sae_id", "index"))
     top: dict[int, list[list[int]]] = {}
     bins: dict[int, dict[int, list[list[int]]]] = {}
-    for fid, kind, q, ids in rows:
-        if kind == Example.Kind.TOP:
-            top.setdefault(fid, []).append(list(ids))
-        else:
-            bins.setdefault(fid, {}).setdefault(q, []).append(list(ids))
+    by_sae: dict[int, dict[int, int]] = {}  # sae id -> feature index -> feature id
+    for f in feats:
+        by_sae.setdefault(f.sae_id, {})[f.index] = f.pk
+    for sae_id, ids in by_sae.items():
+        for e in stored_examples(sae_id=sae_id, feature_indices=list(ids)):
+            fid = ids[e.feature_index]
+            if e.kind == Example.Kind.TOP:
+                top.setdefault(fid, []).append(list(e.token_ids))
+            else:
+                bins.setdefault(fid, {}).setdefault(e.quantile_index, []).append(list(e.token_ids))
     out = []
     for f in feats:
         by_bin = bins.get(f.pk, {})

@@ -1,10 +1,14 @@
-"""Read-mostly admin: rows are written by add_sae and indexing, not edited by hand."""
+"""Read-mostly admin: rows are written by add_sae and indexing, not edited by hand.
+
+Examples are not listed: they live in per-SAE partitions with no primary key of their own
+(see models.Example); the feature pages show them.
+"""
 
 from django.contrib import admin
 
+from explorer.saes.indexing import examples_drop
 from explorer.saes.models import (
     SAE,
-    Example,
     Feature,
     IndexRun,
     IndexShard,
@@ -38,6 +42,16 @@ class SAEAdmin(ReadOnlyAdmin):
     search_fields = ("slug", "source", "hook_name", "model__slug")
     list_select_related = ("model",)
 
+    # An SAE's examples partition has no foreign key to cascade along: drop it with the SAE.
+    def delete_model(self, request, obj) -> None:
+        examples_drop(sae_id=obj.pk)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for pk in queryset.values_list("pk", flat=True):
+            examples_drop(sae_id=pk)
+        super().delete_queryset(request, queryset)
+
 
 @admin.register(Feature)
 class FeatureAdmin(ReadOnlyAdmin):
@@ -47,25 +61,6 @@ class FeatureAdmin(ReadOnlyAdmin):
     list_select_related = ("sae__model",)
     show_full_result_count = False  # COUNT(*) over millions of features on every page view
     raw_id_fields = ("sae",)
-
-
-@admin.register(Example)
-class ExampleAdmin(ReadOnlyAdmin):
-    list_display = (
-        "feature",
-        "kind",
-        "quantile_index",
-        "max_value",
-        "max_position",
-        "document",
-        "offset",
-    )
-    list_filter = ("kind",)
-    search_fields = ("feature__sae__slug", "=feature__index")
-    list_select_related = ("feature__sae__model",)
-    show_full_result_count = False
-    raw_id_fields = ("feature",)
-    exclude = ("values",)  # packed float16 bytes; meaningless in a form
 
 
 class IndexShardInline(admin.TabularInline):

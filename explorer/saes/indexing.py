@@ -19,16 +19,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from celery import chord
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from explorer.core import tasks
 from explorer.core.exceptions import ApplicationError
-from explorer.saes.example_copy import ExampleArrays, binary_copy_chunks
-from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, IndexRun, IndexShard, SAEMap
+from explorer.saes.example_copy import (
+    EXAMPLE_COLUMNS,
+    EXAMPLE_TABLE,
+    SIGNATURE,
+    TRAILER,
+    WINDOW_COLUMNS,
+    WINDOW_TABLE,
+    ExampleArrays,
+    WindowArrays,
+    WindowIndex,
+    example_copy_rows,
+    partition_create_sql,
+    partition_index_sql,
+    partition_name,
+    window_copy_chunks,
+)
+from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, Feature, IndexRun, IndexShard, SAEMap
 from workers.engine.corpus import CorpusError, parse_corpus_spec  # shared contract: no torch
 
 log = logging.getLogger(__name__)
@@ -343,19 +357,6 @@ _FEATURE_COLUMNS = (
     *WEIGHT_FACT_FIELDS,
     "dead",
 )
-_EXAMPLE_COLUMNS = (
-    "feature_id",
-    "kind",
-    "quantile_index",
-    "quantile_low",
-    "quantile_high",
-    "token_ids",
-    "values",
-    "max_value",
-    "max_position",
-    "document",
-    "offset",
-)
 
 
 def _quoted(columns: tuple[str, ...]) -> str:
@@ -371,99 +372,212 @@ def index_results_replace(
     *,
     run: IndexRun,
     features: Iterable[FeatureRow],
-    examples: ExampleArrays,
+    windows: WindowArrays,
+    examples: Iterable[ExampleArrays],
     timings: dict[str, float],
     offline_labels: list[str] | None = None,
 ) -> tuple[int, int]:
     """Swap the SAE's features and examples for these, atomically, and mark the run done.
 
-    One transaction. Feature rows are updated in place (inserted the first time), so their
-    ids, and everything that points at them (explanations, votes, list items), survive a
-    re-index; the feature map (SAEMap) is not touched. Examples are replaced: old
-    ones deleted, new ones loaded with COPY. Concurrent readers keep seeing the old data until
-    the commit (MVCC), then only the new. Examples go in by binary COPY (example_copy.py).
+    The examples (a stream of chunks, never all in memory) and the run's windows are loaded
+    first, into a standalone table shaped like a partition of `saes_example` and into
+    `saes_indexwindow`; no reader sees them yet. Then one short transaction updates the
+    feature rows in place (inserted the first time; rows whose values did not change are not
+    rewritten), so their ids, and everything that points at them (explanations, votes, list
+    items), survive a re-index; the feature map (SAEMap) is not touched. In the
+    same transaction the new table replaces the SAE's old partition (detach, attach, drop),
+    windows of the SAE's other runs are deleted and the run is marked done: readers see the
+    old data or the new, never a mix, and the old examples leave no dead rows behind.
     `offline_labels[i]` becomes feature i's "offline" explanation, updated in place (votes on it
     stay) or created. Returns (features, examples).
+
+    Raises ValueError for an example whose window is not among `windows`.
     """
     sae_id = run.sae_id
     cols = _FEATURE_COLUMNS[1:]  # all but sae_id
-    with transaction.atomic(), connection.cursor() as cur:
-        # Serialise re-indexes of one SAE; readers are not blocked.
-        cur.execute("SELECT id FROM saes_sae WHERE id = %s FOR UPDATE", [sae_id])
-        cur.execute(
-            f"CREATE TEMP TABLE new_feature ON COMMIT DROP AS SELECT {_quoted(cols)} "
-            "FROM saes_feature WITH NO DATA"
-        )
-        raw = cur.cursor  # psycopg 3 cursor: COPY
-        n_features = 0
-        with raw.copy(f"COPY new_feature ({_quoted(cols)}) FROM STDIN") as cp:
-            for f in features:
-                cp.write_row(
-                    (
-                        f.index,
-                        f.density,
-                        f.max_activation,
-                        f.mean_activation,
-                        f.hist_edges,
-                        f.hist_counts,
-                        f.quantile_bounds,
-                        f.quantile_fractions,
-                        f.top_logit_ids,
-                        f.top_logit_values,
-                        f.bottom_logit_ids,
-                        f.bottom_logit_values,
-                        f.neighbour_indices,
-                        f.neighbour_cosines,
-                        f.dead,
-                    )
-                )
-                n_features += 1
-        sets = ", ".join(f'"{c}" = n."{c}"' for c in cols if c != "index")
-        cur.execute(
-            f"UPDATE saes_feature f SET {sets} FROM new_feature n "
-            f'WHERE f.sae_id = %s AND f."index" = n."index"',
-            [sae_id],
-        )
-        cur.execute(
-            f"INSERT INTO saes_feature (sae_id, {_quoted(cols)}) "
-            f"SELECT %s, {', '.join(f'n.{chr(34)}{c}{chr(34)}' for c in cols)} "
-            "FROM new_feature n WHERE NOT EXISTS (SELECT 1 FROM saes_feature f "
-            'WHERE f.sae_id = %s AND f."index" = n."index")',
-            [sae_id, sae_id],
-        )
-        cur.execute(
-            "DELETE FROM saes_example WHERE feature_id IN "
-            "(SELECT id FROM saes_feature WHERE sae_id = %s)",
-            [sae_id],
-        )
-        cur.execute('SELECT "index", id FROM saes_feature WHERE sae_id = %s', [sae_id])
-        ids = dict(cur.fetchall())
-        feature_ids = np.zeros(max(ids, default=-1) + 1, np.int64)
-        feature_ids[list(ids)] = list(ids.values())
-        with raw.copy(
-            f"COPY saes_example ({_quoted(_EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-        ) as cp:
-            for chunk in binary_copy_chunks(examples, feature_ids):
-                cp.write(chunk)
-        n_examples = len(examples)
-        if offline_labels is not None:
-            _offline_labels_replace(cur, sae_id, offline_labels)
-        IndexRun.objects.filter(pk=run.pk).update(
-            status=IndexRun.Status.DONE,
-            finished=timezone.now(),
-            error="",
-            timings={**run.timings, **timings},
-            options={
-                **run.options,
-                "phase": "done",
-                "features": n_features,
-                "examples": n_examples,
-            },
-        )
-        # The shards' partial results are no longer needed once their merge is stored.
-        IndexShard.objects.filter(run=run).update(result=None)
+    staged = False
+    try:
+        n_examples = examples_stage(run=run, windows=windows, examples=examples)
+        staged = True
+        with connection.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS new_feature")
+            cur.execute(
+                f"CREATE TEMP TABLE new_feature AS SELECT {_quoted(cols)} "
+                "FROM saes_feature WITH NO DATA"
+            )
+            n_features = 0
+            with cur.cursor.copy(f"COPY new_feature ({_quoted(cols)}) FROM STDIN") as cp:
+                for f in features:
+                    cp.write_row(tuple(getattr(f, c) for c in cols))
+                    n_features += 1
+            cur.execute('CREATE UNIQUE INDEX ON new_feature ("index")')
+            cur.execute("ANALYZE new_feature")
+
+        def swap(cur: Any) -> None:
+            _features_merge(cur, sae_id, cols)
+            if offline_labels is not None:
+                _offline_labels_replace(cur, sae_id, offline_labels)
+            IndexRun.objects.filter(pk=run.pk).update(
+                status=IndexRun.Status.DONE,
+                finished=timezone.now(),
+                error="",
+                timings={**run.timings, **timings},
+                options={
+                    **run.options,
+                    "phase": "done",
+                    "features": n_features,
+                    "examples": n_examples,
+                },
+            )
+            # The shards' partial results are no longer needed once their merge is stored.
+            IndexShard.objects.filter(run=run).update(result=None)
+
+        examples_swap(run=run, also=swap)
+        staged = False
+    finally:
+        if staged:  # failed after the load: nothing was swapped in
+            examples_unstage(run=run)
+        with connection.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS new_feature")
+    if not connection.in_atomic_block:
+        # Space of the updated feature rows and deleted windows is reused by the next run.
+        with connection.cursor() as cur:
+            cur.execute("VACUUM saes_feature")
+            cur.execute(f"VACUUM {WINDOW_TABLE}")
     transaction.on_commit(lambda: publish_progress(run_id=run.pk))
     return n_features, n_examples
+
+
+def _features_merge(cur: Any, sae_id: int, cols: tuple[str, ...]) -> None:
+    """Update the SAE's feature rows from new_feature where a value changed; insert new ones."""
+    new_value = {c: f'n."{c}"' for c in cols}
+    own = [c for c in cols if c != "index"]
+    sets = ", ".join(f'"{c}" = {new_value[c]}' for c in own)
+    old_row = ", ".join(f'f."{c}"' for c in own)
+    new_row = ", ".join(new_value[c] for c in own)
+    cur.execute(
+        f"UPDATE saes_feature f SET {sets} FROM new_feature n "
+        f'WHERE f.sae_id = %s AND f."index" = n."index" '
+        f"AND ({old_row}) IS DISTINCT FROM ({new_row})",
+        [sae_id],
+    )
+    cur.execute(
+        f"INSERT INTO saes_feature (sae_id, {_quoted(cols)}) "
+        f"SELECT %s, {', '.join(f'n.{chr(34)}{c}{chr(34)}' for c in cols)} "
+        "FROM new_feature n WHERE NOT EXISTS (SELECT 1 FROM saes_feature f "
+        'WHERE f.sae_id = %s AND f."index" = n."index")',
+        [sae_id, sae_id],
+    )
+
+
+def examples_stage(
+    *, run: IndexRun, windows: WindowArrays, examples: Iterable[ExampleArrays]
+) -> int:
+    """Load run `run`'s windows and examples where no reader looks yet: the windows into
+    saes_indexwindow (no example points at them until the swap), the examples by binary COPY,
+    chunk by chunk, into a standalone table shaped like a partition, then its indexes.
+    Committed on its own unless the caller holds a transaction. Returns the examples loaded.
+    """
+    sae_id = run.sae_id
+    with transaction.atomic(), connection.cursor() as cur:
+        raw = cur.cursor  # psycopg 3 cursor: COPY
+        cur.execute(f"DELETE FROM {WINDOW_TABLE} WHERE run_id = %s", [run.pk])  # a retried run
+        with raw.copy(
+            f"COPY {WINDOW_TABLE} ({_quoted(WINDOW_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            for chunk in window_copy_chunks(windows, run.pk):
+                cp.write(chunk)
+        cur.execute(f"SELECT number, id FROM {WINDOW_TABLE} WHERE run_id = %s", [run.pk])
+        index = WindowIndex.of(windows, dict(cur.fetchall()))
+        for sql in partition_create_sql(sae_id, run.pk):
+            cur.execute(sql)
+        n = 0
+        table = partition_name(sae_id, run.pk)
+        with raw.copy(
+            f"COPY {table} ({_quoted(EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            cp.write(SIGNATURE)
+            for chunk in examples:
+                cp.write(example_copy_rows(chunk, sae_id, index))
+                n += len(chunk)
+            cp.write(TRAILER)
+        for sql in partition_index_sql(sae_id, run.pk):
+            cur.execute(sql)
+    return n
+
+
+def examples_unstage(*, run: IndexRun) -> None:
+    """Drop what examples_stage loaded for a run that was not swapped in."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {partition_name(run.sae_id, run.pk)}")
+        cur.execute(f"DELETE FROM {WINDOW_TABLE} WHERE run_id = %s", [run.pk])
+
+
+# Per try: while the swap waits for its lock, new readers of examples queue behind it, so it
+# waits briefly and tries again (an export streams for minutes holding a shared lock).
+SWAP_LOCK_TIMEOUT = "2s"
+SWAP_PATIENCE_S = 900.0  # then the run fails (the staged examples are dropped)
+
+
+def examples_swap(*, run: IndexRun, also: Any = None) -> None:
+    """Make run `run`'s staged examples the SAE's examples, in one transaction with `also(cur)`.
+
+    Detaching the old partition takes a brief ACCESS EXCLUSIVE lock on saes_example: each
+    try waits for it at most SWAP_LOCK_TIMEOUT, then the whole transaction is tried again
+    after a pause, for SWAP_PATIENCE_S at most. Raises OperationalError when it never got it.
+    """
+    import psycopg
+
+    sae_id = run.sae_id
+    new = partition_name(sae_id, run.pk)
+    deadline = time.monotonic() + SWAP_PATIENCE_S
+    while True:
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                # Serialise re-indexes of one SAE; readers are not blocked.
+                cur.execute("SELECT id FROM saes_sae WHERE id = %s FOR UPDATE", [sae_id])
+                cur.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+                if also is not None:
+                    also(cur)
+                old = example_partitions(cur, sae_id)
+                for name in old:
+                    cur.execute(f"ALTER TABLE {EXAMPLE_TABLE} DETACH PARTITION {name}")
+                cur.execute(
+                    f"ALTER TABLE {EXAMPLE_TABLE} ATTACH PARTITION {new} "
+                    f"FOR VALUES IN ({int(sae_id)})"
+                )
+                for name in old:
+                    cur.execute(f"DROP TABLE {name}")
+                cur.execute(
+                    f"DELETE FROM {WINDOW_TABLE} WHERE run_id IN "
+                    "(SELECT id FROM saes_indexrun WHERE sae_id = %s AND id <> %s)",
+                    [sae_id, run.pk],
+                )
+            return
+        except OperationalError as e:
+            if not isinstance(e.__cause__, psycopg.errors.LockNotAvailable) or (
+                time.monotonic() > deadline
+            ):
+                raise
+            log.warning("swap of run %s waited too long for a lock; trying again", run.pk)
+            time.sleep(1.0)
+
+
+def example_partitions(cur: Any, sae_id: int) -> list[str]:
+    """The partitions of saes_example that hold SAE `sae_id` (none or one)."""
+    cur.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = %s::regclass AND pg_get_expr(c.relpartbound, c.oid) = %s",
+        [EXAMPLE_TABLE, f"FOR VALUES IN ({int(sae_id)})"],
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+def examples_drop(*, sae_id: int) -> None:
+    """Drop an SAE's examples partition (its windows go with its runs)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        for name in example_partitions(cur, sae_id):
+            cur.execute(f"DROP TABLE {name}")
 
 
 OFFLINE_METHOD = "offline"

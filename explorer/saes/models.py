@@ -9,8 +9,6 @@ This module must stay importable without torch (the web process never imports it
 
 from __future__ import annotations
 
-import struct
-
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
@@ -157,55 +155,60 @@ WEIGHT_FACT_FIELDS = (
 class Example(models.Model):
     """One context window of a feature: a top example or a sample from a quantile bin.
 
-    `values` holds one activation per token of `token_ids`, packed as little-endian IEEE
-    float16 (2 bytes each; `len(values) == 2 * len(token_ids)`): half the size of real[] and
-    precise to ~3 significant digits, enough for colouring. Use `pack_values` /
-    `unpack_values`. `max_value` is kept at full precision.
+    Stored compactly (explorer/saes/example_copy.py has the layout): the table is partitioned
+    by SAE (LIST on `sae_id`, one partition per SAE, swapped whole by a re-index), a row
+    points at its window (`IndexWindow`: token ids, document, offset stored once per run) and
+    holds its non-zero values sparsely as float16 in `nz`. `bin` is -1 for a top example and k
+    for quantile bin k, whose bounds are the feature's `quantile_bounds[k:k + 2]`.
+
+    Not managed by Django (migration 0008 makes the table; indexing makes the partitions) and
+    with no primary key of its own: read it through `explorer.saes.selectors.stored_examples`,
+    which decodes rows into tokens and dense values.
     """
 
     class Kind(models.TextChoices):
         TOP = "top", "top"
         QUANTILE = "quantile", "quantile"
 
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="examples")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    # Quantile bin k (0 = lowest) and its activation bounds [low, high); null for top examples.
-    quantile_index = models.PositiveSmallIntegerField(null=True, blank=True)
-    quantile_low = models.FloatField(null=True, blank=True)
-    quantile_high = models.FloatField(null=True, blank=True)
-    token_ids = ArrayField(models.IntegerField())
-    values = models.BinaryField()
-    max_value = models.FloatField()
-    max_position = models.PositiveIntegerField()  # index into token_ids
+    pk = models.CompositePrimaryKey("sae_id", "feature_index", "bin", "window_id")
+    sae = models.ForeignKey(SAE, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    feature_index = models.IntegerField()
+    window_id = models.IntegerField()
+    max_value = models.FloatField()  # real: activations are float32
+    bin = models.SmallIntegerField()
+    max_position = models.SmallIntegerField()  # index into the window's token_ids
+    peak_token = models.IntegerField()  # the window's token at max_position
+    nz = models.BinaryField()
+
+    class Meta:
+        managed = False
+        db_table = "saes_example"
+
+    def __str__(self) -> str:
+        return f"{self.sae_id} #{self.feature_index} bin {self.bin} {self.max_value:.3g}"
+
+
+class IndexWindow(models.Model):
+    """One context window of an index run's corpus stream, stored once and shared by every
+    example of the run that shows it. A re-index deletes the windows of the SAE's older runs
+    when it swaps its examples in."""
+
+    # int4: examples point at it with a 4-byte window_id.
+    id = models.AutoField(primary_key=True)
+    run = models.ForeignKey("IndexRun", on_delete=models.CASCADE, related_name="windows")
+    number = models.IntegerField()  # window number in the run's corpus stream
+    token_ids = ArrayField(models.IntegerField())  # BOS first when the SAE was trained with it
     document = models.BigIntegerField()  # document number in the IndexRun's corpus stream
-    # Token offset in that document of the window's first token after BOS (windows of SAEs
-    # trained with BOS start with it: token_ids[0] is then BOS, not a document token).
+    # Token offset in that document of the window's first token after BOS.
     offset = models.PositiveIntegerField()
 
     class Meta:
-        ordering = ("feature", "kind", "quantile_index", "-max_value")
         constraints = [  # noqa: RUF012
-            models.CheckConstraint(
-                condition=(
-                    models.Q(kind="top", quantile_index__isnull=True)
-                    | models.Q(kind="quantile", quantile_index__isnull=False)
-                ),
-                name="example_quantile_index_iff_quantile",
-            ),
+            models.UniqueConstraint(fields=["run", "number"], name="indexwindow_unique_per_run"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.feature} {self.kind} {self.max_value:.3g}"
-
-    @staticmethod
-    def pack_values(values: list[float]) -> bytes:
-        """Pack per-token activations as little-endian float16 (out-of-range values raise)."""
-        return struct.pack(f"<{len(values)}e", *values)
-
-    @staticmethod
-    def unpack_values(data: bytes | memoryview) -> list[float]:
-        data = bytes(data)
-        return list(struct.unpack(f"<{len(data) // 2}e", data))
+        return f"{self.run} window {self.number}"
 
 
 class JobStatus(models.TextChoices):

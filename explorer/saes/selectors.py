@@ -25,6 +25,7 @@ from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations import selectors as explanation_selectors
+from explorer.saes.example_copy import nz_unpack
 from explorer.saes.models import (
     SAE,
     Example,
@@ -251,7 +252,93 @@ def neighbour_list(*, sae: SAE, index: int) -> list[dict]:
     return out
 
 
-def example_dict(example: Example, vocab: Vocab) -> dict:
+@dataclass
+class StoredExample:
+    """One stored example decoded: its window's tokens and its dense per-token values."""
+
+    feature_index: int
+    kind: str  # "top" or "quantile"
+    quantile_index: int | None  # quantile bin k (0 = lowest); None for a top example
+    quantile_low: float | None  # the bin's bounds [low, high) (Feature.quantile_bounds)
+    quantile_high: float | None
+    token_ids: list[int]
+    values: list[float]  # one per token (float16 precision), 0 where the feature is off
+    max_value: float
+    max_position: int  # index into token_ids
+    document: int  # document number in the index run's corpus stream
+    offset: int  # that document's token offset of the window's first token after BOS
+
+
+_EXAMPLE_SQL = """
+SELECT {distinct} e.feature_index, e.bin, e.max_value, e.max_position, e.nz,
+       w.token_ids, w.document, w."offset",
+       CASE WHEN e.bin >= 0 THEN f.quantile_bounds[e.bin + 1] END,
+       CASE WHEN e.bin >= 0 THEN f.quantile_bounds[e.bin + 2] END
+FROM saes_example e
+JOIN saes_indexwindow w ON w.id = e.window_id
+JOIN saes_feature f ON f.sae_id = e.sae_id AND f."index" = e.feature_index
+WHERE e.sae_id = %s AND e.feature_index = ANY(%s) {where}
+ORDER BY e.feature_index, e.bin = -1 DESC, e.bin DESC, e.max_value DESC, e.window_id
+"""
+
+
+def stored_examples(
+    *,
+    sae_id: int,
+    feature_indices: Sequence[int],
+    kind: str | None = None,
+    strongest_only: bool = False,
+    min_value: float | None = None,
+) -> list[StoredExample]:
+    """The stored examples of features `feature_indices` of SAE `sae_id`, decoded, by feature
+    index: top examples first (strongest first), then quantile bins from the highest down
+    (strongest first within a bin). One query: examples, windows and bin bounds are read in
+    one snapshot, so a re-index committing meanwhile never mixes old and new.
+
+    `kind` keeps one kind ("top" or "quantile"); `strongest_only` keeps each feature's first
+    example only; `min_value` keeps examples whose maximum exceeds it. Raises
+    ApplicationError (invalid_kind) for another kind.
+    """
+    where = []
+    params: list = [int(sae_id), [int(i) for i in feature_indices]]
+    if kind is not None:
+        if kind not in Example.Kind.values:
+            raise ApplicationError(
+                f"Unknown example kind {kind!r}: use top or quantile.", code="invalid_kind"
+            )
+        where.append("AND e.bin = -1" if kind == Example.Kind.TOP else "AND e.bin >= 0")
+    if min_value is not None:
+        where.append("AND e.max_value > %s")
+        params.append(float(min_value))
+    if not params[1]:
+        return []
+    sql = _EXAMPLE_SQL.format(
+        distinct="DISTINCT ON (e.feature_index)" if strongest_only else "", where=" ".join(where)
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    out = []
+    for index, b, max_value, max_position, nz, ids, document, offset, low, high in rows:
+        out.append(
+            StoredExample(
+                feature_index=index,
+                kind=Example.Kind.TOP if b < 0 else Example.Kind.QUANTILE,
+                quantile_index=None if b < 0 else b,
+                quantile_low=low,
+                quantile_high=high,
+                token_ids=ids,
+                values=nz_unpack(nz, len(ids)).tolist(),
+                max_value=max_value,
+                max_position=max_position,
+                document=document,
+                offset=offset,
+            )
+        )
+    return out
+
+
+def example_dict(example: StoredExample, vocab: Vocab) -> dict:
     return {
         "kind": example.kind,
         "quantile_index": example.quantile_index,
@@ -259,7 +346,7 @@ def example_dict(example: Example, vocab: Vocab) -> dict:
         "quantile_high": example.quantile_high,
         "token_ids": example.token_ids,
         "tokens": vocab.tokens(example.token_ids),
-        "values": Example.unpack_values(example.values),
+        "values": example.values,
         "max_value": example.max_value,
         "max_position": example.max_position,
         "document": example.document,
@@ -271,16 +358,48 @@ def example_list(*, sae: SAE, index: int, kind: str | None = None) -> list[dict]
     """A feature's examples, top ones first (strongest first), then quantile bins from the
     highest down, with token strings and unpacked values."""
     f = feature_get(sae=sae, index=index)
-    qs = Example.objects.filter(feature=f)
-    if kind is not None:
-        if kind not in Example.Kind.values:
-            raise ApplicationError(
-                f"Unknown example kind {kind!r}: use top or quantile.", code="invalid_kind"
-            )
-        qs = qs.filter(kind=kind)
+    rows = stored_examples(sae_id=sae.pk, feature_indices=[f.index], kind=kind)
     vocab = vocab_get(model=sae.model)
-    rows = sorted(qs, key=lambda e: (e.kind != "top", -(e.quantile_index or 0), -e.max_value))
     return [example_dict(e, vocab) for e in rows]
+
+
+def storage_bytes(*, sae: SAE) -> dict[str, int]:
+    """On-disk bytes of an SAE's examples, windows and features, with TOAST and indexes.
+
+    The examples partition is the SAE's alone; the windows and features tables are shared, so
+    each counts its whole size (dead rows included) times the SAE's share of its live rows.
+    """
+    from explorer.saes.indexing import example_partitions
+
+    with connection.cursor() as cur:
+        examples = 0
+        for name in example_partitions(cur, sae.pk):
+            cur.execute("SELECT pg_total_relation_size(%s::regclass)", [name])
+            examples += cur.fetchone()[0]
+        cur.execute(
+            "SELECT pg_total_relation_size('saes_indexwindow'), count(*), "
+            "count(*) FILTER (WHERE run_id IN (SELECT id FROM saes_indexrun WHERE sae_id = %s)) "
+            "FROM saes_indexwindow",
+            [sae.pk],
+        )
+        w_size, w_all, w_own = cur.fetchone()
+        cur.execute(
+            "SELECT pg_total_relation_size('saes_feature'), count(*), "
+            "count(*) FILTER (WHERE sae_id = %s) FROM saes_feature",
+            [sae.pk],
+        )
+        f_size, f_all, f_own = cur.fetchone()
+        cur.execute("SELECT count(*) FROM saes_example WHERE sae_id = %s", [sae.pk])
+        n_examples = cur.fetchone()[0]
+    windows = w_size * w_own // w_all if w_all else 0
+    features = f_size * f_own // f_all if f_all else 0
+    return {
+        "examples": examples,
+        "windows": windows,
+        "features": features,
+        "total": examples + windows + features,
+        "n_examples": n_examples,
+    }
 
 
 # -- many features ------------------------------------------------------------------------------

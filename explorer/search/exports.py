@@ -25,18 +25,19 @@ import io
 import json
 import math
 import struct
-import sys
 import time
 from array import array
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 
 from explorer.core import busy
 from explorer.core.exceptions import ApplicationError
 from explorer.core.limits import Concurrency, Rate, Slot
+from explorer.saes.example_copy import nz_unpack
 from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS
 from explorer.saes.selectors import Vocab
 
@@ -98,11 +99,15 @@ EXAMPLE_COLUMNS = [
     "values",
 ]
 EXAMPLE_SQL = """
-SELECT f.index, e.kind, e.quantile_index, e.quantile_low, e.quantile_high, e.max_value,
-       e.max_position, e.document, e."offset", e.token_ids, e.values
-FROM saes_feature f JOIN saes_example e ON e.feature_id = f.id
-WHERE f.sae_id = %s
-ORDER BY f.index, e.kind DESC, e.quantile_index DESC NULLS FIRST, e.max_value DESC
+SELECT e.feature_index, e.bin,
+       CASE WHEN e.bin >= 0 THEN f.quantile_bounds[e.bin + 1] END,
+       CASE WHEN e.bin >= 0 THEN f.quantile_bounds[e.bin + 2] END,
+       e.max_value, e.max_position, w.document, w."offset", w.token_ids, e.nz
+FROM saes_example e
+JOIN saes_indexwindow w ON w.id = e.window_id
+JOIN saes_feature f ON f.sae_id = e.sae_id AND f."index" = e.feature_index
+WHERE e.sae_id = %s
+ORDER BY e.feature_index, e.bin = -1 DESC, e.bin DESC, e.max_value DESC, e.window_id
 """
 
 
@@ -144,17 +149,22 @@ def _float16_json() -> list[str]:
     return [format(v, ".4g") if math.isfinite(v) else "null" for v in values]
 
 
-def _values_json(data: bytes) -> str:
-    """Packed little-endian float16 values as a JSON array (NaN and infinities as null)."""
-    bits = array("H", data)
-    if sys.byteorder == "big":
-        bits.byteswap()
+def _values_json(nz: bytes, length: int) -> str:
+    """An example's stored sparse values, densified over its `length` tokens, as a JSON array
+    (NaN and infinities as null)."""
+    bits = nz_unpack(nz, length).astype(np.float16).view(np.uint16).tolist()
     return "[" + ", ".join(map(_float16_json().__getitem__, bits)) + "]"
+
+
+def _kind(b: int) -> tuple[str, int | None]:
+    """(kind, quantile index) of a stored bin (-1: top)."""
+    return ("top", None) if b < 0 else ("quantile", b)
 
 
 def _example_json(row: tuple, vocab: Vocab) -> str:
     """One example as a JSON object; the lists are written directly (millions of rows)."""
-    (index, kind, q_index, q_low, q_high, max_value, max_pos, document, offset, ids, values) = row
+    (index, b, q_low, q_high, max_value, max_pos, document, offset, ids, nz) = row
+    kind, q_index = _kind(b)
     head = json.dumps(
         {
             "feature": index,
@@ -170,12 +180,13 @@ def _example_json(row: tuple, vocab: Vocab) -> str:
     )
     return (
         f'{head[:-1]}, "token_ids": {json.dumps(ids)}, "tokens": {vocab.tokens_json(ids)},'
-        f' "values": {_values_json(values)}}}'
+        f' "values": {_values_json(nz, len(ids))}}}'
     )
 
 
 def _example_csv(row: tuple, vocab: Vocab) -> list:
-    (index, kind, q_index, q_low, q_high, max_value, max_pos, document, offset, ids, values) = row
+    (index, b, q_low, q_high, max_value, max_pos, document, offset, ids, nz) = row
+    kind, q_index = _kind(b)
     # Lists go in one cell as JSON, so token strings with commas or quotes survive intact.
     return [
         index,
@@ -189,7 +200,7 @@ def _example_csv(row: tuple, vocab: Vocab) -> list:
         offset,
         json.dumps(ids),
         vocab.tokens_json(ids),
-        _values_json(values),
+        _values_json(nz, len(ids)),
     ]
 
 

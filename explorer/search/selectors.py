@@ -15,25 +15,31 @@ from explorer.search.models import ExplanationEmbedding
 
 # ---- features by peak token ---------------------------------------------------------------------
 
-# Must match the expression of the index search_example_peak_token (migration 0001) exactly.
-PEAK_TOKEN_SQL = "(e.token_ids[e.max_position + 1])"
-
 
 def features_peaking_on(
     *, token_ids: list[int], sae_ids: list[int] | None, limit: int
 ) -> list[tuple[int, int, float]]:
     """(feature id, number of top examples, strongest of them) for features whose top examples
-    peak on one of `token_ids`, most such examples first."""
+    peak on one of `token_ids`, most such examples first.
+
+    Each SAE's examples partition indexes (peak_token, feature_index) over its top examples
+    (explorer/saes/example_copy.py `partition_index_sql`).
+    """
     if not token_ids:
         return []
-    sql = ["SELECT e.feature_id, count(*) AS n, max(e.max_value) AS peak FROM saes_example e"]
-    params: list[Any] = []
+    sql = [
+        "SELECT f.id, p.n, p.peak FROM (SELECT e.sae_id, e.feature_index, count(*) AS n,",
+        "max(e.max_value) AS peak FROM saes_example e WHERE e.bin = -1 AND e.peak_token = ANY(%s)",
+    ]
+    params: list[Any] = [token_ids]
     if sae_ids is not None:
-        sql.append("JOIN saes_feature f ON f.id = e.feature_id AND f.sae_id = ANY(%s)")
+        sql.append("AND e.sae_id = ANY(%s)")
         params.append(sae_ids)
-    sql.append(f"WHERE e.kind = 'top' AND {PEAK_TOKEN_SQL} = ANY(%s)")
-    params.append(token_ids)
-    sql.append("GROUP BY e.feature_id ORDER BY n DESC, peak DESC LIMIT %s")
+    sql.append(
+        "GROUP BY e.sae_id, e.feature_index ORDER BY n DESC, peak DESC LIMIT %s) p "
+        'JOIN saes_feature f ON f.sae_id = p.sae_id AND f."index" = p.feature_index '
+        "ORDER BY p.n DESC, p.peak DESC"
+    )
     params.append(limit)
     with connection.cursor() as cur:
         cur.execute(" ".join(sql), params)

@@ -7,8 +7,9 @@ The database must be migrated and hold no model with slug `bench`. It gets one L
 (`bench`, a 50,257-token synthetic vocab), one SAE (`bench/res`) with `features` features
 (all statistics, logits, neighbours, map coordinates, a 20-bin histogram), one explanation per
 feature (4 to 8 words from a 2,000-word vocabulary, so trigram search has realistic hit
-counts) and `examples` examples per feature of `context` tokens (3/5 top, 2/5 quantile
-samples; each feature's top examples peak on its own token).
+counts) and `examples` examples per feature over shared windows of `context` tokens (3/5 top,
+2/5 quantile samples; each feature's top examples peak on its own token), in the compact
+layout of explorer/saes/example_copy.py.
 
 Speed: examples are built as numpy record arrays in PostgreSQL's binary COPY layout, so Python
 never touches a single token; secondary indexes are dropped for the load and rebuilt after
@@ -25,12 +26,28 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from explorer.saes.example_copy import (
+    EXAMPLE_COLUMNS,
+    EXAMPLE_TABLE,
+    WINDOW_COLUMNS,
+    WINDOW_TABLE,
+    ExampleArrays,
+    WindowArrays,
+    WindowIndex,
+    column_list,
+    example_copy_rows,
+    partition_create_sql,
+    partition_index_sql,
+    partition_name,
+    window_copy_chunks,
+)
+
 MODEL_SLUG = "bench"
 SAE_SLUG = "res"
 VOCAB_SIZE = 50_257
 EXPLANATION_WORDS = 2_000
 CHUNK_FEATURES = 2_000  # features per COPY batch of examples (~40 MB of COPY data)
-TABLES = ("saes_feature", "saes_example", "explanations_explanation")
+TABLES = ("saes_feature", "saes_indexwindow", "explanations_explanation")
 
 SYLLABLES = [
     "ba",
@@ -123,132 +140,67 @@ def _index_defs(conn, table: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def _example_dtypes(context: int) -> tuple[np.dtype, np.dtype]:
-    """Binary COPY row layouts (big-endian, length-prefixed fields) for top and quantile rows.
-
-    Columns: feature_id, kind, quantile_index, quantile_low, quantile_high, token_ids, values,
-    max_value, max_position, document, offset. A null is a length of -1 with no data.
-    """
-    head = [("n", ">i2"), ("fid_len", ">i4"), ("fid", ">i8")]
-    array = [
-        ("tok_len", ">i4"),
-        ("ndim", ">i4"),
-        ("hasnull", ">i4"),
-        ("oid", ">i4"),
-        ("dim", ">i4"),
-        ("lbound", ">i4"),
-        ("tok", ">i4", (context, 2)),  # (4, id) per element
-        ("val_len", ">i4"),
-        ("val", "<f2", (context,)),  # Example.values: little-endian f16
-        ("mv_len", ">i4"),
-        ("mv", ">f8"),
-        ("mp_len", ">i4"),
-        ("mp", ">i4"),
-        ("doc_len", ">i4"),
-        ("doc", ">i8"),
-        ("off_len", ">i4"),
-        ("off", ">i4"),
-    ]
-    top = np.dtype(
-        [
-            *head,
-            ("kind_len", ">i4"),
-            ("kind", "S3"),
-            ("qi_len", ">i4"),
-            ("ql_len", ">i4"),
-            ("qh_len", ">i4"),
-            *array,
-        ]
+def window_pool(*, n_windows: int, context: int, rng: np.random.Generator) -> WindowArrays:
+    """The index run's context windows: random tokens, shared by every example."""
+    return WindowArrays(
+        number=np.arange(n_windows),
+        token_ids=rng.integers(0, VOCAB_SIZE, size=(n_windows, context), dtype=np.int32),
+        lengths=np.full(n_windows, context),
+        document=rng.integers(0, 10_000_000, size=n_windows),
+        offset=rng.integers(0, 2048, size=n_windows),
     )
-    quantile = np.dtype(
-        [
-            *head,
-            ("kind_len", ">i4"),
-            ("kind", "S8"),
-            ("qi_len", ">i4"),
-            ("qi", ">i2"),
-            ("ql_len", ">i4"),
-            ("ql", ">f8"),
-            ("qh_len", ">i4"),
-            ("qh", ">f8"),
-            *array,
-        ]
-    )
-    return top, quantile
 
 
-def _fill_common(
-    rec: np.ndarray,
+def example_chunk(
     *,
-    fids: np.ndarray,
-    peaks: np.ndarray | None,
-    top_values: np.ndarray,
-    context: int,
-    rng: np.random.Generator,
-) -> None:
-    n = len(rec)
-    rec["n"] = 11
-    rec["fid_len"], rec["fid"] = 8, fids
-    rec["tok_len"] = 20 + 8 * context
-    rec["ndim"], rec["hasnull"], rec["oid"], rec["dim"], rec["lbound"] = 1, 0, 23, context, 1
-    tokens = rng.integers(0, VOCAB_SIZE, size=(n, context), dtype=np.int32)  # [n, ctx]
-    pos = rng.integers(0, context, size=n)  # [n]
-    if peaks is not None:
-        tokens[np.arange(n), pos] = peaks
-    rec["tok"][:, :, 0] = 4
-    rec["tok"][:, :, 1] = tokens
-    values = np.zeros((n, context), dtype=np.float32)  # [n, ctx]
-    spill = rng.integers(0, context, size=(n, 6))  # a few weaker activations around
-    values[np.arange(n)[:, None], spill] = (
-        rng.random((n, 6), dtype=np.float32) * top_values[:, None] * 0.5
-    )
-    values[np.arange(n), pos] = top_values
-    rec["val_len"], rec["val"] = 2 * context, values.astype(np.float16)
-    rec["mv_len"], rec["mv"] = 8, top_values
-    rec["mp_len"], rec["mp"] = 4, pos
-    rec["doc_len"], rec["doc"] = 8, rng.integers(0, 10_000_000, size=n)
-    rec["off_len"], rec["off"] = 4, rng.integers(0, 2048, size=n)
-
-
-def example_block(
-    *,
-    feature_ids: np.ndarray,
-    peaks: np.ndarray,
+    first: int,
     maxes: np.ndarray,
+    slots: np.ndarray,
     n_top: int,
     n_quantile: int,
     context: int,
+    n_windows: int,
     rng: np.random.Generator,
-) -> bytes:
-    """Binary COPY rows (no header) for the examples of a batch of features."""
-    top_dtype, q_dtype = _example_dtypes(context)
-    out = []
-    if n_top:
-        fids = np.repeat(feature_ids, n_top)
-        rank = np.tile(np.arange(n_top), len(feature_ids))
-        tv = (np.repeat(maxes, n_top) * (1 - rank / (n_top + 1))).astype(np.float32)
-        rec = np.zeros(len(fids), dtype=top_dtype)
-        rec["kind_len"], rec["kind"] = 3, b"top"
-        rec["qi_len"] = rec["ql_len"] = rec["qh_len"] = -1
-        _fill_common(
-            rec, fids=fids, peaks=np.repeat(peaks, n_top), top_values=tv, context=context, rng=rng
-        )
-        out.append(rec.tobytes())
-    if n_quantile:
-        bins = 5
-        fids = np.repeat(feature_ids, n_quantile)
-        qi = np.tile(np.arange(n_quantile) % bins, len(feature_ids))
-        mx = np.repeat(maxes, n_quantile)
-        low, high = mx * qi / bins, mx * (qi + 1) / bins
-        tv = (low + (high - low) * rng.random(len(fids))).astype(np.float32)
-        rec = np.zeros(len(fids), dtype=q_dtype)
-        rec["kind_len"], rec["kind"] = 8, b"quantile"
-        rec["qi_len"], rec["qi"] = 2, qi
-        rec["ql_len"], rec["ql"] = 8, low
-        rec["qh_len"], rec["qh"] = 8, high
-        _fill_common(rec, fids=fids, peaks=None, top_values=tv, context=context, rng=rng)
-        out.append(rec.tobytes())
-    return b"".join(out)
+) -> ExampleArrays:
+    """The examples of features first..first+len(maxes)-1: n_top top examples each, at the
+    (window, position) `slots` (one per top example, where its feature's peak token was
+    written), then n_quantile quantile samples in random windows. Each example has its
+    maximum and up to 6 weaker activations around."""
+    f = len(maxes)
+    feature = np.concatenate(
+        [np.repeat(np.arange(f), n_top), np.repeat(np.arange(f), n_quantile)]
+    )  # [n]
+    n_t = f * n_top
+    rank = np.tile(np.arange(n_top), f)
+    top_values = maxes[feature[:n_t]] * (1 - rank / (n_top + 1))
+    bins = 5
+    qi = np.tile(np.arange(n_quantile) % bins, f)
+    mx = maxes[feature[n_t:]]
+    low, high = mx * qi / bins, mx * (qi + 1) / bins
+    q_values = low + (high - low) * rng.random(len(qi))
+    n = len(feature)
+    window = np.concatenate([slots[:, 0], rng.integers(0, n_windows, n - n_t)])
+    pos = np.concatenate([slots[:, 1], rng.integers(0, context, n - n_t)])
+    max_value = np.concatenate([top_values, q_values]).astype(np.float32)
+    values = np.zeros((n, context), np.float32)  # [n, ctx]
+    spill = rng.integers(0, context, size=(n, 6))
+    values[np.arange(n)[:, None], spill] = rng.random((n, 6)) * max_value[:, None] * 0.5
+    values[np.arange(n), pos] = max_value
+    values = values.astype(np.float16)
+    rows, cols = np.nonzero(values)
+    return ExampleArrays(
+        feature_index=first + feature,
+        kind=np.concatenate([np.zeros(n_t, np.int64), np.ones(n - n_t, np.int64)]),
+        quantile_index=np.concatenate([np.zeros(n_t, np.int64), qi]),
+        quantile_low=np.zeros(n),
+        quantile_high=np.zeros(n),
+        window=window,
+        max_value=max_value,
+        max_position=pos,
+        nz_offsets=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]),
+        nz_positions=cols,
+        nz_values=values[rows, cols],
+    )
 
 
 def _array(name: str, elem: str, n: int) -> list[tuple]:
@@ -338,6 +290,72 @@ def map_points(*, n: int, rng: np.random.Generator) -> tuple[list[float], list[f
     """`n` map points spread over the unit disc (the SAEMap row of the synthetic SAE)."""
     angle, radius = rng.random(n) * 2 * np.pi, np.sqrt(rng.random(n))
     return (radius * np.cos(angle)).tolist(), (radius * np.sin(angle)).tolist()
+
+
+def _examples_load(
+    conn,
+    *,
+    sae_id: int,
+    run_id: int,
+    features: int,
+    peaks: np.ndarray,
+    maxes: np.ndarray,
+    n_top: int,
+    n_quantile: int,
+    context: int,
+    rng: np.random.Generator,
+    log,
+) -> str:
+    """Windows and examples of the SAE, loaded and attached as its partition (returned)."""
+    examples = n_top + n_quantile
+    # Windows are shared, as an index run's are: each holds up to half its length of top
+    # examples' peaks, at distinct positions (slots); the slot's token becomes the peak token.
+    per_window = max(1, context // 2)
+    n_windows = max(1, -(-features * n_top // per_window))
+    windows = window_pool(n_windows=n_windows, context=context, rng=rng)
+    positions = rng.permuted(np.tile(np.arange(context), (n_windows, 1)), axis=1)[:, :per_window]
+    slots = np.stack(
+        [np.repeat(np.arange(n_windows), per_window), positions.ravel()], axis=1
+    )  # [n_windows * per_window, 2]
+    slots = slots[rng.permutation(len(slots))[: features * n_top]]
+    windows.token_ids[slots[:, 0], slots[:, 1]] = np.repeat(peaks, n_top)
+    with conn.cursor() as cur:
+        with cur.copy(
+            f"COPY {WINDOW_TABLE} ({column_list(WINDOW_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            for chunk in window_copy_chunks(windows, run_id):
+                copy.write(chunk)
+        cur.execute(f"SELECT number, id FROM {WINDOW_TABLE} WHERE run_id = %s", [run_id])
+        index = WindowIndex.of(windows, dict(cur.fetchall()))
+        for sql in partition_create_sql(sae_id, run_id):
+            cur.execute(sql)
+        table = partition_name(sae_id, run_id)
+        with cur.copy(
+            f"COPY {table} ({column_list(EXAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.write(BINARY_HEADER)
+            for start in range(0, features, CHUNK_FEATURES):
+                end = min(start + CHUNK_FEATURES, features)
+                chunk = example_chunk(
+                    first=start,
+                    maxes=maxes[start:end],
+                    slots=slots[start * n_top : end * n_top],
+                    n_top=n_top,
+                    n_quantile=n_quantile,
+                    context=context,
+                    n_windows=n_windows,
+                    rng=rng,
+                )
+                copy.write(example_copy_rows(chunk, sae_id, index))
+                if (start // CHUNK_FEATURES) % 10 == 0:
+                    log(f"examples: {end * examples:,} rows")
+            copy.write(BINARY_TRAILER)
+        for sql in partition_index_sql(sae_id, run_id):
+            cur.execute(sql)
+        cur.execute(
+            f"ALTER TABLE {EXAMPLE_TABLE} ATTACH PARTITION {table} FOR VALUES IN ({sae_id})"
+        )
+    return table
 
 
 BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -447,31 +465,26 @@ def generate(
         log(f"explanations: {features} in {phases['explanations']:.1f}s")
 
         t = time.monotonic()
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY saes_example (feature_id, kind, quantile_index, quantile_low, quantile_high,"
-                ' token_ids, "values", max_value, max_position, document, "offset")'
-                " FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.write(BINARY_HEADER)
-            for start in range(0, features, CHUNK_FEATURES):
-                end = min(start + CHUNK_FEATURES, features)
-                copy.write(
-                    example_block(
-                        feature_ids=ids[start:end],
-                        peaks=peaks[start:end],
-                        maxes=maxes[start:end],
-                        n_top=n_top,
-                        n_quantile=n_quantile,
-                        context=context,
-                        rng=rng,
-                    )
-                )
-                if (start // CHUNK_FEATURES) % 10 == 0:
-                    log(f"examples: {end * examples:,} rows, {time.monotonic() - t:.0f}s")
-            copy.write(BINARY_TRAILER)
+        run_id = conn.execute(
+            "INSERT INTO saes_indexrun (sae_id, corpus, tokens, shards, options, status,"
+            " tokens_done, tokens_total, timings, error, created, finished)"
+            " VALUES (%s, 'synthetic', 0, 1, '{}', 'done', 0, 0, '{}', '', now(), now())"
+            " RETURNING id",
+            [sae_id],
+        ).fetchone()[0]
+        table = _examples_load(
+            conn,
+            sae_id=sae_id,
+            run_id=run_id,
+            features=features,
+            peaks=peaks,
+            maxes=maxes,
+            n_top=n_top,
+            n_quantile=n_quantile,
+            context=context,
+            rng=rng,
+            log=lambda m: log(f"{m}, {time.monotonic() - t:.0f}s"),
+        )
         conn.commit()
         phases["examples"] = time.monotonic() - t
 
@@ -488,10 +501,9 @@ def generate(
         for table in TABLES:
             conn.execute(f"VACUUM (ANALYZE) {table}")  # visibility map: index-only scans
         phases["vacuum"] = time.monotonic() - t
+        conn.execute(f"VACUUM (ANALYZE) {table}")
         n_examples = conn.execute(
-            "SELECT count(*) FROM saes_example e JOIN saes_feature f ON f.id = e.feature_id"
-            " WHERE f.sae_id = %s",
-            [sae_id],
+            "SELECT count(*) FROM saes_example WHERE sae_id = %s", [sae_id]
         ).fetchone()[0]
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return Report(

@@ -189,13 +189,13 @@ def run() -> list[dict]:
             env,
             (
                 "import json; from django.db import connection; "
-                "from explorer.saes.models import IndexRun, Example; "
+                "from explorer.saes.models import IndexRun; "
+                "from explorer.saes.selectors import storage_bytes; "
                 "r = IndexRun.objects.filter(status='done').order_by('-created').first(); "
-                "c = connection.cursor(); "
-                "c.execute(\"SELECT pg_total_relation_size('saes_example')\"); "
-                "size = c.fetchone()[0]; n = Example.objects.count(); "
+                "s = storage_bytes(sae=r.sae); "
                 "print(json.dumps({'timings': r.timings, 'examples': r.options['examples'], "
-                "'size': size, 'rows': n}))"
+                "'size': s['examples'] + s['windows'], 'total': s['total'], "
+                "'rows': s['n_examples']}))"
             ),
         )
         workers += _workers(env, 1, var_dir)
@@ -243,6 +243,7 @@ def run() -> list[dict]:
             "unit": "bytes",
             "target": None,
             "rows": stats["rows"],
+            "with_features": round(stats["total"] / max(stats["rows"], 1), 1),
             "context": CONTEXT,
         },
     ]

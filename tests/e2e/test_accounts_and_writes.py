@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from explorer.explanations.services import explanation_create
-from explorer.saes.models import Example, Feature
-from tests.builders import build_indexed_sae
+from explorer.saes.models import Feature
+from tests.builders import build_indexed_sae, example_rows, store_examples
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,11 @@ def indexed(transactional_db):
     explanation_create(feature=built.features[5], text='" cat" · promotes " sat"', method="offline")
     # Feature 6 fires on 28% of tokens, right after BOS: the page must say so.
     Feature.objects.filter(pk=built.features[6].pk).update(density=0.28)
-    Example.objects.filter(feature=built.features[6], kind="top").update(max_position=0, offset=0)
+    rows = example_rows(built.sae)
+    for r in rows:
+        if r.feature_index == 6 and r.kind == "top":
+            r.max_position = r.offset = 0
+    store_examples(built.sae, rows)
     return built
 
 

@@ -403,20 +403,23 @@ def demo_example(demo_model):
     """A top example for FEATURE, tokenised by the demo model's own tokenizer."""
     from tokenizers import Tokenizer
 
-    from explorer.saes.models import Example, Feature
+    from tests.builders import ExampleRow, store_examples
 
     ids = Tokenizer.from_file(str(DEMO_TOKENIZER)).encode(EXAMPLE).ids
     values = [0.0] * len(ids)
     values[-1] = MAX_ACTIVATION
-    Example.objects.create(
-        feature=Feature.objects.get(sae=demo_model, index=FEATURE),
-        kind=Example.Kind.TOP,
-        token_ids=ids,
-        values=Example.pack_values(values),
-        max_value=MAX_ACTIVATION,
-        max_position=len(ids) - 1,
-        document=0,
-        offset=0,
+    store_examples(
+        demo_model,
+        [
+            ExampleRow(
+                feature_index=FEATURE,
+                kind="top",
+                token_ids=ids,
+                values=values,
+                max_value=MAX_ACTIVATION,
+                max_position=len(ids) - 1,
+            )
+        ],
     )
     return demo_model
 

@@ -115,12 +115,16 @@ def test_the_asgi_server_streams_the_export_in_chunks(live_server_url, indexed, 
 
 
 def test_values_are_written_to_float16_precision_and_nan_as_null():
-    from explorer.saes.models import Example
+    import numpy as np
+
+    from explorer.saes.example_copy import nz_pack, sparsify
     from explorer.search.exports import _values_json
 
-    assert json.loads(_values_json(Example.pack_values([0.15, 1.0, float("nan"), -2.5]))) == [
+    dense = np.array([0.15, 1.0, float("nan"), 0.0, -2.5])
+    assert json.loads(_values_json(nz_pack(*sparsify(dense), 5), 5)) == [
         0.15,
         1,
         None,
+        0,
         -2.5,
     ]

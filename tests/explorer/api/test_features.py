@@ -251,4 +251,4 @@ def test_charlie_cannot_add_an_explanation(client, indexed):
 
 def test_example_kinds_other_than_top_and_quantile_are_rejected(client, indexed):
     assert client.get(f"{BASE}/features/5/examples?kind=other").status_code == 422
-    assert Example.objects.exists()
+    assert Example.objects.filter(sae=indexed.sae).exists()

@@ -8,7 +8,8 @@ import pytest
 
 from explorer.browser.selectors import feature_page_get
 from explorer.explanations.services import explanation_create
-from explorer.saes.models import Example, Feature
+from explorer.saes.models import Feature
+from tests.builders import example_rows, store_examples
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,11 @@ def flags(index: int) -> list[str]:
 
 def at_document_start(feature: Feature) -> None:
     """Every top example of `feature` peaks on the first token of a document."""
-    Example.objects.filter(feature=feature, kind="top").update(max_position=0, offset=0)
+    rows = example_rows(feature.sae)
+    for r in rows:
+        if r.feature_index == feature.index and r.kind == "top":
+            r.max_position = r.offset = 0
+    store_examples(feature.sae, rows)
 
 
 def test_a_feature_firing_on_over_a_tenth_of_tokens_is_flagged_dense(indexed):
@@ -46,10 +51,12 @@ def test_a_peak_right_after_an_end_of_text_token_is_at_document_start(db):
     built = build_indexed_sae(sae=make_sae(model), d_sae=4)
     feature = built.features[1]
     Feature.objects.filter(pk=feature.pk).update(density=0.28)
-    for ex in Example.objects.filter(feature=feature, kind="top"):
-        ex.token_ids = [0, 1, 2, 2]
-        ex.max_position, ex.offset = 1, 300
-        ex.save()
+    rows = example_rows(built.sae)
+    for r in rows:
+        if r.feature_index == 1 and r.kind == "top":
+            r.token_ids, r.values = [0, 1, 2, 2], [0.0, r.max_value, 0.0, 0.0]
+            r.max_position, r.offset = 1, 300
+    store_examples(built.sae, rows)
     assert flags(1) == ["dense", "document start"]
 
 

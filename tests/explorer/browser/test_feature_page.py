@@ -95,11 +95,10 @@ def test_the_steer_link_opens_the_lead_in_of_the_top_example_at_4x_max_activatio
     import html
     from urllib.parse import parse_qs, urlsplit
 
-    from explorer.saes.models import Example
-    from explorer.saes.selectors import vocab_get
+    from explorer.saes.selectors import stored_examples, vocab_get
 
     f = indexed.features[3]
-    top = Example.objects.filter(feature=f, kind="top").order_by("-max_value", "id").first()
+    top = stored_examples(sae_id=f.sae_id, feature_indices=[3], kind="top")[0]
     tokens = vocab_get(model=indexed.sae.model).tokens(top.token_ids)[: top.max_position]
     _, body = get(client, "/tiny/res-1/3/")
     href = html.unescape(re.search(r'href="(/tiny/steer/\?[^"]*)"', body).group(1))

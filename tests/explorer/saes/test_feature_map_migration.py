@@ -1,62 +1,49 @@
 """Migration 0007: map coordinates move from the feature rows to one SAEMap row per SAE, and
-back when it is unapplied."""
+back when it is unapplied. Its SQL runs here on the two old columns, added for the test (the
+later examples migration is one-way, so the schema itself cannot be migrated back)."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
-pytestmark = pytest.mark.django_db(transaction=True)
+from explorer.saes.models import Feature, SAEMap
+from tests.builders import make_language_model, make_sae
 
-BEFORE = [("saes", "0006_sae_evaluation")]
-AFTER = [("saes", "0007_feature_map")]
+pytestmark = pytest.mark.django_db
 
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
+migration = importlib.import_module("explorer.saes.migrations.0007_feature_map")
 
 
-def _sae(apps, slug: str, coordinates: list[tuple[float | None, float | None]]):
-    LanguageModel = apps.get_model("saes", "LanguageModel")
-    SAE = apps.get_model("saes", "SAE")
-    Feature = apps.get_model("saes", "Feature")
-    model, _ = LanguageModel.objects.get_or_create(
-        slug="m", source="m", architecture="gpt2", d_model=4, n_layers=1, n_ctx=8
-    )
-    sae = SAE.objects.create(
-        model=model,
-        slug=slug,
-        source=slug,
-        hook_name="blocks.0.hook_resid_post",
-        layer=0,
-        d_in=4,
-        d_sae=len(coordinates),
-        architecture="topk",
-    )
-    Feature.objects.bulk_create(
-        Feature(sae=sae, index=i, map_x=x, map_y=y) for i, (x, y) in enumerate(coordinates)
-    )
+def _sae(model, slug: str, coordinates: list[tuple[float | None, float | None]]) -> int:
+    sae = make_sae(model, slug=slug, source=slug, d_sae=len(coordinates))
+    Feature.objects.bulk_create(Feature(sae=sae, index=i) for i in range(len(coordinates)))
+    with connection.cursor() as cur:
+        for i, (x, y) in enumerate(coordinates):
+            cur.execute(
+                'UPDATE saes_feature SET map_x = %s, map_y = %s WHERE sae_id = %s AND "index" = %s',
+                [x, y, sae.pk, i],
+            )
     return sae.pk
 
 
 def test_complete_maps_move_to_one_row_per_sae_and_back():
-    try:
-        apps = _migrate(BEFORE)
-        full = _sae(apps, "full", [(0.5, 0.25), (0.0, 1.0), (1.0, 0.0)])
-        partial = _sae(apps, "partial", [(0.5, 0.25), (None, None)])
-        apps = _migrate(AFTER)
-        SAEMap = apps.get_model("saes", "SAEMap")
-        stored = SAEMap.objects.get(sae_id=full)
-        assert (stored.xs, stored.ys) == ([0.5, 0.0, 1.0], [0.25, 1.0, 0.0])
-        assert not SAEMap.objects.filter(sae_id=partial).exists()  # laid out again next time
-        apps = _migrate(BEFORE)
-        Feature = apps.get_model("saes", "Feature")
-        assert list(
-            Feature.objects.filter(sae_id=full).order_by("index").values_list("map_x", "map_y")
-        ) == [(0.5, 0.25), (0.0, 1.0), (1.0, 0.0)]
-    finally:
-        _migrate(AFTER)
+    with connection.cursor() as cur:
+        cur.execute("ALTER TABLE saes_feature ADD COLUMN map_x float8, ADD COLUMN map_y float8")
+    model = make_language_model()
+    full = _sae(model, "full", [(0.5, 0.25), (0.0, 1.0), (1.0, 0.0)])
+    partial = _sae(model, "partial", [(0.5, 0.25), (None, None)])
+    with connection.cursor() as cur:
+        cur.execute(migration.FORWARD)
+    stored = SAEMap.objects.get(sae_id=full)
+    assert (stored.xs, stored.ys) == ([0.5, 0.0, 1.0], [0.25, 1.0, 0.0])
+    assert not SAEMap.objects.filter(sae_id=partial).exists()  # laid out again next time
+    with connection.cursor() as cur:
+        cur.execute("UPDATE saes_feature SET map_x = NULL, map_y = NULL")
+        cur.execute(migration.BACKWARD)
+        cur.execute(
+            'SELECT map_x, map_y FROM saes_feature WHERE sae_id = %s ORDER BY "index"', [full]
+        )
+        assert cur.fetchall() == [(0.5, 0.25), (0.0, 1.0), (1.0, 0.0)]

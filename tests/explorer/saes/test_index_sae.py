@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from explorer.saes.models import Example, Feature, IndexRun, IndexShard
+from explorer.saes.selectors import stored_examples
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -112,17 +113,17 @@ def _snapshot(sae) -> dict:
     }
     exs = sorted(
         (
-            e.feature.index,
+            e.feature_index,
             e.kind,
             e.quantile_index,
             e.max_value,
             e.max_position,
             tuple(e.token_ids),
-            bytes(e.values),
+            tuple(e.values),
             e.document,
             e.offset,
         )
-        for e in Example.objects.filter(feature__sae=sae).select_related("feature")
+        for e in stored_examples(sae_id=sae.pk, feature_indices=list(feats))
     )
     return {"features": feats, "examples": exs}
 
@@ -154,19 +155,17 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(
     assert any(f.dead for f in feats.values()) and not all(f.dead for f in feats.values())
     # Top examples: the same (value, window) order as the engine's top-K.
     live = int(np.flatnonzero(~ref.dead)[0])
-    top = list(
-        Example.objects.filter(feature=feats[live], kind="top").order_by("-max_value", "document")
-    )
+    top = stored_examples(sae_id=demo_sae.pk, feature_indices=[live], kind="top")
     assert [e.max_value for e in top] == [float(v) for v in ref.top_values[live] if v > 0][
         : len(top)
     ]
     for e in top:
-        values = Example.unpack_values(e.values)
+        values = e.values
         assert len(values) == len(e.token_ids) <= CONTEXT
         assert values[e.max_position] == pytest.approx(e.max_value, rel=1e-3)
         assert values[0] == 0.0  # BOS excluded from statistics and shown as 0
     # Quantile examples lie inside their bin bounds.
-    for e in Example.objects.filter(feature__sae=demo_sae, kind="quantile"):
+    for e in stored_examples(sae_id=demo_sae.pk, feature_indices=list(feats), kind="quantile"):
         assert e.quantile_low <= e.max_value < e.quantile_high or e.max_value == e.quantile_high
     # Each quantile bin's share of the activations is stored (they add up to 1).
     assert sum(feats[live].quantile_fractions) == pytest.approx(1.0)
@@ -263,7 +262,7 @@ def test_readers_during_a_reindex_see_only_complete_data(demo_sae, celery_worker
     _index(corpus_a)
     total_a = (
         Feature.objects.filter(sae=demo_sae).count(),
-        Example.objects.filter(feature__sae=demo_sae).count(),
+        Example.objects.filter(sae=demo_sae).count(),
     )
     (tmp_path / "b").mkdir()
     corpus_b = _corpus(tmp_path / "b", seed=2)
@@ -278,8 +277,7 @@ def test_readers_during_a_reindex_see_only_complete_data(demo_sae, celery_worker
                 with conn.cursor() as cur:  # one statement: one snapshot
                     cur.execute(
                         "SELECT (SELECT count(*) FROM saes_feature WHERE sae_id = %s), "
-                        "(SELECT count(*) FROM saes_example e JOIN saes_feature f "
-                        " ON f.id = e.feature_id WHERE f.sae_id = %s), "
+                        "(SELECT count(*) FROM saes_example WHERE sae_id = %s), "
                         "(SELECT max(max_activation) FROM saes_feature WHERE sae_id = %s)",
                         [demo_sae.pk] * 3,
                     )
@@ -296,7 +294,7 @@ def test_readers_during_a_reindex_see_only_complete_data(demo_sae, celery_worker
         reader.join()
     after = (
         Feature.objects.filter(sae=demo_sae).count(),
-        Example.objects.filter(feature__sae=demo_sae).count(),
+        Example.objects.filter(sae=demo_sae).count(),
     )
     assert {s[:2] for s in seen} <= {total_a, after}
     assert all(s[0] == demo_sae.d_sae for s in seen)

@@ -6,6 +6,8 @@ import pytest
 from django.db import IntegrityError
 
 from explorer.saes.models import SAE, Example, Feature, LanguageModel
+from explorer.saes.selectors import stored_examples
+from tests.builders import ExampleRow, store_examples
 
 pytestmark = pytest.mark.django_db
 
@@ -41,22 +43,30 @@ def feature() -> Feature:
     )
 
 
-def test_example_values_round_trip_as_float16_bytes(feature):
-    values = [0.0, 1.5, 2.25, 65504.0]
-    Example.objects.create(
-        feature=feature,
-        kind="top",
-        token_ids=[0, 1, 2, 1],
-        values=Example.pack_values(values),
-        max_value=65504.0,
-        max_position=3,
-        document=7,
-        offset=128,
+def test_example_values_round_trip_as_sparse_float16(feature):
+    values = [0.0, 1.5, 0.0, 65504.0]
+    store_examples(
+        feature.sae,
+        [
+            ExampleRow(
+                feature_index=3,
+                kind="top",
+                token_ids=[0, 1, 2, 1],
+                values=values,
+                max_value=65504.0,
+                max_position=3,
+                document=7,
+                offset=128,
+            )
+        ],
     )
 
-    stored = Example.objects.get()
-    assert len(bytes(stored.values)) == 2 * len(stored.token_ids)
-    assert Example.unpack_values(stored.values) == values
+    (stored,) = stored_examples(sae_id=feature.sae_id, feature_indices=[3])
+    assert stored.values == values
+    assert (stored.token_ids, stored.document, stored.offset) == ([0, 1, 2, 1], 7, 128)
+    row = Example.objects.get(sae_id=feature.sae_id)
+    assert len(bytes(row.nz)) == 1 + 2 * 2  # a 4-token bitmap (1 byte), then two float16
+    assert row.peak_token == 1
 
 
 def test_a_feature_index_is_unique_within_its_sae(feature):
@@ -64,18 +74,23 @@ def test_a_feature_index_is_unique_within_its_sae(feature):
         Feature.objects.create(sae=feature.sae, index=3)
 
 
-def test_a_quantile_example_needs_its_bin_and_a_top_example_has_none(feature):
-    common = {
-        "feature": feature,
-        "token_ids": [1],
-        "values": Example.pack_values([1.0]),
-        "max_value": 1.0,
-        "max_position": 0,
-        "document": 0,
-        "offset": 0,
-    }
-    Example.objects.create(
-        kind="quantile", quantile_index=2, quantile_low=0.5, quantile_high=1.5, **common
+def test_a_quantile_example_reads_its_bounds_from_the_feature(feature):
+    Feature.objects.filter(pk=feature.pk).update(quantile_bounds=[0.0, 0.5, 1.5, 2.5])
+    store_examples(
+        feature.sae,
+        [
+            ExampleRow(
+                feature_index=3,
+                kind="quantile",
+                quantile_index=1,
+                token_ids=[1],
+                values=[1.0],
+                max_value=1.0,
+                max_position=0,
+            )
+        ],
     )
-    with pytest.raises(IntegrityError):
-        Example.objects.create(kind="quantile", **common)
+
+    (stored,) = stored_examples(sae_id=feature.sae_id, feature_indices=[3])
+    assert (stored.kind, stored.quantile_index) == ("quantile", 1)
+    assert (stored.quantile_low, stored.quantile_high) == (0.5, 1.5)

@@ -7,6 +7,8 @@ import pytest
 
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations.models import Explanation
+from explorer.saes.example_copy import partition_name
+from explorer.saes.models import IndexRun
 from explorer.search.services import ModelRequired, search
 from tests.builders import build_indexed_sae, make_language_model, make_sae
 
@@ -143,12 +145,14 @@ def test_the_token_query_uses_the_peak_token_index(indexed):
     with connection.cursor() as cur:
         cur.execute("SET enable_seqscan = off")
         cur.execute(
-            "EXPLAIN SELECT e.feature_id FROM saes_example e "
-            "WHERE e.kind = 'top' AND (e.token_ids[e.max_position + 1]) = ANY(ARRAY[7])"
+            "EXPLAIN SELECT e.feature_index FROM saes_example e "
+            "WHERE e.bin = -1 AND e.peak_token = ANY(ARRAY[7])"
         )
         plan = "\n".join(r[0] for r in cur.fetchall())
         cur.execute("SET enable_seqscan = on")
-    assert "search_example_peak_token" in plan
+    assert (
+        f"{partition_name(indexed.sae.pk, IndexRun.objects.get(sae=indexed.sae).pk)}_peak" in plan
+    )
 
 
 def test_explanation_words_match_their_other_forms_and_prefixes(indexed):

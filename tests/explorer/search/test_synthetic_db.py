@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from explorer.explanations.models import Explanation
-from explorer.saes.models import SAE, Example, Feature
-from explorer.saes.selectors import feature_map_point
+from explorer.saes.models import SAE, Feature
+from explorer.saes.selectors import feature_map_point, stored_examples
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,13 +32,15 @@ def test_the_generator_writes_rows_the_models_read(test_database_url, client):
     assert -1 <= feature_map_point(sae=sae, index=3)[0] <= 1 and not f.dead
     assert client.get("/api/v1/models/bench/saes/res/features/3").status_code == 200
     assert Explanation.objects.filter(feature__sae=sae).count() == 40
-    for e in Example.objects.filter(feature__sae=sae)[:50]:
-        values = Example.unpack_values(e.values)
-        assert len(e.token_ids) == len(values) == 8
-        assert values[e.max_position] == pytest.approx(e.max_value, rel=1e-3)
+    stored = stored_examples(sae_id=sae.pk, feature_indices=range(10))
+    assert len(stored) == 50
+    for e in stored:
+        assert len(e.token_ids) == len(e.values) == 8
+        assert e.values[e.max_position] == pytest.approx(e.max_value, rel=1e-3)
         assert (e.kind == "top") == (e.quantile_index is None)
-    top = Example.objects.filter(feature__sae=sae, feature__index=3, kind="top")
-    assert top.count() == 3
+        assert e.quantile_index is None or e.quantile_low <= e.max_value <= e.quantile_high
+    top = [e for e in stored if e.feature_index == 3 and e.kind == "top"]
+    assert len(top) == 3
     peaks = {e.token_ids[e.max_position] for e in top}
     assert len(peaks) == 1  # a feature's top examples peak on its own token
     body = client.get("/api/v1/models/bench/saes/res/features/3/examples").json()
