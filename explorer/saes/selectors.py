@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, JSONField, OuterRef, Q, QuerySet, Subquery
 
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.explanations import selectors as explanation_selectors
@@ -536,11 +536,15 @@ def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]
     return list(groups.values())
 
 
+# Finished runs, newest first (a run stored without a finish time, as tests write, goes last).
+_NEWEST_FIRST = (F("finished").desc(nulls_last=True), "-pk")
+
+
 def latest_run_options(*, sae_ref: str = "sae_id") -> Subquery:
     """An annotation: the options of the newest finished index run of the SAE that `sae_ref`
     (an outer field) names, or None. Read them with `options_exclude_bos`."""
     runs = IndexRun.objects.filter(sae=OuterRef(sae_ref), status=IndexRun.Status.DONE)
-    return Subquery(runs.order_by("-finished").values("options")[:1], output_field=JSONField())
+    return Subquery(runs.order_by(*_NEWEST_FIRST).values("options")[:1], output_field=JSONField())
 
 
 def options_exclude_bos(options: dict | None) -> bool:
@@ -553,7 +557,7 @@ def bos_excluded(*, sae: SAE) -> bool:
     statistic: its newest finished index run prepended BOS and did not include it."""
     run = (
         IndexRun.objects.filter(sae=sae, status=IndexRun.Status.DONE)
-        .order_by("-finished")
+        .order_by(*_NEWEST_FIRST)
         .only("options")
         .first()
     )
