@@ -17,7 +17,9 @@ smallest-hash samples), so this :class:`CandidateValues` table is all the finish
 Tables of disjoint shards concatenate. A run of one shard needs only the pairs its own
 ``finalize`` chooses (:func:`chosen_entries`).
 
-Excluded tokens (BOS unless ``include_bos``) never reach the log, so their value reads 0.
+Entries are the (feature, window) pairs the accumulator ranks (see :mod:`.stats`). Excluded
+tokens (BOS unless ``include_bos``) never reach the log: an example's BOS value is computed
+once for all windows (:func:`~.indexing.bos_feature_values`).
 When the log would outgrow ``max_bytes`` it stops and :meth:`candidates` returns None: the
 caller falls back to :func:`~.indexing.materialize_examples` (a second pass), same results.
 """
@@ -94,7 +96,7 @@ class CandidateValues:
     feature: np.ndarray  # [n] int32
     key: np.ndarray  # [n] int64: window << POS_BITS | pos
     value: np.ndarray  # [n] float32
-    _ptr: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _flat: tuple[int, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls) -> CandidateValues:
@@ -109,47 +111,41 @@ class CandidateValues:
         order = np.lexsort((k, f))
         return cls(f[order], k[order], v[order])
 
-    def window_values(self, feature: int, window: int, length: int) -> np.ndarray:
-        """The feature's value at each of the window's ``length`` tokens (0 where absent)."""
-        if self._ptr is None or len(self._ptr) < feature + 2:
-            # Start of each feature's run; searching with the array's own dtype avoids a copy
-            # of the whole table per lookup.
-            n = int(self.feature.max()) + 2 if self.feature.size else 1
-            self._ptr = np.searchsorted(
-                self.feature, np.arange(max(n, feature + 2), dtype=self.feature.dtype)
-            )
-        lo_f, hi_f = int(self._ptr[feature]), int(self._ptr[feature + 1])
-        keys = self.key[lo_f:hi_f]
-        bounds = np.array([window << POS_BITS, (window + 1) << POS_BITS], dtype=keys.dtype)
-        lo, hi = np.searchsorted(keys, bounds)
-        out = np.zeros(length, np.float32)
-        pos = keys[lo:hi] & ((1 << POS_BITS) - 1)
-        out[pos] = self.value[lo_f + lo : lo_f + hi]
-        return out
+    def entries(self, features: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each (feature, window) pair's values lie: ``counts[i]`` entries per pair and
+        the table indices of all of them, pair after pair (ascending position within one).
+        Vectorised: one search for all pairs."""
+        features, windows = np.asarray(features, np.int64), np.asarray(windows, np.int64)
+        if not len(features) or not self.key.size:
+            return np.zeros(len(features), np.int64), np.zeros(0, np.int64)
+        span = (int(max(self.key.max() >> POS_BITS, windows.max())) + 1) << POS_BITS
+        if (int(max(self.feature.max(), features.max())) + 1) * span < 1 << 62:
+            if self._flat is None or self._flat[0] != span:
+                self._flat = (span, self.feature.astype(np.int64) * span + self.key)
+            table = self._flat[1]  # sorted like the table
+            start = features * span + (windows << POS_BITS)
+            lo = np.searchsorted(table, start)
+            hi = np.searchsorted(table, start + (1 << POS_BITS))
+        else:  # ids too large for one int64 key: search feature by feature
+            ptr = np.searchsorted(self.feature, np.arange(int(features.max()) + 2))
+            lo, hi = np.zeros(len(features), np.int64), np.zeros(len(features), np.int64)
+            for i, (f, w) in enumerate(zip(features, windows, strict=True)):
+                keys = self.key[ptr[f] : ptr[f + 1]]
+                lo[i], hi[i] = ptr[f] + np.searchsorted(keys, [w << POS_BITS, (w + 1) << POS_BITS])
+        counts = (hi - lo).astype(np.int64)
+        first = np.cumsum(counts) - counts
+        idx = np.arange(int(counts.sum())) - np.repeat(first, counts) + np.repeat(lo, counts)
+        return counts, idx
 
     def dense(self, features: np.ndarray, windows: np.ndarray, width: int) -> np.ndarray:
-        """Values of many (feature, window) pairs at once: ``[n, width]`` float32, 0 where
-        absent (positions >= width are dropped). Vectorised: one search for all pairs."""
-        features, windows = np.asarray(features, np.int64), np.asarray(windows, np.int64)
-        out = np.zeros((len(features), width), np.float32)
-        if not len(features) or not self.key.size:
-            return out
-        span = (int(max(self.key.max() >> POS_BITS, windows.max())) + 1) << POS_BITS
-        if (int(max(self.feature.max(), features.max())) + 1) * span >= 1 << 62:
-            for i, (f, w) in enumerate(zip(features, windows, strict=True)):  # huge ids
-                out[i] = self.window_values(int(f), int(w), width)
-            return out
-        table = self.feature.astype(np.int64) * span + self.key  # sorted like the table
-        start = features * span + (windows << POS_BITS)
-        lo = np.searchsorted(table, start)
-        hi = np.searchsorted(table, start + (1 << POS_BITS))
-        counts = hi - lo
-        rows = np.repeat(np.arange(len(features)), counts)
-        entries = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        entries += np.repeat(lo, counts)
-        pos = self.key[entries] & ((1 << POS_BITS) - 1)
+        """Values of (feature, window) pairs as ``[n, width]`` float32, 0 where absent
+        (positions >= width are dropped). For tests and small lists."""
+        counts, idx = self.entries(features, windows)
+        out = np.zeros((len(counts), width), np.float32)
+        rows = np.repeat(np.arange(len(counts)), counts)
+        pos = self.key[idx] & ((1 << POS_BITS) - 1)
         keep = pos < width
-        out[rows[keep], pos[keep]] = self.value[entries[keep]]
+        out[rows[keep], pos[keep]] = self.value[idx[keep]]
         return out
 
 

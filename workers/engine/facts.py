@@ -90,26 +90,33 @@ def logit_effects(
     bottom_vals), each ``[d_sae, k]``, CPU, values float32, largest first / smallest first.
     ``vocab_mask`` (bool ``[d_vocab]``) limits both lists to the tokens where it is True, e.g.
     the tokens that occur in a corpus: untrained tokens of a small model (or GPT-2's glitch
-    tokens) otherwise crowd out the tokens a reader can check.
+    tokens) otherwise crowd out the tokens a reader can check. Only those rows of W_U are
+    multiplied, so a corpus's few thousand tokens cost a fraction of the whole vocabulary.
+    Raises ValueError for a mask that allows no token.
     """
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     unembed = _Unembed(att)
-    k = min(k, unembed.w_u.shape[0] if vocab_mask is None else int(vocab_mask.sum()))
+    ids = None if vocab_mask is None else vocab_mask.nonzero().squeeze(1).to(unembed.w_u.device)
+    # Only the allowed rows of W_U take part: [n_allowed, d_model], a fraction of the
+    # vocabulary for a corpus's tokens, and no logits of the others are ever computed.
+    w_u = unembed.w_u if ids is None else unembed.w_u.index_select(0, ids)
+    if w_u.shape[0] == 0:
+        raise ValueError("vocab_mask allows no token")
+    k = min(k, w_u.shape[0])
     dirs = residual_directions(att)  # [d_sae, d_model]
     outs: list[list[Tensor]] = [[], [], [], []]
     for start in range(0, dirs.shape[0], block_size):
-        logits = unembed(dirs[start : start + block_size])  # [block, d_vocab]
-        if vocab_mask is not None:
-            keep = vocab_mask.to(logits.device)[None, :]  # [1, d_vocab]
-            top = logits.masked_fill(~keep, float("-inf")).topk(k, dim=-1)
-            bottom = logits.masked_fill(~keep, float("inf")).topk(k, dim=-1, largest=False)
-        else:
-            top = logits.topk(k, dim=-1)
-            bottom = logits.topk(k, dim=-1, largest=False)
-        for acc, t in zip(
-            outs, (top.indices, top.values, bottom.indices, bottom.values), strict=True
-        ):
+        d = dirs[start : start + block_size]  # [block, d_model]
+        if unembed.centre:
+            d = d - d.mean(dim=-1, keepdim=True)
+        logits = (d * unembed.gamma) @ w_u.T  # [block, n_allowed]
+        top = logits.topk(k, dim=-1)
+        bottom = logits.topk(k, dim=-1, largest=False)
+        top_i, bottom_i = top.indices, bottom.indices
+        if ids is not None:
+            top_i, bottom_i = ids[top_i], ids[bottom_i]
+        for acc, t in zip(outs, (top_i, top.values, bottom_i, bottom.values), strict=True):
             acc.append(t.cpu())
     top_ids, top_vals, bottom_ids, bottom_vals = (torch.cat(a) for a in outs)
     return top_ids, top_vals, bottom_ids, bottom_vals
