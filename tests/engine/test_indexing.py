@@ -394,7 +394,7 @@ def test_example_values_equal_a_direct_computation_bos_included(tiny_att, window
 
 
 def test_each_example_states_its_windows_maximum_at_the_first_position(tiny_att, windows):
-    stats, _, chunks = _examples(tiny_att, windows)
+    _, _, chunks = _examples(tiny_att, windows)
     for c in chunks:
         for i in range(len(c)):
             v = c.values(i, CONTEXT)[1:]  # BOS is not counted
