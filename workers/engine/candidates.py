@@ -21,7 +21,7 @@ Entries are the (feature, window) pairs the accumulator ranks (see :mod:`.stats`
 tokens (BOS unless ``include_bos``) never reach the log: an example's BOS value is computed
 once for all windows (:func:`~.indexing.bos_feature_values`).
 When the log would outgrow ``max_bytes`` it stops and :meth:`candidates` returns None: the
-caller falls back to :func:`~.indexing.materialize_examples` (a second pass), same results.
+caller falls back to :func:`~.indexing.rerun_values` (a second pass), same results.
 """
 
 from __future__ import annotations
