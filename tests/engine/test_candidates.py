@@ -146,3 +146,17 @@ def test_an_overflowing_log_falls_back_to_a_second_pass(tiny_att, windows):
     assert candidate_values(acc) is None
     with pytest.raises(ValueError, match="needs a candidate table or a model"):
         chosen_examples(acc.finalize(), windows, None)
+
+
+def test_a_pruned_log_gives_the_same_examples(tiny_att, windows, monkeypatch):
+    from workers.engine import candidates
+
+    whole = index_shard(tiny_att, windows, batch_size=BATCH, log_max_bytes=1 << 30, compact_at=8)
+    monkeypatch.setattr(candidates, "PRUNE_AT", 16)  # prune at nearly every compaction
+    pruned = index_shard(tiny_att, windows, batch_size=BATCH, log_max_bytes=1 << 30, compact_at=8)
+    assert pruned.log._n < whole.log._n
+    stats = whole.finalize()
+    _assert_same_examples(
+        chosen_examples(stats, windows, candidate_values(pruned), tiny_att),
+        chosen_examples(stats, windows, candidate_values(whole), tiny_att),
+    )

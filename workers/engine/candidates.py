@@ -40,20 +40,31 @@ from .stat_kernels import POS_BITS
 
 DEFAULT_MAX_LOG_BYTES = 4 << 30  # 4 GiB: ~270M non-zero activations
 _ENTRY_BYTES = 16  # int32 feature + int64 token key + float32 value (+ padding)
+PRUNE_AT = 1 << 22  # log entries (~64 MB) before the first prune
 
 
 class ActivationLog:
-    """Append-only (feature, token key, value) triples of one pass, on the pass's device."""
+    """Append-only (feature, token key, value) triples of one pass, on the pass's device.
+
+    :meth:`prune` drops the pairs that left the accumulator's pools; the accumulator calls it
+    when :attr:`prune_due` (the log doubled since the last prune, past ``PRUNE_AT``
+    entries), so the log follows the pools' size rather than the corpus's.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_LOG_BYTES) -> None:
         self.max_bytes = max_bytes
         self.overflowed = False
         self._parts: list[tuple[Tensor, Tensor, Tensor]] = []
         self._n = 0
+        self._pruned_at = 0
 
     @property
     def nbytes(self) -> int:
         return self._n * _ENTRY_BYTES
+
+    @property
+    def prune_due(self) -> bool:
+        return not self.overflowed and self._n > 2 * max(self._pruned_at, PRUNE_AT // 2)
 
     def add(self, f: Int[Tensor, " n"], key: Int[Tensor, " n"], v: Float[Tensor, " n"]) -> None:
         if self.overflowed:
@@ -64,6 +75,27 @@ class ActivationLog:
         self._parts.append((f.to(torch.int32), key.clone(), v.to(torch.float32)))
         self._n += f.numel()
 
+    def _kept(self, pools: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+        """The logged entries of the (feature, window) pairs named in ``pools``."""
+        f = torch.cat([p[0] for p in self._parts]).long()  # [n]
+        key = torch.cat([p[1] for p in self._parts])  # [n]
+        v = torch.cat([p[2] for p in self._parts])  # [n]
+        pf = torch.cat([p[0] for p in pools]).to(f.device).long()  # [m]
+        pk = torch.cat([p[1] for p in pools]).to(f.device)  # [m]
+        n_windows = int(torch.cat([key, pk]).max().item() >> POS_BITS) + 1
+        wanted = torch.unique(pf * n_windows + (pk >> POS_BITS))  # [c] sorted
+        keep = torch.isin(f * n_windows + (key >> POS_BITS), wanted, assume_unique=False)
+        return f[keep], key[keep], v[keep]
+
+    def prune(self, pools: list[tuple[Tensor, Tensor]]) -> None:
+        """Keep only the pairs named in ``pools``: a pair that left the pools never returns
+        (a window lies in one batch, and pools only lose entries)."""
+        if self.overflowed or not self._parts:
+            return
+        f, key, v = self._kept(pools)
+        self._parts = [(f.to(torch.int32), key, v)]
+        self._n = self._pruned_at = f.numel()
+
     def candidates(self, pools: list[tuple[Tensor, Tensor]]) -> CandidateValues | None:
         """Entries of the (feature, window) pairs named in ``pools`` ((feature, key) each).
 
@@ -73,15 +105,7 @@ class ActivationLog:
             return None
         if not self._parts:
             return CandidateValues.empty()
-        f = torch.cat([p[0] for p in self._parts]).long()  # [n]
-        key = torch.cat([p[1] for p in self._parts])  # [n]
-        v = torch.cat([p[2] for p in self._parts])  # [n]
-        pf = torch.cat([p[0] for p in pools]).to(f.device).long()  # [m]
-        pk = torch.cat([p[1] for p in pools]).to(f.device)  # [m]
-        n_windows = int(torch.cat([key, pk]).max().item() >> POS_BITS) + 1
-        wanted = torch.unique(pf * n_windows + (pk >> POS_BITS))  # [c] sorted
-        keep = torch.isin(f * n_windows + (key >> POS_BITS), wanted, assume_unique=False)
-        f, key, v = f[keep], key[keep], v[keep]
+        f, key, v = self._kept(pools)
         order = torch.sort(key, stable=True).indices
         order = order[torch.sort(f[order], stable=True).indices]  # by (feature, key)
         return CandidateValues(

@@ -328,6 +328,8 @@ class FeatureStatsAccumulator:
         )
         self._qthr = torch.where(full, top, HASH_MAX + 1).view(F, W)
         self._thr_floor = floor
+        if self.log is not None and self.log.prune_due:
+            self.log.prune([self._top.cat()[:2], self._quant.cat()[:2]])
 
     # -- merge, state, finalize --------------------------------------------------------------
 
