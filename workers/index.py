@@ -24,7 +24,7 @@ from explorer.core.tasks import INDEX_QUEUE
 from explorer.saes import evaluations
 from explorer.saes import indexing as svc
 from explorer.saes import selectors as sae_selectors
-from explorer.saes.example_copy import ExampleArrays
+from explorer.saes.example_copy import ExampleArrays, WindowArrays
 from explorer.saes.indexing import FLOAT16_MAX, FeatureRow
 from explorer.search.services import embeddings_schedule
 from workers.celery import app, time_limits
@@ -35,8 +35,9 @@ from workers.showcases import compute_showcases
 
 if TYPE_CHECKING:
     from explorer.saes.models import IndexRun, IndexShard
+    from workers.engine.candidates import CandidateValues
     from workers.engine.feature_stats import FeatureStats
-    from workers.engine.indexing import MaterializedExample, Windows
+    from workers.engine.indexing import ExampleChunk, Windows
     from workers.engine.loading import AttachedSAE
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_SHARD_RETRIES = 2
 PROGRESS_EVERY_S = 1.0
 CANCEL_CHECK_EVERY_S = 2.0
+EXAMPLE_CHUNK = 32768  # examples per stored chunk (~1 MB of arrays each at L0 ~100)
 
 
 def _worker_name() -> str:
@@ -211,44 +213,71 @@ def feature_rows(stats: FeatureStats, facts: dict[str, Any]) -> Iterator[Feature
         )
 
 
-def example_arrays(
-    stats: FeatureStats, examples: list[MaterializedExample], width: int
-) -> ExampleArrays:
-    """The chosen examples as the arrays the binary COPY loader takes."""
-    refs = stats.example_refs()
-    n = len(refs)
-    tokens = np.zeros((n, width), np.int32)
-    values = np.zeros((n, width), np.float32)
-    lengths = np.zeros(n, np.int64)
-    for i, ex in enumerate(examples):
-        k = len(ex.token_ids)
-        tokens[i, :k], values[i, :k], lengths[i] = ex.token_ids, ex.values, k
-    feature = np.fromiter((r.feature for r in refs), np.int64, n)
-    qbin = np.fromiter((-1 if r.bin is None else r.bin for r in refs), np.int64, n)
-    quantile = qbin >= 0
-    bounds = stats.quantile_bounds.astype(np.float64)
-    safe = np.where(quantile, qbin, 0)
+def window_arrays(windows: Windows, numbers: np.ndarray) -> WindowArrays:
+    """The given windows (numbers, ascending) as the arrays the storage takes."""
+    numbers = np.asarray(numbers, np.int64)
+    lengths = windows.lengths()[numbers]
+    width = int(lengths.max()) if len(numbers) else 0
+    tokens = np.zeros((len(numbers), width), np.int32)
+    for row, (w, n) in enumerate(zip(numbers, lengths, strict=True)):
+        lo = windows.offsets[w]
+        tokens[row, :n] = windows.tokens[lo : lo + n]
+    return WindowArrays(
+        number=numbers,
+        token_ids=tokens,
+        lengths=lengths.astype(np.int64),
+        document=windows.doc[numbers].astype(np.int64),
+        offset=windows.start[numbers].astype(np.int64),
+    )
+
+
+def example_arrays(stats: FeatureStats, chunk: ExampleChunk) -> ExampleArrays:
+    """One chunk of chosen examples as the arrays the storage takes."""
+    quantile = chunk.kind != 0
+    safe = np.where(quantile, chunk.bin, 0)
+    bounds = stats.quantile_bounds
     return ExampleArrays(
-        feature_index=feature,
+        feature_index=chunk.feature,
         kind=quantile.astype(np.int64),
         quantile_index=safe,
-        quantile_low=bounds[feature, safe],
-        quantile_high=bounds[feature, safe + 1],
-        token_ids=tokens,
-        values=np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16),
-        lengths=lengths,
-        max_value=np.fromiter((r.value for r in refs), np.float64, n),
-        max_position=np.fromiter((ex.pos for ex in examples), np.int64, n),
-        document=np.fromiter((ex.doc for ex in examples), np.int64, n),
-        offset=np.fromiter((ex.start for ex in examples), np.int64, n),
+        quantile_low=bounds[chunk.feature, safe].astype(np.float64),
+        quantile_high=bounds[chunk.feature, safe + 1].astype(np.float64),
+        window=chunk.window,
+        max_value=chunk.max_value.astype(np.float64),
+        max_position=chunk.max_position,
+        nz_offsets=chunk.nz_offsets,
+        nz_positions=chunk.nz_positions.astype(np.int32),
+        nz_values=np.clip(chunk.nz_values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16),
     )
+
+
+def run_examples(
+    stats: FeatureStats,
+    windows: Windows,
+    table: CandidateValues | None,
+    att: AttachedSAE,
+    *,
+    batch_size: int,
+    chunk: int = EXAMPLE_CHUNK,
+) -> tuple[WindowArrays, Iterator[ExampleArrays]]:
+    """The windows the chosen examples use, and the examples as a stream of chunks.
+
+    The values table is prepared now (from ``table``, or by re-running the chosen windows
+    when a shard's log overflowed); each chunk is built when the stream reaches it, so at
+    most one chunk of examples is held at a time.
+    """
+    from workers.engine.indexing import chosen_examples, used_windows
+
+    chunks = chosen_examples(stats, windows, table, att, batch_size=batch_size, chunk=chunk)
+    return window_arrays(windows, used_windows(stats)), (example_arrays(stats, c) for c in chunks)
 
 
 def weight_facts(att: AttachedSAE, windows: Windows, k: int = 10) -> dict[str, Any]:
     """Top/bottom logit tokens and decoder neighbours of every feature, as Python lists.
 
     Logit tokens are limited to tokens that occur in the indexed corpus, so a model's
-    untrained or glitch tokens do not crowd out the ones a reader can check.
+    untrained or glitch tokens do not crowd out the ones a reader can check (and only those
+    rows of the unembedding are multiplied).
     """
     import torch
 
@@ -269,27 +298,34 @@ def weight_facts(att: AttachedSAE, windows: Windows, k: int = 10) -> dict[str, A
 
 
 def offline_labels(
-    stats: FeatureStats,
-    examples: list[MaterializedExample],
-    facts: dict[str, Any],
-    vocab: list[str],
-    has_bos: bool,
+    stats: FeatureStats, windows: Windows, facts: dict[str, Any], vocab: list[str]
 ) -> list[str]:
-    """The offline explainer's label for every feature (workers/engine/explain.py)."""
+    """The offline explainer's label for every feature (workers/engine/explain.py), from each
+    top example's peak token and the token before it (read off the windows)."""
     evidence = [
         FeatureEvidence(peak_tokens=[], dead=bool(d), density=float(p))
         for d, p in zip(stats.dead, stats.density, strict=True)
     ]
-    for ex, ref in zip(examples, stats.example_refs(), strict=True):
-        if ref.kind != "top":
-            continue
-        ev = evidence[ref.feature]
-        ids = ex.token_ids
-        ev.peak_tokens.append(vocab[ids[ex.pos]])
-        previous = vocab[ids[ex.pos - 1]] if ex.pos > 0 else None
-        ev.starts.append(at_document_start(previous=previous, offset=ex.start))
-        if ex.pos > (1 if has_bos else 0):  # the token before, unless it is BOS
-            ev.previous_tokens.append(vocab[ids[ex.pos - 1]])
+    feats, ranks = np.nonzero(stats.top_windows >= 0)  # feature by feature, rank order
+    w, pos = stats.top_windows[feats, ranks], stats.top_positions[feats, ranks]
+    at = windows.offsets[w] + pos
+    peak = windows.tokens[at]
+    before = np.where(pos > 0, windows.tokens[np.maximum(at - 1, 0)], -1)
+    first_real = 1 if windows.has_bos else 0
+    for f, p, tok, prev, start in zip(
+        feats.tolist(),
+        pos.tolist(),
+        peak.tolist(),
+        before.tolist(),
+        windows.start[w].tolist(),
+        strict=True,
+    ):
+        ev = evidence[f]
+        ev.peak_tokens.append(vocab[tok])
+        previous = vocab[prev] if p > 0 else None
+        ev.starts.append(at_document_start(previous=previous, offset=start))
+        if p > first_real:  # the token before, unless it is BOS
+            ev.previous_tokens.append(previous)
     for f, ev in enumerate(evidence):
         ev.promoted = [vocab[i] for i in facts["top_ids"][f][:3]]
     return labels(evidence)
@@ -301,7 +337,6 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
     Returns (features, examples, map_missing).
     """
     from workers.engine.candidates import CandidateValues, shard_result_from_bytes
-    from workers.engine.indexing import chosen_examples
     from workers.engine.stats import FeatureStatsAccumulator
 
     timings: dict[str, float] = {}
@@ -319,15 +354,19 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
         acc = part if acc is None else acc.merge(part)
         tables.append(table)
     stats = acc.finalize()
+    del acc
     table = None if any(tb is None for tb in tables) else CandidateValues.concat(tables)
+    del tables
     timings["merge_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="examples")
     att = attached_for(run.sae)
     windows = _windows(att, run)
-    examples = chosen_examples(stats, windows, table, att, batch_size=run.options["batch_size"])
-    timings["examples_s"] = time.perf_counter() - t
+    window_rows, examples = run_examples(
+        stats, windows, table, att, batch_size=run.options["batch_size"]
+    )
+    timings["examples_s"] = time.perf_counter() - t  # the chunks are built while storing
 
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="weight facts")
@@ -335,7 +374,7 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
     timings["facts_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    label_texts = offline_labels(stats, examples, facts, att.lm.vocab_strings(), windows.has_bos)
+    label_texts = offline_labels(stats, windows, facts, att.lm.vocab_strings())
     timings["explain_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -343,7 +382,8 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
     n_f, n_e = svc.index_results_replace(
         run=run,
         features=feature_rows(stats, facts),
-        examples=example_arrays(stats, examples, windows.context),
+        windows=window_rows,
+        examples=examples,
         timings=timings,
         offline_labels=label_texts,
     )

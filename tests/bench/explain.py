@@ -25,22 +25,21 @@ def run() -> list[dict]:
 
     from tests.bench._engine import demo_attached, one_torch_thread
     from workers.engine.corpus import iter_documents
-    from workers.engine.indexing import candidate_values, chosen_examples, index_shard, make_windows
+    from workers.engine.indexing import index_shard, make_windows
     from workers.index import offline_labels, weight_facts
 
     with one_torch_thread():
         att = demo_attached()
         windows = make_windows(att.lm, iter_documents("demo"), context=128, tokens=N_TOKENS)
-        acc = index_shard(att, windows, log_max_bytes=1 << 30)
-        table = candidate_values(acc)
+        acc = index_shard(att, windows)
         stats = acc.finalize()
-        examples = chosen_examples(stats, windows, table)
+        n_examples = len(stats.example_refs())
         facts = weight_facts(att, windows)
         vocab = att.lm.vocab_strings()
         times = []
         for _ in range(5):
             t = time.perf_counter()
-            labels = offline_labels(stats, examples, facts, vocab, windows.has_bos)
+            labels = offline_labels(stats, windows, facts, vocab)
             times.append(time.perf_counter() - t)
     best = min(times)
     return [
@@ -50,7 +49,7 @@ def run() -> list[dict]:
             "unit": "features/s",
             "target": ">= 1000",
             "features": len(labels),
-            "examples": len(examples),
+            "examples": n_examples,
             "sample": labels[int(stats.count.argmax())],
         }
     ]

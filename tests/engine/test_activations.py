@@ -9,6 +9,9 @@ from tests.engine.builders import build_sae
 from workers.engine.activations import (
     activations_per_sae,
     feature_activations,
+    hooked_features,
+    pad_batch,
+    sparse_features,
     top_features_per_token,
 )
 from workers.engine.hooks import intercept, run_to_hook
@@ -187,3 +190,16 @@ def test_saes_of_different_models_or_a_bad_text_are_refused_before_any_pass(thre
         with pytest.raises(ValueError, match="no SAEs"):
             list(activations_per_sae([], "The cat"))
     assert calls == []
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 512])
+def test_sparse_features_are_the_non_zeros_of_the_selected_tokens(tiny_att, chunk):
+    ids, mask = pad_batch(tiny_att, [tiny_att.lm.encode(t) for t in TEXTS])  # [3, pos]
+    select = mask.clone()
+    select[:, 0] = False  # e.g. BOS left out
+    nz = sparse_features(tiny_att, ids, mask, select, chunk=chunk)
+    dense = torch.zeros(*ids.shape, tiny_att.d_sae)
+    dense[nz.row, nz.pos, nz.feature] = nz.value
+    expected = hooked_features(tiny_att, ids, mask) * select[:, :, None]  # [3, pos, d_sae]
+    torch.testing.assert_close(dense, expected.clamp(min=0), rtol=1e-5, atol=1e-6)
+    assert bool((nz.value > 0).all())

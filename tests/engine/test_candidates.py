@@ -1,4 +1,7 @@
-"""Chosen examples' values come from the pass's in-memory log, equal to re-running windows."""
+"""Chosen examples' values come from the pass's in-memory log, equal to re-running windows.
+
+``chosen_examples`` takes the model in every call: with BOS excluded from the statistics, the
+log has no BOS values and the examples read BOS's true value through the model."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ from workers.engine.candidates import (
     shard_result_to_bytes,
 )
 from workers.engine.indexing import (
+    ExampleChunk,
     Shard,
+    bos_feature_values,
     candidate_values,
     chosen_examples,
     index_shard,
@@ -27,12 +32,26 @@ def windows(tiny_att):
     return make_windows(tiny_att.lm, _documents(), context=CONTEXT, tokens=TOKENS)
 
 
+CHUNK_FIELDS = (
+    "feature",
+    "kind",
+    "bin",
+    "rank",
+    "window",
+    "max_value",
+    "max_position",
+    "nz_offsets",
+    "nz_positions",
+    "nz_values",
+)
+
+
 def _assert_same_examples(a, b):
-    assert len(a) == len(b) > 0
+    a, b = list(a), list(b)
+    assert len(a) == len(b) > 0 and len(a[0]) > 0
     for x, y in zip(a, b, strict=True):
-        assert (x.feature, x.window, x.pos) == (y.feature, y.window, y.pos)
-        np.testing.assert_array_equal(x.token_ids, y.token_ids)
-        np.testing.assert_array_equal(x.values, y.values)
+        for name in CHUNK_FIELDS:
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
 
 
 def test_logged_values_equal_a_second_pass(tiny_att, windows):
@@ -40,18 +59,23 @@ def test_logged_values_equal_a_second_pass(tiny_att, windows):
     table = candidate_values(acc)
     stats = acc.finalize()
     _assert_same_examples(
-        chosen_examples(stats, windows, table),
+        chosen_examples(stats, windows, table, tiny_att),
         chosen_examples(stats, windows, None, tiny_att, batch_size=BATCH),
     )
 
 
-def test_example_values_peak_at_the_chosen_token(tiny_att, windows):
+def test_example_values_peak_at_the_stated_token_and_bos_reads_its_value(tiny_att, windows):
     acc = index_shard(tiny_att, windows, batch_size=BATCH, log_max_bytes=1 << 30)
     table = candidate_values(acc)
     stats = acc.finalize()
-    for ex, ref in zip(chosen_examples(stats, windows, table), stats.example_refs(), strict=True):
-        assert ex.values[ex.pos] == np.float32(ref.value)
-        assert ex.values[0] == 0.0  # BOS is not counted, so it reads 0
+    bos = bos_feature_values(tiny_att)
+    chunks: list[ExampleChunk] = list(chosen_examples(stats, windows, table, tiny_att))
+    for c in chunks:
+        for i in range(len(c)):
+            v = c.values(i, CONTEXT)
+            assert v[c.max_position[i]] == c.max_value[i] == v[1:].max()
+            # BOS is not counted, yet shows its true value (it used to read 0)
+            assert v[0] == bos[c.feature[i]]
 
 
 def test_a_warm_prefilter_logs_only_pairs_that_may_be_chosen(tiny_att, windows):
@@ -61,7 +85,7 @@ def test_a_warm_prefilter_logs_only_pairs_that_may_be_chosen(tiny_att, windows):
     table = candidate_values(acc)
     stats = acc.finalize()
     _assert_same_examples(
-        chosen_examples(stats, windows, table),
+        chosen_examples(stats, windows, table, tiny_att),
         chosen_examples(stats, windows, None, tiny_att, batch_size=BATCH),
     )
 
@@ -80,11 +104,11 @@ def test_a_single_shard_table_of_its_chosen_examples_gives_the_same_examples(
     assert len(chosen_table.key) < len(full_table.key)
     stats = alone.finalize()
     _assert_same_examples(
-        chosen_examples(stats, windows, chosen_table),
-        chosen_examples(full.finalize(), windows, full_table),
+        chosen_examples(stats, windows, chosen_table, tiny_att),
+        chosen_examples(full.finalize(), windows, full_table, tiny_att),
     )
     _assert_same_examples(
-        chosen_examples(stats, windows, chosen_table),
+        chosen_examples(stats, windows, chosen_table, tiny_att),
         chosen_examples(stats, windows, None, tiny_att, batch_size=BATCH),
     )
 
@@ -112,8 +136,8 @@ def test_three_shards_tables_give_the_single_pass_examples(tiny_att, windows, co
         tables[-1] = table
     merged = accs[0].merge(accs[1]).merge(accs[2])
     _assert_same_examples(
-        chosen_examples(one.finalize(), windows, one_table),
-        chosen_examples(merged.finalize(), windows, CandidateValues.concat(tables)),
+        chosen_examples(one.finalize(), windows, one_table, tiny_att),
+        chosen_examples(merged.finalize(), windows, CandidateValues.concat(tables), tiny_att),
     )
 
 
@@ -122,3 +146,17 @@ def test_an_overflowing_log_falls_back_to_a_second_pass(tiny_att, windows):
     assert candidate_values(acc) is None
     with pytest.raises(ValueError, match="needs a candidate table or a model"):
         chosen_examples(acc.finalize(), windows, None)
+
+
+def test_a_pruned_log_gives_the_same_examples(tiny_att, windows, monkeypatch):
+    from workers.engine import candidates
+
+    whole = index_shard(tiny_att, windows, batch_size=BATCH, log_max_bytes=1 << 30, compact_at=8)
+    monkeypatch.setattr(candidates, "PRUNE_AT", 16)  # prune at nearly every compaction
+    pruned = index_shard(tiny_att, windows, batch_size=BATCH, log_max_bytes=1 << 30, compact_at=8)
+    assert pruned.log._n < whole.log._n
+    stats = whole.finalize()
+    _assert_same_examples(
+        chosen_examples(stats, windows, candidate_values(pruned), tiny_att),
+        chosen_examples(stats, windows, candidate_values(whole), tiny_att),
+    )

@@ -1,8 +1,10 @@
 """Indexing: the streaming statistics pass agrees with a brute-force reference, shards merge
-exactly, and the second pass re-materialises the chosen windows.
+exactly, and the chosen examples carry their windows' values.
 
 The reference sorts every (feature, value, window, pos) of the corpus in plain Python; it
-reads the same activations as the pass (same batches), so comparisons are exact (==).
+reads the same activations as the pass (same batches, same encoded tokens), so comparisons
+are exact (==). An independent check against sae-lens's own encode is in
+test_indexing_saelens.py.
 """
 
 from __future__ import annotations
@@ -13,18 +15,21 @@ import numpy as np
 import pytest
 import torch
 
-from workers.engine.activations import hooked_features
+from workers.engine.activations import hooked_features, sparse_features
 from workers.engine.feature_stats import FeatureStats
 from workers.engine.indexing import (
     IndexingCancelled,
     Shard,
     Windows,
+    bos_feature_values,
+    candidate_values,
+    chosen_examples,
     index_corpus,
     index_shard,
     make_windows,
-    materialize_examples,
+    rerun_values,
 )
-from workers.engine.stat_kernels import sample_hash, token_key
+from workers.engine.stat_kernels import POS_BITS, sample_hash, token_key
 from workers.engine.stats import FeatureStatsAccumulator
 
 CONTEXT = 16
@@ -101,15 +106,23 @@ def reference(att, windows: Windows, include_bos: bool = False) -> tuple[list, i
     for b in range(0, len(windows), BATCH):
         ids = list(range(b, min(b + BATCH, len(windows))))
         input_ids, real = windows.batch(ids, att.lm.pad_token_id, att.lm.device)
-        acts = hooked_features(att, input_ids, None if bool(real.all()) else real)
-        for row, w in enumerate(ids):
-            for p in range(int(real[row].sum())):
-                if p == 0 and not include_bos:
-                    continue
-                n_tokens += 1
-                for f in torch.nonzero(acts[row, p] > 0).flatten().tolist():
-                    entries.append((f, float(acts[row, p, f]), w, p))
+        counted = real.clone()
+        counted[:, 0] = include_bos
+        n_tokens += int(counted.sum())
+        nz = sparse_features(att, input_ids, real, counted)
+        for r, p, f, v in zip(nz.row, nz.pos, nz.feature, nz.value, strict=True):
+            entries.append((int(f), float(v), ids[int(r)], int(p)))
     return entries, n_tokens
+
+
+def window_maxima(entries: list) -> list:
+    """(feature, window max, window, first position of the max) of every firing pair."""
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for f, v, w, p in entries:
+        old = best.get((f, w))
+        if old is None or v > old[0] or (v == old[0] and p < old[1]):
+            best[(f, w)] = (v, p)
+    return [(f, v, w, p) for (f, w), (v, p) in best.items()]
 
 
 def _in_bin(v: float, bounds: np.ndarray, k: int) -> bool:
@@ -151,13 +164,15 @@ def test_histogram_counts_every_value_in_its_bin(tiny_att, windows):
 
 
 @pytest.mark.parametrize("compact_at", [1, 1 << 16])  # 1: prefilters and compaction every batch
-def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, windows, compact_at):
+def test_top_examples_are_windows_ordered_by_max_then_position_then_window(
+    tiny_att, windows, compact_at
+):
     stats = _index(tiny_att, windows, compact_at=compact_at)
-    entries, _ = reference(tiny_att, windows)
+    pairs = window_maxima(reference(tiny_att, windows)[0])
     for f in range(tiny_att.d_sae):
-        best = sorted(((-v, w, p) for g, v, w, p in entries if g == f))[:6]
+        best = sorted(((-v, p, w) for g, v, w, p in pairs if g == f))[:6]
         got = [
-            (-float(v), int(w), int(p))
+            (-float(v), int(p), int(w))
             for v, w, p in zip(
                 stats.top_values[f], stats.top_windows[f], stats.top_positions[f], strict=True
             )
@@ -166,12 +181,24 @@ def test_top_examples_are_ordered_by_value_then_window_then_position(tiny_att, w
         assert got == best
 
 
+def test_a_window_fills_one_top_slot_even_where_it_fires_on_many_tokens(tiny_att, windows):
+    stats = _index(tiny_att, windows)
+    entries, _ = reference(tiny_att, windows)
+    per_pair: dict[tuple[int, int], int] = {}
+    for f, _, w, _ in entries:
+        per_pair[(f, w)] = per_pair.get((f, w), 0) + 1
+    assert max(per_pair.values()) > 1  # the corpus has windows that fire several times
+    for f in range(tiny_att.d_sae):
+        w = stats.top_windows[f][stats.top_windows[f] >= 0].tolist()
+        assert len(w) == len(set(w))
+
+
 @pytest.mark.parametrize("compact_at", [1, 1 << 16])
 def test_quantile_samples_are_the_smallest_hashes_of_their_bin(tiny_att, windows, compact_at):
     stats = _index(tiny_att, windows, seed=7, compact_at=compact_at)
-    entries, _ = reference(tiny_att, windows)
+    pairs = window_maxima(reference(tiny_att, windows)[0])
     for f in range(tiny_att.d_sae):
-        mine = [(v, w, p) for g, v, w, p in entries if g == f]
+        mine = [(v, w, p) for g, v, w, p in pairs if g == f]
         bounds = stats.quantile_bounds[f]
         for k in range(3):
             members = [(v, w, p) for v, w, p in mine if _in_bin(v, bounds, k)]
@@ -181,9 +208,9 @@ def test_quantile_samples_are_the_smallest_hashes_of_their_bin(tiny_att, windows
             )
             hashes = sample_hash(keys, torch.full_like(keys, f), 7).tolist()
             chosen = sorted(zip(hashes, keys.tolist(), members, strict=True))[:2]
-            want = sorted((-v, w, p) for _, _, (v, w, p) in chosen)
+            want = sorted((-v, p, w) for _, _, (v, w, p) in chosen)
             got = [
-                (-float(v), int(w), int(p))
+                (-float(v), int(p), int(w))
                 for v, w, p in zip(
                     stats.quantile_values[f, k],
                     stats.quantile_windows[f, k],
@@ -334,22 +361,69 @@ def test_an_empty_corpus_is_refused(tiny_att):
         index_corpus(tiny_att, ["", ""], context=CONTEXT, tokens=100)
 
 
-# ---- second pass -------------------------------------------------------------------------------
+# ---- examples -----------------------------------------------------------------------------
 
 
-def test_materialized_values_equal_a_direct_computation(tiny_att, windows):
-    stats = _index(tiny_att, windows)
-    refs = stats.example_refs()[:40]
-    examples = materialize_examples(tiny_att, windows, refs, batch_size=3)
-    assert len(examples) == len(refs)
-    for ref, ex in zip(refs, examples, strict=True):
-        ids = torch.tensor(windows[ref.window].token_ids)[None]
-        direct = hooked_features(tiny_att, ids)[0, :, ref.feature]  # [pos]
-        assert ex.token_ids.tolist() == ids[0].tolist()
-        torch.testing.assert_close(torch.from_numpy(ex.values), direct, rtol=1e-5, atol=1e-5)
-        assert ex.values[ref.pos] == pytest.approx(ref.value, rel=1e-5, abs=1e-5)
+def _examples(att, windows, **kw):
+    acc = index_shard(
+        att,
+        windows,
+        batch_size=BATCH,
+        top_k=6,
+        n_quantiles=3,
+        per_quantile=2,
+        log_max_bytes=1 << 30,
+        **kw,
+    )
+    table = candidate_values(acc)
+    stats = acc.finalize()
+    return stats, table, list(chosen_examples(stats, windows, table, att, chunk=50))
 
 
-def test_materializing_an_unknown_window_is_refused(tiny_att, windows):
+def test_example_values_equal_a_direct_computation_bos_included(tiny_att, windows):
+    stats, _, chunks = _examples(tiny_att, windows)
+    assert len(chunks) > 1 and sum(map(len, chunks)) == len(stats.example_refs())
+    for c in chunks[:3]:
+        for i in range(len(c)):
+            w = int(c.window[i])
+            ids = torch.tensor(windows[w].token_ids)[None]
+            direct = hooked_features(tiny_att, ids)[0, :, int(c.feature[i])]  # [pos]
+            got = torch.from_numpy(c.values(i, ids.shape[1]))
+            # BOS (position 0) shows its true value though the statistics leave it out
+            torch.testing.assert_close(got, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_each_example_states_its_windows_maximum_at_the_first_position(tiny_att, windows):
+    _, _, chunks = _examples(tiny_att, windows)
+    for c in chunks:
+        for i in range(len(c)):
+            v = c.values(i, CONTEXT)[1:]  # BOS is not counted
+            assert c.max_value[i] == v.max()
+            assert c.max_position[i] == 1 + int(np.argmax(v))
+
+
+def test_bos_reads_the_same_value_in_every_window(tiny_att, windows):
+    bos = bos_feature_values(tiny_att)
+    assert (bos > 0).any()  # the test SAE fires on BOS
+    input_ids, real = windows.batch([0, 5, 9], tiny_att.lm.pad_token_id, tiny_att.lm.device)
+    direct = hooked_features(tiny_att, input_ids, real)[:, 0, :]  # [3, d_sae]
+    for row in direct:
+        np.testing.assert_allclose(row.numpy(), bos, rtol=1e-5, atol=1e-6)
+
+
+def test_re_running_the_chosen_windows_gives_the_logged_values_exactly(tiny_att, windows):
+    stats, table, _ = _examples(tiny_att, windows)
+    f, w = [], []
+    for r in stats.example_refs():
+        f.append(r.feature), w.append(r.window)
+    f, w = np.array(f), np.array(w)
+    again = rerun_values(tiny_att, windows, f, w, batch_size=BATCH)
+    np.testing.assert_array_equal(again.dense(f, w, CONTEXT), table.dense(f, w, CONTEXT))
+    n = len(windows)
+    pair = again.feature.astype(np.int64) * n + (again.key >> POS_BITS)
+    assert np.isin(pair, f * n + w).all()  # nothing but the chosen pairs
+
+
+def test_re_running_an_unknown_window_is_refused(tiny_att, windows):
     with pytest.raises(ValueError, match="unknown window"):
-        materialize_examples(tiny_att, windows, [(0, len(windows), 1)])
+        rerun_values(tiny_att, windows, np.array([0]), np.array([len(windows)]))

@@ -40,15 +40,41 @@ def _tied_acts(seed: int = 0, shape: tuple[int, int, int] = (12, 10, 40)) -> tor
     return acts
 
 
-def test_top_examples_break_value_ties_by_window_then_position():
+def test_a_window_is_one_top_example_at_its_first_maximum():
+    # Each window has three equal values; it used to fill three top slots, one per token.
+    # An example is now a window, stated at its maximum's first position.
     acc = FeatureStatsAccumulator(1, top_k=3)
     acts = torch.zeros(3, 4, 1)
-    acts[:, 1:, 0] = 2.0  # nine equal values
+    acts[:, 1:, 0] = 2.0
     acc.update(acts[[2, 0]], torch.tensor([2, 0]))
     acc.update(acts[[1]], torch.tensor([1]))
     stats = acc.finalize()
-    assert stats.top_windows[0].tolist() == [0, 0, 0]
-    assert stats.top_positions[0].tolist() == [1, 2, 3]
+    assert stats.top_windows[0].tolist() == [0, 1, 2]
+    assert stats.top_positions[0].tolist() == [1, 1, 1]
+
+
+def test_equal_window_maxima_rank_by_position_then_window():
+    acc = FeatureStatsAccumulator(1, top_k=4)
+    acts = torch.zeros(4, 5, 1)
+    acts[0, 3, 0] = acts[1, 1, 0] = acts[2, 3, 0] = 2.0  # ties at positions 3, 1, 3
+    acts[3, 4, 0] = 3.0
+    acts[1, 2, 0] = 1.0  # below window 1's maximum: not an example of its own
+    acc.update(acts, torch.arange(4))
+    stats = acc.finalize()
+    assert stats.top_windows[0].tolist() == [3, 1, 0, 2]
+    assert stats.top_positions[0].tolist() == [4, 1, 3, 3]
+    assert stats.top_values[0].tolist() == [3.0, 2.0, 2.0, 2.0]
+    assert stats.count.tolist() == [5]  # statistics stay per token
+
+
+def test_quantile_samples_are_one_per_window():
+    acts = _tied_acts(2)
+    acc = FeatureStatsAccumulator(40, top_k=2, n_quantiles=3, per_quantile=5)
+    acc.update(acts, torch.arange(12))
+    stats = acc.finalize()
+    for f in range(40):
+        w = stats.quantile_windows[f][stats.quantile_windows[f] >= 0]
+        assert len(set(w.tolist())) == len(w)
 
 
 def test_results_do_not_depend_on_when_candidates_are_compacted():

@@ -19,8 +19,10 @@ from torch import Tensor
 
 from .hooks import run_to_hook, run_to_hooks
 from .loading import AttachedSAE
+from .stat_kernels import positive_indices
 
 DEFAULT_BATCH_SIZE = 16
+ENCODE_CHUNK = 512  # tokens encoded at once by sparse_features: chunk x d_sae floats of scratch
 
 
 @dataclass
@@ -77,6 +79,68 @@ def hooked_features(
     attn = None if mask is None else mask.long()
     acts = run_to_hook(att.lm, input_ids, attn, att.hook_name)  # [batch, pos, d_in]
     return att.encode(acts)  # [batch, pos, d_sae]
+
+
+@dataclass
+class SparseFeatures:
+    """The non-zero feature activations of a batch, one entry each (row-major order)."""
+
+    row: Int[Tensor, " nnz"]  # batch row
+    pos: Int[Tensor, " nnz"]  # position in the row
+    feature: Int[Tensor, " nnz"]
+    value: Float[Tensor, " nnz"]  # float32
+
+
+def sparse_features(
+    att: AttachedSAE,
+    input_ids: Int[Tensor, "batch pos"],
+    mask: Bool[Tensor, "batch pos"] | None = None,
+    select: Bool[Tensor, "batch pos"] | None = None,
+    *,
+    chunk: int = ENCODE_CHUNK,
+) -> SparseFeatures:
+    """The non-zero SAE activations of the ``select``ed tokens (default: every real token).
+
+    Runs the model to the hook once, then encodes ``chunk`` tokens at a time and keeps only
+    their non-zeros, so memory is ``chunk x d_sae`` floats, never ``batch x pos x d_sae``.
+    Each token's values depend only on the batch (the same batch gives the same bits).
+    """
+    attn = None if mask is None or bool(mask.all()) else mask.long()
+    acts = run_to_hook(att.lm, input_ids, attn, att.hook_name)  # [batch, pos, d_in]
+    P, F = acts.shape[1], att.d_sae
+    keep = mask if select is None else select
+    tok = (
+        torch.arange(acts.shape[0] * P, device=acts.device)
+        if keep is None
+        else keep.reshape(-1).nonzero().squeeze(1)
+    )  # [n] flat token index
+    flat = acts.reshape(-1, acts.shape[-1])  # [batch*pos, d_in]
+    rows: list[Tensor] = []
+    feats: list[Tensor] = []
+    vals: list[Tensor] = []
+    for start in range(0, tok.numel(), chunk):
+        t = tok[start : start + chunk]  # [c]
+        enc = att.encode(flat.index_select(0, t)).reshape(-1)  # [c*d_sae]
+        i = positive_indices(enc).to(enc.device)  # [nnz]
+        vals.append(enc.index_select(0, i).float())
+        rows.append(t.index_select(0, i // F))
+        feats.append(i % F)
+        del enc
+    empty = torch.zeros(0, dtype=torch.long, device=acts.device)
+    t = torch.cat(rows) if rows else empty
+    return SparseFeatures(
+        row=t // P,
+        pos=t % P,
+        feature=torch.cat(feats) if feats else empty,
+        value=torch.cat(vals) if vals else empty.float(),
+    )
+
+
+def feature_values_at(att: AttachedSAE, token_id: int) -> Float[Tensor, " d_sae"]:
+    """Every feature's value on a one-token text, e.g. BOS: with causal attention the first
+    position of any text sees only its own token, so this is its value in every window."""
+    ids = torch.tensor([[token_id]], device=att.lm.device)  # [1, 1]
+    return att.encode(run_to_hook(att.lm, ids, None, att.hook_name))[0, 0].float()  # [d_sae]
 
 
 def _check_features(att: AttachedSAE, features: list[int] | None) -> list[int] | None:

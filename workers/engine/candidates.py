@@ -17,9 +17,11 @@ smallest-hash samples), so this :class:`CandidateValues` table is all the finish
 Tables of disjoint shards concatenate. A run of one shard needs only the pairs its own
 ``finalize`` chooses (:func:`chosen_entries`).
 
-Excluded tokens (BOS unless ``include_bos``) never reach the log, so their value reads 0.
+Entries are the (feature, window) pairs the accumulator ranks (see :mod:`.stats`). Excluded
+tokens (BOS unless ``include_bos``) never reach the log: an example's BOS value is computed
+once for all windows (:func:`~.indexing.bos_feature_values`).
 When the log would outgrow ``max_bytes`` it stops and :meth:`candidates` returns None: the
-caller falls back to :func:`~.indexing.materialize_examples` (a second pass), same results.
+caller falls back to :func:`~.indexing.rerun_values` (a second pass), same results.
 """
 
 from __future__ import annotations
@@ -38,20 +40,31 @@ from .stat_kernels import POS_BITS
 
 DEFAULT_MAX_LOG_BYTES = 4 << 30  # 4 GiB: ~270M non-zero activations
 _ENTRY_BYTES = 16  # int32 feature + int64 token key + float32 value (+ padding)
+PRUNE_AT = 1 << 22  # log entries (~64 MB) before the first prune
 
 
 class ActivationLog:
-    """Append-only (feature, token key, value) triples of one pass, on the pass's device."""
+    """Append-only (feature, token key, value) triples of one pass, on the pass's device.
+
+    :meth:`prune` drops the pairs that left the accumulator's pools; the accumulator calls it
+    when :attr:`prune_due` (the log doubled since the last prune, past ``PRUNE_AT``
+    entries), so the log follows the pools' size rather than the corpus's.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_LOG_BYTES) -> None:
         self.max_bytes = max_bytes
         self.overflowed = False
         self._parts: list[tuple[Tensor, Tensor, Tensor]] = []
         self._n = 0
+        self._pruned_at = 0
 
     @property
     def nbytes(self) -> int:
         return self._n * _ENTRY_BYTES
+
+    @property
+    def prune_due(self) -> bool:
+        return not self.overflowed and self._n > 2 * max(self._pruned_at, PRUNE_AT // 2)
 
     def add(self, f: Int[Tensor, " n"], key: Int[Tensor, " n"], v: Float[Tensor, " n"]) -> None:
         if self.overflowed:
@@ -62,6 +75,27 @@ class ActivationLog:
         self._parts.append((f.to(torch.int32), key.clone(), v.to(torch.float32)))
         self._n += f.numel()
 
+    def _kept(self, pools: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+        """The logged entries of the (feature, window) pairs named in ``pools``."""
+        f = torch.cat([p[0] for p in self._parts]).long()  # [n]
+        key = torch.cat([p[1] for p in self._parts])  # [n]
+        v = torch.cat([p[2] for p in self._parts])  # [n]
+        pf = torch.cat([p[0] for p in pools]).to(f.device).long()  # [m]
+        pk = torch.cat([p[1] for p in pools]).to(f.device)  # [m]
+        n_windows = int(torch.cat([key, pk]).max().item() >> POS_BITS) + 1
+        wanted = torch.unique(pf * n_windows + (pk >> POS_BITS))  # [c] sorted
+        keep = torch.isin(f * n_windows + (key >> POS_BITS), wanted, assume_unique=False)
+        return f[keep], key[keep], v[keep]
+
+    def prune(self, pools: list[tuple[Tensor, Tensor]]) -> None:
+        """Keep only the pairs named in ``pools``: a pair that left the pools never returns
+        (a window lies in one batch, and pools only lose entries)."""
+        if self.overflowed or not self._parts:
+            return
+        f, key, v = self._kept(pools)
+        self._parts = [(f.to(torch.int32), key, v)]
+        self._n = self._pruned_at = f.numel()
+
     def candidates(self, pools: list[tuple[Tensor, Tensor]]) -> CandidateValues | None:
         """Entries of the (feature, window) pairs named in ``pools`` ((feature, key) each).
 
@@ -71,15 +105,7 @@ class ActivationLog:
             return None
         if not self._parts:
             return CandidateValues.empty()
-        f = torch.cat([p[0] for p in self._parts]).long()  # [n]
-        key = torch.cat([p[1] for p in self._parts])  # [n]
-        v = torch.cat([p[2] for p in self._parts])  # [n]
-        pf = torch.cat([p[0] for p in pools]).to(f.device).long()  # [m]
-        pk = torch.cat([p[1] for p in pools]).to(f.device)  # [m]
-        n_windows = int(torch.cat([key, pk]).max().item() >> POS_BITS) + 1
-        wanted = torch.unique(pf * n_windows + (pk >> POS_BITS))  # [c] sorted
-        keep = torch.isin(f * n_windows + (key >> POS_BITS), wanted, assume_unique=False)
-        f, key, v = f[keep], key[keep], v[keep]
+        f, key, v = self._kept(pools)
         order = torch.sort(key, stable=True).indices
         order = order[torch.sort(f[order], stable=True).indices]  # by (feature, key)
         return CandidateValues(
@@ -94,7 +120,7 @@ class CandidateValues:
     feature: np.ndarray  # [n] int32
     key: np.ndarray  # [n] int64: window << POS_BITS | pos
     value: np.ndarray  # [n] float32
-    _ptr: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _flat: tuple[int, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls) -> CandidateValues:
@@ -109,47 +135,41 @@ class CandidateValues:
         order = np.lexsort((k, f))
         return cls(f[order], k[order], v[order])
 
-    def window_values(self, feature: int, window: int, length: int) -> np.ndarray:
-        """The feature's value at each of the window's ``length`` tokens (0 where absent)."""
-        if self._ptr is None or len(self._ptr) < feature + 2:
-            # Start of each feature's run; searching with the array's own dtype avoids a copy
-            # of the whole table per lookup.
-            n = int(self.feature.max()) + 2 if self.feature.size else 1
-            self._ptr = np.searchsorted(
-                self.feature, np.arange(max(n, feature + 2), dtype=self.feature.dtype)
-            )
-        lo_f, hi_f = int(self._ptr[feature]), int(self._ptr[feature + 1])
-        keys = self.key[lo_f:hi_f]
-        bounds = np.array([window << POS_BITS, (window + 1) << POS_BITS], dtype=keys.dtype)
-        lo, hi = np.searchsorted(keys, bounds)
-        out = np.zeros(length, np.float32)
-        pos = keys[lo:hi] & ((1 << POS_BITS) - 1)
-        out[pos] = self.value[lo_f + lo : lo_f + hi]
-        return out
+    def entries(self, features: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each (feature, window) pair's values lie: ``counts[i]`` entries per pair and
+        the table indices of all of them, pair after pair (ascending position within one).
+        Vectorised: one search for all pairs."""
+        features, windows = np.asarray(features, np.int64), np.asarray(windows, np.int64)
+        if not len(features) or not self.key.size:
+            return np.zeros(len(features), np.int64), np.zeros(0, np.int64)
+        span = (int(max(self.key.max() >> POS_BITS, windows.max())) + 1) << POS_BITS
+        if (int(max(self.feature.max(), features.max())) + 1) * span < 1 << 62:
+            if self._flat is None or self._flat[0] != span:
+                self._flat = (span, self.feature.astype(np.int64) * span + self.key)
+            table = self._flat[1]  # sorted like the table
+            start = features * span + (windows << POS_BITS)
+            lo = np.searchsorted(table, start)
+            hi = np.searchsorted(table, start + (1 << POS_BITS))
+        else:  # ids too large for one int64 key: search feature by feature
+            ptr = np.searchsorted(self.feature, np.arange(int(features.max()) + 2))
+            lo, hi = np.zeros(len(features), np.int64), np.zeros(len(features), np.int64)
+            for i, (f, w) in enumerate(zip(features, windows, strict=True)):
+                keys = self.key[ptr[f] : ptr[f + 1]]
+                lo[i], hi[i] = ptr[f] + np.searchsorted(keys, [w << POS_BITS, (w + 1) << POS_BITS])
+        counts = (hi - lo).astype(np.int64)
+        first = np.cumsum(counts) - counts
+        idx = np.arange(int(counts.sum())) - np.repeat(first, counts) + np.repeat(lo, counts)
+        return counts, idx
 
     def dense(self, features: np.ndarray, windows: np.ndarray, width: int) -> np.ndarray:
-        """Values of many (feature, window) pairs at once: ``[n, width]`` float32, 0 where
-        absent (positions >= width are dropped). Vectorised: one search for all pairs."""
-        features, windows = np.asarray(features, np.int64), np.asarray(windows, np.int64)
-        out = np.zeros((len(features), width), np.float32)
-        if not len(features) or not self.key.size:
-            return out
-        span = (int(max(self.key.max() >> POS_BITS, windows.max())) + 1) << POS_BITS
-        if (int(max(self.feature.max(), features.max())) + 1) * span >= 1 << 62:
-            for i, (f, w) in enumerate(zip(features, windows, strict=True)):  # huge ids
-                out[i] = self.window_values(int(f), int(w), width)
-            return out
-        table = self.feature.astype(np.int64) * span + self.key  # sorted like the table
-        start = features * span + (windows << POS_BITS)
-        lo = np.searchsorted(table, start)
-        hi = np.searchsorted(table, start + (1 << POS_BITS))
-        counts = hi - lo
-        rows = np.repeat(np.arange(len(features)), counts)
-        entries = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        entries += np.repeat(lo, counts)
-        pos = self.key[entries] & ((1 << POS_BITS) - 1)
+        """Values of (feature, window) pairs as ``[n, width]`` float32, 0 where absent
+        (positions >= width are dropped). For tests and small lists."""
+        counts, idx = self.entries(features, windows)
+        out = np.zeros((len(counts), width), np.float32)
+        rows = np.repeat(np.arange(len(counts)), counts)
+        pos = self.key[idx] & ((1 << POS_BITS) - 1)
         keep = pos < width
-        out[rows[keep], pos[keep]] = self.value[entries[keep]]
+        out[rows[keep], pos[keep]] = self.value[idx[keep]]
         return out
 
 

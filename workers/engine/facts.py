@@ -1,8 +1,9 @@
 """Weight-only feature facts: direct logit effects and decoder-cosine neighbours.
 
 Both run over the SAE's features in blocks of ``block_size`` rows, so peak extra memory is
-``block_size x d_vocab`` (logits) or ``block_size x d_sae`` (cosines) floats, never a
-``d_sae x d_sae`` matrix: a 24,576-feature SAE needs ~50 MB of scratch at the default sizes.
+``block_size x d_vocab`` (logits; only the allowed tokens' columns when limited to a
+corpus's tokens) or ``block_size x block_size`` (cosines) floats, never a ``d_sae x d_sae``
+or ``d_sae x d_vocab`` matrix.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .hooks import family_of, resolve
 from .loading import AttachedSAE
 
 LOGIT_BLOCK = 256
-NEIGHBOUR_BLOCK = 512
+NEIGHBOUR_BLOCK = 1024  # a [block, block] cosine block at a time
 
 
 def _linear_no_bias(module: nn.Module, x: Float[Tensor, "n d_in"]) -> Float[Tensor, "n d_out"]:
@@ -90,26 +91,33 @@ def logit_effects(
     bottom_vals), each ``[d_sae, k]``, CPU, values float32, largest first / smallest first.
     ``vocab_mask`` (bool ``[d_vocab]``) limits both lists to the tokens where it is True, e.g.
     the tokens that occur in a corpus: untrained tokens of a small model (or GPT-2's glitch
-    tokens) otherwise crowd out the tokens a reader can check.
+    tokens) otherwise crowd out the tokens a reader can check. Only those rows of W_U are
+    multiplied, so a corpus's few thousand tokens cost a fraction of the whole vocabulary.
+    Raises ValueError for a mask that allows no token.
     """
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     unembed = _Unembed(att)
-    k = min(k, unembed.w_u.shape[0] if vocab_mask is None else int(vocab_mask.sum()))
+    ids = None if vocab_mask is None else vocab_mask.nonzero().squeeze(1).to(unembed.w_u.device)
+    # Only the allowed rows of W_U take part: [n_allowed, d_model], a fraction of the
+    # vocabulary for a corpus's tokens, and no logits of the others are ever computed.
+    w_u = unembed.w_u if ids is None else unembed.w_u.index_select(0, ids)
+    if w_u.shape[0] == 0:
+        raise ValueError("vocab_mask allows no token")
+    k = min(k, w_u.shape[0])
     dirs = residual_directions(att)  # [d_sae, d_model]
     outs: list[list[Tensor]] = [[], [], [], []]
     for start in range(0, dirs.shape[0], block_size):
-        logits = unembed(dirs[start : start + block_size])  # [block, d_vocab]
-        if vocab_mask is not None:
-            keep = vocab_mask.to(logits.device)[None, :]  # [1, d_vocab]
-            top = logits.masked_fill(~keep, float("-inf")).topk(k, dim=-1)
-            bottom = logits.masked_fill(~keep, float("inf")).topk(k, dim=-1, largest=False)
-        else:
-            top = logits.topk(k, dim=-1)
-            bottom = logits.topk(k, dim=-1, largest=False)
-        for acc, t in zip(
-            outs, (top.indices, top.values, bottom.indices, bottom.values), strict=True
-        ):
+        d = dirs[start : start + block_size]  # [block, d_model]
+        if unembed.centre:
+            d = d - d.mean(dim=-1, keepdim=True)
+        logits = (d * unembed.gamma) @ w_u.T  # [block, n_allowed]
+        top = logits.topk(k, dim=-1)
+        bottom = logits.topk(k, dim=-1, largest=False)
+        top_i, bottom_i = top.indices, bottom.indices
+        if ids is not None:
+            top_i, bottom_i = ids[top_i], ids[bottom_i]
+        for acc, t in zip(outs, (top_i, top.values, bottom_i, bottom.values), strict=True):
             acc.append(t.cpu())
     top_ids, top_vals, bottom_ids, bottom_vals = (torch.cat(a) for a in outs)
     return top_ids, top_vals, bottom_ids, bottom_vals
@@ -133,12 +141,27 @@ def decoder_neighbours(
     if k < 1:
         raise ValueError(f"need at least 2 features to find neighbours, got d_sae={d_sae}")
     unit = w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # [d_sae, d_in]
-    idx_out, cos_out = [], []
-    for start in range(0, d_sae, block_size):
-        sims = unit[start : start + block_size] @ unit.T  # [block, d_sae]
-        rows = torch.arange(sims.shape[0], device=sims.device)
-        sims[rows, rows + start] = float("-inf")  # exclude self
-        top = sims.topk(k, dim=-1)
-        idx_out.append(top.indices.cpu())
-        cos_out.append(top.values.cpu())
-    return torch.cat(idx_out), torch.cat(cos_out)
+    best_v = torch.full((d_sae, k), float("-inf"), device=w.device)  # running top-k per row
+    best_i = torch.zeros((d_sae, k), dtype=torch.long, device=w.device)
+
+    def fold(start: int, sims: Tensor, offset: int) -> None:
+        """Merge the candidates of rows ``start..`` (columns ``offset..``) into the top-k."""
+        top = sims.topk(min(k, sims.shape[1]), dim=-1)  # [b, <=k]
+        rows = slice(start, start + sims.shape[0])
+        v = torch.cat([best_v[rows], top.values], dim=1)
+        i = torch.cat([best_i[rows], top.indices + offset], dim=1)
+        keep = v.topk(k, dim=-1)
+        best_v[rows], best_i[rows] = keep.values, i.gather(1, keep.indices)
+
+    # Cosines are symmetric: each off-diagonal block serves its rows and, transposed, its
+    # columns, so only blocks on and above the diagonal are multiplied (half the work).
+    for i0 in range(0, d_sae, block_size):
+        ui = unit[i0 : i0 + block_size]  # [bi, d_in]
+        for j0 in range(i0, d_sae, block_size):
+            sims = ui @ unit[j0 : j0 + block_size].T  # [bi, bj]
+            if j0 == i0:
+                sims.fill_diagonal_(float("-inf"))  # exclude self
+            fold(i0, sims, j0)
+            if j0 != i0:
+                fold(j0, sims.T, i0)
+    return best_i.cpu(), best_v.cpu()

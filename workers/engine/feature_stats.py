@@ -16,7 +16,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ExampleRef:
-    """One chosen example: a (window, pos) token where ``feature`` fired with ``value``.
+    """One chosen example: window ``window``, whose maximum for ``feature`` is ``value``, first
+    reached at ``pos``.
 
     ``kind`` is "top" (``bin`` None) or "quantile" (``bin`` = 0..n_quantiles-1, bounds in
     ``FeatureStats.quantile_bounds``); ``rank`` is its order within the list (value desc).

@@ -7,13 +7,18 @@
    (BOS included), truncating the last window.
 2. :func:`index_shard` runs the windows of one :class:`Shard` (batches of windows dealt
    round-robin: S shards partition the stream exactly) through the model *to the SAE hook
-   only*, encodes and feeds a :class:`~.stats.FeatureStatsAccumulator`. Nothing is cached
-   on disk. Shard accumulators ``merge`` exactly; :func:`index_corpus` is the one-shard
-   shortcut.
-3. :func:`materialize_examples` re-runs only the windows of the chosen examples and returns
-   each example's window with the feature's value at every token.
+   only*, encodes a chunk of tokens at a time keeping only non-zeros
+   (:func:`~.activations.sparse_features`) and feeds them to a
+   :class:`~.stats.FeatureStatsAccumulator`. Nothing is cached on disk. Shard
+   accumulators ``merge`` exactly; :func:`index_corpus` is the one-shard shortcut.
+3. :func:`chosen_examples` gives the chosen examples in chunks, their values sparse: from
+   the pass's log of candidate values (:mod:`.candidates`), or by re-running the chosen
+   windows (:func:`rerun_values`) when the log overflowed.
 
-BOS and padding are excluded from statistics unless ``include_bos`` (padding always is).
+An example is a (feature, window) pair: the statistics rank windows by their maximum (see
+:mod:`.stats`). BOS and padding are excluded from statistics unless ``include_bos`` (padding
+always is); an example still shows BOS's true value, computed once (position 0 sees only
+BOS, so it is the same in every window).
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from .activations import hooked_features
+from .activations import feature_values_at, sparse_features
 from .candidates import ActivationLog, CandidateValues, chosen_entries, pool_entries
-from .feature_stats import ExampleRef, FeatureStats
+from .feature_stats import FeatureStats
 from .loading import AttachedSAE, LoadedModel
 from .stat_kernels import POS_BITS
 from .stats import FeatureStatsAccumulator
@@ -39,7 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 128
 DEFAULT_BATCH_SIZE = 32
-_DENSE_CHUNK = 65536  # examples whose per-token values are filled at once
 _TOKENIZE_CHUNK = 64  # documents per tokenizer call (fast tokenizers batch in Rust)
 
 ProgressFn = Callable[[int, int], None]
@@ -307,13 +311,12 @@ def index_shard(
         if cancel is not None and cancel():
             raise IndexingCancelled(f"indexing cancelled after {done} of {total} tokens")
         input_ids, real = windows.batch(ids, att.lm.pad_token_id, dev)  # [b, pos] each
-        padded = not bool(real.all())
-        acts = hooked_features(att, input_ids, real if padded else None)  # [b, pos, d_sae]
         counted = real
         if windows.has_bos and not include_bos:
             counted = real.clone()
-            counted[:, 0] = False
-        acc.update(acts, torch.from_numpy(ids), counted)
+            counted[:, 0] = False  # BOS: the same value in every window, read once at the end
+        nz = sparse_features(att, input_ids, real, counted)  # counted tokens' non-zeros
+        acc.add_nonzeros(nz.row, nz.pos, nz.feature, nz.value, torch.from_numpy(ids), counted)
         done += int(lengths[ids].sum())
         if progress is not None:
             progress(done, total)
@@ -340,76 +343,149 @@ def index_corpus(
     return index_shard(att, documents, **kwargs).finalize()
 
 
-@dataclass(frozen=True)
-class MaterializedExample:
-    """A chosen example's whole window, with ``feature``'s value at every token (BOS too)."""
+@dataclass
+class ExampleChunk:
+    """Chosen examples, values sparse: example ``i`` is ``feature[i]``'s values on window
+    ``window[i]``, non-zero at ``nz_positions[nz_offsets[i]:nz_offsets[i + 1]]`` (ascending)
+    with ``nz_values`` at the same slice, 0 elsewhere. ``max_value``/``max_position`` are the
+    window's maximum for the feature (over counted tokens) and its first position.
+    """
 
-    feature: int
-    window: int
-    pos: int
-    token_ids: np.ndarray  # [len] integer token ids
-    values: np.ndarray  # [len] float32
-    doc: int
-    start: int  # document token offset of the window's first non-BOS token
+    feature: np.ndarray  # [n] int64
+    kind: np.ndarray  # [n] int64: 0 top, 1 quantile
+    bin: np.ndarray  # [n] int64: quantile bin, -1 for top
+    rank: np.ndarray  # [n] int64: order in its list (value desc)
+    window: np.ndarray  # [n] int64
+    max_value: np.ndarray  # [n] float32
+    max_position: np.ndarray  # [n] int64
+    nz_offsets: np.ndarray  # [n + 1] int64
+    nz_positions: np.ndarray  # [nnz] int64
+    nz_values: np.ndarray  # [nnz] float32
+
+    def __len__(self) -> int:
+        return len(self.feature)
+
+    def values(self, i: int, length: int) -> np.ndarray:
+        """Example ``i``'s value at each of ``length`` tokens (dense float32)."""
+        out = np.zeros(length, np.float32)
+        lo, hi = self.nz_offsets[i], self.nz_offsets[i + 1]
+        out[self.nz_positions[lo:hi]] = self.nz_values[lo:hi]
+        return out
 
 
-def _triple(ref: ExampleRef | tuple[int, int, int]) -> tuple[int, int, int]:
-    if isinstance(ref, ExampleRef):
-        return ref.feature, ref.window, ref.pos
-    f, w, p = ref
-    return int(f), int(w), int(p)
+def used_windows(stats: FeatureStats) -> np.ndarray:
+    """The sorted numbers of the windows that some chosen example uses."""
+    w = np.concatenate([stats.top_windows.reshape(-1), stats.quantile_windows.reshape(-1)])
+    return np.unique(w[w >= 0])
 
 
-def materialize_examples(
+def _chosen(stats: FeatureStats, f0: int, f1: int) -> dict[str, np.ndarray]:
+    """Features ``f0..f1-1``'s chosen examples as arrays (top lists, then quantile bins)."""
+    tw = stats.top_windows[f0:f1]  # [fb, K]
+    tf, tr = np.nonzero(tw >= 0)
+    qw = stats.quantile_windows[f0:f1]  # [fb, n, S]
+    qf, qb, qr = np.nonzero(qw >= 0)
+    return {
+        "feature": np.concatenate([tf, qf]).astype(np.int64) + f0,
+        "kind": np.repeat(np.array([0, 1], np.int64), [len(tf), len(qf)]),
+        "bin": np.concatenate([np.full(len(tf), -1), qb]).astype(np.int64),
+        "rank": np.concatenate([tr, qr]).astype(np.int64),
+        "window": np.concatenate([tw[tf, tr], qw[qf, qb, qr]]).astype(np.int64),
+        "max_value": np.concatenate(
+            [stats.top_values[f0:f1][tf, tr], stats.quantile_values[f0:f1][qf, qb, qr]]
+        ).astype(np.float32),
+        "max_position": np.concatenate(
+            [stats.top_positions[f0:f1][tf, tr], stats.quantile_positions[f0:f1][qf, qb, qr]]
+        ).astype(np.int64),
+    }
+
+
+def chosen_pairs(stats: FeatureStats) -> tuple[np.ndarray, np.ndarray]:
+    """(feature, window) of every chosen example, [n] int64 each."""
+    c = _chosen(stats, 0, stats.d_sae)
+    return c["feature"], c["window"]
+
+
+def _counted(windows: Windows, real: Tensor, include_bos: bool) -> Tensor:
+    if windows.has_bos and not include_bos:
+        real = real.clone()
+        real[:, 0] = False
+    return real
+
+
+def rerun_values(
     att: AttachedSAE,
     windows: Windows,
-    refs: Iterable[ExampleRef | tuple[int, int, int]],
+    features: np.ndarray,
+    window_ids: np.ndarray,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> list[MaterializedExample]:
-    """Re-run only the windows of ``refs`` ((feature, window, pos) or ExampleRef), in batches.
-
-    Each distinct window runs once. Returns one example per ref, in input order. Raises
-    ValueError for an unknown feature, window or position, before anything runs.
-    """
+    include_bos: bool = False,
+) -> CandidateValues:
+    """The counted non-zeros of the given (feature, window) pairs, by running their windows
+    again: the table the pass's log would give. Windows run in the pass's batches (batch
+    ``j`` is windows ``[j*batch_size, (j+1)*batch_size)``), so values are the same bits.
+    Memory: one batch's non-zeros plus the kept entries. Raises ValueError for an unknown
+    window."""
     _check_positive("batch_size", batch_size)
-    triples = [_triple(r) for r in refs]
-    lengths = windows.lengths()
-    for f, w, p in triples:
-        att.check_feature(f)
-        if not 0 <= w < len(windows):
-            raise ValueError(f"unknown window {w}; the corpus has {len(windows)} windows")
-        if not 0 <= p < lengths[w] or p >= 1 << POS_BITS:
-            raise ValueError(f"position {p} is outside window {w} of {lengths[w]} tokens")
-    by_window: dict[int, list[int]] = {}
-    for i, (_, w, _) in enumerate(triples):
-        by_window.setdefault(w, []).append(i)
-    out: list[MaterializedExample | None] = [None] * len(triples)
-    order = sorted(by_window)
+    features = np.asarray(features, np.int64)
+    window_ids = np.asarray(window_ids, np.int64)
+    n_w = len(windows)
+    if window_ids.size and not (0 <= window_ids.min() and window_ids.max() < n_w):
+        raise ValueError(f"unknown window; the corpus has {n_w} windows")
+    wanted = np.unique(features * n_w + window_ids)
+    parts: list[CandidateValues] = []
     dev = att.lm.device
-    for start in range(0, len(order), batch_size):
-        ids = order[start : start + batch_size]
+    for j in np.unique(window_ids // batch_size):
+        ids = np.arange(j * batch_size, min((j + 1) * batch_size, n_w))
         input_ids, real = windows.batch(ids, att.lm.pad_token_id, dev)  # [b, pos]
-        acts = hooked_features(att, input_ids, None if bool(real.all()) else real)
-        rows, which = [], []
-        for row, w in enumerate(ids):
-            for i in by_window[w]:
-                rows.append(row), which.append(i)
-        feats = torch.tensor([triples[i][0] for i in which], device=dev)
-        vals = acts[torch.tensor(rows, device=dev), :, feats].float().cpu().numpy()  # [n, pos]
-        for i, v in zip(which, vals, strict=True):
-            f, w, p = triples[i]
-            n = int(lengths[w])
-            out[i] = MaterializedExample(
-                feature=f,
-                window=w,
-                pos=p,
-                token_ids=windows[w].token_ids,
-                values=v[:n].copy(),
-                doc=int(windows.doc[w]),
-                start=int(windows.start[w]),
-            )
-    return out  # type: ignore[return-value]
+        nz = sparse_features(att, input_ids, real, _counted(windows, real, include_bos))
+        f, v = nz.feature.cpu().numpy(), nz.value.cpu().numpy()
+        w = ids[nz.row.cpu().numpy()]
+        keep = np.isin(f * n_w + w, wanted)
+        key = (w[keep] << POS_BITS) | nz.pos.cpu().numpy()[keep]
+        parts.append(CandidateValues(f[keep].astype(np.int32), key, v[keep].astype(np.float32)))
+    return CandidateValues.concat(parts)
+
+
+def example_chunks(
+    stats: FeatureStats,
+    windows: Windows,
+    table: CandidateValues,
+    *,
+    bos_values: np.ndarray | None = None,
+    chunk: int = 32768,
+) -> Iterator[ExampleChunk]:
+    """Every chosen example, in chunks of about ``chunk`` examples (whole features each),
+    values from ``table`` (the pass's logged values or :func:`rerun_values`).
+
+    ``bos_values`` ([d_sae]): every feature's value on BOS, written at position 0 of each
+    example (BOS is excluded from the statistics, so the table has no value there).
+    """
+    _check_positive("chunk", chunk)
+    per_feature = stats.top_windows.shape[1] + stats.quantile_windows[0].size
+    step = max(1, chunk // max(per_feature, 1))
+    for f0 in range(0, stats.d_sae, step):
+        c = _chosen(stats, f0, min(f0 + step, stats.d_sae))
+        if not len(c["feature"]):
+            continue
+        counts, entries = table.entries(c["feature"], c["window"])  # [n], [m]
+        bos = np.zeros(len(counts), np.int64)
+        if bos_values is not None:
+            bos = (bos_values[c["feature"]] != 0).astype(np.int64)
+        offsets = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts + bos, out=offsets[1:])
+        positions = np.zeros(int(offsets[-1]), np.int64)
+        values = np.zeros(int(offsets[-1]), np.float32)
+        if bos_values is not None:
+            at = offsets[:-1][bos == 1]
+            values[at] = bos_values[c["feature"][bos == 1]]  # position 0 already
+        # table entries go after each example's BOS slot
+        dest = np.repeat(offsets[:-1] + bos - np.cumsum(counts) + counts, counts)
+        dest += np.arange(len(entries))
+        positions[dest] = table.key[entries] & ((1 << POS_BITS) - 1)
+        values[dest] = table.value[entries]
+        yield ExampleChunk(**c, nz_offsets=offsets, nz_positions=positions, nz_values=values)
 
 
 def chosen_examples(
@@ -419,43 +495,37 @@ def chosen_examples(
     att: AttachedSAE | None = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> list[MaterializedExample]:
-    """Every example of ``stats.example_refs()`` (same order) with its per-token values.
+    bos_values: np.ndarray | None = None,
+    chunk: int = 32768,
+) -> Iterator[ExampleChunk]:
+    """Every chosen example with its values, in chunks (see :func:`example_chunks`).
 
-    From ``table`` (the shards' :func:`candidate_values`, concatenated) when there is one,
-    else by re-running the windows through ``att``. Either way, tokens the statistics did not
-    count (BOS unless ``include_bos``) read 0, so both paths give the same values.
-    Raises ValueError when neither a table nor a model is given.
+    Values come from ``table`` (the shards' :func:`candidate_values`, concatenated) when there
+    is one, else from re-running the chosen windows through ``att``; both give the same bits.
+    When BOS is excluded from the statistics, position 0 holds BOS's true value
+    (``bos_values``, else computed once through ``att``). Raises ValueError when a model is
+    needed and not given. The table (or re-run) is prepared before the first chunk is asked.
     """
-    refs = stats.example_refs()
-    zero_bos = windows.has_bos and not stats.settings.get("include_bos", False)
+    include_bos = bool(stats.settings.get("include_bos", False))
     if table is None:
         if att is None:
             raise ValueError("chosen_examples needs a candidate table or a model to re-run")
-        out = materialize_examples(att, windows, refs, batch_size=batch_size)
-        if zero_bos:
-            for ex in out:
-                ex.values[0] = 0.0
-        return out
-    lengths = windows.lengths()
-    feats = np.fromiter((r.feature for r in refs), np.int64, len(refs))
-    wins = np.fromiter((r.window for r in refs), np.int64, len(refs))
-    out = []
-    for start in range(0, len(refs), _DENSE_CHUNK):  # bounded memory: chunk x context floats
-        vals = table.dense(
-            feats[start : start + _DENSE_CHUNK], wins[start : start + _DENSE_CHUNK], windows.context
-        )
-        for r, v in zip(refs[start : start + _DENSE_CHUNK], vals, strict=True):
-            lo, n = windows.offsets[r.window], int(lengths[r.window])
-            out.append(
-                MaterializedExample(
-                    feature=r.feature,
-                    window=r.window,
-                    pos=r.pos,
-                    token_ids=windows.tokens[lo : lo + n],
-                    values=v[:n],
-                    doc=int(windows.doc[r.window]),
-                    start=int(windows.start[r.window]),
-                )
-            )
-    return out
+        f, w = chosen_pairs(stats)
+        table = rerun_values(att, windows, f, w, batch_size=batch_size, include_bos=include_bos)
+    if windows.has_bos and not include_bos and bos_values is None:
+        if att is None:
+            raise ValueError("BOS values need the model: pass att or bos_values")
+        bos_values = bos_feature_values(att)
+    return example_chunks(
+        stats,
+        windows,
+        table,
+        bos_values=bos_values if windows.has_bos and not include_bos else None,
+        chunk=chunk,
+    )
+
+
+def bos_feature_values(att: AttachedSAE) -> np.ndarray:
+    """Every feature's value on BOS at position 0 ([d_sae] float32): the same in every
+    window, since position 0 attends to itself only."""
+    return feature_values_at(att, att.lm.bos_token_id).cpu().numpy()

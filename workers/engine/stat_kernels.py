@@ -23,6 +23,11 @@ def token_key(window: Tensor, pos: Tensor) -> Tensor:
     return (window.long() << POS_BITS) | pos.long()
 
 
+def position_first(key: Tensor) -> Tensor:
+    """A token key reordered to sort by (pos, window): ``pos << 43 | window`` (windows < 2^43)."""
+    return ((key & ((1 << POS_BITS) - 1)) << 43) | (key >> POS_BITS)
+
+
 # ---- deterministic hashing (splitmix64 on wrapping int64) -------------------------------------
 
 

@@ -16,17 +16,22 @@ in the same batch whatever the shard count; see :class:`~.indexing.Shard`).
   ``[2^lo, 2^hi)`` with an underflow ``(0, 2^lo)`` and an overflow ``[2^hi, inf)`` bin. A
   bin is read off the float32 bit pattern (exponent + leading mantissa bits), so membership
   is an exact integer test: no rounding at the edges. Coarser views merge whole bins.
-- **Top-K** is ordered by (value desc, token asc) where token = ``window << 20 | pos``:
-  a total order, so the top-K of a union is the top-K of the parts' top-Ks.
-- **Quantile samples.** Bins split ``[0, max]`` into ``n_quantiles`` intervals; the bounds
-  are snapped *down* onto a fine grid (``QUANTILE_BINS_PER_OCTAVE`` equal cells per octave,
-  so less than 6.25 % below ``k·max/n``). The reported bounds are the snapped
-  ones and every example lies within them (SAEDashboard files some under the wrong bin).
-  Sampling is deterministic: each (token, feature) gets a 32-bit hash of ``seed``; a bin's
-  sample is its ``per_quantile`` smallest (hash, token). Smallest-S of a union is the
-  smallest-S of the parts', so keeping S per fine grid cell is enough for any final max.
-  Cells below ``max/n`` (which can only ever fall in bin 0, as max only grows) collapse into
-  one "below" cell per feature, so at most ~2.3 octaves of cells are live per feature.
+- **Examples are windows.** Each batch's non-zeros are reduced, per (feature, window), to
+  the window's maximum and its first position (``token = window << 20 | pos``); top-K and
+  quantile samples choose among these, so one window is at most one example of a feature.
+  Every other statistic stays per token.
+- **Top-K** is ordered by (window max desc, position asc, window asc): a total order, so the
+  top-K of a union is the top-K of the parts' top-Ks.
+- **Quantile samples.** Bins split ``[0, max]`` into ``n_quantiles`` intervals (a window is
+  binned by its maximum); the bounds are snapped *down* onto a fine grid
+  (``QUANTILE_BINS_PER_OCTAVE`` equal cells per octave, so less than 6.25 % below
+  ``k·max/n``). The reported bounds are the snapped ones and every example lies within
+  them (SAEDashboard files some under the wrong bin). Sampling is deterministic: each
+  (window's peak token, feature) gets a 32-bit hash of ``seed``; a bin's sample is its
+  ``per_quantile`` smallest (hash, token). Smallest-S of a union is the smallest-S of the
+  parts', so keeping S per fine grid cell is enough for any final max. Cells below
+  ``max/n`` (which can only ever fall in bin 0, as max only grows) collapse into one
+  "below" cell per feature, so at most ~2.3 octaves of cells are live per feature.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from .stat_kernels import (
     desc_order,
     grid_edge,
     grid_key,
+    position_first,
     positive_indices,
     quantile_bounds,
     quantile_floor,
@@ -197,51 +203,81 @@ class FeatureStatsAccumulator:
         acts: Float[Tensor, "batch pos d_sae"],
         window: Int[Tensor, " batch"],
         mask: Bool[Tensor, "batch pos"] | None = None,
-        pos: Int[Tensor, "batch pos"] | None = None,
     ) -> None:
         """Add one batch. ``window[b]`` identifies row b (ids must be unique over the stream);
-        ``pos`` defaults to the column index; ``mask`` False excludes a token (BOS, padding).
-        Only activations > 0 are read (a sparse tensor's stored entries, or a dense one's).
+        ``mask`` False excludes a token (BOS, padding). Only activations > 0 are read (a
+        sparse tensor's stored entries, or a dense one's).
         """
-        B, P, F = acts.shape
+        _, P, F = acts.shape
         if F != self.settings["d_sae"]:
             raise ValueError(
                 f"activations have {F} features, the accumulator {self.settings['d_sae']}"
             )
-        dev = self.device
-        window = torch.as_tensor(window, device=dev).long()  # [B]
-        mask = (
-            torch.ones(B, P, dtype=torch.bool, device=dev)
-            if mask is None
-            else mask.to(dev, torch.bool)
-        )  # [B, P]
         if acts.is_sparse:
             sp = acts.coalesce()
-            b, p, f = sp.indices().to(dev)  # [nnz] each
-            v = sp.values().to(dev, torch.float32)
-            bp = b * P + p
+            b, p, f = sp.indices()  # [nnz] each
+            v = sp.values()
         else:
             flat = acts.detach().reshape(-1)  # [B*P*F]
-            i = positive_indices(flat)  # [nnz]
-            v = flat.index_select(0, i).to(dev, torch.float32)
-            i = i.to(dev)
-            f, bp = i % F, i // F
-        keep = (v > 0) & mask.reshape(-1).index_select(0, bp)
-        if not bool(keep.all()):
-            f, bp, v = _pick(keep.nonzero().squeeze(1), f, bp, v)
-        b = bp // P
-        col = bp % P if pos is None else pos.to(dev).long().reshape(-1).index_select(0, bp)
-        self.n_tokens += int(mask.sum())
-        self._ingest(f, token_key(window.index_select(0, b), col), v, b, B)
+            i = positive_indices(flat).to(flat.device)  # [nnz]
+            v = flat.index_select(0, i)
+            f, b, p = i % F, i // (P * F), (i // F) % P
+        self.add_nonzeros(b, p, f, v, window, mask, n_pos=P)
 
-    def _ingest(self, f: Tensor, key: Tensor, v: Tensor, row: Tensor, n_rows: int) -> None:
-        """Fold in one batch's non-zeros; ``row`` ([n], < ``n_rows``) is each one's window row."""
+    def add_nonzeros(
+        self,
+        row: Int[Tensor, " n"],
+        pos: Int[Tensor, " n"],
+        feature: Int[Tensor, " n"],
+        value: Float[Tensor, " n"],
+        window: Int[Tensor, " batch"],
+        mask: Bool[Tensor, "batch pos"] | None = None,
+        *,
+        n_pos: int | None = None,
+    ) -> None:
+        """Add one batch given as its non-zeros (row, pos, feature, value), e.g.
+        :func:`~.activations.sparse_features`. ``mask`` counts tokens (``None``: ``n_pos``
+        tokens in every row); entries on a False token or with value <= 0 are ignored.
+        A window's non-zeros must all come in one call.
+        """
+        dev = self.device
+        window = torch.as_tensor(window, device=dev).long()  # [B]
+        B = window.numel()
+        row, pos, feature = (t.to(dev).long() for t in (row, pos, feature))
+        value = value.to(dev, torch.float32)
+        keep = value > 0
+        if mask is not None:
+            mask = mask.to(dev, torch.bool)  # [B, P]
+            P = mask.shape[1]
+            keep &= mask.reshape(-1).index_select(0, row * P + pos)
+            self.n_tokens += int(mask.sum())
+        else:
+            if n_pos is None:
+                raise ValueError("add_nonzeros needs a mask or n_pos")
+            self.n_tokens += B * n_pos
+        if not bool(keep.all()):
+            row, pos, feature, value = _pick(keep.nonzero().squeeze(1), row, pos, feature, value)
+        self._ingest(feature, window, row, pos, value, B)
+
+    def _ingest(
+        self, f: Tensor, window: Tensor, row: Tensor, pos: Tensor, v: Tensor, n_rows: int
+    ) -> None:
+        """Fold in one batch's counted non-zeros (``row`` < ``n_rows`` indexes ``window``)."""
         F = self.settings["d_sae"]
         self.count += torch.bincount(f, minlength=F)
         self.fsum.index_add_(0, f, (v * 2.0**FIXED_POINT_BITS).round().long())
         self.max.scatter_reduce_(0, f, v, "amax")
         hb = (grid_key(v, self._h_shift) - self._h_lo + 1).clamp_(0, self._n_hist - 1)
         self.hist += torch.bincount(f * self._n_hist + hb, minlength=F * self._n_hist)
+        # Each (feature, window) pair: its maximum, at its first position.
+        pair = f * n_rows + row  # [n]
+        wmax = torch.zeros(F * n_rows, device=f.device).scatter_reduce_(0, pair, v, "amax")
+        at_max = v == wmax.index_select(0, pair)  # [n]
+        first = torch.full((F * n_rows,), 1 << POS_BITS, dtype=torch.long, device=f.device)
+        first.scatter_reduce_(0, pair[at_max], pos[at_max], "amin")
+        peak = (at_max & (pos == first.index_select(0, pair))).nonzero().squeeze(1)  # [m]
+        tokens = (f, pair, token_key(window.index_select(0, row), pos), v)  # every non-zero
+        f, pair, key, v = _pick(peak, *tokens)  # [m] one per pair
         top = (v >= self._kth.index_select(0, f)).nonzero().squeeze(1)  # ties may win on key
         self._top.add(*_pick(top, f, key, v), key[:0])
         rel = (grid_key(v, Q_SHIFT) - self._thr_floor.index_select(0, f) + 1).clamp_(min=0)
@@ -252,15 +288,16 @@ class FeatureStatsAccumulator:
         quant = ((rel >= self._q_width) | (h <= thr)).nonzero().squeeze(1)
         self._quant.add(*_pick(quant, f, key, v, h))
         if self.log is not None:
-            # A (feature, window) pair can only be chosen in the end if one of its tokens
-            # entered a pool now (a token that fails the prefilter is never chosen, and pools
-            # only lose entries), so only those pairs' non-zeros are logged: every one of them,
-            # since a window lies in one batch (demo SAE: 42% of the non-zeros are logged).
-            pair = f * n_rows + row  # [n]
+            # A (feature, window) pair can only be chosen in the end if it entered a pool now
+            # (a pair that fails the prefilter is never chosen, and pools only lose entries),
+            # so only those pairs' non-zeros are logged: every one of them, since a window
+            # lies in one batch.
             hit = torch.zeros(F * n_rows, dtype=torch.bool, device=f.device)
             hit[pair.index_select(0, top)] = True
             hit[pair.index_select(0, quant)] = True
-            self.log.add(*_pick(hit.index_select(0, pair).nonzero().squeeze(1), f, key, v))
+            tf, tpair, tkey, tv = tokens
+            logged = hit.index_select(0, tpair).nonzero().squeeze(1)
+            self.log.add(*_pick(logged, tf, tkey, tv))
         if self._top.due(self.compact_at) or self._quant.due(self.compact_at):
             self._compact()
 
@@ -270,7 +307,7 @@ class FeatureStatsAccumulator:
         F, K = self.settings["d_sae"], self.settings["top_k"]
         S, W = self.settings["per_quantile"], self._q_width
         f, key, v, _ = self._top.cat()
-        idx = select_per_group(f, desc_order(v), key, K)
+        idx = select_per_group(f, desc_order(v), position_first(key), K)
         self._top.keep(idx)
         f, v = f[idx], v[idx]
         full = torch.bincount(f, minlength=F) == K
@@ -291,6 +328,8 @@ class FeatureStatsAccumulator:
         )
         self._qthr = torch.where(full, top, HASH_MAX + 1).view(F, W)
         self._thr_floor = floor
+        if self.log is not None and self.log.prune_due:
+            self.log.prune([self._top.cat()[:2], self._quant.cat()[:2]])
 
     # -- merge, state, finalize --------------------------------------------------------------
 
@@ -361,7 +400,7 @@ class FeatureStatsAccumulator:
         F, K = self.settings["d_sae"], self.settings["top_k"]
         n, S = self.settings["n_quantiles"], self.settings["per_quantile"]
         lo, hi = self.settings["hist_octaves"]
-        f, key, v, _ = self._top.cat()  # sorted by (feature, value desc, key) by _compact
+        f, key, v, _ = self._top.cat()  # sorted by (feature, value desc, pos, window): _compact
         r = rank_in_group(f)
         top_v = torch.zeros(F, K, device=self.device)
         top_k = torch.full((F, K), -1, dtype=torch.long, device=self.device)
@@ -372,7 +411,7 @@ class FeatureStatsAccumulator:
         qbin = (v[:, None] >= bounds[f, 1:n]).sum(1)  # [m]
         group = f * n + qbin
         idx = select_per_group(group, h, key, S)
-        idx = idx[select_per_group(group[idx], desc_order(v[idx]), key[idx], S)]
+        idx = idx[select_per_group(group[idx], desc_order(v[idx]), position_first(key[idx]), S)]
         g = group[idx]
         r = rank_in_group(g)
         q_v = torch.zeros(F * n, S, device=self.device)
