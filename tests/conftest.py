@@ -85,7 +85,8 @@ def _retry_flush_on_deadlock() -> None:
     def _fixture_teardown(self: TransactionTestCase) -> None:
         for attempt in range(3):
             try:
-                return teardown(self)
+                teardown(self)
+                return _drop_example_partitions()
             except Exception as exc:
                 reasons = f"{exc} {exc.__cause__} {exc.__context__}"
                 if "deadlock detected" not in reasons or attempt == 2:
@@ -93,3 +94,18 @@ def _retry_flush_on_deadlock() -> None:
                 time.sleep(0.5)
 
     TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
+def _drop_example_partitions() -> None:
+    """The flush truncates the tables of managed models only: the examples partitions (one
+    table per SAE, created at run time) are dropped here, so no test sees another's rows."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'saes_example'::regclass"
+            )
+            for (name,) in cur.fetchall():
+                cur.execute(f'DROP TABLE IF EXISTS "{name}"')

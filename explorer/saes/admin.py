@@ -6,7 +6,6 @@ Examples are not listed: they live in per-SAE partitions with no primary key of 
 
 from django.contrib import admin
 
-from explorer.saes.indexing import examples_drop
 from explorer.saes.models import (
     SAE,
     Feature,
@@ -41,16 +40,6 @@ class SAEAdmin(ReadOnlyAdmin):
     list_filter = ("architecture", "model")
     search_fields = ("slug", "source", "hook_name", "model__slug")
     list_select_related = ("model",)
-
-    # An SAE's examples partition has no foreign key to cascade along: drop it with the SAE.
-    def delete_model(self, request, obj) -> None:
-        examples_drop(sae_id=obj.pk)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset) -> None:
-        for pk in queryset.values_list("pk", flat=True):
-            examples_drop(sae_id=pk)
-        super().delete_queryset(request, queryset)
 
 
 @admin.register(Feature)

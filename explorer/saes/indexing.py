@@ -42,7 +42,7 @@ from explorer.saes.example_copy import (
     partition_name,
     window_copy_chunks,
 )
-from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, Feature, IndexRun, IndexShard, SAEMap
+from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS, IndexRun, IndexShard, SAEMap
 from workers.engine.corpus import CorpusError, parse_corpus_spec  # shared contract: no torch
 
 log = logging.getLogger(__name__)

@@ -270,7 +270,7 @@ class StoredExample:
 
 
 _EXAMPLE_SQL = """
-SELECT {distinct} e.feature_index, e.bin, e.max_value, e.max_position, e.nz,
+SELECT {distinct} e.feature_index, e.bin, e.max_value::float8, e.max_position, e.nz,
        w.token_ids, w.document, w."offset",
        CASE WHEN e.bin >= 0 THEN f.quantile_bounds[e.bin + 1] END,
        CASE WHEN e.bin >= 0 THEN f.quantile_bounds[e.bin + 2] END

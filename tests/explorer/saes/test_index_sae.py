@@ -156,14 +156,15 @@ def test_index_sae_stores_every_feature_with_the_engine_statistics(
     # Top examples: the same (value, window) order as the engine's top-K.
     live = int(np.flatnonzero(~ref.dead)[0])
     top = stored_examples(sae_id=demo_sae.pk, feature_indices=[live], kind="top")
-    assert [e.max_value for e in top] == [float(v) for v in ref.top_values[live] if v > 0][
+    # (the stored max is a float4, as the engine's value is a float32)
+    assert [np.float32(e.max_value) for e in top] == [v for v in ref.top_values[live] if v > 0][
         : len(top)
     ]
     for e in top:
         values = e.values
         assert len(values) == len(e.token_ids) <= CONTEXT
         assert values[e.max_position] == pytest.approx(e.max_value, rel=1e-3)
-        assert values[0] == 0.0  # BOS excluded from statistics and shown as 0
+        assert e.max_position > 0  # BOS is left out of the window's maximum
     # Quantile examples lie inside their bin bounds.
     for e in stored_examples(sae_id=demo_sae.pk, feature_indices=list(feats), kind="quantile"):
         assert e.quantile_low <= e.max_value < e.quantile_high or e.max_value == e.quantile_high
