@@ -12,16 +12,16 @@ What differs from Django 5.2's middleware:
 
 - Only text formats are compressed (`COMPRESSED_TYPES`): HTML, JSON, CSV, JavaScript, SVG.
 - `text/event-stream` (steering's Server-Sent Events) is left alone, uncompressed and
-  unbuffered: an event must reach the browser when it is sent, and proxies pass SSE through
-  untouched only when it is not encoded.
+  unbuffered: each event must reach the client when it is sent, and an encoded event stream
+  gives every decoder and proxy on the way a reason to hold bytes back.
 - A streamed body (the exports) is one gzip stream flushed after every chunk (Z_SYNC_FLUSH), so
   the client can decode each chunk as soon as it arrives, in constant memory, at a cheaper
-  level than pages (`STREAM_LEVEL`). Django 5.2
-  buffers a synchronous stream in zlib until ~32 KiB of output (fixed in Django 6.0), and
-  compresses each chunk of an asynchronous one as a gzip member of its own (a header, a
-  random name and a trailer per chunk, and no shared dictionary: a one-row chunk comes out
-  longer than it went in). Chunk boundaries stay the view's: a view that wants a better
-  ratio yields bigger chunks.
+  level than pages (`STREAM_LEVEL`). Django 5.2 keeps a synchronous stream in zlib until
+  about 32 KiB of output is ready (Django ticket #36293), and compresses each chunk of an
+  asynchronous one as a gzip member of its own (a header, a random name and a trailer per
+  chunk, no shared dictionary: a one-row chunk comes out longer than it went in, and a client
+  that reads one member only sees the first chunk). Chunk boundaries stay the view's: a view
+  that wants a better ratio yields bigger chunks.
 
 Websockets never pass through HTTP middleware (explorer/asgi.py routes them to Channels).
 """
@@ -66,6 +66,8 @@ def media_type(response: HttpResponseBase) -> str:
 def compressible(response: HttpResponseBase) -> bool:
     """Whether `response`'s body is a text format worth compressing (never an event stream)."""
     kind = media_type(response)
+    if kind == EVENT_STREAM:
+        return False
     return kind in COMPRESSED_TYPES or kind.endswith(("+json", "+xml"))
 
 
