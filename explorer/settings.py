@@ -86,6 +86,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware, as whitenoise asks: static files skip the rest.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Gzip for pages, JSON and streamed exports, never for SSE (core/compression.py). Outside
+    # every middleware that makes or changes a body; static files have left by now.
+    "explorer.core.compression.CompressionMiddleware",
     # After whitenoise: static files need no policy; every rendered response gets one (the
     # outage middleware's 503 pages included, hence before it).
     "explorer.core.csp.ContentSecurityPolicyMiddleware",

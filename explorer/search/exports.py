@@ -42,6 +42,9 @@ from explorer.saes.models import SAE, WEIGHT_FACT_FIELDS
 from explorer.saes.selectors import Vocab
 
 CHUNK_ROWS = 2000
+# COPY hands over one row per message; they are sent on in chunks of about this size (one
+# write per row costs the server a send per row, and a compressed stream a flush per row).
+COPY_CHUNK_BYTES = 64 * 1024
 
 FEATURE_COLUMNS = [
     "index",
@@ -135,8 +138,14 @@ async def _copy_out(sql: str) -> AsyncIterator[bytes]:
     async with await psycopg.AsyncConnection.connect(_conninfo()) as conn:
         await conn.set_read_only(True)
         async with conn.cursor() as cur, cur.copy(sql) as copy:
+            chunk = bytearray()
             async for data in copy:
-                yield bytes(data)
+                chunk += data
+                if len(chunk) >= COPY_CHUNK_BYTES:
+                    yield bytes(chunk)
+                    chunk.clear()
+            if chunk:
+                yield bytes(chunk)
 
 
 @functools.cache

@@ -425,8 +425,8 @@ async def steer(request: HttpRequest):
     if not _wants_events(request):
         return await _finished(request, cached, frames, gen)
     response = StreamingHttpResponse(_events(frames), content_type="text/event-stream")
-    # Nothing between here and the client may hold events back (a proxy, or compression
-    # middleware: SSE must stay excluded if GZipMiddleware is ever added).
+    # Nothing between here and the client may hold events back: a proxy, or compression
+    # (core/compression.py leaves text/event-stream alone).
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -164,3 +164,39 @@ def save_tiny_chat_model(path: Any, sae_path: Any = None) -> None:
     tokenizer.save_pretrained(path)
     if sae_path is not None:
         build_sae(model.config.hidden_size, d_sae=128).save_model(str(sae_path))
+
+
+def save_tiny_gpt2(path: Any, **overrides: Any) -> str:
+    """`build_tiny_gpt2` and its tokenizer as a Hugging Face directory at `path`."""
+    tokenizer = build_tokenizer()
+    build_tiny_gpt2(tokenizer, **overrides).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def damage(path: Any, how: str, **cfg: Any) -> None:
+    """Spoil the file at `path` as a bad download or a wrong hand-edit would:
+
+    - ``"truncate"``: cut off its last 64 bytes (safetensors: the header stays readable)
+    - ``"random"``: replace it with 4 KB of random bytes
+    - ``"delete"``: remove it
+    - ``"not-json"``: replace it with text that is not JSON
+    - ``"edit"``: set the JSON keys given in ``cfg`` (``damage(p, "edit", d_in=48)``)
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    if how == "truncate":
+        path.write_bytes(path.read_bytes()[:-64])
+    elif how == "random":
+        path.write_bytes(os.urandom(4096))
+    elif how == "delete":
+        path.unlink()
+    elif how == "not-json":
+        path.write_text('{"d_in": 32, oops')
+    elif how == "edit":
+        path.write_text(json.dumps({**json.loads(path.read_text()), **cfg}))
+    else:
+        raise ValueError(f"unknown damage {how!r}")

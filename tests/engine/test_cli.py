@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.engine.builders import build_sae
+from tests.engine.builders import build_sae, damage
 from workers.engine.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,94 @@ def test_an_empty_prompt_and_a_missing_sae_folder_exit_2(capsys, models, tmp_pat
         ["activations", "--model", models[1], "--sae", str(tmp_path / "nope"), "--text", "hi"],
     )
     assert code == 2 and "SAE spec" in err
+
+
+@pytest.fixture
+def broken(tmp_path, tiny_model_dir, tiny_sae_dir):
+    """Copies of the tiny model and SAE folders, for a test to damage."""
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    sae = Path(shutil.copytree(tiny_sae_dir, tmp_path / "sae"))
+    return model, sae
+
+
+def one_error_line(err: str) -> str:
+    """The message of an stderr that is exactly one line starting `error: `."""
+    assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1, err
+    return err.removeprefix("error: ").rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("which", "file", "how", "cfg", "message"),
+    [
+        ("sae", "sae_weights.safetensors", "truncate", {}, "is not a readable safetensors file"),
+        ("sae", "sae_weights.safetensors", "random", {}, "is not a readable safetensors file"),
+        ("sae", "sae_weights.safetensors", "delete", {}, "sae_weights.safetensors is missing"),
+        ("sae", "cfg.json", "not-json", {}, "cfg.json is not valid JSON"),
+        ("sae", "cfg.json", "edit", {"d_in": 48}, "W_enc has shape [32, 64], but cfg.json says"),
+        ("sae", "cfg.json", "edit", {"d_sae": 65}, "so it must be [32, 65]"),
+        ("model", "model.safetensors", "truncate", {}, "is not a readable safetensors file"),
+        ("model", "config.json", "not-json", {}, "config.json is not valid JSON"),
+        ("model", "config.json", "edit", {"n_layer": 3}, "the weights lack 12 parameter(s)"),
+    ],
+)
+def test_a_corrupt_or_mismatched_file_exits_2_with_one_error_line(
+    capsys, broken, which, file, how, cfg, message
+):
+    model, sae = broken
+    damage((sae if which == "sae" else model) / file, how, **cfg)
+    argv = ["activations", "--model", str(model), "--sae", str(sae), "--device", "cpu"]
+
+    code, out, err = run_main(capsys, [*argv, "--text", "The cat"])
+
+    assert code == 2 and out == ""
+    assert message in one_error_line(err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("which", "file", "how", "cfg", "message"),
+    [
+        (
+            "sae",
+            "sae_weights.safetensors",
+            "truncate",
+            {},
+            (
+                "{sae}/sae_weights.safetensors is not a readable safetensors file (truncated or "
+                "corrupt?): Error while deserializing header: incomplete metadata, file not fully "
+                "covered"
+            ),
+        ),
+        (
+            "model",
+            "config.json",
+            "edit",
+            {"n_layer": 3},
+            (
+                "{model}: the weights lack 12 parameter(s) that config.json needs: "
+                "transformer.h.2.attn.c_attn.bias, transformer.h.2.attn.c_attn.weight, "
+                "transformer.h.2.attn.c_proj.bias and 9 more"
+            ),
+        ),
+    ],
+    ids=["truncated-sae", "model-missing-layers"],
+)
+def test_python_dash_m_reports_a_broken_file_in_one_line(broken, which, file, how, cfg, message):
+    """The real process: nothing else on stderr (no loading report, warning or traceback)."""
+    model, sae = broken
+    damage((sae if which == "sae" else model) / file, how, **cfg)
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.engine", "activations", "--model", str(model)]
+        + ["--sae", str(sae), "--text", "The cat", "--device", "cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert one_error_line(result.stderr) == message.format(model=model, sae=sae)
 
 
 @pytest.mark.slow

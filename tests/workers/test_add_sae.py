@@ -3,6 +3,7 @@ explorer/saes/services.py sae_register."""
 
 from __future__ import annotations
 
+import re
 from io import StringIO
 
 import pytest
@@ -135,3 +136,70 @@ def test_model_slug_names_a_new_model():
     add_sae("--model", "demo", "--sae", "demo", "--model-slug", "tiny-gpt2")
 
     assert LanguageModel.objects.get().slug == "tiny-gpt2"
+
+
+def assert_nothing_written() -> None:
+    assert not LanguageModel.objects.exists()
+    assert not SAE.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("file", "how", "cfg", "message"),
+    [
+        (
+            "sae_weights.safetensors",
+            "truncate",
+            {},
+            r"sae_weights\.safetensors is not a readable safetensors file \(truncated or corrupt",
+        ),
+        ("sae_weights.safetensors", "random", {}, r"is not a readable safetensors file"),
+        ("sae_weights.safetensors", "delete", {}, r"sae_weights\.safetensors is missing$"),
+        ("cfg.json", "not-json", {}, r"cfg\.json is not valid JSON: .* at line 1 column 14$"),
+        (
+            "cfg.json",
+            "edit",
+            {"d_in": 48},
+            r"W_enc has shape \[96, 32\], but cfg\.json says d_in=48, d_sae=32",
+        ),
+        ("cfg.json", "edit", {"d_sae": 64}, r"so it must be \[96, 64\] \(\[d_in, d_sae\]\)"),
+    ],
+)
+def test_it_refuses_a_corrupt_or_mismatched_sae_file_in_one_line(tmp_path, file, how, cfg, message):
+    from tests.engine.builders import damage
+
+    path = build_saved_sae(tmp_path / "broken", d_in=96)
+    damage(tmp_path / "broken" / file, how, **cfg)
+
+    with pytest.raises(CommandError) as caught:
+        add_sae("--model", "demo", "--sae", path)
+
+    text = str(caught.value)
+    assert text.startswith(f"Could not load SAE {path!r}: {path}/")
+    assert re.search(message, text) and "\n" not in text, text
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("file", "how", "cfg", "message"),
+    [
+        ("model.safetensors", "truncate", {}, r"model\.safetensors is not a readable safetensors"),
+        ("config.json", "not-json", {}, r"config\.json is not valid JSON"),
+        ("config.json", "edit", {"n_layer": 3}, r"the weights lack 12 parameter\(s\)"),
+        ("config.json", "edit", {"n_embd": 64}, r"has shape \[\d+(, \d+)?\] but config\.json"),
+    ],
+)
+def test_it_refuses_a_corrupt_or_mismatched_model_file_in_one_line(
+    tmp_path, file, how, cfg, message
+):
+    from tests.engine.builders import damage, save_tiny_gpt2
+
+    model = save_tiny_gpt2(tmp_path / "model")
+    damage(tmp_path / "model" / file, how, **cfg)
+
+    with pytest.raises(CommandError) as caught:
+        add_sae("--model", model, "--sae", build_saved_sae(tmp_path / "sae", d_in=32))
+
+    text = str(caught.value)
+    assert text.startswith(f"Could not load model {model!r}: {model}")
+    assert re.search(message, text) and "\n" not in text, text
+    assert_nothing_written()

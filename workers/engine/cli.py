@@ -6,7 +6,8 @@
 
 `--model` takes ``demo``, a local Hugging Face directory or a hub id; `--sae` takes ``demo``,
 a local SAELens folder or ``release:sae_id``. Output is one JSON object on stdout. Bad input
-prints ``error: <message>`` on stderr and exits with status 2 (no traceback).
+(a corrupt or mismatched model or SAE file included) prints one line, ``error: <message>``, on
+stderr and exits with status 2 (no traceback).
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def _attach(args: argparse.Namespace) -> Any:
 
     from workers.engine.loading import attach_sae, load_model, load_sae
 
-    if not args.verbose:  # stderr is for errors; the weight-loading bar is noise here
+    if not args.verbose:  # stderr is for errors; the weight-loading bar and report are noise
         hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
     sae = load_sae(args.sae, device=str(lm.device))
@@ -155,8 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = {"steer": _steer, "activations": _activations}[args.command]
     try:
         out = run(args)
-    except (ValueError, OSError) as e:  # bad specs, missing files, unknown hub ids
-        sys.stderr.write(f"error: {e}\n")
+    except (ValueError, OSError) as e:  # bad specs, missing or corrupt files, unknown hub ids
+        message = " ".join(str(e).split())  # one line, whatever the library wrote
+        sys.stderr.write(f"error: {message}\n")
         return EXIT_BAD_INPUT
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     return 0

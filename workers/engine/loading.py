@@ -3,11 +3,14 @@
 Everything that can be wrong with a (model, SAE) pair is checked once, in :func:`attach_sae`,
 before any request is served: the hook exists in this architecture, the SAE's ``d_in`` equals
 the width at that hook (checked on the config *and* by a 1-token dry run), and the SAE sits on
-the model's device and dtype.
+the model's device and dtype. Before that, the files of a local model or SAE folder are
+checked as they are loaded (checkpoints.py): a corrupt, truncated or mismatched file raises
+:class:`CheckpointError`, one line naming the file.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -17,9 +20,18 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 from sae_lens import SAE
+from sae_lens.registry import SAE_CLASS_REGISTRY
+from safetensors import SafetensorError
 from torch import Tensor
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from .checkpoints import (
+    CheckpointError,
+    check_loading_info,
+    check_model_folder,
+    check_sae_folder,
+    one_line,
+)
 from .constants import DEMO_MODEL_DIR, DEMO_SAE_DIR, DEMO_SPEC, resolve_dtype
 from .hooks import (
     Family,
@@ -156,16 +168,37 @@ def load_model(spec: str, *, device: str | None = None, dtype: str | None = None
     """Load a causal LM: ``"demo"``, a local directory, or a Hugging Face hub id.
 
     Device defaults to CUDA when present, else CPU; dtype to bf16 on CUDA, fp32 on CPU.
-    Raises ValueError for an architecture outside the supported families (before moving it).
+    Raises ValueError for an architecture outside the supported families (before moving it),
+    and CheckpointError (a ValueError) for files that cannot be read or do not fit the config
+    (a local folder's files are checked before loading; any model's weights after).
     """
     if not spec:
         raise ValueError("model spec is empty; use 'demo', a local directory or a hub id")
     dev, dt = _device_and_dtype(device, dtype)
     path = _model_path(spec)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dt)
+    local = Path(path).is_dir()
+    if local:
+        check_model_folder(Path(path))
+    try:
+        # Mismatched shapes are reported rather than raised, then refused below in one line.
+        model, info = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dt, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+        if not (local or isinstance(e, SafetensorError)):
+            raise  # a hub id that does not exist, no network: transformers' words are clear
+        raise CheckpointError(
+            f"{path}: transformers cannot load the model: {one_line(e)}"
+        ) from None
+    check_loading_info(path, info)
     family = family_of(model)  # fail before any further work on an unsupported arch
     model.to(dev).eval().requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # tokenizers raises a bare Exception for a file it cannot parse
+        if not local:
+            raise
+        raise CheckpointError(f"{path}: cannot load the tokenizer: {one_line(e)}") from None
     if tokenizer.pad_token is None:
         # Padding is always masked out; reusing EOS keeps the vocabulary unchanged.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.bos_token
@@ -182,7 +215,8 @@ def load_sae(spec: str, *, device: str | None = None, dtype: str | None = None) 
     """Load an SAE with sae-lens: ``"demo"``, a local SAELens folder, or ``"release:sae_id"``.
 
     dtype None keeps the SAE's own dtype (local) or float32 (registry).
-    Raises ValueError for a spec of none of these forms, FileNotFoundError for a missing demo.
+    Raises ValueError for a spec of none of these forms, FileNotFoundError for a missing demo,
+    and CheckpointError (a ValueError) for files that cannot be read or disagree with cfg.json.
     """
     dev, _ = _device_and_dtype(device, None)
     dt = _sae_dtype_name(resolve_dtype(dtype)) if dtype else None
@@ -192,12 +226,17 @@ def load_sae(spec: str, *, device: str | None = None, dtype: str | None = None) 
         if spec == DEMO_SPEC:
             if not (DEMO_SAE_DIR / "cfg.json").is_file():
                 raise FileNotFoundError(f"the demo SAE is missing: no checkpoint at {DEMO_SAE_DIR}")
-            sae = SAE.load_from_disk(DEMO_SAE_DIR, device=str(dev), dtype=dt)
+            sae = _load_sae_folder(DEMO_SAE_DIR, device=str(dev), dtype=dt)
         elif spec and Path(spec).is_dir():
-            sae = SAE.load_from_disk(spec, device=str(dev), dtype=dt)
+            sae = _load_sae_folder(Path(spec), device=str(dev), dtype=dt)
         elif spec and ":" in spec and not Path(spec).exists():
             release, sae_id = spec.split(":", 1)
-            sae = SAE.from_pretrained(release, sae_id, device=str(dev), dtype=dt or "float32")
+            try:
+                sae = SAE.from_pretrained(release, sae_id, device=str(dev), dtype=dt or "float32")
+            except (SafetensorError, json.JSONDecodeError) as e:  # a corrupt download
+                raise CheckpointError(
+                    f"SAE {spec}: its files cannot be read: {one_line(e)}"
+                ) from None
         else:
             raise ValueError(
                 f"SAE spec {spec!r} is neither 'demo', an existing SAELens folder "
@@ -205,6 +244,18 @@ def load_sae(spec: str, *, device: str | None = None, dtype: str | None = None) 
             )
     sae.eval().requires_grad_(False)
     return sae
+
+
+def _load_sae_folder(folder: Path, *, device: str, dtype: str | None) -> SAE:
+    """`SAE.load_from_disk` of a folder whose files were checked first; whatever sae-lens
+    still refuses (an unknown architecture, a config field it rejects) becomes one line."""
+    check_sae_folder(folder, architectures=SAE_CLASS_REGISTRY.keys())
+    try:
+        return SAE.load_from_disk(folder, device=device, dtype=dtype)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, TypeError, KeyError, ValueError, SafetensorError) as e:
+        raise CheckpointError(f"{folder}: sae-lens cannot load this SAE: {one_line(e)}") from None
 
 
 @dataclass(frozen=True)
