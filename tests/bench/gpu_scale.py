@@ -68,7 +68,8 @@ def measure(*, dry_run: bool, tokens: int, batch: int, root: Path | None) -> lis
     assets = build_scale_assets(root, mini=dry_run)
     lm = load_model(str(assets.model_dir), device=device)  # bf16 on CUDA, fp32 on CPU
     att = attach_sae(lm, load_sae(str(assets.sae_dir), device=device))
-    base = make_windows(lm, corpus_documents(assets.corpus), context=CONTEXT, tokens=tokens)
+    docs = corpus_documents(assets.corpus)
+    base = make_windows(lm, docs, context=CONTEXT, tokens=tokens)
     windows = repeat_windows(base, tokens) if base.n_tokens < tokens else base
     meta = {
         "shape": assets.recipe.name,
@@ -86,7 +87,7 @@ def measure(*, dry_run: bool, tokens: int, batch: int, root: Path | None) -> lis
             torch.cuda.synchronize()
 
     # Warm-up on a slice (kernels, allocator), then the timed pass.
-    warm = make_windows(lm, corpus_documents(assets.corpus), context=CONTEXT, tokens=8 * CONTEXT)
+    warm = make_windows(lm, docs, context=CONTEXT, tokens=8 * CONTEXT)
     index_corpus(att, warm, batch_size=batch)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()

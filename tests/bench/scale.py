@@ -63,6 +63,7 @@ SAE_SLUG = "res-jumprelu"
 # calls its tables, as long as the names keep these prefixes.
 EXAMPLE_PATTERNS = (r"saes\_example%", r"saes\_indexwindow%")
 FEATURE_PATTERNS = (r"saes\_feature%",)
+RELATIONS = {"examples": list(EXAMPLE_PATTERNS), "features": list(FEATURE_PATTERNS)}
 SIZE_SQL = r"""
 WITH matched AS (
     SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,15 +113,6 @@ def _manage(env: dict[str, str], *args: str) -> str:
     if out.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
     return out.stdout
-
-
-def _sql(env: dict[str, str], sql: str, params: list[Any]) -> Any:
-    """The first column of the first row of ``sql`` (run by a Django shell on the bench DB)."""
-    code = (
-        "import json, sys; from django.db import connection; c = connection.cursor(); "
-        f"c.execute({sql!r}, {params!r}); print(json.dumps(c.fetchone()[0]))"
-    )
-    return json.loads(_manage(env, "shell", "-c", code).strip().splitlines()[-1])
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -227,20 +219,21 @@ def _timed_index(env: dict[str, str], corpus: str, tokens: int) -> float:
     return time.perf_counter() - start
 
 
-def _stored_bytes(env: dict[str, str]) -> dict[str, int]:
-    return {
-        "examples": int(_sql(env, SIZE_SQL, [list(EXAMPLE_PATTERNS)])),
-        "features": int(_sql(env, SIZE_SQL, [list(FEATURE_PATTERNS)])),
-    }
-
-
-def _run_facts(env: dict[str, str]) -> dict[str, Any]:
-    code = (
-        "import json; from explorer.saes.models import IndexRun; "
-        "r = IndexRun.objects.filter(status='done').order_by('-created').first(); "
-        "print(json.dumps({'options': r.options, 'timings': r.timings, "
-        "'tokens': r.tokens_total or r.tokens}))"
-    )
+def _snapshot(env: dict[str, str]) -> dict[str, Any]:
+    """One Django shell on the bench database: the newest finished run's options and timings,
+    and the bytes of the example relations (+ windows) and of the feature relations."""
+    code = f"""
+import json
+from django.db import connection
+from explorer.saes.models import IndexRun
+run = IndexRun.objects.filter(status="done").order_by("-created").first()
+sizes = {{}}
+with connection.cursor() as c:
+    for key, patterns in {RELATIONS!r}.items():
+        c.execute({SIZE_SQL!r}, [patterns])
+        sizes[key] = int(c.fetchone()[0])
+print(json.dumps({{"options": run.options, "timings": run.timings, "bytes": sizes}}))
+"""
     return json.loads(_manage(env, "shell", "-c", code).strip().splitlines()[-1])
 
 
@@ -385,12 +378,12 @@ def run() -> list[dict]:
         with PeakRss(worker.pid) as rss:
             t_first = _timed_index(env, corpus, tokens)
         map_s, _ = _wait_map(port, d_sae, MAP_TIMEOUT_S)
-        first = _stored_bytes(env)
-        facts = _run_facts(env)
+        facts = _snapshot(env)
+        first = facts["bytes"]
         bare, n_tokens, decode_ms = _bare_and_decode(assets, corpus, tokens)
         t_second = _timed_index(env, corpus, tokens)
-        second = _stored_bytes(env)
-        facts2 = _run_facts(env)
+        facts2 = _snapshot(env)
+        second = facts2["bytes"]
 
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         _, payload = _get_json(conn, f"/{MODEL_SLUG}/{SAE_SLUG}/map.json")
