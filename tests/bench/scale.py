@@ -26,7 +26,11 @@ they are follow-ups of their own and would hold the one worker during the second
 - scale_index_tokens_per_s: tokens ÷ the warm index command's seconds (report only).
 - scale_decode_ms_per_step_b1: greedy decoding with a KV cache, batch 1, one thread (report).
 
-``BENCH_SCALE_MINI=1`` runs the same on the mini shape (1-2 minutes).
+``BENCH_SCALE_MINI=1`` runs the same on the mini shape (2-4 minutes on the shared machine).
+The full shape costs three passes of GPT-2-small to layer 8 + a 24,576-wide encode over
+100,000 tokens on one thread (~5 minutes each on an idle core), two logit-effect passes over
+the 50,257-token vocabulary, the map and the asset build (once): about 20 minutes idle, 37
+minutes measured under load. Each phase is noted on stderr as it ends.
 """
 
 from __future__ import annotations
@@ -113,6 +117,11 @@ def _manage(env: dict[str, str], *args: str) -> str:
     if out.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
     return out.stdout
+
+
+def _note(t0: float, message: str) -> None:
+    sys.stderr.write(f"scale [{time.perf_counter() - t0:7.1f} s] {message}\n")
+    sys.stderr.flush()
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -338,6 +347,7 @@ def _bare_and_decode(assets: ScaleAssets, corpus: str, tokens: int) -> tuple[flo
 def run() -> list[dict]:
     t0 = time.perf_counter()
     assets = build_scale_assets()
+    _note(t0, f"assets {assets.root} ({'built' if assets.built else 'cached'})")
     tokens = MINI_TOKENS if assets.recipe.name == "mini" else TOKENS
     d_sae = assets.recipe.d_sae
     var_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -374,14 +384,19 @@ def run() -> list[dict]:
         procs.append(worker)
         procs.append(_spawn(web_server_argv(host="127.0.0.1", port=port), env, var_dir / "web.log"))
         _wait_http(port, "/healthz", procs[-1])
+        _note(t0, "stack up, SAE registered")
 
         with PeakRss(worker.pid) as rss:
             t_first = _timed_index(env, corpus, tokens)
+        _note(t0, f"first index run: {t_first:.1f} s")
         map_s, _ = _wait_map(port, d_sae, MAP_TIMEOUT_S)
+        _note(t0, f"map served after {map_s:.1f} s")
         facts = _snapshot(env)
         first = facts["bytes"]
         bare, n_tokens, decode_ms = _bare_and_decode(assets, corpus, tokens)
+        _note(t0, f"bare pass: {bare:.1f} s")
         t_second = _timed_index(env, corpus, tokens)
+        _note(t0, f"second index run: {t_second:.1f} s")
         facts2 = _snapshot(env)
         second = facts2["bytes"]
 
