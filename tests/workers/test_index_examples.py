@@ -41,7 +41,7 @@ def test_each_window_an_example_uses_is_stored_once(indexed):
     assert isinstance(rows, WindowArrays)
     used = np.unique(np.concatenate([c.window for c in chunks]))
     np.testing.assert_array_equal(rows.number, used)
-    for i, w in enumerate(rows.number):
+    for i, w in enumerate(rows.number.tolist()):
         n = rows.lengths[i]
         assert rows.token_ids[i, :n].tolist() == windows[w].token_ids.tolist()
         assert (rows.document[i], rows.offset[i]) == (windows.doc[w], windows.start[w])
