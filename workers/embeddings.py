@@ -81,12 +81,15 @@ def embed_query(*, text: str) -> list[float]:
 
 def embed_missing(*, sae_id: int | None, seconds: float | None = None) -> tuple[int, bool]:
     """Embed explanations (of SAE `sae_id`, or of all SAEs) that have no embedding or whose
-    text changed since, in batches, for at most about `seconds` (None: until done). Returns
-    (the number embedded, whether some are left)."""
+    text changed since, in batches, for at most about `seconds` (None: until done), and clear
+    the SAE's backlog mark once none are left. Returns (the number embedded, whether some are
+    left)."""
     started, done = time.monotonic(), 0
     while seconds is None or time.monotonic() - started < seconds:
+        looked_at = selectors.database_clock()
         todo = selectors.explanations_to_embed(sae_id=sae_id, limit=SWEEP_BATCH)
         if not todo:
+            services.embeddings_backlog_clear(sae_id=sae_id, looked_at=looked_at)
             return done, False
         vectors = embed_texts([text for _, text in todo])
         done += services.explanation_embeddings_store(

@@ -26,7 +26,7 @@ from explorer.saes import indexing as svc
 from explorer.saes import selectors as sae_selectors
 from explorer.saes.example_copy import ExampleArrays, WindowArrays
 from explorer.saes.indexing import FLOAT16_MAX, FeatureRow
-from explorer.search.services import embeddings_schedule
+from explorer.search.services import embeddings_backlog_mark, embeddings_schedule
 from workers.celery import app, time_limits
 from workers.engine.corpus import CorpusError, iter_documents, parse_corpus_spec
 from workers.engine.explain import FeatureEvidence, at_document_start, labels
@@ -407,6 +407,7 @@ def index_finish(run_id: int) -> dict[str, Any]:
     # map task schedules them when it ends, so on any worker topology (one worker on both
     # batch queues, or separate ones sharing the CPUs) they never delay the map.
     if map_missing:
+        embeddings_backlog_mark(sae_id=run.sae_id)  # the page lists them as pending meanwhile
         sae_map.apply_async((run.sae_id,), kwargs={"then_embed": True}, queue=INDEX_QUEUE)
     else:
         embeddings_schedule(sae_id=run.sae_id)

@@ -140,8 +140,12 @@ class PendingStep:
 _PENDING_SQL = """
 SELECT EXISTS (SELECT 1 FROM saes_feature WHERE sae_id = %(sae)s),
        EXISTS (SELECT 1 FROM saes_saemap WHERE sae_id = %(sae)s),
-       count(*) FILTER (WHERE e.explanation_id IS NULL OR e.text_md5 <> md5(x.text)),
-       count(*)
+       EXISTS (SELECT 1 FROM search_embeddingbacklog WHERE sae_id = %(sae)s)
+"""
+
+# Only while embeddings are scheduled and unfinished: it reads every explanation of the SAE.
+_EMBEDDED_SQL = """
+SELECT count(*) FILTER (WHERE e.explanation_id IS NULL OR e.text_md5 <> md5(x.text)), count(*)
 FROM explanations_explanation x
 JOIN saes_feature f ON f.id = x.feature_id
 LEFT JOIN search_explanationembedding e ON e.explanation_id = x.id
@@ -151,13 +155,18 @@ WHERE f.sae_id = %(sae)s
 
 def pending_steps(*, sae: SAE, metrics: MetricsPanel | None = None) -> list[PendingStep]:
     """What is still being computed for an indexed SAE, in the order workers do it: the feature
-    map, the embeddings of its explanations (semantic search; an explanation whose text changed
-    since counts as not embedded), the quality evaluation (from `metrics` when given). Empty
-    before the first index run (nothing is scheduled then) and once everything is done. One
-    query, two without `metrics`."""
+    map, the embeddings of its explanations (semantic search; scheduled and not yet all done,
+    an explanation whose text changed since counting as not embedded), the quality evaluation
+    (from `metrics` when given). Empty before the first index run (nothing is scheduled then)
+    and once everything is done. One query of index probes when nothing is pending (the
+    common case), two or three otherwise."""
     with connection.cursor() as cur:
         cur.execute(_PENDING_SQL, {"sae": sae.pk})
-        indexed, laid_out, todo, total = cur.fetchone()
+        indexed, laid_out, embedding = cur.fetchone()
+        todo = total = 0
+        if indexed and embedding:
+            cur.execute(_EMBEDDED_SQL, {"sae": sae.pk})
+            todo, total = cur.fetchone()
     if not indexed:
         return []
     steps = []

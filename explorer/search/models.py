@@ -12,6 +12,7 @@ from django.db import models
 from pgvector.django import HalfVectorField, HnswIndex
 
 from explorer.explanations.models import Explanation
+from explorer.saes.models import SAE
 
 # The embedding model (workers/embeddings.py), stored with each vector and part of the cache key
 # of query embeddings.
@@ -48,3 +49,22 @@ class ExplanationEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"embedding of explanation {self.explanation_id} ({self.model})"
+
+
+class EmbeddingBacklog(models.Model):
+    """An SAE whose explanations a worker was asked to embed and has not yet found all embedded.
+
+    It is how the SAE page knows, in one index probe, that label embeddings are still being
+    computed: counting the explanations that lack an up-to-date embedding joins and hashes every
+    explanation of the SAE (most of a second at 250k features). Marked when embeddings are
+    scheduled, after the commit that made the texts (database clock); removed by the sweep that
+    finds nothing left, unless marked again after that sweep looked.
+    """
+
+    sae = models.OneToOneField(
+        SAE, on_delete=models.CASCADE, primary_key=True, related_name="embedding_backlog"
+    )
+    since = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"embeddings pending for SAE {self.sae_id} since {self.since:%Y-%m-%d %H:%M:%S}"

@@ -156,3 +156,11 @@ def explanations_to_embed(*, sae_id: int | None, limit: int) -> list[tuple[int, 
             {"limit": limit, "sae_id": sae_id},
         )
         return cur.fetchall()
+
+
+def database_clock() -> Any:
+    """The database server's clock now (not the transaction's start): what a sweep notes before
+    it looks for explanations to embed, to compare with the backlog's marks."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT clock_timestamp()")
+        return cur.fetchone()[0]

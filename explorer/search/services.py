@@ -32,6 +32,7 @@ from explorer.explanations import selectors as explanation_selectors
 from explorer.saes import selectors as sae_selectors
 from explorer.saes.models import SAE, Feature
 from explorer.search import selectors
+from explorer.search.models import EmbeddingBacklog
 
 log = logging.getLogger(__name__)
 
@@ -694,12 +695,38 @@ def explanation_embeddings_store(*, rows: list[tuple[int, str, list[float]]], mo
 
 def embeddings_schedule(*, sae_id: int | None = None) -> None:
     """Embed the explanations (of SAE `sae_id`, or all) that lack an embedding, on a worker
-    (explain queue), once the current transaction commits. Cheap when there is nothing to do."""
-    transaction.on_commit(
-        lambda: tasks.send(
-            tasks.EMBED_EXPLANATIONS, queue=tasks.EXPLAIN_QUEUE, kwargs={"sae_id": sae_id}
-        )
-    )
+    (explain queue), once the current transaction commits; the SAE page lists them as still
+    being computed until a sweep finds none left. Cheap when there is nothing to do."""
+
+    def send() -> None:
+        embeddings_backlog_mark(sae_id=sae_id)
+        tasks.send(tasks.EMBED_EXPLANATIONS, queue=tasks.EXPLAIN_QUEUE, kwargs={"sae_id": sae_id})
+
+    transaction.on_commit(send)
+
+
+BACKLOG_MARK_SQL = """
+INSERT INTO search_embeddingbacklog (sae_id, since)
+SELECT id, clock_timestamp() FROM saes_sae WHERE %(sae)s::bigint IS NULL OR id = %(sae)s
+ON CONFLICT (sae_id) DO UPDATE SET since = EXCLUDED.since
+"""
+
+
+def embeddings_backlog_mark(*, sae_id: int | None) -> None:
+    """Record that the explanations of SAE `sae_id` (None: of every SAE) wait for embeddings.
+    Stamped with the database's clock at the call, so a sweep that looked before it (and may
+    have missed the new texts) does not clear it. Call after the texts are committed."""
+    with connection.cursor() as cur:
+        cur.execute(BACKLOG_MARK_SQL, {"sae": sae_id})
+
+
+def embeddings_backlog_clear(*, sae_id: int | None, looked_at: Any) -> None:
+    """A sweep that began looking at `looked_at` (selectors.database_clock) found nothing left
+    to embed for SAE `sae_id` (None: any SAE): clear the marks made before that."""
+    rows = EmbeddingBacklog.objects.filter(since__lte=looked_at)
+    if sae_id is not None:
+        rows = rows.filter(sae_id=sae_id)
+    rows.delete()
 
 
 def hit_dicts(hits: list[SearchHit]) -> list[dict]:

@@ -65,6 +65,22 @@ def test_a_sweep_out_of_time_says_work_is_left():
     assert embed_missing(sae_id=built.sae.pk) == (1, False)
 
 
+@pytest.mark.django_db
+def test_the_sweep_that_finds_nothing_left_clears_the_backlog_it_was_sent_for():
+    from explorer.explanations.models import Explanation
+    from explorer.search.models import EmbeddingBacklog
+    from explorer.search.services import embeddings_backlog_mark
+    from tests.builders import build_indexed_sae
+
+    built = build_indexed_sae(d_sae=12, examples_per_feature=1)
+    Explanation.objects.create(feature=built.features[3], text="rivers", method="offline")
+    embeddings_backlog_mark(sae_id=built.sae.pk)
+    assert embed_missing(sae_id=built.sae.pk, seconds=0) == (0, True)
+    assert EmbeddingBacklog.objects.filter(sae=built.sae).exists()  # stopped for time
+    assert embed_missing(sae_id=built.sae.pk) == (1, False)
+    assert not EmbeddingBacklog.objects.filter(sae=built.sae).exists()
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)

@@ -12,7 +12,12 @@ from explorer.browser import selectors
 from explorer.explanations.models import Explanation
 from explorer.explanations.services import explanation_create
 from explorer.saes.models import Feature, IndexRun, SAEMap
-from explorer.search.services import explanation_embeddings_store
+from explorer.search.selectors import database_clock
+from explorer.search.services import (
+    embeddings_backlog_clear,
+    embeddings_backlog_mark,
+    explanation_embeddings_store,
+)
 from tests.builders import make_evaluation, make_sae
 
 pytestmark = pytest.mark.django_db
@@ -295,12 +300,28 @@ def test_the_page_says_the_map_is_not_laid_out_yet(client, indexed):
 
 def test_the_page_counts_the_label_embeddings_still_to_compute(client, indexed):
     first, second = _label(indexed.features[1], "rivers"), _label(indexed.features[2], "banks")
+    embeddings_backlog_mark(sae_id=indexed.sae.pk)  # what scheduling them does after commit
     text = _pending(client.get("/tiny/res-1/").content.decode())
     assert "Label embeddings: pending" in text and "Feature map" not in text
     explanation_embeddings_store(rows=[(first.pk, "rivers", [0.0] * 384)], model="m")
     text = _pending(client.get("/tiny/res-1/").content.decode())
     assert "Label embeddings: 1 of 2 done" in text
     explanation_embeddings_store(rows=[(second.pk, "banks", [0.0] * 384)], model="m")
+    assert 'class="card pending-steps"' not in client.get("/tiny/res-1/").content.decode()
+
+
+def test_unembedded_labels_nobody_asked_to_embed_are_not_listed_as_being_computed(client, indexed):
+    _label(indexed.features[1], "rivers")
+    assert 'class="card pending-steps"' not in client.get("/tiny/res-1/").content.decode()
+
+
+def test_a_sweep_clears_the_backlog_only_if_it_looked_after_the_mark(client, indexed):
+    _label(indexed.features[1], "rivers")
+    looked_early = database_clock()
+    embeddings_backlog_mark(sae_id=indexed.sae.pk)
+    embeddings_backlog_clear(sae_id=indexed.sae.pk, looked_at=looked_early)  # missed the text
+    assert "Label embeddings: pending" in _pending(client.get("/tiny/res-1/").content.decode())
+    embeddings_backlog_clear(sae_id=None, looked_at=database_clock())
     assert 'class="card pending-steps"' not in client.get("/tiny/res-1/").content.decode()
 
 
@@ -319,6 +340,7 @@ def test_an_sae_with_nothing_left_to_compute_has_no_pending_card(client, indexed
 def test_pending_json_lists_the_steps_in_the_order_workers_do_them(client, indexed):
     SAEMap.objects.filter(sae=indexed.sae).delete()
     _label(indexed.features[1], "rivers")
+    embeddings_backlog_mark(sae_id=None)
     make_evaluation(indexed.sae, status="running")
     steps = client.get("/tiny/res-1/pending.json").json()["pending"]
     assert [s["key"] for s in steps] == ["map", "embeddings", "evaluation"]
