@@ -75,8 +75,7 @@ class TokenCell:
 
     @property
     def style(self) -> str:
-        style = f"background-color: {self.background};"
-        return style + (f" color: {self.color};" if self.color else "")
+        return _style(self.background, self.color)
 
     @property
     def data_value(self) -> str:
@@ -85,26 +84,59 @@ class TokenCell:
 
 @dataclass(frozen=True)
 class Strip:
-    cells: list[TokenCell]
+    """The tokens of one example cut to a width around its max, and how they are drawn."""
+
+    tokens: list[str]  # the shown tokens only
+    values: list[float]  # one per shown token (NaN: unknown)
+    scale: float  # the value drawn darkest (> 0)
+    max_at: int | None  # index into `tokens` of the max, if shown
+    excluded_at: int | None  # index into `tokens` of an excluded BOS, if shown
     cut_before: bool
     cut_after: bool
 
     @property
+    def cells(self) -> list[TokenCell]:
+        cells = []
+        for i, (token, v) in enumerate(zip(self.tokens, self.values, strict=True)):
+            bg, fg = _colors(v, self.scale)
+            text, kind = _shown(token)
+            cells.append(
+                TokenCell(
+                    text=text,
+                    kind=kind,
+                    value=v,
+                    background=bg,
+                    color=fg,
+                    is_max=i == self.max_at,
+                    excluded=i == self.excluded_at,
+                )
+            )
+        return cells
+
+    @property
     def html(self) -> SafeString:
-        """The strip's markup, every token escaped. Built here rather than in a template loop:
-        a feature page has ~1,000 token cells and the loop would dominate its render time."""
+        """The strip's markup, every token escaped: the markup of `cells`, built from cached
+        pieces (a feature page has ~1,000 token cells; per-cell objects or a template loop
+        would dominate its render time)."""
         classes = "token-strip"
         if self.cut_before:
             classes += " token-strip--cut-before"
         if self.cut_after:
             classes += " token-strip--cut-after"
-        cells = "".join(
-            f'<span class="{c.css_class}" data-value="{c.data_value}" style="{c.style}"'
-            f"{EXCLUDED_TITLE_ATTR if c.excluded else ''}>"
-            f"{escape(c.text, quote=False)}</span>"
-            for c in self.cells
-        )
-        return mark_safe(f'<span class="{classes}">{cells}</span>')  # every part is escaped above
+        parts = [f'<span class="{classes}">']
+        for i, (token, v) in enumerate(zip(self.tokens, self.values, strict=True)):
+            kind, text = _cell_text(token)
+            finite = math.isfinite(v)
+            cls = kind if finite else kind + " token--unknown"
+            if i == self.max_at:
+                cls += " token--max"
+            if i == self.excluded_at:
+                cls += " token--excluded"
+            attrs = _cell_attrs(v, self.scale) if finite else _UNKNOWN_ATTRS
+            title = EXCLUDED_TITLE_ATTR if i == self.excluded_at else ""
+            parts.append(f'<span class="token token--{cls}"{attrs}{title}>{text}</span>')
+        parts.append("</span>")
+        return mark_safe("".join(parts))  # every part is escaped
 
 
 @functools.lru_cache(maxsize=65536)
@@ -117,6 +149,26 @@ def _colors(value: float, max_value: float) -> tuple[str, str | None]:
 @functools.lru_cache(maxsize=65536)
 def _shown(token: str) -> tuple[str, str]:
     return display_token(token), token_kind(token)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cell_text(token: str) -> tuple[str, str]:
+    """(kind, the displayed text escaped) of a token's cell."""
+    text, kind = _shown(token)
+    return kind, escape(text, quote=False)
+
+
+def _style(background: str, color: str | None) -> str:
+    return f"background-color: {background};" + (f" color: {color};" if color else "")
+
+
+@functools.lru_cache(maxsize=65536)
+def _cell_attrs(value: float, scale: float) -> str:
+    """The data-value and style attributes of a cell with a finite value."""
+    return f' data-value="{value!r}" style="{escape(_style(*_colors(value, scale)))}"'
+
+
+_UNKNOWN_ATTRS = f' data-value="NaN" style="{escape(_style(*_colors(math.nan, 1.0)))}"'
 
 
 def token_window(n: int, centre: int, width: int | None) -> tuple[int, int]:
@@ -140,20 +192,16 @@ def strip(
     and colour and is marked `token--excluded` with a title saying so."""
     centre = max_position if max_position is not None else 0
     start, stop = token_window(len(tokens), centre, width)
-    cells = []
-    for i in range(start, stop):
-        v = values[i] if i < len(values) else math.nan
-        bg, fg = _colors(v, max_value if max_value > 0 else 1.0)
-        text, kind = _shown(tokens[i])
-        cells.append(
-            TokenCell(
-                text=text,
-                kind=kind,
-                value=v,
-                background=bg,
-                color=fg,
-                is_max=i == max_position,
-                excluded=bos_excluded and i == 0,
-            )
-        )
-    return Strip(cells=cells, cut_before=start > 0, cut_after=stop < len(tokens))
+    shown = list(values[start:stop])
+    shown += [math.nan] * (stop - start - len(shown))  # values missing at the end: unknown
+    return Strip(
+        tokens=list(tokens[start:stop]),
+        values=shown,
+        scale=max_value if max_value > 0 else 1.0,
+        max_at=max_position - start
+        if max_position is not None and start <= max_position < stop
+        else None,
+        excluded_at=0 if bos_excluded and start == 0 and stop > 0 else None,
+        cut_before=start > 0,
+        cut_after=stop < len(tokens),
+    )
