@@ -26,6 +26,7 @@ from explorer.saes import indexing as svc
 from explorer.saes import selectors as sae_selectors
 from explorer.saes.example_copy import ExampleArrays, WindowArrays
 from explorer.saes.indexing import FLOAT16_MAX, FeatureRow
+from explorer.saes.selectors import WEIGHT_FACT_COLUMNS
 from explorer.search.services import embeddings_backlog_mark, embeddings_schedule
 from workers.celery import app, time_limits
 from workers.engine.corpus import CorpusError, iter_documents, parse_corpus_spec
@@ -34,7 +35,7 @@ from workers.resident import attached_for
 from workers.showcases import compute_showcases
 
 if TYPE_CHECKING:
-    from explorer.saes.models import IndexRun, IndexShard
+    from explorer.saes.models import SAE, IndexRun, IndexShard
     from workers.engine.candidates import CandidateValues
     from workers.engine.feature_stats import FeatureStats
     from workers.engine.indexing import ExampleChunk, Windows
@@ -272,29 +273,46 @@ def run_examples(
     return window_arrays(windows, used_windows(stats)), (example_arrays(stats, c) for c in chunks)
 
 
-def weight_facts(att: AttachedSAE, windows: Windows, k: int = 10) -> dict[str, Any]:
-    """Top/bottom logit tokens and decoder neighbours of every feature, as Python lists.
+def weight_facts(
+    att: AttachedSAE, windows: Windows, k: int = 10, *, sae: SAE | None = None
+) -> dict[str, Any]:
+    """Top/bottom logit tokens and decoder neighbours of every feature, as Python lists, with
+    "keys" (a digest of what each kind is computed from) and "reused" (the kinds kept).
 
     Logit tokens are limited to tokens that occur in the indexed corpus, so a model's
     untrained or glitch tokens do not crowd out the ones a reader can check (and only those
-    rows of the unembedding are multiplied).
+    rows of the unembedding are multiplied). With `sae`, a kind whose key equals the SAE's
+    newest finished run's is read from its feature rows instead of recomputed: a re-index
+    over the same weights (and, for logits, the same corpus tokens) skips the matrix products.
     """
     import torch
 
-    from workers.engine.facts import decoder_neighbours, logit_effects
+    from workers.engine.facts import (
+        decoder_neighbours,
+        decoder_neighbours_key,
+        logit_effects,
+        logit_effects_key,
+    )
 
     seen = torch.zeros(att.lm.model.get_output_embeddings().weight.shape[0], dtype=torch.bool)
     seen[torch.from_numpy(np.unique(windows.tokens).astype(np.int64))] = True
-    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(att, k, vocab_mask=seen)
-    nb_idx, nb_cos = decoder_neighbours(att, k)
-    return {
-        "top_ids": top_ids.tolist(),
-        "top_vals": top_vals.float().tolist(),
-        "bottom_ids": bottom_ids.tolist(),
-        "bottom_vals": bottom_vals.float().tolist(),
-        "nb_idx": nb_idx.tolist(),
-        "nb_cos": nb_cos.float().tolist(),
+    keys = {
+        "logits": logit_effects_key(att, k, seen),
+        "neighbours": decoder_neighbours_key(att, k),
     }
+    facts: dict[str, Any] = sae_selectors.weight_facts_stored(sae=sae, keys=keys) if sae else {}
+    reused = [kind for kind, cols in WEIGHT_FACT_COLUMNS.items() if set(cols) <= set(facts)]
+    if "logits" not in reused:
+        top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(att, k, vocab_mask=seen)
+        facts["top_ids"] = top_ids.tolist()
+        facts["top_vals"] = top_vals.float().tolist()
+        facts["bottom_ids"] = bottom_ids.tolist()
+        facts["bottom_vals"] = bottom_vals.float().tolist()
+    if "neighbours" not in reused:
+        nb_idx, nb_cos = decoder_neighbours(att, k)
+        facts["nb_idx"] = nb_idx.tolist()
+        facts["nb_cos"] = nb_cos.float().tolist()
+    return {**facts, "keys": keys, "reused": reused}
 
 
 def offline_labels(
@@ -370,8 +388,10 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
 
     t = time.perf_counter()
     svc.run_phase(run_id=run.pk, phase="weight facts")
-    facts = weight_facts(att, windows)
+    facts = weight_facts(att, windows, sae=run.sae)
     timings["facts_s"] = time.perf_counter() - t
+    # Stored with the run when it is swapped in: the next run compares its keys with these.
+    run.options = {**run.options, "facts_keys": facts["keys"], "facts_reused": facts["reused"]}
 
     t = time.perf_counter()
     label_texts = offline_labels(stats, windows, facts, att.lm.vocab_strings())

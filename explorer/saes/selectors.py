@@ -547,6 +547,45 @@ def latest_run_options(*, sae_ref: str = "sae_id") -> Subquery:
     return Subquery(runs.order_by(*_NEWEST_FIRST).values("options")[:1], output_field=JSONField())
 
 
+# The weight facts of each kind, as feature columns, under the names workers/index.py uses.
+WEIGHT_FACT_COLUMNS = {
+    "logits": {
+        "top_ids": "top_logit_ids",
+        "top_vals": "top_logit_values",
+        "bottom_ids": "bottom_logit_ids",
+        "bottom_vals": "bottom_logit_values",
+    },
+    "neighbours": {"nb_idx": "neighbour_indices", "nb_cos": "neighbour_cosines"},
+}
+
+
+def weight_facts_stored(*, sae: SAE, keys: dict[str, str]) -> dict[str, list]:
+    """The weight facts the SAE's feature rows hold, for each kind whose key (a digest of what
+    it was computed from, in the run's options) equals the newest finished run's: {name: one
+    list per feature, by index}. Empty when none match or the rows do not cover every index."""
+    run = (
+        IndexRun.objects.filter(sae=sae, status=IndexRun.Status.DONE)
+        .order_by(*_NEWEST_FIRST)
+        .only("options")
+        .first()
+    )
+    stored = (run.options.get("facts_keys") or {}) if run else {}
+    names = {
+        name: column
+        for kind, key in keys.items()
+        if stored.get(kind) == key
+        for name, column in WEIGHT_FACT_COLUMNS[kind].items()
+    }
+    if not names:
+        return {}
+    rows = list(
+        Feature.objects.filter(sae=sae).order_by("index").values_list("index", *names.values())
+    )
+    if [r[0] for r in rows] != list(range(sae.d_sae)):
+        return {}
+    return {name: [r[i] for r in rows] for i, name in enumerate(names, start=1)}
+
+
 def options_exclude_bos(options: dict | None) -> bool:
     """Whether a run with these options left out a BOS token at position 0 of every window."""
     return bool(options and options.get("prepend_bos") and not options.get("include_bos"))

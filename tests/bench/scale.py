@@ -10,7 +10,8 @@ they are follow-ups of their own and would hold the one worker during the second
 
 - scale_index_overhead: the second (warm worker) index command's seconds ÷ the bare forward
   to the hook + ``sae.encode`` over the same windows (same context and batch), in this
-  process on one thread. Target <= 1.15.
+  process on one thread. Target <= 1.15. The second run keeps the first's weight facts (same
+  weights and corpus tokens: ``facts_reused``); the first run's seconds are reported beside.
 - scale_index_peak_rss_gb: the worker's peak RSS (VmHWM of its processes) over the first
   index run, model loading included. Target <= 3.
 - scale_bytes_per_example: on-disk bytes (heap + TOAST + indexes, partitions included) of
@@ -435,6 +436,8 @@ def run() -> list[dict]:
             "command_s": round(t_second, 2),
             "cold_command_s": round(t_first, 2),
             "bare_s": round(bare, 2),
+            # weight facts the second run kept from the first (same weights and tokens)
+            "facts_reused": facts2["options"].get("facts_reused"),
             "phases_s": {k: round(v, 2) for k, v in (facts2.get("timings") or {}).items()},
             **meta,
         },

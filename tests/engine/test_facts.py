@@ -178,3 +178,26 @@ def test_logit_effects_can_be_limited_to_some_tokens(tiny_att):
     top_ids, _, bottom_ids, _ = logit_effects(tiny_att, 5, vocab_mask=allowed)
     assert bool(((top_ids >= 10) & (top_ids < 20)).all())
     assert bool(((bottom_ids >= 10) & (bottom_ids < 20)).all())
+
+
+def test_fact_keys_change_with_what_the_facts_are_computed_from(tiny_att):
+    from workers.engine.facts import decoder_neighbours_key, logit_effects_key
+
+    mask = torch.zeros(tiny_att.lm.vocab_size, dtype=torch.bool)
+    mask[:5] = True
+    logits, neighbours = logit_effects_key(tiny_att, 10, mask), decoder_neighbours_key(tiny_att, 10)
+    assert logit_effects_key(tiny_att, 10, mask) == logits  # deterministic
+    assert logit_effects_key(tiny_att, 5, mask) != logits
+    other = mask.clone()
+    other[7] = True
+    assert logit_effects_key(tiny_att, 10, other) != logits
+    assert logit_effects_key(tiny_att, 10) != logits
+    assert decoder_neighbours_key(tiny_att, 10) == neighbours
+    with torch.no_grad():
+        tiny_att.decoder_directions[0, 0] += 1.0
+    try:
+        assert decoder_neighbours_key(tiny_att, 10) != neighbours
+        assert logit_effects_key(tiny_att, 10, mask) != logits
+    finally:
+        with torch.no_grad():
+            tiny_att.decoder_directions[0, 0] -= 1.0

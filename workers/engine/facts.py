@@ -8,6 +8,8 @@ or ``d_sae x d_vocab`` matrix.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
@@ -56,6 +58,37 @@ class _Unembed:
         if self.centre:
             d = d - d.mean(dim=-1, keepdim=True)
         return (d * self.gamma) @ self.w_u.T
+
+
+def _digest(label: str, *tensors: Tensor | None) -> str:
+    """A digest of the tensors' dtypes, shapes and bytes (None counts as absent)."""
+    h = hashlib.blake2b(label.encode(), digest_size=16)
+    for t in tensors:
+        if t is None:
+            h.update(b"none")
+            continue
+        a = t.detach().to("cpu").contiguous()
+        h.update(f"{a.dtype}{tuple(a.shape)}".encode())
+        h.update(a.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def logit_effects_key(att: AttachedSAE, k: int, vocab_mask: Tensor | None = None) -> str:
+    """What :func:`logit_effects` depends on (decoder, final norm, W_U, the mask, k), digested:
+    equal keys give equal results, so a re-index can keep them instead of recomputing."""
+    unembed = _Unembed(att)
+    return _digest(
+        f"logit_effects k={k} centre={unembed.centre}",
+        residual_directions(att),
+        unembed.gamma,
+        unembed.w_u,
+        vocab_mask,
+    )
+
+
+def decoder_neighbours_key(att: AttachedSAE, k: int) -> str:
+    """What :func:`decoder_neighbours` depends on (the decoder rows, k), digested."""
+    return _digest(f"decoder_neighbours k={k}", att.decoder_directions)
 
 
 def logit_vectors(att: AttachedSAE, features: list[int]) -> Float[Tensor, "n d_vocab"]:
