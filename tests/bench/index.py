@@ -21,17 +21,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from explorer.core.supervisor import celery_worker_argv
+from tests.bench._stack import bench_env, manage, spawn, stop
 
-REPO = Path(__file__).resolve().parents[2]
 # Well above 200,000: the per-feature work (examples, facts, COPY) is fixed, so a short run
 # would overstate the overhead.
 TOKENS = 1_000_000
@@ -39,66 +37,24 @@ CONTEXT = 128
 BATCH = 32
 
 
-def _env(var_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
-    env.update(
-        EXPLORER_VAR_DIR=str(var_dir),
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    from explorer.core import embedded
-
-    os.environ["EXPLORER_VAR_DIR"] = str(var_dir)
-    env.update(embedded.ensure_services(dict(env)))
-    return env
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout
-
-
 def _workers(env: dict[str, str], n: int, log_dir: Path) -> list[subprocess.Popen]:
-    procs = []
-    for i in range(n):
-        log = open(log_dir / f"worker{i}.log", "ab")  # noqa: SIM115 - closed with the process
-        procs.append(
-            subprocess.Popen(
-                celery_worker_argv(
-                    queues="index",
-                    name=f"bench{i}-{os.getpid()}@%h",
-                    extra=("--without-mingle", "--without-gossip"),
-                ),
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+    return [
+        spawn(
+            celery_worker_argv(
+                queues="index",
+                name=f"bench{i}-{os.getpid()}@%h",
+                extra=("--without-mingle", "--without-gossip"),
+            ),
+            env,
+            log_dir / f"worker{i}.log",
         )
-    return procs
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait(30)
+        for i in range(n)
+    ]
 
 
 def _timed_index(env: dict[str, str], *args: str) -> float:
     start = time.perf_counter()
-    _manage(
+    manage(
         env,
         "index_sae",
         "demo/demo",
@@ -114,7 +70,7 @@ def _timed_index(env: dict[str, str], *args: str) -> float:
 
 
 def _query(env: dict[str, str], code: str) -> dict:
-    return json.loads(_manage(env, "shell", "-c", code).strip().splitlines()[-1])
+    return json.loads(manage(env, "shell", "-c", code).strip().splitlines()[-1])
 
 
 def _wait_for_map(env: dict[str, str], timeout: float = 300) -> None:
@@ -169,14 +125,14 @@ def run() -> list[dict]:
     var_dir = Path(tempfile.mkdtemp(prefix="bench-index-"))
     workers: list[subprocess.Popen] = []
     try:
-        env = _env(var_dir)
-        _manage(env, "migrate", "--verbosity", "0")
-        _manage(env, "add_sae", "--model", "demo", "--sae", "demo")
+        env = bench_env(var_dir)
+        manage(env, "migrate", "--verbosity", "0")
+        manage(env, "add_sae", "--model", "demo", "--sae", "demo")
         workers = _workers(env, 2, var_dir)
         # Warm-up: loads the model in both workers' children, computes the map once.
         _timed_index(env, "--tokens", "20000", "--shards", "2")
         _wait_for_map(env)
-        _stop(workers[1:])
+        stop(workers[1:])
         workers = workers[:1]
 
         timed_bare, n_tokens = _bare()
@@ -203,7 +159,7 @@ def run() -> list[dict]:
         _timed_index(env, "--tokens", "20000", "--shards", "2")  # warm the new worker
         two = [_timed_index(env, "--tokens", str(TOKENS), "--shards", "2") for _ in range(2)]
     finally:
-        _stop(workers)
+        stop(workers)
         from explorer.core import embedded
 
         embedded.release_all()

@@ -41,7 +41,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,8 +52,8 @@ from typing import Any, Self
 
 from explorer.core.supervisor import celery_worker_argv, web_server_argv
 from tests.bench._scale_assets import ScaleAssets, build_scale_assets, corpus_documents
+from tests.bench._stack import bench_env, manage, spawn, stop, wait_http
 
-REPO = Path(__file__).resolve().parents[2]
 TOKENS = 100_000
 MINI_TOKENS = 20_000
 CONTEXT = 128
@@ -86,74 +85,9 @@ SELECT coalesce(sum(pg_total_relation_size(oid)), 0)::bigint FROM rels
 # -- the stack ---------------------------------------------------------------------------------
 
 
-def _env(var_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
-    env.update(
-        EXPLORER_VAR_DIR=str(var_dir),
-        STATIC_ROOT=str(var_dir / "static"),
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-        DEBUG="false",
-        HTTPS="false",
-        SAE_EVAL_AFTER_INDEX_TOKENS="0",
-        SHOWCASE_CANDIDATES="0",
-    )
-    from explorer.core import embedded
-
-    os.environ["EXPLORER_VAR_DIR"] = str(var_dir)
-    env.update(embedded.ensure_services(dict(env)))
-    return env
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout
-
-
 def _note(t0: float, message: str) -> None:
     sys.stderr.write(f"scale [{time.perf_counter() - t0:7.1f} s] {message}\n")
     sys.stderr.flush()
-
-
-def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait(30)
-
-
-def _wait_http(port: int, path: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"web server exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", path)
-            conn.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"web server did not answer {path} in {timeout:.0f} s")
 
 
 class PeakRss:
@@ -213,7 +147,7 @@ def _corpus_spec(var_dir: Path, corpus: str) -> str:
 
 def _timed_index(env: dict[str, str], corpus: str, tokens: int) -> float:
     start = time.perf_counter()
-    _manage(
+    manage(
         env,
         "index_sae",
         f"{MODEL_SLUG}/{SAE_SLUG}",
@@ -244,7 +178,7 @@ with connection.cursor() as c:
         sizes[key] = int(c.fetchone()[0])
 print(json.dumps({{"options": run.options, "timings": run.timings, "bytes": sizes}}))
 """
-    return json.loads(_manage(env, "shell", "-c", code).strip().splitlines()[-1])
+    return json.loads(manage(env, "shell", "-c", code).strip().splitlines()[-1])
 
 
 def _get_json(conn: http.client.HTTPConnection, path: str) -> tuple[int, Any]:
@@ -354,11 +288,18 @@ def run() -> list[dict]:
     var_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     procs: list[subprocess.Popen] = []
     try:
-        env = _env(var_dir)
+        env = bench_env(
+            var_dir,
+            STATIC_ROOT=str(var_dir / "static"),
+            DEBUG="false",
+            HTTPS="false",
+            SAE_EVAL_AFTER_INDEX_TOKENS="0",
+            SHOWCASE_CANDIDATES="0",
+        )
         corpus = _corpus_spec(var_dir, assets.corpus)
-        _manage(env, "migrate", "--verbosity", "0")
-        _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-        _manage(
+        manage(env, "migrate", "--verbosity", "0")
+        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+        manage(
             env,
             "add_sae",
             "--model",
@@ -373,7 +314,7 @@ def run() -> list[dict]:
         from explorer.core.embedded import free_port
 
         port = free_port()
-        worker = _spawn(
+        worker = spawn(
             celery_worker_argv(
                 queues="index",
                 name=f"bench-scale-{os.getpid()}@%h",
@@ -383,8 +324,8 @@ def run() -> list[dict]:
             var_dir / "worker.log",
         )
         procs.append(worker)
-        procs.append(_spawn(web_server_argv(host="127.0.0.1", port=port), env, var_dir / "web.log"))
-        _wait_http(port, "/healthz", procs[-1])
+        procs.append(spawn(web_server_argv(host="127.0.0.1", port=port), env, var_dir / "web.log"))
+        wait_http(port, "/healthz", procs[-1])
         _note(t0, "stack up, SAE registered")
 
         with PeakRss(worker.pid) as rss:
@@ -409,7 +350,7 @@ def run() -> list[dict]:
         chosen = random.Random(0).sample(live, min(PAGES + 2, len(live)))
         html_ms, json_ms = _page_times(port, chosen[2:], chosen[:2])
     finally:
-        _stop(procs)
+        stop(procs)
         from explorer.core import embedded
 
         embedded.release_all()
