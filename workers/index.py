@@ -524,9 +524,13 @@ def sae_map(sae_id: int, then_embed: bool = False) -> dict[str, Any]:
             log.info("sae_map: SAE %s is gone", sae_id)
             return {"sae": sae_id, "skipped": True}
         t = time.perf_counter()
-        xs, ys = map_coordinates(attached_for(sae))
-        seconds = time.perf_counter() - t
-        stored = svc.map_coordinates_store(sae=sae, xs=xs, ys=ys, seconds=seconds)
+        try:
+            xs, ys = map_coordinates(attached_for(sae))
+            seconds = time.perf_counter() - t
+            stored = svc.map_coordinates_store(sae=sae, xs=xs, ys=ys, seconds=seconds)
+        except Exception as e:
+            svc.map_failed(sae_id=sae_id, error=f"{type(e).__name__}: {e}")
+            raise
         return {"sae": sae_id, "points": stored, "seconds": seconds}
     finally:
         if then_embed:

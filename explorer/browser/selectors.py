@@ -25,6 +25,7 @@ from explorer.explanations.models import Explanation
 from explorer.explanations.selectors import best_explanations, explanation_list
 from explorer.saes import selectors as sae_selectors
 from explorer.saes.evaluations import METRICS
+from explorer.saes.indexing import map_failure
 from explorer.saes.models import (
     SAE,
     WEIGHT_FACT_FIELDS,
@@ -171,11 +172,15 @@ def pending_steps(*, sae: SAE, metrics: MetricsPanel | None = None) -> list[Pend
         return []
     steps = []
     if not laid_out:
+        failure = map_failure(sae_id=sae.pk)
         steps.append(
             PendingStep(
                 key="map",
                 title="Feature map",
-                text="not laid out yet: a worker computes it from the decoder directions "
+                text=f"the worker could not lay it out ({failure}); indexing the SAE again "
+                "tries once more."
+                if failure
+                else "not laid out yet: a worker computes it from the decoder directions "
                 "after indexing.",
             )
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import chord
+from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -624,4 +625,23 @@ def map_coordinates_store(
         sae=sae,
         defaults={"xs": xs, "ys": ys, "computed": timezone.now(), "seconds": seconds},
     )
+    cache.delete(_map_failed_key(sae.pk))
     return len(xs)
+
+
+def _map_failed_key(sae_id: int) -> str:
+    return f"saes:map-failed:{sae_id}"
+
+
+MAP_FAILED_TTL_S = 7 * 24 * 3600
+
+
+def map_failed(*, sae_id: int, error: str) -> None:
+    """Note that laying out the SAE's map failed (the SAE page says so instead of "not laid out
+    yet"); storing a map clears it. Kept in the cache: a lost note only loses the wording."""
+    cache.set(_map_failed_key(sae_id), error[:500], MAP_FAILED_TTL_S)
+
+
+def map_failure(*, sae_id: int) -> str | None:
+    """Why the last layout of the SAE's map failed, if it did and no map was stored since."""
+    return cache.get(_map_failed_key(sae_id))

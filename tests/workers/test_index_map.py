@@ -134,3 +134,16 @@ def test_through_a_real_worker_the_map_is_laid_out_before_the_labels_are_embedde
     laid_out = SAEMap.objects.get(sae=sae)
     assert len(laid_out.xs) == sae.d_sae
     assert laid_out.computed < embedded.order_by("created").first().created
+
+
+@pytest.mark.django_db
+def test_a_failed_layout_is_noted_for_the_sae_page_and_a_stored_map_clears_the_note():
+    from workers.index import sae_map
+
+    built = build_indexed_sae(d_sae=4)  # registered from no real checkpoint: loading fails
+    SAEMap.objects.filter(sae=built.sae).delete()
+    with pytest.raises(Exception):  # noqa: B017 - whatever the loader raises, it is noted
+        sae_map.run(built.sae.pk)
+    assert svc.map_failure(sae_id=built.sae.pk)
+    svc.map_coordinates_store(sae=built.sae, xs=[0.0] * 4, ys=[0.0] * 4)
+    assert svc.map_failure(sae_id=built.sae.pk) is None

@@ -298,6 +298,18 @@ def test_the_page_says_the_map_is_not_laid_out_yet(client, indexed):
     assert "Feature map: not laid out yet" in text
 
 
+def test_the_page_says_when_the_map_could_not_be_laid_out(client, indexed):
+    from explorer.saes import indexing as svc
+
+    SAEMap.objects.filter(sae=indexed.sae).delete()
+    svc.map_failed(sae_id=indexed.sae.pk, error="MemoryError: <too big>")
+    text = _pending(client.get("/tiny/res-1/").content.decode())
+    assert "Feature map: the worker could not lay it out (MemoryError: <too big>)" in text
+    assert "&lt;too big&gt;" in client.get("/tiny/res-1/").content.decode()  # escaped
+    svc.map_coordinates_store(sae=indexed.sae, xs=[0.0] * 32, ys=[0.0] * 32)
+    assert 'class="card pending-steps"' not in client.get("/tiny/res-1/").content.decode()
+
+
 def test_the_page_counts_the_label_embeddings_still_to_compute(client, indexed):
     first, second = _label(indexed.features[1], "rivers"), _label(indexed.features[2], "banks")
     embeddings_backlog_mark(sae_id=indexed.sae.pk)  # what scheduling them does after commit
