@@ -30,6 +30,8 @@ DEFAULT_CONTEXT = "16"
 
 
 def display_token(token: str) -> str:
+    if token.isprintable() and token.strip(" "):  # most tokens: nothing to show differently
+        return token
     if token == "":
         return "∅"
     if re.fullmatch(r" +", token):
@@ -39,11 +41,11 @@ def display_token(token: str) -> str:
 
 
 def token_kind(token: str) -> str:
-    if _SPECIAL.match(token):
+    if token[:1] in ("<", "[") and _SPECIAL.match(token):  # every special form starts so
         return "special"
-    if re.search(r"[\n\r]", token):
+    if "\n" in token or "\r" in token:
         return "newline"
-    if token == "" or re.fullmatch(r"\s+", token):
+    if token == "" or token.isspace():  # str.isspace is what the regex \s tests
         return "whitespace"
     return "text"
 
