@@ -31,17 +31,20 @@ def explanation_list(*, feature_id: int) -> QuerySet[Explanation]:
 
 
 def explanation_dicts(*, feature_id: int) -> list[dict]:
-    """A feature's explanations, best first, as the API shows them."""
+    """A feature's explanations, best first, as the API shows them (columns only: no model
+    instances, and the vote sum grouped by just these columns)."""
+    from django.contrib.auth import get_user_model
+
+    author = f"author__{get_user_model().USERNAME_FIELD}"
+    rows = (
+        Explanation.objects.filter(feature_id=feature_id)
+        .annotate(vote_total=Coalesce(Sum("votes__value"), 0))
+        .order_by(F("score").desc(nulls_last=True), "-vote_total", "-created", "-id")
+        .values_list("id", "text", "method", "score", author, "vote_total")
+    )
     return [
-        {
-            "id": e.id,
-            "text": e.text,
-            "method": e.method,
-            "score": e.score,
-            "author": e.author.get_username() if e.author else None,
-            "votes": e.vote_total,
-        }
-        for e in explanation_list(feature_id=feature_id)
+        {"id": i, "text": t, "method": m, "score": sc, "author": a, "votes": v}
+        for i, t, m, sc, a, v in rows
     ]
 
 
