@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def bench_env(var_dir: Path, **extra: str) -> dict[str, str]:
     """This process's environment without service URLs, pointed at `var_dir`'s own embedded
-    PostgreSQL and Redis (started here), one thread per process, plus `extra`."""
+    PostgreSQL and Redis (started here), one thread per process, plus `extra`. The follow-ups
+    an index run queues after itself (the SAE's quality evaluation, steering showcases) are
+    off: they would hold the index workers during the next timed run."""
     from explorer.core import embedded
 
     env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
@@ -26,6 +28,8 @@ def bench_env(var_dir: Path, **extra: str) -> dict[str, str]:
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
         PYTHONUNBUFFERED="1",
+        SAE_EVAL_AFTER_INDEX_TOKENS="0",
+        SHOWCASE_CANDIDATES="0",
         **extra,
     )
     os.environ["EXPLORER_VAR_DIR"] = str(var_dir)

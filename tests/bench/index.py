@@ -3,6 +3,8 @@ the bare forward + encode, the speed-up from a second worker, and the cost of st
 
 A fresh embedded PostgreSQL + Redis (temp var dir), real Celery workers (concurrency 1, one
 torch thread each, so "2 workers" means the 2 cores), the demo model and SAE, the demo corpus.
+The evaluation and showcases an index run queues after itself are off (tests/bench/_stack.py):
+on the index queue they would run during the next timed command.
 
 - index_overhead: wall time of `manage.py index_sae demo/demo --corpus demo --tokens 1000000`
   (queueing, the shard pass, merge, examples, weight facts, COPY and the swap) ÷ the bare

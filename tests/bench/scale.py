@@ -293,8 +293,6 @@ def run() -> list[dict]:
             STATIC_ROOT=str(var_dir / "static"),
             DEBUG="false",
             HTTPS="false",
-            SAE_EVAL_AFTER_INDEX_TOKENS="0",
-            SHOWCASE_CANDIDATES="0",
         )
         corpus = _corpus_spec(var_dir, assets.corpus)
         manage(env, "migrate", "--verbosity", "0")
