@@ -74,3 +74,39 @@ def test_https_false_turns_off_the_redirect_secure_cookies_and_hsts():
     )
     assert _run(["-c", code], HTTPS="false").stdout.split() == ["False", "False", "False", "0"]
     assert _run(["-c", code]).stdout.split() == ["True", "True", "True", "31536000"]
+
+
+def test_database_pool_is_off_by_default_and_sized_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['OPTIONS'].get('pool'))"
+    )
+    assert _run(["-c", code]).stdout.strip() == "None"
+    pooled = _run(["-c", code], DATABASE_POOL="true", DATABASE_POOL_MAX="7")
+    assert pooled.stdout.strip() == "{'min_size': 1, 'max_size': 7, 'timeout': 5.0}", pooled.stderr
+
+
+def test_database_pool_refuses_kept_connections():
+    result = _run(
+        ["-c", "import django; django.setup()"], DATABASE_POOL="true", DATABASE_CONN_MAX_AGE="60"
+    )
+    assert "DATABASE_POOL pools connections itself" in result.stderr
+
+
+@pytest.mark.integration
+def test_pooled_requests_share_connections(service_env):
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import connection, close_old_connections\n"
+        "pids = set()\n"
+        "for _ in range(5):\n"
+        "    with connection.cursor() as cur:\n"
+        "        cur.execute('SELECT pg_backend_pid()')\n"
+        "        pids.add(cur.fetchone()[0])\n"
+        "    connection.close()  # what the end of a request does: back to the pool\n"
+        "print(len(pids), connection.pool.get_stats()['pool_max'])\n"
+    )  # five requests, fewer server processes (the pool may open a second while warming)
+    env = {k: v for k, v in service_env.items() if k.endswith("_URL")}
+    result = _run(["-c", code], DATABASE_POOL="true", DATABASE_POOL_MAX="3", **env)
+    backends, pool_max = map(int, result.stdout.split())
+    assert backends <= 2 and pool_max == 3, result.stderr
