@@ -18,6 +18,9 @@ from .hooks import family_of, resolve
 from .loading import AttachedSAE
 
 LOGIT_BLOCK = 256
+# Part of the facts' digests: raise it when what logit_effects or decoder_neighbours compute
+# changes, so a re-index recomputes facts stored by the older code.
+FACTS_VERSION = 1
 NEIGHBOUR_BLOCK = 1024  # a [block, block] cosine block at a time
 
 
@@ -62,7 +65,7 @@ class _Unembed:
 
 def _digest(label: str, *tensors: Tensor | None) -> str:
     """A digest of the tensors' dtypes, shapes and bytes (None counts as absent)."""
-    h = hashlib.blake2b(label.encode(), digest_size=16)
+    h = hashlib.blake2b(f"v{FACTS_VERSION} {label}".encode(), digest_size=16)
     for t in tensors:
         if t is None:
             h.update(b"none")
