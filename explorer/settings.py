@@ -136,11 +136,11 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minim
 # restart fails no request (nothing to check with CONN_MAX_AGE 0).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A pool of connections per process (psycopg_pool, Django's own support): a request borrows one
-# instead of opening its own, which costs a server process fork and ~5 ms each time. Turned on
-# by the ASGI entry point (explorer/asgi.py) for the web process only: Celery's prefork workers
-# must not inherit a pool's sockets and threads. A borrowed connection is checked first, so a
-# database restart fails no request; with the database down a request waits at most
-# DATABASE_POOL_TIMEOUT_S for a connection, then gets the outage page.
+# instead of opening its own, which costs a server process fork and ~5 ms each time. Off by
+# default; meant for web processes only: Celery's prefork workers must not inherit a pool's
+# sockets and threads. A borrowed connection is checked first, so a database restart fails no
+# request; with the database down a request waits up to DATABASE_POOL_TIMEOUT_S for a
+# connection before it gets the outage page (without the pool the 503 is immediate).
 DATABASE_POOL: bool = env_bool("DATABASE_POOL", False)
 DATABASE_POOL_MAX: int = env_int("DATABASE_POOL_MAX", 20, minimum=1)
 DATABASE_POOL_TIMEOUT_S: float = env_float("DATABASE_POOL_TIMEOUT_S", 5.0, minimum=0.1)

@@ -64,25 +64,6 @@ class TokenCell:
     is_max: bool
     excluded: bool = False  # a BOS token left out of every statistic (shown with its value)
 
-    @property
-    def css_class(self) -> str:
-        classes = f"token token--{self.kind}"
-        if not math.isfinite(self.value):
-            classes += " token--unknown"
-        if self.is_max:
-            classes += " token--max"
-        if self.excluded:
-            classes += " token--excluded"
-        return classes
-
-    @property
-    def style(self) -> str:
-        return _style(self.background, self.color)
-
-    @property
-    def data_value(self) -> str:
-        return repr(self.value) if math.isfinite(self.value) else "NaN"
-
 
 @dataclass(frozen=True)
 class Strip:
