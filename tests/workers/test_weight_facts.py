@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from explorer.saes.models import Feature, IndexRun
+from explorer.saes.selectors import WEIGHT_FACT_COLUMNS
 from tests.builders import make_sae
 
 NAMES = ("top_ids", "top_vals", "bottom_ids", "bottom_vals", "nb_idx", "nb_cos")
@@ -25,17 +26,9 @@ def demo():
 
 def _store(sae, facts: dict) -> None:
     """Feature rows holding `facts` and a finished run that computed them."""
+    columns = {name: col for cols in WEIGHT_FACT_COLUMNS.values() for name, col in cols.items()}
     Feature.objects.bulk_create(
-        Feature(
-            sae=sae,
-            index=i,
-            top_logit_ids=facts["top_ids"][i],
-            top_logit_values=facts["top_vals"][i],
-            bottom_logit_ids=facts["bottom_ids"][i],
-            bottom_logit_values=facts["bottom_vals"][i],
-            neighbour_indices=facts["nb_idx"][i],
-            neighbour_cosines=facts["nb_cos"][i],
-        )
+        Feature(sae=sae, index=i, **{col: facts[name][i] for name, col in columns.items()})
         for i in range(sae.d_sae)
     )
     IndexRun.objects.create(
