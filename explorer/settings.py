@@ -190,7 +190,8 @@ CHANNEL_LAYERS = {
 }
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache with one client per process, not one per request.
+        "BACKEND": "explorer.core.redis_clients.RedisCache",
         "LOCATION": REDIS_URL,
         "OPTIONS": {
             "pool_class": "redis.BlockingConnectionPool",

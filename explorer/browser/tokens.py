@@ -148,7 +148,14 @@ def _style(background: str, color: str | None) -> str:
 @functools.lru_cache(maxsize=65536)
 def _cell_attrs(value: float, scale: float) -> str:
     """The data-value and style attributes of a cell with a finite value."""
-    return f' data-value="{value!r}" style="{escape(_style(*_colors(value, scale)))}"'
+    return f' data-value="{value!r}"{_style_attr(activation_color(value, scale))}'
+
+
+@functools.lru_cache(maxsize=4096)
+def _style_attr(background: str) -> str:
+    """The style attribute of a cell of this background: a few hundred distinct ones along the
+    colour scale, where (value, scale) pairs rarely repeat from one feature to the next."""
+    return f' style="{escape(_style(background, readable_text_color(background)))}"'
 
 
 _UNKNOWN_ATTRS = f' data-value="NaN" style="{escape(_style(*_colors(math.nan, 1.0)))}"'
