@@ -141,9 +141,7 @@ def feature_page(request: HttpRequest, model: str, sae: str, query: Query[Featur
     summary="One feature with its statistics",
 )
 def feature_detail(request: HttpRequest, model: str, sae: str, index: int):
-    return sae_selectors.feature_detail(
-        sae=sae_selectors.sae_get(model_slug=model, slug=sae), index=index
-    )
+    return sae_selectors.feature_detail(model_slug=model, sae_slug=sae, index=index)
 
 
 @router.get(

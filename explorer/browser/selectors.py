@@ -21,7 +21,6 @@ from django.db.models import Count, F, Q, QuerySet
 
 from explorer.browser import tokens as tk
 from explorer.core.exceptions import NotFound
-from explorer.core.rows import Columns, Part
 from explorer.explanations.models import Explanation
 from explorer.explanations.selectors import best_explanations, explanation_list
 from explorer.importance.models import FeatureImportance
@@ -640,58 +639,6 @@ def interval_share(edges: list[float], counts: list[int], low: float, high: floa
     return inside / total
 
 
-# The feature with its SAE, model (vocab left out), importance row and newest finished index
-# run's options, in one hand-written query: the ORM spent longer compiling this join than
-# PostgreSQL spends answering it, on the page's hottest path.
-_FEATURE_COLUMNS = Columns(
-    Part(Feature, "f"),
-    Part(SAE, "s"),
-    Part(LanguageModel, "m", leave_out=("vocab",)),
-    Part(FeatureImportance, "i"),
-)
-_FEATURE_SQL = f"""
-SELECT {_FEATURE_COLUMNS.sql},
-       (SELECT r.options FROM {IndexRun._meta.db_table} r
-        WHERE r.sae_id = s.id AND r.status = %(done)s
-        ORDER BY r.finished DESC NULLS LAST, r.id DESC LIMIT 1)
-FROM {Feature._meta.db_table} f
-JOIN {SAE._meta.db_table} s ON s.id = f.sae_id
-JOIN {LanguageModel._meta.db_table} m ON m.id = s.model_id
-LEFT JOIN {FeatureImportance._meta.db_table} i ON i.feature_id = f.id
-WHERE m.slug = %(model)s AND s.slug = %(sae)s AND f."index" = %(index)s
-"""
-
-
-def _feature_with_sae(*, model_slug: str, sae_slug: str, index: int) -> Feature:
-    """The feature with its SAE, model (vocab left out) and importance row loaded and
-    `run_options` (sae_selectors.latest_run_options) set, in one query; on a miss, the NotFound
-    of sae_get or feature_get, which say what exactly is missing."""
-    row = None
-    if 0 <= index < 2**31:
-        with connection.cursor() as cur:
-            cur.execute(
-                _FEATURE_SQL,
-                {
-                    "model": model_slug,
-                    "sae": sae_slug,
-                    "index": index,
-                    "done": IndexRun.Status.DONE.value,
-                },
-            )
-            row = cur.fetchone()
-    if row is None:
-        sae_selectors.feature_by_slugs(model_slug=model_slug, sae_slug=sae_slug, index=index)
-        raise NotFound(f"No feature {model_slug}/{sae_slug}/{index}.")  # feature_get raised
-    feature, sae, model, importance = _FEATURE_COLUMNS.instances(row)
-    sae.model = model
-    feature.sae = sae
-    # As select_related("importance") leaves it: cached, None when the row is missing.
-    Feature.importance.related.set_cached_value(feature, importance)
-    options = row[_FEATURE_COLUMNS.width]
-    feature.run_options = json.loads(options) if isinstance(options, str) else options
-    return feature
-
-
 # Raw SQL: the ORM spends longer compiling this query (a correlated subquery) than PostgreSQL
 # spends running it, on the page's hottest path. The explanation order is best_explanations'.
 _NEIGHBOURS_SQL = """
@@ -730,7 +677,9 @@ def feature_page_get(
     per_quantile: int = 5,
 ) -> FeaturePage:
     """Everything the feature page shows, in four queries (the vocab is cached). Raises NotFound."""
-    feature = _feature_with_sae(model_slug=model_slug, sae_slug=sae_slug, index=index)
+    feature = sae_selectors.feature_with_sae(
+        model_slug=model_slug, sae_slug=sae_slug, index=index, one_to_one=FeatureImportance
+    )
     sae = feature.sae
     vocab = sae_selectors.vocab_get(model=sae.model)
 

@@ -12,8 +12,7 @@ import random
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import F, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F, QuerySet
 
 from explorer.core.rows import Columns, Part
 from explorer.explanations.methods import Context, Contexts
@@ -66,20 +65,17 @@ def explanation_list(*, feature_id: int) -> list[Explanation]:
 
 
 def explanation_dicts(*, feature_id: int) -> list[dict]:
-    """A feature's explanations, best first, as the API shows them (columns only: no model
-    instances, and the vote sum grouped by just these columns)."""
-    from django.contrib.auth import get_user_model
-
-    author = f"author__{get_user_model().USERNAME_FIELD}"
-    rows = (
-        Explanation.objects.filter(feature_id=feature_id)
-        .annotate(vote_total=Coalesce(Sum("votes__value"), 0))
-        .order_by(F("score").desc(nulls_last=True), "-vote_total", "-created", "-id")
-        .values_list("id", "text", "method", "score", author, "vote_total")
-    )
+    """A feature's explanations, best first, as the API shows them."""
     return [
-        {"id": i, "text": t, "method": m, "score": sc, "author": a, "votes": v}
-        for i, t, m, sc, a, v in rows
+        {
+            "id": e.id,
+            "text": e.text,
+            "method": e.method,
+            "score": e.score,
+            "author": e.author.get_username() if e.author else None,
+            "votes": e.vote_total,
+        }
+        for e in explanation_list(feature_id=feature_id)
     ]
 
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, JSONField, Model, OuterRef, Q, QuerySet, Subquery
 
 from explorer.core.exceptions import ApplicationError, NotFound
+from explorer.core.rows import Columns, Part
 from explorer.explanations import selectors as explanation_selectors
 from explorer.saes.example_copy import nz_unpack
 from explorer.saes.models import (
@@ -186,15 +187,73 @@ def feature_get(*, sae: SAE, index: int) -> Feature:
         ) from None
 
 
+# A feature with its SAE, model (vocab left out) and newest finished index run's options, in one
+# hand-written query: on the feature page's and feature JSON's path the ORM spent longer
+# compiling this join than PostgreSQL spends answering it.
+_FEATURE_PARTS = (
+    Part(Feature, "f"),
+    Part(SAE, "s"),
+    Part(LanguageModel, "m", leave_out=("vocab",)),
+)
+
+
+@functools.cache
+def _feature_query(one_to_one: type[Model] | None) -> tuple[Columns, str]:
+    parts = _FEATURE_PARTS + ((Part(one_to_one, "o"),) if one_to_one else ())
+    columns = Columns(*parts)
+    join = f"LEFT JOIN {one_to_one._meta.db_table} o ON o.feature_id = f.id" if one_to_one else ""
+    sql = f"""
+SELECT {columns.sql},
+       (SELECT r.options FROM {IndexRun._meta.db_table} r
+        WHERE r.sae_id = s.id AND r.status = %(done)s
+        ORDER BY r.finished DESC NULLS LAST, r.id DESC LIMIT 1)
+FROM {Feature._meta.db_table} f
+JOIN {SAE._meta.db_table} s ON s.id = f.sae_id
+JOIN {LanguageModel._meta.db_table} m ON m.id = s.model_id
+{join}
+WHERE m.slug = %(model)s AND s.slug = %(sae)s AND f."index" = %(index)s
+"""
+    return columns, sql
+
+
+def feature_with_sae(
+    *, model_slug: str, sae_slug: str, index: int, one_to_one: type[Model] | None = None
+) -> Feature:
+    """Feature `index` of `model_slug/sae_slug` with its SAE and model (vocab left out) loaded
+    and `run_options` set (as `latest_run_options` gives them), in one query. `one_to_one`, a
+    model with a one-to-one `feature` field, is loaded too, as select_related loads it (None
+    cached when the feature has no row). Raises NotFound as feature_by_slugs does."""
+    columns, sql = _feature_query(one_to_one)
+    row = None
+    if 0 <= index < 2**31:
+        with connection.cursor() as cur:
+            params = {"model": model_slug, "sae": sae_slug, "index": index}
+            cur.execute(sql, {**params, "done": IndexRun.Status.DONE.value})
+            row = cur.fetchone()
+    if row is None:
+        feature_by_slugs(model_slug=model_slug, sae_slug=sae_slug, index=index)  # says why
+        raise NotFound(f"No feature {model_slug}/{sae_slug}/{index}.")  # not reached
+    feature, sae, model, *other = columns.instances(row)
+    sae.model = model
+    feature.sae = sae
+    if one_to_one is not None:
+        one_to_one._meta.get_field("feature").remote_field.set_cached_value(feature, other[0])
+    options = row[columns.width]
+    feature.run_options = json.loads(options) if isinstance(options, str) else options
+    return feature
+
+
 def feature_by_slugs(*, model_slug: str, sae_slug: str, index: int) -> Feature:
     """Feature `index` of the SAE `model_slug/sae_slug`. Raises NotFound as sae_get and
     feature_get do."""
     return feature_get(sae=sae_get(model_slug=model_slug, slug=sae_slug), index=index)
 
 
-def feature_detail(*, sae: SAE, index: int) -> dict:
-    """Everything about one feature but its examples (the Feature JSON contract)."""
-    f = feature_get(sae=sae, index=index)
+def feature_detail(*, model_slug: str, sae_slug: str, index: int) -> dict:
+    """Everything about one feature but its examples (the Feature JSON contract). Raises
+    NotFound."""
+    f = feature_with_sae(model_slug=model_slug, sae_slug=sae_slug, index=index)
+    sae = f.sae
     vocab = vocab_get(model=sae.model)
     map_x, map_y = feature_map_point(sae=sae, index=f.index)
 
