@@ -10,6 +10,7 @@ manage.py starts (explorer/core/embedded.py); importing this module starts nothi
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -136,12 +137,17 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minim
 # restart fails no request (nothing to check with CONN_MAX_AGE 0).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A pool of connections per process (psycopg_pool, Django's own support): a request borrows one
-# instead of opening its own, which costs a server process fork and ~5 ms each time. Off by
-# default; meant for web processes only: Celery's prefork workers must not inherit a pool's
-# sockets and threads. A borrowed connection is checked first, so a database restart fails no
-# request; with the database down a request waits up to DATABASE_POOL_TIMEOUT_S for a
-# connection before it gets the outage page (without the pool the 503 is immediate).
-DATABASE_POOL: bool = env_bool("DATABASE_POOL", False)
+# instead of opening its own, which costs a server process fork and ~5 ms each time. On by
+# default in the web process (the one that imports explorer/asgi.py, which is being imported
+# while these settings load), off in every other: Celery's prefork workers must not inherit a
+# pool's sockets and threads, and commands have no requests to share connections between. A
+# borrowed connection is checked first, so a database restart fails no request; while the
+# database is down, pages answer the outage page at once (core/outages.py) rather than wait
+# DATABASE_POOL_TIMEOUT_S for a connection.
+WEB_PROCESS = "explorer.asgi" in sys.modules
+DATABASE_POOL: bool = env_bool(
+    "DATABASE_POOL", WEB_PROCESS and not DATABASES["default"]["CONN_MAX_AGE"]
+)
 DATABASE_POOL_MAX: int = env_int("DATABASE_POOL_MAX", 20, minimum=1)
 DATABASE_POOL_TIMEOUT_S: float = env_float("DATABASE_POOL_TIMEOUT_S", 5.0, minimum=0.1)
 if DATABASE_POOL:

@@ -20,12 +20,21 @@ _inspect_lock = threading.Lock()
 _inspect_cache: tuple[float, dict[str, list[str]] | None] | None = None
 
 
+# A probe gives up on a database that does not answer within this many seconds.
+DATABASE_PROBE_TIMEOUT_S = 2
+
+
 def database_status() -> str:
-    """ "ok" when `SELECT 1` succeeds on the default database, else "error"."""
+    """ "ok" when `SELECT 1` succeeds on a connection of its own to the default database, else
+    "error". Its own: a pooled connection would wait for the pool's timeout, and a request's
+    connection may be mid-transaction."""
+    import psycopg
+
+    params = {**connection.get_connection_params(), "connect_timeout": DATABASE_PROBE_TIMEOUT_S}
+    params.pop("cursor_factory", None)
     try:
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        with psycopg.connect(**params) as conn:
+            conn.execute("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure means "down" to a health probe
         return "error"
     return "ok"

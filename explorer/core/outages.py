@@ -10,7 +10,8 @@ a connection: each caller fails fast on its own, and recovers by itself on its n
 `tracker` remembers which service is down in this process, so the log gets one WARNING when one
 goes down and one INFO when it is back, instead of a traceback per request or per socket. It
 learns "back" from the code that reconnects (the steering hub, a websocket that connects) or,
-for pages, from `OutageMiddleware`, which probes a service marked down at most once a second.
+for pages, from `OutageMiddleware`, which probes a service marked down at most once a second
+(and answers pages a 503 at once while the database is down).
 """
 
 from __future__ import annotations
@@ -170,15 +171,12 @@ tracker = Tracker()
 def probe(service: str) -> bool:
     """Whether `service` answers now (the /healthz checks); reports the answer to `tracker`.
     Blocking: call it from a thread."""
-    from django.db import connection
-
     from explorer.core import health
 
     if service == REDIS:
         ok = health.redis_status() == "ok"
     else:
         ok = health.database_status() == "ok"
-        connection.close()  # a probe's connection is not kept (CONN_MAX_AGE applies to requests)
     if ok:
         tracker.up(service)
     else:
@@ -203,9 +201,11 @@ def outage_response(request: HttpRequest, service: str) -> HttpResponse:
 
 class OutageMiddleware:
     """A view that fails because Redis or PostgreSQL is unreachable answers outage_response
-    (a 503) instead of a 500. After each request it probes the services this process saw down
+    (a 503) instead of a 500. Before each request it probes the services this process saw down
     (at most once a second), so the log says when one is back even when no socket reconnects;
-    while all is well it costs one dict lookup."""
+    while the database is still down the request is answered at once, without a view: every
+    page needs it, and with a connection pool a request would wait for a connection. While all
+    is well it costs one dict lookup."""
 
     sync_capable = True
     async_capable = True  # no thread hop of its own under ASGI
@@ -218,16 +218,23 @@ class OutageMiddleware:
     def __call__(self, request: HttpRequest):
         if iscoroutinefunction(self):
             return self._acall(request)
-        response = self.get_response(request)
         for service in tracker.due_probes():
             probe(service)
-        return response
+        if tracker.is_down(DATABASE):
+            return self._refuse(request)
+        return self.get_response(request)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
-        response = await self.get_response(request)
         for service in tracker.due_probes():
             await sync_to_async(probe, thread_sensitive=False)(service)
-        return response
+        if tracker.is_down(DATABASE):
+            return self._refuse(request)
+        return await self.get_response(request)
+
+    @staticmethod
+    def _refuse(request: HttpRequest) -> HttpResponse:
+        tracker.down(DATABASE)  # counted, not logged again
+        return outage_response(request, DATABASE)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         service = service_of(exc)

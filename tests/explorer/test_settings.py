@@ -76,14 +76,21 @@ def test_https_false_turns_off_the_redirect_secure_cookies_and_hsts():
     assert _run(["-c", code]).stdout.split() == ["True", "True", "True", "31536000"]
 
 
-def test_database_pool_is_off_by_default_and_sized_from_the_environment():
+def test_database_pool_is_on_in_the_web_process_only_and_sized_from_the_environment():
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.DATABASES['default']['OPTIONS'].get('pool'))"
     )
-    assert _run(["-c", code]).stdout.strip() == "None"
+    assert _run(["-c", code]).stdout.strip() == "None"  # commands, Celery workers
     pooled = _run(["-c", code], DATABASE_POOL="true", DATABASE_POOL_MAX="7")
     assert pooled.stdout.strip() == "{'min_size': 1, 'max_size': 7, 'timeout': 5.0}", pooled.stderr
+    # The web process: what uvicorn imports (explorer/core/supervisor.py web_server_argv).
+    web = "import explorer.asgi; from django.conf import settings as s; " + code.split("; ", 2)[2]
+    assert _run(["-c", web]).stdout.strip() == "{'min_size': 1, 'max_size': 20, 'timeout': 5.0}"
+    assert _run(["-c", web], DATABASE_POOL="false").stdout.strip() == "None"
+    # Kept connections instead of a pool, as before pooling was the default: no pool, no error.
+    kept = _run(["-c", web], DATABASE_CONN_MAX_AGE="60")
+    assert kept.stdout.strip() == "None", kept.stderr
 
 
 def test_database_pool_refuses_kept_connections():
