@@ -158,6 +158,12 @@ def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict:
     }
 
 
+# Keys of a DATABASES entry's OPTIONS that Django's PostgreSQL backend reads itself.
+_DJANGO_OPTIONS = frozenset(
+    {"pool", "server_side_binding", "isolation_level", "assume_role", "cursor_factory"}
+)
+
+
 def database_url_from_settings(db: dict, *, database: str | None = None) -> str:
     """The inverse of parse_database_url: a URL for a DATABASES entry (e.g. for a subprocess)."""
     from urllib.parse import quote, urlencode
@@ -166,7 +172,8 @@ def database_url_from_settings(db: dict, *, database: str | None = None) -> str:
     if db.get("PASSWORD"):
         auth += ":" + quote(db["PASSWORD"], safe="")
     host = db.get("HOST") or ""
-    options = dict(db.get("OPTIONS") or {})
+    # Django's own OPTIONS (its connection pool's settings, ...) mean nothing to libpq.
+    options = {k: v for k, v in (db.get("OPTIONS") or {}).items() if k not in _DJANGO_OPTIONS}
     netloc_host = ""
     if host.startswith("/"):
         options["host"] = host

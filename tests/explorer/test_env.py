@@ -115,3 +115,9 @@ def test_database_url_needs_a_database_name():
 def test_database_url_round_trips(url):
     db = parse_database_url(url)
     assert parse_database_url(database_url_from_settings(db)) == db
+
+
+def test_a_database_url_for_libpq_leaves_out_djangos_own_options():
+    db = parse_database_url("postgresql://u@db:5432/x?sslmode=require")
+    pooled = {**db, "OPTIONS": {**db["OPTIONS"], "pool": {"min_size": 1}}}
+    assert database_url_from_settings(pooled) == "postgresql://u@db:5432/x?sslmode=require"
