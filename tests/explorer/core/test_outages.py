@@ -119,3 +119,30 @@ def test_the_500_handler_answers_503_for_an_outage_it_is_handed(tracker):
         raise KeyError("x")
     except KeyError:
         assert server_error(request).status_code == 500
+
+
+def test_while_the_database_is_down_pages_are_answered_without_a_view_until_a_probe_finds_it(
+    tracker, db
+):
+    views = []
+
+    def view(request):
+        views.append(request.path)
+        return "page"
+
+    middleware = outages.OutageMiddleware(view)
+    tracker.down("database")
+    # Known down, probe not due: a 503 at once (with a pool a view would wait for a connection).
+    response = middleware(RequestFactory().get("/api/v1/models"))
+    assert response.status_code == 503 and views == []
+    assert json.loads(response.content)["error"]["service"] == "database"
+    # The probe is due: the database answers (it never went), so this request is served.
+    tracker._probed["database"] -= outages.PROBE_EVERY_S
+    assert middleware(RequestFactory().get("/lists/")) == "page"
+    assert views == ["/lists/"] and not tracker.is_down("database")
+
+
+def test_redis_down_leaves_pages_to_their_views(tracker):
+    middleware = outages.OutageMiddleware(lambda request: "page")
+    tracker.down("redis")
+    assert middleware(RequestFactory().get("/")) == "page"  # most pages work without Redis
