@@ -368,11 +368,13 @@ def finish_run(run: IndexRun) -> tuple[int, int, bool]:
     acc, tables = None, []
     for s in shards:
         state, table = shard_result_from_bytes(s.result)
+        s.result = None  # parsed: the stored blob is not needed past here
         part = FeatureStatsAccumulator.from_state_dict(state)
         acc = part if acc is None else acc.merge(part)
         tables.append(table)
+        del state, part, table
     stats = acc.finalize()
-    del acc
+    del acc, shards
     table = None if any(tb is None for tb in tables) else CandidateValues.concat(tables)
     del tables
     timings["merge_s"] = time.perf_counter() - t
