@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F, JSONField, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Model, Q, QuerySet
 
 from explorer.core.exceptions import ApplicationError, NotFound
 from explorer.core.rows import Columns, Part
@@ -220,7 +220,8 @@ def feature_with_sae(
     *, model_slug: str, sae_slug: str, index: int, one_to_one: type[Model] | None = None
 ) -> Feature:
     """Feature `index` of `model_slug/sae_slug` with its SAE and model (vocab left out) loaded
-    and `run_options` set (as `latest_run_options` gives them), in one query. `one_to_one`, a
+    and `run_options` set (the options of the SAE's newest finished index run, ordered as
+    _NEWEST_FIRST orders them; None before one), in one query. `one_to_one`, a
     model with a one-to-one `feature` field, is loaded too, as select_related loads it (None
     cached when the feature has no row). Raises NotFound as feature_by_slugs does."""
     columns, sql = _feature_query(one_to_one)
@@ -597,13 +598,6 @@ def features_by_sae(*, feature_ids: Sequence[int]) -> list[tuple[SAE, list[int]]
 
 # Finished runs, newest first (a run stored without a finish time, as tests write, goes last).
 _NEWEST_FIRST = (F("finished").desc(nulls_last=True), "-pk")
-
-
-def latest_run_options(*, sae_ref: str = "sae_id") -> Subquery:
-    """An annotation: the options of the newest finished index run of the SAE that `sae_ref`
-    (an outer field) names, or None. Read them with `options_exclude_bos`."""
-    runs = IndexRun.objects.filter(sae=OuterRef(sae_ref), status=IndexRun.Status.DONE)
-    return Subquery(runs.order_by(*_NEWEST_FIRST).values("options")[:1], output_field=JSONField())
 
 
 # The weight facts of each kind, as feature columns, under the names workers/index.py uses.
